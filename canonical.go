@@ -1,0 +1,507 @@
+package trail
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"sort"
+	"strconv"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// CanonicalVersion is the format version written into every canonical
+// encoding as the member "v". A reader refuses versions it does not know, so
+// the format can evolve (for example to carry encrypted personal fields)
+// without old bytes ever being read under new rules.
+const CanonicalVersion = 1
+
+// MarshalCanonical returns the canonical bytes of ev: its JSON object form,
+// with member "v" set to CanonicalVersion, canonicalized per RFC 8785 (JSON
+// Canonicalization Scheme): members sorted by UTF-16 code units, no
+// insignificant white space, numbers in ECMAScript form, minimal string
+// escaping. Empty members are left out.
+//
+// These are the bytes the tamper-evident log hashes, exactly as stored. Any
+// JCS implementation reproduces them from the parsed object, so an auditor
+// can check them with tools of their own.
+func MarshalCanonical(ev *Event) ([]byte, error) {
+	var w canonWriter
+	w.buf.Grow(512)
+	w.event(ev)
+	if w.err != nil {
+		return nil, w.err
+	}
+	return w.buf.Bytes(), nil
+}
+
+// UnmarshalCanonical parses bytes made by MarshalCanonical. It refuses an
+// unknown format version and unknown members.
+func UnmarshalCanonical(data []byte) (*Event, error) {
+	var probe struct {
+		V *int `json:"v"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("canonical event: %w", err)
+	}
+	if probe.V == nil {
+		return nil, fmt.Errorf("canonical event: no format version")
+	}
+	if *probe.V != CanonicalVersion {
+		return nil, fmt.Errorf("canonical event: format version %d is not supported (this build reads %d)", *probe.V, CanonicalVersion)
+	}
+	var wire struct {
+		Event
+		V int `json:"v"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&wire); err != nil {
+		return nil, fmt.Errorf("canonical event: %w", err)
+	}
+	ev := wire.Event
+	return &ev, nil
+}
+
+// Canonicalize returns the RFC 8785 canonical form of a JSON value built of
+// map[string]any, []any, string, bool, nil, json.Number and Go numbers. Other
+// Go values are first passed through encoding/json.
+func Canonicalize(v any) ([]byte, error) {
+	var w canonWriter
+	w.value(v, 0)
+	if w.err != nil {
+		return nil, w.err
+	}
+	return w.buf.Bytes(), nil
+}
+
+// canonWriter writes canonical JSON. It stops at the first error.
+type canonWriter struct {
+	buf bytes.Buffer
+	err error
+	n   int // members written in the current object
+}
+
+// maxCanonDepth bounds recursion when canonicalizing untrusted values; the
+// validator enforces a much smaller context depth.
+const maxCanonDepth = 64
+
+// event writes ev's members in sorted order. The order below is the RFC 8785
+// order of the member names, which a test checks against the generic encoder.
+func (w *canonWriter) event(ev *Event) {
+	w.buf.WriteByte('{')
+	w.n = 0
+	w.str("action", ev.Action)
+	if !ev.Actor.isZero() {
+		w.key("actor")
+		w.buf.WriteByte('{')
+		n := w.n
+		w.n = 0
+		w.str("email", ev.Actor.Email)
+		w.str("id", ev.Actor.ID)
+		w.str("name", ev.Actor.Name)
+		w.strs("roles", ev.Actor.Roles)
+		w.str("type", string(ev.Actor.Type))
+		w.buf.WriteByte('}')
+		w.n = n
+	}
+	w.str("category", ev.Category)
+	if len(ev.Context) > 0 {
+		w.key("context")
+		w.value(ev.Context, 1)
+	}
+	w.str("correlation_id", ev.CorrelationID)
+	w.str("id", ev.ID)
+	w.time("occurred_at", ev.OccurredAt)
+	w.str("outcome", string(ev.Outcome))
+	w.str("reason", ev.Reason)
+	w.time("recorded_at", ev.RecordedAt)
+	w.strs("redacted", ev.Redacted)
+	if ev.Request != (Request{}) {
+		r := ev.Request
+		w.key("request")
+		w.buf.WriteByte('{')
+		n := w.n
+		w.n = 0
+		w.str("ip", r.IP)
+		w.str("method", r.Method)
+		w.str("path", r.Path)
+		w.str("request_id", r.RequestID)
+		w.str("session_id", r.SessionID)
+		w.str("trace_id", r.TraceID)
+		w.str("user_agent", r.UserAgent)
+		w.buf.WriteByte('}')
+		w.n = n
+	}
+	if ev.Scope != (Scope{}) {
+		s := ev.Scope
+		w.key("scope")
+		w.buf.WriteByte('{')
+		n := w.n
+		w.n = 0
+		w.str("organization", s.Organization)
+		w.str("team", s.Team)
+		w.str("workspace", s.Workspace)
+		w.buf.WriteByte('}')
+		w.n = n
+	}
+	if ev.Seq != 0 {
+		w.key("seq")
+		w.buf.WriteString(strconv.FormatUint(ev.Seq, 10))
+	}
+	if len(ev.Targets) > 0 {
+		w.key("targets")
+		w.buf.WriteByte('[')
+		for i, t := range ev.Targets {
+			if i > 0 {
+				w.buf.WriteByte(',')
+			}
+			w.buf.WriteByte('{')
+			n := w.n
+			w.n = 0
+			w.str("id", t.ID)
+			w.str("name", t.Name)
+			w.str("type", t.Type)
+			w.buf.WriteByte('}')
+			w.n = n
+		}
+		w.buf.WriteByte(']')
+	}
+	w.str("tenant", ev.Tenant)
+	w.key("v")
+	w.buf.WriteString(strconv.Itoa(CanonicalVersion))
+	if len(ev.Violations) > 0 {
+		w.key("violations")
+		w.buf.WriteByte('[')
+		for i, v := range ev.Violations {
+			if i > 0 {
+				w.buf.WriteByte(',')
+			}
+			w.buf.WriteByte('{')
+			n := w.n
+			w.n = 0
+			w.str("message", v.Message)
+			w.str("path", v.Path)
+			w.str("rule", v.Rule)
+			w.buf.WriteByte('}')
+			w.n = n
+		}
+		w.buf.WriteByte(']')
+	}
+	w.buf.WriteByte('}')
+}
+
+func (a Actor) isZero() bool {
+	return a.ID == "" && a.Type == "" && a.Name == "" && a.Email == "" && len(a.Roles) == 0
+}
+
+// key writes a member name, preceded by a comma when it is not the first.
+func (w *canonWriter) key(k string) {
+	if w.n > 0 {
+		w.buf.WriteByte(',')
+	}
+	w.n++
+	w.quote(k)
+	w.buf.WriteByte(':')
+}
+
+// str writes a string member, or nothing when s is empty.
+func (w *canonWriter) str(k, s string) {
+	if s == "" {
+		return
+	}
+	w.key(k)
+	w.quote(s)
+}
+
+// strs writes a list-of-strings member, or nothing when it is empty.
+func (w *canonWriter) strs(k string, ss []string) {
+	if len(ss) == 0 {
+		return
+	}
+	w.key(k)
+	w.buf.WriteByte('[')
+	for i, s := range ss {
+		if i > 0 {
+			w.buf.WriteByte(',')
+		}
+		w.quote(s)
+	}
+	w.buf.WriteByte(']')
+}
+
+// time writes a timestamp member as RFC 3339 in UTC with as many fractional
+// digits as it needs, or nothing when t is zero.
+func (w *canonWriter) time(k string, t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	w.key(k)
+	w.buf.WriteByte('"')
+	w.buf.WriteString(FormatTime(t))
+	w.buf.WriteByte('"')
+}
+
+// FormatTime formats t the way Trail writes timestamps everywhere: RFC 3339,
+// UTC, with only the fractional digits needed.
+func FormatTime(t time.Time) string {
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// quote writes s as a JSON string per RFC 8785: only '"', '\\' and control
+// characters are escaped; invalid UTF-8 is written as U+FFFD.
+func (w *canonWriter) quote(s string) {
+	const hex = "0123456789abcdef"
+	b := &w.buf
+	b.WriteByte('"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b.WriteString(s[start:i])
+			switch c {
+			case '"', '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case '\b':
+				b.WriteString(`\b`)
+			case '\f':
+				b.WriteString(`\f`)
+			case '\n':
+				b.WriteString(`\n`)
+			case '\r':
+				b.WriteString(`\r`)
+			case '\t':
+				b.WriteString(`\t`)
+			default:
+				b.WriteString(`\u00`)
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteString(s[start:i])
+			b.WriteString("\uFFFD")
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b.WriteString(s[start:])
+	b.WriteByte('"')
+}
+
+// value writes any JSON value canonically.
+func (w *canonWriter) value(v any, depth int) {
+	if w.err != nil {
+		return
+	}
+	if depth > maxCanonDepth {
+		w.err = fmt.Errorf("canonical JSON: nested deeper than %d", maxCanonDepth)
+		return
+	}
+	switch x := v.(type) {
+	case nil:
+		w.buf.WriteString("null")
+	case bool:
+		if x {
+			w.buf.WriteString("true")
+		} else {
+			w.buf.WriteString("false")
+		}
+	case string:
+		w.quote(x)
+	case json.Number:
+		s, err := CanonicalNumber(string(x))
+		if err != nil {
+			w.err = err
+			return
+		}
+		w.buf.WriteString(s)
+	case float64:
+		w.float(x)
+	case float32:
+		w.float(float64(x))
+	case int:
+		w.float(float64(x))
+	case int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		w.float(toFloat(x))
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sortKeysUTF16(keys)
+		w.buf.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				w.buf.WriteByte(',')
+			}
+			w.quote(k)
+			w.buf.WriteByte(':')
+			w.value(x[k], depth+1)
+		}
+		w.buf.WriteByte('}')
+	case []any:
+		w.buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				w.buf.WriteByte(',')
+			}
+			w.value(e, depth+1)
+		}
+		w.buf.WriteByte(']')
+	default:
+		// Any other Go value: take its encoding/json form, then canonicalize that.
+		j, err := json.Marshal(x)
+		if err != nil {
+			w.err = fmt.Errorf("canonical JSON: %w", err)
+			return
+		}
+		var generic any
+		dec := json.NewDecoder(bytes.NewReader(j))
+		dec.UseNumber()
+		if err := dec.Decode(&generic); err != nil {
+			w.err = fmt.Errorf("canonical JSON: %w", err)
+			return
+		}
+		w.value(generic, depth+1)
+	}
+}
+
+func toFloat(v any) float64 {
+	switch x := v.(type) {
+	case int8:
+		return float64(x)
+	case int16:
+		return float64(x)
+	case int32:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case uint:
+		return float64(x)
+	case uint8:
+		return float64(x)
+	case uint16:
+		return float64(x)
+	case uint32:
+		return float64(x)
+	case uint64:
+		return float64(x)
+	}
+	panic("unreachable")
+}
+
+func (w *canonWriter) float(f float64) {
+	s, err := formatES6(f)
+	if err != nil {
+		w.err = err
+		return
+	}
+	w.buf.WriteString(s)
+}
+
+// formatES6 formats f as ECMAScript's Number.prototype.toString does, which
+// is what RFC 8785 prescribes for numbers.
+func formatES6(f float64) (string, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return "", fmt.Errorf("canonical JSON: %v is not a JSON number", f)
+	}
+	if f == 0 {
+		return "0", nil // also for -0
+	}
+	format := byte('f')
+	if a := math.Abs(f); a < 1e-6 || a >= 1e21 {
+		format = 'e'
+	}
+	s := strconv.FormatFloat(f, format, -1, 64)
+	if format == 'e' {
+		// Go writes e-07 and e+21; ECMAScript writes e-7 and e+21.
+		if n := len(s); n >= 4 && s[n-4] == 'e' && s[n-2] == '0' {
+			s = s[:n-2] + s[n-1:]
+		}
+	}
+	return s, nil
+}
+
+// CanonicalNumber returns the RFC 8785 form of a JSON number literal.
+func CanonicalNumber(lit string) (string, error) {
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		return "", fmt.Errorf("canonical JSON: number %q: %w", lit, err)
+	}
+	return formatES6(f)
+}
+
+// NumberExact reports whether the JSON number literal lit keeps its exact
+// value in canonical form. RFC 8785 numbers are IEEE 754 doubles, so an
+// integer beyond 2^53 or a decimal with too many digits would silently change;
+// the validator stores such numbers as strings instead.
+func NumberExact(lit string) bool {
+	// Fast path: a short integer is always exact.
+	if n := len(lit); n > 0 && n <= 15 {
+		i := 0
+		if lit[0] == '-' {
+			i = 1
+		}
+		digits := i < n
+		for ; i < n; i++ {
+			if lit[i] < '0' || lit[i] > '9' {
+				digits = false
+				break
+			}
+		}
+		if digits {
+			return true
+		}
+	}
+	canon, err := CanonicalNumber(lit)
+	if err != nil {
+		return false
+	}
+	a, ok1 := new(big.Rat).SetString(lit)
+	b, ok2 := new(big.Rat).SetString(canon)
+	return ok1 && ok2 && a.Cmp(b) == 0
+}
+
+// sortKeysUTF16 sorts member names by their UTF-16 code units, as RFC 8785
+// requires. For names without characters beyond the BMP this equals byte
+// order, which is the fast path.
+func sortKeysUTF16(keys []string) {
+	sort.Slice(keys, func(i, j int) bool { return lessUTF16(keys[i], keys[j]) })
+}
+
+func lessUTF16(a, b string) bool {
+	ascii := true
+	for i := 0; i < len(a) && ascii; i++ {
+		ascii = a[i] < utf8.RuneSelf
+	}
+	for i := 0; i < len(b) && ascii; i++ {
+		ascii = b[i] < utf8.RuneSelf
+	}
+	if ascii {
+		return a < b
+	}
+	ua := utf16.Encode([]rune(a))
+	ub := utf16.Encode([]rune(b))
+	for i := 0; i < len(ua) && i < len(ub); i++ {
+		if ua[i] != ub[i] {
+			return ua[i] < ub[i]
+		}
+	}
+	return len(ua) < len(ub)
+}

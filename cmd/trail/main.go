@@ -1,0 +1,96 @@
+// Command trail is Trail's command-line tool and, later, its service. This
+// file only wires the parts together; each command lives in its own file.
+//
+// Exit codes: 0 success, 1 the command ran and found a problem (a refused or
+// marked event, damage in the log), 2 a usage error.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
+}
+
+// env is what a command may touch of the world: its streams and the
+// directory relative file names are resolved against. Tests give each run its
+// own.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	dir            string // "" means the process's working directory
+}
+
+// path resolves a file name given on the command line.
+func (e *env) path(name string) string {
+	if e.dir == "" || filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(e.dir, name)
+}
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error // printed to stderr when not nil
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+// usageError reports a usage error (exit 2).
+func usageError(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+// found reports that a command ran and found a problem (exit 1), having
+// already said what it found.
+var errFound = &exitError{code: 1}
+
+// run runs the trail command line args and returns the exit code.
+func run(args []string, e *env) int {
+	root := newRootCmd(e)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(e.stderr, "trail:", ee.err)
+		}
+		return ee.code
+	}
+	// cobra's own errors are about flags and arguments: usage errors.
+	fmt.Fprintln(e.stderr, "trail:", err)
+	fmt.Fprintln(e.stderr, "Run 'trail --help' for usage.")
+	return 2
+}
+
+func newRootCmd(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "trail",
+		Short: "Trail is a tamper-evident audit trail",
+		Long: `Trail records who did what, to what, when, from where and with what outcome,
+validated against an action catalog, with secrets redacted before anything is stored.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.AddCommand(newVersionCmd(e), newActionsCmd(e), newValidateCmd(e), newIngestCmd(e), newQueryCmd(e))
+	return root
+}

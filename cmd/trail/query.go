@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/trailaudit/trail"
+)
+
+func newQueryCmd(e *env) *cobra.Command {
+	var (
+		sf           storeFlags
+		q            trail.Query
+		since, until string
+		limit        int
+		asJSON       bool
+		outcome      string
+	)
+	now := time.Now
+	cmd := &cobra.Command{
+		Use:   "query --tenant T [filters]",
+		Short: "Search a tenant's events",
+		Long: `Query prints a tenant's events that pass every filter given, oldest first
+(--newest-first to reverse), as a table or, with --json, one stored event per
+line (NDJSON, the wire form).
+
+--since and --until bound recorded_at, Trail's own clock: an RFC 3339 time
+(2026-11-24T10:00:00Z), a date (2026-11-24) or a duration back from now (90m,
+24h, 7d). --since is inclusive, --until exclusive.`,
+		Example: `  trail query --tenant acme --actor u-123 --since 24h
+  trail query --tenant acme --action user_login_failed --action access_denied --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if m := trail.CheckTenant(q.Tenant); m != "" {
+				return usageError("--tenant: %s", m)
+			}
+			var err error
+			if q.RecordedAfter, err = parseWhen(since, now()); err != nil {
+				return usageError("--since: %v", err)
+			}
+			if q.RecordedBefore, err = parseWhen(until, now()); err != nil {
+				return usageError("--until: %v", err)
+			}
+			if limit < 1 {
+				return usageError("--limit: must be at least 1")
+			}
+			q.Outcome = trail.Outcome(outcome)
+			if outcome != "" && !q.Outcome.Valid() {
+				return usageError("--outcome: must be one of attempted, success, failure, denied, info")
+			}
+			store, err := sf.open(cmd.Context(), e)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			defer store.Close()
+			var tw *tabwriter.Writer
+			if !asJSON {
+				tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SEQ\tRECORDED\tACTION\tOUTCOME\tACTOR\tTARGETS\tSCOPE")
+			}
+			shown := 0
+			for shown < limit {
+				q.Limit = min(limit-shown, trail.MaxPageSize)
+				page, err := store.Query(cmd.Context(), q)
+				if err != nil {
+					if trail.ErrorCode(err) == trail.EINVALID {
+						return usageError("%v", err)
+					}
+					return &exitError{code: 1, err: err}
+				}
+				for _, ev := range page.Events {
+					if asJSON {
+						b, err := json.Marshal(ev)
+						if err != nil {
+							return &exitError{code: 1, err: err}
+						}
+						fmt.Fprintf(e.stdout, "%s\n", b)
+					} else {
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Seq, ev.RecordedAt.Format(time.RFC3339), ev.Action, ev.Outcome,
+							actorText(ev.Actor), targetsText(ev.Targets), scopeText(ev.Scope))
+					}
+				}
+				shown += len(page.Events)
+				if page.Next == "" {
+					break
+				}
+				q.Cursor = page.Next
+			}
+			if tw != nil {
+				tw.Flush()
+				fmt.Fprintf(e.stderr, "%d events\n", shown)
+			}
+			return nil
+		},
+	}
+	sf.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&q.Tenant, "tenant", "", "tenant to search (required)")
+	f.StringSliceVar(&q.Actions, "action", nil, "action name (repeatable: any of them)")
+	f.StringVar(&q.ActorID, "actor", "", "actor id")
+	f.StringVar(&q.Category, "category", "", "action category")
+	f.StringVar(&outcome, "outcome", "", "outcome: attempted, success, failure, denied or info")
+	f.StringVar(&q.TargetID, "target", "", "target id")
+	f.StringVar(&q.Organization, "organization", "", "scope organization")
+	f.StringVar(&q.Workspace, "workspace", "", "scope workspace")
+	f.StringVar(&q.Team, "team", "", "scope team")
+	f.StringVar(&q.CorrelationID, "correlation", "", "correlation id")
+	f.StringVar(&since, "since", "", "recorded at or after: RFC 3339 time, date, or duration ago (24h, 7d)")
+	f.StringVar(&until, "until", "", "recorded before: RFC 3339 time, date, or duration ago")
+	f.IntVar(&limit, "limit", 100, "print at most this many events")
+	f.BoolVar(&q.Descending, "newest-first", false, "newest events first")
+	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
+	return cmd
+}
+
+// parseWhen reads a point in time: RFC 3339, a date, or a duration before
+// now ("90m", "24h", "7d"). The empty string is the zero time.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(days, "%d", &n); err == nil && n >= 0 && fmt.Sprint(n) == days {
+			return now.AddDate(0, 0, -n), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (2026-11-24T10:00:00Z), a date (2026-11-24) or a duration (24h, 7d)", s)
+}
+
+func actorText(a trail.Actor) string {
+	if a.Type == "" {
+		return a.ID
+	}
+	return string(a.Type) + ":" + a.ID
+}
+
+func targetsText(ts []trail.Target) string {
+	var parts []string
+	for _, t := range ts {
+		parts = append(parts, t.Type+":"+t.ID)
+	}
+	return strings.Join(parts, ",")
+}
+
+func scopeText(s trail.Scope) string {
+	var parts []string
+	for _, p := range []struct{ k, v string }{{"org", s.Organization}, {"ws", s.Workspace}, {"team", s.Team}} {
+		if p.v != "" {
+			parts = append(parts, p.k+"="+p.v)
+		}
+	}
+	return strings.Join(parts, " ")
+}

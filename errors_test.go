@@ -1,0 +1,44 @@
+package trail_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/trailaudit/trail"
+)
+
+func TestErrorCodes(t *testing.T) {
+	cause := errors.New("disk full: /var/lib/trail")
+	for _, tc := range []struct {
+		err           error
+		code, message string
+	}{
+		{nil, "", ""},
+		{cause, trail.EINTERNAL, "internal error"},
+		{trail.Errorf(trail.ENOTFOUND, "no event %q", "e1"), trail.ENOTFOUND, `no event "e1"`},
+		{fmt.Errorf("appending: %w", trail.Errorf(trail.ECONFLICT, "key reused")), trail.ECONFLICT, "key reused"},
+		{trail.Errorf(trail.EINTERNAL, "store: %w", cause), trail.EINTERNAL, "store: disk full: /var/lib/trail"},
+	} {
+		if got := trail.ErrorCode(tc.err); got != tc.code {
+			t.Errorf("ErrorCode(%v) = %q, want %q", tc.err, got, tc.code)
+		}
+		if got := trail.ErrorMessage(tc.err); got != tc.message {
+			t.Errorf("ErrorMessage(%v) = %q, want %q", tc.err, got, tc.message)
+		}
+	}
+	wrapped := trail.Errorf(trail.EINTERNAL, "store: %w", cause)
+	if !errors.Is(wrapped, cause) {
+		t.Error("a coded error must unwrap to its cause")
+	}
+}
+
+func TestInvalidListsEveryField(t *testing.T) {
+	err := trail.Invalid("event refused", trail.FieldError{Path: "actor.id", Message: "required"}, trail.FieldError{Path: "action", Message: "required"})
+	if got, want := err.Error(), "invalid: event refused: actor.id: required; action: required"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if len(trail.ErrorFields(fmt.Errorf("wrapped: %w", err))) != 2 {
+		t.Error("ErrorFields must see through wrapping")
+	}
+}

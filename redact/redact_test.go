@@ -1,0 +1,765 @@
+package redact_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/redact"
+)
+
+// Test card numbers: the issuers' published test numbers, plus a 19-digit
+// number whose only Luhn-valid window of 13 to 19 digits is the whole number.
+const (
+	visa     = "4111111111111111"
+	visa13   = "4222222222222"
+	amex     = "378282246310005"
+	master   = "5555555555554444"
+	card19   = "1107043419254122487"
+	notLuhn  = "1234567812345678" // no 13 to 19 digit window passes Luhn
+	notLuhn2 = "9195186419693159"
+	jwtToken = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+)
+
+func TestSecretKey(t *testing.T) {
+	r := redact.New(redact.Options{})
+	secret := []string{
+		// the built-in names, in the spellings callers use
+		"password", "Password", "PASSWORD", "passwd", "pwd", "passphrase",
+		"secret", "client_secret", "client-secret", "clientSecret", "CLIENT_SECRET",
+		"token", "access_token", "accessToken", "AccessToken", "refresh-token",
+		"id_token", "IDToken", "auth_token", "session_token", "csrf_token",
+		"api_key", "apiKey", "APIKey", "api-key", "Api Key", "apikey", "APIKEY",
+		"api_secret", "private_key", "privateKey", "authorization", "Authorization",
+		"auth", "cookie", "Cookie", "set_cookie", "Set-Cookie",
+		"cvv", "CVV", "cvv2", "CVV2", "cvc", "pin", "PIN",
+		"ssn", "SSN", "social_security_number", "socialSecurityNumber",
+		"card_number", "cardNumber", "pan", "credit_card", "creditCard",
+		"account_number", "routing_number", "iban", "IBAN",
+		"otp", "mfa_code", "mfaCode", "MFACode", "totp",
+		"secret_key", "signing_key", "encryption_key", "credentials",
+		// suffixes
+		"new_password", "newPassword", "current-password", "confirmPassword",
+		"webhook_secret", "TOTPSecret", "github_token", "x-csrf-token",
+		"X-XSRF-TOKEN", "oauth2Token", "password_reset_token",
+		"X-Api-Key", "x_api_key", "stripe_api_key", "stripeApiKey",
+		"ssh_private_key", "user_pin", "userPIN", "card_cvv", "spouse_ssn",
+		"backup_card_number", "wallet_passphrase", "aws_secret_key",
+		"aws_secret_access_key", "session_cookie", "sms_otp",
+		// separators at the ends and in runs are ignored
+		" password ", "__token__", "api--key", "x.api.key",
+	}
+	public := []string{
+		// the allow list: lookalikes an audit record needs
+		"token_type", "tokenType", "token_version", "token_count",
+		"remaining_tokens", "tokens_used", "mfa_method", "mfaMethod", "mfa",
+		"MFA", "session_id", "sessionId", "account_mask", "account_last4",
+		"card_last4", "cardLast4", "cardholder_name", "password_changed",
+		"passwordChanged", "password_strength", "pin_set", "has_password",
+		"hasPassword", "secret_name", "token_id", "key_id", "api_key_id",
+		"apiKeyId", "api_key_name", "auth_method", "authorization_result",
+		// words that merely contain a secret word
+		"author", "authority", "authorized", "oauth_provider", "passport",
+		"spin", "pinned", "opinion", "tokenizer", "secretary", "keyboard",
+		"panel", "company", "cookie_consent", "password_reset_requested",
+		"ssn_last4", "pin_code", "tokens", "max_tokens", "input_tokens",
+		"token_expiry", "otp_channel", "totp_enabled", "key", "id", "email",
+		"method", "", "_", "-",
+	}
+	for _, k := range secret {
+		if !r.SecretKey(k) {
+			t.Errorf("SecretKey(%q) = false, want true", k)
+		}
+	}
+	for _, k := range public {
+		if r.SecretKey(k) {
+			t.Errorf("SecretKey(%q) = true, want false", k)
+		}
+	}
+}
+
+func TestExtraKeys(t *testing.T) {
+	r := redact.New(redact.Options{Keys: []string{"memberCode", "X-Internal-Ref", "token_type"}})
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{
+		{"member_code", true},
+		{"member-code", true},
+		{"MEMBER_CODE", true},
+		{"memberCode", true},
+		{"x_internal_ref", true},
+		{"internalRef", false}, // exact names, not suffixes
+		{"token_type", true},   // the caller's explicit keys win over the allow list
+		{"password", true},     // built-ins still apply
+		{"mfa_method", false},
+	} {
+		if got := r.SecretKey(tc.key); got != tc.want {
+			t.Errorf("SecretKey(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+	if redact.New(redact.Options{}).SecretKey("member_code") {
+		t.Error("extra keys leak into other redactors")
+	}
+}
+
+func TestText(t *testing.T) {
+	r := redact.New(redact.Options{})
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		// card numbers
+		{"card with spaces", "card 4111 1111 1111 1111 on file", "card ****1111 on file"},
+		{"card with dashes", "4111-1111-1111-1111", "****1111"},
+		{"card digits only", "pan=" + visa + ";", "pan=****1111;"},
+		{"13 digits", "old visa " + visa13, "old visa ****2222"},
+		{"15 digits, amex grouping", "amex 3782 822463 10005.", "amex ****0005."},
+		{"19 digits", "long card " + card19, "long card ****2487"},
+		{"digits one space before a card join its run", "card 19 " + card19, "card ****2487"},
+		{"two cards", visa + " and " + master, "****1111 and ****4444"},
+		{"embedded in words", "ref" + visa + "x", "ref****1111x"},
+		{"after a letter and before a unit", "id:A" + master + "EUR", "id:A****4444EUR"},
+		{"run longer than the card keeps its own last four", "4111 1111 1111 1111 2024", "****2024"},
+		{"luhn window inside a longer run", "00" + visa + "00", "****1100"},
+		{"luhn-invalid 16 digits", "order " + notLuhn, "order " + notLuhn},
+		{"luhn-invalid 16 digits with spaces", "9195 1864 1969 3159", "9195 1864 1969 3159"},
+		{"12 digits are too few", "4111 1111 1111", "4111 1111 1111"},
+		{"ISBN-13 failing Luhn", "ISBN 978-3-16-148410-0", "ISBN 978-3-16-148410-0"},
+		{"phone number", "call +1 (415) 555-2671 or +44 20 7946 0958", "call +1 (415) 555-2671 or +44 20 7946 0958"},
+		{"amounts", "refunded $1,234,567.89 of 4111.11 EUR", "refunded $1,234,567.89 of 4111.11 EUR"},
+		{"dates and times", "2024-01-15T10:30:00Z to 2024-12-31 23:59", "2024-01-15T10:30:00Z to 2024-12-31 23:59"},
+		{"double separators split a run", "4111  1111  1111  1111", "4111  1111  1111  1111"},
+		// bearer tokens
+		{"bearer header", "Authorization: Bearer abcdef0123456789xyz", "Authorization: Bearer abcdef…"},
+		{"bearer any case", "bearer ABCDEFGHIJKLMNOP", "bearer ABCDEF…"},
+		{"bearer short token keeps half", "Bearer abcdefghij", "Bearer abcde…"},
+		{"bearer token with padding", "BEARER mF_9.B5f-4.1JqM== next", "BEARER mF_9.B… next"},
+		{"bearer in prose", "the bearer of bad news", "the bearer of bad news"},
+		{"bearer then a short word", "Bearer token expired", "Bearer token expired"},
+		{"bearer with a JWT", "Bearer " + jwtToken, "Bearer eyJhbG…"},
+		// JWTs
+		{"jwt", "token=" + jwtToken + "&x=1", "token=eyJhbGciOi…&x=1"},
+		{"jwt at the end of a sentence", "got " + jwtToken + ".", "got eyJhbGciOi…."},
+		{"unsecured jwt", "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", "eyJhbGciOi…"},
+		{"eyJ without dots", "eyJhbGciOiJIUzI1NiJ9", "eyJhbGciOiJIUzI1NiJ9"},
+		{"eyJ with one dot", "eyJhbGciOiJIUzI1NiJ9.abc", "eyJhbGciOiJIUzI1NiJ9.abc"},
+		// Basic credentials
+		{"basic header", "Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic [REDACTED]"},
+		{"basic unpadded", "basic dXNlcjpwYXNz", "basic [REDACTED]"},
+		{"basic base64-looking", "Basic QWxhZGRpbjpvcGVu", "Basic [REDACTED]"},
+		{"basic plan", "upgraded from Basic plan to Pro", "upgraded from Basic plan to Pro"},
+		{"basic in prose", "basic authentication failed", "basic authentication failed"},
+		// nothing to do
+		{"empty", "", ""},
+		{"plain", "signed in from a new device", "signed in from a new device"},
+		{"unicode", "Zürich → 東京, 3 tries", "Zürich → 東京, 3 tries"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, changed := r.Text(tc.in)
+			if got != tc.want {
+				t.Errorf("Text(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			if changed != (tc.in != tc.want) {
+				t.Errorf("Text(%q) reports changed = %v", tc.in, changed)
+			}
+			if again, _ := r.Text(got); again != got {
+				t.Errorf("Text is not idempotent: %q then %q", got, again)
+			}
+		})
+	}
+}
+
+func TestRedactEvent(t *testing.T) {
+	r := redact.New(redact.Options{})
+	ev := &trail.Event{
+		Action:  "user_login_failed",
+		Actor:   trail.Actor{ID: visa, Type: trail.ActorUser, Name: "Ann " + visa},
+		Targets: []trail.Target{{Type: "card", ID: master, Name: "card " + master}, {Type: "user", ID: "u-1", Name: "Ann"}},
+		Request: trail.Request{
+			IP:        "203.0.113.7",
+			UserAgent: "curl/8.0 Bearer abcdef0123456789",
+			SessionID: visa,
+			RequestID: master,
+			Path:      "/oauth/callback?token=abc&x=1",
+		},
+		Reason: "card 4111 1111 1111 1111 declined",
+		Context: map[string]any{
+			"method":     "password",
+			"password":   "hunter2",
+			"mfa_method": "totp",
+			"token_type": "bearer",
+			"attempts":   json.Number("3"),
+			"card":       json.Number(visa),
+			"odd key":    "Bearer abcdef0123456789",
+			"empty_pin":  "",
+			"headers":    map[string]any{"Authorization": "Bearer abcdef0123456789", "X-Api-Key": "k-123", "Accept": "*/*"},
+			"items": []any{
+				map[string]any{"sku": "A-1", "token": "t-1"},
+				map[string]any{"sku": "B-2", "note": "paid with " + master},
+			},
+			"credentials": map[string]any{"user": "ann", "password": "hunter2"}, // replaced whole
+			"cards":       []any{"4111-1111-1111-1111", "1234"},
+		},
+	}
+	r.RedactEvent(ev)
+	want := &trail.Event{
+		Action:  "user_login_failed",
+		Actor:   trail.Actor{ID: visa, Type: trail.ActorUser, Name: "Ann ****1111"},
+		Targets: []trail.Target{{Type: "card", ID: master, Name: "card ****4444"}, {Type: "user", ID: "u-1", Name: "Ann"}},
+		Request: trail.Request{
+			IP:        "203.0.113.7",
+			UserAgent: "curl/8.0 Bearer abcdef…",
+			SessionID: visa,
+			RequestID: master,
+			Path:      "/oauth/callback?token=[REDACTED]&x=1",
+		},
+		Reason: "card ****1111 declined",
+		Context: map[string]any{
+			"method":     "password",
+			"password":   redact.Redacted,
+			"mfa_method": "totp",
+			"token_type": "bearer",
+			"attempts":   json.Number("3"),
+			"card":       "****1111",
+			"odd key":    "Bearer abcdef…",
+			"empty_pin":  "",
+			"headers":    map[string]any{"Authorization": redact.Redacted, "X-Api-Key": redact.Redacted, "Accept": "*/*"},
+			"items": []any{
+				map[string]any{"sku": "A-1", "token": redact.Redacted},
+				map[string]any{"sku": "B-2", "note": "paid with ****4444"},
+			},
+			"credentials": redact.Redacted,
+			"cards":       []any{"****1111", "1234"},
+		},
+		Redacted: []string{
+			"actor.name",
+			"context.card",
+			"context.cards[0]",
+			"context.credentials",
+			"context.headers.Authorization",
+			"context.headers.X-Api-Key",
+			"context.items[0].token",
+			"context.items[1].note",
+			"context.password",
+			`context["odd key"]`, // sorted bytewise: '[' comes after '.'
+			"reason",
+			"request.path",
+			"request.user_agent",
+			"targets[0].name",
+		},
+	}
+	if !reflect.DeepEqual(ev, want) {
+		gotJSON, _ := json.MarshalIndent(ev, "", "  ")
+		wantJSON, _ := json.MarshalIndent(want, "", "  ")
+		t.Errorf("RedactEvent:\ngot  %s\nwant %s", gotJSON, wantJSON)
+	}
+}
+
+func TestRedactEventCleanEventUntouched(t *testing.T) {
+	r := redact.New(redact.Options{})
+	ev := loginEvent()
+	want := loginEvent()
+	delete(ev.Context, "password")
+	delete(want.Context, "password")
+	r.RedactEvent(ev)
+	if !reflect.DeepEqual(ev, want) {
+		t.Errorf("a clean event changed: %+v", ev)
+	}
+	if ev.Redacted != nil {
+		t.Errorf("Redacted = %q, want nil", ev.Redacted)
+	}
+	r.RedactEvent(nil) // no panic
+}
+
+func TestRedactedSortedAndDeduplicated(t *testing.T) {
+	r := redact.New(redact.Options{})
+	ev := &trail.Event{
+		Reason: "card " + visa + " and card " + master, // two findings, one path
+		Context: map[string]any{
+			"z_token": "a", "a_token": "b", "m": []any{visa, visa},
+		},
+	}
+	r.RedactEvent(ev)
+	want := []string{"context.a_token", "context.m[0]", "context.m[1]", "context.z_token", "reason"}
+	if !slices.Equal(ev.Redacted, want) {
+		t.Errorf("Redacted = %q, want %q", ev.Redacted, want)
+	}
+	// Redacting again (as a second pass might) adds nothing new.
+	r.RedactEvent(ev)
+	if !slices.Equal(ev.Redacted, want) {
+		t.Errorf("after a second pass Redacted = %q, want %q", ev.Redacted, want)
+	}
+}
+
+func TestRedactedHoldsNoValues(t *testing.T) {
+	secrets := []string{"hunter2", "s3cr3t-value", visa, "4111", "abcdef0123456789", "dXNlcjpwYXNz"}
+	for _, hmacKey := range [][]byte{nil, []byte("k")} {
+		r := redact.New(redact.Options{HMACKey: hmacKey})
+		ev := &trail.Event{
+			Reason:  "Basic dXNlcjpwYXNz",
+			Request: trail.Request{Path: "/x?password=hunter2", UserAgent: "Bearer abcdef0123456789"},
+			Context: map[string]any{
+				"password": "hunter2",
+				"nested":   map[string]any{"api_key": "s3cr3t-value", "card": visa},
+				visa:       "a key holding a card number",
+			},
+		}
+		r.RedactEvent(ev)
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secrets {
+			for _, p := range ev.Redacted {
+				if strings.Contains(p, s) {
+					t.Errorf("HMAC %q: redacted path %q holds %q", hmacKey, p, s)
+				}
+			}
+			if s != "4111" && strings.Contains(string(b), s) {
+				t.Errorf("HMAC %q: stored event holds %q: %s", hmacKey, s, b)
+			}
+		}
+	}
+}
+
+func TestValue(t *testing.T) {
+	r := redact.New(redact.Options{})
+	for _, tc := range []struct {
+		name      string
+		in        string // JSON
+		want      any
+		wantPaths []string
+	}{
+		{
+			name: "clean object",
+			in:   `{"a":1,"b":[true,null,"x"]}`,
+			want: map[string]any{"a": json.Number("1"), "b": []any{true, nil, "x"}},
+		},
+		{
+			name:      "secret key at depth",
+			in:        `{"a":{"b":[{"c":{"client_secret":"x"}}]}}`,
+			want:      map[string]any{"a": map[string]any{"b": []any{map[string]any{"c": map[string]any{"client_secret": redact.Redacted}}}}},
+			wantPaths: []string{"context.a.b[0].c.client_secret"},
+		},
+		{
+			name:      "a secret object or array is replaced whole",
+			in:        `{"auth":{"user":"ann","pass":"x"},"tokens_list":[1],"api_keys":["k1","k2"]}`,
+			want:      map[string]any{"auth": redact.Redacted, "tokens_list": []any{json.Number("1")}, "api_keys": redact.Redacted},
+			wantPaths: []string{"context.api_keys", "context.auth"},
+		},
+		{
+			name:      "any type under a secret key",
+			in:        `{"pin":1234,"cvv":false,"ssn":"123-45-6789"}`,
+			want:      map[string]any{"pin": redact.Redacted, "cvv": redact.Redacted, "ssn": redact.Redacted},
+			wantPaths: []string{"context.cvv", "context.pin", "context.ssn"},
+		},
+		{
+			name: "null and empty hide nothing",
+			in:   `{"password":null,"token":""}`,
+			want: map[string]any{"password": nil, "token": ""},
+		},
+		{
+			name:      "a number holding a card number",
+			in:        `{"n":4111111111111111,"e":4.111111111111111e15,"ok":12345}`,
+			want:      map[string]any{"n": "****1111", "e": "****1111", "ok": json.Number("12345")},
+			wantPaths: []string{"context.e", "context.n"},
+		},
+		{
+			name:      "a key holding a card number is masked",
+			in:        `{"4111111111111111":"x","4111-1111-1111-1111":"y"}`,
+			want:      map[string]any{"****1111": "y", "****1111~2": "x"},
+			wantPaths: []string{`context["****1111"]`, `context["****1111~2"]`},
+		},
+		{
+			name:      "odd keys are quoted in paths",
+			in:        `{"my key":{"a.b":"Bearer abcdef0123456789"}}`,
+			want:      map[string]any{"my key": map[string]any{"a.b": "Bearer abcdef…"}},
+			wantPaths: []string{`context["my key"]["a.b"]`},
+		},
+		{
+			name:      "top-level string",
+			in:        `"` + visa + `"`,
+			want:      "****1111",
+			wantPaths: []string{"context"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := decode(t, tc.in)
+			before := decode(t, tc.in)
+			got, paths := r.Value("context", in)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("value = %#v, want %#v", got, tc.want)
+			}
+			if !slices.Equal(paths, tc.wantPaths) {
+				t.Errorf("paths = %q, want %q", paths, tc.wantPaths)
+			}
+			if !reflect.DeepEqual(in, before) {
+				t.Errorf("Value modified its input: %#v", in)
+			}
+		})
+	}
+}
+
+func TestValueGoTypes(t *testing.T) {
+	r := redact.New(redact.Options{})
+	type login struct {
+		User     string `json:"user"`
+		Password string `json:"password"`
+	}
+	for _, tc := range []struct {
+		name string
+		in   any
+		want any
+	}{
+		{"float64 card", float64(4111111111111111), "****1111"},
+		{"int64 card", int64(4111111111111111), "****1111"},
+		{"small int", 42, 42},
+		{"typed map", map[string]string{"token": "t"}, map[string]any{"token": redact.Redacted}},
+		{"struct", login{"ann", "hunter2"}, map[string]any{"user": "ann", "password": redact.Redacted}},
+		{"clean struct kept as is", login{User: "ann"}, login{User: "ann"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := r.Value("v", tc.in)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Value(%#v) = %#v, want %#v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRequestPath(t *testing.T) {
+	r := redact.New(redact.Options{})
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"/oauth/callback?token=abc&x=1", "/oauth/callback?token=[REDACTED]&x=1"},
+		{"/login?next=/home&password=hunter2", "/login?next=/home&password=[REDACTED]"},
+		{"/reset?Password=hunter2&accessToken=t", "/reset?Password=[REDACTED]&accessToken=[REDACTED]"},
+		{"/cb#access_token=xyz&token_type=bearer&expires_in=3600", "/cb#access_token=[REDACTED]&token_type=bearer&expires_in=3600"},
+		{"/app#/route?api_key=k1", "/app#/route?api_key=[REDACTED]"},
+		{"/x?api-key=k1;session=abc", "/x?api-key=[REDACTED];session=abc"},
+		{"/x?tok%65n=abc&x=1", "/x?tok%65n=[REDACTED]&x=1"},
+		{"/x?token[]=a&token[]=b", "/x?token[]=[REDACTED]&token[]=[REDACTED]"},
+		{"/x?token_type=bearer&mfa_method=totp", "/x?token_type=bearer&mfa_method=totp"},
+		{"/x?token=&password", "/x?token=&password"},
+		{"/cards/" + visa + "/charge", "/cards/****1111/charge"},
+		{"/pay?card=4111-1111-1111-1111&token=t", "/pay?card=****1111&token=[REDACTED]"},
+		{"/search?q=hello+world&page=2", "/search?q=hello+world&page=2"},
+		{"/plain/path", "/plain/path"},
+		{"", ""},
+	} {
+		ev := &trail.Event{Request: trail.Request{Path: tc.in}}
+		r.RedactEvent(ev)
+		if ev.Request.Path != tc.want {
+			t.Errorf("path %q → %q, want %q", tc.in, ev.Request.Path, tc.want)
+		}
+		if changed := tc.in != tc.want; changed != slices.Equal(ev.Redacted, []string{"request.path"}) {
+			t.Errorf("path %q: Redacted = %q", tc.in, ev.Redacted)
+		}
+	}
+}
+
+func TestHMAC(t *testing.T) {
+	key := []byte("correlation key")
+	r := redact.New(redact.Options{HMACKey: key})
+	digest := func(r *redact.Redactor, v any) string {
+		t.Helper()
+		out, paths := r.Value("context", map[string]any{"password": v})
+		if len(paths) != 1 {
+			t.Fatalf("paths = %q", paths)
+		}
+		return out.(map[string]any)["password"].(string)
+	}
+	a := digest(r, "hunter2")
+
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("hunter2"))
+	if want := "hmac-sha256:" + hex.EncodeToString(mac.Sum(nil)); a != want {
+		t.Errorf("digest of a string = %q, want HMAC-SHA256 of its bytes %q", a, want)
+	}
+	if strings.Contains(a, "hunter2") {
+		t.Error("digest holds the raw value")
+	}
+	if b := digest(r, "hunter2"); a != b {
+		t.Errorf("same value, same key: %q != %q", a, b)
+	}
+	if b := digest(r, "hunter3"); a == b {
+		t.Error("different values give the same digest")
+	}
+	if b := digest(redact.New(redact.Options{HMACKey: []byte("another key")}), "hunter2"); a == b {
+		t.Error("different keys give the same digest")
+	}
+
+	// Other values are hashed as canonical JSON, however Go holds them.
+	n1, n2, n3 := digest(r, json.Number("1234")), digest(r, float64(1234)), digest(r, json.Number("1234.0"))
+	if n1 != n2 || n1 != n3 {
+		t.Errorf("the number 1234 hashes three ways: %s %s %s", n1, n2, n3)
+	}
+	// A string is hashed as its bytes, so a PIN correlates whether a caller
+	// sent it as the string "1234" or the number 1234.
+	if s := digest(r, "1234"); s != n1 {
+		t.Error("the string \"1234\" and the number 1234 hash differently")
+	}
+	o1 := digest(r, map[string]any{"b": "2", "a": "1"})
+	mac.Reset()
+	mac.Write([]byte(`{"a":"1","b":"2"}`))
+	if want := "hmac-sha256:" + hex.EncodeToString(mac.Sum(nil)); o1 != want {
+		t.Errorf("object digest = %q, want %q", o1, want)
+	}
+
+	// Query parameters use the same digest, so they correlate with context.
+	ev := &trail.Event{Request: trail.Request{Path: "/login?password=hunter2"}}
+	r.RedactEvent(ev)
+	if want := "/login?password=" + a; ev.Request.Path != want {
+		t.Errorf("path = %q, want %q", ev.Request.Path, want)
+	}
+
+	// The key is copied: changing the caller's slice changes nothing.
+	k := []byte("k")
+	r2 := redact.New(redact.Options{HMACKey: k})
+	before := digest(r2, "x")
+	k[0] = 'z'
+	if after := digest(r2, "x"); after != before {
+		t.Error("the Redactor shares the caller's key slice")
+	}
+}
+
+func TestZeroRedactor(t *testing.T) {
+	var r redact.Redactor
+	ev := &trail.Event{Context: map[string]any{"password": "x"}}
+	r.RedactEvent(ev)
+	if ev.Context["password"] != redact.Redacted {
+		t.Errorf("zero Redactor left %v", ev.Context["password"])
+	}
+}
+
+// cardRun matches digits separated by at most one space or dash, the runs in
+// which the fuzz property looks for card numbers.
+var cardRun = regexp.MustCompile(`[0-9](?:[ -]?[0-9])*`)
+
+// luhnCard returns a window of 13 to 19 consecutive digits of s (after
+// dropping the single spaces and dashes between digits) that passes the Luhn
+// check, or "". It is written independently of the package.
+func luhnCard(s string) string {
+	for _, run := range cardRun.FindAllString(s, -1) {
+		digits := strings.NewReplacer(" ", "", "-", "").Replace(run)
+		for size := 13; size <= 19; size++ {
+			for i := 0; i+size <= len(digits); i++ {
+				if luhn(digits[i : i+size]) {
+					return digits[i : i+size]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func luhn(number string) bool {
+	doubled := [10]int{0, 2, 4, 6, 8, 1, 3, 5, 7, 9}
+	sum := 0
+	for i := range len(number) {
+		d := int(number[len(number)-1-i] - '0')
+		if i%2 == 1 {
+			d = doubled[d]
+		}
+		sum += d
+	}
+	return sum%10 == 0
+}
+
+func TestLuhnChecker(t *testing.T) {
+	for _, c := range []string{visa, visa13, amex, master, card19, "4111 1111 1111 1111", "x4111-1111-1111-1111y"} {
+		if luhnCard(c) == "" {
+			t.Errorf("the fuzz checker misses %q", c)
+		}
+	}
+	for _, c := range []string{notLuhn, notLuhn2, "4111  1111  1111  1111", "411111111111"} {
+		if w := luhnCard(c); w != "" {
+			t.Errorf("the fuzz checker finds %q in %q", w, c)
+		}
+	}
+}
+
+func FuzzText(f *testing.F) {
+	for _, s := range []string{
+		"", "card 4111 1111 1111 1111 on file", visa + " " + master, card19, visa13,
+		"4111-1111-1111-1111-", "-4111 1111 1111 1111 ", "00" + visa + "00",
+		"Bearer abcdef0123456789", "bearer x", "Basic dXNlcjpwYXNz", "basic plan",
+		jwtToken, "eyJ.eyJ.", "eyJaaaaaaaaaa..", "Bearer " + visa, "1 2 3 4 5 6 7 8 9 0 1 2 3 4",
+		"Bearer eyJhbGciOi…", "****1111", "\xff4111111111111111\xfe", "Zürich 東京",
+	} {
+		f.Add(s)
+	}
+	r := redact.New(redact.Options{})
+	f.Fuzz(func(t *testing.T, s string) {
+		out, changed := r.Text(s)
+		if w := luhnCard(out); w != "" {
+			t.Fatalf("Text(%q) = %q keeps the card number %s", s, out, w)
+		}
+		if changed == (out == s) {
+			t.Fatalf("Text(%q) = %q reports changed = %v", s, out, changed)
+		}
+		if utf8.ValidString(s) && !utf8.ValidString(out) {
+			t.Fatalf("Text(%q) = %q is not valid UTF-8", s, out)
+		}
+		if again, _ := r.Text(out); again != out {
+			t.Fatalf("Text is not idempotent on %q: %q then %q", s, out, again)
+		}
+	})
+}
+
+func FuzzValue(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `null`, `"x"`, `4111111111111111`, `[1,"2",{"3":4}]`,
+		`{"password":"hunter2","nested":{"accessToken":{"a":[1,2]}},"items":[{"token":"t"},{"note":"4111 1111 1111 1111"}]}`,
+		`{"4111111111111111":{"cvv":123},"a":4.111111111111111e15,"b":1e400}`,
+		`{"Bearer abcdef0123456789":"x","****1111":"y","4111-1111-1111-1111":"z"}`,
+		`{"odd key":[[[[["eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."]]]]]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	plain := redact.New(redact.Options{})
+	keyed := redact.New(redact.Options{HMACKey: []byte("k")})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v any
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			return
+		}
+		before, beforeErr := json.Marshal(v)
+		for _, r := range []*redact.Redactor{plain, keyed} {
+			out, paths := r.Value("context", v)
+			if after, _ := json.Marshal(v); beforeErr == nil && string(after) != string(before) {
+				t.Fatalf("Value modified its input: %s became %s", before, after)
+			}
+			if !slices.IsSorted(paths) || len(slices.Compact(slices.Clone(paths))) != len(paths) {
+				t.Fatalf("paths not sorted and unique: %q", paths)
+			}
+			for _, p := range paths {
+				if w := luhnCard(p); w != "" {
+					t.Fatalf("path %q holds card number %s", p, w)
+				}
+			}
+			checkClean(t, r, out)
+		}
+	})
+}
+
+// checkClean fails if v holds a card number or a secret-named key's value.
+func checkClean(t *testing.T, r *redact.Redactor, v any) {
+	t.Helper()
+	switch x := v.(type) {
+	case string:
+		if w := luhnCard(x); w != "" {
+			t.Fatalf("string %q holds card number %s", x, w)
+		}
+	case json.Number:
+		forms := []string{string(x)}
+		if c, err := trail.CanonicalNumber(string(x)); err == nil {
+			forms = append(forms, c)
+		}
+		for _, f := range forms {
+			if w := luhnCard(f); w != "" {
+				t.Fatalf("number %s holds card number %s", x, w)
+			}
+		}
+	case []any:
+		for _, e := range x {
+			checkClean(t, r, e)
+		}
+	case map[string]any:
+		for k, e := range x {
+			if w := luhnCard(k); w != "" {
+				t.Fatalf("key %q holds card number %s", k, w)
+			}
+			if r.SecretKey(k) {
+				s, ok := e.(string)
+				if e != nil && !(ok && (s == "" || s == redact.Redacted || strings.HasPrefix(s, "hmac-sha256:"))) {
+					t.Fatalf("secret key %q kept %#v", k, e)
+				}
+				continue
+			}
+			checkClean(t, r, e)
+		}
+	}
+}
+
+func decode(t testing.TB, s string) any {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decode %s: %v", s, err)
+	}
+	return v
+}
+
+// loginEvent is a realistic login event as an app would send it, with one
+// secret (a password a careless caller put in the context).
+func loginEvent() *trail.Event {
+	return &trail.Event{
+		Action:  "user_login_success",
+		Actor:   trail.Actor{ID: "u-1842", Type: trail.ActorUser, Name: "Ann Example", Email: "ann@example.com", Roles: []string{"admin"}},
+		Targets: []trail.Target{{Type: "session", ID: "s-9f8e7d", Name: "web session"}},
+		Request: trail.Request{
+			IP:        "203.0.113.7",
+			UserAgent: "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+			SessionID: "s-9f8e7d",
+			RequestID: "r-01HZX3",
+			Method:    "POST",
+			Path:      "/api/v1/sessions?remember=1",
+		},
+		Reason: "signed in with password and TOTP on 2024-05-01",
+		Context: map[string]any{
+			"method":      "password",
+			"mfa":         true,
+			"mfa_method":  "totp",
+			"remember_me": false,
+			"attempts":    json.Number("2"),
+			"email":       "ann@example.com",
+			"device":      map[string]any{"os": "macOS 14.4", "browser": "Safari 17.4", "trusted": true},
+			"password":    "hunter2",
+		},
+	}
+}
+
+func BenchmarkRedactEvent(b *testing.B) {
+	r := redact.New(redact.Options{})
+	base := loginEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		ev := *base // the redactor copies the context map it changes; the caller's stays as it was
+		ev.Redacted = nil
+		r.RedactEvent(&ev)
+	}
+}
+
+func BenchmarkTextClean(b *testing.B) {
+	r := redact.New(redact.Options{})
+	s := "User changed plan from Basic to Pro on 2024-01-15; invoice INV-2024-0042 for $49.99 sent to ann@example.com"
+	b.SetBytes(int64(len(s)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Text(s)
+	}
+}
+
+func BenchmarkTextCard(b *testing.B) {
+	r := redact.New(redact.Options{})
+	s := "payment with card 4111 1111 1111 1111 declined by issuer on 2024-01-15, retry scheduled"
+	b.SetBytes(int64(len(s)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Text(s)
+	}
+}

@@ -1,0 +1,313 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/sqlite"
+	"github.com/trailaudit/trail/storetest"
+)
+
+// The benchmarks measure what docs/benchmarks.md reports. Each figure comes
+// with a baseline measured in the same run: what the seed apps do, one
+// INSERT and one commit per event.
+
+func benchDB(b *testing.B, o sqlite.Options) *sqlite.DB {
+	b.Helper()
+	o.Validator = storetest.Validator()
+	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "trail.db"), o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+func eventsPerSec(b *testing.B, n int) {
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendBatch1000 appends batches of 1000 events, each batch one
+// durable commit.
+func BenchmarkAppendBatch1000(b *testing.B) {
+	db := benchDB(b, sqlite.Options{})
+	s := storetest.NewSample(1)
+	batches := make([][]*trail.Event, 16)
+	for i := range batches {
+		batches[i] = s.Batch(1000, time.Now())
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	eventsPerSec(b, b.N*1000)
+}
+
+// BenchmarkGroupCommit64 runs 64 concurrent appenders of one event each;
+// the writer gathers them into shared commits.
+func BenchmarkGroupCommit64(b *testing.B) {
+	for _, wait := range []time.Duration{0, 500 * time.Microsecond} {
+		b.Run(fmt.Sprintf("maxwait=%v", wait), func(b *testing.B) {
+			db := benchDB(b, sqlite.Options{MaxWait: wait})
+			appendConcurrently(b, 64, func(ev *trail.Event) error {
+				_, err := db.Append(context.Background(), "acme", []*trail.Event{ev}, trail.AppendOptions{})
+				return err
+			})
+		})
+	}
+}
+
+// appendConcurrently has workers goroutines call add b.N times in all.
+func appendConcurrently(b *testing.B, workers int, add func(*trail.Event) error) {
+	evs := storetest.NewSample(2).Batch(4096, time.Now())
+	var next sync.WaitGroup
+	work := make(chan *trail.Event, workers)
+	var failed error
+	var once sync.Once
+	b.ResetTimer()
+	for range workers {
+		next.Go(func() {
+			for ev := range work {
+				if err := add(ev); err != nil {
+					once.Do(func() { failed = err })
+				}
+			}
+		})
+	}
+	for i := range b.N {
+		work <- evs[i%len(evs)]
+	}
+	close(work)
+	next.Wait()
+	if failed != nil {
+		b.Fatal(failed)
+	}
+	eventsPerSec(b, b.N)
+}
+
+// baselineTable is the seeds' design: one row per event, a JSON context
+// column, an index on user and on action, written by INSERT + COMMIT.
+const baselineTable = `CREATE TABLE audit_logs (
+	id TEXT PRIMARY KEY, action TEXT NOT NULL, user_id TEXT, resource_type TEXT, resource_id TEXT,
+	ip_address TEXT, user_agent TEXT, session_id TEXT, request_id TEXT, organization TEXT, workspace TEXT,
+	context TEXT, created_at INTEGER NOT NULL);
+CREATE INDEX audit_logs_user ON audit_logs (user_id, created_at);
+CREATE INDEX audit_logs_action ON audit_logs (action, created_at);`
+
+func baselineDB(b *testing.B) *sql.DB {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "baseline.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(baselineTable); err != nil {
+		b.Fatal(err)
+	}
+	return db
+}
+
+func baselineInsert(db *sql.DB, ev *trail.Event) error {
+	ctx, _ := json.Marshal(ev.Context)
+	_, err := db.Exec(`INSERT INTO audit_logs (id, action, user_id, resource_type, resource_id, ip_address, user_agent,
+		session_id, request_id, organization, workspace, context, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		trail.NewID(time.Now()), ev.Action, ev.Actor.ID, ev.Targets[0].Type, ev.Targets[0].ID, ev.Request.IP, ev.Request.UserAgent,
+		ev.Request.SessionID, ev.Request.RequestID, ev.Scope.Organization, ev.Scope.Workspace, string(ctx), time.Now().UnixNano())
+	return err
+}
+
+// BenchmarkBaselineInsertPerEvent is the seeds' way: one INSERT and one
+// commit per event, one caller.
+func BenchmarkBaselineInsertPerEvent(b *testing.B) {
+	db := baselineDB(b)
+	evs := storetest.NewSample(3).Batch(4096, time.Now())
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if err := baselineInsert(db, evs[i%len(evs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	eventsPerSec(b, b.N)
+}
+
+// BenchmarkBaselineInsertPerEvent64 is the seeds' way with 64 concurrent
+// callers, each INSERT its own commit.
+func BenchmarkBaselineInsertPerEvent64(b *testing.B) {
+	db := baselineDB(b)
+	appendConcurrently(b, 64, func(ev *trail.Event) error { return baselineInsert(db, ev) })
+}
+
+var (
+	bigDB     = flag.String("trail.bigdb", "", "path of the large database for BenchmarkQueryLarge (generated when missing)")
+	bigEvents = flag.Int("trail.bigdb.events", 10_000_000, "events in the generated large database")
+)
+
+// BenchmarkQueryLarge runs filtered page queries on a large database (10M
+// events by default) and reports the 95th percentile latency. The database
+// is generated on first use at -trail.bigdb and kept for later runs.
+func BenchmarkQueryLarge(b *testing.B) {
+	if *bigDB == "" {
+		b.Skip("set -trail.bigdb=PATH (and optionally -trail.bigdb.events=N) to run the large-database benchmarks")
+	}
+	ctx := context.Background()
+	db := openBig(b, *bigDB, *bigEvents)
+	if fi, err := os.Stat(*bigDB); err == nil {
+		n, _ := db.Count(ctx, trail.Query{Tenant: "acme"})
+		b.Logf("%s: %d events, %.0f bytes per event on disk", *bigDB, n, float64(fi.Size())/float64(n))
+	}
+	first, err := db.GetSeq(ctx, "acme", 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, _ := db.Count(ctx, trail.Query{Tenant: "acme"})
+	last, err := db.GetSeq(ctx, "acme", uint64(n))
+	if err != nil {
+		b.Fatal(err)
+	}
+	span := last.RecordedAt.Sub(first.RecordedAt)
+	r := rand.New(rand.NewPCG(7, 7))
+	window := func() (time.Time, time.Time) {
+		from := first.RecordedAt.Add(time.Duration(r.Int64N(int64(span))))
+		return from, from.Add(span / 10)
+	}
+	for _, tc := range []struct {
+		name string
+		q    func() trail.Query
+	}{
+		{"actor+time", func() trail.Query {
+			from, to := window()
+			return trail.Query{Tenant: "acme", ActorID: fmt.Sprintf("u-%d", r.IntN(10000)), RecordedAfter: from, RecordedBefore: to}
+		}},
+		{"action+workspace", func() trail.Query {
+			return trail.Query{Tenant: "acme", Actions: []string{"entry_approved"}, Workspace: fmt.Sprintf("ws-%d", r.IntN(50))}
+		}},
+		{"action+workspace newest", func() trail.Query {
+			return trail.Query{Tenant: "acme", Actions: []string{"access_denied"}, Workspace: fmt.Sprintf("ws-%d", r.IntN(50)), Descending: true}
+		}},
+		{"actor newest", func() trail.Query {
+			return trail.Query{Tenant: "acme", ActorID: fmt.Sprintf("u-%d", r.IntN(10000)), Descending: true}
+		}},
+		{"target", func() trail.Query {
+			return trail.Query{Tenant: "acme", TargetID: fmt.Sprintf("ws-%d", r.IntN(50)), Descending: true}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var lat []time.Duration
+			got := 0
+			for b.Loop() {
+				q := tc.q()
+				q.Limit = 100
+				t0 := time.Now()
+				p, err := db.Query(ctx, q)
+				lat = append(lat, time.Since(t0))
+				if err != nil {
+					b.Fatal(err)
+				}
+				got += len(p.Events)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+			b.ReportMetric(float64(got)/float64(len(lat)), "events/page")
+		})
+	}
+}
+
+// openBig opens the large database, generating it first when missing: n
+// sample events over 30 days, appended in batches of 5000.
+func openBig(b *testing.B, path string, n int) *sqlite.DB {
+	_, statErr := os.Stat(path)
+	start := time.Now().Add(-30 * 24 * time.Hour)
+	step := 30 * 24 * time.Hour / time.Duration(n)
+	clock := start
+	var mu sync.Mutex
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	if statErr == nil {
+		return db
+	}
+	s := storetest.NewSample(42)
+	t0 := time.Now()
+	for i := 0; i < n; i += 5000 {
+		batch := s.Batch(min(5000, n-i), clock)
+		mu.Lock()
+		clock = start.Add(time.Duration(i) * step)
+		mu.Unlock()
+		if _, err := db.Append(context.Background(), "acme", batch, trail.AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		if i%500_000 == 0 {
+			b.Logf("generated %d of %d events (%.0f/s)", i, n, float64(i)/time.Since(t0).Seconds())
+		}
+	}
+	return db
+}
+
+// BenchmarkIndexCost appends batches of 1000 with each secondary index
+// dropped in turn, and with none, to show what each index costs a write.
+func BenchmarkIndexCost(b *testing.B) {
+	indexes := []string{"events_id", "events_actor", "events_action", "events_workspace_action", "events_correlation"}
+	cases := [][]string{nil}
+	for _, ix := range indexes {
+		cases = append(cases, []string{ix})
+	}
+	cases = append(cases, indexes)
+	for _, drop := range cases {
+		name := "all indexes"
+		if len(drop) == 1 {
+			name = "without " + drop[0]
+		} else if len(drop) > 1 {
+			name = "no secondary indexes"
+		}
+		b.Run(name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "trail.db")
+			db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, ix := range drop {
+				if _, err := raw.Exec("DROP INDEX " + ix); err != nil {
+					b.Fatal(err)
+				}
+			}
+			raw.Close()
+			s := storetest.NewSample(1)
+			batches := make([][]*trail.Event, 16)
+			for i := range batches {
+				batches[i] = s.Batch(1000, time.Now())
+			}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			eventsPerSec(b, b.N*1000)
+		})
+	}
+}

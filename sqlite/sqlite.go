@@ -1,0 +1,151 @@
+// Package sqlite is Trail's embedded store: a trail.Store in one SQLite
+// database file, with no server to run. It uses modernc.org/sqlite (pure Go,
+// no cgo), the WAL journal and synchronous=FULL, so an acknowledged event
+// survives a crash or a power cut.
+//
+// Start with Open. All writes go through one writer goroutine that gathers
+// concurrent Append calls into one transaction (group commit): each caller
+// is answered only after the commit its events rode in, and one fsync serves
+// them all.
+//
+// The database refuses UPDATE and DELETE on events by itself (triggers), and
+// its schema is versioned: Open migrates an older database forward and
+// refuses one newer than the binary.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/trailaudit/trail"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+var _ trail.Store = (*DB)(nil)
+
+// Options configure a DB. Validator is required.
+type Options struct {
+	// Validator validates and redacts every event before it is stored.
+	Validator *trail.Validator
+	// MaxBatch bounds how many events one group commit gathers
+	// (default 8192). A single Append larger than that commits alone.
+	MaxBatch int
+	// MaxWait is how long the writer waits for more appends to join a
+	// commit that is not full (default 0: it takes what queued up during
+	// the previous commit, which under load is plenty, and adds no latency
+	// to a lone caller).
+	MaxWait time.Duration
+	// Readers is the size of the read connection pool (default 4).
+	Readers int
+	// Now is the clock (default time.Now); tests set it.
+	Now func() time.Time
+}
+
+// DB is a trail.Store in one SQLite file. It is safe for concurrent use; use
+// one DB per file per process. (Other processes may read the file, as
+// `trail query` does while `trail serve` runs; only one may write.)
+type DB struct {
+	path string
+	o    Options
+	w    *sql.Conn // the writer's connection, used only by the writer goroutine
+	wdb  *sql.DB
+	r    *sql.DB // readers
+
+	reqs   chan *appendReq
+	wdone  chan struct{}
+	mu     sync.RWMutex // guards closed against sends on reqs
+	closed bool
+}
+
+// Open opens (creating if needed) the database at path, migrates it to the
+// current schema and starts its writer. The directory is created too.
+func Open(ctx context.Context, path string, o Options) (*DB, error) {
+	if o.Validator == nil {
+		return nil, errors.New("sqlite: Options.Validator is required")
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 8192
+	}
+	if o.Readers <= 0 {
+		o.Readers = 4
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// temp_store(MEMORY) keeps savepoint sub-journals off the disk; the
+	// cache holds the hot index pages a busy log touches each commit.
+	pragmas := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)",
+		"temp_store(MEMORY)", "cache_size(-65536)"}}
+	wq := url.Values{"_txlock": {"immediate"}}
+	for k, v := range pragmas {
+		wq[k] = v
+	}
+	wdb, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	db := &DB{path: path, o: o, wdb: wdb, reqs: make(chan *appendReq, 1024), wdone: make(chan struct{})}
+	fail := func(err error) (*DB, error) {
+		if db.w != nil {
+			db.w.Close()
+		}
+		wdb.Close()
+		if db.r != nil {
+			db.r.Close()
+		}
+		return nil, err
+	}
+	if db.w, err = wdb.Conn(ctx); err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
+	}
+	if err := migrate(ctx, db.w); err != nil {
+		return fail(fmt.Errorf("sqlite: %s: %w", path, err))
+	}
+	rq := url.Values{"_pragma": append(pragmas["_pragma"], "query_only(1)")}
+	if db.r, err = sql.Open("sqlite", "file:"+path+"?"+rq.Encode()); err != nil {
+		return fail(fmt.Errorf("sqlite: %w", err))
+	}
+	db.r.SetMaxOpenConns(o.Readers)
+	db.r.SetMaxIdleConns(o.Readers)
+	go db.writer()
+	return db, nil
+}
+
+// Close stops accepting appends, waits for those in flight to commit, and
+// closes the database.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.reqs)
+	db.mu.Unlock()
+	<-db.wdone
+	return errors.Join(db.w.Close(), db.wdb.Close(), db.r.Close())
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// internal wraps a database failure as EINTERNAL, leaving coded errors and
+// context errors as they are.
+func internal(err error, what string) error {
+	var te *trail.Error
+	if err == nil || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &trail.Error{Code: trail.EINTERNAL, Message: "sqlite: " + what, Err: err}
+}

@@ -1,0 +1,195 @@
+package trail
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Store is the append-only home of a tenant's events. Implementations:
+// memory (tests and tools), sqlite (the embedded default) and postgres. The
+// storetest package holds the conformance suite every Store must pass.
+//
+// Contract:
+//   - Append MUST run every event through the store's Validator (which
+//     validates and redacts) before anything is stored, MUST store the batch
+//     atomically (all events or none), MUST assign each event an ID, a
+//     RecordedAt and a Seq that continues the tenant's sequence with no gap
+//     and no reuse, and MUST NOT return success before the batch is durable.
+//   - Append with an idempotency key already seen for the tenant MUST return
+//     the original result without storing anything, and MUST return
+//     ECONFLICT when the same key comes with a different batch.
+//   - RecordedAt MUST NOT decrease along a tenant's seq: a store clamps a
+//     clock that steps back to the tenant's last RecordedAt. (So a range of
+//     recorded_at is a range of seq, and the log's clock never runs
+//     backwards.)
+//   - A Store MUST NOT change or delete a stored event, and a durable store
+//     MUST make its database refuse it too. (Retention, when it comes, is an
+//     explicit and audited path of its own.)
+//   - Reads MUST only ever return events of the tenant asked for, and MUST
+//     return them exactly as Append returned them.
+//   - A page cursor MUST stay valid while appends go on: the next page
+//     continues after the last event seen, never repeating or skipping one.
+type Store interface {
+	// Append validates, redacts and stores events for tenant, and returns
+	// them as stored (with ID, Seq, RecordedAt, Category, Outcome filled).
+	Append(ctx context.Context, tenant string, events []*Event, opts AppendOptions) (*AppendResult, error)
+	// Get returns one event by id, or ENOTFOUND.
+	Get(ctx context.Context, tenant, id string) (*Event, error)
+	// GetSeq returns the event at seq in tenant's log, or ENOTFOUND.
+	GetSeq(ctx context.Context, tenant string, seq uint64) (*Event, error)
+	// Query returns one page of events matching q.
+	Query(ctx context.Context, q Query) (*Page, error)
+	// Count returns how many events match q (its cursor and limit are
+	// ignored). Count of a bare tenant query is the tenant's log size.
+	Count(ctx context.Context, q Query) (int64, error)
+	// Scan calls fn for each of tenant's events with from <= seq < to, in
+	// seq order, holding only a few in memory at a time; to == 0 means
+	// through the last event stored when Scan began. It stops at fn's first
+	// error and returns it. Export and verification read the log with it.
+	Scan(ctx context.Context, tenant string, from, to uint64, fn func(*Event) error) error
+	// Close releases the store. Appends in flight finish first.
+	Close() error
+}
+
+// AppendOptions modify one Append call.
+type AppendOptions struct {
+	// IdempotencyKey makes a retried Append safe: the first result is
+	// returned again and nothing is stored twice.
+	IdempotencyKey string
+	// Policy is the tenant's validation policy for this batch.
+	Policy Policy
+}
+
+// AppendResult says what Append stored.
+type AppendResult struct {
+	Events []*Event // the events as stored, in order
+	Replay bool     // true when an idempotency key matched an earlier append
+}
+
+// Query selects a tenant's events. Zero fields do not filter. Time ranges are
+// half-open: After is inclusive, Before exclusive.
+type Query struct {
+	Tenant         string
+	ActorID        string
+	ActorType      ActorType
+	Actions        []string
+	Category       string
+	Outcome        Outcome
+	TargetType     string
+	TargetID       string
+	Organization   string
+	Workspace      string
+	Team           string
+	CorrelationID  string
+	RecordedAfter  time.Time
+	RecordedBefore time.Time
+	OccurredAfter  time.Time
+	OccurredBefore time.Time
+	Cursor         string // from Page.Next; empty for the first page
+	Limit          int    // at most MaxPageSize; 0 means DefaultPageSize
+	Descending     bool   // newest first
+}
+
+// Page sizes.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// Page is one page of query results.
+type Page struct {
+	Events []*Event
+	Next   string // cursor for the next page; empty when there is none
+}
+
+// Check returns an EINVALID error naming the query's bad filters, or nil.
+// (PageLimit and DecodeCursor check the paging fields.)
+func (q *Query) Check() error {
+	var fe []FieldError
+	if m := CheckTenant(q.Tenant); m != "" {
+		fe = append(fe, FieldError{Path: "tenant", Message: m})
+	}
+	for i, a := range q.Actions {
+		if a == "" {
+			fe = append(fe, FieldError{Path: PathIndex("actions", i), Message: "empty"})
+		}
+	}
+	if len(fe) > 0 {
+		return Invalid("bad query", fe...)
+	}
+	return nil
+}
+
+// NotBefore returns t, or floor when t is before it. Stores use it to keep
+// RecordedAt from running backwards along a tenant's log.
+func NotBefore(t, floor time.Time) time.Time {
+	if t.Before(floor) {
+		return floor
+	}
+	return t
+}
+
+// Matches reports whether ev passes every filter of q (all but the cursor and
+// limit). Stores that filter in memory use it; SQL stores mirror it, and the
+// conformance suite holds them to the same answers.
+func (q *Query) Matches(ev *Event) bool {
+	switch {
+	case q.Tenant != "" && ev.Tenant != q.Tenant,
+		q.ActorID != "" && ev.Actor.ID != q.ActorID,
+		q.ActorType != "" && ev.Actor.Type != q.ActorType,
+		len(q.Actions) > 0 && !slices.Contains(q.Actions, ev.Action),
+		q.Category != "" && ev.Category != q.Category,
+		q.Outcome != "" && ev.Outcome != q.Outcome,
+		q.Organization != "" && ev.Scope.Organization != q.Organization,
+		q.Workspace != "" && ev.Scope.Workspace != q.Workspace,
+		q.Team != "" && ev.Scope.Team != q.Team,
+		q.CorrelationID != "" && ev.CorrelationID != q.CorrelationID,
+		!q.RecordedAfter.IsZero() && ev.RecordedAt.Before(q.RecordedAfter),
+		!q.RecordedBefore.IsZero() && !ev.RecordedAt.Before(q.RecordedBefore),
+		!q.OccurredAfter.IsZero() && ev.OccurredAt.Before(q.OccurredAfter),
+		!q.OccurredBefore.IsZero() && !ev.OccurredAt.Before(q.OccurredBefore):
+		return false
+	}
+	if q.TargetType == "" && q.TargetID == "" {
+		return true
+	}
+	for _, t := range ev.Targets {
+		if (q.TargetType == "" || t.Type == q.TargetType) && (q.TargetID == "" || t.ID == q.TargetID) {
+			return true
+		}
+	}
+	return false
+}
+
+// Clone returns a copy of ev that shares no slices or maps with it, so a
+// store can prepare an event without touching the caller's.
+func (ev *Event) Clone() *Event {
+	c := *ev
+	c.Actor.Roles = slices.Clone(ev.Actor.Roles)
+	c.Targets = slices.Clone(ev.Targets)
+	c.Violations = slices.Clone(ev.Violations)
+	c.Redacted = slices.Clone(ev.Redacted)
+	if ev.Context != nil {
+		c.Context = cloneValue(ev.Context).(map[string]any)
+	}
+	return &c
+}
+
+func cloneValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = cloneValue(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(x))
+		for i, e := range x {
+			s[i] = cloneValue(e)
+		}
+		return s
+	}
+	return v
+}

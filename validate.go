@@ -1,0 +1,550 @@
+package trail
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ActionResolver finds an action definition by its name or one of its
+// aliases. The catalog package implements it.
+type ActionResolver interface {
+	Resolve(name string) (*Action, bool)
+}
+
+// Redactor removes secrets from an event before it is stored, recording the
+// paths it replaced in Event.Redacted. The redact package implements it.
+type Redactor interface {
+	RedactEvent(ev *Event)
+}
+
+// Limits bound what one event may hold, so that one bad caller cannot fill
+// the log or exhaust the service. Every limit breached is named in the error.
+type Limits struct {
+	MaxField        int           // bytes in an identifier, name, email or role
+	MaxText         int           // bytes in reason, user agent and request path
+	MaxTargets      int           // targets per event
+	MaxRoles        int           // roles per actor
+	MaxContextBytes int           // bytes of the context in canonical form
+	MaxContextDepth int           // nesting of objects and arrays in the context
+	MaxClockSkew    time.Duration // how far occurred_at may lie ahead of Trail's clock before it is marked
+}
+
+// DefaultLimits are generous for real events and small enough to keep one
+// event well under the storage engines' comfortable row sizes.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxField:        1024,
+		MaxText:         8192,
+		MaxTargets:      100,
+		MaxRoles:        64,
+		MaxContextBytes: 64 << 10,
+		MaxContextDepth: 8,
+		MaxClockSkew:    5 * time.Minute,
+	}
+}
+
+// Policy is what a tenant decides about checking its events.
+type Policy struct {
+	// Strict refuses events that break a catalog rule (a missing or mistyped
+	// context key) instead of keeping them marked with their violations.
+	Strict bool
+	// AllowCustom accepts actions that are not in the catalog, marked as
+	// unknown_action. Registering the action is the better way.
+	AllowCustom bool
+}
+
+// Validator readies events for storage: it checks their shape and limits,
+// resolves the action in the catalog, checks the context keys the action
+// should carry, and redacts secrets. Stores call it in Append; the CLI's
+// validate command calls it alone.
+type Validator struct {
+	Actions  ActionResolver
+	Redactor Redactor // nil stores secrets as given; only tests should do that
+	Limits   Limits
+}
+
+// Prepare validates ev in place under policy p at time now. On success ev is
+// ready to store: the action is its canonical name, Category and Outcome come
+// from the catalog, Context holds only JSON values, Violations lists the rules
+// it broke and Redacted the paths whose values were replaced. On failure it
+// returns an EINVALID error naming every offending field, and ev must not be
+// stored.
+func (v *Validator) Prepare(ev *Event, p Policy, now time.Time) error {
+	c := checker{lim: v.Limits, ev: ev}
+	if c.lim == (Limits{}) {
+		c.lim = DefaultLimits()
+	}
+	c.assigned()
+	def := c.action(v.Actions, p)
+	c.actor()
+	c.targets()
+	c.request()
+	c.strField("scope.organization", &ev.Scope.Organization, c.lim.MaxField)
+	c.strField("scope.workspace", &ev.Scope.Workspace, c.lim.MaxField)
+	c.strField("scope.team", &ev.Scope.Team, c.lim.MaxField)
+	c.strField("correlation_id", &ev.CorrelationID, c.lim.MaxField)
+	c.strField("reason", &ev.Reason, c.lim.MaxText)
+	if !ev.OccurredAt.IsZero() && ev.OccurredAt.After(now.Add(c.lim.MaxClockSkew)) {
+		c.violate("occurred_at", RuleClockSkew, fmt.Sprintf("%s ahead of Trail's clock", ev.OccurredAt.Sub(now).Round(time.Second)))
+	}
+	c.context()
+	if def != nil {
+		c.keys(def)
+	}
+	slices.SortStableFunc(ev.Violations, func(a, b Violation) int { return strings.Compare(a.Path, b.Path) })
+	if p.Strict {
+		for _, vi := range ev.Violations {
+			c.fail(vi.Path, vi.Message)
+		}
+	}
+	if len(c.errs) > 0 {
+		return Invalid("event refused", c.errs...)
+	}
+	if v.Redactor != nil {
+		v.Redactor.RedactEvent(ev)
+	}
+	return nil
+}
+
+// checker accumulates field errors and violations for one event.
+type checker struct {
+	lim  Limits
+	ev   *Event
+	errs []FieldError
+}
+
+func (c *checker) fail(path, msg string) {
+	c.errs = append(c.errs, FieldError{Path: path, Message: msg})
+}
+
+func (c *checker) violate(path, rule, msg string) {
+	c.ev.Violations = append(c.ev.Violations, Violation{Path: path, Rule: rule, Message: msg})
+}
+
+// assigned refuses values only Trail may set.
+func (c *checker) assigned() {
+	ev := c.ev
+	if ev.ID != "" {
+		c.fail("id", "assigned by Trail; leave it out")
+	}
+	if ev.Seq != 0 {
+		c.fail("seq", "assigned by Trail; leave it out")
+	}
+	if !ev.RecordedAt.IsZero() {
+		c.fail("recorded_at", "assigned by Trail; use occurred_at for the time it happened")
+	}
+	if len(ev.Violations) > 0 {
+		c.fail("violations", "assigned by Trail; leave it out")
+	}
+	if len(ev.Redacted) > 0 {
+		c.fail("redacted", "assigned by Trail; leave it out")
+	}
+}
+
+// action resolves the action and fills category and outcome. It returns the
+// definition, or nil for an unknown action.
+func (c *checker) action(actions ActionResolver, p Policy) *Action {
+	ev := c.ev
+	if ev.Action == "" {
+		c.fail("action", "required")
+		return nil
+	}
+	var def *Action
+	if actions != nil {
+		def, _ = actions.Resolve(ev.Action)
+	}
+	if def == nil {
+		if m := CheckName(ev.Action); m != "" {
+			c.fail("action", m)
+			return nil
+		}
+		if !p.AllowCustom {
+			c.fail("action", fmt.Sprintf("%q is not in the catalog; register it as a custom action, or allow custom actions for this tenant", ev.Action))
+			return nil
+		}
+		c.violate("action", RuleUnknownAction, fmt.Sprintf("%q is not in the catalog", ev.Action))
+		if ev.Category == "" {
+			ev.Category = "custom"
+		} else if m := CheckName(ev.Category); m != "" {
+			c.fail("category", m)
+		}
+		if ev.Outcome == "" {
+			ev.Outcome = OutcomeInfo
+		} else if !ev.Outcome.Valid() {
+			c.fail("outcome", "must be one of attempted, success, failure, denied, info")
+		}
+		return nil
+	}
+	ev.Action = def.Name
+	if ev.Category != "" && ev.Category != def.Category {
+		c.fail("category", fmt.Sprintf("action %s is in category %s; leave category out and Trail fills it", def.Name, def.Category))
+	}
+	if ev.Outcome != "" && ev.Outcome != def.Outcome {
+		c.fail("outcome", fmt.Sprintf("action %s has outcome %s; leave outcome out and Trail fills it", def.Name, def.Outcome))
+	}
+	ev.Category, ev.Outcome = def.Category, def.Outcome
+	return def
+}
+
+func (c *checker) actor() {
+	a := &c.ev.Actor
+	if a.ID == "" {
+		c.fail("actor.id", "required: who did it")
+	}
+	c.strField("actor.id", &a.ID, c.lim.MaxField)
+	switch {
+	case a.Type == "":
+		c.fail("actor.type", "required: one of user, service, system, api_key")
+	case !a.Type.Valid():
+		c.fail("actor.type", "must be one of user, service, system, api_key")
+	}
+	c.strField("actor.name", &a.Name, c.lim.MaxField)
+	c.strField("actor.email", &a.Email, c.lim.MaxField)
+	if len(a.Roles) > c.lim.MaxRoles {
+		c.fail("actor.roles", fmt.Sprintf("more than %d roles", c.lim.MaxRoles))
+		return
+	}
+	for i := range a.Roles {
+		p := PathIndex("actor.roles", i)
+		if a.Roles[i] == "" {
+			c.fail(p, "empty role")
+		}
+		c.strField(p, &a.Roles[i], c.lim.MaxField)
+	}
+}
+
+func (c *checker) targets() {
+	ts := c.ev.Targets
+	if len(ts) > c.lim.MaxTargets {
+		c.fail("targets", fmt.Sprintf("more than %d targets", c.lim.MaxTargets))
+		return
+	}
+	for i := range ts {
+		p := PathIndex("targets", i)
+		if ts[i].Type == "" {
+			c.fail(p+".type", "required")
+		}
+		if ts[i].ID == "" {
+			c.fail(p+".id", "required")
+		}
+		c.strField(p+".type", &ts[i].Type, c.lim.MaxField)
+		c.strField(p+".id", &ts[i].ID, c.lim.MaxField)
+		c.strField(p+".name", &ts[i].Name, c.lim.MaxField)
+	}
+}
+
+func (c *checker) request() {
+	r := &c.ev.Request
+	if r.IP != "" {
+		if addr, err := netip.ParseAddr(r.IP); err != nil {
+			c.fail("request.ip", "not an IP address")
+		} else {
+			r.IP = addr.Unmap().String()
+		}
+	}
+	c.strField("request.user_agent", &r.UserAgent, c.lim.MaxText)
+	c.strField("request.session_id", &r.SessionID, c.lim.MaxField)
+	c.strField("request.request_id", &r.RequestID, c.lim.MaxField)
+	c.strField("request.method", &r.Method, 16)
+	c.strField("request.path", &r.Path, c.lim.MaxText)
+	c.strField("request.trace_id", &r.TraceID, c.lim.MaxField)
+}
+
+// strField checks a string's length and repairs invalid UTF-8, marking it.
+func (c *checker) strField(path string, s *string, max int) {
+	if len(*s) > max {
+		c.fail(path, fmt.Sprintf("longer than %d bytes", max))
+		return
+	}
+	if !utf8.ValidString(*s) {
+		*s = strings.ToValidUTF8(*s, "\uFFFD")
+		c.violate(path, RuleInvalidUTF8, "invalid UTF-8 replaced by U+FFFD")
+	}
+}
+
+// context turns the context into plain JSON values, bounded in depth and size.
+func (c *checker) context() {
+	if c.ev.Context == nil {
+		return
+	}
+	out, ok := c.normalize("context", c.ev.Context, 0)
+	if !ok {
+		return
+	}
+	m, _ := out.(map[string]any)
+	c.ev.Context = m
+	b, err := Canonicalize(m)
+	if err != nil {
+		c.fail("context", err.Error())
+		return
+	}
+	if len(b) > c.lim.MaxContextBytes {
+		c.fail("context", fmt.Sprintf("%d bytes; the limit is %d", len(b), c.lim.MaxContextBytes))
+	}
+}
+
+// normalize returns v as a JSON value: map[string]any, []any, string, bool,
+// nil or json.Number. It copies maps and slices, so the caller's stay as they
+// were. It reports false when it recorded an error.
+func (c *checker) normalize(path string, v any, depth int) (any, bool) {
+	switch x := v.(type) {
+	case nil, bool:
+		return x, true
+	case string:
+		if !utf8.ValidString(x) {
+			c.violate(path, RuleInvalidUTF8, "invalid UTF-8 replaced by U+FFFD")
+			return strings.ToValidUTF8(x, "\uFFFD"), true
+		}
+		return x, true
+	case json.Number:
+		return c.number(path, string(x))
+	case float64:
+		return c.float(path, x)
+	case float32:
+		return c.float(path, float64(x))
+	case int:
+		return c.number(path, strconv.FormatInt(int64(x), 10))
+	case int8, int16, int32, int64:
+		return c.number(path, strconv.FormatInt(reflect.ValueOf(x).Int(), 10))
+	case uint, uint8, uint16, uint32, uint64, uintptr:
+		return c.number(path, strconv.FormatUint(reflect.ValueOf(x).Uint(), 10))
+	case map[string]any:
+		if depth >= c.lim.MaxContextDepth {
+			c.fail(path, fmt.Sprintf("nested deeper than %d levels", c.lim.MaxContextDepth))
+			return nil, false
+		}
+		out := make(map[string]any, len(x))
+		ok := true
+		for k, e := range x {
+			kp := PathKey(path, k)
+			if k == "" || len(k) > MaxNameLen || !utf8.ValidString(k) {
+				c.fail(kp, fmt.Sprintf("a context key must be 1 to %d bytes of UTF-8", MaxNameLen))
+				ok = false
+				continue
+			}
+			n, good := c.normalize(kp, e, depth+1)
+			ok = ok && good
+			out[k] = n
+		}
+		return out, ok
+	case []any:
+		if depth >= c.lim.MaxContextDepth {
+			c.fail(path, fmt.Sprintf("nested deeper than %d levels", c.lim.MaxContextDepth))
+			return nil, false
+		}
+		out := make([]any, len(x))
+		ok := true
+		for i, e := range x {
+			n, good := c.normalize(PathIndex(path, i), e, depth+1)
+			ok = ok && good
+			out[i] = n
+		}
+		return out, ok
+	default:
+		// Typed Go values (structs, typed maps and slices, time.Time): take
+		// their encoding/json form.
+		b, err := json.Marshal(x)
+		if err != nil {
+			c.fail(path, fmt.Sprintf("cannot be written as JSON: %T", x))
+			return nil, false
+		}
+		var generic any
+		if err := unmarshalNumbers(b, &generic); err != nil {
+			c.fail(path, fmt.Sprintf("cannot be written as JSON: %T", x))
+			return nil, false
+		}
+		return c.normalize(path, generic, depth)
+	}
+}
+
+func (c *checker) float(path string, f float64) (any, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		c.fail(path, "NaN and infinity are not JSON numbers")
+		return nil, false
+	}
+	return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), true
+}
+
+// number keeps a number literal when canonical form preserves it exactly and
+// otherwise stores the literal as a string, marked, so no digit is lost.
+func (c *checker) number(path, lit string) (any, bool) {
+	if !json.Valid([]byte(lit)) {
+		c.fail(path, "not a JSON number")
+		return nil, false
+	}
+	if !NumberExact(lit) {
+		c.violate(path, RuleNumberPrecision, "number cannot be kept exactly as a JSON number (IEEE 754 double); stored as a string")
+		return lit, true
+	}
+	return json.Number(lit), true
+}
+
+// keys checks the context keys the action's definition asks for.
+func (c *checker) keys(def *Action) {
+	for _, k := range def.Context {
+		path := PathKey("context", k.Key)
+		val, ok := c.ev.Context[k.Key]
+		if !ok {
+			if k.Required {
+				c.violate(path, RuleMissingKey, fmt.Sprintf("required by %s (%s)", def.Name, k.Type))
+			}
+			continue
+		}
+		if got := jsonType(val); !typeMatches(k.Type, val) {
+			c.violate(path, RuleWrongType, fmt.Sprintf("%s wants %s, got %s", def.Name, k.Type, got))
+		}
+	}
+}
+
+func typeMatches(t KeyType, v any) bool {
+	switch t {
+	case TypeAny:
+		return true
+	case TypeString:
+		_, ok := v.(string)
+		return ok
+	case TypeBool:
+		_, ok := v.(bool)
+		return ok
+	case TypeNumber:
+		_, ok := v.(json.Number)
+		return ok
+	case TypeInt:
+		n, ok := v.(json.Number)
+		if !ok {
+			return false
+		}
+		f, err := strconv.ParseFloat(string(n), 64)
+		return err == nil && f == math.Trunc(f)
+	case TypeArray:
+		_, ok := v.([]any)
+		return ok
+	case TypeObject:
+		_, ok := v.(map[string]any)
+		return ok
+	}
+	return false
+}
+
+// jsonType names the JSON type of a normalized value, for messages.
+func jsonType(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "bool"
+	case string:
+		return "string"
+	case json.Number:
+		if typeMatches(TypeInt, x) {
+			return "int"
+		}
+		return "number"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// CheckTenant returns a message saying what is wrong with a tenant name, or
+// "" when it is well formed: 1 to 64 characters of lower-case letters, digits,
+// '-' and '_', starting with a letter or digit.
+func CheckTenant(t string) string {
+	if t == "" {
+		return "required"
+	}
+	if len(t) > 64 {
+		return "longer than 64 characters"
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '-' || c == '_')) {
+			continue
+		}
+		return "must be lower-case letters, digits, '-' and '_', starting with a letter or digit"
+	}
+	return ""
+}
+
+// PrepareBatch readies a batch for tenant at time now: it copies each event
+// (the caller's stay untouched), prepares it, and assigns Tenant, ID and
+// RecordedAt, and OccurredAt where the caller gave none. Seq is the store's to
+// assign. Field errors are reported for the whole batch at once, each path
+// prefixed with the event's index ("[3].actor.id"), and then nothing of the
+// batch may be stored.
+func (v *Validator) PrepareBatch(tenant string, events []*Event, p Policy, now time.Time) ([]*Event, error) {
+	if m := CheckTenant(tenant); m != "" {
+		return nil, Invalid("event refused", FieldError{Path: "tenant", Message: m})
+	}
+	if len(events) == 0 {
+		return nil, Invalid("empty batch: nothing to append")
+	}
+	now = now.UTC()
+	out := make([]*Event, len(events))
+	var fe []FieldError
+	for i, in := range events {
+		if in == nil {
+			fe = append(fe, FieldError{Path: PathIndex("", i), Message: "nil event"})
+			continue
+		}
+		ev := in.Clone()
+		if ev.Tenant != "" && ev.Tenant != tenant {
+			fe = append(fe, FieldError{Path: PathIndex("", i) + ".tenant", Message: "differs from the tenant appending it; leave it out"})
+			continue
+		}
+		if err := v.Prepare(ev, p, now); err != nil {
+			for _, f := range ErrorFields(err) {
+				f.Path = PathIndex("", i) + "." + f.Path
+				fe = append(fe, f)
+			}
+			continue
+		}
+		ev.Tenant = tenant
+		ev.ID = NewID(now)
+		ev.RecordedAt = now
+		if ev.OccurredAt.IsZero() {
+			ev.OccurredAt = now
+		}
+		out[i] = ev
+	}
+	switch {
+	case len(fe) > 0 && len(events) == 1:
+		return nil, Invalid("event refused", fe...)
+	case len(fe) > 0:
+		return nil, Invalid("batch refused: nothing was stored", fe...)
+	}
+	return out, nil
+}
+
+// BatchFingerprint returns a digest of a batch as the caller sent it, so a
+// store can tell a retried Append (same key, same batch) from a conflicting
+// one (same key, different batch).
+func BatchFingerprint(events []*Event) ([32]byte, error) {
+	h := sha256.New()
+	for _, ev := range events {
+		if ev == nil {
+			h.Write([]byte("null\n"))
+			continue
+		}
+		b, err := MarshalCanonical(ev)
+		if err != nil {
+			return [32]byte{}, err
+		}
+		h.Write(b)
+		h.Write([]byte{'\n'})
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum, nil
+}

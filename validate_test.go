@@ -1,0 +1,268 @@
+package trail_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/trailaudit/trail"
+)
+
+// fakeCatalog is a hand-written ActionResolver holding a few actions, so
+// these tests do not depend on the real catalog's data.
+type fakeCatalog map[string]*trail.Action
+
+func (f fakeCatalog) Resolve(name string) (*trail.Action, bool) {
+	a, ok := f[strings.ToLower(name)]
+	return a, ok
+}
+
+var loginFailed = &trail.Action{
+	Name: "user_login_failed", Category: "authentication", Outcome: trail.OutcomeFailure,
+	Context: []trail.ContextKey{
+		{Key: "reason", Type: trail.TypeString, Required: true},
+		{Key: "attempts", Type: trail.TypeInt, Required: true},
+		{Key: "email", Type: trail.TypeString, Required: true, Personal: true},
+		{Key: "score", Type: trail.TypeNumber},
+	},
+}
+
+var testCatalog = fakeCatalog{
+	"user_login_failed": loginFailed,
+	"login_failed":      loginFailed, // an alias
+}
+
+// fakeRedactor replaces context values under the key "password".
+type fakeRedactor struct{}
+
+func (fakeRedactor) RedactEvent(ev *trail.Event) {
+	if _, ok := ev.Context["password"]; ok {
+		ev.Context["password"] = "[REDACTED]"
+		ev.Redacted = append(ev.Redacted, "context.password")
+	}
+}
+
+var now = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+func parse(t *testing.T, s string) *trail.Event {
+	t.Helper()
+	ev, err := trail.ParseEvent([]byte(s))
+	if err != nil {
+		t.Fatalf("ParseEvent(%s): %v", s, err)
+	}
+	return ev
+}
+
+const goodLogin = `{"action":"user_login_failed","actor":{"id":"u-1","type":"user"},
+  "context":{"reason":"invalid_password","attempts":3,"email":"ana@example.com"}}`
+
+func TestPrepareKeepsAndMarks(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog, Redactor: fakeRedactor{}}
+	for _, tc := range []struct {
+		name       string
+		in         string
+		policy     trail.Policy
+		violations []trail.Violation
+		redacted   []string
+	}{
+		{
+			name: "clean",
+			in:   goodLogin,
+		},
+		{
+			name: "alias resolves, category and outcome filled",
+			in:   `{"action":"LOGIN_FAILED","actor":{"id":"u-1","type":"user"},"context":{"reason":"x","attempts":1,"email":"e"}}`,
+		},
+		{
+			name: "missing and mistyped keys are marked, not refused",
+			in:   `{"action":"user_login_failed","actor":{"id":"u-1","type":"user"},"context":{"attempts":"3","email":"e","score":"high"}}`,
+			violations: []trail.Violation{
+				{Path: "context.attempts", Rule: trail.RuleWrongType, Message: "user_login_failed wants int, got string"},
+				{Path: "context.reason", Rule: trail.RuleMissingKey, Message: "required by user_login_failed (string)"},
+				{Path: "context.score", Rule: trail.RuleWrongType, Message: "user_login_failed wants number, got string"},
+			},
+		},
+		{
+			name: "a fraction is not an int",
+			in:   `{"action":"user_login_failed","actor":{"id":"u-1","type":"user"},"context":{"reason":"x","attempts":2.5,"email":"e"}}`,
+			violations: []trail.Violation{
+				{Path: "context.attempts", Rule: trail.RuleWrongType, Message: "user_login_failed wants int, got number"},
+			},
+		},
+		{
+			name:   "unknown action allowed by policy",
+			in:     `{"action":"invoice_paid","actor":{"id":"u-1","type":"user"}}`,
+			policy: trail.Policy{AllowCustom: true},
+			violations: []trail.Violation{
+				{Path: "action", Rule: trail.RuleUnknownAction, Message: `"invoice_paid" is not in the catalog`},
+			},
+		},
+		{
+			name: "future occurred_at",
+			in:   `{"action":"user_login_failed","occurred_at":"2026-11-24T11:00:00Z","actor":{"id":"u-1","type":"user"},"context":{"reason":"x","attempts":1,"email":"e"}}`,
+			violations: []trail.Violation{
+				{Path: "occurred_at", Rule: trail.RuleClockSkew, Message: "1h0m0s ahead of Trail's clock"},
+			},
+		},
+		{
+			name: "a number too precise for JSON is kept as a string",
+			in:   `{"action":"user_login_failed","actor":{"id":"u-1","type":"user"},"context":{"reason":"x","attempts":1,"email":"e","amount":12345678901234567890}}`,
+			violations: []trail.Violation{
+				{Path: "context.amount", Rule: trail.RuleNumberPrecision, Message: "number cannot be kept exactly as a JSON number (IEEE 754 double); stored as a string"},
+			},
+		},
+		{
+			name:     "redaction runs after validation",
+			in:       `{"action":"user_login_failed","actor":{"id":"u-1","type":"user"},"context":{"reason":"x","attempts":1,"email":"e","password":"hunter2"}}`,
+			redacted: []string{"context.password"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := parse(t, tc.in)
+			if err := v.Prepare(ev, tc.policy, now); err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			if diff := cmp.Diff(tc.violations, ev.Violations); diff != "" {
+				t.Errorf("violations (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.redacted, ev.Redacted); diff != "" {
+				t.Errorf("redacted (-want +got):\n%s", diff)
+			}
+			if ev.Category == "" || !ev.Outcome.Valid() {
+				t.Errorf("category %q, outcome %q not filled", ev.Category, ev.Outcome)
+			}
+		})
+	}
+}
+
+func TestPrepareFillsFromCatalog(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog}
+	ev := parse(t, strings.Replace(goodLogin, "user_login_failed", "login_failed", 1))
+	if err := v.Prepare(ev, trail.Policy{}, now); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Action != "user_login_failed" || ev.Category != "authentication" || ev.Outcome != trail.OutcomeFailure {
+		t.Errorf("got action %q category %q outcome %q", ev.Action, ev.Category, ev.Outcome)
+	}
+	if ev.Context["amount"] != nil || ev.Context["attempts"] != json.Number("3") {
+		t.Errorf("context = %v", ev.Context)
+	}
+}
+
+// TestPrepareRefuses lists what makes an event unfit to store, each with the
+// exact field paths the error must name.
+func TestPrepareRefuses(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog}
+	long := strings.Repeat("x", 1025)
+	for _, tc := range []struct {
+		name   string
+		in     string
+		policy trail.Policy
+		paths  []string
+	}{
+		{"no action, no actor", `{}`, trail.Policy{}, []string{"action", "actor.id", "actor.type"}},
+		{"unknown action", `{"action":"teleported","actor":{"id":"u","type":"user"}}`, trail.Policy{}, []string{"action"}},
+		{"badly named custom action", `{"action":"Teleported!","actor":{"id":"u","type":"user"}}`, trail.Policy{AllowCustom: true}, []string{"action"}},
+		{"bad actor type", `{"action":"login_failed","actor":{"id":"u","type":"robot"},"context":{"reason":"x","attempts":1,"email":"e"}}`, trail.Policy{}, []string{"actor.type"}},
+		{"contradicting the catalog", `{"action":"login_failed","category":"data","outcome":"success","actor":{"id":"u","type":"user"},"context":{"reason":"x","attempts":1,"email":"e"}}`, trail.Policy{}, []string{"category", "outcome"}},
+		{"fields only Trail sets", `{"id":"x","seq":4,"recorded_at":"2026-01-01T00:00:00Z","action":"login_failed","actor":{"id":"u","type":"user"},"context":{"reason":"x","attempts":1,"email":"e"},"redacted":["a"],"violations":[{"path":"a","rule":"b","message":"c"}]}`, trail.Policy{}, []string{"id", "seq", "recorded_at", "violations", "redacted"}},
+		{"bad ip", `{"action":"login_failed","actor":{"id":"u","type":"user"},"request":{"ip":"999.1.1.1"},"context":{"reason":"x","attempts":1,"email":"e"}}`, trail.Policy{}, []string{"request.ip"}},
+		{"long fields", `{"action":"login_failed","actor":{"id":"` + long + `","type":"user","roles":["",""]},"targets":[{"type":"t"}],"context":{"reason":"x","attempts":1,"email":"e"}}`, trail.Policy{}, []string{"actor.id", "actor.roles[0]", "actor.roles[1]", "targets[0].id"}},
+		{"strict mode refuses what it would mark", `{"action":"login_failed","actor":{"id":"u","type":"user"},"context":{"attempts":"many"}}`, trail.Policy{Strict: true}, []string{"context.attempts", "context.email", "context.reason"}},
+		{"too deep", `{"action":"login_failed","actor":{"id":"u","type":"user"},"context":{"reason":"x","attempts":1,"email":"e","a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":1}}}}}}}}}}`, trail.Policy{}, []string{"context.a.b.c.d.e.f.g.h"}},
+		{"empty key", `{"action":"login_failed","actor":{"id":"u","type":"user"},"context":{"reason":"x","attempts":1,"email":"e","":1}}`, trail.Policy{}, []string{`context[""]`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := v.Prepare(parse(t, tc.in), tc.policy, now)
+			if trail.ErrorCode(err) != trail.EINVALID {
+				t.Fatalf("Prepare = %v, want EINVALID", err)
+			}
+			var paths []string
+			for _, f := range trail.ErrorFields(err) {
+				paths = append(paths, f.Path)
+			}
+			if diff := cmp.Diff(tc.paths, paths); diff != "" {
+				t.Errorf("field paths (-want +got):\n%s\nerror: %v", diff, err)
+			}
+		})
+	}
+}
+
+func TestPrepareContextSizeLimit(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog, Limits: trail.DefaultLimits()}
+	v.Limits.MaxContextBytes = 100
+	ev := parse(t, goodLogin)
+	ev.Context["notes"] = strings.Repeat("n", 200)
+	err := v.Prepare(ev, trail.Policy{}, now)
+	if fe := trail.ErrorFields(err); len(fe) != 1 || fe[0].Path != "context" {
+		t.Errorf("Prepare = %v, want one error on context", err)
+	}
+}
+
+// TestPrepareGoValues: Go callers put any values in the context; Trail turns
+// them into JSON values and does not touch the caller's map.
+func TestPrepareGoValues(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog}
+	type ids struct {
+		First string `json:"first"`
+	}
+	ctx := map[string]any{"reason": "x", "attempts": 3, "email": "e", "big": uint64(1 << 60), "ids": ids{"a"}, "list": []string{"p"}}
+	ev := &trail.Event{Action: "user_login_failed", Actor: trail.Actor{ID: "u", Type: trail.ActorUser}, Context: ctx}
+	if err := v.Prepare(ev, trail.Policy{}, now); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"reason": "x", "attempts": json.Number("3"), "email": "e", "big": "1152921504606846976",
+		"ids": map[string]any{"first": "a"}, "list": []any{"p"}}
+	if diff := cmp.Diff(want, ev.Context); diff != "" {
+		t.Errorf("context (-want +got):\n%s", diff)
+	}
+	if _, changed := ctx["ids"].(ids); !changed {
+		t.Errorf("caller's map was modified: %v", ctx)
+	}
+	if len(ev.Violations) != 1 || ev.Violations[0].Path != "context.big" {
+		t.Errorf("violations = %v, want number_precision on context.big", ev.Violations)
+	}
+}
+
+func TestPrepareBatch(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog}
+	good, bad := parse(t, goodLogin), parse(t, `{"action":"user_login_failed","actor":{"id":"u"}}`)
+	_, err := v.PrepareBatch("acme", []*trail.Event{good, bad, nil}, trail.Policy{}, now)
+	var paths []string
+	for _, f := range trail.ErrorFields(err) {
+		paths = append(paths, f.Path)
+	}
+	if diff := cmp.Diff([]string{"[1].actor.type", "[2]"}, paths); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+
+	out, err := v.PrepareBatch("acme", []*trail.Event{good}, trail.Policy{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := out[0]
+	if ev == good || ev.Tenant != "acme" || ev.ID == "" || !ev.RecordedAt.Equal(now) || !ev.OccurredAt.Equal(now) {
+		t.Errorf("prepared event: %+v", ev)
+	}
+	if good.ID != "" || good.Tenant != "" {
+		t.Errorf("caller's event was modified: %+v", good)
+	}
+	for _, tenant := range []string{"", "Acme", "-x", strings.Repeat("a", 65)} {
+		if _, err := v.PrepareBatch(tenant, []*trail.Event{good}, trail.Policy{}, now); trail.ErrorCode(err) != trail.EINVALID {
+			t.Errorf("tenant %q: err = %v, want EINVALID", tenant, err)
+		}
+	}
+}
+
+func TestBatchFingerprint(t *testing.T) {
+	a, b := parse(t, goodLogin), parse(t, strings.Replace(goodLogin, "u-1", "u-2", 1))
+	fa, _ := trail.BatchFingerprint([]*trail.Event{a})
+	fa2, _ := trail.BatchFingerprint([]*trail.Event{parse(t, goodLogin)})
+	fb, _ := trail.BatchFingerprint([]*trail.Event{b})
+	fab, _ := trail.BatchFingerprint([]*trail.Event{a, b})
+	if fa != fa2 || fa == fb || fa == fab {
+		t.Error("fingerprints must be equal exactly for equal batches")
+	}
+}
