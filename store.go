@@ -121,6 +121,22 @@ func (q *Query) Check() error {
 	return nil
 }
 
+// Paging checks q whole and returns its page size and the seq its cursor
+// resumes after (0 for the first page): what every Store's Query needs
+// before it reads.
+func (q *Query) Paging() (limit int, after uint64, err error) {
+	if err := q.Check(); err != nil {
+		return 0, 0, err
+	}
+	if limit, err = PageLimit(q.Limit); err != nil {
+		return 0, 0, err
+	}
+	if after, err = DecodeCursor(q.Cursor, q.Descending); err != nil {
+		return 0, 0, err
+	}
+	return limit, after, nil
+}
+
 // NotBefore returns t, or floor when t is before it. Stores use it to keep
 // RecordedAt from running backwards along a tenant's log.
 func NotBefore(t, floor time.Time) time.Time {

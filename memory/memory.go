@@ -168,14 +168,7 @@ func (s *Store) Scan(ctx context.Context, tenant string, from, to uint64, fn fun
 
 // Query returns one page of events matching q, in seq order.
 func (s *Store) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
-	if err := q.Check(); err != nil {
-		return nil, err
-	}
-	limit, err := trail.PageLimit(q.Limit)
-	if err != nil {
-		return nil, err
-	}
-	after, err := trail.DecodeCursor(q.Cursor, q.Descending)
+	limit, after, err := q.Paging()
 	if err != nil {
 		return nil, err
 	}

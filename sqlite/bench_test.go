@@ -34,6 +34,16 @@ func benchDB(b *testing.B, o sqlite.Options) *sqlite.DB {
 	return db
 }
 
+// sampleBatches makes n batches of size sample events.
+func sampleBatches(n, size int) [][]*trail.Event {
+	s := storetest.NewSample(1)
+	out := make([][]*trail.Event, n)
+	for i := range out {
+		out[i] = s.Batch(size, time.Now())
+	}
+	return out
+}
+
 func eventsPerSec(b *testing.B, n int) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }
@@ -42,17 +52,25 @@ func eventsPerSec(b *testing.B, n int) {
 // durable commit.
 func BenchmarkAppendBatch1000(b *testing.B) {
 	db := benchDB(b, sqlite.Options{})
-	s := storetest.NewSample(1)
-	batches := make([][]*trail.Event, 16)
-	for i := range batches {
-		batches[i] = s.Batch(1000, time.Now())
-	}
+	batches := sampleBatches(16, 1000)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
+	eventsPerSec(b, b.N*1000)
+}
+
+// BenchmarkAppendBatch1000x4 has four callers append batches of 1000 at
+// once, as an ingest pipeline does: validation runs in parallel with the
+// writer, and group commit lets batches share a commit.
+func BenchmarkAppendBatch1000x4(b *testing.B) {
+	db := benchDB(b, sqlite.Options{})
+	concurrently(b, 4, sampleBatches(16, 1000), func(batch []*trail.Event) error {
+		_, err := db.Append(context.Background(), "acme", batch, trail.AppendOptions{})
+		return err
+	})
 	eventsPerSec(b, b.N*1000)
 }
 
@@ -70,32 +88,38 @@ func BenchmarkGroupCommit64(b *testing.B) {
 	}
 }
 
-// appendConcurrently has workers goroutines call add b.N times in all.
+// appendConcurrently has workers goroutines add b.N sample events in all,
+// one event per call.
 func appendConcurrently(b *testing.B, workers int, add func(*trail.Event) error) {
-	evs := storetest.NewSample(2).Batch(4096, time.Now())
-	var next sync.WaitGroup
-	work := make(chan *trail.Event, workers)
+	concurrently(b, workers, storetest.NewSample(2).Batch(4096, time.Now()), add)
+	eventsPerSec(b, b.N)
+}
+
+// concurrently has workers goroutines call fn b.N times in all, cycling
+// through items.
+func concurrently[T any](b *testing.B, workers int, items []T, fn func(T) error) {
+	var wg sync.WaitGroup
+	work := make(chan T, workers)
 	var failed error
 	var once sync.Once
 	b.ResetTimer()
 	for range workers {
-		next.Go(func() {
-			for ev := range work {
-				if err := add(ev); err != nil {
+		wg.Go(func() {
+			for it := range work {
+				if err := fn(it); err != nil {
 					once.Do(func() { failed = err })
 				}
 			}
 		})
 	}
 	for i := range b.N {
-		work <- evs[i%len(evs)]
+		work <- items[i%len(items)]
 	}
 	close(work)
-	next.Wait()
+	wg.Wait()
 	if failed != nil {
 		b.Fatal(failed)
 	}
-	eventsPerSec(b, b.N)
 }
 
 // baselineTable is the seeds' design: one row per event, a JSON context
@@ -296,11 +320,7 @@ func BenchmarkIndexCost(b *testing.B) {
 				}
 			}
 			raw.Close()
-			s := storetest.NewSample(1)
-			batches := make([][]*trail.Event, 16)
-			for i := range batches {
-				batches[i] = s.Batch(1000, time.Now())
-			}
+			batches := sampleBatches(16, 1000)
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {

@@ -242,14 +242,7 @@ func (db *DB) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // Query returns one page of events matching q, in seq order.
 func (db *DB) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
-	if err := q.Check(); err != nil {
-		return nil, err
-	}
-	limit, err := trail.PageLimit(q.Limit)
-	if err != nil {
-		return nil, err
-	}
-	after, err := trail.DecodeCursor(q.Cursor, q.Descending)
+	limit, after, err := q.Paging()
 	if err != nil {
 		return nil, err
 	}

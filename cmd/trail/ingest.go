@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -42,15 +41,11 @@ redactions) and refused, and exits 1 if any line was refused.`,
 			if batch < 1 || batch > 10000 {
 				return usageError("--batch: must be 1 to 10000")
 			}
-			in := e.stdin
-			if args[0] != "-" {
-				f, err := os.Open(e.path(args[0]))
-				if err != nil {
-					return usageError("%v", err)
-				}
-				defer f.Close()
-				in = f
+			in, closeIn, err := e.input(args[0])
+			if err != nil {
+				return err
 			}
+			defer closeIn()
 			store, err := sf.open(cmd.Context(), e)
 			if err != nil {
 				return &exitError{code: 1, err: err}

@@ -36,6 +36,19 @@ func (e *env) path(name string) string {
 	return filepath.Join(e.dir, name)
 }
 
+// input opens the file a command reads: name, or standard input for "-".
+// A file that cannot be opened is a usage error.
+func (e *env) input(name string) (io.Reader, func(), error) {
+	if name == "-" {
+		return e.stdin, func() {}, nil
+	}
+	f, err := os.Open(e.path(name))
+	if err != nil {
+		return nil, nil, usageError("%v", err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
 // exitError carries an exit code out of a command.
 type exitError struct {
 	code int

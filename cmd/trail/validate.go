@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,22 +37,18 @@ It exits 0 when every event is clean, 1 when any event was refused or marked
   my-app --dump-audit | trail validate --strict -`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in := e.stdin
-			if args[0] != "-" {
-				f, err := os.Open(e.path(args[0]))
-				if err != nil {
-					return usageError("%v", err)
-				}
-				defer f.Close()
-				in = f
+			in, closeIn, err := e.input(args[0])
+			if err != nil {
+				return err
 			}
+			defer closeIn()
 			v := &trail.Validator{
 				Actions:  catalog.Default(),
 				Redactor: redact.New(redact.Options{Keys: secretKeys}),
 				Limits:   trail.DefaultLimits(),
 			}
 			rep := &validateReport{w: e.stdout, json: asJSON}
-			err := validateStream(cmd.Context(), in, memory.New(v), policy, rep)
+			err = validateStream(cmd.Context(), in, memory.New(v), policy, rep)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
