@@ -222,6 +222,9 @@ func BenchmarkQueryLarge(b *testing.B) {
 		{"action+workspace newest", func() trail.Query {
 			return trail.Query{Tenant: "acme", Actions: []string{"access_denied"}, Workspace: fmt.Sprintf("ws-%d", r.IntN(50)), Descending: true}
 		}},
+		{"two actions newest", func() trail.Query {
+			return trail.Query{Tenant: "acme", Actions: []string{"data_exported", "role_assigned"}, Descending: true}
+		}},
 		{"actor newest", func() trail.Query {
 			return trail.Query{Tenant: "acme", ActorID: fmt.Sprintf("u-%d", r.IntN(10000)), Descending: true}
 		}},

@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"slices"
 	"strings"
 	"time"
 
@@ -131,10 +133,13 @@ func (db *DB) Scan(ctx context.Context, tenant string, from, to uint64, fn func(
 	return nil
 }
 
-// plan is a query turned into SQL: a key range for the tenant and its seq
-// bounds, and conditions on the other filters.
+// plan is a query turned into SQL: the tenant's key range (narrowed by the
+// recorded_at range and the cursor), the rows to read from, and conditions
+// on the other filters.
 type plan struct {
-	lo, hi int64 // key range, inclusive
+	lo, hi int64  // key range, inclusive
+	from   string // "events e", or targets joined to events
+	key    string // the key column to range over and order by
 	where  []string
 	args   []any
 	empty  bool // nothing can match
@@ -142,7 +147,8 @@ type plan struct {
 
 // planQuery resolves the tenant and the recorded_at range (a seq range,
 // since recorded_at never decreases along the log) and writes the rest as
-// SQL conditions.
+// SQL conditions. A filter on several actions is left out: the caller runs
+// one query per action (each served by an index in key order) and merges.
 func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query) (*plan, error) {
 	tid, err := tenantID(ctx, tx, q.Tenant)
 	if err != nil || tid == 0 {
@@ -163,50 +169,64 @@ func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query) (*plan, error) {
 			return nil, err
 		}
 	}
-	p := &plan{lo: rowKey(tid, from), hi: rowKey(tid, to) - 1, empty: from >= to}
+	p := &plan{lo: rowKey(tid, from), hi: rowKey(tid, to) - 1, empty: from >= to, from: "events e", key: "e.key"}
+	cond := func(c string, v any) {
+		p.where = append(p.where, c)
+		p.args = append(p.args, v)
+	}
 	eq := func(col, v string) {
 		if v != "" {
-			p.where = append(p.where, col+" = ?")
-			p.args = append(p.args, v)
+			cond(col+" = ?", v)
 		}
 	}
-	eq("actor_id", q.ActorID)
-	eq("actor_type", string(q.ActorType))
-	eq("category", q.Category)
-	eq("outcome", string(q.Outcome))
-	eq("organization", q.Organization)
-	eq("workspace", q.Workspace)
-	eq("team", q.Team)
-	eq("correlation_id", q.CorrelationID)
+	if q.TargetID != "" {
+		// Driven by the targets key (id, key, type): in key order already.
+		p.from, p.key = "targets t JOIN events e ON e.key = t.key", "t.key"
+		eq("t.id", q.TargetID)
+		eq("t.type", q.TargetType)
+	} else if q.TargetType != "" {
+		cond("e.key IN (SELECT key FROM targets WHERE type = ?)", q.TargetType)
+	}
+	eq("e.actor_id", q.ActorID)
+	eq("e.actor_type", string(q.ActorType))
+	eq("e.category", q.Category)
+	eq("e.outcome", string(q.Outcome))
+	eq("e.organization", q.Organization)
+	eq("e.workspace", q.Workspace)
+	eq("e.team", q.Team)
+	eq("e.correlation_id", q.CorrelationID)
 	if len(q.Actions) == 1 {
-		eq("action", q.Actions[0])
-	} else if len(q.Actions) > 1 {
-		p.where = append(p.where, "action IN ("+strings.TrimSuffix(strings.Repeat("?,", len(q.Actions)), ",")+")")
-		for _, a := range q.Actions {
-			p.args = append(p.args, a)
-		}
+		eq("e.action", q.Actions[0])
 	}
 	if !q.OccurredAfter.IsZero() {
-		p.where = append(p.where, "occurred_at >= ?")
-		p.args = append(p.args, q.OccurredAfter.UnixNano())
+		cond("e.occurred_at >= ?", q.OccurredAfter.UnixNano())
 	}
 	if !q.OccurredBefore.IsZero() {
-		p.where = append(p.where, "occurred_at < ?")
-		p.args = append(p.args, q.OccurredBefore.UnixNano())
-	}
-	if q.TargetID != "" || q.TargetType != "" {
-		var sub []string
-		var args []any
-		if q.TargetID != "" {
-			sub, args = append(sub, "t.id = ?"), append(args, q.TargetID)
-		}
-		if q.TargetType != "" {
-			sub, args = append(sub, "t.type = ?"), append(args, q.TargetType)
-		}
-		p.where = append(p.where, "key IN (SELECT t.key FROM targets t WHERE "+strings.Join(sub, " AND ")+" AND t.key BETWEEN ? AND ?)")
-		p.args = append(p.args, append(args, p.lo, p.hi)...)
+		cond("e.occurred_at < ?", q.OccurredBefore.UnixNano())
 	}
 	return p, nil
+}
+
+// sql returns the statement selecting what over the plan, and its arguments.
+func (p *plan) sql(what, tail string) (string, []any) {
+	where := append([]string{p.key + " BETWEEN ? AND ?"}, p.where...)
+	return "SELECT " + what + " FROM " + p.from + " WHERE " + strings.Join(where, " AND ") + tail, append([]any{p.lo, p.hi}, p.args...)
+}
+
+// eachAction runs fn once per action of q (once with q as is when it names
+// at most one), each time with q narrowed to that action.
+func eachAction(q trail.Query, fn func(q trail.Query) error) error {
+	if len(q.Actions) <= 1 {
+		return fn(q)
+	}
+	for _, a := range slices.Compact(slices.Sorted(slices.Values(q.Actions))) {
+		q1 := q
+		q1.Actions = []string{a}
+		if err := fn(q1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // seqRecordedAt returns the first seq whose recorded_at is at or after t
@@ -246,44 +266,53 @@ func (db *DB) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
 	if err != nil {
 		return nil, err
 	}
-	page := &trail.Page{}
+	var evs []*trail.Event
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
-		p, err := planQuery(ctx, tx, &q)
-		if err != nil || p.empty {
-			return err
-		}
-		if after != 0 {
-			c := rowKey(p.lo>>seqBits, after)
-			if q.Descending {
-				p.hi = min(p.hi, c-1)
-			} else {
-				p.lo = max(p.lo, c+1)
+		return eachAction(q, func(q trail.Query) error {
+			p, err := planQuery(ctx, tx, &q)
+			if err != nil || p.empty {
+				return err
 			}
-		}
-		order := "ASC"
-		if q.Descending {
-			order = "DESC"
-		}
-		where := append([]string{"key BETWEEN ? AND ?"}, p.where...)
-		args := append([]any{p.lo, p.hi}, p.args...)
-		rows, err := tx.QueryContext(ctx, "SELECT body FROM events WHERE "+strings.Join(where, " AND ")+
-			" ORDER BY key "+order+" LIMIT ?", append(args, limit+1)...)
-		if err != nil {
-			return internal(err, "query")
-		}
-		evs, err := decodeRows(rows)
-		if err != nil {
+			if after != 0 {
+				c := rowKey(p.lo>>seqBits, after)
+				if q.Descending {
+					p.hi = min(p.hi, c-1)
+				} else {
+					p.lo = max(p.lo, c+1)
+				}
+			}
+			order := " ORDER BY " + p.key + " ASC LIMIT ?"
+			if q.Descending {
+				order = " ORDER BY " + p.key + " DESC LIMIT ?"
+			}
+			if p.key == "t.key" {
+				// One row per event, though it may name the target twice.
+				order = " GROUP BY t.key" + order
+			}
+			stmt, args := p.sql("e.body", order)
+			rows, err := tx.QueryContext(ctx, stmt, append(args, limit+1)...)
+			if err != nil {
+				return internal(err, "query")
+			}
+			more, err := decodeRows(rows)
+			evs = append(evs, more...)
 			return err
-		}
-		if len(evs) > limit {
-			evs = evs[:limit]
-			page.Next = trail.EncodeCursor(evs[limit-1].Seq, q.Descending)
-		}
-		page.Events = evs
-		return nil
+		})
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Several actions: merge their pages in seq order.
+	slices.SortFunc(evs, func(a, b *trail.Event) int {
+		if q.Descending {
+			return cmp.Compare(b.Seq, a.Seq)
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	page := &trail.Page{Events: evs}
+	if len(evs) > limit {
+		page.Events = evs[:limit]
+		page.Next = trail.EncodeCursor(evs[limit-1].Seq, q.Descending)
 	}
 	return page, nil
 }
@@ -295,17 +324,25 @@ func (db *DB) Count(ctx context.Context, q trail.Query) (int64, error) {
 	}
 	var n int64
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
-		p, err := planQuery(ctx, tx, &q)
-		if err != nil || p.empty {
-			return err
-		}
-		if len(p.where) == 0 {
-			n = p.hi - p.lo + 1 // seqs are contiguous
-			return nil
-		}
-		where := append([]string{"key BETWEEN ? AND ?"}, p.where...)
-		return internal(tx.QueryRowContext(ctx, "SELECT count(*) FROM events WHERE "+strings.Join(where, " AND "),
-			append([]any{p.lo, p.hi}, p.args...)...).Scan(&n), "count")
+		return eachAction(q, func(q trail.Query) error {
+			p, err := planQuery(ctx, tx, &q)
+			if err != nil || p.empty {
+				return err
+			}
+			if len(p.where) == 0 {
+				n += p.hi - p.lo + 1 // seqs are contiguous
+				return nil
+			}
+			var c int64
+			what := "count(*)"
+			if p.key == "t.key" {
+				what = "count(DISTINCT t.key)"
+			}
+			stmt, args := p.sql(what, "")
+			err = tx.QueryRowContext(ctx, stmt, args...).Scan(&c)
+			n += c
+			return internal(err, "count")
+		})
 	})
 	return n, err
 }

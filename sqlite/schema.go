@@ -50,9 +50,9 @@ CREATE INDEX events_workspace_action ON events (workspace, action);
 CREATE INDEX events_correlation ON events (correlation_id) WHERE correlation_id <> '';
 CREATE TABLE targets (
 	id   TEXT NOT NULL,
-	type TEXT NOT NULL,
 	key  INTEGER NOT NULL,
-	PRIMARY KEY (id, type, key)
+	type TEXT NOT NULL,
+	PRIMARY KEY (id, key, type)
 ) WITHOUT ROWID;
 CREATE TABLE idempotency (
 	tid         INTEGER NOT NULL,

@@ -418,7 +418,7 @@ func testFilters(t *testing.T, s trail.Store) {
 		Actor: trail.Actor{ID: "svc-1", Type: trail.ActorService}, Targets: []trail.Target{{Type: "report", ID: "r-1"}},
 		Scope: trail.Scope{Organization: "org-2"}}
 	denied := &trail.Event{Action: catalog.AccessDenied, OccurredAt: at(12),
-		Actor: trail.Actor{ID: "u-1", Type: trail.ActorUser}, Targets: []trail.Target{{Type: "document", ID: "d-1"}, {Type: "workspace", ID: "ws-1"}},
+		Actor: trail.Actor{ID: "u-1", Type: trail.ActorUser}, Targets: []trail.Target{{Type: "document", ID: "d-1"}, {Type: "workspace", ID: "ws-1"}, {Type: "folder", ID: "ws-1"}},
 		Scope: trail.Scope{Organization: "org-1", Workspace: "ws-1", Team: "t-1"}}
 	approved := &trail.Event{Action: catalog.EntryApproved, OccurredAt: at(13), CorrelationID: "c-1",
 		Actor: trail.Actor{ID: "u-3", Type: trail.ActorUser}, Targets: []trail.Target{{Type: "entry", ID: "e-1"}},
@@ -441,10 +441,13 @@ func testFilters(t *testing.T, s trail.Store) {
 		{"actor type", trail.Query{ActorType: trail.ActorService}, []uint64{3}},
 		{"one action", trail.Query{Actions: []string{catalog.UserLoginFailed}}, []uint64{2}},
 		{"several actions", trail.Query{Actions: []string{catalog.UserLoginSuccess, catalog.AccessDenied}}, []uint64{1, 4}},
+		{"several actions, newest first", trail.Query{Actions: []string{catalog.EntryApproved, catalog.UserLoginSuccess, catalog.AccessDenied}, Descending: true}, []uint64{5, 4, 1}},
+		{"an action named twice", trail.Query{Actions: []string{catalog.AccessDenied, catalog.AccessDenied}}, []uint64{4}},
 		{"category", trail.Query{Category: "authentication"}, []uint64{1, 2}},
 		{"outcome", trail.Query{Outcome: trail.OutcomeDenied}, []uint64{4}},
 		{"target type", trail.Query{TargetType: "document"}, []uint64{4}},
-		{"target id", trail.Query{TargetID: "ws-1"}, []uint64{4}},
+		{"target id (named twice on one event)", trail.Query{TargetID: "ws-1"}, []uint64{4}},
+		{"target type and id", trail.Query{TargetType: "folder", TargetID: "ws-1"}, []uint64{4}},
 		{"target type and id on one target", trail.Query{TargetType: "document", TargetID: "ws-1"}, nil},
 		{"organization", trail.Query{Organization: "org-1"}, []uint64{1, 2, 4, 5}},
 		{"workspace", trail.Query{Workspace: "ws-1"}, []uint64{1, 4, 5}},
@@ -469,6 +472,16 @@ func testFilters(t *testing.T, s trail.Store) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("seqs (-want +got):\n%s", diff)
+			}
+			// Paging one event at a time finds the same events.
+			one := tc.q
+			one.Limit = 1
+			var paged []uint64
+			for _, ev := range queryAll(t, s, one) {
+				paged = append(paged, ev.Seq)
+			}
+			if diff := cmp.Diff(tc.want, paged); diff != "" {
+				t.Errorf("paging by one (-want +got):\n%s", diff)
 			}
 			if n, err := s.Count(context.Background(), tc.q); err != nil || n != int64(len(tc.want)) {
 				t.Errorf("Count = %d, %v; want %d", n, err, len(tc.want))
