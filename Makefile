@@ -31,6 +31,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) .
 	go test -run '^$$' -fuzz '^FuzzText$$' -fuzztime $(FUZZTIME) ./redact
 	go test -run '^$$' -fuzz '^FuzzValue$$' -fuzztime $(FUZZTIME) ./redact
+	go test -run '^$$' -fuzz '^FuzzParseWhen$$' -fuzztime $(FUZZTIME) ./cmd/trail
 
 ## bench: run the benchmarks
 bench:
