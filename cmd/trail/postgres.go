@@ -4,9 +4,11 @@ import (
 	"context"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/postgres"
 )
 
-// openPostgres opens a PostgreSQL store.
+// openPostgres opens the PostgreSQL store at url (a search_path parameter
+// in it names Trail's schema; the default is public).
 func openPostgres(ctx context.Context, url string, v *trail.Validator) (trail.Store, error) {
-	return nil, usageError("--postgres: not built in yet")
+	return postgres.Open(ctx, url, postgres.Options{Validator: v})
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/trailaudit/trail/internal/pgtest"
 )
 
 // TestScripts runs the CLI scripts in testdata/script. Each file is a txtar
@@ -21,6 +23,9 @@ import (
 //	! stdout RE        it does not match
 //	stderr RE / ! stderr RE   the same for stderr
 //	cmp stdout FILE    stdout equals FILE exactly
+//
+// $POSTGRES in a line becomes the URL of a fresh PostgreSQL schema on the
+// test server (internal/pgtest), dropped when the script ends.
 //
 // Arguments split on spaces; single quotes group. Lines starting with # are
 // comments. The scripts are the CLI's documentation by example.
@@ -43,6 +48,9 @@ func runScript(t *testing.T, file string) {
 		t.Fatal(err)
 	}
 	script, files := parseTxtar(data)
+	if strings.Contains(script, "$POSTGRES") {
+		script = strings.ReplaceAll(script, "$POSTGRES", pgtest.SchemaURL(t))
+	}
 	dir := t.TempDir()
 	for name, content := range files {
 		p := filepath.Join(dir, name)

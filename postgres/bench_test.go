@@ -1,0 +1,242 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/postgres"
+	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/storetest"
+)
+
+// The benchmarks measure what docs/benchmarks.md reports. Events are
+// storetest's samples: about 500 bytes in canonical form, 4 to 6 context
+// keys. Each figure comes with baselines measured against the same server:
+// what the seed apps do (one INSERT and one commit per event) and the
+// ceiling (a raw COPY of the same rows into a table with no index, no
+// trigger, nothing to check).
+
+// sampleBatches makes n batches of size sample events.
+func sampleBatches(n, size int) [][]*trail.Event {
+	s := storetest.NewSample(1)
+	out := make([][]*trail.Event, n)
+	for i := range out {
+		out[i] = s.Batch(size, time.Now())
+	}
+	return out
+}
+
+// rawRows prepares batches as Append would and returns the rows Append
+// writes to events, ready for COPY.
+func rawRows(b *testing.B, batches [][]*trail.Event) [][][]any {
+	v := storetest.Validator()
+	out := make([][][]any, len(batches))
+	seq := int64(0)
+	for i, batch := range batches {
+		prepared, err := v.PrepareBatch("acme", batch, trail.Policy{}, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, ev := range prepared {
+			seq++
+			ev.Seq = uint64(seq)
+			body, err := trail.MarshalCanonical(ev)
+			if err != nil {
+				b.Fatal(err)
+			}
+			id, _ := trail.ParseID(ev.ID)
+			sub := func(t time.Time) int32 { return int32(t.Nanosecond() % 1000) }
+			out[i] = append(out[i], []any{"acme", seq, id, ev.RecordedAt, ev.OccurredAt, sub(ev.RecordedAt), sub(ev.OccurredAt),
+				ev.Action, ev.Category, string(ev.Outcome), ev.Actor.ID, string(ev.Actor.Type),
+				ev.Scope.Organization, ev.Scope.Workspace, ev.Scope.Team, ev.CorrelationID, body})
+		}
+	}
+	return out
+}
+
+var rawColumns = []string{"tenant", "seq", "id", "recorded_at", "occurred_at", "recorded_ns", "occurred_ns",
+	"action", "category", "outcome", "actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body"}
+
+// bareTable creates a table with the columns of events and nothing else (no
+// key, no index, no trigger) in a schema of its own, and returns a
+// connection that finds it by name.
+func bareTable(b *testing.B, name string) *pgx.Conn {
+	schema := pgtest.NewSchema(b)
+	conn := connect(b, schema, nil)
+	_, err := conn.Exec(context.Background(), `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()+`; CREATE TABLE `+pgx.Identifier{schema, name}.Sanitize()+` (
+		tenant text, seq bigint, id uuid, recorded_at timestamptz, occurred_at timestamptz, recorded_ns integer, occurred_ns integer,
+		action text, category text, outcome text, actor_id text, actor_type text, organization text, workspace text, team text,
+		correlation_id text, body bytea)`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return conn
+}
+
+func eventsPerSec(b *testing.B, n int) {
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendBatch1000 appends batches of 1000 events, one caller, each
+// batch one durable commit.
+func BenchmarkAppendBatch1000(b *testing.B) {
+	db := open(b, pgtest.NewSchema(b), postgres.Options{})
+	batches := sampleBatches(16, 1000)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	eventsPerSec(b, b.N*1000)
+}
+
+// BenchmarkAppendBatch1000x2 has two callers append batches of 1000 to one
+// tenant: one validates its batch while the other holds the tenant's lock.
+func BenchmarkAppendBatch1000x2(b *testing.B) {
+	db := open(b, pgtest.NewSchema(b), postgres.Options{})
+	batches := sampleBatches(16, 1000)
+	var (
+		wg   sync.WaitGroup
+		next = make(chan int)
+		errs = make(chan error, 2)
+	)
+	b.ResetTimer()
+	for range 2 {
+		wg.Go(func() {
+			for i := range next {
+				if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	// Not b.Loop: the timer must run until the last append has returned.
+	for i := range b.N {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	eventsPerSec(b, b.N*1000)
+}
+
+// BenchmarkAppendOneEvent appends one event per call, one caller: the
+// latency of a lone durable append.
+func BenchmarkAppendOneEvent(b *testing.B) {
+	db := open(b, pgtest.NewSchema(b), postgres.Options{})
+	evs := storetest.NewSample(2).Batch(4096, time.Now())
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := db.Append(context.Background(), "acme", evs[i%len(evs):i%len(evs)+1], trail.AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	eventsPerSec(b, b.N)
+}
+
+// BenchmarkBaselineInsertPerEvent is the seeds' way: one INSERT and one
+// commit per event, into a table with the same columns and nothing else.
+func BenchmarkBaselineInsertPerEvent(b *testing.B) {
+	conn := bareTable(b, "baseline")
+	ctx := context.Background()
+	rows := rawRows(b, sampleBatches(4, 1000))
+	insert := "INSERT INTO baseline (" + joinCols() + ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)"
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := conn.Exec(ctx, insert, rows[i/1000%4][i%1000]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	eventsPerSec(b, b.N)
+}
+
+func joinCols() string { return strings.Join(rawColumns, ", ") }
+
+// rawCopier COPYs pre-built rows into a bare table, each COPY its own
+// durable commit.
+func rawCopier(b *testing.B) func(rows [][]any) error {
+	conn := bareTable(b, "raw")
+	ctx := context.Background()
+	return func(rows [][]any) error {
+		_, err := conn.CopyFrom(ctx, pgx.Identifier{"raw"}, rawColumns, pgx.CopyFromRows(rows))
+		return err
+	}
+}
+
+// BenchmarkRawCopy is the ceiling: a COPY of 1000 pre-built rows (the rows
+// Append writes) into a table with no key, index or trigger.
+func BenchmarkRawCopy(b *testing.B) {
+	cp := rawCopier(b)
+	rows := rawRows(b, sampleBatches(16, 1000))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if err := cp(rows[i%len(rows)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	eventsPerSec(b, b.N*1000)
+}
+
+// BenchmarkAppendVsRawCopy alternates an Append of 1000 events, a COPY of
+// the same 1000 rows pre-built into a table with the keys and indexes of
+// events (no trigger, no targets, nothing to validate or encode) and a raw
+// COPY of them into a bare table, so all three see the machine at the same
+// moment. It reports each rate and the ratios to raw COPY: the figures to
+// read on a noisy machine.
+func BenchmarkAppendVsRawCopy(b *testing.B) {
+	schema := pgtest.NewSchema(b)
+	db := open(b, schema, postgres.Options{})
+	cp := rawCopier(b)
+	batches := sampleBatches(16, 1000)
+	rows := rawRows(b, batches)
+	conn := connect(b, schema, nil)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, "CREATE TABLE indexed (LIKE events INCLUDING INDEXES)"); err != nil {
+		b.Fatal(err)
+	}
+	var tAppend, tIndexed, tCopy time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		// A tenant per round keeps (tenant, seq) and (tenant, id) unique.
+		indexed := make([][]any, len(rows[i%len(rows)]))
+		for j, r := range rows[i%len(rows)] {
+			indexed[j] = append([]any{fmt.Sprintf("t%d", i/len(rows))}, r[1:]...)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		if _, err := db.Append(ctx, "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"indexed"}, rawColumns, pgx.CopyFromRows(indexed)); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if err := cp(rows[i%len(rows)]); err != nil {
+			b.Fatal(err)
+		}
+		tAppend += t1.Sub(t0)
+		tIndexed += t2.Sub(t1)
+		tCopy += time.Since(t2)
+	}
+	n := float64(b.N * 1000)
+	b.ReportMetric(n/tAppend.Seconds(), "append-events/s")
+	b.ReportMetric(n/tIndexed.Seconds(), "indexed-copy-events/s")
+	b.ReportMetric(n/tCopy.Seconds(), "copy-events/s")
+	b.ReportMetric(100*tCopy.Seconds()/tAppend.Seconds(), "append/copy-%")
+	b.ReportMetric(100*tCopy.Seconds()/tIndexed.Seconds(), "indexed/copy-%")
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,145 @@
+// Package postgres is Trail's server store: a trail.Store in a PostgreSQL
+// database, which several Trail processes may share.
+//
+// Start with Open: it connects a pgx pool, migrates the schema forward (or
+// refuses a database newer than the binary) and returns a *DB ready for use.
+//
+// Each Append is one transaction that locks the tenant's row in heads
+// (SELECT ... FOR UPDATE), so appends to one tenant from any number of
+// processes take turns and seqs continue with no gap and no reuse; appends to
+// different tenants do not wait for each other. Batches of 32 events or
+// more are written with COPY, smaller ones with INSERTs pipelined with the
+// COMMIT.
+//
+// The database refuses UPDATE, DELETE and TRUNCATE of events and their
+// targets by itself (triggers), and a tenant's head only moves forward. In
+// production, connect as a login role that is a member of trail_app (GRANT
+// trail_app TO your_login), not as the owner of the tables: trail_app, which
+// the first migration creates, may only read the log, append to it and move
+// heads, while an owner could drop the triggers. Run Open once as the owner
+// to migrate; Open as a trail_app member then finds the schema current and
+// changes nothing.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/trailaudit/trail"
+)
+
+var _ trail.Store = (*DB)(nil)
+
+// Options configure a DB. Validator is required.
+type Options struct {
+	// Validator validates and redacts every event before it is stored.
+	Validator *trail.Validator
+	// Schema is the PostgreSQL schema that holds Trail's tables (default:
+	// the connection string's search_path parameter, else "public"). Open
+	// creates it when it is missing and sets it as the search_path of every
+	// connection of the pool.
+	Schema string
+	// MaxBatch is the most events one Append may carry (default 10000); a
+	// larger batch is refused with EINVALID before anything is stored, so
+	// that one call cannot hold a tenant's log for long.
+	MaxBatch int
+	// Now is the clock (default time.Now); tests set it.
+	Now func() time.Time
+}
+
+// DefaultMaxBatch is Options.MaxBatch when it is left zero.
+const DefaultMaxBatch = 10000
+
+// DB is a trail.Store in a PostgreSQL database. It is safe for concurrent
+// use, and any number of DBs, in one process or many, may share a database.
+type DB struct {
+	pool *pgxpool.Pool
+	o    Options
+
+	mu       sync.RWMutex // guards closed against inflight.Add
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// Open connects to the database named by connString (a PostgreSQL URL or
+// keyword/value string, as pgxpool.ParseConfig reads it: pool_max_conns and
+// the like are honoured), migrates Trail's schema to the current version and
+// returns the store. A database whose schema is newer than this binary is
+// refused.
+func Open(ctx context.Context, connString string, o Options) (*DB, error) {
+	if o.Validator == nil {
+		return nil, errors.New("postgres: Options.Validator is required")
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if o.Schema == "" {
+		// A search_path in the URL (?search_path=trail) names the schema.
+		o.Schema = cfg.ConnConfig.RuntimeParams["search_path"]
+	}
+	if o.Schema == "" {
+		o.Schema = "public"
+	}
+	// Only Trail's schema is searched (pg_catalog always is), so unqualified
+	// names in Trail's SQL can only mean Trail's tables.
+	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.Schema}.Sanitize()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := migrate(ctx, pool, o.Schema); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &DB{pool: pool, o: o}, nil
+}
+
+// Close stops accepting calls, waits for those in flight (appends commit
+// first) and closes the pool. Calls after Close fail.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	db.mu.Unlock()
+	db.inflight.Wait()
+	db.pool.Close()
+	return nil
+}
+
+// enter counts a call in flight, or fails once the store is closed. The
+// caller must call db.inflight.Done when it returns.
+func (db *DB) enter() error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return trail.Errorf(trail.EINTERNAL, "postgres: store is closed")
+	}
+	db.inflight.Add(1)
+	return nil
+}
+
+// internal wraps a database failure as EINTERNAL, leaving coded errors and
+// context errors as they are. The message names what failed, never a value;
+// the cause stays in Err for logs.
+func internal(err error, what string) error {
+	var te *trail.Error
+	if err == nil || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &trail.Error{Code: trail.EINTERNAL, Message: "postgres: " + what, Err: err}
+}

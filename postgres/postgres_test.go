@@ -1,0 +1,538 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/memory"
+	"github.com/trailaudit/trail/postgres"
+	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/storetest"
+)
+
+// connect opens a plain connection to the server with search_path set to
+// schema, closed when the test ends.
+func connect(tb testing.TB, schema string, params map[string]string) *pgx.Conn {
+	tb.Helper()
+	cfg, err := pgx.ParseConfig(pgtest.ServerURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func open(tb testing.TB, schema string, o postgres.Options) *postgres.DB {
+	tb.Helper()
+	if o.Validator == nil {
+		o.Validator = storetest.Validator()
+	}
+	o.Schema = schema
+	db, err := postgres.Open(context.Background(), pgtest.ServerURL(), o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) trail.Store {
+		return open(t, pgtest.NewSchema(t), postgres.Options{})
+	})
+}
+
+// TestConformanceCopy runs the suite again with every batch written by
+// COPY (small batches are written by INSERT otherwise).
+func TestConformanceCopy(t *testing.T) {
+	postgres.SetCopyMin(t, 1)
+	storetest.Run(t, func(t *testing.T) trail.Store {
+		return open(t, pgtest.NewSchema(t), postgres.Options{})
+	})
+}
+
+func TestDurable(t *testing.T) {
+	storetest.RunDurable(t, func(t *testing.T) storetest.Durable {
+		schema := pgtest.NewSchema(t)
+		conn := connect(t, schema, nil)
+		var mu sync.Mutex // a pgx.Conn serves one caller at a time
+		return storetest.Durable{
+			Open: func(t *testing.T) trail.Store { return open(t, schema, postgres.Options{}) },
+			Exec: func(ctx context.Context, stmt string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				_, err := conn.Exec(ctx, stmt)
+				return err
+			},
+		}
+	})
+}
+
+// TestTwoProcesses has two stores on one database, as two Trail processes
+// would be, append to one tenant from 16 goroutines each: the seqs must be
+// 1..N, each once, in RecordedAt order.
+func TestTwoProcesses(t *testing.T) {
+	schema := pgtest.NewSchema(t)
+	dbs := []*postgres.DB{open(t, schema, postgres.Options{}), open(t, schema, postgres.Options{})}
+	const perDB, each = 16, 8
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seqs []uint64
+		errs []error
+	)
+	for d, db := range dbs {
+		for w := range perDB {
+			wg.Go(func() {
+				for i := range each {
+					batch := []*trail.Event{storetest.Login(fmt.Sprintf("d%d-w%d-%d", d, w, i))}
+					if i%2 == 0 {
+						batch = append(batch, storetest.Login(fmt.Sprintf("d%d-w%d-%d-b", d, w, i)))
+					}
+					res, err := db.Append(context.Background(), "acme", batch, trail.AppendOptions{})
+					mu.Lock()
+					if err != nil {
+						errs = append(errs, err)
+					} else {
+						for _, ev := range res.Events {
+							seqs = append(seqs, ev.Seq)
+						}
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d appends failed; first: %v", len(errs), errs[0])
+	}
+	want := 2 * perDB * (each + each/2)
+	slices.Sort(seqs)
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("Append returned seqs %v...: want each of 1..%d exactly once", seqs[:i+1], want)
+		}
+	}
+	if len(seqs) != want {
+		t.Fatalf("Append returned %d seqs, want %d", len(seqs), want)
+	}
+	var prev *trail.Event
+	n := 0
+	ids := map[string]bool{}
+	err := dbs[1].Scan(context.Background(), "acme", 1, 0, func(ev *trail.Event) error {
+		n++
+		if ev.Seq != uint64(n) {
+			return fmt.Errorf("position %d holds seq %d", n, ev.Seq)
+		}
+		if prev != nil && ev.RecordedAt.Before(prev.RecordedAt) {
+			return fmt.Errorf("seq %d recorded at %v, before seq %d at %v", ev.Seq, ev.RecordedAt, prev.Seq, prev.RecordedAt)
+		}
+		if ids[ev.ID] {
+			return fmt.Errorf("id %s stored twice", ev.ID)
+		}
+		ids[ev.ID] = true
+		prev = ev
+		return nil
+	})
+	if err != nil || n != want {
+		t.Fatalf("Scan: %v after %d events, want %d", err, n, want)
+	}
+}
+
+// TestClockStepsBack has a process whose clock runs an hour behind append
+// after one whose clock is right: RecordedAt holds at the head's, to the
+// nanosecond.
+func TestClockStepsBack(t *testing.T) {
+	schema := pgtest.NewSchema(t)
+	ahead := time.Date(2026, 11, 24, 10, 0, 0, 123456789, time.UTC)
+	a := open(t, schema, postgres.Options{Now: func() time.Time { return ahead }})
+	b := open(t, schema, postgres.Options{Now: func() time.Time { return ahead.Add(-time.Hour) }})
+	ctx := context.Background()
+	first, err := a.Append(ctx, "acme", []*trail.Event{storetest.Login("u-1")}, trail.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later, err := b.Append(ctx, "acme", []*trail.Event{storetest.Login("u-2"), storetest.Login("u-3")}, trail.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.Events[0].RecordedAt.Equal(ahead) {
+		t.Errorf("first event recorded at %v, want %v", first.Events[0].RecordedAt, ahead)
+	}
+	for _, ev := range later.Events {
+		if !ev.RecordedAt.Equal(ahead) {
+			t.Errorf("seq %d recorded at %v: a clock stepping back must be held at the head's %v", ev.Seq, ev.RecordedAt, ahead)
+		}
+	}
+}
+
+// TestTimesExact checks time ranges to the nanosecond, at the edges of what
+// int64 nanoseconds or a timestamptz's microseconds could hold, against the
+// memory store's answers for the same events and clock.
+func TestTimesExact(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2026, 11, 24, 10, 0, 0, 500, time.UTC) // 500ns into a microsecond
+	recorded := []time.Time{base, base.Add(1), base.Add(499), base.Add(500), base.Add(time.Microsecond), base.Add(time.Microsecond + 1)}
+	occurred := []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),       // (the zero time would mean "now")
+		time.Date(1500, 6, 1, 12, 0, 0, 999, time.UTC), // before int64 nanoseconds reach
+		time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1970, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(2300, 1, 1, 0, 0, 0, 1001, time.UTC), // after
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+	}
+	var i int
+	clock := func() time.Time { return recorded[i] }
+	db := open(t, pgtest.NewSchema(t), postgres.Options{Now: clock})
+	mem := memory.New(storetest.Validator())
+	mem.SetClock(clock)
+	for i = range recorded {
+		ev := storetest.Login(fmt.Sprintf("u-%d", i))
+		ev.OccurredAt = occurred[i]
+		for _, s := range []trail.Store{db, mem} {
+			if _, err := s.Append(ctx, "acme", []*trail.Event{ev}, trail.AppendOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var edges []time.Time
+	for _, ts := range [][]time.Time{recorded, occurred} {
+		for _, e := range ts {
+			edges = append(edges, e.Add(-1), e, e.Add(1))
+		}
+	}
+	edges = append(edges, time.Date(-9999, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(999999, 1, 1, 0, 0, 0, 0, time.UTC))
+	seqs := func(s trail.Store, q trail.Query) []uint64 {
+		t.Helper()
+		q.Tenant = "acme"
+		p, err := s.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("Query(%+v): %v", q, err)
+		}
+		var out []uint64
+		for _, ev := range p.Events {
+			out = append(out, ev.Seq)
+		}
+		return out
+	}
+	for _, e := range edges {
+		for _, q := range []trail.Query{{RecordedAfter: e}, {RecordedBefore: e}, {OccurredAfter: e}, {OccurredBefore: e},
+			{RecordedAfter: e, Descending: true}, {RecordedAfter: base.Add(1), RecordedBefore: e}} {
+			want, got := seqs(mem, q), seqs(db, q)
+			if !slices.Equal(want, got) {
+				t.Errorf("Query(%+v) = %v, memory says %v", q, got, want)
+			}
+			q.Tenant = "acme"
+			if n, err := db.Count(ctx, q); err != nil || n != int64(len(want)) {
+				t.Errorf("Count(%+v) = %d, %v; want %d", q, n, err, len(want))
+			}
+		}
+	}
+	// Get returns the times to the nanosecond.
+	for seq := range uint64(len(recorded)) {
+		ev, err := db.GetSeq(ctx, "acme", seq+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ev.RecordedAt.Equal(recorded[seq]) || !ev.OccurredAt.Equal(occurred[seq]) {
+			t.Errorf("seq %d: recorded %v occurred %v; want %v, %v", seq+1, ev.RecordedAt, ev.OccurredAt, recorded[seq], occurred[seq])
+		}
+	}
+	// A time no timestamptz holds is refused, not stored wrong.
+	ev := storetest.Login("u-x")
+	ev.OccurredAt = time.Date(-5000, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err := db.Append(ctx, "acme", []*trail.Event{ev}, trail.AppendOptions{})
+	if fe := trail.ErrorFields(err); trail.ErrorCode(err) != trail.EINVALID || len(fe) != 1 || fe[0].Path != "[0].occurred_at" {
+		t.Errorf("Append at year -5000 = %v, want EINVALID at [0].occurred_at", err)
+	}
+}
+
+// TestLargeBatches crosses Scan's chunk size, and replays a batch larger
+// than it.
+func TestLargeBatches(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, pgtest.NewSchema(t), postgres.Options{MaxBatch: 2000})
+	n := postgres.ScanChunk*2 + 7
+	batch := storetest.NewSample(1).Batch(n, time.Now())
+	opts := trail.AppendOptions{IdempotencyKey: "big"}
+	if _, err := db.Append(ctx, "acme", batch, opts); trail.ErrorCode(err) != trail.EINVALID {
+		t.Fatalf("Append of %d events with MaxBatch 2000 = %v, want EINVALID", n, err)
+	}
+	first, err := db.Append(ctx, "acme", batch[:1500], opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := db.Append(ctx, "acme", batch[:1500], opts)
+	if err != nil || !again.Replay {
+		t.Fatalf("replay: %v, replay %v", err, again != nil && again.Replay)
+	}
+	if diff := cmp.Diff(first.Events, again.Events); diff != "" {
+		t.Errorf("replay differs (-first +again):\n%s", diff)
+	}
+	if _, err := db.Append(ctx, "acme", batch[1500:], trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]uint64{{1, 0}, {999, 2002}, {1000, 1001}, {uint64(n), 0}, {uint64(n) + 1, 0}} {
+		var got []uint64
+		if err := db.Scan(ctx, "acme", r[0], r[1], func(ev *trail.Event) error {
+			got = append(got, ev.Seq)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		end := r[1]
+		if end == 0 {
+			end = uint64(n) + 1
+		}
+		var want []uint64
+		for s := r[0]; s < end; s++ {
+			want = append(want, s)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Scan(%d, %d) gave %d events (%v..), want %d", r[0], r[1], len(got), got[:min(len(got), 3)], len(want))
+		}
+	}
+}
+
+// TestNewerSchemaRefused opens a database that a newer Trail migrated.
+func TestNewerSchemaRefused(t *testing.T) {
+	schema := pgtest.NewSchema(t)
+	db := open(t, schema, postgres.Options{})
+	db.Close()
+	newer := postgres.SchemaVersion + 1
+	if _, err := connect(t, schema, nil).Exec(context.Background(), "INSERT INTO schema_migrations (version) VALUES ($1)", newer); err != nil {
+		t.Fatal(err)
+	}
+	_, err := postgres.Open(context.Background(), pgtest.ServerURL(), postgres.Options{Validator: storetest.Validator(), Schema: schema})
+	if err == nil {
+		t.Fatal("Open of a newer schema succeeded")
+	}
+	for _, v := range []int{newer, postgres.SchemaVersion} {
+		if !strings.Contains(err.Error(), "version "+strconv.Itoa(v)) {
+			t.Errorf("error %q does not name version %d", err, v)
+		}
+	}
+}
+
+// TestConcurrentOpen migrates one fresh schema from several Opens at once.
+func TestConcurrentOpen(t *testing.T) {
+	schema := pgtest.NewSchema(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			db, err := postgres.Open(context.Background(), pgtest.ServerURL(), postgres.Options{Validator: storetest.Validator(), Schema: schema})
+			if err != nil {
+				errs <- err
+				return
+			}
+			db.Close()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var n int
+	if err := connect(t, schema, nil).QueryRow(context.Background(), "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != postgres.SchemaVersion {
+		t.Errorf("schema_migrations has %d rows (%v), want %d", n, err, postgres.SchemaVersion)
+	}
+}
+
+// TestAppRole checks the role production connects as: it can run Trail
+// (open a migrated schema, append, read) and cannot change the log, not
+// even by dropping the triggers.
+func TestAppRole(t *testing.T) {
+	ctx := context.Background()
+	schema := pgtest.NewSchema(t)
+	owner := open(t, schema, postgres.Options{})
+	stored, err := owner.Append(ctx, "acme", []*trail.Event{storetest.Login("u-1")}, trail.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := connect(t, schema, nil)
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'trail_app')").Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if !exists {
+		t.Skip("role trail_app does not exist: the test user cannot create roles")
+	}
+
+	// Trail itself, connected as trail_app.
+	u, err := url.Parse(pgtest.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := u.Query()
+	qs.Set("role", "trail_app") // a run-time parameter set at connection start
+	u.RawQuery = qs.Encode()
+	app, err := postgres.Open(ctx, u.String(), postgres.Options{Validator: storetest.Validator(), Schema: schema})
+	if err != nil {
+		t.Fatalf("Open as trail_app: %v", err)
+	}
+	defer app.Close()
+	res, err := app.Append(ctx, "acme", []*trail.Event{storetest.Login("u-2")}, trail.AppendOptions{IdempotencyKey: "k"})
+	if err != nil || res.Events[0].Seq != 2 {
+		t.Fatalf("Append as trail_app: %v", err)
+	}
+	if got, err := app.Get(ctx, "acme", stored.Events[0].ID); err != nil || !cmp.Equal(got, stored.Events[0]) {
+		t.Errorf("Get as trail_app: %v", err)
+	}
+
+	conn := connect(t, schema, map[string]string{"role": "trail_app"})
+	var role string
+	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&role); err != nil || role != "trail_app" {
+		t.Fatalf("current_user = %q, %v", role, err)
+	}
+	for _, stmt := range []string{
+		"UPDATE events SET action = 'user_logout'",
+		"DELETE FROM events",
+		"TRUNCATE events",
+		"UPDATE event_targets SET id = 'x'",
+		"DELETE FROM event_targets",
+		"DELETE FROM idempotency",
+		"UPDATE idempotency SET n = 0",
+		"DELETE FROM heads",
+		"UPDATE heads SET seq = 0",
+		"UPDATE heads SET seq = seq + 1, recorded_at = recorded_at - interval '1 hour'",
+		"ALTER TABLE events DISABLE TRIGGER events_append_only",
+		"DROP TRIGGER events_append_only ON events",
+		"DROP TABLE events",
+		"CREATE TABLE events2 (x int)",
+	} {
+		_, err := conn.Exec(ctx, stmt)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "42501" && pe.Code != "42P01") {
+			t.Errorf("trail_app ran %q: %v; want permission denied", stmt, err)
+		}
+	}
+	if n, err := owner.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || n != 2 {
+		t.Errorf("Count = %d, %v; want 2", n, err)
+	}
+}
+
+// TestGetOddIDs: an id that is not a UUID, or another tenant's, is not
+// found.
+func TestGetOddIDs(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, pgtest.NewSchema(t), postgres.Options{})
+	ev, err := db.Append(ctx, "acme", []*trail.Event{{Action: catalog.UserLogout, Actor: trail.Actor{ID: "u-1", Type: trail.ActorUser}}}, trail.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ev.Events[0].ID
+	for _, c := range []struct{ tenant, id string }{{"acme", ""}, {"acme", "x"}, {"acme", strings.ToUpper(id) + "0"}, {"globex", id}, {"acme", "00000000-0000-0000-0000-000000000000"}} {
+		if _, err := db.Get(ctx, c.tenant, c.id); trail.ErrorCode(err) != trail.ENOTFOUND {
+			t.Errorf("Get(%q, %q) = %v, want ENOTFOUND", c.tenant, c.id, err)
+		}
+	}
+	if got, err := db.Get(ctx, "acme", strings.ToUpper(id)); err != nil || got.ID != id {
+		t.Errorf("Get by the upper-case id: %v", err)
+	}
+}
+
+// TestFailedAppendLeavesNothing makes an append fail inside its
+// transaction (a row planted at the seq it will take) and checks that none
+// of it stays, and that the store goes on working, on both write paths.
+func TestFailedAppendLeavesNothing(t *testing.T) {
+	for _, copyMin := range []int{1, 1000} {
+		t.Run(fmt.Sprintf("copyMin=%d", copyMin), func(t *testing.T) {
+			postgres.SetCopyMin(t, copyMin)
+			ctx := context.Background()
+			schema := pgtest.NewSchema(t)
+			db := open(t, schema, postgres.Options{})
+			first, err := db.Append(ctx, "acme", []*trail.Event{storetest.Login("u-1")}, trail.AppendOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			admin := connect(t, schema, nil)
+			if _, err := admin.Exec(ctx, `INSERT INTO events SELECT tenant, 3, gen_random_uuid(), recorded_at, occurred_at, recorded_ns,
+				occurred_ns, action, category, outcome, actor_id, actor_type, organization, workspace, team, correlation_id, body
+				FROM events WHERE seq = 1`); err != nil {
+				t.Fatal(err)
+			}
+			batch := []*trail.Event{storetest.Login("u-2"), storetest.Login("u-3"), storetest.Login("u-4")}
+			for range 3 { // more times than the pool has connections
+				_, err := db.Append(ctx, "acme", batch, trail.AppendOptions{IdempotencyKey: "k"})
+				if trail.ErrorCode(err) != trail.EINTERNAL {
+					t.Fatalf("Append onto a planted row = %v, want EINTERNAL", err)
+				}
+			}
+			var head, targets, keys int
+			if err := admin.QueryRow(ctx, `SELECT (SELECT seq FROM heads), (SELECT count(*) FROM event_targets),
+				(SELECT count(*) FROM idempotency)`).Scan(&head, &targets, &keys); err != nil {
+				t.Fatal(err)
+			}
+			if head != 1 || targets != 1 || keys != 0 {
+				t.Errorf("after failed appends: head %d, %d target rows, %d keys; want 1, 1, 0", head, targets, keys)
+			}
+			if got, err := db.Get(ctx, "acme", first.Events[0].ID); err != nil || got.Seq != 1 {
+				t.Errorf("Get after failed appends: %v", err)
+			}
+		})
+	}
+}
+
+// TestLockWaitCancelled has an append wait for a tenant's head, held by
+// another session, until its context ends; the tenant's next append after
+// the lock is released takes the next seq.
+func TestLockWaitCancelled(t *testing.T) {
+	ctx := context.Background()
+	schema := pgtest.NewSchema(t)
+	db := open(t, schema, postgres.Options{})
+	if _, err := db.Append(ctx, "acme", []*trail.Event{storetest.Login("u-1")}, trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other := connect(t, schema, nil)
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT * FROM heads WHERE tenant = 'acme' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := db.Append(short, "acme", []*trail.Event{storetest.Login("u-2")}, trail.AppendOptions{}); err == nil {
+		t.Fatal("Append succeeded while another session held the tenant's head")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Append returned after %v; want soon after its context ended", d)
+	}
+	// Another tenant is not held up meanwhile.
+	if _, err := db.Append(ctx, "globex", []*trail.Event{storetest.Login("u-1")}, trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Append(ctx, "acme", []*trail.Event{storetest.Login("u-3")}, trail.AppendOptions{})
+	if err != nil || res.Events[0].Seq != 2 {
+		t.Fatalf("Append after the lock was released: %v (seq %v), want seq 2", err, res)
+	}
+}
