@@ -10,8 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/trailaudit/trail"
-	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/storetest"
 )
 

@@ -17,9 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/postgres"
-	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/storetest"
 )
 
