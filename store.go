@@ -30,7 +30,12 @@ import (
 //     return them exactly as Append returned them.
 //   - A page cursor MUST stay valid while appends go on: the next page
 //     continues after the last event seen, never repeating or skipping one.
+//   - Every Store is a Log, and keeps that contract too: each commit writes
+//     the tree's hashes beside the events and ends with a signed checkpoint.
 type Store interface {
+	// Log is the store's tamper-evident side: the Merkle tree and signed
+	// checkpoints written with every append.
+	Log
 	// Append validates, redacts and stores events for tenant, and returns
 	// them as stored (with ID, Seq, RecordedAt, Category, Outcome filled).
 	Append(ctx context.Context, tenant string, events []*Event, opts AppendOptions) (*AppendResult, error)

@@ -11,14 +11,16 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
 )
 
 var _ trail.Store = (*Store)(nil)
 
 // Store keeps every tenant's events in memory. It is safe for concurrent use.
 type Store struct {
-	v   *trail.Validator
-	now func() time.Time
+	v      *trail.Validator
+	signer *tlog.Signer
+	now    func() time.Time
 
 	mu      sync.RWMutex
 	closed  bool
@@ -27,6 +29,9 @@ type Store struct {
 
 type tenantLog struct {
 	events []*trail.Event // events[i].Seq == i+1
+	leaves []trail.Leaf   // leaves[i] is events[i] as the log holds it
+	tree   *tlog.Tree
+	notes  [][]byte // signed checkpoints, one per append
 	byID   map[string]*trail.Event
 	idem   map[string]idemEntry
 }
@@ -36,10 +41,24 @@ type idemEntry struct {
 	first, n    int // the events the original append stored
 }
 
-// New returns an empty store that prepares events with v.
-func New(v *trail.Validator) *Store {
-	return &Store{v: v, now: time.Now, tenants: map[string]*tenantLog{}}
+// New returns an empty store that prepares events with v and signs its
+// checkpoints with signer; a nil signer means a fresh key that lives as long
+// as the store (Signer returns it).
+func New(v *trail.Validator, signer *tlog.Signer) *Store {
+	if signer == nil {
+		skey, _, err := tlog.GenerateKey("memory")
+		if err == nil {
+			signer, err = tlog.NewSigner(skey)
+		}
+		if err != nil {
+			panic(err) // only a broken crypto/rand fails here
+		}
+	}
+	return &Store{v: v, signer: signer, now: time.Now, tenants: map[string]*tenantLog{}}
 }
+
+// Signer returns the key that signs the store's checkpoints.
+func (s *Store) Signer() *tlog.Signer { return s.signer }
 
 // SetClock replaces the store's clock, for tests that need fixed times.
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
@@ -67,7 +86,8 @@ func (s *Store) Append(ctx context.Context, tenant string, events []*trail.Event
 	}
 	tl := s.tenants[tenant]
 	if tl == nil {
-		tl = &tenantLog{byID: map[string]*trail.Event{}, idem: map[string]idemEntry{}}
+		tree, _ := tlog.NewTree(0, nil)
+		tl = &tenantLog{tree: tree, byID: map[string]*trail.Event{}, idem: map[string]idemEntry{}}
 		s.tenants[tenant] = tl
 	}
 	if opts.IdempotencyKey != "" {
@@ -78,15 +98,33 @@ func (s *Store) Append(ctx context.Context, tenant string, events []*trail.Event
 			return &trail.AppendResult{Events: cloneAll(tl.events[e.first : e.first+e.n]), Replay: true}, nil
 		}
 	}
+	// Everything that can fail happens before the log changes: the batch
+	// is stored whole or not at all.
 	first := len(tl.events)
+	tree := tl.tree.Clone()
+	leaves := make([]trail.Leaf, len(prepared))
 	for i, ev := range prepared {
 		ev.Seq = uint64(first + i + 1)
 		if first > 0 || i > 0 {
 			ev.RecordedAt = trail.NotBefore(ev.RecordedAt, last(tl, prepared[:i]).RecordedAt)
 		}
+		body, err := trail.MarshalCanonical(ev)
+		if err != nil {
+			return nil, trail.Errorf(trail.EINVALID, "event %d cannot be encoded: %v", i, err)
+		}
+		leaves[i] = trail.Leaf{Seq: ev.Seq, Body: body, Hashes: tree.Append(body)}
+	}
+	note, err := s.signer.Sign(tenant, tree.Size(), tree.Root())
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range prepared {
 		tl.events = append(tl.events, ev)
 		tl.byID[ev.ID] = ev
 	}
+	tl.leaves = append(tl.leaves, leaves...)
+	tl.tree = tree
+	tl.notes = append(tl.notes, note)
 	if opts.IdempotencyKey != "" {
 		tl.idem[opts.IdempotencyKey] = idemEntry{fingerprint: fp, first: first, n: len(prepared)}
 	}
@@ -151,10 +189,7 @@ func (s *Store) Scan(ctx context.Context, tenant string, from, to uint64, fn fun
 		evs = tl.events // events are never changed once appended
 	}
 	s.mu.RUnlock()
-	from = max(from, 1)
-	if to == 0 || to > uint64(len(evs))+1 {
-		to = uint64(len(evs)) + 1
-	}
+	from, to = seqRange(from, to, len(evs))
 	for seq := from; seq < to; seq++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -217,4 +252,74 @@ func cloneAll(evs []*trail.Event) []*trail.Event {
 		out[i] = ev.Clone()
 	}
 	return out
+}
+
+// Checkpoint returns tenant's latest checkpoint.
+func (s *Store) Checkpoint(ctx context.Context, tenant string) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if tl := s.tenants[tenant]; tl != nil && len(tl.notes) > 0 {
+		return tl.notes[len(tl.notes)-1], nil
+	}
+	return nil, trail.Errorf(trail.ENOTFOUND, "tenant %s has no checkpoint", tenant)
+}
+
+// Checkpoints calls fn with each of tenant's checkpoints in order.
+func (s *Store) Checkpoints(ctx context.Context, tenant string, fn func(note []byte) error) error {
+	s.mu.RLock()
+	var notes [][]byte
+	if tl := s.tenants[tenant]; tl != nil {
+		notes = tl.notes
+	}
+	s.mu.RUnlock()
+	for _, n := range notes {
+		if err := fn(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TreeHashes returns the hashes of tree nodes.
+func (s *Store) TreeHashes(ctx context.Context, tenant string, nodes []trail.TreeNode) ([][]byte, error) {
+	s.mu.RLock()
+	var leaves []trail.Leaf
+	if tl := s.tenants[tenant]; tl != nil {
+		leaves = tl.leaves
+	}
+	s.mu.RUnlock()
+	return tlog.ReadTreeHashes(nodes, func(seqs []uint64) ([][]byte, error) {
+		out := make([][]byte, len(seqs))
+		for i, seq := range seqs {
+			if seq >= 1 && seq <= uint64(len(leaves)) {
+				out[i] = leaves[seq-1].Hashes
+			}
+		}
+		return out, nil
+	})
+}
+
+// ScanLeaves calls fn for each leaf with from <= seq < to.
+func (s *Store) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn func(trail.Leaf) error) error {
+	s.mu.RLock()
+	var leaves []trail.Leaf
+	if tl := s.tenants[tenant]; tl != nil {
+		leaves = tl.leaves // leaves are never changed once appended
+	}
+	s.mu.RUnlock()
+	from, to = seqRange(from, to, len(leaves))
+	for seq := from; seq < to; seq++ {
+		if err := fn(leaves[seq-1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seqRange clamps a scan's [from, to) to a log of n events (to == 0: all).
+func seqRange(from, to uint64, n int) (uint64, uint64) {
+	if to == 0 || to > uint64(n)+1 {
+		to = uint64(n) + 1
+	}
+	return max(from, 1), to
 }

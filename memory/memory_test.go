@@ -10,6 +10,6 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) trail.Store {
-		return memory.New(storetest.Validator())
+		return memory.New(storetest.Validator(), storetest.Signer())
 	})
 }

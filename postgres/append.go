@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
 )
 
 // The times a timestamptz holds, with a wide margin (PostgreSQL's own
@@ -24,7 +25,7 @@ var (
 // eventColumns are the columns of events, in the order columns.eventRow
 // gives them.
 var eventColumns = []string{"tenant", "seq", "id", "recorded_at", "occurred_at", "recorded_ns", "occurred_ns",
-	"action", "category", "outcome", "actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body"}
+	"action", "category", "outcome", "actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body", "hashes"}
 
 var targetColumns = []string{"tenant", "seq", "type", "id"}
 
@@ -36,9 +37,10 @@ func subMicro(t time.Time) int32 { return int32(t.Nanosecond() % 1000) }
 // Append validates and redacts events (before touching the database), then
 // stores them in one transaction that holds the tenant's head row locked:
 // seqs continue from the head with no gap, RecordedAt never runs behind the
-// head's, and the batch is durable when Append returns. The events returned
-// are decoded from the stored canonical bytes, so they are exactly what
-// reads return.
+// head's, and the batch is durable when Append returns. The same
+// transaction writes each event's tree hashes, the tree's new right edge and
+// a checkpoint signed with Options.Signer. The events returned are decoded
+// from the stored canonical bytes, so they are exactly what reads return.
 func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, opts trail.AppendOptions) (*trail.AppendResult, error) {
 	if err := db.enter(); err != nil {
 		return nil, err
@@ -46,6 +48,9 @@ func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, 
 	defer db.inflight.Done()
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if db.o.Signer == nil && !db.o.noTree {
+		return nil, trail.Errorf(trail.EINTERNAL, "postgres: opened without a signer, read-only")
 	}
 	if len(events) > db.o.MaxBatch {
 		return nil, trail.Invalid(fmt.Sprintf("batch of %d events is larger than the store takes at once (%d)", len(events), db.o.MaxBatch))
@@ -76,10 +81,32 @@ func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, 
 	return db.appendTx(ctx, tenant, prepared, opts.IdempotencyKey, fp)
 }
 
-// head is a tenant's head row: its last seq and that event's RecordedAt.
+// head is a tenant's head row: its last seq, that event's RecordedAt and
+// the right edge of its tree (see continueTree).
 type head struct {
 	seq      uint64
 	recorded time.Time
+	tree     []byte
+	lastRow  uint64 // the highest seq stored, which must be seq
+	latest   []byte // the newest checkpoint, nil when none
+}
+
+// continueTree returns the tenant's tree at h.seq, from the edge its head
+// keeps: the hashes of tlog.PeakNodes(h.seq), trail.HashSize bytes each,
+// left to right.
+func (h head) continueTree() (*tlog.Tree, error) {
+	var peaks [][]byte
+	for rest := h.tree; len(rest) >= trail.HashSize; rest = rest[trail.HashSize:] {
+		peaks = append(peaks, rest[:trail.HashSize])
+	}
+	t, err := tlog.NewTree(h.seq, peaks)
+	if err == nil && len(h.tree) != len(peaks)*trail.HashSize {
+		err = fmt.Errorf("%d bytes are not whole hashes", len(h.tree))
+	}
+	if err != nil {
+		return nil, trail.Errorf(trail.EINTERNAL, "postgres: the tree's right edge in the tenant's head is damaged (run trail verify): %v", err)
+	}
+	return t, nil
 }
 
 // earlier is what an idempotency key found: the batch first appended with
@@ -112,8 +139,20 @@ func begin(ctx context.Context, conn *pgxpool.Conn, tenant, key string) (head, e
 	// the first to commit and then does nothing. For a known tenant this
 	// finds the row in the index and writes nothing.
 	b.Queue("INSERT INTO heads (tenant) VALUES ($1) ON CONFLICT (tenant) DO NOTHING", tenant)
-	b.Queue("SELECT seq, recorded_at, recorded_ns FROM heads WHERE tenant = $1 FOR UPDATE", tenant).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&seq, &rec, &ns)
+	b.Queue("SELECT seq, recorded_at, recorded_ns, tree FROM heads WHERE tenant = $1 FOR UPDATE", tenant).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&seq, &rec, &ns, &h.tree)
+	})
+	// What CheckHead compares the head with: rows and checkpoints written
+	// behind the store's back would show here.
+	b.Queue("SELECT coalesce(max(seq), 0) FROM events WHERE tenant = $1", tenant).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&h.lastRow)
+	})
+	b.Queue("SELECT note FROM checkpoints WHERE tenant = $1 ORDER BY size DESC LIMIT 1", tenant).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&h.latest)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
 	})
 	if key != "" {
 		b.Queue("SELECT fingerprint, first_seq, n FROM idempotency WHERE tenant = $1 AND key = $2", tenant, key).QueryRow(func(row pgx.Row) error {
@@ -167,6 +206,15 @@ func (db *DB) appendTx(ctx context.Context, tenant string, prepared []*trail.Eve
 		return &trail.AppendResult{Events: evs, Replay: true}, nil
 	}
 
+	var tree *tlog.Tree
+	if !db.o.noTree {
+		if tree, err = h.continueTree(); err != nil {
+			return nil, err
+		}
+		if err := tlog.CheckHead(tenant, h.lastRow, tree, h.latest); err != nil {
+			return nil, err
+		}
+	}
 	c := newColumns(tenant, len(prepared))
 	for i, ev := range prepared {
 		ev.Seq = h.seq + uint64(i) + 1
@@ -177,7 +225,15 @@ func (db *DB) appendTx(ctx context.Context, tenant string, prepared []*trail.Eve
 			}
 			ev.RecordedAt = trail.NotBefore(ev.RecordedAt, prev)
 		}
-		if err := c.add(ev); err != nil {
+		if err := c.add(ev, tree); err != nil {
+			return nil, err
+		}
+	}
+	last := len(c.seq) - 1
+	edge, note := h.tree, []byte(nil)
+	if tree != nil {
+		edge = tree.Edge()
+		if note, err = db.o.Signer.Sign(tenant, tree.Size(), tree.Root()); err != nil {
 			return nil, err
 		}
 	}
@@ -215,11 +271,11 @@ func (db *DB) appendTx(ctx context.Context, tenant string, prepared []*trail.Eve
 	if err := <-decoded; err != nil {
 		return nil, err
 	}
-	// A later migration's Merkle tree is written here, in this same
-	// transaction, from the canonical bodies in c.
-	last := len(c.seq) - 1
-	b.Queue("UPDATE heads SET seq = $2, recorded_at = $3, recorded_ns = $4 WHERE tenant = $1",
-		tenant, c.seq[last], c.recordedAt[last], c.recordedNs[last])
+	b.Queue("UPDATE heads SET seq = $2, recorded_at = $3, recorded_ns = $4, tree = $5 WHERE tenant = $1",
+		tenant, c.seq[last], c.recordedAt[last], c.recordedNs[last], edge)
+	if note != nil {
+		b.Queue("INSERT INTO checkpoints (tenant, size, note) VALUES ($1, $2, $3)", tenant, c.seq[last], note)
+	}
 	if key != "" {
 		b.Queue("INSERT INTO idempotency (tenant, key, fingerprint, first_seq, n) VALUES ($1, $2, $3, $4, $5)",
 			tenant, key, fp[:], c.seq[0], int32(len(c.seq)))
@@ -241,7 +297,7 @@ var copyMin = 32
 
 var (
 	insertEvent = "INSERT INTO events (" + strings.Join(eventColumns, ", ") +
-		") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+		") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 	insertTarget = "INSERT INTO event_targets (tenant, seq, type, id) VALUES ($1, $2, $3, $4)"
 )
 
@@ -278,7 +334,7 @@ type columns struct {
 	action, category, outcome                    []string
 	actorID, actorType                           []string
 	organization, workspace, team, correlationID []string
-	body                                         [][]byte
+	body, hashes                                 [][]byte
 
 	tseq       []int64
 	ttype, tid []string
@@ -292,13 +348,13 @@ func newColumns(tenant string, n int) *columns {
 		action: make([]string, 0, n), category: make([]string, 0, n), outcome: make([]string, 0, n),
 		actorID: make([]string, 0, n), actorType: make([]string, 0, n),
 		organization: make([]string, 0, n), workspace: make([]string, 0, n), team: make([]string, 0, n),
-		correlationID: make([]string, 0, n), body: make([][]byte, 0, n),
+		correlationID: make([]string, 0, n), body: make([][]byte, 0, n), hashes: make([][]byte, 0, n),
 	}
 }
 
-// add appends ev, with its Seq and RecordedAt final, and its canonical
-// bytes.
-func (c *columns) add(ev *trail.Event) error {
+// add appends ev, with its Seq and RecordedAt final, its canonical bytes
+// and, when tree is not nil, what appending those bytes to tree gives.
+func (c *columns) add(ev *trail.Event, tree *tlog.Tree) error {
 	body, err := trail.MarshalCanonical(ev)
 	if err != nil {
 		return internal(err, "encode an event")
@@ -324,6 +380,11 @@ func (c *columns) add(ev *trail.Event) error {
 	c.team = append(c.team, ev.Scope.Team)
 	c.correlationID = append(c.correlationID, ev.CorrelationID)
 	c.body = append(c.body, body)
+	hashes := []byte{} // not nil: that would be NULL
+	if tree != nil {
+		hashes = tree.Append(body)
+	}
+	c.hashes = append(c.hashes, hashes)
 	for _, t := range ev.Targets {
 		c.tseq = append(c.tseq, seq)
 		c.ttype = append(c.ttype, t.Type)
@@ -336,7 +397,7 @@ func (c *columns) add(ev *trail.Event) error {
 func (c *columns) eventRow(i int) []any {
 	return []any{c.tenant, c.seq[i], c.id[i], c.recordedAt[i], c.occurredAt[i], c.recordedNs[i], c.occurredNs[i],
 		c.action[i], c.category[i], c.outcome[i], c.actorID[i], c.actorType[i],
-		c.organization[i], c.workspace[i], c.team[i], c.correlationID[i], c.body[i]}
+		c.organization[i], c.workspace[i], c.team[i], c.correlationID[i], c.body[i], c.hashes[i]}
 }
 
 // eventRows is c's events as COPY rows.

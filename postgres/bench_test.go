@@ -13,6 +13,7 @@ import (
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/storetest"
+	"github.com/trailaudit/trail/tlog"
 )
 
 // The benchmarks measure what docs/benchmarks.md reports. Events are
@@ -38,6 +39,7 @@ func rawRows(b *testing.B, batches [][]*trail.Event) [][][]any {
 	v := storetest.Validator()
 	out := make([][][]any, len(batches))
 	seq := int64(0)
+	tree, _ := tlog.NewTree(0, nil)
 	for i, batch := range batches {
 		prepared, err := v.PrepareBatch("acme", batch, trail.Policy{}, time.Now())
 		if err != nil {
@@ -54,14 +56,14 @@ func rawRows(b *testing.B, batches [][]*trail.Event) [][][]any {
 			sub := func(t time.Time) int32 { return int32(t.Nanosecond() % 1000) }
 			out[i] = append(out[i], []any{"acme", seq, id, ev.RecordedAt, ev.OccurredAt, sub(ev.RecordedAt), sub(ev.OccurredAt),
 				ev.Action, ev.Category, string(ev.Outcome), ev.Actor.ID, string(ev.Actor.Type),
-				ev.Scope.Organization, ev.Scope.Workspace, ev.Scope.Team, ev.CorrelationID, body})
+				ev.Scope.Organization, ev.Scope.Workspace, ev.Scope.Team, ev.CorrelationID, body, tree.Append(body)})
 		}
 	}
 	return out
 }
 
 var rawColumns = []string{"tenant", "seq", "id", "recorded_at", "occurred_at", "recorded_ns", "occurred_ns",
-	"action", "category", "outcome", "actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body"}
+	"action", "category", "outcome", "actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body", "hashes"}
 
 // bareTable creates a table with the columns of events and nothing else (no
 // key, no index, no trigger) in a schema of its own, and returns a
@@ -72,7 +74,7 @@ func bareTable(b *testing.B, name string) *pgx.Conn {
 	_, err := conn.Exec(context.Background(), `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()+`; CREATE TABLE `+pgx.Identifier{schema, name}.Sanitize()+` (
 		tenant text, seq bigint, id uuid, recorded_at timestamptz, occurred_at timestamptz, recorded_ns integer, occurred_ns integer,
 		action text, category text, outcome text, actor_id text, actor_type text, organization text, workspace text, team text,
-		correlation_id text, body bytea)`)
+		correlation_id text, body bytea, hashes bytea)`)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -152,7 +154,7 @@ func BenchmarkBaselineInsertPerEvent(b *testing.B) {
 	conn := bareTable(b, "baseline")
 	ctx := context.Background()
 	rows := rawRows(b, sampleBatches(4, 1000))
-	insert := "INSERT INTO baseline (" + joinCols() + ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)"
+	insert := "INSERT INTO baseline (" + joinCols() + ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)"
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		if _, err := conn.Exec(ctx, insert, rows[i/1000%4][i%1000]...); err != nil {
@@ -238,5 +240,37 @@ func BenchmarkAppendVsRawCopy(b *testing.B) {
 	b.ReportMetric(n/tCopy.Seconds(), "copy-events/s")
 	b.ReportMetric(100*tCopy.Seconds()/tAppend.Seconds(), "append/copy-%")
 	b.ReportMetric(100*tCopy.Seconds()/tIndexed.Seconds(), "indexed/copy-%")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkTreeOverhead measures what tamper evidence costs an append: it
+// alternates Appends of 1000 events to a store that keeps the tree and
+// signs a checkpoint per append and to one that does neither (each in a
+// schema of its own; which goes first alternates too), so both see the
+// machine at the same moment, and reports each rate and the tree's
+// overhead in time per event.
+func BenchmarkTreeOverhead(b *testing.B) {
+	var o postgres.Options
+	postgres.WithoutTree(&o)
+	dbs := [2]*postgres.DB{open(b, pgtest.NewSchema(b), postgres.Options{}), open(b, pgtest.NewSchema(b), o)}
+	batches := sampleBatches(16, 1000)
+	ctx := context.Background()
+	var took [2]time.Duration // with the tree, without
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		for j := range 2 {
+			k := (i + j) % 2
+			t0 := time.Now()
+			if _, err := dbs[k].Append(ctx, "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			took[k] += time.Since(t0)
+		}
+	}
+	tTree, tBare := took[0], took[1]
+	n := float64(b.N * 1000)
+	b.ReportMetric(n/tTree.Seconds(), "tree-events/s")
+	b.ReportMetric(n/tBare.Seconds(), "bare-events/s")
+	b.ReportMetric(100*(tTree.Seconds()/tBare.Seconds()-1), "overhead-%")
 	b.ReportMetric(0, "ns/op")
 }

@@ -1,5 +1,7 @@
 package postgres
 
+import "github.com/trailaudit/trail"
+
 // SchemaVersion is the schema version this build knows, for the tests.
 var SchemaVersion = schemaVersion
 
@@ -11,4 +13,30 @@ func SetCopyMin(t interface{ Cleanup(func()) }, n int) {
 	old := copyMin
 	copyMin = n
 	t.Cleanup(func() { copyMin = old })
+}
+
+// SetLogChunk sets how many rows the Log methods read per query until the
+// test ends.
+func SetLogChunk(t interface{ Cleanup(func()) }, n int) {
+	old := logChunk
+	logChunk = n
+	t.Cleanup(func() { logChunk = old })
+}
+
+// WithoutTree makes a DB append without tree hashes or checkpoints, so that
+// a benchmark can measure what tamper evidence costs.
+func WithoutTree(o *Options) { o.noTree = true }
+
+// EventRow returns the columns of events and the row Append would write
+// there for ev at seq, but holding body and hashes as given: what a tamper
+// test inserts behind the store's back.
+func EventRow(tenant string, seq uint64, ev *trail.Event, body, hashes []byte) ([]string, []any, error) {
+	c := newColumns(tenant, 1)
+	ev = ev.Clone()
+	ev.Seq = seq
+	if err := c.add(ev, nil); err != nil {
+		return nil, nil, err
+	}
+	c.body[0], c.hashes[0] = body, hashes
+	return eventColumns, c.eventRow(0), nil
 }

@@ -11,14 +11,23 @@
 // more are written with COPY, smaller ones with INSERTs pipelined with the
 // COMMIT.
 //
-// The database refuses UPDATE, DELETE and TRUNCATE of events and their
-// targets by itself (triggers), and a tenant's head only moves forward. In
-// production, connect as a login role that is a member of trail_app (GRANT
-// trail_app TO your_login), not as the owner of the tables: trail_app, which
-// the first migration creates, may only read the log, append to it and move
-// heads, while an owner could drop the triggers. Run Open once as the owner
-// to migrate; Open as a trail_app member then finds the schema current and
-// changes nothing.
+// The store is a trail.Log: each tenant's events are the leaves of a Merkle
+// tree (package tlog). Every event is stored with its tree hashes (the
+// hashes column: its leaf hash, then the nodes it completed), the head row
+// keeps the tree's right edge (the hashes of its peaks) so that an append
+// continues the tree without reading any event, and every append ends with
+// a checkpoint of the tree signed with Options.Signer, all in the append's
+// transaction. Without a signer the store is read-only.
+//
+// The database refuses UPDATE, DELETE and TRUNCATE of events, their targets
+// and checkpoints by itself (triggers), and a tenant's head only moves
+// forward. In production, connect as a login role that is a member of
+// trail_app (GRANT trail_app TO your_login), not as the owner of the tables:
+// trail_app, which the first migration creates, may only read the log,
+// append to it and move heads, while an owner could drop the triggers. Run
+// Open once as the owner to migrate; Open as a trail_app member then finds
+// the schema current and changes nothing. Open with a Signer refuses a log
+// whose tenants' latest checkpoints another key signed.
 package postgres
 
 import (
@@ -31,9 +40,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
 )
 
-var _ trail.Store = (*DB)(nil)
+var (
+	_ trail.Store = (*DB)(nil)
+	_ trail.Log   = (*DB)(nil)
+)
 
 // Options configure a DB. Validator is required.
 type Options struct {
@@ -48,8 +61,14 @@ type Options struct {
 	// larger batch is refused with EINVALID before anything is stored, so
 	// that one call cannot hold a tenant's log for long.
 	MaxBatch int
+	// Signer signs the checkpoint every append ends with (trail.Log).
+	// Without one the DB is read-only and Append fails; with one, Open
+	// refuses a database whose latest checkpoints it did not sign.
+	Signer *tlog.Signer
 	// Now is the clock (default time.Now); tests set it.
 	Now func() time.Time
+
+	noTree bool // benchmarks only: append without the tree or checkpoints
 }
 
 // DefaultMaxBatch is Options.MaxBatch when it is left zero.
@@ -70,7 +89,8 @@ type DB struct {
 // keyword/value string, as pgxpool.ParseConfig reads it: pool_max_conns and
 // the like are honoured), migrates Trail's schema to the current version and
 // returns the store. A database whose schema is newer than this binary is
-// refused.
+// refused, and so, with a Signer, is one where a tenant's latest checkpoint
+// does not verify under the signer's key.
 func Open(ctx context.Context, connString string, o Options) (*DB, error) {
 	if o.Validator == nil {
 		return nil, errors.New("postgres: Options.Validator is required")
@@ -103,7 +123,29 @@ func Open(ctx context.Context, connString string, o Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	if o.Signer != nil {
+		if err := checkSigner(ctx, pool, o.Signer); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: schema %q: %w", o.Schema, err)
+		}
+	}
 	return &DB{pool: pool, o: o}, nil
+}
+
+// checkSigner refuses a signer that did not sign each tenant's latest
+// checkpoint, read in one query (an index probe per tenant).
+func checkSigner(ctx context.Context, pool *pgxpool.Pool, s *tlog.Signer) error {
+	rows, err := pool.Query(ctx, `SELECT h.tenant, c.note FROM heads h CROSS JOIN LATERAL
+		(SELECT note FROM checkpoints c WHERE c.tenant = h.tenant ORDER BY size DESC LIMIT 1) c`)
+	if err != nil {
+		return internal(err, "read checkpoints")
+	}
+	var (
+		tenant string
+		note   []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&tenant, &note}, func() error { return s.CheckLatest(tenant, note) })
+	return internal(err, "read checkpoints")
 }
 
 // Close stops accepting calls, waits for those in flight (appends commit

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/storetest"
+	"github.com/trailaudit/trail/tlog"
 )
 
 // connect opens a plain connection to the server with search_path set to
@@ -43,10 +45,15 @@ func connect(tb testing.TB, schema string, params map[string]string) *pgx.Conn {
 	return conn
 }
 
+// open opens a store on schema, closed when the test ends. The Validator
+// and Signer default to storetest's.
 func open(tb testing.TB, schema string, o postgres.Options) *postgres.DB {
 	tb.Helper()
 	if o.Validator == nil {
 		o.Validator = storetest.Validator()
+	}
+	if o.Signer == nil {
+		o.Signer = storetest.Signer()
 	}
 	o.Schema = schema
 	db, err := postgres.Open(context.Background(), pgtest.ServerURL(), o)
@@ -73,26 +80,137 @@ func TestConformanceCopy(t *testing.T) {
 }
 
 func TestDurable(t *testing.T) {
-	storetest.RunDurable(t, func(t *testing.T) storetest.Durable {
-		schema := pgtest.NewSchema(t)
-		conn := connect(t, schema, nil)
-		var mu sync.Mutex // a pgx.Conn serves one caller at a time
-		return storetest.Durable{
-			Open: func(t *testing.T) trail.Store { return open(t, schema, postgres.Options{}) },
-			Exec: func(ctx context.Context, stmt string) error {
-				mu.Lock()
-				defer mu.Unlock()
-				_, err := conn.Exec(ctx, stmt)
-				return err
-			},
+	storetest.RunDurable(t, durable)
+}
+
+func TestTamper(t *testing.T) {
+	storetest.RunTamper(t, durable)
+}
+
+// durable returns a fresh schema as storetest sees it, with its owner's
+// connection to change it behind the store's back.
+func durable(t *testing.T) storetest.Durable {
+	schema := pgtest.NewSchema(t)
+	a := &admin{conn: connect(t, schema, nil)}
+	return storetest.Durable{
+		Open: func(t *testing.T, s *tlog.Signer) (trail.Store, error) {
+			db, err := postgres.Open(context.Background(), pgtest.ServerURL(), postgres.Options{Validator: storetest.Validator(), Schema: schema, Signer: s})
+			if err == nil {
+				t.Cleanup(func() { db.Close() })
+			}
+			return db, err
+		},
+		Exec:   a.Exec,
+		Tamper: a,
+	}
+}
+
+// admin is the owner's connection to a schema: it can run any statement,
+// and tamper with the log as storetest.Tamperer says, disabling the
+// append-only triggers, changing rows and enabling the triggers again, in
+// one transaction.
+type admin struct {
+	mu   sync.Mutex // a pgx.Conn serves one caller at a time
+	conn *pgx.Conn
+}
+
+var _ storetest.Tamperer = (*admin)(nil)
+
+// Exec runs stmt.
+func (a *admin) Exec(ctx context.Context, stmt string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, err := a.conn.Exec(ctx, stmt)
+	return err
+}
+
+// tamper runs stmts (each an SQL statement and its arguments) with the
+// triggers off. Each must change a row, but those on event_targets.
+func (a *admin) tamper(ctx context.Context, stmts ...[]any) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tx, err := a.conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	tables := []string{"events", "event_targets", "checkpoints"}
+	for _, table := range tables {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" DISABLE TRIGGER USER"); err != nil {
+			return err
 		}
-	})
+	}
+	for _, st := range stmts {
+		sql := st[0].(string)
+		tag, err := tx.Exec(ctx, sql, st[1:]...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+		if tag.RowsAffected() == 0 && !strings.Contains(sql, "event_targets") {
+			return fmt.Errorf("%s changed no row", sql)
+		}
+	}
+	for _, table := range tables {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" ENABLE TRIGGER USER"); err != nil {
+			return err
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+func (a *admin) SetBody(ctx context.Context, tenant string, seq uint64, body []byte) error {
+	return a.tamper(ctx, []any{"UPDATE events SET body = $3 WHERE tenant = $1 AND seq = $2", tenant, int64(seq), body})
+}
+
+func (a *admin) SetHashes(ctx context.Context, tenant string, seq uint64, hashes []byte) error {
+	return a.tamper(ctx, []any{"UPDATE events SET hashes = $3 WHERE tenant = $1 AND seq = $2", tenant, int64(seq), hashes})
+}
+
+func (a *admin) Delete(ctx context.Context, tenant string, from, to uint64) error {
+	if to == 0 {
+		to = math.MaxInt64
+	}
+	return a.tamper(ctx,
+		[]any{"DELETE FROM event_targets WHERE tenant = $1 AND seq >= $2 AND seq < $3", tenant, int64(from), int64(to)},
+		[]any{"DELETE FROM events WHERE tenant = $1 AND seq >= $2 AND seq < $3", tenant, int64(from), int64(to)})
+}
+
+func (a *admin) Insert(ctx context.Context, tenant string, seq uint64, body, hashes []byte) error {
+	ev, err := trail.UnmarshalCanonical(body)
+	if err != nil {
+		return err
+	}
+	cols, row, err := postgres.EventRow(tenant, seq, ev, body, hashes)
+	if err != nil {
+		return err
+	}
+	ps := make([]string, len(row))
+	for i := range ps {
+		ps[i] = "$" + strconv.Itoa(i+1)
+	}
+	return a.tamper(ctx, append([]any{"INSERT INTO events (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ps, ", ") + ")"}, row...))
+}
+
+func (a *admin) Swap(ctx context.Context, tenant string, x, y uint64) error {
+	var stmts [][]any
+	for _, table := range []string{"events", "event_targets"} {
+		set := "UPDATE " + table + " SET seq = $2 WHERE tenant = $1 AND seq = $3"
+		stmts = append(stmts, []any{set, tenant, -1, int64(x)}, []any{set, tenant, int64(x), int64(y)}, []any{set, tenant, int64(y), -1})
+	}
+	return a.tamper(ctx, stmts...)
+}
+
+func (a *admin) SetCheckpoint(ctx context.Context, tenant string, size uint64, note []byte) error {
+	return a.tamper(ctx, []any{"UPDATE checkpoints SET note = $3 WHERE tenant = $1 AND size = $2", tenant, int64(size), note})
 }
 
 // TestTwoProcesses has two stores on one database, as two Trail processes
 // would be, append to one tenant from 16 goroutines each: the seqs must be
-// 1..N, each once, in RecordedAt order.
+// 1..N, each once, in RecordedAt order; the log must verify, with one
+// checkpoint per append, at its last seq, whichever process made it. The
+// log is read back in small chunks.
 func TestTwoProcesses(t *testing.T) {
+	postgres.SetLogChunk(t, 7)
 	schema := pgtest.NewSchema(t)
 	dbs := []*postgres.DB{open(t, schema, postgres.Options{}), open(t, schema, postgres.Options{})}
 	const perDB, each = 16, 8
@@ -100,6 +218,7 @@ func TestTwoProcesses(t *testing.T) {
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		seqs []uint64
+		by   = map[uint64]int{} // the process that appended up to each seq
 		errs []error
 	)
 	for d, db := range dbs {
@@ -118,6 +237,7 @@ func TestTwoProcesses(t *testing.T) {
 						for _, ev := range res.Events {
 							seqs = append(seqs, ev.Seq)
 						}
+						by[res.Events[len(res.Events)-1].Seq] = d
 					}
 					mu.Unlock()
 				}
@@ -159,6 +279,43 @@ func TestTwoProcesses(t *testing.T) {
 	if err != nil || n != want {
 		t.Fatalf("Scan: %v after %d events, want %d", err, n, want)
 	}
+
+	ctx := context.Background()
+	v := storetest.Signer().Verifier()
+	rep, err := tlog.Verify(ctx, dbs[0], "acme", v, tlog.VerifyOptions{})
+	if err != nil || !rep.OK() || rep.Size != uint64(want) || rep.Checkpoints != len(by) {
+		t.Fatalf("Verify: %v %+v; want an intact log of size %d with %d checkpoints", err, rep, want, len(by))
+	}
+	var (
+		size     uint64
+		switches int
+		last     = -1
+	)
+	err = dbs[1].Checkpoints(ctx, "acme", func(note []byte) error {
+		cp, err := v.Open("acme", note)
+		if err != nil {
+			return err
+		}
+		d, ok := by[cp.Size]
+		switch {
+		case cp.Size <= size:
+			return fmt.Errorf("checkpoint of size %d follows one of size %d", cp.Size, size)
+		case !ok:
+			return fmt.Errorf("checkpoint of size %d: no append ended there", cp.Size)
+		}
+		if last >= 0 && d != last {
+			switches++
+		}
+		size, last = cp.Size, d
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Checkpoints: %v", err)
+	}
+	if switches == 0 {
+		t.Errorf("all checkpoints came from process %d", last)
+	}
+	t.Logf("%d checkpoints; the process signing them changed %d times", len(by), switches)
 }
 
 // TestClockStepsBack has a process whose clock runs an hour behind append
@@ -206,7 +363,7 @@ func TestTimesExact(t *testing.T) {
 	var i int
 	clock := func() time.Time { return recorded[i] }
 	db := open(t, pgtest.NewSchema(t), postgres.Options{Now: clock})
-	mem := memory.New(storetest.Validator())
+	mem := memory.New(storetest.Validator(), nil)
 	mem.SetClock(clock)
 	for i = range recorded {
 		ev := storetest.Login(fmt.Sprintf("u-%d", i))
@@ -269,8 +426,8 @@ func TestTimesExact(t *testing.T) {
 	}
 }
 
-// TestLargeBatches crosses Scan's chunk size, and replays a batch larger
-// than it.
+// TestLargeBatches crosses the chunk size of Scan and ScanLeaves, and
+// replays a batch larger than it.
 func TestLargeBatches(t *testing.T) {
 	ctx := context.Background()
 	db := open(t, pgtest.NewSchema(t), postgres.Options{MaxBatch: 2000})
@@ -295,9 +452,15 @@ func TestLargeBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range [][2]uint64{{1, 0}, {999, 2002}, {1000, 1001}, {uint64(n), 0}, {uint64(n) + 1, 0}} {
-		var got []uint64
+		var got, leaves []uint64
 		if err := db.Scan(ctx, "acme", r[0], r[1], func(ev *trail.Event) error {
 			got = append(got, ev.Seq)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ScanLeaves(ctx, "acme", r[0], r[1], func(l trail.Leaf) error {
+			leaves = append(leaves, l.Seq)
 			return nil
 		}); err != nil {
 			t.Fatal(err)
@@ -313,6 +476,13 @@ func TestLargeBatches(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("Scan(%d, %d) gave %d events (%v..), want %d", r[0], r[1], len(got), got[:min(len(got), 3)], len(want))
 		}
+		if !slices.Equal(leaves, want) {
+			t.Errorf("ScanLeaves(%d, %d) gave %d leaves (%v..), want %d", r[0], r[1], len(leaves), leaves[:min(len(leaves), 3)], len(want))
+		}
+	}
+	rep, err := tlog.Verify(ctx, db, "acme", storetest.Signer().Verifier(), tlog.VerifyOptions{})
+	if err != nil || !rep.OK() || rep.Leaves != uint64(n) || rep.Checkpoints != 2 {
+		t.Errorf("Verify: %v %+v; want an intact log of %d leaves and 2 checkpoints", err, rep, n)
 	}
 }
 
@@ -390,7 +560,7 @@ func TestAppRole(t *testing.T) {
 	qs := u.Query()
 	qs.Set("role", "trail_app") // a run-time parameter set at connection start
 	u.RawQuery = qs.Encode()
-	app, err := postgres.Open(ctx, u.String(), postgres.Options{Validator: storetest.Validator(), Schema: schema})
+	app, err := postgres.Open(ctx, u.String(), postgres.Options{Validator: storetest.Validator(), Schema: schema, Signer: storetest.Signer()})
 	if err != nil {
 		t.Fatalf("Open as trail_app: %v", err)
 	}
@@ -419,6 +589,11 @@ func TestAppRole(t *testing.T) {
 		"DELETE FROM heads",
 		"UPDATE heads SET seq = 0",
 		"UPDATE heads SET seq = seq + 1, recorded_at = recorded_at - interval '1 hour'",
+		"UPDATE heads SET tree = ''",
+		"UPDATE checkpoints SET note = ''",
+		"DELETE FROM checkpoints",
+		"TRUNCATE checkpoints",
+		"ALTER TABLE checkpoints DISABLE TRIGGER USER",
 		"ALTER TABLE events DISABLE TRIGGER events_append_only",
 		"DROP TRIGGER events_append_only ON events",
 		"DROP TABLE events",
@@ -432,6 +607,9 @@ func TestAppRole(t *testing.T) {
 	}
 	if n, err := owner.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || n != 2 {
 		t.Errorf("Count = %d, %v; want 2", n, err)
+	}
+	if rep, err := tlog.Verify(ctx, owner, "acme", storetest.Signer().Verifier(), tlog.VerifyOptions{}); err != nil || !rep.OK() || rep.Size != 2 {
+		t.Errorf("Verify: %v %+v; want an intact log of size 2", err, rep)
 	}
 }
 
@@ -471,7 +649,7 @@ func TestFailedAppendLeavesNothing(t *testing.T) {
 			}
 			admin := connect(t, schema, nil)
 			if _, err := admin.Exec(ctx, `INSERT INTO events SELECT tenant, 3, gen_random_uuid(), recorded_at, occurred_at, recorded_ns,
-				occurred_ns, action, category, outcome, actor_id, actor_type, organization, workspace, team, correlation_id, body
+				occurred_ns, action, category, outcome, actor_id, actor_type, organization, workspace, team, correlation_id, body, hashes
 				FROM events WHERE seq = 1`); err != nil {
 				t.Fatal(err)
 			}
@@ -482,18 +660,42 @@ func TestFailedAppendLeavesNothing(t *testing.T) {
 					t.Fatalf("Append onto a planted row = %v, want EINTERNAL", err)
 				}
 			}
-			var head, targets, keys int
+			var head, targets, keys, cps int
 			if err := admin.QueryRow(ctx, `SELECT (SELECT seq FROM heads), (SELECT count(*) FROM event_targets),
-				(SELECT count(*) FROM idempotency)`).Scan(&head, &targets, &keys); err != nil {
+				(SELECT count(*) FROM idempotency), (SELECT count(*) FROM checkpoints)`).Scan(&head, &targets, &keys, &cps); err != nil {
 				t.Fatal(err)
 			}
-			if head != 1 || targets != 1 || keys != 0 {
-				t.Errorf("after failed appends: head %d, %d target rows, %d keys; want 1, 1, 0", head, targets, keys)
+			if head != 1 || targets != 1 || keys != 0 || cps != 1 {
+				t.Errorf("after failed appends: head %d, %d target rows, %d keys, %d checkpoints; want 1, 1, 0, 1", head, targets, keys, cps)
 			}
 			if got, err := db.Get(ctx, "acme", first.Events[0].ID); err != nil || got.Seq != 1 {
 				t.Errorf("Get after failed appends: %v", err)
 			}
 		})
+	}
+}
+
+// TestDamagedEdgeRefused: an append does not continue a tree from a head
+// whose stored edge does not fit its seq.
+func TestDamagedEdgeRefused(t *testing.T) {
+	ctx := context.Background()
+	schema := pgtest.NewSchema(t)
+	db := open(t, schema, postgres.Options{})
+	if _, err := db.Append(ctx, "acme", []*trail.Event{storetest.Login("u-1"), storetest.Login("u-2")}, trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a := &admin{conn: connect(t, schema, nil)}
+	for _, stmt := range []string{"ALTER TABLE heads DISABLE TRIGGER USER", "UPDATE heads SET tree = substr(tree, 2)", "ALTER TABLE heads ENABLE TRIGGER USER"} {
+		if err := a.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := db.Append(ctx, "acme", []*trail.Event{storetest.Login("u-3")}, trail.AppendOptions{})
+	if trail.ErrorCode(err) != trail.EINTERNAL || !strings.Contains(err.Error(), "right edge") {
+		t.Fatalf("Append onto a damaged edge = %v, want EINTERNAL naming the edge", err)
+	}
+	if n, err := db.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || n != 2 {
+		t.Errorf("Count = %d, %v; want 2", n, err)
 	}
 }
 

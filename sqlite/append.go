@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
 )
 
 // appendReq is one Append call waiting for the writer.
@@ -30,6 +31,9 @@ type appendRes struct {
 func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, opts trail.AppendOptions) (*trail.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if db.o.Signer == nil && !db.o.noTree {
+		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: opened without a signer, read-only")
 	}
 	req := &appendReq{tenant: tenant, key: opts.IdempotencyKey, done: make(chan appendRes, 1)}
 	if req.key != "" {
@@ -112,6 +116,8 @@ type head struct {
 	tid      int64
 	seq      uint64
 	recorded time.Time
+	tree     *tlog.Tree // the tenant's tree at seq; nil with noTree
+	start    uint64     // seq when the commit began: a checkpoint is due when seq passes it
 }
 
 // commit writes a group in one transaction. Each request runs inside its
@@ -133,7 +139,7 @@ func (db *DB) commit(group []*appendReq) {
 		answer()
 		return
 	}
-	w := &txWriter{tx: tx, heads: map[string]*head{}}
+	w := &txWriter{tx: tx, heads: map[string]*head{}, tree: !db.o.noTree}
 	// A request can fail on its own (a reused idempotency key: ECONFLICT),
 	// and is then rolled back to its savepoint while the others go on. Any
 	// other failure (the disk, a broken invariant) fails the whole group:
@@ -174,11 +180,33 @@ func (db *DB) commit(group []*appendReq) {
 		}
 		results[i] = appendRes{res, err}
 	}
+	if err := w.checkpoint(ctx, db.o.Signer); err != nil {
+		abort(err)
+		return
+	}
 	if err := tx.Commit(); err != nil {
 		abort(internal(err, "commit"))
 		return
 	}
 	answer()
+}
+
+// checkpoint signs and stores a checkpoint for each tenant the commit
+// appended to, in the commit's transaction.
+func (w *txWriter) checkpoint(ctx context.Context, s *tlog.Signer) error {
+	for name, h := range w.heads {
+		if h.tree == nil || h.seq == h.start {
+			continue
+		}
+		note, err := s.Sign(name, h.seq, h.tree.Root())
+		if err != nil {
+			return err
+		}
+		if _, err := w.tx.ExecContext(ctx, "INSERT OR ROLLBACK INTO checkpoints (tid, size, note) VALUES (?, ?, ?)", h.tid, h.seq, note); err != nil {
+			return internal(err, "insert checkpoint")
+		}
+	}
+	return nil
 }
 
 // requestError reports whether err is one request's own failure rather
@@ -194,6 +222,7 @@ func requestError(err error) bool {
 // txWriter applies requests inside one transaction.
 type txWriter struct {
 	tx    *sql.Tx
+	tree  bool // maintain the tenants' trees (false only in benchmarks)
 	heads map[string]*head
 	stmts map[int]*sql.Stmt // multi-row inserts by row count
 }
@@ -201,6 +230,9 @@ type txWriter struct {
 func (w *txWriter) snapshot(tenant string) *head {
 	if h := w.heads[tenant]; h != nil {
 		c := *h
+		if h.tree != nil {
+			c.tree = h.tree.Clone()
+		}
 		return &c
 	}
 	return nil
@@ -237,8 +269,35 @@ func (w *txWriter) head(ctx context.Context, tenant string) (*head, error) {
 	default:
 		h.seq, h.recorded = keySeq(key), time.Unix(0, rec).UTC()
 	}
+	h.start = h.seq
+	if w.tree {
+		if h.tree, err = loadTree(ctx, w.tx, h.tid, h.seq); err != nil {
+			return nil, err
+		}
+		var latest []byte
+		err := w.tx.QueryRowContext(ctx, "SELECT note FROM checkpoints WHERE tid = ? ORDER BY size DESC LIMIT 1", h.tid).Scan(&latest)
+		if err != nil && err != sql.ErrNoRows {
+			return nil, internal(err, "read checkpoint")
+		}
+		if err := tlog.CheckHead(tenant, h.seq, h.tree, latest); err != nil {
+			return nil, err
+		}
+	}
 	w.heads[tenant] = h
 	return h, nil
+}
+
+// loadTree continues tenant tid's tree of size leaves from the hashes of its
+// peaks, stored in a few of its rows.
+func loadTree(ctx context.Context, q querier, tid int64, size uint64) (*tlog.Tree, error) {
+	nodes := tlog.PeakNodes(size)
+	peaks, err := tlog.ReadTreeHashes(nodes, func(seqs []uint64) ([][]byte, error) {
+		return readHashes(ctx, q, tid, seqs)
+	})
+	if err != nil {
+		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: the tree's right edge cannot be read (run trail verify): %v", err)
+	}
+	return tlog.NewTree(size, peaks)
 }
 
 func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult, error) {
@@ -283,8 +342,12 @@ func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult
 			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: event id %q is not a UUID", ev.ID)
 		}
 		key := rowKey(h.tid, ev.Seq)
+		hashes := []byte{}
+		if h.tree != nil {
+			hashes = h.tree.Append(body)
+		}
 		rows[i] = []any{key, id[:], ev.RecordedAt.UnixNano(), ev.OccurredAt.UnixNano(), ev.Action, ev.Category, string(ev.Outcome),
-			ev.Actor.ID, string(ev.Actor.Type), ev.Scope.Organization, ev.Scope.Workspace, ev.Scope.Team, ev.CorrelationID, body}
+			ev.Actor.ID, string(ev.Actor.Type), ev.Scope.Organization, ev.Scope.Workspace, ev.Scope.Team, ev.CorrelationID, body, hashes}
 		for _, t := range ev.Targets {
 			targets = append(targets, t.ID, t.Type, key)
 		}
@@ -314,7 +377,7 @@ func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult
 }
 
 var eventCols = []string{"key", "id", "recorded_at", "occurred_at", "action", "category", "outcome",
-	"actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body"}
+	"actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body", "hashes"}
 
 // rowsPerInsert is how many rows one INSERT statement carries: fewer
 // statements to step, within SQLite's limit of 32766 bound parameters.

@@ -26,6 +26,7 @@ import (
 func benchDB(b *testing.B, o sqlite.Options) *sqlite.DB {
 	b.Helper()
 	o.Validator = storetest.Validator()
+	o.Signer = storetest.Signer()
 	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "trail.db"), o)
 	if err != nil {
 		b.Fatal(err)
@@ -261,7 +262,7 @@ func openBig(b *testing.B, path string, n int) *sqlite.DB {
 	step := 30 * 24 * time.Hour / time.Duration(n)
 	clock := start
 	var mu sync.Mutex
-	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Now: func() time.Time {
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer(), Now: func() time.Time {
 		mu.Lock()
 		defer mu.Unlock()
 		return clock
@@ -308,7 +309,7 @@ func BenchmarkIndexCost(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "trail.db")
-			db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator()})
+			db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -130,7 +130,7 @@ func TestCrashChild(t *testing.T) {
 	if path == "" {
 		return
 	}
-	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator()})
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()})
 	if err != nil {
 		t.Fatal(err)
 	}

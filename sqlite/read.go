@@ -27,6 +27,19 @@ func tenantID(ctx context.Context, q querier, tenant string) (int64, error) {
 	return tid, internal(err, "tenant")
 }
 
+// tid is tenantID for reads outside a transaction, remembered once found:
+// the tenants table is append-only, so a tenant's number never changes.
+func (db *DB) tid(ctx context.Context, tenant string) (int64, error) {
+	if v, ok := db.tids.Load(tenant); ok {
+		return v.(int64), nil
+	}
+	tid, err := tenantID(ctx, db.r, tenant)
+	if err == nil && tid != 0 {
+		db.tids.Store(tenant, tid)
+	}
+	return tid, err
+}
+
 // headSeq returns the tenant's last seq.
 func headSeq(ctx context.Context, q querier, tid int64) (uint64, error) {
 	var key int64
@@ -102,20 +115,29 @@ func (db *DB) GetSeq(ctx context.Context, tenant string, seq uint64) (*trail.Eve
 	return nil, trail.Errorf(trail.ENOTFOUND, "no event at seq %d", seq)
 }
 
-// Scan reads the range in chunks, each its own query, so nothing is held
-// open while fn runs and memory stays bounded.
-func (db *DB) Scan(ctx context.Context, tenant string, from, to uint64, fn func(*trail.Event) error) error {
-	tid, err := tenantID(ctx, db.r, tenant)
+// scanRange returns tenant's number (0 when it has stored nothing) and the
+// scan [from, to) clamped to its log as it is now (to == 0: all of it).
+func (db *DB) scanRange(ctx context.Context, tenant string, from, to uint64) (int64, uint64, uint64, error) {
+	tid, err := db.tid(ctx, tenant)
 	if err != nil || tid == 0 {
-		return err
+		return 0, 0, 0, err
 	}
 	head, err := headSeq(ctx, db.r, tid)
 	if err != nil {
-		return err
+		return 0, 0, 0, err
 	}
-	from = max(from, 1)
 	if to == 0 || to > head+1 {
 		to = head + 1
+	}
+	return tid, max(from, 1), to, nil
+}
+
+// Scan reads the range in chunks, each its own query, so nothing is held
+// open while fn runs and memory stays bounded.
+func (db *DB) Scan(ctx context.Context, tenant string, from, to uint64, fn func(*trail.Event) error) error {
+	tid, from, to, err := db.scanRange(ctx, tenant, from, to)
+	if err != nil || tid == 0 {
+		return err
 	}
 	const chunk = 512
 	for from < to {

@@ -21,7 +21,8 @@ import (
 // Each index costs every append a B-tree insert; docs/design.md has the
 // measured cost of each and why these were chosen.
 var migrations = []string{
-	// 1: events, targets, idempotency keys; append-only by trigger.
+	// 1: events with their tree hashes, targets, idempotency keys,
+	// checkpoints; append-only by trigger.
 	`
 CREATE TABLE tenants (
 	tid  INTEGER PRIMARY KEY,
@@ -41,7 +42,8 @@ CREATE TABLE events (
 	workspace      TEXT NOT NULL,
 	team           TEXT NOT NULL,
 	correlation_id TEXT NOT NULL,
-	body           BLOB NOT NULL        -- trail.MarshalCanonical: the bytes the log hashes
+	body           BLOB NOT NULL,       -- trail.MarshalCanonical: the bytes the log hashes
+	hashes         BLOB NOT NULL        -- trail.Leaf.Hashes: leaf hash, then the tree nodes it completed
 );
 CREATE UNIQUE INDEX events_id ON events (id);
 CREATE INDEX events_actor ON events (actor_id);
@@ -62,6 +64,16 @@ CREATE TABLE idempotency (
 	n           INTEGER NOT NULL,
 	PRIMARY KEY (tid, key)
 ) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+	tid  INTEGER NOT NULL,
+	size INTEGER NOT NULL,
+	note BLOB NOT NULL, -- the signed note (tlog.Signer.Sign)
+	PRIMARY KEY (tid, size)
+) WITHOUT ROWID;
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
+	BEGIN SELECT RAISE(ABORT, 'trail: checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
+	BEGIN SELECT RAISE(ABORT, 'trail: checkpoints are append-only'); END;
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 	BEGIN SELECT RAISE(ABORT, 'trail: events are append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events

@@ -25,10 +25,14 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-var _ trail.Store = (*DB)(nil)
+var (
+	_ trail.Store = (*DB)(nil)
+	_ trail.Log   = (*DB)(nil)
+)
 
 // Options configure a DB. Validator is required.
 type Options struct {
@@ -44,8 +48,14 @@ type Options struct {
 	MaxWait time.Duration
 	// Readers is the size of the read connection pool (default 4).
 	Readers int
+	// Signer signs the checkpoint every commit ends with (trail.Log).
+	// Without one the DB is read-only and Append fails; with one, Open
+	// refuses a database whose latest checkpoints it did not sign.
+	Signer *tlog.Signer
 	// Now is the clock (default time.Now); tests set it.
 	Now func() time.Time
+
+	noTree bool // benchmarks only: append without the tree or checkpoints
 }
 
 // DB is a trail.Store in one SQLite file. It is safe for concurrent use; use
@@ -62,6 +72,9 @@ type DB struct {
 	wdone  chan struct{}
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
+
+	tids      sync.Map // tenant name → tid, for reads (tenants are append-only)
+	scanAhead int      // chunks ScanLeaves reads at once (0: Readers); benchmarks set it
 }
 
 // Open opens (creating if needed) the database at path, migrates it to the
@@ -112,7 +125,12 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if err := migrate(ctx, db.w); err != nil {
 		return fail(fmt.Errorf("sqlite: %s: %w", path, err))
 	}
-	rq := url.Values{"_pragma": append(pragmas["_pragma"], "query_only(1)")}
+	if o.Signer != nil {
+		if err := checkSigner(ctx, db.w, o.Signer); err != nil {
+			return fail(fmt.Errorf("sqlite: %s: %w", path, err))
+		}
+	}
+	rq := url.Values{"_pragma": append(pragmas["_pragma"], "query_only(1)", "mmap_size(1073741824)")}
 	if db.r, err = sql.Open("sqlite", "file:"+path+"?"+rq.Encode()); err != nil {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
@@ -120,6 +138,28 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	db.r.SetMaxIdleConns(o.Readers)
 	go db.writer()
 	return db, nil
+}
+
+// checkSigner refuses a signer that did not sign each tenant's latest
+// checkpoint.
+func checkSigner(ctx context.Context, c *sql.Conn, s *tlog.Signer) error {
+	rows, err := c.QueryContext(ctx, `SELECT t.name, c.note FROM tenants t
+		JOIN checkpoints c ON c.tid = t.tid AND c.size = (SELECT max(size) FROM checkpoints WHERE tid = t.tid)`)
+	if err != nil {
+		return internal(err, "read checkpoints")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var note []byte
+		if err := rows.Scan(&name, &note); err != nil {
+			return internal(err, "read checkpoints")
+		}
+		if err := s.CheckLatest(name, note); err != nil {
+			return err
+		}
+	}
+	return internal(rows.Err(), "read checkpoints")
 }
 
 // Close stops accepting appends, waits for those in flight to commit, and

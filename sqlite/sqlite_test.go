@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,11 +11,12 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
+	"github.com/trailaudit/trail/tlog"
 )
 
 func open(t *testing.T, path string) *sqlite.DB {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator()})
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,13 +29,146 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestDurable(t *testing.T) {
-	storetest.RunDurable(t, func(t *testing.T) storetest.Durable {
-		path := filepath.Join(t.TempDir(), "trail.db")
-		return storetest.Durable{
-			Open: func(t *testing.T) trail.Store { return open(t, path) },
-			Exec: func(ctx context.Context, stmt string) error { return rawExec(t, path, stmt) },
+// newDurable is a fresh database file, as the durability and tamper tests
+// need it.
+func newDurable(t *testing.T) storetest.Durable {
+	path := filepath.Join(t.TempDir(), "trail.db")
+	return storetest.Durable{
+		Open: func(t *testing.T, s *tlog.Signer) (trail.Store, error) {
+			return sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Signer: s})
+		},
+		Exec:   func(ctx context.Context, stmt string) error { return rawExec(t, path, stmt) },
+		Tamper: tamperer{path},
+	}
+}
+
+func TestDurable(t *testing.T) { storetest.RunDurable(t, newDurable) }
+
+func TestTamper(t *testing.T) { storetest.RunTamper(t, newDurable) }
+
+// tamperer changes the database file the way someone with the file could:
+// drop the triggers, change rows, put the triggers back.
+type tamperer struct{ path string }
+
+var _ storetest.Tamperer = tamperer{}
+
+func (tm tamperer) do(ctx context.Context, tenant string, fn func(tx *sql.Tx, key func(seq uint64) int64) error) error {
+	raw, err := sql.Open("sqlite", "file:"+tm.path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	tx, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+	if err != nil {
+		return err
+	}
+	triggers := map[string]string{}
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			return err
 		}
+		triggers[name] = def
+	}
+	rows.Close()
+	for name := range triggers {
+		if _, err := tx.ExecContext(ctx, "DROP TRIGGER "+name); err != nil {
+			return err
+		}
+	}
+	var tid int64
+	if err := tx.QueryRowContext(ctx, "SELECT tid FROM tenants WHERE name = ?", tenant).Scan(&tid); err != nil {
+		return err
+	}
+	if err := fn(tx, func(seq uint64) int64 { return tid<<40 | int64(seq) }); err != nil {
+		return err
+	}
+	for _, def := range triggers {
+		if _, err := tx.ExecContext(ctx, def); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (tm tamperer) exec(ctx context.Context, tenant string, stmts func(key func(uint64) int64) [][]any) error {
+	return tm.do(ctx, tenant, func(tx *sql.Tx, key func(uint64) int64) error {
+		for _, st := range stmts(key) {
+			res, err := tx.ExecContext(ctx, st[0].(string), st[1:]...)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 && !strings.HasPrefix(st[0].(string), "DELETE FROM targets") {
+				return fmt.Errorf("%s changed no row", st[0])
+			}
+		}
+		return nil
+	})
+}
+
+func (tm tamperer) SetBody(ctx context.Context, tenant string, seq uint64, body []byte) error {
+	return tm.exec(ctx, tenant, func(key func(uint64) int64) [][]any {
+		return [][]any{{"UPDATE events SET body = ? WHERE key = ?", body, key(seq)}}
+	})
+}
+
+func (tm tamperer) SetHashes(ctx context.Context, tenant string, seq uint64, hashes []byte) error {
+	return tm.exec(ctx, tenant, func(key func(uint64) int64) [][]any {
+		return [][]any{{"UPDATE events SET hashes = ? WHERE key = ?", hashes, key(seq)}}
+	})
+}
+
+func (tm tamperer) Delete(ctx context.Context, tenant string, from, to uint64) error {
+	if to == 0 {
+		to = 1<<40 - 1
+	}
+	return tm.exec(ctx, tenant, func(key func(uint64) int64) [][]any {
+		return [][]any{
+			{"DELETE FROM targets WHERE key >= ? AND key < ?", key(from), key(to)},
+			{"DELETE FROM events WHERE key >= ? AND key < ?", key(from), key(to)},
+		}
+	})
+}
+
+func (tm tamperer) Insert(ctx context.Context, tenant string, seq uint64, body, hashes []byte) error {
+	ev, err := trail.UnmarshalCanonical(body)
+	if err != nil {
+		return err
+	}
+	id, ok := trail.ParseID(ev.ID)
+	if !ok {
+		return fmt.Errorf("id %q", ev.ID)
+	}
+	return tm.exec(ctx, tenant, func(key func(uint64) int64) [][]any {
+		return [][]any{{`INSERT INTO events (key, id, recorded_at, occurred_at, action, category, outcome, actor_id, actor_type,
+			organization, workspace, team, correlation_id, body, hashes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			key(seq), id[:], ev.RecordedAt.UnixNano(), ev.OccurredAt.UnixNano(), ev.Action, ev.Category, string(ev.Outcome),
+			ev.Actor.ID, string(ev.Actor.Type), ev.Scope.Organization, ev.Scope.Workspace, ev.Scope.Team, ev.CorrelationID, body, hashes}}
+	})
+}
+
+func (tm tamperer) Swap(ctx context.Context, tenant string, a, b uint64) error {
+	return tm.exec(ctx, tenant, func(key func(uint64) int64) [][]any {
+		var out [][]any
+		for _, table := range []string{"events", "targets"} {
+			out = append(out,
+				[]any{"UPDATE " + table + " SET key = -1 WHERE key = ?", key(a)},
+				[]any{"UPDATE " + table + " SET key = ? WHERE key = ?", key(a), key(b)},
+				[]any{"UPDATE " + table + " SET key = ? WHERE key = -1", key(b)})
+		}
+		return out
+	})
+}
+
+func (tm tamperer) SetCheckpoint(ctx context.Context, tenant string, size uint64, note []byte) error {
+	return tm.do(ctx, tenant, func(tx *sql.Tx, key func(uint64) int64) error {
+		_, err := tx.ExecContext(ctx, "UPDATE checkpoints SET note = ? WHERE tid = ? AND size = ?", note, key(0)>>40, size)
+		return err
 	})
 }
 

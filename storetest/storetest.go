@@ -3,13 +3,14 @@
 // they all keep the same contract.
 //
 // Call Run from a Store's tests with a function that opens a new, empty
-// store built with Validator.
+// store built with Validator and Signer.
 package storetest
 
 import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/redact"
+	"github.com/trailaudit/trail/tlog"
 )
 
 // Validator returns the validator stores under test must be built with: the
@@ -44,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"Filters", testFilters},
 		{"CursorStableWhileAppending", testCursor},
 		{"RedactsBeforeStoring", testRedacts},
+		{"TreeAndCheckpoints", testLog},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,12 +59,15 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 
 // Durable is a store kept in a database, as the durability tests see it.
 type Durable struct {
-	// Open opens the store. Called again after the last store it opened is
-	// closed, it must open the same data.
-	Open func(t *testing.T) trail.Store
+	// Open opens the store, signing checkpoints with signer (nil: open it
+	// read-only). Called again after the last store it opened is closed, it
+	// must open the same data.
+	Open func(t *testing.T, signer *tlog.Signer) (trail.Store, error)
 	// Exec runs one SQL statement on the store's database behind the
 	// store's back, as an intruder or a careless operator would.
 	Exec func(ctx context.Context, stmt string) error
+	// Tamper changes the database behind the store's back (RunTamper).
+	Tamper Tamperer
 }
 
 // RunDurable runs the tests only a durable store can pass: close and reopen
@@ -71,11 +77,49 @@ type Durable struct {
 func RunDurable(t *testing.T, newDurable func(t *testing.T) Durable) {
 	t.Run("ReopenKeepsEverything", func(t *testing.T) { testReopen(t, newDurable(t)) })
 	t.Run("DatabaseRefusesChanges", func(t *testing.T) { testRefusesChanges(t, newDurable(t)) })
+	t.Run("RefusesAnotherKey", func(t *testing.T) { testAnotherKey(t, newDurable(t)) })
+}
+
+// open opens d with the test key.
+func (d Durable) open(t *testing.T) trail.Store {
+	t.Helper()
+	s, err := d.Open(t, Signer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// testAnotherKey: a store must not sign a log whose checkpoints another key
+// signed (that would fork its history unseen), and without a key it can be
+// read but not appended to.
+func testAnotherKey(t *testing.T, d Durable) {
+	ctx := context.Background()
+	s := d.open(t)
+	stored := appendOK(t, s, "acme", Login("u-1"))
+	s.Close()
+	if s, err := d.Open(t, OtherSigner()); err == nil {
+		s.Close()
+		t.Fatal("the store opened with a key that did not sign its checkpoints")
+	} else if !strings.Contains(err.Error(), "acme") {
+		t.Errorf("refusal does not name the tenant: %v", err)
+	}
+	ro, err := d.Open(t, nil)
+	if err != nil {
+		t.Fatalf("open read-only: %v", err)
+	}
+	defer ro.Close()
+	if _, err := ro.Append(ctx, "acme", []*trail.Event{Login("u-2")}, trail.AppendOptions{}); err == nil {
+		t.Error("a store opened without a key appended")
+	}
+	if diff := cmp.Diff(stored, queryAll(t, ro, trail.Query{Tenant: "acme"})); diff != "" {
+		t.Errorf("read-only store reads (-stored +read):\n%s", diff)
+	}
 }
 
 func testReopen(t *testing.T, d Durable) {
 	ctx := context.Background()
-	s := d.Open(t)
+	s := d.open(t)
 	opts := trail.AppendOptions{IdempotencyKey: "k-1"}
 	first, err := s.Append(ctx, "acme", []*trail.Event{Login("u-1"), Login("u-2")}, opts)
 	if err != nil {
@@ -90,7 +134,7 @@ func testReopen(t *testing.T, d Durable) {
 		t.Error("Append on a closed store succeeded")
 	}
 
-	s = d.Open(t)
+	s = d.open(t)
 	defer s.Close()
 	if diff := cmp.Diff(before, queryAll(t, s, trail.Query{Tenant: "acme"})); diff != "" {
 		t.Errorf("events changed across close and reopen (-before +after):\n%s", diff)
@@ -106,7 +150,7 @@ func testReopen(t *testing.T, d Durable) {
 
 func testRefusesChanges(t *testing.T, d Durable) {
 	ctx := context.Background()
-	s := d.Open(t)
+	s := d.open(t)
 	defer s.Close()
 	stored := appendOK(t, s, "acme", Login("u-1"), Login("u-2"))
 	for _, stmt := range []string{

@@ -46,7 +46,7 @@ redactions) and refused, and exits 1 if any line was refused.`,
 				return err
 			}
 			defer closeIn()
-			store, err := sf.open(cmd.Context(), e)
+			store, err := sf.openWriter(cmd.Context(), e)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}

@@ -104,6 +104,7 @@ validated against an action catalog, with secrets redacted before anything is st
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.AddCommand(newVersionCmd(e), newActionsCmd(e), newValidateCmd(e), newIngestCmd(e), newQueryCmd(e))
+	root.AddCommand(newVersionCmd(e), newActionsCmd(e), newValidateCmd(e), newIngestCmd(e), newQueryCmd(e),
+		newKeygenCmd(e), newVerifierCmd(e), newCheckpointCmd(e), newProveCmd(e), newVerifyCmd(e), newExportCmd(e))
 	return root
 }

@@ -13,14 +13,11 @@ import (
 
 func newQueryCmd(e *env) *cobra.Command {
 	var (
-		sf           storeFlags
-		q            trail.Query
-		since, until string
-		limit        int
-		asJSON       bool
-		outcome      string
+		sf     storeFlags
+		ff     filterFlags
+		limit  int
+		asJSON bool
 	)
-	now := time.Now
 	cmd := &cobra.Command{
 		Use:   "query --tenant T [filters]",
 		Short: "Search a tenant's events",
@@ -35,22 +32,12 @@ line (NDJSON, the wire form).
   trail query --tenant acme --action user_login_failed --action access_denied --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if m := trail.CheckTenant(q.Tenant); m != "" {
-				return usageError("--tenant: %s", m)
-			}
-			var err error
-			if q.RecordedAfter, err = parseWhen(since, now()); err != nil {
-				return usageError("--since: %v", err)
-			}
-			if q.RecordedBefore, err = parseWhen(until, now()); err != nil {
-				return usageError("--until: %v", err)
+			q, err := ff.query(time.Now())
+			if err != nil {
+				return err
 			}
 			if limit < 1 {
 				return usageError("--limit: must be at least 1")
-			}
-			q.Outcome = trail.Outcome(outcome)
-			if outcome != "" && !q.Outcome.Valid() {
-				return usageError("--outcome: must be one of attempted, success, failure, denied, info")
 			}
 			store, err := sf.open(cmd.Context(), e)
 			if err != nil {
@@ -98,23 +85,57 @@ line (NDJSON, the wire form).
 		},
 	}
 	sf.register(cmd)
+	ff.register(cmd, "tenant to search (required)")
 	f := cmd.Flags()
-	f.StringVar(&q.Tenant, "tenant", "", "tenant to search (required)")
+	f.IntVar(&limit, "limit", 100, "print at most this many events")
+	f.BoolVar(&ff.q.Descending, "newest-first", false, "newest events first")
+	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
+	return cmd
+}
+
+// filterFlags are the query filters of the commands that select events.
+type filterFlags struct {
+	q            trail.Query
+	since, until string
+	outcome      string
+}
+
+func (ff *filterFlags) register(cmd *cobra.Command, tenantUsage string) {
+	f := cmd.Flags()
+	q := &ff.q
+	f.StringVar(&q.Tenant, "tenant", "", tenantUsage)
 	f.StringSliceVar(&q.Actions, "action", nil, "action name (repeatable: any of them)")
 	f.StringVar(&q.ActorID, "actor", "", "actor id")
 	f.StringVar(&q.Category, "category", "", "action category")
-	f.StringVar(&outcome, "outcome", "", "outcome: attempted, success, failure, denied or info")
+	f.StringVar(&ff.outcome, "outcome", "", "outcome: attempted, success, failure, denied or info")
 	f.StringVar(&q.TargetID, "target", "", "target id")
 	f.StringVar(&q.Organization, "organization", "", "scope organization")
 	f.StringVar(&q.Workspace, "workspace", "", "scope workspace")
 	f.StringVar(&q.Team, "team", "", "scope team")
 	f.StringVar(&q.CorrelationID, "correlation", "", "correlation id")
-	f.StringVar(&since, "since", "", "recorded at or after: RFC 3339 time, date, or duration ago (24h, 7d)")
-	f.StringVar(&until, "until", "", "recorded before: RFC 3339 time, date, or duration ago")
-	f.IntVar(&limit, "limit", 100, "print at most this many events")
-	f.BoolVar(&q.Descending, "newest-first", false, "newest events first")
-	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
-	return cmd
+	f.StringVar(&ff.since, "since", "", "recorded at or after: RFC 3339 time, date, or duration ago (24h, 7d)")
+	f.StringVar(&ff.until, "until", "", "recorded before: RFC 3339 time, date, or duration ago")
+}
+
+// query checks the flags and returns the query they make, or a usage error
+// naming the flag.
+func (ff *filterFlags) query(now time.Time) (trail.Query, error) {
+	q := ff.q
+	if m := trail.CheckTenant(q.Tenant); m != "" {
+		return q, usageError("--tenant: %s", m)
+	}
+	var err error
+	if q.RecordedAfter, err = parseWhen(ff.since, now); err != nil {
+		return q, usageError("--since: %v", err)
+	}
+	if q.RecordedBefore, err = parseWhen(ff.until, now); err != nil {
+		return q, usageError("--until: %v", err)
+	}
+	q.Outcome = trail.Outcome(ff.outcome)
+	if ff.outcome != "" && !q.Outcome.Valid() {
+		return q, usageError("--outcome: must be one of attempted, success, failure, denied, info")
+	}
+	return q, nil
 }
 
 // parseWhen reads a point in time: RFC 3339, a date, or a duration before

@@ -23,6 +23,7 @@ import (
 //	! stdout RE        it does not match
 //	stderr RE / ! stderr RE   the same for stderr
 //	cmp stdout FILE    stdout equals FILE exactly
+//	cp stdout FILE     write the last run's stdout to FILE
 //
 // $POSTGRES in a line becomes the URL of a fresh PostgreSQL schema on the
 // test server (internal/pgtest), dropped when the script ends.
@@ -105,6 +106,15 @@ func runScript(t *testing.T, file string) {
 			}
 			if re.MatchString(out) == neg {
 				t.Fatalf("%s: %s %s: match is %v\n%s:\n%s", where, args[0], args[1], !neg, args[0], out)
+			}
+		case "cp":
+			// cp stdout FILE: keep the last run's stdout in a file.
+			src := stdout.String()
+			if args[1] == "stderr" {
+				src = stderr.String()
+			}
+			if err := os.WriteFile(filepath.Join(dir, args[2]), []byte(src), 0o644); err != nil {
+				t.Fatalf("%s: %v", where, err)
 			}
 		case "cmp":
 			want, err := os.ReadFile(filepath.Join(dir, args[2]))

@@ -9,18 +9,30 @@ import (
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/redact"
 	"github.com/trailaudit/trail/sqlite"
+	"github.com/trailaudit/trail/tlog"
 )
 
 // storeFlags choose where events live: the embedded SQLite database in a
-// data directory (the default), or PostgreSQL.
+// data directory (the default), or PostgreSQL; and the key that signs the
+// log's checkpoints.
 type storeFlags struct {
-	data     string
-	postgres string
+	data       string
+	postgres   string
+	signingKey string
 }
 
 func (f *storeFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.data, "data", "trail-data", "data directory of the embedded SQLite database")
+	cmd.Flags().StringVar(&f.data, "data", "trail-data", "data directory of the embedded SQLite database and the signing key")
 	cmd.Flags().StringVar(&f.postgres, "postgres", "", "PostgreSQL connection URL (instead of --data)")
+	cmd.Flags().StringVar(&f.signingKey, "signing-key", "", "file of the key that signs checkpoints (default DATA/log.key)")
+}
+
+// keyPath returns the signing key's file.
+func (f *storeFlags) keyPath(e *env) string {
+	if f.signingKey != "" {
+		return e.path(f.signingKey)
+	}
+	return filepath.Join(e.path(f.data), keyFile)
 }
 
 // newValidator is the validator every store of the CLI uses: the built-in
@@ -29,10 +41,38 @@ func newValidator() *trail.Validator {
 	return &trail.Validator{Actions: catalog.Default(), Redactor: redact.New(redact.Options{}), Limits: trail.DefaultLimits()}
 }
 
-// open opens the chosen store.
+// open opens the chosen store read-only: it can be queried, proved and
+// verified, but not appended to, and needs no key.
 func (f *storeFlags) open(ctx context.Context, e *env) (trail.Store, error) {
-	if f.postgres != "" {
-		return openPostgres(ctx, f.postgres, newValidator())
+	return f.openWith(ctx, e, nil)
+}
+
+// openWriter opens the chosen store to append, signing with the key at
+// keyPath, which it generates on first use.
+func (f *storeFlags) openWriter(ctx context.Context, e *env) (trail.Store, error) {
+	signer, err := loadSigner(f.keyPath(e), true, e.stderr)
+	if err != nil {
+		return nil, err
 	}
-	return sqlite.Open(ctx, filepath.Join(e.path(f.data), "trail.db"), sqlite.Options{Validator: newValidator()})
+	return f.openWith(ctx, e, signer)
+}
+
+func (f *storeFlags) openWith(ctx context.Context, e *env, signer *tlog.Signer) (trail.Store, error) {
+	if f.postgres != "" {
+		return openPostgres(ctx, f.postgres, newValidator(), signer)
+	}
+	return sqlite.Open(ctx, filepath.Join(e.path(f.data), "trail.db"), sqlite.Options{Validator: newValidator(), Signer: signer})
+}
+
+// verifier returns the verifier of the log's checkpoints: the key given
+// (a verifier key, or a file holding one), else the one of the signing key.
+func (f *storeFlags) verifier(e *env, given string) (*tlog.Verifier, error) {
+	if given != "" {
+		return parseVerifier(e, given)
+	}
+	s, err := loadSigner(f.keyPath(e), false, e.stderr)
+	if err != nil {
+		return nil, usageError("no verifier key: pass --key VERIFIER (%v)", err)
+	}
+	return s.Verifier(), nil
 }

@@ -48,7 +48,7 @@ It exits 0 when every event is clean, 1 when any event was refused or marked
 				Limits:   trail.DefaultLimits(),
 			}
 			rep := &validateReport{w: e.stdout, json: asJSON}
-			err = validateStream(cmd.Context(), in, memory.New(v), policy, rep)
+			err = validateStream(cmd.Context(), in, memory.New(v, nil), policy, rep)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}

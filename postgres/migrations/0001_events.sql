@@ -1,5 +1,6 @@
--- Migration 1: the event log, its heads and idempotency keys; append-only
--- by trigger; the trail_app role.
+-- Migration 1: the event log with its Merkle tree, its heads, signed
+-- checkpoints and idempotency keys; append-only by trigger; the trail_app
+-- role.
 --
 -- Released migrations are never edited: a change of schema is a new file.
 --
@@ -18,14 +19,16 @@
 -- in SQL by hand. The canonical body keeps the full time and is what reads
 -- return.
 
--- heads is one row per tenant: its last seq and that event's RecordedAt.
--- Append locks the row (SELECT ... FOR UPDATE): that lock is what makes
--- seq assignment safe across processes.
+-- heads is one row per tenant: its last seq, that event's RecordedAt and
+-- the right edge of its Merkle tree. Append locks the row (SELECT ... FOR
+-- UPDATE): that lock is what makes seq assignment safe across processes,
+-- and the edge lets it continue the tree without reading any event.
 CREATE TABLE heads (
 	tenant      text COLLATE "C" PRIMARY KEY,
 	seq         bigint      NOT NULL DEFAULT 0,
 	recorded_at timestamptz,             -- NULL while seq = 0
-	recorded_ns integer     NOT NULL DEFAULT 0
+	recorded_ns integer     NOT NULL DEFAULT 0,
+	tree        bytea       NOT NULL DEFAULT '' -- hashes of tlog.PeakNodes(seq), 32 bytes each, left to right
 );
 
 CREATE TABLE events (
@@ -45,7 +48,8 @@ CREATE TABLE events (
 	workspace      text COLLATE "C" NOT NULL,
 	team           text COLLATE "C" NOT NULL,
 	correlation_id text COLLATE "C" NOT NULL,
-	body           bytea            NOT NULL, -- trail.MarshalCanonical: what reads return, what the log will hash
+	body           bytea            NOT NULL, -- trail.MarshalCanonical: what reads return, what the tree hashes
+	hashes         bytea            NOT NULL, -- trail.Leaf.Hashes: the leaf hash, then the tree nodes it completed
 	PRIMARY KEY (tenant, seq),
 	CONSTRAINT events_tenant_id UNIQUE (tenant, id)
 );
@@ -63,6 +67,15 @@ CREATE TABLE event_targets (
 	id     text COLLATE "C" NOT NULL
 );
 CREATE INDEX event_targets_id ON event_targets (tenant, id, type, seq);
+
+-- checkpoints holds every signed checkpoint (tlog.Signer.Sign, a C2SP
+-- signed note) of a tenant's tree: one per append, written with its events.
+CREATE TABLE checkpoints (
+	tenant text COLLATE "C" NOT NULL,
+	size   bigint           NOT NULL,
+	note   bytea            NOT NULL,
+	PRIMARY KEY (tenant, size)
+);
 
 CREATE TABLE idempotency (
 	tenant      text COLLATE "C" NOT NULL,
@@ -88,14 +101,18 @@ CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON events
 	FOR EACH STATEMENT EXECUTE FUNCTION trail_refuse_change();
 CREATE TRIGGER event_targets_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON event_targets
 	FOR EACH STATEMENT EXECUTE FUNCTION trail_refuse_change();
+CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON checkpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION trail_refuse_change();
 
 -- A head only moves forward: an UPDATE that would take a tenant's seq or
 -- clock back (and so have the next append collide with stored events, or
--- run RecordedAt backwards) is refused. Heads are never deleted.
+-- run RecordedAt backwards), or change its tree without moving its seq,
+-- is refused. Heads are never deleted.
 CREATE FUNCTION trail_head_forward() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF NEW.tenant <> OLD.tenant OR NEW.seq < OLD.seq
-		OR (NEW.recorded_at, NEW.recorded_ns) < (OLD.recorded_at, OLD.recorded_ns) THEN
+		OR (NEW.recorded_at, NEW.recorded_ns) < (OLD.recorded_at, OLD.recorded_ns)
+		OR (NEW.seq = OLD.seq AND NEW.tree <> OLD.tree) THEN
 		RAISE EXCEPTION 'trail: heads of tenant % may only move forward', OLD.tenant
 			USING ERRCODE = 'insufficient_privilege';
 	END IF;
@@ -126,7 +143,7 @@ BEGIN
 	END IF;
 	IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'trail_app') THEN
 		EXECUTE format('GRANT USAGE ON SCHEMA %I TO trail_app', current_schema());
-		GRANT SELECT, INSERT ON events, event_targets, idempotency TO trail_app;
+		GRANT SELECT, INSERT ON events, event_targets, checkpoints, idempotency TO trail_app;
 		GRANT SELECT, INSERT, UPDATE ON heads TO trail_app;
 		GRANT SELECT ON schema_migrations TO trail_app;
 	END IF;

@@ -1,0 +1,516 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
+)
+
+// The commands of the tamper-evident log: checkpoint, prove, verify and
+// export. They open the store read-only.
+
+func newCheckpointCmd(e *env) *cobra.Command {
+	var (
+		sf     storeFlags
+		tenant string
+		key    string
+	)
+	cmd := &cobra.Command{
+		Use:   "checkpoint --tenant T",
+		Short: "Print a tenant's latest signed checkpoint",
+		Long: `Checkpoint prints the tenant's latest signed checkpoint (a C2SP signed note:
+origin, size, root hash, Ed25519 signature), after checking its signature.
+
+Keep it somewhere the log's operators cannot write: 'trail verify --checkpoint
+FILE' later proves that the log still extends it, which finds a history that
+was rewritten and re-signed, even with the log's own key.`,
+		Example: `  trail checkpoint --tenant acme > acme-2026-11-26.checkpoint`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, v, err := openLog(cmd.Context(), e, &sf, tenant, key)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			cp, err := latestCheckpoint(cmd.Context(), store, v, tenant)
+			if err != nil {
+				return err
+			}
+			_, err = e.stdout.Write(cp.Note)
+			return err
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant (required)")
+	cmd.Flags().StringVar(&key, "key", "", "verifier key, or a file holding it (default: the signing key's)")
+	return cmd
+}
+
+func newProveCmd(e *env) *cobra.Command {
+	var (
+		sf     storeFlags
+		tenant string
+		key    string
+		seq    uint64
+		id     string
+		old    string
+	)
+	cmd := &cobra.Command{
+		Use:   "prove --tenant T (--seq N | --id ID | --old CHECKPOINT)",
+		Short: "Print an inclusion or consistency proof",
+		Long: `Prove prints, as JSON, a proof against the tenant's latest signed checkpoint:
+
+  --seq N or --id ID   that the event is in the log (inclusion proof), with
+                       the event's stored bytes and leaf hash;
+  --old FILE           that the log extends an older checkpoint (consistency
+                       proof), e.g. one an auditor saved with trail checkpoint.
+
+Every proof is checked before it is printed; one that fails is damage (exit 1).`,
+		Example: `  trail prove --tenant acme --seq 42
+  trail prove --tenant acme --old acme-2026-11-01.checkpoint`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if n := btoi(seq != 0) + btoi(id != "") + btoi(old != ""); n != 1 {
+				return usageError("give one of --seq, --id or --old")
+			}
+			store, v, err := openLog(ctx, e, &sf, tenant, key)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			cp, err := latestCheckpoint(ctx, store, v, tenant)
+			if err != nil {
+				return err
+			}
+			var out any
+			if old != "" {
+				out, err = proveConsistency(ctx, e, store, v, tenant, old, cp)
+			} else {
+				out, err = proveInclusion(ctx, store, tenant, seq, id, cp)
+			}
+			if err != nil {
+				return err
+			}
+			// One line, not indented: the event must come out as the exact
+			// bytes the leaf hash is of.
+			return writeJSON(e.stdout, out)
+		},
+	}
+	sf.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&tenant, "tenant", "", "tenant (required)")
+	f.StringVar(&key, "key", "", "verifier key, or a file holding it (default: the signing key's)")
+	f.Uint64Var(&seq, "seq", 0, "seq of the event to prove")
+	f.StringVar(&id, "id", "", "id of the event to prove")
+	f.StringVar(&old, "old", "", "file of an older signed checkpoint to prove the log extends")
+	return cmd
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// inclusionProof is what trail prove --seq prints.
+type inclusionProof struct {
+	Tenant     string          `json:"tenant"`
+	Seq        uint64          `json:"seq"`
+	LeafIndex  uint64          `json:"leaf_index"`
+	Event      json.RawMessage `json:"event"` // the stored bytes, verbatim
+	LeafHash   []byte          `json:"leaf_hash"`
+	TreeSize   uint64          `json:"tree_size"`
+	Root       []byte          `json:"root"`
+	Proof      [][]byte        `json:"proof"`
+	Checkpoint string          `json:"checkpoint"`
+}
+
+func proveInclusion(ctx context.Context, store trail.Store, tenant string, seq uint64, id string, cp *tlog.Checkpoint) (*inclusionProof, error) {
+	if id != "" {
+		ev, err := store.Get(ctx, tenant, id)
+		if err != nil {
+			return nil, storeError(err)
+		}
+		seq = ev.Seq
+	}
+	if seq > cp.Size {
+		return nil, usageError("--seq: %d is past the latest checkpoint (size %d)", seq, cp.Size)
+	}
+	var body []byte
+	err := store.ScanLeaves(ctx, tenant, seq, seq+1, func(l trail.Leaf) error {
+		body = append([]byte(nil), l.Body...)
+		return nil
+	})
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if body == nil {
+		return nil, &exitError{code: 1, err: fmt.Errorf("seq %d is missing from the log: run trail verify", seq)}
+	}
+	p, err := tlog.InclusionProof(ctx, store, tenant, seq-1, cp.Size)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	leaf := tlog.LeafHash(body)
+	if err := tlog.VerifyInclusion(leaf, seq-1, cp.Size, p, cp.Root); err != nil {
+		return nil, &exitError{code: 1, err: fmt.Errorf("damage: %w (run trail verify)", err)}
+	}
+	return &inclusionProof{Tenant: tenant, Seq: seq, LeafIndex: seq - 1, Event: body, LeafHash: leaf,
+		TreeSize: cp.Size, Root: cp.Root, Proof: p, Checkpoint: string(cp.Note)}, nil
+}
+
+// consistencyProof is what trail prove --old prints.
+type consistencyProof struct {
+	Tenant     string   `json:"tenant"`
+	OldSize    uint64   `json:"old_size"`
+	OldRoot    []byte   `json:"old_root"`
+	TreeSize   uint64   `json:"tree_size"`
+	Root       []byte   `json:"root"`
+	Proof      [][]byte `json:"proof"`
+	Checkpoint string   `json:"checkpoint"`
+}
+
+func proveConsistency(ctx context.Context, e *env, store trail.Store, v *tlog.Verifier, tenant, file string, cp *tlog.Checkpoint) (*consistencyProof, error) {
+	b, err := os.ReadFile(e.path(file))
+	if err != nil {
+		return nil, usageError("--old: %v", err)
+	}
+	oc, err := v.Open(tenant, b)
+	if err != nil {
+		return nil, usageError("--old: %v", err)
+	}
+	if oc.Size > cp.Size {
+		return nil, &exitError{code: 1, err: fmt.Errorf("damage: the log (size %d) is shorter than the old checkpoint (size %d)", cp.Size, oc.Size)}
+	}
+	p, err := tlog.ConsistencyProof(ctx, store, tenant, oc.Size, cp.Size)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if err := tlog.VerifyConsistency(oc.Size, cp.Size, p, oc.Root, cp.Root); err != nil {
+		return nil, &exitError{code: 1, err: fmt.Errorf("damage: the log does not extend the old checkpoint (fork): %w", err)}
+	}
+	return &consistencyProof{Tenant: tenant, OldSize: oc.Size, OldRoot: oc.Root, TreeSize: cp.Size, Root: cp.Root,
+		Proof: p, Checkpoint: string(cp.Note)}, nil
+}
+
+func newVerifyCmd(e *env) *cobra.Command {
+	var (
+		sf     storeFlags
+		tenant string
+		key    string
+		saved  []string
+		bundle string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify --tenant T [--checkpoint FILE]... | --bundle FILE --key VERIFIER",
+		Short: "Check that a log (or an exported bundle) is intact",
+		Long: `Verify reads the tenant's whole log and checks it: every stored event hashes to
+its leaf, seqs run 1, 2, 3... with no gap, the Merkle tree rebuilt from the
+stored bytes has every stored node and every signed checkpoint's root, and
+every checkpoint's signature verifies under the key.
+
+With --checkpoint FILE (repeatable; a checkpoint saved earlier with trail
+checkpoint), it also proves the log extends it: this finds a history that was
+rewritten and re-signed, even with the log's own key.
+
+With --bundle FILE it checks a bundle written by trail export --verifiable,
+with no database: each event's inclusion proof against the bundle's signed
+checkpoint.
+
+It names the first damaged seq and the kind of damage: changed, missing,
+extra, reordered, bad_signature or fork. Exit 0: intact; 1: damage found;
+2: usage error.`,
+		Example: `  trail verify --tenant acme
+  trail verify --tenant acme --checkpoint acme-2026-11-01.checkpoint
+  trail verify --bundle acme.bundle --key 'audit.example.com+1a2b3c4d+AW...'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if bundle != "" {
+				if tenant != "" || len(saved) > 0 {
+					return usageError("--bundle is checked on its own: drop --tenant and --checkpoint")
+				}
+				if key == "" {
+					return usageError("--bundle needs --key VERIFIER")
+				}
+				return verifyBundle(e, bundle, key, asJSON)
+			}
+			store, v, err := openLog(ctx, e, &sf, tenant, key)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			var opts tlog.VerifyOptions
+			for _, f := range saved {
+				b, err := os.ReadFile(e.path(f))
+				if err != nil {
+					return usageError("--checkpoint: %v", err)
+				}
+				opts.Saved = append(opts.Saved, b)
+			}
+			t0 := time.Now()
+			rep, err := tlog.Verify(ctx, store, tenant, v, opts)
+			if err != nil {
+				if trail.ErrorCode(err) == trail.EINVALID {
+					return usageError("%v", err)
+				}
+				return &exitError{code: 1, err: err}
+			}
+			if asJSON {
+				if err := writeJSON(e.stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(e.stdout, "%s: %d events, %d checkpoints (latest size %d), %d saved checkpoints checked in %v\n",
+					tenant, rep.Leaves, rep.Checkpoints, rep.Size, rep.Saved, time.Since(t0).Round(time.Millisecond))
+				printDamage(e.stdout, rep.Damage)
+			}
+			if !rep.OK() {
+				return errFound
+			}
+			return nil
+		},
+	}
+	sf.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&tenant, "tenant", "", "tenant whose log to verify")
+	f.StringVar(&key, "key", "", "verifier key, or a file holding it (default: the signing key's)")
+	f.StringArrayVar(&saved, "checkpoint", nil, "file of a saved checkpoint the log must extend (repeatable)")
+	f.StringVar(&bundle, "bundle", "", "verify this bundle (trail export --verifiable) instead of a store")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func verifyBundle(e *env, file, key string, asJSON bool) error {
+	v, err := parseVerifier(e, key)
+	if err != nil {
+		return err
+	}
+	in, closeIn, err := e.input(file)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	rep, err := tlog.VerifyBundle(in, v)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	if asJSON {
+		if err := writeJSON(e.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.stdout, "bundle of %s: %d events proven against the checkpoint of size %d\n", rep.Tenant, rep.Events, rep.Size)
+		printDamage(e.stdout, rep.Damage)
+	}
+	if !rep.OK() {
+		return errFound
+	}
+	return nil
+}
+
+// printDamage ends a verification report: intact, or each finding.
+func printDamage(w io.Writer, d []tlog.Damage) {
+	if len(d) == 0 {
+		fmt.Fprintln(w, "intact")
+		return
+	}
+	fmt.Fprintf(w, "DAMAGE: first at seq %d (%s)\n", d[0].Seq, d[0].Kind)
+	for _, x := range d {
+		fmt.Fprintf(w, "  %-13s seq %-8d %s\n", x.Kind, x.Seq, x.Detail)
+	}
+	if len(d) == tlog.MaxDamage {
+		fmt.Fprintf(w, "  (only the first %d findings are listed)\n", tlog.MaxDamage)
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func newExportCmd(e *env) *cobra.Command {
+	var (
+		sf         storeFlags
+		ff         filterFlags
+		key        string
+		verifiable bool
+		out        string
+	)
+	cmd := &cobra.Command{
+		Use:   "export --tenant T [filters] [--verifiable] [--out FILE]",
+		Short: "Write a tenant's events as NDJSON, or as a verifiable bundle",
+		Long: `Export writes every event of the tenant that passes the filters (the same as
+trail query's), oldest first, one JSON event per line.
+
+With --verifiable it writes a bundle instead: the latest signed checkpoint,
+then each event's stored bytes with its inclusion proof. Anyone holding the
+verifier key can check the bundle with no database (trail verify --bundle).`,
+		Example: `  trail export --tenant acme --since 30d --out acme.ndjson
+  trail export --tenant acme --actor u-123 --verifiable --out u-123.bundle`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			q, err := ff.query(time.Now())
+			if err != nil {
+				return err
+			}
+			w := e.stdout
+			if out != "" {
+				f, err := os.Create(e.path(out))
+				if err != nil {
+					return usageError("--out: %v", err)
+				}
+				defer f.Close()
+				w = f
+			}
+			var n int
+			if verifiable {
+				n, err = exportBundle(ctx, e, &sf, q, key, w)
+			} else {
+				n, err = exportNDJSON(ctx, e, &sf, q, w)
+			}
+			if err != nil {
+				return err
+			}
+			if f, ok := w.(*os.File); ok && out != "" {
+				if err := f.Sync(); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+			}
+			fmt.Fprintf(e.stderr, "%d events exported\n", n)
+			return nil
+		},
+	}
+	sf.register(cmd)
+	ff.register(cmd, "tenant to export (required)")
+	f := cmd.Flags()
+	f.StringVar(&key, "key", "", "verifier key, or a file holding it, to check the checkpoint with (default: the signing key's)")
+	f.BoolVar(&verifiable, "verifiable", false, "write a bundle with the signed checkpoint and inclusion proofs")
+	f.StringVar(&out, "out", "", "file to write (default standard output)")
+	return cmd
+}
+
+// eachEvent calls fn for each event matching q, oldest first, page by page.
+func eachEvent(ctx context.Context, store trail.Store, q trail.Query, fn func(*trail.Event) error) error {
+	q.Limit, q.Descending = trail.MaxPageSize, false
+	for {
+		page, err := store.Query(ctx, q)
+		if err != nil {
+			return storeError(err)
+		}
+		for _, ev := range page.Events {
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
+func exportNDJSON(ctx context.Context, e *env, sf *storeFlags, q trail.Query, w io.Writer) (int, error) {
+	store, err := sf.open(ctx, e)
+	if err != nil {
+		return 0, &exitError{code: 1, err: err}
+	}
+	defer store.Close()
+	n := 0
+	err = eachEvent(ctx, store, q, func(ev *trail.Event) error {
+		n++
+		return writeJSON(w, ev)
+	})
+	return n, err
+}
+
+func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, key string, w io.Writer) (int, error) {
+	store, v, err := openLog(ctx, e, sf, q.Tenant, key)
+	if err != nil {
+		return 0, err
+	}
+	defer store.Close()
+	cp, err := latestCheckpoint(ctx, store, v, q.Tenant)
+	if err != nil {
+		return 0, err
+	}
+	bw, err := tlog.NewBundleWriter(w, store, q.Tenant, cp)
+	if err != nil {
+		return 0, &exitError{code: 1, err: err}
+	}
+	n := 0
+	err = eachEvent(ctx, store, q, func(ev *trail.Event) error {
+		if ev.Seq > cp.Size {
+			return nil // appended after the checkpoint: not provable against it
+		}
+		found := false
+		err := store.ScanLeaves(ctx, q.Tenant, ev.Seq, ev.Seq+1, func(l trail.Leaf) error {
+			found = true
+			return bw.Add(ctx, l)
+		})
+		if err == nil && !found {
+			err = fmt.Errorf("seq %d is missing from the log: run trail verify", ev.Seq)
+		}
+		n++
+		return err
+	})
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return n, &exitError{code: 1, err: err}
+	}
+	return n, nil
+}
+
+// openLog checks the tenant flag and opens the store read-only with the
+// verifier of its checkpoints.
+func openLog(ctx context.Context, e *env, sf *storeFlags, tenant, key string) (trail.Store, *tlog.Verifier, error) {
+	if m := trail.CheckTenant(tenant); m != "" {
+		return nil, nil, usageError("--tenant: %s", m)
+	}
+	v, err := sf.verifier(e, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := sf.open(ctx, e)
+	if err != nil {
+		return nil, nil, &exitError{code: 1, err: err}
+	}
+	return store, v, nil
+}
+
+// latestCheckpoint reads and verifies the tenant's latest checkpoint.
+func latestCheckpoint(ctx context.Context, store trail.Store, v *tlog.Verifier, tenant string) (*tlog.Checkpoint, error) {
+	note, err := store.Checkpoint(ctx, tenant)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	cp, err := v.Open(tenant, note)
+	if err != nil {
+		return nil, &exitError{code: 1, err: fmt.Errorf("damage: the latest checkpoint: %w (run trail verify)", err)}
+	}
+	return cp, nil
+}
+
+// storeError turns a store's error into the command's: a usage error for
+// bad input or a thing not found, else a failure.
+func storeError(err error) error {
+	switch trail.ErrorCode(err) {
+	case trail.EINVALID, trail.ENOTFOUND:
+		return usageError("%v", err)
+	}
+	return &exitError{code: 1, err: err}
+}

@@ -1,0 +1,61 @@
+package trail
+
+import "context"
+
+// HashSize is the size of every hash in a tenant's Merkle tree (SHA-256).
+const HashSize = 32
+
+// Leaf is one row of a tenant's log exactly as the database holds it, for
+// proofs and verification: nothing in it has been checked or decoded.
+type Leaf struct {
+	// Seq is the row's position as the database orders it (1 is first).
+	Seq uint64
+	// Body is the event's canonical bytes as stored. The Merkle leaf is the
+	// hash of these bytes, never of a re-encoding.
+	Body []byte
+	// Hashes is what the store wrote beside the event when it appended it:
+	// the leaf hash, then the hash of each tree node the leaf completed,
+	// level by level (HashSize bytes each). See TreeNode.Seq.
+	Hashes []byte
+}
+
+// TreeNode names a complete node of a tenant's Merkle tree: Level 0 holds
+// the leaves, and Index counts nodes of a level from 0 at the left.
+type TreeNode struct {
+	Level uint
+	Index uint64
+}
+
+// Seq returns the seq of the leaf whose Hashes hold n's hash, at offset
+// n.Level*HashSize: a node is stored with the last leaf it covers, the one
+// whose append completed it.
+func (n TreeNode) Seq() uint64 { return (n.Index + 1) << n.Level }
+
+// Log is the tamper-evident side of a Store: each tenant's events form an
+// RFC 6962 Merkle tree whose nodes are written in the same transaction as
+// the events, and each commit ends with a signed checkpoint of the tree.
+// Package tlog builds proofs and verifies a log through this interface.
+//
+// Contract:
+//   - Append MUST write each event's Leaf.Hashes (computed by tlog.Tree from
+//     the stored bytes) and a checkpoint signed by the store's signer for
+//     every tenant it appended to, in the same transaction as the events.
+//   - A store MUST refuse to open when a tenant's latest checkpoint does not
+//     verify under its signer's key.
+//   - ScanLeaves and Checkpoints MUST return rows as stored, with no check of
+//     their own, so that verification sees what an intruder left.
+type Log interface {
+	// Checkpoint returns tenant's latest signed checkpoint (a C2SP signed
+	// note), or ENOTFOUND when tenant has no events.
+	Checkpoint(ctx context.Context, tenant string) ([]byte, error)
+	// Checkpoints calls fn with each of tenant's stored checkpoints in the
+	// order they were written, stopping at fn's first error.
+	Checkpoints(ctx context.Context, tenant string, fn func(note []byte) error) error
+	// TreeHashes returns the stored hash of each node, in order, or
+	// ENOTFOUND when one is not stored.
+	TreeHashes(ctx context.Context, tenant string, nodes []TreeNode) ([][]byte, error)
+	// ScanLeaves calls fn for each of tenant's rows with from <= seq < to in
+	// seq order (to == 0: through the last), stopping at fn's first error.
+	// The Leaf and its slices are only valid during the call.
+	ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn func(Leaf) error) error
+}

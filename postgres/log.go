@@ -1,0 +1,169 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
+)
+
+// logChunk is how many checkpoints or leaves the Log methods read per
+// query. Each chunk is read whole before its callbacks run, so no
+// connection is held while they do (they may read the store themselves, as
+// tlog.BundleWriter does).
+var logChunk = 1000
+
+// Checkpoint returns tenant's latest signed checkpoint.
+func (db *DB) Checkpoint(ctx context.Context, tenant string) ([]byte, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.inflight.Done()
+	var note []byte
+	err := db.pool.QueryRow(ctx, "SELECT note FROM checkpoints WHERE tenant = $1 ORDER BY size DESC LIMIT 1", tenant).Scan(&note)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, trail.Errorf(trail.ENOTFOUND, "tenant %s has no checkpoint", tenant)
+	}
+	return note, internal(err, "read the checkpoint")
+}
+
+// Checkpoints calls fn with each of tenant's checkpoints, smallest first,
+// reading them in chunks.
+func (db *DB) Checkpoints(ctx context.Context, tenant string, fn func(note []byte) error) error {
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.inflight.Done()
+	var after int64 = -1
+	for {
+		rows, err := db.pool.Query(ctx, "SELECT size, note FROM checkpoints WHERE tenant = $1 AND size > $2 ORDER BY size LIMIT $3",
+			tenant, after, logChunk)
+		if err != nil {
+			return internal(err, "read checkpoints")
+		}
+		var note []byte
+		notes := make([][]byte, 0, logChunk)
+		if _, err := pgx.ForEachRow(rows, []any{&after, &note}, func() error {
+			notes = append(notes, note)
+			return nil
+		}); err != nil {
+			return internal(err, "read checkpoints")
+		}
+		for _, n := range notes {
+			if err := fn(n); err != nil {
+				return err
+			}
+		}
+		if len(notes) < logChunk {
+			return nil
+		}
+	}
+}
+
+// TreeHashes returns the hashes of tree nodes, read in one query from the
+// rows that store them.
+func (db *DB) TreeHashes(ctx context.Context, tenant string, nodes []trail.TreeNode) ([][]byte, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.inflight.Done()
+	return tlog.ReadTreeHashes(nodes, func(seqs []uint64) ([][]byte, error) {
+		at := make(map[int64][]int, len(seqs))
+		args := make([]int64, 0, len(seqs))
+		for i, s := range seqs {
+			if s > math.MaxInt64 {
+				continue // no row holds it
+			}
+			if at[int64(s)] == nil {
+				args = append(args, int64(s))
+			}
+			at[int64(s)] = append(at[int64(s)], i)
+		}
+		out := make([][]byte, len(seqs))
+		rows, err := db.pool.Query(ctx, "SELECT seq, hashes FROM events WHERE tenant = $1 AND seq = ANY($2)", tenant, args)
+		if err != nil {
+			return nil, internal(err, "read tree hashes")
+		}
+		var (
+			seq    int64
+			hashes []byte
+		)
+		_, err = pgx.ForEachRow(rows, []any{&seq, &hashes}, func() error {
+			for _, i := range at[seq] {
+				out[i] = hashes
+			}
+			return nil
+		})
+		return out, internal(err, "read tree hashes")
+	})
+}
+
+// ScanLeaves reads tenant's rows as stored, in chunks of seq (each a query
+// from the seq after the last row read), up to the last row stored when it
+// began when to is 0. A chunk's bytes share one buffer, reused by the next
+// chunk.
+func (db *DB) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn func(trail.Leaf) error) error {
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.inflight.Done()
+	from = max(from, 1)
+	if to == 0 {
+		var last *int64
+		if err := db.pool.QueryRow(ctx, "SELECT max(seq) FROM events WHERE tenant = $1", tenant).Scan(&last); err != nil {
+			return internal(err, "read leaves")
+		}
+		if last == nil {
+			return nil
+		}
+		to = uint64(*last) + 1
+	}
+	to = min(to, math.MaxInt64)
+	// A row's body is buf[previous row's end:mid], its hashes buf[mid:end].
+	type row struct {
+		seq      uint64
+		mid, end int
+	}
+	var (
+		buf []byte
+		rs  []row
+	)
+	for from < to {
+		rows, err := db.pool.Query(ctx, "SELECT seq, body, hashes FROM events WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4",
+			tenant, int64(from), int64(to), logChunk)
+		if err != nil {
+			return internal(err, "read leaves")
+		}
+		buf, rs = buf[:0], rs[:0]
+		var (
+			seq          int64
+			body, hashes pgtype.DriverBytes // valid until the next row: copied into buf
+		)
+		_, err = pgx.ForEachRow(rows, []any{&seq, &body, &hashes}, func() error {
+			buf = append(buf, body...)
+			mid := len(buf)
+			buf = append(buf, hashes...)
+			rs = append(rs, row{uint64(seq), mid, len(buf)})
+			return nil
+		})
+		if err != nil {
+			return internal(err, "read leaves")
+		}
+		start := 0
+		for _, r := range rs {
+			if err := fn(trail.Leaf{Seq: r.seq, Body: buf[start:r.mid:r.mid], Hashes: buf[r.mid:r.end:r.end]}); err != nil {
+				return err
+			}
+			start = r.end
+		}
+		if len(rs) < logChunk {
+			return nil
+		}
+		from = rs[len(rs)-1].seq + 1
+	}
+	return nil
+}

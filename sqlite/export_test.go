@@ -1,0 +1,8 @@
+package sqlite
+
+// WithoutTree makes a DB append without tree hashes or checkpoints, so that
+// a benchmark can measure what tamper evidence costs.
+func WithoutTree(o *Options) { o.noTree = true }
+
+// SetScanAhead sets how many chunks ScanLeaves reads at once.
+func SetScanAhead(db *DB, n int) { db.scanAhead = n }

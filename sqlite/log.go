@@ -1,0 +1,186 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
+)
+
+// Checkpoint returns tenant's latest signed checkpoint.
+func (db *DB) Checkpoint(ctx context.Context, tenant string) ([]byte, error) {
+	var note []byte
+	err := db.r.QueryRowContext(ctx, `SELECT c.note FROM tenants t JOIN checkpoints c ON c.tid = t.tid
+		WHERE t.name = ? ORDER BY c.size DESC LIMIT 1`, tenant).Scan(&note)
+	if err == sql.ErrNoRows {
+		return nil, trail.Errorf(trail.ENOTFOUND, "tenant %s has no checkpoint", tenant)
+	}
+	return note, internal(err, "read checkpoint")
+}
+
+// Checkpoints calls fn with each of tenant's checkpoints, smallest first.
+func (db *DB) Checkpoints(ctx context.Context, tenant string, fn func(note []byte) error) error {
+	tid, err := db.tid(ctx, tenant)
+	if err != nil || tid == 0 {
+		return err
+	}
+	// Chunks by size, each its own query, so nothing stays open while fn
+	// runs.
+	var after int64 = -1
+	for {
+		rows, err := db.r.QueryContext(ctx, "SELECT size, note FROM checkpoints WHERE tid = ? AND size > ? ORDER BY size LIMIT 1024", tid, after)
+		if err != nil {
+			return internal(err, "read checkpoints")
+		}
+		var notes [][]byte
+		for rows.Next() {
+			var note []byte
+			if err := rows.Scan(&after, &note); err != nil {
+				rows.Close()
+				return internal(err, "read checkpoints")
+			}
+			notes = append(notes, note)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return internal(err, "read checkpoints")
+		}
+		for _, n := range notes {
+			if err := fn(n); err != nil {
+				return err
+			}
+		}
+		if len(notes) < 1024 {
+			return nil
+		}
+	}
+}
+
+// TreeHashes returns the hashes of tree nodes, read from the rows that
+// store them.
+func (db *DB) TreeHashes(ctx context.Context, tenant string, nodes []trail.TreeNode) ([][]byte, error) {
+	tid, err := db.tid(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	// One statement: the rows it reads are one snapshot.
+	return tlog.ReadTreeHashes(nodes, func(seqs []uint64) ([][]byte, error) {
+		return readHashes(ctx, db.r, tid, seqs)
+	})
+}
+
+// readHashes returns the hashes column of the rows at seqs (nil for a row
+// that is not there).
+func readHashes(ctx context.Context, q querier, tid int64, seqs []uint64) ([][]byte, error) {
+	out := make([][]byte, len(seqs))
+	if tid == 0 || len(seqs) == 0 {
+		return out, nil
+	}
+	at := make(map[int64][]int, len(seqs))
+	args := make([]any, 0, len(seqs))
+	for i, s := range seqs {
+		k := rowKey(tid, s)
+		if _, ok := at[k]; !ok {
+			args = append(args, k)
+		}
+		at[k] = append(at[k], i)
+	}
+	rows, err := q.QueryContext(ctx, "SELECT key, hashes FROM events WHERE key IN ("+strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")+")", args...)
+	if err != nil {
+		return nil, internal(err, "read tree")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k int64
+		var h []byte
+		if err := rows.Scan(&k, &h); err != nil {
+			return nil, internal(err, "read tree")
+		}
+		for _, i := range at[k] {
+			out[i] = h
+		}
+	}
+	return out, internal(rows.Err(), "read tree")
+}
+
+// ScanLeaves reads the rows in chunks of keys, each its own query, as
+// stored: a missing row is simply not there. Reading a row costs SQLite
+// more than hashing it costs the verifier, so up to Readers chunks are read
+// at once, on their own connections, while fn works through the chunks
+// before them in order.
+func (db *DB) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn func(trail.Leaf) error) error {
+	tid, from, to, err := db.scanRange(ctx, tenant, from, to)
+	if err != nil || tid == 0 {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const chunk = 2048
+	n := db.scanAhead
+	if n == 0 {
+		n = db.o.Readers // reading waits on the disk too: more than one per core pays
+	}
+	ahead := make(chan chan leafChunk, n)
+	go func() {
+		defer close(ahead)
+		for lo := from; lo < to; lo += chunk {
+			res := make(chan leafChunk, 1)
+			select {
+			case ahead <- res:
+			case <-ctx.Done():
+				return
+			}
+			go func(lo, hi uint64) { res <- db.readLeaves(ctx, tid, lo, hi) }(lo, min(lo+chunk, to))
+		}
+	}()
+	for res := range ahead {
+		c := <-res
+		if c.err != nil {
+			return c.err
+		}
+		for _, l := range c.leaves {
+			if err := fn(l); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// leafChunk is the rows of one chunk of keys, their bytes in one buffer.
+type leafChunk struct {
+	leaves []trail.Leaf
+	err    error
+}
+
+func (db *DB) readLeaves(ctx context.Context, tid int64, from, to uint64) leafChunk {
+	rows, err := db.r.QueryContext(ctx, "SELECT key, body, hashes FROM events WHERE key >= ? AND key < ? ORDER BY key", rowKey(tid, from), rowKey(tid, to))
+	if err != nil {
+		return leafChunk{err: internal(err, "read leaves")}
+	}
+	defer rows.Close()
+	var c leafChunk
+	var buf []byte
+	type span struct{ seq, body, hashes, end int }
+	var spans []span
+	for rows.Next() {
+		var k int64
+		var body, hashes sql.RawBytes // valid until Next: copied into buf
+		if err := rows.Scan(&k, &body, &hashes); err != nil {
+			return leafChunk{err: internal(err, "read leaves")}
+		}
+		b := len(buf)
+		buf = append(append(buf, body...), hashes...)
+		spans = append(spans, span{int(keySeq(k)), b, b + len(body), len(buf)})
+	}
+	if err := rows.Err(); err != nil {
+		return leafChunk{err: internal(err, "read leaves")}
+	}
+	c.leaves = make([]trail.Leaf, len(spans))
+	for i, sp := range spans {
+		c.leaves[i] = trail.Leaf{Seq: uint64(sp.seq), Body: buf[sp.body:sp.hashes:sp.hashes], Hashes: buf[sp.hashes:sp.end:sp.end]}
+	}
+	return c
+}

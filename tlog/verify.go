@@ -1,0 +1,472 @@
+package tlog
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/trailaudit/trail"
+)
+
+// Kind names what is wrong with a log or a bundle at one seq, so that a
+// report can be read, filtered and alerted on without parsing prose.
+type Kind string
+
+// The kinds of damage Verify and VerifyBundle report.
+const (
+	// Changed: stored bytes or tree nodes are not what was signed.
+	Changed Kind = "changed"
+	// Missing: rows a signed checkpoint covers are absent.
+	Missing Kind = "missing"
+	// Extra: rows that no signed checkpoint covers (or a seq given twice).
+	Extra Kind = "extra"
+	// Reordered: a row holds the event of another seq, or rows or
+	// checkpoints are out of order.
+	Reordered Kind = "reordered"
+	// BadSignature: a checkpoint does not verify under the verifier key.
+	BadSignature Kind = "bad_signature"
+	// Fork: the log does not extend a checkpoint an auditor saved: its
+	// history was rewritten and re-signed since.
+	Fork Kind = "fork"
+)
+
+// MaxDamage bounds the damage a report lists (the lowest seqs are kept), so
+// that a log damaged throughout gives a report of bounded size.
+const MaxDamage = 100
+
+// Damage is one finding of Verify or VerifyBundle: what is wrong, where
+// (the first seq it concerns), and a sentence for a human.
+type Damage struct {
+	Kind   Kind   `json:"kind"`
+	Seq    uint64 `json:"seq"`
+	Detail string `json:"detail"`
+}
+
+// Report is the result of Verify: what was checked and the damage found.
+// A log is intact when the report lists no damage (OK).
+type Report struct {
+	Tenant string `json:"tenant"`
+	// Leaves is the number of rows read.
+	Leaves uint64 `json:"leaves"`
+	// Size and Root are those of the largest stored checkpoint that
+	// verifies (in a sound log, the latest one); 0 and nil when none does.
+	Size uint64 `json:"size"`
+	Root []byte `json:"root"`
+	// Checkpoints is the number of stored checkpoints checked.
+	Checkpoints int `json:"checkpoints"`
+	// Saved is the number of saved (external) checkpoints checked.
+	Saved int `json:"saved"`
+	// Unverified counts rows appended while Verify ran, past the
+	// checkpoints it read first: a later run checks them.
+	Unverified uint64 `json:"unverified,omitempty"`
+	// Damage lists what is wrong, sorted by Seq, at most MaxDamage items.
+	Damage []Damage `json:"damage,omitempty"`
+}
+
+// OK reports whether no damage was found.
+func (r *Report) OK() bool { return len(r.Damage) == 0 }
+
+// First returns the damage at the lowest seq, where an investigation
+// starts, or nil when the log is intact.
+func (r *Report) First() *Damage {
+	if r.OK() {
+		return nil
+	}
+	return &r.Damage[0]
+}
+
+// VerifyOptions holds what Verify checks beyond the log itself.
+type VerifyOptions struct {
+	// Saved holds signed checkpoints that an auditor kept outside the
+	// store. The log must extend each: a log rewritten and re-signed with
+	// the store's own key verifies on its own, but not against a
+	// checkpoint saved before the rewrite.
+	Saved [][]byte
+}
+
+// Verify checks tenant's whole log against its signed checkpoints, reading
+// every row once, in a stream (it never holds the log in memory): each
+// stored body must hash to its stored leaf hash and claim its row's seq,
+// the tree rebuilt from the bodies must reproduce every stored node and
+// every checkpoint's root, seqs must run 1, 2, 3... up to the largest
+// checkpoint's size and no further, and every checkpoint must verify
+// under v. The rules (a row gets at most one damage, the first that
+// applies in this order):
+//
+//   - A gap before a row is Missing at the first absent seq; rows past
+//     the last read that a checkpoint covers are Missing at last+1.
+//   - Rows past the largest stored checkpoint get no other check. When,
+//     after the scan, the latest checkpoint covers them, they were
+//     appended while Verify ran (Report.Unverified); otherwise they are
+//     Extra (reported once, at the first such row).
+//   - A body that does not hash to its stored leaf hash is Changed; a
+//     body that claims another top-level seq (or none) is Reordered; a
+//     stored node that differs from the rebuilt one is Changed.
+//   - A stored checkpoint that does not verify is BadSignature at its
+//     size (0 when unparseable) and is then ignored; a checkpoint whose
+//     size is not above the one before it is Reordered at its size.
+//   - When the rebuilt tree reaches a stored checkpoint's size, a root
+//     that differs is Changed at the first seq after the largest stored
+//     checkpoint whose root matched (the damage lies between the two).
+//   - When it reaches a saved checkpoint's size, a root that differs is
+//     Fork at the first seq after the largest saved checkpoint whose root
+//     matched, or 1: without the auditor's leaves Verify cannot tell where
+//     the two histories part, only that they do after that point. A saved
+//     checkpoint above the last row is Missing at last+1.
+//
+// After the first damage to the rows (Changed, Missing, Reordered rows) or
+// Fork, the rebuilt tree no longer stands for the log, so node and root
+// comparisons stop there; the row-level rules still run to the end.
+//
+// Verify returns an error only when reading fails, or when a saved
+// checkpoint cannot be opened with v (EINVALID): damage goes in the report.
+// Each stored checkpoint costs a signature check, each row a SHA-256 of its
+// body (spread over GOMAXPROCS goroutines) and on average one of a node.
+func Verify(ctx context.Context, l trail.Log, tenant string, v *Verifier, opts VerifyOptions) (*Report, error) {
+	if v == nil {
+		return nil, trail.Errorf(trail.EINVALID, "tlog: verify: no verifier key")
+	}
+	rep := &Report{Tenant: tenant, Saved: len(opts.Saved)}
+	w := &walk{next: 1, tree: &Tree{}} // the zero Tree is empty
+	if err := w.readCheckpoints(ctx, l, tenant, v, rep); err != nil {
+		return nil, err
+	}
+	for i, note := range opts.Saved {
+		cp, err := v.Open(tenant, note)
+		if err != nil {
+			return nil, trail.Errorf(trail.EINVALID, "tlog: verify: saved checkpoint %d: %w", i+1, err)
+		}
+		w.targets = append(w.targets, target{size: cp.Size, root: [trail.HashSize]byte(cp.Root), saved: true})
+	}
+	slices.SortStableFunc(w.targets, func(a, b target) int { return cmp.Compare(a.size, b.size) })
+	w.reach()
+	if err := w.scan(ctx, l, tenant); err != nil {
+		return nil, fmt.Errorf("tlog: verify: %w", err)
+	}
+	w.end()
+	if w.beyond != 0 {
+		// Rows past the checkpoints read at the start: appended while this
+		// ran (their commit wrote a checkpoint covering them, which a
+		// second look finds), or forged (nothing signed covers them).
+		// Stores refuse to append after rows no checkpoint covers, so a
+		// forged row cannot come to be covered later.
+		note, err := l.Checkpoint(ctx, tenant)
+		if err != nil && trail.ErrorCode(err) != trail.ENOTFOUND {
+			return nil, fmt.Errorf("tlog: verify: %w", err)
+		}
+		if cp, oerr := v.Open(tenant, note); err == nil && oerr == nil && cp.Size >= w.next-1 {
+			rep.Unverified = w.next - w.beyond
+		} else {
+			w.d.add(Extra, w.beyond, "rows from seq %d on are covered by no signed checkpoint (the largest covers %d)", w.beyond, w.covered)
+		}
+	}
+	rep.Leaves = w.rows
+	rep.Damage = w.d.sorted()
+	return rep, nil
+}
+
+// target is a root the rebuilt tree must have when it reaches size.
+type target struct {
+	size  uint64
+	root  [trail.HashSize]byte
+	saved bool // an auditor's checkpoint, not a stored one
+}
+
+// walk is Verify's state. Its row method sees the rows in seq order, after
+// the hashing goroutines are done with them, and alone changes the state.
+type walk struct {
+	d       damages
+	tree    *Tree
+	targets []target // not reached yet, by size
+	covered uint64   // size of the largest stored checkpoint that verifies
+	next    uint64   // seq expected next
+	rows    uint64   // rows read
+	broken  bool     // damage found: the rebuilt tree no longer stands for the log
+	beyond  uint64   // first row past the checkpoints read first, or 0
+	buf     []byte   // the hashes of the row appended last
+	// Sizes of the largest stored and saved checkpoints whose root the
+	// rebuilt tree matched.
+	agreeStored, agreeSaved uint64
+}
+
+// fail records damage that leaves the rebuilt tree meaningless.
+func (w *walk) fail(k Kind, seq uint64, format string, args ...any) {
+	w.d.add(k, seq, format, args...)
+	w.broken = true
+}
+
+// readCheckpoints checks the stored checkpoints and keeps, of each that
+// verifies, what the scan needs: its size and root.
+func (w *walk) readCheckpoints(ctx context.Context, l trail.Log, tenant string, v *Verifier, rep *Report) error {
+	var prev uint64 // size of the last checkpoint that verified
+	seen := false
+	err := l.Checkpoints(ctx, tenant, func(note []byte) error {
+		rep.Checkpoints++
+		n := rep.Checkpoints
+		cp, err := v.Open(tenant, note)
+		if err != nil {
+			var size uint64
+			if u, perr := ParseUnverified(note); perr == nil {
+				size = u.Size
+			}
+			w.d.add(BadSignature, size, "stored checkpoint %d (size %d) does not verify: %s", n, size, trail.ErrorMessage(err))
+			return nil
+		}
+		if seen && cp.Size <= prev {
+			w.d.add(Reordered, cp.Size, "stored checkpoint %d has size %d, not above the size %d of the one before it", n, cp.Size, prev)
+		}
+		seen, prev = true, cp.Size
+		if rep.Root == nil || cp.Size > rep.Size {
+			rep.Size, rep.Root = cp.Size, cp.Root
+		}
+		w.targets = append(w.targets, target{size: cp.Size, root: [trail.HashSize]byte(cp.Root)})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tlog: verify: checkpoints: %w", err)
+	}
+	w.covered = rep.Size
+	return nil
+}
+
+// row checks one row (body and hashes are its stored bytes).
+func (w *walk) row(r *row, body, hashes []byte) {
+	w.rows++
+	switch {
+	case r.seq < w.next:
+		w.fail(Reordered, r.seq, "a row of seq %d comes where seq %d was expected", r.seq, w.next)
+		return
+	case r.seq > w.next:
+		if n := r.seq - w.next; n == 1 {
+			w.fail(Missing, w.next, "seq %d is missing (1 row)", w.next)
+		} else {
+			w.fail(Missing, w.next, "seqs %d to %d are missing (%d rows)", w.next, r.seq-1, n)
+		}
+	}
+	w.next = r.seq + 1
+	inside := r.seq <= w.covered
+	switch {
+	case !inside:
+		if w.beyond == 0 {
+			w.beyond = r.seq
+		}
+	case !r.leafOK:
+		w.fail(Changed, r.seq, "stored bytes do not match their leaf hash")
+	case !r.claimOK:
+		w.fail(Reordered, r.seq, "row %d holds an event with no top-level seq", r.seq)
+	case r.claim != r.seq:
+		w.fail(Reordered, r.seq, "row %d holds the event of seq %d", r.seq, r.claim)
+	}
+	if w.broken {
+		return
+	}
+	w.buf = w.tree.appendTo(w.buf[:0], &r.leaf)
+	if inside && !bytes.Equal(w.buf, hashes) {
+		w.fail(Changed, r.seq, "stored tree node differs")
+		return
+	}
+	w.reach()
+}
+
+// reach compares the rebuilt tree's root with every checkpoint of its
+// size.
+func (w *walk) reach() {
+	size := w.tree.Size()
+	var root []byte
+	for len(w.targets) > 0 && w.targets[0].size == size {
+		t := w.targets[0]
+		w.targets = w.targets[1:]
+		if w.broken {
+			continue
+		}
+		if root == nil {
+			root = w.tree.Root()
+		}
+		match := bytes.Equal(root, t.root[:])
+		switch {
+		case match && t.saved:
+			w.agreeSaved = size
+		case match:
+			w.agreeStored = size
+		case t.saved:
+			w.fail(Fork, w.agreeSaved+1, "the log does not extend the saved checkpoint of size %d: its tree of that size has another root", size)
+		default:
+			w.fail(Changed, w.agreeStored+1, "log no longer matches the signed checkpoint of size %d", size)
+		}
+	}
+}
+
+// end reports the rows that checkpoints cover beyond the last row read.
+func (w *walk) end() {
+	last := w.next - 1
+	if w.covered > last {
+		w.d.add(Missing, last+1, "the log ends at seq %d but its signed checkpoint covers %d", last, w.covered)
+	}
+	for _, t := range w.targets {
+		if t.saved && t.size > last {
+			w.d.add(Missing, last+1, "the log ends at seq %d, below the saved checkpoint of size %d", last, t.size)
+		}
+	}
+}
+
+// Batching of the scan: rows are copied into batches (the Leaf slices are
+// only valid during the scan's callback), hashed by GOMAXPROCS goroutines,
+// and walked in order by one more.
+const (
+	batchRows  = 256
+	batchBytes = 1 << 20
+)
+
+// row is one scanned row in a batch and what the hashing found.
+type row struct {
+	seq             uint64
+	start, mid, end int // body is data[start:mid], hashes data[mid:end]
+	leaf            [trail.HashSize]byte
+	claim           uint64
+	leafOK, claimOK bool
+}
+
+// batch is a run of rows, their bytes back to back in data. done is closed
+// when they are hashed.
+type batch struct {
+	rows []row
+	data []byte
+	done chan struct{}
+}
+
+func (b *batch) add(l trail.Leaf) {
+	start := len(b.data)
+	b.data = append(b.data, l.Body...)
+	mid := len(b.data)
+	b.data = append(b.data, l.Hashes...)
+	b.rows = append(b.rows, row{seq: l.Seq, start: start, mid: mid, end: len(b.data)})
+}
+
+func (b *batch) full() bool { return len(b.rows) >= batchRows || len(b.data) >= batchBytes }
+
+// scan streams the rows through the hashing goroutines into w.row.
+func (w *walk) scan(ctx context.Context, l trail.Log, tenant string) error {
+	workers := runtime.GOMAXPROCS(0)
+	n := 2*workers + 2
+	free := make(chan *batch, n)
+	for range n {
+		free <- &batch{}
+	}
+	work := make(chan *batch, n)
+	order := make(chan *batch, n)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { hashRows(work) })
+	}
+	wg.Go(func() {
+		for b := range order {
+			<-b.done
+			for i := range b.rows {
+				r := &b.rows[i]
+				w.row(r, b.data[r.start:r.mid], b.data[r.mid:r.end])
+			}
+			free <- b
+		}
+	})
+	var cur *batch
+	send := func() {
+		work <- cur
+		order <- cur
+		cur = nil
+	}
+	err := l.ScanLeaves(ctx, tenant, 1, 0, func(leaf trail.Leaf) error {
+		if cur == nil {
+			cur = <-free
+			cur.rows, cur.data, cur.done = cur.rows[:0], cur.data[:0], make(chan struct{})
+		}
+		cur.add(leaf)
+		if cur.full() {
+			send()
+			return ctx.Err()
+		}
+		return nil
+	})
+	if err == nil && cur != nil {
+		send()
+	}
+	close(work)
+	close(order)
+	wg.Wait()
+	return err
+}
+
+// hashRows computes the leaf hash and claimed seq of each row of the
+// batches it receives.
+func hashRows(work <-chan *batch) {
+	for b := range work {
+		for i := range b.rows {
+			r := &b.rows[i]
+			body, hashes := b.data[r.start:r.mid], b.data[r.mid:r.end]
+			copy(r.leaf[:], LeafHash(body))
+			r.leafOK = len(hashes) >= trail.HashSize && bytes.Equal(hashes[:trail.HashSize], r.leaf[:])
+			r.claim, r.claimOK = claimedSeq(body)
+		}
+		close(b.done)
+	}
+}
+
+// seqMember precedes the top-level seq in an event's canonical bytes.
+const seqMember = `"seq":`
+
+// claimedSeq returns the top-level seq an event's canonical bytes hold: the
+// digits after the last `"seq":`. Members sort before "seq" only when they
+// cannot hold it at top level; those after it ("targets", "tenant", "v",
+// "violations") have no member named seq, and a string cannot hold the
+// bytes unescaped.
+func claimedSeq(body []byte) (uint64, bool) {
+	i := bytes.LastIndex(body, []byte(seqMember))
+	if i < 0 {
+		return 0, false
+	}
+	digits := body[i+len(seqMember):]
+	var n uint64
+	k := 0
+	for ; k < len(digits) && '0' <= digits[k] && digits[k] <= '9'; k++ {
+		d := uint64(digits[k] - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	if k == 0 || (k > 1 && digits[0] == '0') {
+		return 0, false
+	}
+	return n, true
+}
+
+// damages collects the damage of one report, keeping the MaxDamage of
+// lowest seq however many are added.
+type damages struct{ list []Damage }
+
+func (d *damages) add(k Kind, seq uint64, format string, args ...any) {
+	d.list = append(d.list, Damage{Kind: k, Seq: seq, Detail: fmt.Sprintf(format, args...)})
+	if len(d.list) >= 4*MaxDamage {
+		d.sorted()
+	}
+}
+
+// sorted sorts the damage by seq (then kind), drops repeats of a kind at
+// one seq, and keeps at most MaxDamage; nil when there is none.
+func (d *damages) sorted() []Damage {
+	slices.SortStableFunc(d.list, func(a, b Damage) int {
+		return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Kind, b.Kind))
+	})
+	d.list = slices.CompactFunc(d.list, func(a, b Damage) bool { return a.Seq == b.Seq && a.Kind == b.Kind })
+	if len(d.list) > MaxDamage {
+		d.list = d.list[:MaxDamage]
+	}
+	if len(d.list) == 0 {
+		return nil
+	}
+	return d.list
+}
