@@ -292,7 +292,7 @@ func (w *txWriter) head(ctx context.Context, tenant string) (*head, error) {
 func loadTree(ctx context.Context, q querier, tid int64, size uint64) (*tlog.Tree, error) {
 	nodes := tlog.PeakNodes(size)
 	peaks, err := tlog.ReadTreeHashes(nodes, func(seqs []uint64) ([][]byte, error) {
-		return readHashes(ctx, q, tid, seqs)
+		return readHashes(ctx, q, nil, tid, seqs)
 	})
 	if err != nil {
 		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: the tree's right edge cannot be read (run trail verify): %v", err)

@@ -78,9 +78,18 @@ func BenchmarkAppendBatch1000x4(b *testing.B) {
 // BenchmarkGroupCommit64 runs 64 concurrent appenders of one event each;
 // the writer gathers them into shared commits.
 func BenchmarkGroupCommit64(b *testing.B) {
-	for _, wait := range []time.Duration{0, 500 * time.Microsecond} {
-		b.Run(fmt.Sprintf("maxwait=%v", wait), func(b *testing.B) {
-			db := benchDB(b, sqlite.Options{MaxWait: wait})
+	var noTree sqlite.Options
+	sqlite.WithoutTree(&noTree)
+	for _, tc := range []struct {
+		name string
+		o    sqlite.Options
+	}{
+		{"maxwait=0", sqlite.Options{}},
+		{"maxwait=500µs", sqlite.Options{MaxWait: 500 * time.Microsecond}},
+		{"maxwait=0,no-tree", noTree},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			db := benchDB(b, tc.o)
 			appendConcurrently(b, 64, func(ev *trail.Event) error {
 				_, err := db.Append(context.Background(), "acme", []*trail.Event{ev}, trail.AppendOptions{})
 				return err

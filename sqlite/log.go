@@ -65,44 +65,72 @@ func (db *DB) TreeHashes(ctx context.Context, tenant string, nodes []trail.TreeN
 	if err != nil {
 		return nil, err
 	}
-	// One statement: the rows it reads are one snapshot.
+	// One statement (for up to hashesIn rows, which is any proof): the rows
+	// it reads are one snapshot.
 	return tlog.ReadTreeHashes(nodes, func(seqs []uint64) ([][]byte, error) {
-		return readHashes(ctx, db.r, tid, seqs)
+		return readHashes(ctx, db.r, db.hashesStmt, tid, seqs)
 	})
 }
 
+// hashesIn is how many keys one read of tree hashes asks for: a proof of a
+// log of 2^40 events needs at most 80 nodes, from fewer rows.
+const hashesIn = 64
+
+// hashesQuery reads the hashes of up to hashesIn rows. Unused places repeat
+// a key, so that the statement is always the same and is prepared once.
+var hashesQuery = "SELECT key, hashes FROM events WHERE key IN (" + strings.TrimSuffix(strings.Repeat("?,", hashesIn), ",") + ")"
+
 // readHashes returns the hashes column of the rows at seqs (nil for a row
-// that is not there).
-func readHashes(ctx context.Context, q querier, tid int64, seqs []uint64) ([][]byte, error) {
+// that is not there). stmt is hashesQuery prepared, or nil to prepare it on
+// q.
+func readHashes(ctx context.Context, q querier, stmt *sql.Stmt, tid int64, seqs []uint64) ([][]byte, error) {
 	out := make([][]byte, len(seqs))
-	if tid == 0 || len(seqs) == 0 {
+	if tid == 0 {
 		return out, nil
 	}
 	at := make(map[int64][]int, len(seqs))
-	args := make([]any, 0, len(seqs))
+	var keys []any
 	for i, s := range seqs {
 		k := rowKey(tid, s)
 		if _, ok := at[k]; !ok {
-			args = append(args, k)
+			keys = append(keys, k)
 		}
 		at[k] = append(at[k], i)
 	}
-	rows, err := q.QueryContext(ctx, "SELECT key, hashes FROM events WHERE key IN ("+strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")+")", args...)
-	if err != nil {
-		return nil, internal(err, "read tree")
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k int64
-		var h []byte
-		if err := rows.Scan(&k, &h); err != nil {
+	for len(keys) > 0 {
+		n := min(len(keys), hashesIn)
+		args := make([]any, hashesIn)
+		for i := range args {
+			args[i] = keys[min(i, n-1)]
+		}
+		keys = keys[n:]
+		var rows *sql.Rows
+		var err error
+		if stmt != nil {
+			rows, err = stmt.QueryContext(ctx, args...)
+		} else {
+			rows, err = q.QueryContext(ctx, hashesQuery, args...)
+		}
+		if err != nil {
 			return nil, internal(err, "read tree")
 		}
-		for _, i := range at[k] {
-			out[i] = h
+		for rows.Next() {
+			var k int64
+			var h []byte
+			if err := rows.Scan(&k, &h); err != nil {
+				rows.Close()
+				return nil, internal(err, "read tree")
+			}
+			for _, i := range at[k] {
+				out[i] = h
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, internal(err, "read tree")
 		}
 	}
-	return out, internal(rows.Err(), "read tree")
+	return out, nil
 }
 
 // ScanLeaves reads the rows in chunks of keys, each its own query, as

@@ -73,8 +73,9 @@ type DB struct {
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
 
-	tids      sync.Map // tenant name → tid, for reads (tenants are append-only)
-	scanAhead int      // chunks ScanLeaves reads at once (0: Readers); benchmarks set it
+	hashesStmt *sql.Stmt // hashesQuery on r
+	tids       sync.Map  // tenant name → tid, for reads (tenants are append-only)
+	scanAhead  int       // chunks ScanLeaves reads at once (0: Readers); benchmarks set it
 }
 
 // Open opens (creating if needed) the database at path, migrates it to the
@@ -136,6 +137,9 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	}
 	db.r.SetMaxOpenConns(o.Readers)
 	db.r.SetMaxIdleConns(o.Readers)
+	if db.hashesStmt, err = db.r.PrepareContext(ctx, hashesQuery); err != nil {
+		return fail(fmt.Errorf("sqlite: %w", err))
+	}
 	go db.writer()
 	return db, nil
 }
@@ -174,7 +178,7 @@ func (db *DB) Close() error {
 	close(db.reqs)
 	db.mu.Unlock()
 	<-db.wdone
-	return errors.Join(db.w.Close(), db.wdb.Close(), db.r.Close())
+	return errors.Join(db.hashesStmt.Close(), db.w.Close(), db.wdb.Close(), db.r.Close())
 }
 
 // Path returns the database file's path.
