@@ -25,6 +25,7 @@ type Store struct {
 	mu      sync.RWMutex
 	closed  bool
 	tenants map[string]*tenantLog
+	kr      keyring // API keys and saved actions (keys.go)
 }
 
 type tenantLog struct {

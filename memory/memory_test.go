@@ -13,3 +13,9 @@ func TestConformance(t *testing.T) {
 		return memory.New(storetest.Validator(), storetest.Signer())
 	})
 }
+
+func TestKeys(t *testing.T) {
+	storetest.RunKeys(t, func(t *testing.T) storetest.KeyStore {
+		return memory.New(storetest.Validator(), storetest.Signer())
+	})
+}

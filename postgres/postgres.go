@@ -19,6 +19,9 @@
 // a checkpoint of the tree signed with Options.Signer, all in the append's
 // transaction. Without a signer the store is read-only.
 //
+// The DB also keeps API keys and saved custom actions (trail.KeyStore,
+// trail.ActionStore), in the same schema.
+//
 // The database refuses UPDATE, DELETE and TRUNCATE of events, their targets
 // and checkpoints by itself (triggers), and a tenant's head only moves
 // forward. In production, connect as a login role that is a member of

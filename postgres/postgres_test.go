@@ -738,3 +738,75 @@ func TestLockWaitCancelled(t *testing.T) {
 		t.Fatalf("Append after the lock was released: %v (seq %v), want seq 2", err, res)
 	}
 }
+
+func TestKeys(t *testing.T) {
+	// Key writes work on a DB opened without a signer: they are not events.
+	storetest.RunKeys(t, func(t *testing.T) storetest.KeyStore {
+		db, err := postgres.Open(context.Background(), pgtest.ServerURL(), postgres.Options{Validator: storetest.Validator(), Schema: pgtest.NewSchema(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+	storetest.RunKeysDurable(t, durable)
+
+	// trail_app may create and revoke keys and save actions, and do
+	// nothing else to them.
+	t.Run("AppRole", func(t *testing.T) {
+		ctx := context.Background()
+		schema := pgtest.NewSchema(t)
+		open(t, schema, postgres.Options{}) // migrates as the owner
+		var exists bool
+		if err := connect(t, schema, nil).QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'trail_app')").Scan(&exists); err != nil {
+			t.Fatal(err)
+		}
+		if !exists {
+			t.Skip("role trail_app does not exist: the test user cannot create roles")
+		}
+		u, err := url.Parse(pgtest.ServerURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs := u.Query()
+		qs.Set("role", "trail_app")
+		u.RawQuery = qs.Encode()
+		app, err := postgres.Open(ctx, u.String(), postgres.Options{Validator: storetest.Validator(), Schema: schema})
+		if err != nil {
+			t.Fatalf("Open as trail_app: %v", err)
+		}
+		defer app.Close()
+		_, k, err := trail.NewAPIKey("acme", "ci", []trail.KeyScope{trail.ScopeIngest}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := app.CreateKey(ctx, k); err != nil {
+			t.Fatalf("CreateKey as trail_app: %v", err)
+		}
+		if err := app.RevokeKey(ctx, k.ID, time.Now()); err != nil {
+			t.Fatalf("RevokeKey as trail_app: %v", err)
+		}
+		if err := app.SaveAction(ctx, &trail.Action{Name: "badge_scanned", Category: "physical", Outcome: trail.OutcomeInfo}); err != nil {
+			t.Fatalf("SaveAction as trail_app: %v", err)
+		}
+		if ks, err := app.Keys(ctx, "acme"); err != nil || len(ks) != 1 || !ks[0].Revoked() {
+			t.Fatalf("Keys as trail_app = %v, %v", ks, err)
+		}
+		conn := connect(t, schema, map[string]string{"role": "trail_app"})
+		for _, stmt := range []string{
+			"UPDATE api_keys SET hash = ''",
+			"UPDATE api_keys SET tenant = 'globex'",
+			"DELETE FROM api_keys",
+			"TRUNCATE api_keys",
+			"UPDATE custom_actions SET definition = ''",
+			"DELETE FROM custom_actions",
+			"ALTER TABLE api_keys DISABLE TRIGGER USER",
+			"DROP TRIGGER api_keys_revoke_only ON api_keys",
+		} {
+			_, err := conn.Exec(ctx, stmt)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "42501" {
+				t.Errorf("trail_app ran %q: %v; want permission denied", stmt, err)
+			}
+		}
+	})
+}

@@ -22,7 +22,8 @@ import (
 // measured cost of each and why these were chosen.
 var migrations = []string{
 	// 1: events with their tree hashes, targets, idempotency keys,
-	// checkpoints; append-only by trigger.
+	// checkpoints; append-only by trigger. API keys and saved custom
+	// actions.
 	`
 CREATE TABLE tenants (
 	tid  INTEGER PRIMARY KEY,
@@ -88,6 +89,47 @@ CREATE TRIGGER tenants_no_update BEFORE UPDATE ON tenants
 	BEGIN SELECT RAISE(ABORT, 'trail: tenants are append-only'); END;
 CREATE TRIGGER tenants_no_delete BEFORE DELETE ON tenants
 	BEGIN SELECT RAISE(ABORT, 'trail: tenants are append-only'); END;
+
+-- api_keys holds every API key ever created (trail.APIKey), in creation
+-- order (the rowid), with only a hash of its secret. A key is never deleted
+-- nor changed, only revoked: revoked_at goes once from 0 to the time.
+-- INSERT OR REPLACE would delete a row without firing the DELETE trigger,
+-- so an INSERT of an existing id is refused before it gets that far.
+CREATE TABLE api_keys (
+	id         TEXT PRIMARY KEY,
+	tenant     TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	scopes     TEXT NOT NULL,              -- comma-separated trail.KeyScope
+	hash       BLOB NOT NULL,              -- SHA-256 of the secret
+	created_at INTEGER NOT NULL,           -- Unix nanoseconds
+	revoked_at INTEGER NOT NULL DEFAULT 0  -- Unix nanoseconds; 0 while the key is live
+);
+CREATE INDEX api_keys_tenant ON api_keys (tenant);
+CREATE TRIGGER api_keys_no_replace BEFORE INSERT ON api_keys
+	WHEN EXISTS (SELECT 1 FROM api_keys WHERE id = NEW.id)
+	BEGIN SELECT RAISE(ABORT, 'trail: API keys are never replaced'); END;
+CREATE TRIGGER api_keys_no_delete BEFORE DELETE ON api_keys
+	BEGIN SELECT RAISE(ABORT, 'trail: API keys are never deleted, only revoked'); END;
+CREATE TRIGGER api_keys_revoke_only BEFORE UPDATE ON api_keys
+	WHEN OLD.revoked_at <> 0 OR NEW.revoked_at = 0 OR NEW.rowid IS NOT OLD.rowid
+		OR NEW.id IS NOT OLD.id OR NEW.tenant IS NOT OLD.tenant OR NEW.name IS NOT OLD.name
+		OR NEW.scopes IS NOT OLD.scopes OR NEW.hash IS NOT OLD.hash OR NEW.created_at IS NOT OLD.created_at
+	BEGIN SELECT RAISE(ABORT, 'trail: an API key can only be revoked, once'); END;
+
+-- custom_actions holds the custom actions registered at run time
+-- (trail.ActionStore), in the order saved (the rowid); append-only.
+CREATE TABLE custom_actions (
+	name       TEXT PRIMARY KEY,
+	definition BLOB NOT NULL,    -- the trail.Action as JSON
+	saved_at   INTEGER NOT NULL  -- Unix nanoseconds
+);
+CREATE TRIGGER custom_actions_no_replace BEFORE INSERT ON custom_actions
+	WHEN EXISTS (SELECT 1 FROM custom_actions WHERE name = NEW.name)
+	BEGIN SELECT RAISE(ABORT, 'trail: saved actions are never replaced'); END;
+CREATE TRIGGER custom_actions_no_update BEFORE UPDATE ON custom_actions
+	BEGIN SELECT RAISE(ABORT, 'trail: saved actions are append-only'); END;
+CREATE TRIGGER custom_actions_no_delete BEFORE DELETE ON custom_actions
+	BEGIN SELECT RAISE(ABORT, 'trail: saved actions are append-only'); END;
 `,
 }
 

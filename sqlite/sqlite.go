@@ -3,10 +3,13 @@
 // no cgo), the WAL journal and synchronous=FULL, so an acknowledged event
 // survives a crash or a power cut.
 //
-// Start with Open. All writes go through one writer goroutine that gathers
+// Start with Open. All appends go through one writer goroutine that gathers
 // concurrent Append calls into one transaction (group commit): each caller
 // is answered only after the commit its events rode in, and one fsync serves
 // them all.
+//
+// The DB also keeps API keys and saved custom actions (trail.KeyStore,
+// trail.ActionStore; keys.go says how their writes are serialized).
 //
 // The database refuses UPDATE and DELETE on events by itself (triggers), and
 // its schema is versioned: Open migrates an older database forward and
@@ -67,6 +70,7 @@ type DB struct {
 	w    *sql.Conn // the writer's connection, used only by the writer goroutine
 	wdb  *sql.DB
 	r    *sql.DB // readers
+	adb  *sql.DB // one connection for API key and action writes (keys.go)
 
 	reqs   chan *appendReq
 	wdone  chan struct{}
@@ -118,6 +122,9 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 		if db.r != nil {
 			db.r.Close()
 		}
+		if db.adb != nil {
+			db.adb.Close()
+		}
 		return nil, err
 	}
 	if db.w, err = wdb.Conn(ctx); err != nil {
@@ -140,6 +147,13 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if db.hashesStmt, err = db.r.PrepareContext(ctx, hashesQuery); err != nil {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
+	// Key and action writes are rare and small; they take their own
+	// connection rather than the writer's (see keys.go), connected on
+	// first use.
+	if db.adb, err = sql.Open("sqlite", "file:"+path+"?"+wq.Encode()); err != nil {
+		return fail(fmt.Errorf("sqlite: %w", err))
+	}
+	db.adb.SetMaxOpenConns(1)
 	go db.writer()
 	return db, nil
 }
@@ -178,7 +192,7 @@ func (db *DB) Close() error {
 	close(db.reqs)
 	db.mu.Unlock()
 	<-db.wdone
-	return errors.Join(db.hashesStmt.Close(), db.w.Close(), db.wdb.Close(), db.r.Close())
+	return errors.Join(db.hashesStmt.Close(), db.w.Close(), db.wdb.Close(), db.r.Close(), db.adb.Close())
 }
 
 // Path returns the database file's path.

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/sqlite"
@@ -200,4 +202,92 @@ func TestOpenNeedsValidator(t *testing.T) {
 	if _, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), sqlite.Options{}); err == nil {
 		t.Fatal("Open with no validator succeeded")
 	}
+}
+
+func TestKeys(t *testing.T) {
+	// Key writes work on a DB opened without a signer: they are not events.
+	storetest.RunKeys(t, func(t *testing.T) storetest.KeyStore {
+		db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "trail.db"), sqlite.Options{Validator: storetest.Validator()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+	storetest.RunKeysDurable(t, newDurable)
+
+	// INSERT OR REPLACE would delete the row without firing its DELETE
+	// trigger; the database refuses it before it gets there.
+	t.Run("RefusesReplace", func(t *testing.T) {
+		ctx := context.Background()
+		path := filepath.Join(t.TempDir(), "trail.db")
+		db := open(t, path)
+		defer db.Close()
+		_, k, err := trail.NewAPIKey("acme", "", []trail.KeyScope{trail.ScopeRead}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SaveAction(ctx, &trail.Action{Name: "badge_scanned", Category: "physical", Outcome: trail.OutcomeInfo}); err != nil {
+			t.Fatal(err)
+		}
+		for _, stmt := range []string{
+			"INSERT OR REPLACE INTO api_keys (id, tenant, name, scopes, hash, created_at) VALUES ('" + k.ID + "', 'evil', '', 'admin', x'00', 1)",
+			"REPLACE INTO api_keys (id, tenant, name, scopes, hash, created_at) VALUES ('" + k.ID + "', 'evil', '', 'admin', x'00', 1)",
+			"UPDATE OR REPLACE api_keys SET revoked_at = 1, hash = x'00'",
+			"INSERT OR REPLACE INTO custom_actions (name, definition, saved_at) VALUES ('badge_scanned', x'7b7d', 1)",
+		} {
+			if err := rawExec(t, path, stmt); err == nil {
+				t.Errorf("the database ran %q", stmt)
+			}
+		}
+		if got, err := db.Key(ctx, k.ID); err != nil || got.Tenant != "acme" || string(got.Hash) != string(k.Hash) || got.Revoked() {
+			t.Errorf("key after refused replacements: %+v, %v", got, err)
+		}
+	})
+
+	// Key writes take SQLite's write lock beside the writer goroutine's
+	// group commits: both go on, neither fails.
+	t.Run("BesideAppends", func(t *testing.T) {
+		ctx := context.Background()
+		db := open(t, filepath.Join(t.TempDir(), "trail.db"))
+		defer db.Close()
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				for range 50 {
+					if _, err := db.Append(ctx, "acme", []*trail.Event{storetest.Login("u-1")}, trail.AppendOptions{}); err != nil {
+						t.Errorf("Append: %v", err)
+						return
+					}
+				}
+			})
+			wg.Go(func() {
+				for j := range 25 {
+					_, k, err := trail.NewAPIKey("acme", "", []trail.KeyScope{trail.ScopeRead}, time.Now())
+					if err == nil {
+						err = db.CreateKey(ctx, k)
+					}
+					if err == nil && j%2 == 0 {
+						err = db.RevokeKey(ctx, k.ID, time.Now())
+					}
+					if err == nil && j == 0 {
+						err = db.SaveAction(ctx, &trail.Action{Name: fmt.Sprintf("custom_%d", i), Category: "custom", Outcome: trail.OutcomeInfo})
+					}
+					if err != nil {
+						t.Errorf("key write: %v", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if n, err := db.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || n != 200 {
+			t.Errorf("Count = %d, %v; want 200", n, err)
+		}
+		if ks, err := db.Keys(ctx, "acme"); err != nil || len(ks) != 100 {
+			t.Errorf("Keys lists %d keys, %v; want 100", len(ks), err)
+		}
+	})
 }

@@ -25,7 +25,17 @@ func main() {
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	dir            string // "" means the process's working directory
+	dir            string            // "" means the process's working directory
+	vars           map[string]string // environment variables; nil means the process's
+}
+
+// lookupEnv reads an environment variable.
+func (e *env) lookupEnv(name string) (string, bool) {
+	if e.vars != nil {
+		v, ok := e.vars[name]
+		return v, ok
+	}
+	return os.LookupEnv(name)
 }
 
 // path resolves a file name given on the command line.
@@ -101,10 +111,15 @@ validated against an action catalog, with secrets redacted before anything is st
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// The store's flags have environment variables for every command, so
+	// that trail keys or trail verify find the store trail serve uses.
+	root.PersistentPreRun = func(cmd *cobra.Command, args []string) {
+		fromEnv(cmd, e, map[string]string{"data": "TRAIL_DATA", "postgres": "TRAIL_POSTGRES", "signing-key": "TRAIL_SIGNING_KEY"})
+	}
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.AddCommand(newVersionCmd(e), newActionsCmd(e), newValidateCmd(e), newIngestCmd(e), newQueryCmd(e),
-		newKeygenCmd(e), newVerifierCmd(e), newCheckpointCmd(e), newProveCmd(e), newVerifyCmd(e), newExportCmd(e))
+		newServeCmd(e), newKeysCmd(e), newKeygenCmd(e), newVerifierCmd(e), newCheckpointCmd(e), newProveCmd(e), newVerifyCmd(e), newExportCmd(e))
 	return root
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,8 @@ type storeFlags struct {
 	data       string
 	postgres   string
 	signingKey string
+
+	cat *catalog.Catalog // the catalog of the store opened last, with its saved custom actions
 }
 
 func (f *storeFlags) register(cmd *cobra.Command) {
@@ -35,10 +38,10 @@ func (f *storeFlags) keyPath(e *env) string {
 	return filepath.Join(e.path(f.data), keyFile)
 }
 
-// newValidator is the validator every store of the CLI uses: the built-in
-// catalog and the default redactor.
-func newValidator() *trail.Validator {
-	return &trail.Validator{Actions: catalog.Default(), Redactor: redact.New(redact.Options{}), Limits: trail.DefaultLimits()}
+// newValidator is the validator every store of the CLI uses: the catalog
+// given and the default redactor.
+func newValidator(cat *catalog.Catalog) *trail.Validator {
+	return &trail.Validator{Actions: cat, Redactor: redact.New(redact.Options{}), Limits: trail.DefaultLimits()}
 }
 
 // open opens the chosen store read-only: it can be queried, proved and
@@ -57,11 +60,36 @@ func (f *storeFlags) openWriter(ctx context.Context, e *env) (trail.Store, error
 	return f.openWith(ctx, e, signer)
 }
 
+// openWith opens the chosen store with a catalog holding the built-in
+// actions and the custom ones the store keeps (f.cat).
 func (f *storeFlags) openWith(ctx context.Context, e *env, signer *tlog.Signer) (trail.Store, error) {
+	f.cat = catalog.Default()
+	var store trail.Store
+	var err error
 	if f.postgres != "" {
-		return openPostgres(ctx, f.postgres, newValidator(), signer)
+		store, err = openPostgres(ctx, f.postgres, newValidator(f.cat), signer)
+	} else {
+		store, err = sqlite.Open(ctx, filepath.Join(e.path(f.data), "trail.db"), sqlite.Options{Validator: newValidator(f.cat), Signer: signer})
 	}
-	return sqlite.Open(ctx, filepath.Join(e.path(f.data), "trail.db"), sqlite.Options{Validator: newValidator(), Signer: signer})
+	if err != nil {
+		return nil, err
+	}
+	if as, ok := store.(trail.ActionStore); ok {
+		saved, err := as.SavedActions(ctx)
+		if err == nil {
+			for _, a := range saved {
+				if err = f.cat.Register(*a); err != nil {
+					err = fmt.Errorf("saved custom action %s: %w", a.Name, err)
+					break
+				}
+			}
+		}
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	return store, nil
 }
 
 // verifier returns the verifier of the log's checkpoints: the key given

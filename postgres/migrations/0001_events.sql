@@ -1,6 +1,6 @@
 -- Migration 1: the event log with its Merkle tree, its heads, signed
--- checkpoints and idempotency keys; append-only by trigger; the trail_app
--- role.
+-- checkpoints and idempotency keys; append-only by trigger; API keys and
+-- saved custom actions; the trail_app role.
 --
 -- Released migrations are never edited: a change of schema is a new file.
 --
@@ -124,11 +124,56 @@ CREATE TRIGGER heads_forward BEFORE UPDATE ON heads
 CREATE TRIGGER heads_kept BEFORE DELETE OR TRUNCATE ON heads
 	FOR EACH STATEMENT EXECUTE FUNCTION trail_refuse_change();
 
+-- api_keys holds every API key ever created (trail.APIKey), with only a
+-- SHA-256 hash of its secret; n is the creation order. Its times are Unix
+-- nanoseconds (exact, as Go keeps them; to_timestamp(created_at / 1e9)
+-- reads one by hand), and revoked_at is 0 while the key is live. A key is
+-- never deleted nor changed, only revoked: revoked_at goes once from 0 to
+-- the time of revocation, and nothing else of the row ever moves.
+CREATE TABLE api_keys (
+	id         text COLLATE "C" PRIMARY KEY,
+	n          bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+	tenant     text COLLATE "C" NOT NULL,
+	name       text             NOT NULL,
+	scopes     text[]           NOT NULL, -- trail.KeyScope
+	hash       bytea            NOT NULL,
+	created_at bigint           NOT NULL,
+	revoked_at bigint           NOT NULL DEFAULT 0
+);
+CREATE INDEX api_keys_tenant ON api_keys (tenant, n);
+CREATE FUNCTION trail_key_revoke_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.revoked_at <> 0 OR NEW.revoked_at = 0
+		OR (NEW.id, NEW.n, NEW.tenant, NEW.name, NEW.scopes, NEW.hash, NEW.created_at)
+			IS DISTINCT FROM (OLD.id, OLD.n, OLD.tenant, OLD.name, OLD.scopes, OLD.hash, OLD.created_at) THEN
+		RAISE EXCEPTION 'trail: API key % can only be revoked, once', OLD.id
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER api_keys_revoke_only BEFORE UPDATE ON api_keys
+	FOR EACH ROW EXECUTE FUNCTION trail_key_revoke_only();
+CREATE TRIGGER api_keys_kept BEFORE DELETE OR TRUNCATE ON api_keys
+	FOR EACH STATEMENT EXECUTE FUNCTION trail_refuse_change();
+
+-- custom_actions holds the custom actions registered at run time
+-- (trail.ActionStore), in the order saved (n); append-only.
+CREATE TABLE custom_actions (
+	name       text COLLATE "C" PRIMARY KEY,
+	n          bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+	definition bytea            NOT NULL, -- the trail.Action as JSON
+	saved_at   bigint           NOT NULL  -- Unix nanoseconds
+);
+CREATE TRIGGER custom_actions_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON custom_actions
+	FOR EACH STATEMENT EXECUTE FUNCTION trail_refuse_change();
+
 -- trail_app is the role production connects as (through a LOGIN role that
--- is a member of it): it may read the log and append to it, and nothing
--- more. Roles belong to the whole cluster, so several schemas or databases
--- migrating at once may race to create it; the loser's error is swallowed.
--- A migrator without CREATEROLE skips it with a notice.
+-- is a member of it): it may read the log and append to it, create and
+-- revoke API keys and save custom actions, and nothing more. Roles belong
+-- to the whole cluster, so several schemas or databases migrating at once
+-- may race to create it; the loser's error is swallowed. A migrator
+-- without CREATEROLE skips it with a notice.
 DO $$
 BEGIN
 	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'trail_app') THEN
@@ -146,6 +191,8 @@ BEGIN
 		GRANT SELECT, INSERT ON events, event_targets, checkpoints, idempotency TO trail_app;
 		GRANT SELECT, INSERT, UPDATE ON heads TO trail_app;
 		GRANT SELECT ON schema_migrations TO trail_app;
+		GRANT SELECT, INSERT ON api_keys, custom_actions TO trail_app;
+		GRANT UPDATE (revoked_at) ON api_keys TO trail_app;
 	END IF;
 END
 $$;

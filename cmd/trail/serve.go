@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/trailaudit/trail"
+	trailhttp "github.com/trailaudit/trail/http"
+)
+
+func newServeCmd(e *env) *cobra.Command {
+	var (
+		sf       storeFlags
+		addr     string
+		proxies  []string
+		tenant   string
+		shutdown time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve [--addr HOST:PORT] [--data DIR | --postgres URL]",
+		Short: "Run the Trail service (HTTP API)",
+		Long: `Serve runs the HTTP API on --addr (default 127.0.0.1:8080) over the embedded
+SQLite database in --data (default ./trail-data) or PostgreSQL (--postgres).
+It prints the address it listens on (with --addr 127.0.0.1:0, the port it
+got).
+
+On first start it makes the signing key (DATA/log.key) and a bootstrap admin
+API key for tenant --bootstrap-tenant, printed once and stored only hashed:
+create the apps' keys with it (POST /v1/keys, or trail keys create).
+
+SIGINT or SIGTERM stops it gracefully: it stops accepting, lets requests in
+flight finish (every acknowledged event is committed), and closes the store.
+
+Every flag has an environment variable: TRAIL_ADDR, TRAIL_DATA,
+TRAIL_POSTGRES, TRAIL_SIGNING_KEY, TRAIL_TRUSTED_PROXIES (comma-separated),
+TRAIL_BOOTSTRAP_TENANT. A flag given wins over its variable. (TRAIL_DATA,
+TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
+		Example: `  trail serve
+  TRAIL_POSTGRES=postgres://trail@db/trail trail serve --addr :8080 --trusted-proxy 10.0.0.0/8`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fromEnv(cmd, e, map[string]string{"addr": "TRAIL_ADDR", "trusted-proxy": "TRAIL_TRUSTED_PROXIES", "bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT"})
+			var trusted []netip.Prefix
+			for _, p := range proxies {
+				pf, err := netip.ParsePrefix(strings.TrimSpace(p))
+				if err != nil {
+					a, aerr := netip.ParseAddr(strings.TrimSpace(p))
+					if aerr != nil {
+						return usageError("--trusted-proxy %q: want an address or CIDR prefix", p)
+					}
+					pf = netip.PrefixFrom(a, a.BitLen())
+				}
+				trusted = append(trusted, pf)
+			}
+			if m := trail.CheckTenant(tenant); m != "" {
+				return usageError("--bootstrap-tenant: %s", m)
+			}
+			return serve(cmd.Context(), e, &sf, addr, trusted, tenant, shutdown)
+		},
+	}
+	sf.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
+	f.StringSliceVar(&proxies, "trusted-proxy", nil, "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
+	f.StringVar(&tenant, "bootstrap-tenant", "default", "tenant of the bootstrap admin key made on first start")
+	f.DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful stop waits for requests in flight")
+	return cmd
+}
+
+// fromEnv sets each flag not given on the command line from its
+// environment variable, when that is set.
+func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) {
+	for flag, name := range vars {
+		if v, ok := e.lookupEnv(name); ok && cmd.Flags().Lookup(flag) != nil && !cmd.Flags().Changed(flag) {
+			cmd.Flags().Set(flag, v)
+		}
+	}
+}
+
+func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration) error {
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	signer, err := loadSigner(sf.keyPath(e), true, e.stderr)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	store, err := sf.openWith(ctx, e, signer)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	defer store.Close()
+	keys, ok := store.(trail.KeyStore)
+	if !ok {
+		return &exitError{code: 1, err: errors.New("this store keeps no API keys")}
+	}
+	bootstrap, err := bootstrapKey(ctx, keys, tenant)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	actions, _ := store.(trail.ActionStore)
+	srv, err := trailhttp.New(trailhttp.Config{Store: store, Keys: keys, Catalog: sf.cat, Actions: actions,
+		Verifier: signer.Verifier(), Logger: log, TrustedProxies: trusted})
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return usageError("--addr: %v", err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(e.stdout, "Trail is listening on http://%s\n", ln.Addr())
+	if bootstrap != "" {
+		fmt.Fprintf(e.stdout, "Bootstrap admin API key for tenant %s (shown once, stored only hashed):\n%s\n", tenant, bootstrap)
+	}
+	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", signer.VerifierKey())
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return &exitError{code: 1, err: err}
+	case <-ctx.Done():
+	}
+	log.Info("stopping: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Error("requests still in flight at the deadline were cut", "err", err)
+	}
+	if err := store.Close(); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("closing the store: %w", err)}
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// bootstrapKey makes an admin key when the store has none at all, and
+// returns its text ("" when keys exist).
+func bootstrapKey(ctx context.Context, keys trail.KeyStore, tenant string) (string, error) {
+	all, err := keys.Keys(ctx, "")
+	if err != nil || len(all) > 0 {
+		return "", err
+	}
+	text, k, err := trail.NewAPIKey(tenant, "bootstrap admin", trail.KeyScopes, time.Now())
+	if err != nil {
+		return "", err
+	}
+	return text, keys.CreateKey(ctx, k)
+}

@@ -1,0 +1,111 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
+)
+
+// decodeStrict decodes a JSON body into v, refusing unknown members (named
+// in the error), trailing data and deep nesting.
+func decodeStrict(body []byte, v any) error {
+	if depth(body) > 16 {
+		return trail.Invalid("the body is nested too deeply (limit 16)")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return trail.Invalid("unknown field", trail.FieldError{Path: strings.Trim(name, `"`), Message: "unknown field"})
+		}
+		var te *json.UnmarshalTypeError
+		if ok := asTypeError(err, &te); ok {
+			return trail.Invalid("wrong type", trail.FieldError{Path: te.Field, Message: "want " + te.Type.String()})
+		}
+		return trail.Errorf(trail.EINVALID, "the body is not the JSON expected: %v", err)
+	}
+	if dec.More() {
+		return trail.Invalid("trailing data after the JSON body")
+	}
+	return nil
+}
+
+func asTypeError(err error, te **json.UnmarshalTypeError) bool {
+	t, ok := err.(*json.UnmarshalTypeError)
+	if ok {
+		*te = t
+	}
+	return ok
+}
+
+// depth returns the deepest nesting of arrays and objects in a JSON text
+// (strings skipped), without decoding it.
+func depth(b []byte) int {
+	d, most, inStr, esc := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case esc:
+			esc = false
+		case inStr && c == '\\':
+			esc = true
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '{' || c == '[':
+			d++
+			most = max(most, d)
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return most
+}
+
+// listActions answers the catalog, filtered by category, compliance tag and
+// outcome.
+func (s *Server) listActions(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, "category", "compliance", "outcome"); err != nil {
+		return err
+	}
+	acts := s.c.Catalog.Actions(catalog.Filter{Category: q.Get("category"), Compliance: q.Get("compliance"), Outcome: trail.Outcome(q.Get("outcome"))})
+	if acts == nil {
+		acts = []*trail.Action{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"actions": acts})
+}
+
+// postAction registers a custom action in the catalog (and keeps it, so it
+// is there after a restart), and records the change.
+func (s *Server) postAction(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	body, err := readBody(w, r, s.c.Limits.MaxBody)
+	if err != nil {
+		return err
+	}
+	var a trail.Action
+	if err := decodeStrict(body, &a); err != nil {
+		return err
+	}
+	if err := s.c.Catalog.Register(a); err != nil {
+		return err
+	}
+	def, _ := s.c.Catalog.Resolve(a.Name)
+	if s.c.Actions != nil {
+		if err := s.c.Actions.SaveAction(r.Context(), def); err != nil {
+			return err
+		}
+	}
+	if err := s.recordRead(r, k, "admin_config_changed", map[string]any{
+		"config_key": "action:" + def.Name, "old_value": nil, "new_value": def.Name, "changed_by": k.ID,
+	}, ""); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, def)
+}

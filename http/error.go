@@ -1,0 +1,85 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/trailaudit/trail"
+)
+
+// statuses maps Trail's error codes to HTTP statuses: the one place this
+// is decided.
+var statuses = map[string]int{
+	trail.EINVALID:      http.StatusBadRequest,
+	trail.EUNAUTHORIZED: http.StatusUnauthorized,
+	trail.EFORBIDDEN:    http.StatusForbidden,
+	trail.ENOTFOUND:     http.StatusNotFound,
+	trail.ECONFLICT:     http.StatusConflict,
+	trail.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// Codes the API adds for conditions of HTTP itself.
+const (
+	eTooLarge = "too_large"    // 413: the body is over the limit
+	eTooMany  = "rate_limited" // 429: the key is over its rate
+	eClosed   = "unavailable"  // 503: the server is shutting down or the store is unreachable
+)
+
+var apiStatuses = map[string]int{
+	eTooLarge: http.StatusRequestEntityTooLarge,
+	eTooMany:  http.StatusTooManyRequests,
+	eClosed:   http.StatusServiceUnavailable,
+}
+
+// Problem is an RFC 9457 problem details document, with Trail's error code
+// and, for invalid input, every offending field by JSON path.
+type Problem struct {
+	Type   string             `json:"type"`
+	Title  string             `json:"title"`
+	Status int                `json:"status"`
+	Detail string             `json:"detail,omitempty"`
+	Code   string             `json:"code"`
+	Errors []trail.FieldError `json:"errors,omitempty"`
+}
+
+// apiError is an error of the API layer with its own code.
+type apiError struct {
+	code, msg string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// problem returns the problem document for err. An error without a code is
+// internal: its text is logged, never shown.
+func problem(err error) *Problem {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return &Problem{Type: "about:blank", Title: http.StatusText(apiStatuses[ae.code]), Status: apiStatuses[ae.code], Detail: ae.msg, Code: ae.code}
+	}
+	code := trail.ErrorCode(err)
+	status := statuses[code]
+	return &Problem{
+		Type:   "about:blank",
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: trail.ErrorMessage(err),
+		Code:   code,
+		Errors: trail.ErrorFields(err),
+	}
+}
+
+// writeError answers with err as problem details, logging what the caller
+// is not shown.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := problem(err)
+	if p.Status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	s.metrics.refused.WithLabelValues(p.Code).Inc()
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	if err := json.NewEncoder(w).Encode(p); err != nil {
+		s.log.DebugContext(r.Context(), "writing error response", "err", err)
+	}
+}

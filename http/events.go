@@ -1,0 +1,343 @@
+package http
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trailaudit/trail"
+)
+
+// readBody reads the whole body, up to limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, &apiError{eTooLarge, fmt.Sprintf("the body is over the limit of %d bytes", limit)}
+	}
+	if err != nil {
+		return nil, trail.Errorf(trail.EINVALID, "reading the body: %v", err)
+	}
+	return b, nil
+}
+
+// policy reads the append policy from the query: strict and allow_custom.
+func policy(q url.Values) (trail.Policy, error) {
+	var p trail.Policy
+	if err := onlyParams(q, "strict", "allow_custom"); err != nil {
+		return p, err
+	}
+	var fe []trail.FieldError
+	for _, f := range []struct {
+		name string
+		to   *bool
+	}{{"strict", &p.Strict}, {"allow_custom", &p.AllowCustom}} {
+		if v := q.Get(f.name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				fe = append(fe, trail.FieldError{Path: f.name, Message: "want true or false"})
+			}
+			*f.to = b
+		}
+	}
+	if len(fe) > 0 {
+		return p, trail.Invalid("bad query parameters", fe...)
+	}
+	return p, nil
+}
+
+// onlyParams refuses query parameters other than known, naming them.
+func onlyParams(q url.Values, known ...string) error {
+	var fe []trail.FieldError
+	for k := range q {
+		if !slices.Contains(known, k) {
+			fe = append(fe, trail.FieldError{Path: k, Message: "unknown query parameter"})
+		}
+	}
+	if len(fe) > 0 {
+		slices.SortFunc(fe, func(a, b trail.FieldError) int { return strings.Compare(a.Path, b.Path) })
+		return trail.Invalid("unknown query parameters", fe...)
+	}
+	return nil
+}
+
+// stamp fills what the server knows of an event that does not say: the
+// address it was sent from, when the event names no request IP.
+func (s *Server) stamp(r *http.Request, ev *trail.Event) {
+	if ev.Request.IP == "" {
+		ev.Request.IP = s.clientIP(r)
+	}
+}
+
+// appended is the answer to an append.
+type appended struct {
+	Count    int          `json:"count"`
+	FirstSeq uint64       `json:"first_seq"`
+	LastSeq  uint64       `json:"last_seq"`
+	Marked   int          `json:"marked"` // stored with violations or redactions
+	Event    *trail.Event `json:"event,omitempty"`
+	IDs      []string     `json:"ids,omitempty"`
+	Replay   bool         `json:"replay,omitempty"`
+}
+
+// appendEvents appends for the key's tenant and answers 201 (200 for an
+// idempotent replay).
+func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, k *trail.APIKey, evs []*trail.Event, single bool) error {
+	p, err := policy(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		s.stamp(r, ev)
+	}
+	t0 := time.Now()
+	res, err := s.c.Store.Append(r.Context(), k.Tenant, evs, trail.AppendOptions{IdempotencyKey: r.Header.Get("Idempotency-Key"), Policy: p})
+	if err != nil {
+		return err
+	}
+	s.metrics.commit.Observe(time.Since(t0).Seconds())
+	out := appended{Count: len(res.Events), Replay: res.Replay}
+	if n := len(res.Events); n > 0 {
+		out.FirstSeq, out.LastSeq = res.Events[0].Seq, res.Events[n-1].Seq
+	}
+	for _, ev := range res.Events {
+		if len(ev.Violations)+len(ev.Redacted) > 0 {
+			out.Marked++
+		}
+		if !res.Replay {
+			s.metrics.redactions.Add(float64(len(ev.Redacted)))
+		}
+	}
+	if single {
+		out.Event = res.Events[0]
+	} else {
+		out.IDs = make([]string, len(res.Events))
+		for i, ev := range res.Events {
+			out.IDs[i] = ev.ID
+		}
+	}
+	status := http.StatusCreated
+	if res.Replay {
+		status = http.StatusOK
+		w.Header().Set("Idempotent-Replayed", "true")
+	} else {
+		s.metrics.appended.Add(float64(len(res.Events)))
+		s.metrics.batchSize.Observe(float64(len(res.Events)))
+		s.metrics.marked.Add(float64(out.Marked))
+	}
+	return writeJSON(w, status, out)
+}
+
+// postEvent appends one event.
+func (s *Server) postEvent(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	body, err := readBody(w, r, s.c.Limits.MaxBody)
+	if err != nil {
+		return err
+	}
+	ev, err := trail.ParseEvent(body)
+	if err != nil {
+		return err
+	}
+	return s.appendEvents(w, r, k, []*trail.Event{ev}, true)
+}
+
+// postBatch appends a batch, all or nothing: NDJSON (one event per line) or
+// a JSON array. A refused batch's errors name each bad event by its index
+// ("[3].actor.type": the fourth event, line 4 of NDJSON).
+func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	body, err := readBody(w, r, s.c.Limits.MaxBatchBody)
+	if err != nil {
+		return err
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var raws [][]byte
+	switch mt {
+	case "application/json":
+		var arr []json.RawMessage
+		if err := json.Unmarshal(body, &arr); err != nil {
+			return trail.Errorf(trail.EINVALID, "the body is not a JSON array of events: %v", err)
+		}
+		for _, a := range arr {
+			raws = append(raws, a)
+		}
+	case "", "application/x-ndjson", "application/jsonl", "text/plain":
+		sc := bufio.NewScanner(bytes.NewReader(body))
+		sc.Buffer(nil, trail.MaxEventBytes+1)
+		for sc.Scan() {
+			if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+				raws = append(raws, bytes.Clone(line))
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return trail.Errorf(trail.EINVALID, "reading the events: a line is over %d bytes", trail.MaxEventBytes)
+		}
+	default:
+		return trail.Errorf(trail.EINVALID, "Content-Type %q: send application/x-ndjson or application/json", mt)
+	}
+	if len(raws) > s.c.Limits.MaxBatch {
+		return &apiError{eTooLarge, fmt.Sprintf("%d events: a batch may hold %d", len(raws), s.c.Limits.MaxBatch)}
+	}
+	evs := make([]*trail.Event, len(raws))
+	var fe []trail.FieldError
+	for i, raw := range raws {
+		ev, err := trail.ParseEvent(raw)
+		if err != nil {
+			errs := trail.ErrorFields(err)
+			if len(errs) == 0 {
+				errs = []trail.FieldError{{Message: trail.ErrorMessage(err)}}
+			}
+			for _, f := range errs {
+				f.Path = strings.TrimSuffix(trail.PathIndex("", i)+"."+f.Path, ".")
+				fe = append(fe, f)
+			}
+			continue
+		}
+		evs[i] = ev
+	}
+	if len(fe) > 0 {
+		return trail.Invalid("batch refused: nothing was stored", fe...)
+	}
+	return s.appendEvents(w, r, k, evs, false)
+}
+
+// eventFilters are the query parameters of GET /v1/events and /v1/export.
+var eventFilters = []string{"actor", "actor_type", "action", "category", "outcome", "target_type", "target",
+	"organization", "workspace", "team", "correlation", "since", "until", "occurred_since", "occurred_until"}
+
+// parseQuery reads the filters (and, with paging, cursor, limit and order)
+// into a query of the key's tenant.
+func parseQuery(v url.Values, tenant string, paging bool) (trail.Query, error) {
+	known := eventFilters
+	if paging {
+		known = append(slices.Clone(known), "cursor", "limit", "order")
+	}
+	q := trail.Query{Tenant: tenant}
+	var fe []trail.FieldError
+	for k, vals := range v {
+		if !slices.Contains(known, k) {
+			fe = append(fe, trail.FieldError{Path: k, Message: "unknown query parameter"})
+			continue
+		}
+		if k != "action" && len(vals) > 1 {
+			fe = append(fe, trail.FieldError{Path: k, Message: "given more than once"})
+		}
+	}
+	q.ActorID, q.ActorType = v.Get("actor"), trail.ActorType(v.Get("actor_type"))
+	q.Actions, q.Category = v["action"], v.Get("category")
+	q.Outcome = trail.Outcome(v.Get("outcome"))
+	if q.Outcome != "" && !q.Outcome.Valid() {
+		fe = append(fe, trail.FieldError{Path: "outcome", Message: "must be one of attempted, success, failure, denied, info"})
+	}
+	q.TargetType, q.TargetID = v.Get("target_type"), v.Get("target")
+	q.Organization, q.Workspace, q.Team = v.Get("organization"), v.Get("workspace"), v.Get("team")
+	q.CorrelationID = v.Get("correlation")
+	for _, t := range []struct {
+		name string
+		to   *time.Time
+	}{{"since", &q.RecordedAfter}, {"until", &q.RecordedBefore}, {"occurred_since", &q.OccurredAfter}, {"occurred_until", &q.OccurredBefore}} {
+		if s := v.Get(t.name); s != "" {
+			ts, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				fe = append(fe, trail.FieldError{Path: t.name, Message: "not an RFC 3339 time (like 2026-11-24T10:00:00Z)"})
+			}
+			*t.to = ts
+		}
+	}
+	if paging {
+		q.Cursor = v.Get("cursor")
+		if s := v.Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > trail.MaxPageSize {
+				fe = append(fe, trail.FieldError{Path: "limit", Message: fmt.Sprintf("want 1 to %d", trail.MaxPageSize)})
+			}
+			q.Limit = n
+		}
+		switch v.Get("order") {
+		case "", "asc":
+		case "desc":
+			q.Descending = true
+		default:
+			fe = append(fe, trail.FieldError{Path: "order", Message: "want asc or desc"})
+		}
+	}
+	if len(fe) > 0 {
+		slices.SortFunc(fe, func(a, b trail.FieldError) int { return strings.Compare(a.Path, b.Path) })
+		return q, trail.Invalid("bad query parameters", fe...)
+	}
+	return q, q.Check()
+}
+
+// usedFilters names the filters a request gave, for the record of the read.
+func usedFilters(v url.Values) []any {
+	var out []any
+	for _, f := range eventFilters {
+		if v.Has(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// page is the answer to GET /v1/events.
+type page struct {
+	Events []*trail.Event `json:"events"`
+	Next   string         `json:"next,omitempty"`
+}
+
+// listEvents answers a page of the tenant's events, and records the read.
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	v := r.URL.Query()
+	q, err := parseQuery(v, k.Tenant, true)
+	if err != nil {
+		return err
+	}
+	p, err := s.c.Store.Query(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	if err := s.recordRead(r, k, "data_viewed", map[string]any{
+		"data_type": "audit_events", "fields_accessed": usedFilters(v), "results": len(p.Events), "query": r.URL.RawQuery,
+	}, ""); err != nil {
+		return err
+	}
+	if p.Events == nil {
+		p.Events = []*trail.Event{}
+	}
+	return writeJSON(w, http.StatusOK, page{Events: p.Events, Next: p.Next})
+}
+
+// getEvent answers one event by id, and records the read.
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	ev, err := s.c.Store.Get(r.Context(), k.Tenant, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.recordRead(r, k, "data_viewed", map[string]any{
+		"data_type": "audit_event", "fields_accessed": []any{"*"}, "event_id": ev.ID, "seq": ev.Seq,
+	}, ""); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ev)
+}
+
+// writeJSON answers v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

@@ -1,0 +1,126 @@
+package http
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/export"
+)
+
+// countingWriter counts the bytes an export wrote.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// export streams the tenant's events that pass the filters, oldest first,
+// as NDJSON, CSV or OCSF (?format=, default ndjson), and records the export:
+// data_export_attempted before the first byte (refused if that cannot be
+// written), then data_exported with the size and count, or
+// data_export_failed, under one correlation id.
+func (s *Server) export(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	v := r.URL.Query()
+	format, reason := v.Get("format"), v.Get("reason")
+	v.Del("format")
+	v.Del("reason")
+	f, err := export.ParseFormat(cmp.Or(format, "ndjson"))
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(v, k.Tenant, false)
+	if err != nil {
+		return err
+	}
+	if reason == "" {
+		reason = "api_request"
+	}
+	corr := trail.NewID(s.c.Now())
+	scope := "audit_events"
+	if err := s.recordRead(r, k, "data_export_attempted", map[string]any{
+		"export_format": string(f), "data_scope": scope, "fields_accessed": usedFilters(v), "query": r.URL.RawQuery,
+	}, corr); err != nil {
+		return err
+	}
+	// An export may take longer than the server's write timeout.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Hour))
+	w.Header().Set("Content-Type", f.ContentType())
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-events.%s"`, k.Tenant, extension(f)))
+	cw := &countingWriter{w: w}
+	ew, err := export.NewWriter(cw, f, s.c.Catalog)
+	if err != nil {
+		return err
+	}
+	count := 0
+	q.Limit = trail.MaxPageSize
+	for {
+		p, err := s.c.Store.Query(r.Context(), q)
+		if err == nil {
+			for _, ev := range p.Events {
+				if err = ew.Write(ev); err != nil {
+					break
+				}
+				count++
+			}
+		}
+		if err != nil {
+			return s.exportFailed(w, r, k, f, corr, cw.n, count, err)
+		}
+		if p.Next == "" {
+			break
+		}
+		q.Cursor = p.Next
+	}
+	if err := ew.Close(); err != nil {
+		return s.exportFailed(w, r, k, f, corr, cw.n, count, err)
+	}
+	// The body is written; a failure to record its success is logged (and
+	// the attempt is on record already).
+	if err := s.recordRead(r, k, "data_exported", map[string]any{
+		"export_format": string(f), "data_scope": scope, "export_reason": reason, "file_size": cw.n, "record_count": count,
+	}, corr); err != nil {
+		s.log.ErrorContext(r.Context(), "recording a finished export failed", "tenant", k.Tenant, "err", err)
+	}
+	return nil
+}
+
+// exportFailed records a failed export. Before the first byte the client is
+// answered with the error; after it, the status is sent already, so the
+// client sees a cut body and the error is logged.
+func (s *Server) exportFailed(w http.ResponseWriter, r *http.Request, k *trail.APIKey, f export.Format, corr string, written int64, count int, cause error) error {
+	if err := s.recordRead(r, k, "data_export_failed", map[string]any{
+		"export_format": string(f), "reason": failReason(cause), "record_count": count,
+	}, corr); err != nil {
+		s.log.ErrorContext(r.Context(), "recording a failed export failed", "tenant", k.Tenant, "err", err)
+	}
+	if written == 0 {
+		w.Header().Del("Content-Disposition")
+		return cause // nothing sent yet: the client gets problem details
+	}
+	s.log.ErrorContext(r.Context(), "export failed after it began; the client sees a cut body", "tenant", k.Tenant, "after", count, "err", cause)
+	return nil
+}
+
+func failReason(err error) string {
+	if slices.Contains([]string{trail.EINVALID, trail.ENOTFOUND}, trail.ErrorCode(err)) {
+		return "invalid_request"
+	}
+	return "interrupted"
+}
+
+func extension(f export.Format) string {
+	if f == export.CSV {
+		return "csv"
+	}
+	return "ndjson"
+}

@@ -1,0 +1,181 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
+)
+
+// latest reads and checks the tenant's latest checkpoint. One that does not
+// verify is damage: an internal error, logged.
+func (s *Server) latest(r *http.Request, tenant string) (*tlog.Checkpoint, error) {
+	note, err := s.c.Store.Checkpoint(r.Context(), tenant)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := s.c.Verifier.Open(tenant, note)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "the latest checkpoint does not verify: run trail verify", "tenant", tenant, "err", err)
+		return nil, trail.Errorf(trail.EINTERNAL, "the log's latest checkpoint does not verify")
+	}
+	return cp, nil
+}
+
+// checkpointDoc is the answer to GET /v1/checkpoint.
+type checkpointDoc struct {
+	Checkpoint string `json:"checkpoint"` // the signed note, C2SP format
+	Origin     string `json:"origin"`
+	Size       uint64 `json:"size"`
+	Root       []byte `json:"root"`
+}
+
+func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	cp, err := s.latest(r, k.Tenant)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, checkpointDoc{Checkpoint: string(cp.Note), Origin: cp.Origin, Size: cp.Size, Root: cp.Root})
+}
+
+// uintParams reads required (and, with a default, optional) unsigned
+// integer query parameters.
+func uintParams(q url.Values, names ...string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	var fe []trail.FieldError
+	for _, n := range names {
+		v := q.Get(n)
+		if v == "" {
+			continue
+		}
+		u, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			fe = append(fe, trail.FieldError{Path: n, Message: "want a whole number"})
+		}
+		out[n] = u
+	}
+	if len(fe) > 0 {
+		return nil, trail.Invalid("bad query parameters", fe...)
+	}
+	return out, nil
+}
+
+// inclusionDoc is the answer to GET /v1/proofs/inclusion.
+type inclusionDoc struct {
+	Seq        uint64          `json:"seq"`
+	LeafIndex  uint64          `json:"leaf_index"`
+	TreeSize   uint64          `json:"tree_size"`
+	LeafHash   []byte          `json:"leaf_hash"`
+	Proof      [][]byte        `json:"proof"`
+	Event      json.RawMessage `json:"event"`                // the stored bytes the leaf hash is of
+	Checkpoint string          `json:"checkpoint,omitempty"` // the latest signed checkpoint, when tree_size is its size
+}
+
+// inclusion proves the event at seq is in the tree of size (default: the
+// latest checkpoint's, which the answer then carries; a client that saved
+// an older checkpoint asks for its size and checks against its root).
+func (s *Server) inclusion(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, "seq", "size"); err != nil {
+		return err
+	}
+	p, err := uintParams(q, "seq", "size")
+	if err != nil {
+		return err
+	}
+	seq, size := p["seq"], p["size"]
+	if seq == 0 {
+		return trail.Invalid("bad query parameters", trail.FieldError{Path: "seq", Message: "required: the seq of the event to prove (1 or more)"})
+	}
+	cp, err := s.latest(r, k.Tenant)
+	if err != nil {
+		return err
+	}
+	doc := inclusionDoc{Seq: seq, LeafIndex: seq - 1, TreeSize: size}
+	if size == 0 {
+		doc.TreeSize, doc.Checkpoint = cp.Size, string(cp.Note)
+	}
+	if doc.TreeSize > cp.Size || seq > doc.TreeSize {
+		return trail.Invalid("bad query parameters", trail.FieldError{Path: "size",
+			Message: "the event's seq must be at most size, and size at most the latest checkpoint's (" + strconv.FormatUint(cp.Size, 10) + ")"})
+	}
+	err = s.c.Store.ScanLeaves(r.Context(), k.Tenant, seq, seq+1, func(l trail.Leaf) error {
+		doc.Event = bytes.Clone(l.Body)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if doc.Event == nil {
+		return trail.Errorf(trail.EINTERNAL, "the event at seq %d is missing from the log", seq)
+	}
+	doc.LeafHash = tlog.LeafHash(doc.Event)
+	if doc.Proof, err = tlog.InclusionProof(r.Context(), s.c.Store, k.Tenant, seq-1, doc.TreeSize); err != nil {
+		return err
+	}
+	if doc.Checkpoint != "" {
+		// Re-verify before answering: a proof that fails here is damage.
+		if err := tlog.VerifyInclusion(doc.LeafHash, seq-1, cp.Size, doc.Proof, cp.Root); err != nil {
+			s.log.ErrorContext(r.Context(), "an inclusion proof does not verify: run trail verify", "tenant", k.Tenant, "seq", seq, "err", err)
+			return trail.Errorf(trail.EINTERNAL, "the proof does not verify against the latest checkpoint")
+		}
+	}
+	if err := s.recordRead(r, k, "data_viewed", map[string]any{
+		"data_type": "audit_proof", "fields_accessed": []any{"seq"}, "seq": seq, "tree_size": doc.TreeSize,
+	}, ""); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, doc)
+}
+
+// consistencyDoc is the answer to GET /v1/proofs/consistency.
+type consistencyDoc struct {
+	From       uint64   `json:"from"`
+	To         uint64   `json:"to"`
+	Proof      [][]byte `json:"proof"`
+	Checkpoint string   `json:"checkpoint,omitempty"` // the latest signed checkpoint, when to is its size
+}
+
+// consistency proves the tree of size to (default: the latest checkpoint's)
+// extends the tree of size from.
+func (s *Server) consistency(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, "from", "to"); err != nil {
+		return err
+	}
+	p, err := uintParams(q, "from", "to")
+	if err != nil {
+		return err
+	}
+	if !q.Has("from") {
+		return trail.Invalid("bad query parameters", trail.FieldError{Path: "from", Message: "required: the size of the older tree"})
+	}
+	cp, err := s.latest(r, k.Tenant)
+	if err != nil {
+		return err
+	}
+	doc := consistencyDoc{From: p["from"], To: p["to"]}
+	if doc.To == 0 {
+		doc.To, doc.Checkpoint = cp.Size, string(cp.Note)
+	}
+	if doc.From > doc.To || doc.To > cp.Size {
+		return trail.Invalid("bad query parameters", trail.FieldError{Path: "to",
+			Message: "want from <= to <= the latest checkpoint's size (" + strconv.FormatUint(cp.Size, 10) + ")"})
+	}
+	if doc.Proof, err = tlog.ConsistencyProof(r.Context(), s.c.Store, k.Tenant, doc.From, doc.To); err != nil {
+		return err
+	}
+	if err := s.recordRead(r, k, "data_viewed", map[string]any{
+		"data_type": "audit_proof", "fields_accessed": []any{"tree"}, "from": doc.From, "to": doc.To,
+	}, ""); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, doc)
+}

@@ -1,0 +1,629 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
+	trailhttp "github.com/trailaudit/trail/http"
+	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/memory"
+	"github.com/trailaudit/trail/postgres"
+	"github.com/trailaudit/trail/sqlite"
+	"github.com/trailaudit/trail/storetest"
+	"github.com/trailaudit/trail/tlog"
+)
+
+// backend is a store the API runs on in these tests.
+type backend interface {
+	trail.Store
+	trail.KeyStore
+	trail.ActionStore
+}
+
+// backends open a fresh store of each kind, with cat as its catalog.
+var backends = []struct {
+	name string
+	open func(t *testing.T, cat *catalog.Catalog) backend
+}{
+	{"memory", func(t *testing.T, cat *catalog.Catalog) backend {
+		return memory.New(validator(cat), storetest.Signer())
+	}},
+	{"sqlite", func(t *testing.T, cat *catalog.Catalog) backend {
+		db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "trail.db"), sqlite.Options{Validator: validator(cat), Signer: storetest.Signer()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}},
+	{"postgres", func(t *testing.T, cat *catalog.Catalog) backend {
+		db, err := postgres.Open(context.Background(), pgtest.ServerURL(), postgres.Options{Validator: validator(cat), Signer: storetest.Signer(), Schema: pgtest.NewSchema(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}},
+}
+
+func validator(cat *catalog.Catalog) *trail.Validator {
+	v := storetest.Validator()
+	v.Actions = cat
+	return v
+}
+
+// harness is a server on a store, with keys of two tenants.
+type harness struct {
+	t     *testing.T
+	url   string
+	store backend
+	srv   *trailhttp.Server
+	keys  map[string]string // name → key text
+}
+
+// newHarness starts the API on a fresh store. Keys: "admin" (acme, every
+// scope), "acme" (acme: ingest, read, export, verify), "globex" (globex:
+// the same), and "acme-<scope>" for each scope alone.
+func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, limits trailhttp.Limits) *harness {
+	t.Helper()
+	cat := catalog.Default()
+	store := open(t, cat)
+	t.Cleanup(func() { store.Close() })
+	srv, err := trailhttp.New(trailhttp.Config{Store: store, Keys: store, Catalog: cat, Actions: store,
+		Verifier: storetest.Signer().Verifier(), Limits: limits, Logger: slog.New(slog.DiscardHandler),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	h := &harness{t: t, url: ts.URL, store: store, srv: srv, keys: map[string]string{}}
+	all := []trail.KeyScope{trail.ScopeIngest, trail.ScopeRead, trail.ScopeExport, trail.ScopeVerify}
+	h.key("admin", "acme", trail.KeyScopes...)
+	h.key("acme", "acme", all...)
+	h.key("globex", "globex", all...)
+	for _, s := range trail.KeyScopes {
+		h.key("acme-"+string(s), "acme", s)
+	}
+	return h
+}
+
+func (h *harness) key(name, tenant string, scopes ...trail.KeyScope) {
+	text, k, err := trail.NewAPIKey(tenant, name, scopes, time.Now())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.store.CreateKey(context.Background(), k); err != nil {
+		h.t.Fatal(err)
+	}
+	h.keys[name] = text
+}
+
+// do sends a request with the named key ("" for none) and returns the
+// status, headers and body.
+func (h *harness) do(key, method, path, contentType, body string, hdr ...string) (int, http.Header, []byte) {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+h.keys[key])
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res.StatusCode, res.Header, b
+}
+
+// ok sends a request that must answer want, and decodes its JSON into out.
+func (h *harness) ok(want int, key, method, path, body string, out any) {
+	h.t.Helper()
+	ct := ""
+	if body != "" {
+		ct = "application/json"
+	}
+	status, _, b := h.do(key, method, path, ct, body)
+	if status != want {
+		h.t.Fatalf("%s %s: status %d, want %d\n%s", method, path, status, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			h.t.Fatalf("%s %s: %v\n%s", method, path, err, b)
+		}
+	}
+}
+
+// problem sends a request that must fail with status and code, and
+// returns the problem.
+func (h *harness) problem(status int, code, key, method, path, contentType, body string) trailhttp.Problem {
+	h.t.Helper()
+	got, hdr, b := h.do(key, method, path, contentType, body)
+	var p trailhttp.Problem
+	if err := json.Unmarshal(b, &p); err != nil || got != status || p.Code != code || hdr.Get("Content-Type") != "application/problem+json" {
+		h.t.Fatalf("%s %s: status %d (%s), body %s; want %d problem with code %s", method, path, got, hdr.Get("Content-Type"), b, status, code)
+	}
+	return p
+}
+
+const login = `{"action":"user_login_success","actor":{"type":"user","id":"u-1","email":"u1@example.com"},"context":{"method":"password","mfa":true,"remember_me":false},"scope":{"organization":"org-1","workspace":"ws-1"}}`
+
+func loginOf(actor string) string { return strings.Replace(login, `"u-1"`, `"`+actor+`"`, 1) }
+
+// events returns the tenant's events straight from the store.
+func (h *harness) events(tenant string) []*trail.Event {
+	h.t.Helper()
+	var out []*trail.Event
+	err := h.store.Scan(context.Background(), tenant, 1, 0, func(ev *trail.Event) error {
+		out = append(out, ev)
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+func TestAPI(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Run("IngestSearchProve", func(t *testing.T) { testIngestSearchProve(t, newHarness(t, b.open, trailhttp.Limits{})) })
+			t.Run("Batch", func(t *testing.T) { testBatch(t, newHarness(t, b.open, trailhttp.Limits{})) })
+			t.Run("ScopesAndTenants", func(t *testing.T) { testScopesAndTenants(t, newHarness(t, b.open, trailhttp.Limits{})) })
+			t.Run("ReadsAreRecorded", func(t *testing.T) { testReadsRecorded(t, newHarness(t, b.open, trailhttp.Limits{})) })
+			t.Run("Export", func(t *testing.T) { testExport(t, newHarness(t, b.open, trailhttp.Limits{})) })
+			t.Run("ActionsAndKeys", func(t *testing.T) { testActionsAndKeys(t, newHarness(t, b.open, trailhttp.Limits{})) })
+		})
+	}
+}
+
+func testIngestSearchProve(t *testing.T, h *harness) {
+	var one struct {
+		Count int
+		Event *trail.Event
+	}
+	h.ok(201, "acme", "POST", "/v1/events", login, &one)
+	if one.Count != 1 || one.Event.Seq != 1 || one.Event.Tenant != "acme" || one.Event.Request.IP != "127.0.0.1" {
+		t.Fatalf("appended %+v; want seq 1 of acme, stamped with the client IP", one.Event)
+	}
+	// The IP an event names is kept; a trusted proxy's X-Forwarded-For is
+	// believed for one that names none.
+	status, _, b := h.do("acme", "POST", "/v1/events", "application/json", loginOf("u-2"), "X-Forwarded-For", "198.51.100.9, 127.0.0.2")
+	if status != 201 || !strings.Contains(string(b), `"ip":"198.51.100.9"`) {
+		t.Fatalf("through a proxy: %d %s", status, b)
+	}
+	// Idempotency: the same key and body replays; another body conflicts.
+	st1, _, b1 := h.do("acme", "POST", "/v1/events", "application/json", loginOf("u-3"), "Idempotency-Key", "k-1")
+	st2, hdr, b2 := h.do("acme", "POST", "/v1/events", "application/json", loginOf("u-3"), "Idempotency-Key", "k-1")
+	if st1 != 201 || st2 != 200 || hdr.Get("Idempotent-Replayed") != "true" || !bytes.Equal(bytes.Replace(b1, []byte(`"count"`), nil, 1), bytes.Replace(b2, []byte(`"count"`), nil, 1)) && !strings.Contains(string(b2), `"replay":true`) {
+		t.Fatalf("idempotent replay: %d %s / %d %s", st1, b1, st2, b2)
+	}
+	if st, _, b := h.do("acme", "POST", "/v1/events", "application/json", loginOf("u-4"), "Idempotency-Key", "k-1"); st != 409 || !strings.Contains(string(b), `"code":"conflict"`) {
+		t.Fatalf("the same idempotency key with another body: %d %s", st, b)
+	}
+
+	var p struct {
+		Events []*trail.Event
+		Next   string
+	}
+	h.ok(200, "acme", "GET", "/v1/events?actor=u-2", "", &p)
+	if len(p.Events) != 1 || p.Events[0].Actor.ID != "u-2" {
+		t.Fatalf("search by actor: %+v", p.Events)
+	}
+	h.ok(200, "acme", "GET", "/v1/events?action=user_login_success&limit=2&order=desc", "", &p)
+	if len(p.Events) != 2 || p.Next == "" || p.Events[0].Seq < p.Events[1].Seq {
+		t.Fatalf("newest first, two a page: %d events, next %q", len(p.Events), p.Next)
+	}
+	var ev trail.Event
+	h.ok(200, "acme", "GET", "/v1/events/"+one.Event.ID, "", &ev)
+	if ev.ID != one.Event.ID {
+		t.Fatalf("get by id: %+v", ev)
+	}
+
+	// The latest checkpoint verifies, and proves events and older sizes.
+	var cp struct {
+		Checkpoint string
+		Size       uint64
+	}
+	h.ok(200, "acme-verify", "GET", "/v1/checkpoint", "", &cp)
+	v := storetest.Signer().Verifier()
+	signed, err := v.Open("acme", []byte(cp.Checkpoint))
+	if err != nil || signed.Size != cp.Size || cp.Size < 3 {
+		t.Fatalf("checkpoint %+v: %v", cp, err)
+	}
+	var incl struct {
+		LeafHash   []byte `json:"leaf_hash"`
+		Proof      [][]byte
+		Event      json.RawMessage
+		Checkpoint string
+	}
+	h.ok(200, "acme-verify", "GET", "/v1/proofs/inclusion?seq=2", "", &incl)
+	if !bytes.Equal(tlog.LeafHash(incl.Event), incl.LeafHash) {
+		t.Fatal("the proof's event bytes do not hash to its leaf hash")
+	}
+	latest, err := v.Open("acme", []byte(incl.Checkpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlog.VerifyInclusion(incl.LeafHash, 1, latest.Size, incl.Proof, latest.Root); err != nil {
+		t.Fatal(err)
+	}
+	var cons struct {
+		Proof      [][]byte
+		Checkpoint string
+	}
+	h.ok(200, "acme-verify", "GET", "/v1/proofs/consistency?from=1", "", &cons)
+	first := h.firstCheckpoint("acme")
+	l2, _ := v.Open("acme", []byte(cons.Checkpoint))
+	if err := tlog.VerifyConsistency(1, l2.Size, cons.Proof, first.Root, l2.Root); err != nil {
+		t.Fatal(err)
+	}
+	h.problem(400, trail.EINVALID, "acme-verify", "GET", "/v1/proofs/inclusion?seq=999", "", "")
+	h.problem(400, trail.EINVALID, "acme-verify", "GET", "/v1/proofs/inclusion", "", "")
+
+	// Bad input is refused naming the field.
+	pr := h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events", "application/json", `{"action":"user_login_success","actor":{"type":"robot","id":"x"},"colour":1}`)
+	if !hasPath(pr, "colour") {
+		t.Errorf("unknown member not named: %+v", pr)
+	}
+	pr = h.problem(400, trail.EINVALID, "acme", "GET", "/v1/events?actr=u-1&limit=0", "", "")
+	if !hasPath(pr, "actr") || !hasPath(pr, "limit") {
+		t.Errorf("bad query parameters not named: %+v", pr)
+	}
+	h.problem(404, trail.ENOTFOUND, "acme", "GET", "/v1/events/nope", "", "")
+}
+
+// firstCheckpoint returns the tenant's first stored checkpoint.
+func (h *harness) firstCheckpoint(tenant string) *tlog.Checkpoint {
+	var first *tlog.Checkpoint
+	h.store.Checkpoints(context.Background(), tenant, func(note []byte) error {
+		if first == nil {
+			first, _ = storetest.Signer().Verifier().Open(tenant, note)
+		}
+		return nil
+	})
+	return first
+}
+
+func hasPath(p trailhttp.Problem, path string) bool {
+	return slices.ContainsFunc(p.Errors, func(f trail.FieldError) bool { return f.Path == path })
+}
+
+func testBatch(t *testing.T, h *harness) {
+	nd := loginOf("u-1") + "\n\n" + loginOf("u-2") + "\n"
+	var res struct {
+		Count int
+		IDs   []string
+	}
+	status, _, b := h.do("acme", "POST", "/v1/events:batch", "application/x-ndjson", nd)
+	if status != 201 || json.Unmarshal(b, &res) != nil || res.Count != 2 || len(res.IDs) != 2 {
+		t.Fatalf("NDJSON batch: %d %s", status, b)
+	}
+	status, _, b = h.do("acme", "POST", "/v1/events:batch", "application/json", "["+loginOf("u-3")+","+loginOf("u-4")+"]")
+	if status != 201 || !strings.Contains(string(b), `"count":2`) {
+		t.Fatalf("JSON array batch: %d %s", status, b)
+	}
+	// All or nothing: one bad line refuses the batch and names it, whether
+	// it does not parse or breaks a rule.
+	p := h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events:batch", "application/x-ndjson", loginOf("u-5")+"\n{not json\n")
+	if !hasPath(p, "[1]") {
+		t.Errorf("a line that does not parse is not named: %+v", p.Errors)
+	}
+	p = h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events:batch", "application/x-ndjson", loginOf("u-5")+"\n"+strings.Replace(login, `"user"`, `"robot"`, 1))
+	if !hasPath(p, "[1].actor.type") {
+		t.Errorf("an invalid line is not named: %+v", p.Errors)
+	}
+	if n := len(h.events("acme")); n != 4 {
+		t.Errorf("after a refused batch the log holds %d events, want 4", n)
+	}
+	h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events:batch", "text/xml", "<a/>")
+}
+
+// routes lists every /v1 route with a request that passes validation and
+// the scope it needs.
+var routes = []struct {
+	method, path, body string
+	scope              trail.KeyScope
+}{
+	{"POST", "/v1/events", login, trail.ScopeIngest},
+	{"POST", "/v1/events:batch", login, trail.ScopeIngest},
+	{"GET", "/v1/events", "", trail.ScopeRead},
+	{"GET", "/v1/events/EVENT", "", trail.ScopeRead},
+	{"GET", "/v1/export", "", trail.ScopeExport},
+	{"GET", "/v1/checkpoint", "", trail.ScopeVerify},
+	{"GET", "/v1/proofs/inclusion?seq=1", "", trail.ScopeVerify},
+	{"GET", "/v1/proofs/consistency?from=1", "", trail.ScopeVerify},
+	{"GET", "/v1/actions", "", trail.ScopeRead},
+	{"POST", "/v1/actions", `{"name":"invoice_paid","category":"billing","outcome":"success"}`, trail.ScopeAdmin},
+	{"GET", "/v1/keys", "", trail.ScopeAdmin},
+	{"POST", "/v1/keys", `{"tenant":"acme","scopes":["read"]}`, trail.ScopeAdmin},
+	{"DELETE", "/v1/keys/KEY", "", trail.ScopeAdmin},
+}
+
+func testScopesAndTenants(t *testing.T, h *harness) {
+	var one struct{ Event *trail.Event }
+	h.ok(201, "acme", "POST", "/v1/events", login, &one)
+	// globex has no log yet (its reads below start one: reads are recorded).
+	h.problem(404, trail.ENOTFOUND, "globex", "GET", "/v1/checkpoint", "", "")
+	for _, r := range routes {
+		path := strings.Replace(r.path, "EVENT", one.Event.ID, 1)
+		t.Run(r.method+" "+r.path, func(t *testing.T) {
+			h.problem(401, trail.EUNAUTHORIZED, "", r.method, path, "application/json", r.body)
+			for _, s := range trail.KeyScopes {
+				if s != r.scope {
+					h.problem(403, trail.EFORBIDDEN, "acme-"+string(s), r.method, path, "application/json", r.body)
+				}
+			}
+		})
+	}
+	// A key that is not one, or a wrong secret.
+	st, _, _ := h.do("", "GET", "/v1/events", "", "", "Authorization", "Bearer trail_000000000000_"+strings.Repeat("A", 43))
+	if st != 401 {
+		t.Errorf("unknown key: %d", st)
+	}
+	// Another tenant's key sees none of acme's events, proofs or checkpoints.
+	h.problem(404, trail.ENOTFOUND, "globex", "GET", "/v1/events/"+one.Event.ID, "", "")
+	var p struct{ Events []*trail.Event }
+	h.ok(200, "globex", "GET", "/v1/events?actor=u-1", "", &p)
+	if len(p.Events) != 0 {
+		t.Errorf("globex sees acme's events: %+v", p.Events)
+	}
+	var cp struct{ Origin string }
+	h.ok(200, "globex", "GET", "/v1/checkpoint", "", &cp)
+	if cp.Origin != "trail.test/globex" {
+		t.Errorf("globex's checkpoint: origin %q", cp.Origin)
+	}
+	status, _, b := h.do("globex", "GET", "/v1/export", "", "")
+	if status != 200 || strings.Contains(string(b), one.Event.ID) {
+		t.Errorf("globex export shows acme's event: %d %s", status, b)
+	}
+	// The tenant comes from the key, never from the request.
+	h.problem(400, trail.EINVALID, "globex", "POST", "/v1/events", "application/json", strings.Replace(login, `{"action"`, `{"tenant":"acme","action"`, 1))
+	if n := len(h.events("acme")); n != 1 {
+		t.Errorf("acme's log has %d events after globex's attempts, want 1", n)
+	}
+}
+
+func testReadsRecorded(t *testing.T, h *harness) {
+	h.ok(201, "acme", "POST", "/v1/events", login, nil)
+	h.ok(200, "acme-read", "GET", "/v1/events?actor=u-1", "", nil)
+	h.ok(200, "acme-verify", "GET", "/v1/proofs/inclusion?seq=1", "", nil)
+	evs := h.events("acme")
+	var viewed []*trail.Event
+	for _, ev := range evs {
+		if ev.Action == "data_viewed" {
+			viewed = append(viewed, ev)
+		}
+	}
+	if len(viewed) != 2 {
+		t.Fatalf("%d data_viewed events, want 2 (a query and a proof): %v", len(viewed), actions(evs))
+	}
+	q := viewed[0]
+	if q.Actor.Type != trail.ActorAPIKey || q.Actor.Name != "acme-read" || q.Context["data_type"] != "audit_events" || len(q.Violations) != 0 {
+		t.Errorf("the record of a query: %+v", q)
+	}
+
+	// A read whose record cannot be written is refused.
+	failing := &failReads{backend: h.store}
+	cat := catalog.Default()
+	srv, err := trailhttp.New(trailhttp.Config{Store: failing, Keys: h.store, Catalog: cat, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	req, _ := http.NewRequest("GET", ts.URL+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+h.keys["acme"])
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 500 || strings.Contains(string(b), `"events"`) {
+		t.Errorf("a read that could not be recorded: %d %s; want 500 and no events", res.StatusCode, b)
+	}
+}
+
+func actions(evs []*trail.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Action)
+	}
+	return out
+}
+
+// failReads is a store whose appends of read records fail.
+type failReads struct{ backend }
+
+func (f *failReads) Append(ctx context.Context, tenant string, evs []*trail.Event, o trail.AppendOptions) (*trail.AppendResult, error) {
+	if strings.HasPrefix(evs[0].Action, "data_") {
+		return nil, trail.Errorf(trail.EINTERNAL, "disk full")
+	}
+	return f.backend.Append(ctx, tenant, evs, o)
+}
+
+func testExport(t *testing.T, h *harness) {
+	for i := range 3 {
+		h.ok(201, "acme", "POST", "/v1/events", loginOf(fmt.Sprintf("u-%d", i)), nil)
+	}
+	for _, tc := range []struct{ format, ctype, want string }{
+		{"", "application/x-ndjson", `"actor":{"email":"u0@example.com"`},
+		{"csv", "text/csv", "seq,id,recorded_at"},
+		{"ocsf", "application/x-ndjson", `"class_uid":3002`},
+	} {
+		status, hdr, b := h.do("acme-export", "GET", "/v1/export?actor=u-1&format="+tc.format, "", "")
+		if status != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), tc.ctype) {
+			t.Fatalf("export %q: %d %s %s", tc.format, status, hdr.Get("Content-Type"), b)
+		}
+		if tc.format == "csv" && !strings.HasPrefix(string(b), tc.want) || tc.format == "ocsf" && !strings.Contains(string(b), tc.want) {
+			t.Errorf("export %q:\n%s", tc.format, b)
+		}
+		if n := bytes.Count(b, []byte("u-1")); n == 0 {
+			t.Errorf("export %q holds no event of u-1:\n%s", tc.format, b)
+		}
+	}
+	h.problem(400, trail.EINVALID, "acme-export", "GET", "/v1/export?format=xml", "", "")
+	var done, attempted int
+	for _, ev := range h.events("acme") {
+		switch ev.Action {
+		case "data_export_attempted":
+			attempted++
+		case "data_exported":
+			done++
+			if ev.CorrelationID == "" || ev.Context["record_count"] == nil {
+				t.Errorf("data_exported: %+v", ev)
+			}
+		}
+	}
+	if attempted != 3 || done != 3 {
+		t.Errorf("%d exports attempted and %d done on record, want 3 and 3", attempted, done)
+	}
+}
+
+func testActionsAndKeys(t *testing.T, h *harness) {
+	var def trail.Action
+	h.ok(201, "admin", "POST", "/v1/actions", `{"name":"invoice_paid","category":"billing","outcome":"success","context":[{"key":"amount","type":"number","required":true}]}`, &def)
+	if !def.Custom {
+		t.Errorf("registered action: %+v", def)
+	}
+	h.problem(409, trail.ECONFLICT, "admin", "POST", "/v1/actions", "application/json", `{"name":"invoice_paid","category":"billing","outcome":"success"}`)
+	p := h.problem(400, trail.EINVALID, "admin", "POST", "/v1/actions", "application/json", `{"name":"x_y","category":"billing","outcome":"success","colour":"red"}`)
+	if !hasPath(p, "colour") {
+		t.Errorf("unknown member not named: %+v", p)
+	}
+	var one struct{ Event *trail.Event }
+	h.ok(201, "acme", "POST", "/v1/events", `{"action":"invoice_paid","actor":{"type":"user","id":"u-1"},"context":{"amount":12.5}}`, &one)
+	if one.Event.Category != "billing" || len(one.Event.Violations) != 0 {
+		t.Errorf("event of a registered action: %+v", one.Event)
+	}
+	saved, err := h.store.SavedActions(context.Background())
+	if err != nil || len(saved) != 1 || saved[0].Name != "invoice_paid" {
+		t.Errorf("saved actions: %v %v", saved, err)
+	}
+	var acts struct{ Actions []*trail.Action }
+	h.ok(200, "acme", "GET", "/v1/actions?category=billing", "", &acts)
+	if len(acts.Actions) != 1 {
+		t.Errorf("catalog by category: %+v", acts.Actions)
+	}
+
+	var created struct {
+		Key    string
+		Record trail.APIKey
+	}
+	h.ok(201, "admin", "POST", "/v1/keys", `{"tenant":"initech","name":"ingest","scopes":["ingest","read"]}`, &created)
+	h.keys["initech"] = created.Key
+	h.ok(201, "initech", "POST", "/v1/events", login, nil)
+	h.problem(400, trail.EINVALID, "admin", "POST", "/v1/keys", "application/json", `{"tenant":"initech","scopes":["root"]}`)
+	h.ok(200, "admin", "DELETE", "/v1/keys/"+created.Record.ID, "", nil)
+	h.problem(401, trail.EUNAUTHORIZED, "initech", "GET", "/v1/events", "", "")
+	var granted, revoked int
+	for _, ev := range h.events("initech") {
+		switch ev.Action {
+		case "permission_granted":
+			granted++
+		case "permission_revoked":
+			revoked++
+		}
+	}
+	if granted != 1 || revoked != 1 {
+		t.Errorf("initech's log records %d grants and %d revocations of keys, want 1 and 1", granted, revoked)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	h := newHarness(t, backends[0].open, trailhttp.Limits{MaxBody: 2048, MaxBatch: 2, Rate: 1, Burst: 3})
+	h.problem(413, "too_large", "acme", "POST", "/v1/events", "application/json", strings.Repeat(" ", 4096)+login)
+	h.problem(413, "too_large", "globex", "POST", "/v1/events:batch", "application/x-ndjson", login+"\n"+login+"\n"+login+"\n")
+	deep := strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40)
+	h.problem(400, trail.EINVALID, "admin", "POST", "/v1/actions", "application/json", deep)
+	// Three at once, then the fourth waits.
+	for range 2 {
+		h.do("acme-read", "GET", "/v1/actions", "", "")
+	}
+	if status, _, _ := h.do("acme-read", "GET", "/v1/actions", "", ""); status != 200 {
+		t.Fatalf("third request within the burst: %d", status)
+	}
+	status, hdr, _ := h.do("acme-read", "GET", "/v1/actions", "", "")
+	if status != 429 || hdr.Get("Retry-After") == "" {
+		t.Fatalf("over the rate: %d, Retry-After %q", status, hdr.Get("Retry-After"))
+	}
+	// Another key has its own bucket.
+	if status, _, _ := h.do("acme-verify", "GET", "/v1/checkpoint", "", ""); status == 429 {
+		t.Error("one key's rate limit applied to another")
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	h := newHarness(t, backends[0].open, trailhttp.Limits{})
+	h.ok(201, "acme", "POST", "/v1/events", login, nil)
+	h.do("acme", "POST", "/v1/events", "application/json", `{}`)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if status, _, _ := h.do("", "GET", path, "", ""); status != 200 {
+			t.Errorf("%s: %d", path, status)
+		}
+	}
+	_, _, b := h.do("", "GET", "/metrics", "", "")
+	for _, want := range []string{"trail_events_appended_total 1", `trail_requests_refused_total{code="invalid"} 1`, "trail_append_seconds_bucket", "trail_append_batch_events_bucket"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// TestOpenAPI holds the OpenAPI document to the server: every route it
+// answers is described, and every path described is answered.
+func TestOpenAPI(t *testing.T) {
+	h := newHarness(t, backends[0].open, trailhttp.Limits{})
+	status, _, b := h.do("", "GET", "/v1/openapi.json", "", "")
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if status != 200 || json.Unmarshal(b, &doc) != nil || doc.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi.json: %d", status)
+	}
+	var described []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			described = append(described, strings.ToUpper(method)+" "+path)
+		}
+	}
+	served := h.srv.Routes()
+	slices.Sort(described)
+	slices.Sort(served)
+	for _, r := range served {
+		if !slices.Contains(described, r) {
+			t.Errorf("route %s is missing from openapi.json", r)
+		}
+	}
+	for _, d := range described {
+		if !slices.Contains(served, d) {
+			t.Errorf("openapi.json describes %s, which the server does not answer", d)
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package memory
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/trailaudit/trail"
+)
+
+var (
+	_ trail.KeyStore    = (*Store)(nil)
+	_ trail.ActionStore = (*Store)(nil)
+)
+
+// keyring is the store's API keys and saved custom actions, guarded by
+// Store.mu. Both are append-only: a key only ever gains its RevokedAt.
+type keyring struct {
+	keys        []*trail.APIKey // in creation order
+	keyByID     map[string]*trail.APIKey
+	actions     [][]byte // the saved definitions (JSON), in the order saved
+	actionNames map[string]bool
+}
+
+// CreateKey stores k, or returns ECONFLICT when its ID is taken.
+func (s *Store) CreateKey(ctx context.Context, k *trail.APIKey) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkKey(k); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return trail.Errorf(trail.EINTERNAL, "store is closed")
+	}
+	if s.kr.keyByID == nil {
+		s.kr.keyByID = map[string]*trail.APIKey{}
+	}
+	if _, ok := s.kr.keyByID[k.ID]; ok {
+		return trail.Errorf(trail.ECONFLICT, "an API key with this id exists")
+	}
+	c := cloneKey(k)
+	c.CreatedAt = c.CreatedAt.UTC()
+	if !c.RevokedAt.IsZero() {
+		c.RevokedAt = c.RevokedAt.UTC()
+	}
+	s.kr.keys = append(s.kr.keys, c)
+	s.kr.keyByID[c.ID] = c
+	return nil
+}
+
+// Key returns the key with id, or ENOTFOUND.
+func (s *Store) Key(ctx context.Context, id string) (*trail.APIKey, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if k, ok := s.kr.keyByID[id]; ok {
+		return cloneKey(k), nil
+	}
+	return nil, trail.Errorf(trail.ENOTFOUND, "no API key %q", id)
+}
+
+// Keys returns tenant's keys (every tenant's for ""), revoked ones
+// included, in creation order.
+func (s *Store) Keys(ctx context.Context, tenant string) ([]*trail.APIKey, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := []*trail.APIKey{}
+	for _, k := range s.kr.keys {
+		if tenant == "" || k.Tenant == tenant {
+			out = append(out, cloneKey(k))
+		}
+	}
+	return out, nil
+}
+
+// RevokeKey sets the key's RevokedAt to at, unless it is revoked already
+// (the first time stays), or returns ENOTFOUND.
+func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if at.IsZero() {
+		return trail.Invalid("bad revocation", trail.FieldError{Path: "revoked_at", Message: "required"})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return trail.Errorf(trail.EINTERNAL, "store is closed")
+	}
+	k, ok := s.kr.keyByID[id]
+	if !ok {
+		return trail.Errorf(trail.ENOTFOUND, "no API key %q", id)
+	}
+	if k.RevokedAt.IsZero() {
+		// Keys handed out are clones, so changing the stored one in place
+		// races with no reader.
+		k.RevokedAt = at.UTC()
+	}
+	return nil
+}
+
+// SaveAction keeps a custom action's definition, or returns ECONFLICT when
+// one of that name is saved already.
+func (s *Store) SaveAction(ctx context.Context, a *trail.Action) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if a == nil || a.Name == "" {
+		return trail.Invalid("bad action", trail.FieldError{Path: "name", Message: "required"})
+	}
+	def, err := json.Marshal(a)
+	if err != nil {
+		return trail.Errorf(trail.EINVALID, "action cannot be encoded: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return trail.Errorf(trail.EINTERNAL, "store is closed")
+	}
+	if s.kr.actionNames == nil {
+		s.kr.actionNames = map[string]bool{}
+	}
+	if s.kr.actionNames[a.Name] {
+		return trail.Errorf(trail.ECONFLICT, "action %s is saved already", a.Name)
+	}
+	s.kr.actionNames[a.Name] = true
+	s.kr.actions = append(s.kr.actions, def)
+	return nil
+}
+
+// SavedActions returns the saved custom actions in the order they were
+// saved. Each is decoded afresh, as the durable stores do, so a caller may
+// change what it gets.
+func (s *Store) SavedActions(ctx context.Context) ([]*trail.Action, error) {
+	s.mu.RLock()
+	defs := s.kr.actions // append-only: the elements never change
+	s.mu.RUnlock()
+	out := make([]*trail.Action, len(defs))
+	for i, def := range defs {
+		out[i] = new(trail.Action)
+		if err := json.Unmarshal(def, out[i]); err != nil {
+			return nil, trail.Errorf(trail.EINTERNAL, "saved action does not decode: %v", err)
+		}
+	}
+	return out, nil
+}
+
+// checkKey refuses a key record no store could use.
+func checkKey(k *trail.APIKey) error {
+	var fe []trail.FieldError
+	switch {
+	case k == nil:
+		return trail.Invalid("bad API key", trail.FieldError{Path: "id", Message: "required"})
+	case k.ID == "":
+		fe = append(fe, trail.FieldError{Path: "id", Message: "required"})
+	}
+	if len(k.Hash) == 0 {
+		fe = append(fe, trail.FieldError{Path: "hash", Message: "required"})
+	}
+	if k.CreatedAt.IsZero() {
+		fe = append(fe, trail.FieldError{Path: "created_at", Message: "required"})
+	}
+	if len(fe) > 0 {
+		return trail.Invalid("bad API key", fe...)
+	}
+	return nil
+}
+
+func cloneKey(k *trail.APIKey) *trail.APIKey {
+	c := *k
+	c.Scopes = slices.Clone(k.Scopes)
+	c.Hash = slices.Clone(k.Hash)
+	return &c
+}

@@ -1,0 +1,235 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/trailaudit/trail"
+)
+
+var (
+	_ trail.KeyStore    = (*DB)(nil)
+	_ trail.ActionStore = (*DB)(nil)
+)
+
+// API keys and saved actions live in api_keys and custom_actions (see
+// migrations/0001_events.sql), beside the events. Each call is one
+// statement, so they need no lock of their own, and they work on a DB
+// opened without a signer: they are not events. Their times are kept as
+// Unix nanoseconds.
+
+// keyTimeMin and keyTimeMax bound the times a bigint of Unix nanoseconds
+// holds (0 stands for "not revoked").
+var (
+	keyTimeMin = time.Unix(0, 0)
+	keyTimeMax = time.Unix(0, 1<<63-1)
+)
+
+func checkKeyTime(path string, t time.Time) *trail.FieldError {
+	switch {
+	case t.IsZero():
+		return &trail.FieldError{Path: path, Message: "required"}
+	case !t.After(keyTimeMin) || t.After(keyTimeMax):
+		return &trail.FieldError{Path: path, Message: "outside the years the store holds (1970 to 2262)"}
+	}
+	return nil
+}
+
+// checkKey refuses a key record the store cannot keep.
+func checkKey(k *trail.APIKey) error {
+	if k == nil {
+		return trail.Invalid("bad API key", trail.FieldError{Path: "id", Message: "required"})
+	}
+	var fe []trail.FieldError
+	if k.ID == "" {
+		fe = append(fe, trail.FieldError{Path: "id", Message: "required"})
+	}
+	if len(k.Hash) == 0 {
+		fe = append(fe, trail.FieldError{Path: "hash", Message: "required"})
+	}
+	if f := checkKeyTime("created_at", k.CreatedAt); f != nil {
+		fe = append(fe, *f)
+	}
+	if !k.RevokedAt.IsZero() {
+		if f := checkKeyTime("revoked_at", k.RevokedAt); f != nil {
+			fe = append(fe, *f)
+		}
+	}
+	if len(fe) > 0 {
+		return trail.Invalid("bad API key", fe...)
+	}
+	return nil
+}
+
+// CreateKey stores k, or returns ECONFLICT when its ID is taken.
+func (db *DB) CreateKey(ctx context.Context, k *trail.APIKey) error {
+	if err := checkKey(k); err != nil {
+		return err
+	}
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.inflight.Done()
+	var revoked int64
+	if !k.RevokedAt.IsZero() {
+		revoked = k.RevokedAt.UnixNano()
+	}
+	scopes := make([]string, len(k.Scopes))
+	for i, s := range k.Scopes {
+		scopes[i] = string(s)
+	}
+	tag, err := db.pool.Exec(ctx, `INSERT INTO api_keys (id, tenant, name, scopes, hash, created_at, revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+		k.ID, k.Tenant, k.Name, scopes, k.Hash, k.CreatedAt.UnixNano(), revoked)
+	if err != nil {
+		return internal(err, "create API key")
+	}
+	if tag.RowsAffected() == 0 {
+		return trail.Errorf(trail.ECONFLICT, "an API key with this id exists")
+	}
+	return nil
+}
+
+const keyColumns = "id, tenant, name, scopes, hash, created_at, revoked_at"
+
+// scanKey reads one row of keyColumns.
+func scanKey(row pgx.Row) (*trail.APIKey, error) {
+	k := &trail.APIKey{}
+	var scopes []string
+	var created, revoked int64
+	if err := row.Scan(&k.ID, &k.Tenant, &k.Name, &scopes, &k.Hash, &created, &revoked); err != nil {
+		return nil, err
+	}
+	for _, s := range scopes {
+		k.Scopes = append(k.Scopes, trail.KeyScope(s))
+	}
+	k.CreatedAt = time.Unix(0, created).UTC()
+	if revoked != 0 {
+		k.RevokedAt = time.Unix(0, revoked).UTC()
+	}
+	return k, nil
+}
+
+// Key returns the key with id, or ENOTFOUND.
+func (db *DB) Key(ctx context.Context, id string) (*trail.APIKey, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.inflight.Done()
+	k, err := scanKey(db.pool.QueryRow(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE id = $1", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, trail.Errorf(trail.ENOTFOUND, "no API key %q", id)
+	}
+	if err != nil {
+		return nil, internal(err, "read API key")
+	}
+	return k, nil
+}
+
+// Keys returns tenant's keys (every tenant's for ""), revoked ones
+// included, in creation order.
+func (db *DB) Keys(ctx context.Context, tenant string) ([]*trail.APIKey, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.inflight.Done()
+	q, args := "SELECT "+keyColumns+" FROM api_keys ORDER BY n", []any{}
+	if tenant != "" {
+		q, args = "SELECT "+keyColumns+" FROM api_keys WHERE tenant = $1 ORDER BY n", []any{tenant}
+	}
+	rows, err := db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, internal(err, "read API keys")
+	}
+	defer rows.Close()
+	out := []*trail.APIKey{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, internal(err, "read API keys")
+		}
+		out = append(out, k)
+	}
+	return out, internal(rows.Err(), "read API keys")
+}
+
+// RevokeKey sets the key's RevokedAt to at, unless it is revoked already
+// (the first time stays), or returns ENOTFOUND.
+func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
+	if f := checkKeyTime("revoked_at", at); f != nil {
+		return trail.Invalid("bad revocation", *f)
+	}
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.inflight.Done()
+	// One statement: the UPDATE takes the row's lock, so of two revocations
+	// at once the second waits and then finds revoked_at set; a key's row,
+	// once there, never goes away.
+	var found, revoked bool
+	err := db.pool.QueryRow(ctx, `WITH r AS (
+			UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0 RETURNING id
+		) SELECT EXISTS (SELECT FROM api_keys WHERE id = $1), EXISTS (SELECT FROM r)`, id, at.UnixNano()).Scan(&found, &revoked)
+	if err != nil {
+		return internal(err, "revoke API key")
+	}
+	if !found && !revoked {
+		return trail.Errorf(trail.ENOTFOUND, "no API key %q", id)
+	}
+	return nil
+}
+
+// SaveAction keeps a custom action's definition (as JSON), or returns
+// ECONFLICT when one of that name is saved already.
+func (db *DB) SaveAction(ctx context.Context, a *trail.Action) error {
+	if a == nil || a.Name == "" {
+		return trail.Invalid("bad action", trail.FieldError{Path: "name", Message: "required"})
+	}
+	def, err := json.Marshal(a)
+	if err != nil {
+		return trail.Errorf(trail.EINVALID, "action cannot be encoded: %v", err)
+	}
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.inflight.Done()
+	tag, err := db.pool.Exec(ctx, "INSERT INTO custom_actions (name, definition, saved_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+		a.Name, def, db.o.Now().UnixNano())
+	if err != nil {
+		return internal(err, "save action")
+	}
+	if tag.RowsAffected() == 0 {
+		return trail.Errorf(trail.ECONFLICT, "action %s is saved already", a.Name)
+	}
+	return nil
+}
+
+// SavedActions returns the saved custom actions in the order they were
+// saved.
+func (db *DB) SavedActions(ctx context.Context) ([]*trail.Action, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.inflight.Done()
+	rows, err := db.pool.Query(ctx, "SELECT definition FROM custom_actions ORDER BY n")
+	if err != nil {
+		return nil, internal(err, "read saved actions")
+	}
+	defer rows.Close()
+	out := []*trail.Action{}
+	for rows.Next() {
+		var def []byte
+		if err := rows.Scan(&def); err != nil {
+			return nil, internal(err, "read saved actions")
+		}
+		a := new(trail.Action)
+		if err := json.Unmarshal(def, a); err != nil {
+			return nil, trail.Errorf(trail.EINTERNAL, "postgres: saved action does not decode: %v", err)
+		}
+		out = append(out, a)
+	}
+	return out, internal(rows.Err(), "read saved actions")
+}

@@ -1,0 +1,254 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/trailaudit/trail"
+)
+
+var (
+	_ trail.KeyStore    = (*DB)(nil)
+	_ trail.ActionStore = (*DB)(nil)
+)
+
+// API keys and saved actions live in api_keys and custom_actions (see
+// schema.go), beside the events.
+//
+// Their writes do not go through the writer goroutine: it owns the writer
+// connection and exists to batch appends. They go through db.adb instead, a
+// pool of one connection whose transactions begin IMMEDIATE (they take
+// SQLite's write lock at once, so there is no lock upgrade to deadlock on)
+// with the same busy_timeout as the writer. SQLite lets one writer at a
+// time hold the database, whichever connection or process it is: a key
+// write waits for the group commit in progress, or a commit waits for the
+// key write, each at most busy_timeout. Such writes are rare and tiny, and
+// they work on a DB opened without a signer, which `trail keys` relies on:
+// they are not events and sign nothing. Reads use the reader pool.
+
+// keyTimeMin and keyTimeMax bound the times the store keeps as Unix
+// nanoseconds in an INTEGER (0 stands for "not revoked").
+var (
+	keyTimeMin = time.Unix(0, 0)
+	keyTimeMax = time.Unix(0, 1<<63-1)
+)
+
+func checkKeyTime(path string, t time.Time) *trail.FieldError {
+	switch {
+	case t.IsZero():
+		return &trail.FieldError{Path: path, Message: "required"}
+	case !t.After(keyTimeMin) || t.After(keyTimeMax):
+		return &trail.FieldError{Path: path, Message: "outside the years the store holds (1970 to 2262)"}
+	}
+	return nil
+}
+
+// adminTx runs fn in an IMMEDIATE transaction on the key connection.
+func (db *DB) adminTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	db.mu.RLock()
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
+		return trail.Errorf(trail.EINTERNAL, "sqlite: store is closed")
+	}
+	tx, err := db.adb.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return internal(err, what)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return internal(err, what)
+	}
+	return internal(tx.Commit(), what)
+}
+
+// CreateKey stores k, or returns ECONFLICT when its ID is taken.
+func (db *DB) CreateKey(ctx context.Context, k *trail.APIKey) error {
+	if err := checkKey(k); err != nil {
+		return err
+	}
+	var revoked int64
+	if !k.RevokedAt.IsZero() {
+		revoked = k.RevokedAt.UnixNano()
+	}
+	scopes := make([]string, len(k.Scopes))
+	for i, s := range k.Scopes {
+		scopes[i] = string(s)
+	}
+	return db.adminTx(ctx, "create API key", func(tx *sql.Tx) error {
+		// The transaction holds the write lock: nobody can insert the id
+		// between this look and the INSERT.
+		var taken bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = ?)", k.ID).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return trail.Errorf(trail.ECONFLICT, "an API key with this id exists")
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO api_keys (id, tenant, name, scopes, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			k.ID, k.Tenant, k.Name, strings.Join(scopes, ","), k.Hash, k.CreatedAt.UnixNano(), revoked)
+		return err
+	})
+}
+
+// checkKey refuses a key record the store cannot keep.
+func checkKey(k *trail.APIKey) error {
+	if k == nil {
+		return trail.Invalid("bad API key", trail.FieldError{Path: "id", Message: "required"})
+	}
+	var fe []trail.FieldError
+	if k.ID == "" {
+		fe = append(fe, trail.FieldError{Path: "id", Message: "required"})
+	}
+	if len(k.Hash) == 0 {
+		fe = append(fe, trail.FieldError{Path: "hash", Message: "required"})
+	}
+	for i, s := range k.Scopes {
+		if strings.Contains(string(s), ",") {
+			fe = append(fe, trail.FieldError{Path: trail.PathIndex("scopes", i), Message: "must not contain a comma"})
+		}
+	}
+	if f := checkKeyTime("created_at", k.CreatedAt); f != nil {
+		fe = append(fe, *f)
+	}
+	if !k.RevokedAt.IsZero() {
+		if f := checkKeyTime("revoked_at", k.RevokedAt); f != nil {
+			fe = append(fe, *f)
+		}
+	}
+	if len(fe) > 0 {
+		return trail.Invalid("bad API key", fe...)
+	}
+	return nil
+}
+
+const keyColumns = "id, tenant, name, scopes, hash, created_at, revoked_at"
+
+// scanKey reads one row of keyColumns.
+func scanKey(row interface{ Scan(...any) error }) (*trail.APIKey, error) {
+	k := &trail.APIKey{}
+	var scopes string
+	var created, revoked int64
+	if err := row.Scan(&k.ID, &k.Tenant, &k.Name, &scopes, &k.Hash, &created, &revoked); err != nil {
+		return nil, err
+	}
+	if scopes != "" {
+		for s := range strings.SplitSeq(scopes, ",") {
+			k.Scopes = append(k.Scopes, trail.KeyScope(s))
+		}
+	}
+	k.CreatedAt = time.Unix(0, created).UTC()
+	if revoked != 0 {
+		k.RevokedAt = time.Unix(0, revoked).UTC()
+	}
+	return k, nil
+}
+
+// Key returns the key with id, or ENOTFOUND.
+func (db *DB) Key(ctx context.Context, id string) (*trail.APIKey, error) {
+	k, err := scanKey(db.r.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE id = ?", id))
+	if err == sql.ErrNoRows {
+		return nil, trail.Errorf(trail.ENOTFOUND, "no API key %q", id)
+	}
+	if err != nil {
+		return nil, internal(err, "read API key")
+	}
+	return k, nil
+}
+
+// Keys returns tenant's keys (every tenant's for ""), revoked ones
+// included, in creation order.
+func (db *DB) Keys(ctx context.Context, tenant string) ([]*trail.APIKey, error) {
+	q, args := "SELECT "+keyColumns+" FROM api_keys ORDER BY rowid", []any{}
+	if tenant != "" {
+		q, args = "SELECT "+keyColumns+" FROM api_keys WHERE tenant = ? ORDER BY rowid", []any{tenant}
+	}
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, internal(err, "read API keys")
+	}
+	defer rows.Close()
+	out := []*trail.APIKey{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, internal(err, "read API keys")
+		}
+		out = append(out, k)
+	}
+	return out, internal(rows.Err(), "read API keys")
+}
+
+// RevokeKey sets the key's RevokedAt to at, unless it is revoked already
+// (the first time stays), or returns ENOTFOUND.
+func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
+	if f := checkKeyTime("revoked_at", at); f != nil {
+		return trail.Invalid("bad revocation", *f)
+	}
+	return db.adminTx(ctx, "revoke API key", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at = 0", at.UnixNano(), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var found bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = ?)", id).Scan(&found); err != nil {
+			return err
+		}
+		if !found {
+			return trail.Errorf(trail.ENOTFOUND, "no API key %q", id)
+		}
+		return nil // revoked before: the first time stays
+	})
+}
+
+// SaveAction keeps a custom action's definition (as JSON), or returns
+// ECONFLICT when one of that name is saved already.
+func (db *DB) SaveAction(ctx context.Context, a *trail.Action) error {
+	if a == nil || a.Name == "" {
+		return trail.Invalid("bad action", trail.FieldError{Path: "name", Message: "required"})
+	}
+	def, err := json.Marshal(a)
+	if err != nil {
+		return trail.Errorf(trail.EINVALID, "action cannot be encoded: %v", err)
+	}
+	return db.adminTx(ctx, "save action", func(tx *sql.Tx) error {
+		var taken bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM custom_actions WHERE name = ?)", a.Name).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return trail.Errorf(trail.ECONFLICT, "action %s is saved already", a.Name)
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO custom_actions (name, definition, saved_at) VALUES (?, ?, ?)", a.Name, def, db.o.Now().UnixNano())
+		return err
+	})
+}
+
+// SavedActions returns the saved custom actions in the order they were
+// saved.
+func (db *DB) SavedActions(ctx context.Context) ([]*trail.Action, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT definition FROM custom_actions ORDER BY rowid")
+	if err != nil {
+		return nil, internal(err, "read saved actions")
+	}
+	defer rows.Close()
+	out := []*trail.Action{}
+	for rows.Next() {
+		var def []byte
+		if err := rows.Scan(&def); err != nil {
+			return nil, internal(err, "read saved actions")
+		}
+		a := new(trail.Action)
+		if err := json.Unmarshal(def, a); err != nil {
+			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: saved action does not decode: %v", err)
+		}
+		out = append(out, a)
+	}
+	return out, internal(rows.Err(), "read saved actions")
+}
