@@ -8,7 +8,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
-	"github.com/trailaudit/trail/storetest"
+	"github.com/trailaudit/trail/internal/sample"
 )
 
 // benchEvents are 10,000 sample events as the store returns them: with id,
@@ -17,7 +17,7 @@ func benchEvents(b *testing.B) []*trail.Event {
 	b.Helper()
 	cat := catalog.Default()
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	events := storetest.NewSample(1).Batch(10000, t0)
+	events := sample.New(1).Batch(10000, t0)
 	for i, ev := range events {
 		a, ok := cat.Resolve(ev.Action)
 		if !ok {

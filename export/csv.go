@@ -43,8 +43,8 @@ type csvWriter struct {
 	w       *csv.Writer
 	actions trail.ActionResolver
 	row     []string
-	json    bytes.Buffer  // context being encoded
-	enc     *json.Encoder // encodes into json
+	ctxJSON bytes.Buffer  // the context being encoded
+	enc     *json.Encoder // encodes into ctxJSON
 	header  bool          // the header row has been written
 	err     error         // sticky: the first error from the underlying writer
 	closed  bool
@@ -52,7 +52,7 @@ type csvWriter struct {
 
 func newCSVWriter(w io.Writer, actions trail.ActionResolver) *csvWriter {
 	c := &csvWriter{w: csv.NewWriter(w), actions: actions, row: make([]string, len(csvColumns))}
-	c.enc = json.NewEncoder(&c.json)
+	c.enc = json.NewEncoder(&c.ctxJSON)
 	c.enc.SetEscapeHTML(false)
 	return c
 }
@@ -72,11 +72,11 @@ func (c *csvWriter) Write(ev *trail.Event) error {
 	}
 	var ctx string
 	if len(ev.Context) > 0 {
-		c.json.Reset()
+		c.ctxJSON.Reset()
 		if err := c.enc.Encode(ev.Context); err != nil {
 			return trail.Errorf(trail.EINVALID, "export: event context cannot be written as JSON: %w", err)
 		}
-		ctx = strings.TrimSuffix(c.json.String(), "\n")
+		ctx = strings.TrimSuffix(c.ctxJSON.String(), "\n")
 	}
 	category, outcome := categoryOutcome(ev, resolve(c.actions, ev))
 	r := c.row[:0]

@@ -55,8 +55,8 @@ type Limits struct {
 	MaxBody      int64   // bytes of a request other than a batch (default 1 MiB)
 	MaxBatchBody int64   // bytes of a batch (default 32 MiB)
 	MaxBatch     int     // events in a batch (default 10000)
-	Rate         float64 // requests per second per key (default 500; negative: no limit)
-	Burst        int     // requests a key may make at once above its rate (default 1000)
+	Rate         float64 // requests per second per key (default 2000; negative: no limit)
+	Burst        int     // requests a key may make at once above its rate (default twice the rate)
 	KeyCacheTTL  time.Duration
 }
 
@@ -71,10 +71,10 @@ func (l *Limits) defaults() {
 		l.MaxBatch = 10000
 	}
 	if l.Rate == 0 {
-		l.Rate = 500
+		l.Rate = 2000
 	}
 	if l.Burst <= 0 {
-		l.Burst = 1000
+		l.Burst = max(1, int(2*l.Rate))
 	}
 	if l.KeyCacheTTL <= 0 {
 		l.KeyCacheTTL = 5 * time.Second

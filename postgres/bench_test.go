@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/internal/sample"
 	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/tlog"
@@ -25,7 +26,7 @@ import (
 
 // sampleBatches makes n batches of size sample events.
 func sampleBatches(n, size int) [][]*trail.Event {
-	s := storetest.NewSample(1)
+	s := sample.New(1)
 	out := make([][]*trail.Event, n)
 	for i := range out {
 		out[i] = s.Batch(size, time.Now())
@@ -138,7 +139,7 @@ func BenchmarkAppendBatch1000x2(b *testing.B) {
 // latency of a lone durable append.
 func BenchmarkAppendOneEvent(b *testing.B) {
 	db := open(b, pgtest.NewSchema(b), postgres.Options{})
-	evs := storetest.NewSample(2).Batch(4096, time.Now())
+	evs := sample.New(2).Batch(4096, time.Now())
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		if _, err := db.Append(context.Background(), "acme", evs[i%len(evs):i%len(evs)+1], trail.AppendOptions{}); err != nil {

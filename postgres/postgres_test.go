@@ -19,6 +19,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/internal/sample"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/storetest"
@@ -432,7 +433,7 @@ func TestLargeBatches(t *testing.T) {
 	ctx := context.Background()
 	db := open(t, pgtest.NewSchema(t), postgres.Options{MaxBatch: 2000})
 	n := postgres.ScanChunk*2 + 7
-	batch := storetest.NewSample(1).Batch(n, time.Now())
+	batch := sample.New(1).Batch(n, time.Now())
 	opts := trail.AppendOptions{IdempotencyKey: "big"}
 	if _, err := db.Append(ctx, "acme", batch, opts); trail.ErrorCode(err) != trail.EINVALID {
 		t.Fatalf("Append of %d events with MaxBatch 2000 = %v, want EINVALID", n, err)

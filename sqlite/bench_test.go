@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/baseline"
+	"github.com/trailaudit/trail/internal/sample"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
 )
@@ -37,7 +38,7 @@ func benchDB(b *testing.B, o sqlite.Options) *sqlite.DB {
 
 // sampleBatches makes n batches of size sample events.
 func sampleBatches(n, size int) [][]*trail.Event {
-	s := storetest.NewSample(1)
+	s := sample.New(1)
 	out := make([][]*trail.Event, n)
 	for i := range out {
 		out[i] = s.Batch(size, time.Now())
@@ -101,7 +102,7 @@ func BenchmarkGroupCommit64(b *testing.B) {
 // appendConcurrently has workers goroutines add b.N sample events in all,
 // one event per call.
 func appendConcurrently(b *testing.B, workers int, add func(*trail.Event) error) {
-	concurrently(b, workers, storetest.NewSample(2).Batch(4096, time.Now()), add)
+	concurrently(b, workers, sample.New(2).Batch(4096, time.Now()), add)
 	eventsPerSec(b, b.N)
 }
 
@@ -132,46 +133,24 @@ func concurrently[T any](b *testing.B, workers int, items []T, fn func(T) error)
 	}
 }
 
-// baselineTable is the seeds' design: one row per event, a JSON context
-// column, an index on user and on action, written by INSERT + COMMIT.
-const baselineTable = `CREATE TABLE audit_logs (
-	id TEXT PRIMARY KEY, action TEXT NOT NULL, user_id TEXT, resource_type TEXT, resource_id TEXT,
-	ip_address TEXT, user_agent TEXT, session_id TEXT, request_id TEXT, organization TEXT, workspace TEXT,
-	context TEXT, created_at INTEGER NOT NULL);
-CREATE INDEX audit_logs_user ON audit_logs (user_id, created_at);
-CREATE INDEX audit_logs_action ON audit_logs (action, created_at);`
-
 func baselineDB(b *testing.B) *sql.DB {
 	b.Helper()
-	path := filepath.Join(b.TempDir(), "baseline.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)")
+	db, err := baseline.Open(filepath.Join(b.TempDir(), "baseline.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(baselineTable); err != nil {
-		b.Fatal(err)
-	}
 	return db
-}
-
-func baselineInsert(db *sql.DB, ev *trail.Event) error {
-	ctx, _ := json.Marshal(ev.Context)
-	_, err := db.Exec(`INSERT INTO audit_logs (id, action, user_id, resource_type, resource_id, ip_address, user_agent,
-		session_id, request_id, organization, workspace, context, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		trail.NewID(time.Now()), ev.Action, ev.Actor.ID, ev.Targets[0].Type, ev.Targets[0].ID, ev.Request.IP, ev.Request.UserAgent,
-		ev.Request.SessionID, ev.Request.RequestID, ev.Scope.Organization, ev.Scope.Workspace, string(ctx), time.Now().UnixNano())
-	return err
 }
 
 // BenchmarkBaselineInsertPerEvent is the seeds' way: one INSERT and one
 // commit per event, one caller.
 func BenchmarkBaselineInsertPerEvent(b *testing.B) {
 	db := baselineDB(b)
-	evs := storetest.NewSample(3).Batch(4096, time.Now())
+	evs := sample.New(3).Batch(4096, time.Now())
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if err := baselineInsert(db, evs[i%len(evs)]); err != nil {
+		if err := baseline.Insert(db, evs[i%len(evs)]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -182,7 +161,7 @@ func BenchmarkBaselineInsertPerEvent(b *testing.B) {
 // callers, each INSERT its own commit.
 func BenchmarkBaselineInsertPerEvent64(b *testing.B) {
 	db := baselineDB(b)
-	appendConcurrently(b, 64, func(ev *trail.Event) error { return baselineInsert(db, ev) })
+	appendConcurrently(b, 64, func(ev *trail.Event) error { return baseline.Insert(db, ev) })
 }
 
 var (
@@ -283,7 +262,7 @@ func openBig(b *testing.B, path string, n int) *sqlite.DB {
 	if statErr == nil {
 		return db
 	}
-	s := storetest.NewSample(42)
+	s := sample.New(42)
 	t0 := time.Now()
 	for i := 0; i < n; i += 5000 {
 		batch := s.Batch(min(5000, n-i), clock)

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -100,14 +101,14 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	// temp_store(MEMORY) keeps savepoint sub-journals off the disk; the
-	// cache holds the hot index pages a busy log touches each commit.
+	// temp_store(MEMORY) keeps savepoint sub-journals off the disk. The
+	// writer's page cache (32 MB) holds the hot index pages a busy log
+	// touches each commit; readers get 8 MB each, and no memory map: page
+	// caches live outside Go's heap, and they are most of what `trail
+	// serve` keeps resident (docs/benchmarks.md).
 	pragmas := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)",
-		"temp_store(MEMORY)", "cache_size(-65536)"}}
-	wq := url.Values{"_txlock": {"immediate"}}
-	for k, v := range pragmas {
-		wq[k] = v
-	}
+		"temp_store(MEMORY)"}}
+	wq := url.Values{"_txlock": {"immediate"}, "_pragma": append(slices.Clone(pragmas["_pragma"]), "cache_size(-32768)")}
 	wdb, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -138,7 +139,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 			return fail(fmt.Errorf("sqlite: %s: %w", path, err))
 		}
 	}
-	rq := url.Values{"_pragma": append(pragmas["_pragma"], "query_only(1)", "mmap_size(1073741824)")}
+	rq := url.Values{"_pragma": append(pragmas["_pragma"], "query_only(1)", "cache_size(-8192)")}
 	if db.r, err = sql.Open("sqlite", "file:"+path+"?"+rq.Encode()); err != nil {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/sample"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/tlog"
@@ -134,7 +135,7 @@ func benchLog(b *testing.B) *sqlite.DB {
 		return openBig(b, *bigDB, *bigEvents)
 	}
 	db := benchDB(b, sqlite.Options{})
-	s := storetest.NewSample(5)
+	s := sample.New(5)
 	for i := 0; i < *verifyEvents; i += 1000 {
 		if _, err := db.Append(context.Background(), "acme", s.Batch(1000, time.Now()), trail.AppendOptions{}); err != nil {
 			b.Fatal(err)

@@ -26,6 +26,7 @@ func newServeCmd(e *env) *cobra.Command {
 		proxies  []string
 		tenant   string
 		shutdown time.Duration
+		rate     float64
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--data DIR | --postgres URL]",
@@ -44,13 +45,13 @@ flight finish (every acknowledged event is committed), and closes the store.
 
 Every flag has an environment variable: TRAIL_ADDR, TRAIL_DATA,
 TRAIL_POSTGRES, TRAIL_SIGNING_KEY, TRAIL_TRUSTED_PROXIES (comma-separated),
-TRAIL_BOOTSTRAP_TENANT. A flag given wins over its variable. (TRAIL_DATA,
+TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT. A flag given wins over its variable. (TRAIL_DATA,
 TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		Example: `  trail serve
   TRAIL_POSTGRES=postgres://trail@db/trail trail serve --addr :8080 --trusted-proxy 10.0.0.0/8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fromEnv(cmd, e, map[string]string{"addr": "TRAIL_ADDR", "trusted-proxy": "TRAIL_TRUSTED_PROXIES", "bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT"})
+			fromEnv(cmd, e, map[string]string{"addr": "TRAIL_ADDR", "trusted-proxy": "TRAIL_TRUSTED_PROXIES", "bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT", "rate-limit": "TRAIL_RATE_LIMIT"})
 			var trusted []netip.Prefix
 			for _, p := range proxies {
 				pf, err := netip.ParsePrefix(strings.TrimSpace(p))
@@ -66,7 +67,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 			if m := trail.CheckTenant(tenant); m != "" {
 				return usageError("--bootstrap-tenant: %s", m)
 			}
-			return serve(cmd.Context(), e, &sf, addr, trusted, tenant, shutdown)
+			return serve(cmd.Context(), e, &sf, addr, trusted, tenant, shutdown, rate)
 		},
 	}
 	sf.register(cmd)
@@ -75,6 +76,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 	f.StringSliceVar(&proxies, "trusted-proxy", nil, "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
 	f.StringVar(&tenant, "bootstrap-tenant", "default", "tenant of the bootstrap admin key made on first start")
 	f.DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful stop waits for requests in flight")
+	f.Float64Var(&rate, "rate-limit", 0, "requests per second each API key may make (0: the default, 2000; negative: no limit)")
 	return cmd
 }
 
@@ -88,7 +90,7 @@ func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) {
 	}
 }
 
-func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration) error {
+func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	signer, err := loadSigner(sf.keyPath(e), true, e.stderr)
 	if err != nil {
@@ -109,7 +111,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	}
 	actions, _ := store.(trail.ActionStore)
 	srv, err := trailhttp.New(trailhttp.Config{Store: store, Keys: keys, Catalog: sf.cat, Actions: actions,
-		Verifier: signer.Verifier(), Logger: log, TrustedProxies: trusted})
+		Verifier: signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}

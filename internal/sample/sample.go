@@ -1,4 +1,6 @@
-package storetest
+// Package sample makes realistic audit events for benchmarks, load tests
+// (trail bench) and examples.
+package sample
 
 import (
 	"fmt"
@@ -21,8 +23,8 @@ type Sample struct {
 	Actors, Workspaces, Organizations int
 }
 
-// NewSample returns a Sample seeded with seed, so runs are repeatable.
-func NewSample(seed uint64) *Sample {
+// New returns a Sample seeded with seed, so runs are repeatable.
+func New(seed uint64) *Sample {
 	return &Sample{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), Actors: 10000, Workspaces: 50, Organizations: 5}
 }
 
