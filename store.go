@@ -91,7 +91,13 @@ type Query struct {
 	RecordedBefore time.Time
 	OccurredAfter  time.Time
 	OccurredBefore time.Time
-	Cursor         string // from Page.Next; empty for the first page
+	// OpenAttempts keeps only attempts still waiting for their outcome:
+	// events with outcome attempted and a correlation id that no event of
+	// another outcome shares. With RecordedBefore it lists the attempts
+	// that got no outcome within a time (logins begun over 5 minutes ago
+	// and never finished, say).
+	OpenAttempts bool
+	Cursor       string // from Page.Next; empty for the first page
 	Limit          int    // at most MaxPageSize; 0 means DefaultPageSize
 	Descending     bool   // newest first
 }
@@ -151,8 +157,9 @@ func NotBefore(t, floor time.Time) time.Time {
 	return t
 }
 
-// Matches reports whether ev passes every filter of q (all but the cursor and
-// limit). Stores that filter in memory use it; SQL stores mirror it, and the
+// Matches reports whether ev passes every filter of q (all but the cursor,
+// the limit and OpenAttempts, which depends on other events: see
+// OpenAttempt). Stores that filter in memory use it; SQL stores mirror it, and the
 // conformance suite holds them to the same answers.
 func (q *Query) Matches(ev *Event) bool {
 	switch {
@@ -213,4 +220,11 @@ func cloneValue(v any) any {
 		return s
 	}
 	return v
+}
+
+// OpenAttempt reports whether ev is an attempt still waiting for its
+// outcome, given closed: the correlation ids that events of other outcomes
+// carry. Stores that filter in memory use it for Query.OpenAttempts.
+func OpenAttempt(ev *Event, closed map[string]bool) bool {
+	return ev.Outcome == OutcomeAttempted && ev.CorrelationID != "" && !closed[ev.CorrelationID]
 }

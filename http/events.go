@@ -212,7 +212,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, k *trail.APIK
 
 // eventFilters are the query parameters of GET /v1/events and /v1/export.
 var eventFilters = []string{"actor", "actor_type", "action", "category", "outcome", "target_type", "target",
-	"organization", "workspace", "team", "correlation", "since", "until", "occurred_since", "occurred_until"}
+	"organization", "workspace", "team", "correlation", "since", "until", "occurred_since", "occurred_until", "open_attempts"}
 
 // parseQuery reads the filters (and, with paging, cursor, limit and order)
 // into a query of the key's tenant.
@@ -241,6 +241,13 @@ func parseQuery(v url.Values, tenant string, paging bool) (trail.Query, error) {
 	q.TargetType, q.TargetID = v.Get("target_type"), v.Get("target")
 	q.Organization, q.Workspace, q.Team = v.Get("organization"), v.Get("workspace"), v.Get("team")
 	q.CorrelationID = v.Get("correlation")
+	if s := v.Get("open_attempts"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			fe = append(fe, trail.FieldError{Path: "open_attempts", Message: "want true or false"})
+		}
+		q.OpenAttempts = b
+	}
 	for _, t := range []struct {
 		name string
 		to   *time.Time

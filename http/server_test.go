@@ -238,6 +238,12 @@ func testIngestSearchProve(t *testing.T, h *harness) {
 	if len(p.Events) != 2 || p.Next == "" || p.Events[0].Seq < p.Events[1].Seq {
 		t.Fatalf("newest first, two a page: %d events, next %q", len(p.Events), p.Next)
 	}
+	// Attempts with no outcome yet.
+	h.ok(201, "acme", "POST", "/v1/events", `{"action":"user_login_attempted","actor":{"type":"user","id":"u-9"},"correlation_id":"c-9","context":{"email":"u9@example.com","method":"password"}}`, nil)
+	h.ok(200, "acme", "GET", "/v1/events?open_attempts=true", "", &p)
+	if len(p.Events) != 1 || p.Events[0].CorrelationID != "c-9" {
+		t.Fatalf("open attempts: %+v", p.Events)
+	}
 	var ev trail.Event
 	h.ok(200, "acme", "GET", "/v1/events/"+one.Event.ID, "", &ev)
 	if ev.ID != one.Event.ID {

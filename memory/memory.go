@@ -172,13 +172,28 @@ func (s *Store) Count(ctx context.Context, q trail.Query) (int64, error) {
 	defer s.mu.RUnlock()
 	var n int64
 	if tl := s.tenants[q.Tenant]; tl != nil {
+		match := tl.matcher(&q)
 		for _, ev := range tl.events {
-			if q.Matches(ev) {
+			if match(ev) {
 				n++
 			}
 		}
 	}
 	return n, nil
+}
+
+// matcher returns q's filter over tl, OpenAttempts included.
+func (tl *tenantLog) matcher(q *trail.Query) func(*trail.Event) bool {
+	if !q.OpenAttempts {
+		return q.Matches
+	}
+	closed := map[string]bool{}
+	for _, ev := range tl.events {
+		if ev.CorrelationID != "" && ev.Outcome != trail.OutcomeAttempted {
+			closed[ev.CorrelationID] = true
+		}
+	}
+	return func(ev *trail.Event) bool { return q.Matches(ev) && trail.OpenAttempt(ev, closed) }
 }
 
 // Scan calls fn for each event with from <= seq < to. The lock is not held
@@ -225,9 +240,10 @@ func (s *Store) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
 	} else if after != 0 {
 		seq = after + 1
 	}
+	match := tl.matcher(&q)
 	for ; seq >= 1 && seq <= n; seq += step {
 		ev := tl.events[seq-1]
-		if !q.Matches(ev) {
+		if !match(ev) {
 			continue
 		}
 		if len(page.Events) == limit {

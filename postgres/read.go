@@ -310,6 +310,12 @@ func (w *where) filters(q *trail.Query) {
 	w.eq("e.workspace", q.Workspace)
 	w.eq("e.team", q.Team)
 	w.eq("e.correlation_id", q.CorrelationID)
+	if q.OpenAttempts {
+		// The outcome may lie outside the query's other bounds: look over
+		// the tenant's whole log, through events_correlation.
+		w.add("e.outcome = 'attempted' AND e.correlation_id <> '' AND NOT EXISTS (SELECT FROM events o " +
+			"WHERE o.tenant = e.tenant AND o.correlation_id = e.correlation_id AND o.correlation_id <> '' AND o.outcome <> 'attempted')")
+	}
 	if q.TargetType != "" || q.TargetID != "" {
 		c := "EXISTS (SELECT FROM event_targets t WHERE t.tenant = e.tenant AND t.seq = e.seq"
 		if q.TargetID != "" {

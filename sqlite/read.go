@@ -220,6 +220,14 @@ func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query) (*plan, error) {
 	if len(q.Actions) == 1 {
 		eq("e.action", q.Actions[0])
 	}
+	if q.OpenAttempts {
+		// An outcome may come after the query's recorded range: look for
+		// it over the tenant's whole log (through the partial
+		// correlation index).
+		p.where = append(p.where, "e.outcome = 'attempted' AND e.correlation_id <> '' AND NOT EXISTS (SELECT 1 FROM events o "+
+			"WHERE o.correlation_id = e.correlation_id AND o.correlation_id <> '' AND o.key BETWEEN ? AND ? AND o.outcome <> 'attempted')")
+		p.args = append(p.args, rowKey(tid, 1), rowKey(tid, maxSeq))
+	}
 	if !q.OccurredAfter.IsZero() {
 		cond("e.occurred_at >= ?", q.OccurredAfter.UnixNano())
 	}

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"CursorStableWhileAppending", testCursor},
 		{"RedactsBeforeStoring", testRedacts},
 		{"TreeAndCheckpoints", testLog},
+		{"OpenAttempts", testOpenAttempts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -588,6 +589,61 @@ func testCursor(t *testing.T, s trail.Store) {
 				if _, err := s.Query(ctx, q); trail.ErrorCode(err) != trail.EINVALID {
 					t.Errorf("cursor used the other way: %v, want EINVALID", err)
 				}
+			}
+		})
+	}
+}
+
+// testOpenAttempts: attempts whose correlation id has no outcome yet are
+// listed, in the tenant's log only, bounded by recorded time.
+func testOpenAttempts(t *testing.T, s trail.Store) {
+	attempt := func(corr string) *trail.Event {
+		return &trail.Event{Action: catalog.UserLoginAttempted, CorrelationID: corr, Actor: trail.Actor{ID: "u-1", Type: trail.ActorUser},
+			Context: map[string]any{"email": "u1@example.com", "method": "password"}}
+	}
+	outcome := func(corr string, ok bool) *trail.Event {
+		if ok {
+			ev := Login("u-1")
+			ev.CorrelationID = corr
+			return ev
+		}
+		return &trail.Event{Action: catalog.UserLoginFailed, CorrelationID: corr, Actor: trail.Actor{ID: "u-1", Type: trail.ActorUser},
+			Context: map[string]any{"reason": "invalid_password", "attempts": 1, "email": "u1@example.com"}}
+	}
+	seqs := func(evs []*trail.Event) []uint64 {
+		var out []uint64
+		for _, ev := range evs {
+			out = append(out, ev.Seq)
+		}
+		return out
+	}
+	appendOK(t, s, "acme", attempt("c-a"))         // 1: finished below
+	b := appendOK(t, s, "acme", attempt("c-b"))[0] // 2: open (globex's c-b does not close it)
+	appendOK(t, s, "acme", attempt(""))            // 3: no correlation id: cannot be matched
+	appendOK(t, s, "acme", attempt("c-c"))         // 4: failed below
+	appendOK(t, s, "acme", outcome("c-a", true))   // 5
+	appendOK(t, s, "acme", outcome("c-c", false))  // 6
+	appendOK(t, s, "globex", outcome("c-b", true)) // another tenant's outcome
+	time.Sleep(2 * time.Millisecond)
+	d := appendOK(t, s, "acme", attempt("c-d"))[0] // 7: open, recorded last
+
+	for _, tc := range []struct {
+		name string
+		q    trail.Query
+		want []uint64
+	}{
+		{"open attempts", trail.Query{OpenAttempts: true}, []uint64{b.Seq, d.Seq}},
+		{"newest first", trail.Query{OpenAttempts: true, Descending: true}, []uint64{d.Seq, b.Seq}},
+		{"begun before a time", trail.Query{OpenAttempts: true, RecordedBefore: d.RecordedAt}, []uint64{b.Seq}},
+		{"with another filter", trail.Query{OpenAttempts: true, CorrelationID: "c-d"}, []uint64{d.Seq}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.q.Tenant = "acme"
+			if got := seqs(queryAll(t, s, tc.q)); !slices.Equal(got, tc.want) {
+				t.Errorf("seqs %v, want %v", got, tc.want)
+			}
+			if n, err := s.Count(context.Background(), tc.q); err != nil || n != int64(len(tc.want)) {
+				t.Errorf("Count = %d, %v; want %d", n, err, len(tc.want))
 			}
 		})
 	}

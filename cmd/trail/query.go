@@ -115,6 +115,7 @@ func (ff *filterFlags) register(cmd *cobra.Command, tenantUsage string) {
 	f.StringVar(&q.CorrelationID, "correlation", "", "correlation id")
 	f.StringVar(&ff.since, "since", "", "recorded at or after: RFC 3339 time, date, or duration ago (24h, 7d)")
 	f.StringVar(&ff.until, "until", "", "recorded before: RFC 3339 time, date, or duration ago")
+	f.BoolVar(&q.OpenAttempts, "open-attempts", false, "only attempts with no outcome yet (with --until 5m: begun over 5 minutes ago)")
 }
 
 // query checks the flags and returns the query they make, or a usage error

@@ -58,6 +58,7 @@ CREATE TABLE events (
 CREATE INDEX events_actor ON events (tenant, actor_id, seq);
 CREATE INDEX events_action ON events (tenant, action, seq);
 CREATE INDEX events_workspace_action ON events (tenant, workspace, action, seq);
+CREATE INDEX events_correlation ON events (tenant, correlation_id, seq) WHERE correlation_id <> '';
 
 -- event_targets has a row per target of an event, for the target filters.
 CREATE TABLE event_targets (
