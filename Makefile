@@ -7,13 +7,23 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 
 export GOTOOLCHAIN := local
 
-.PHONY: test generate fuzz bench
+.PHONY: test chromium generate fuzz bench
 
-## test: install the pinned tools, then go vet, staticcheck and go test -race
-test: $(STATICCHECK)
+## test: install the pinned tools (and Chromium, for the web UI's browser
+## tests), then go vet, staticcheck and go test -race
+test: $(STATICCHECK) chromium
 	go vet ./...
 	$(STATICCHECK) ./...
 	go test -race ./...
+
+## chromium: install Debian's Chromium when it is missing (http's browser
+## tests drive it headless; under CI=true they fail without it)
+chromium:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; \
+		elif command -v sudo >/dev/null; then sudo=sudo; \
+		else echo "make: chromium is missing and only root can install it: apt-get install -y chromium" >&2; exit 1; fi; \
+		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 $(STATICCHECK):
 	mkdir -p $(BIN)

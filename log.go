@@ -11,7 +11,9 @@ type Leaf struct {
 	// Seq is the row's position as the database orders it (1 is first).
 	Seq uint64
 	// Body is the event's canonical bytes as stored. The Merkle leaf is the
-	// hash of these bytes, never of a re-encoding.
+	// hash of these bytes, never of a re-encoding. It is empty for an event
+	// retention has purged (see Pruner): its leaf hash is then only in
+	// Hashes.
 	Body []byte
 	// Hashes is what the store wrote beside the event when it appended it:
 	// the leaf hash, then the hash of each tree node the leaf completed,

@@ -98,8 +98,8 @@ type Query struct {
 	// and never finished, say).
 	OpenAttempts bool
 	Cursor       string // from Page.Next; empty for the first page
-	Limit          int    // at most MaxPageSize; 0 means DefaultPageSize
-	Descending     bool   // newest first
+	Limit        int    // at most MaxPageSize; 0 means DefaultPageSize
+	Descending   bool   // newest first
 }
 
 // Page sizes.

@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -69,6 +70,7 @@ type Policy struct {
 type Validator struct {
 	Actions  ActionResolver
 	Redactor Redactor // nil stores secrets as given; only tests should do that
+	Sealer   Sealer   // nil stores personal data in clear (no erasure)
 	Limits   Limits
 }
 
@@ -547,4 +549,14 @@ func BatchFingerprint(events []*Event) ([32]byte, error) {
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum, nil
+}
+
+// Seal encrypts the personal data of prepared events with v's Sealer (it
+// does nothing without one). Stores call it after PrepareBatch, in the
+// caller's goroutine.
+func (v *Validator) Seal(ctx context.Context, tenant string, evs []*Event) error {
+	if v.Sealer == nil {
+		return nil
+	}
+	return v.Sealer.Seal(ctx, tenant, evs)
 }

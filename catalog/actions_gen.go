@@ -388,4 +388,12 @@ const (
 	EmailFailed = "email_failed"
 	// NotificationSent is "notification_sent" (notification, success): Notification sent to user.
 	NotificationSent = "notification_sent"
+	// AuditLogPruned is "audit_log_pruned" (audit, success): Retention removed the payloads of events past their retention; their leaf hashes stay, so the log still verifies.
+	AuditLogPruned = "audit_log_pruned"
+	// LegalHoldPlaced is "legal_hold_placed" (audit, success): A legal hold was placed: the events it covers are never purged or erased while it stands.
+	LegalHoldPlaced = "legal_hold_placed"
+	// LegalHoldReleased is "legal_hold_released" (audit, success): A legal hold was released.
+	LegalHoldReleased = "legal_hold_released"
+	// SubjectErased is "subject_erased" (audit, success): A data subject's personal data was erased by deleting the subject's encryption keys (GDPR Art. 17); the log still verifies.
+	SubjectErased = "subject_erased"
 )

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/internal/clientip"
 	"github.com/trailaudit/trail/tlog"
 )
 
@@ -92,6 +93,8 @@ type Server struct {
 
 	keyMu sync.Mutex
 	keys  map[string]cachedKey
+
+	ui *ui // the web UI under /ui/ (ui.go); its routes are not in routes
 }
 
 type cachedKey struct {
@@ -162,6 +165,8 @@ func (s *Server) routesInit() {
 	route("GET /v1/keys", trail.ScopeAdmin, s.listKeys)
 	route("POST /v1/keys", trail.ScopeAdmin, s.postKey)
 	route("DELETE /v1/keys/{id}", trail.ScopeAdmin, s.revokeKey)
+
+	s.mux.Handle("/ui/", s.uiRoutes()) // the web UI (ui.go), outside the API's routes
 }
 
 // authed wraps a route: request id, the key and its scope, the rate limit,
@@ -245,32 +250,7 @@ func (s *Server) forgetKey(id string) {
 	s.keyMu.Unlock()
 }
 
-// clientIP returns the address of the request's client: the connection's,
-// or, from a trusted proxy, the rightmost untrusted X-Forwarded-For entry.
-func (s *Server) clientIP(r *http.Request) string {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return ""
-	}
-	addr := ap.Addr().Unmap()
-	if !s.trusted(addr) {
-		return addr.String()
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break
-		}
-		a = a.Unmap()
-		if !s.trusted(a) {
-			return a.String()
-		}
-		addr = a
-	}
-	return addr.String()
-}
-
+// trusted reports whether a is one of the trusted proxies.
 func (s *Server) trusted(a netip.Addr) bool {
 	for _, p := range s.c.TrustedProxies {
 		if p.Contains(a) {
@@ -278,6 +258,12 @@ func (s *Server) trusted(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// clientIP returns the address of the request's client: the connection's,
+// or, from a trusted proxy, the rightmost untrusted X-Forwarded-For entry.
+func (s *Server) clientIP(r *http.Request) string {
+	return clientip.FromRequest(r, s.c.TrustedProxies)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -26,6 +26,7 @@ type Store struct {
 	closed  bool
 	tenants map[string]*tenantLog
 	kr      keyring // API keys and saved actions (keys.go)
+	holds   holds   // legal holds (lifecycle.go)
 }
 
 type tenantLog struct {
@@ -77,6 +78,9 @@ func (s *Store) Append(ctx context.Context, tenant string, events []*trail.Event
 		}
 	}
 	prepared, err := s.v.PrepareBatch(tenant, events, opts.Policy, s.now())
+	if err == nil {
+		err = s.v.Seal(ctx, tenant, prepared)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +102,10 @@ func (s *Store) Append(ctx context.Context, tenant string, events []*trail.Event
 			}
 			return &trail.AppendResult{Events: cloneAll(tl.events[e.first : e.first+e.n]), Replay: true}, nil
 		}
+	}
+	pruning, err := tl.checkPrune(ctx, prepared) // nil unless Prune called
+	if err != nil {
+		return nil, err
 	}
 	// Everything that can fail happens before the log changes: the batch
 	// is stored whole or not at all.
@@ -129,6 +137,7 @@ func (s *Store) Append(ctx context.Context, tenant string, events []*trail.Event
 	if opts.IdempotencyKey != "" {
 		tl.idem[opts.IdempotencyKey] = idemEntry{fingerprint: fp, first: first, n: len(prepared)}
 	}
+	tl.prune(pruning)
 	return &trail.AppendResult{Events: cloneAll(prepared)}, nil
 }
 
@@ -157,7 +166,7 @@ func last(tl *tenantLog, batch []*trail.Event) *trail.Event {
 func (s *Store) GetSeq(ctx context.Context, tenant string, seq uint64) (*trail.Event, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if tl := s.tenants[tenant]; tl != nil && seq >= 1 && seq <= uint64(len(tl.events)) {
+	if tl := s.tenants[tenant]; tl != nil && seq >= 1 && seq <= uint64(len(tl.events)) && tl.events[seq-1] != nil {
 		return tl.events[seq-1].Clone(), nil
 	}
 	return nil, trail.Errorf(trail.ENOTFOUND, "no event at seq %d", seq)
@@ -174,7 +183,7 @@ func (s *Store) Count(ctx context.Context, q trail.Query) (int64, error) {
 	if tl := s.tenants[q.Tenant]; tl != nil {
 		match := tl.matcher(&q)
 		for _, ev := range tl.events {
-			if match(ev) {
+			if ev != nil && match(ev) { // nil: pruned
 				n++
 			}
 		}
@@ -189,7 +198,7 @@ func (tl *tenantLog) matcher(q *trail.Query) func(*trail.Event) bool {
 	}
 	closed := map[string]bool{}
 	for _, ev := range tl.events {
-		if ev.CorrelationID != "" && ev.Outcome != trail.OutcomeAttempted {
+		if ev != nil && ev.CorrelationID != "" && ev.Outcome != trail.OutcomeAttempted {
 			closed[ev.CorrelationID] = true
 		}
 	}
@@ -209,6 +218,9 @@ func (s *Store) Scan(ctx context.Context, tenant string, from, to uint64, fn fun
 	for seq := from; seq < to; seq++ {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if evs[seq-1] == nil { // pruned
+			continue
 		}
 		if err := fn(evs[seq-1].Clone()); err != nil {
 			return err
@@ -243,7 +255,7 @@ func (s *Store) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
 	match := tl.matcher(&q)
 	for ; seq >= 1 && seq <= n; seq += step {
 		ev := tl.events[seq-1]
-		if !match(ev) {
+		if ev == nil || !match(ev) { // nil: pruned
 			continue
 		}
 		if len(page.Events) == limit {
@@ -264,9 +276,11 @@ func (s *Store) Close() error {
 }
 
 func cloneAll(evs []*trail.Event) []*trail.Event {
-	out := make([]*trail.Event, len(evs))
-	for i, ev := range evs {
-		out[i] = ev.Clone()
+	out := make([]*trail.Event, 0, len(evs))
+	for _, ev := range evs {
+		if ev != nil { // pruned
+			out = append(out, ev.Clone())
+		}
 	}
 	return out
 }

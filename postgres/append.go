@@ -63,6 +63,9 @@ func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, 
 		}
 	}
 	prepared, err := db.o.Validator.PrepareBatch(tenant, events, opts.Policy, db.o.Now())
+	if err == nil {
+		err = db.o.Validator.Seal(ctx, tenant, prepared)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +218,10 @@ func (db *DB) appendTx(ctx context.Context, tenant string, prepared []*trail.Eve
 			return nil, err
 		}
 	}
+	pr, err := checkPrune(ctx, conn, tenant, h, prepared) // nil unless Prune called
+	if err != nil {
+		return nil, err
+	}
 	c := newColumns(tenant, len(prepared))
 	for i, ev := range prepared {
 		ev.Seq = h.seq + uint64(i) + 1
@@ -280,6 +287,7 @@ func (db *DB) appendTx(ctx context.Context, tenant string, prepared []*trail.Eve
 		b.Queue("INSERT INTO idempotency (tenant, key, fingerprint, first_seq, n) VALUES ($1, $2, $3, $4, $5)",
 			tenant, key, fp[:], c.seq[0], int32(len(c.seq)))
 	}
+	pr.queue(b, tenant)
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, internal(err, "write events")

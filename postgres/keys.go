@@ -21,23 +21,6 @@ var (
 // opened without a signer: they are not events. Their times are kept as
 // Unix nanoseconds.
 
-// keyTimeMin and keyTimeMax bound the times a bigint of Unix nanoseconds
-// holds (0 stands for "not revoked").
-var (
-	keyTimeMin = time.Unix(0, 0)
-	keyTimeMax = time.Unix(0, 1<<63-1)
-)
-
-func checkKeyTime(path string, t time.Time) *trail.FieldError {
-	switch {
-	case t.IsZero():
-		return &trail.FieldError{Path: path, Message: "required"}
-	case !t.After(keyTimeMin) || t.After(keyTimeMax):
-		return &trail.FieldError{Path: path, Message: "outside the years the store holds (1970 to 2262)"}
-	}
-	return nil
-}
-
 // checkKey refuses a key record the store cannot keep.
 func checkKey(k *trail.APIKey) error {
 	if k == nil {
@@ -50,11 +33,11 @@ func checkKey(k *trail.APIKey) error {
 	if len(k.Hash) == 0 {
 		fe = append(fe, trail.FieldError{Path: "hash", Message: "required"})
 	}
-	if f := checkKeyTime("created_at", k.CreatedAt); f != nil {
+	if f := trail.CheckTime("created_at", k.CreatedAt); f != nil {
 		fe = append(fe, *f)
 	}
 	if !k.RevokedAt.IsZero() {
-		if f := checkKeyTime("revoked_at", k.RevokedAt); f != nil {
+		if f := trail.CheckTime("revoked_at", k.RevokedAt); f != nil {
 			fe = append(fe, *f)
 		}
 	}
@@ -159,7 +142,7 @@ func (db *DB) Keys(ctx context.Context, tenant string) ([]*trail.APIKey, error) 
 // RevokeKey sets the key's RevokedAt to at, unless it is revoked already
 // (the first time stays), or returns ENOTFOUND.
 func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
-	if f := checkKeyTime("revoked_at", at); f != nil {
+	if f := trail.CheckTime("revoked_at", at); f != nil {
 		return trail.Invalid("bad revocation", *f)
 	}
 	if err := db.enter(); err != nil {

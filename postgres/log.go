@@ -155,7 +155,11 @@ func (db *DB) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn
 		}
 		start := 0
 		for _, r := range rs {
-			if err := fn(trail.Leaf{Seq: r.seq, Body: buf[start:r.mid:r.mid], Hashes: buf[r.mid:r.end:r.end]}); err != nil {
+			l := trail.Leaf{Seq: r.seq, Body: buf[start:r.mid:r.mid], Hashes: buf[r.mid:r.end:r.end]}
+			if start == r.mid {
+				l.Body = nil // pruned (prune.go)
+			}
+			if err := fn(l); err != nil {
 				return err
 			}
 			start = r.end

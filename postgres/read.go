@@ -34,7 +34,7 @@ func decode(body []byte) (*trail.Event, error) {
 // to, in seq order. With a non-nil lastSeq it also reports the last seq
 // read.
 func readRange(ctx context.Context, q querier, tenant string, from, to int64, limit int, lastSeq *int64) ([]*trail.Event, error) {
-	rows, err := q.Query(ctx, "SELECT seq, body FROM events WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4",
+	rows, err := q.Query(ctx, "SELECT seq, body FROM events WHERE tenant = $1 AND seq >= $2 AND seq < $3 AND pruned IS NULL ORDER BY seq LIMIT $4",
 		tenant, from, to, limit)
 	if err != nil {
 		return nil, internal(err, "read events")
@@ -93,7 +93,7 @@ func (db *DB) Get(ctx context.Context, tenant, id string) (*trail.Event, error) 
 	if !ok {
 		return nil, trail.Errorf(trail.ENOTFOUND, "no event %q", id)
 	}
-	return db.one(ctx, "no event "+strconv.Quote(id), "SELECT body FROM events WHERE tenant = $1 AND id = $2", tenant, u)
+	return db.one(ctx, "no event "+strconv.Quote(id), "SELECT body FROM events WHERE tenant = $1 AND id = $2 AND pruned IS NULL", tenant, u)
 }
 
 // GetSeq returns the event at seq in tenant's log.
@@ -102,7 +102,7 @@ func (db *DB) GetSeq(ctx context.Context, tenant string, seq uint64) (*trail.Eve
 	if seq == 0 || seq > math.MaxInt64 {
 		return nil, trail.Errorf(trail.ENOTFOUND, "%s", notFound)
 	}
-	return db.one(ctx, notFound, "SELECT body FROM events WHERE tenant = $1 AND seq = $2", tenant, int64(seq))
+	return db.one(ctx, notFound, "SELECT body FROM events WHERE tenant = $1 AND seq = $2 AND pruned IS NULL", tenant, int64(seq))
 }
 
 // Scan calls fn for each of tenant's events with from <= seq < to, in seq
@@ -227,6 +227,11 @@ func (db *DB) Count(ctx context.Context, q trail.Query) (int64, error) {
 	w.filters(&q)
 	var n int64
 	sql := "SELECT count(*) FROM events e WHERE " + strings.Join(w.conds, " AND ")
+	if len(w.conds) == 2 && w.conds[1] == notPruned {
+		// The tenant's whole log: its rows (an index-only scan of the
+		// primary key) less its pruned ones (their partial index).
+		sql = "SELECT (SELECT count(*) FROM events e WHERE " + w.conds[0] + ") - (SELECT count(*) FROM events e WHERE " + w.conds[0] + " AND e.pruned IS NOT NULL)"
+	}
 	if err := db.pool.QueryRow(ctx, sql, append([]any{queryMode}, w.args...)...).Scan(&n); err != nil {
 		return 0, internal(err, "count events")
 	}
@@ -344,6 +349,20 @@ func (w *where) filters(q *trail.Query) {
 	if !q.OccurredBefore.IsZero() {
 		w.time("occurred", "<", q.OccurredBefore)
 	}
+	if !prunedCleared(q) {
+		w.add(notPruned)
+	}
+}
+
+// notPruned is the condition that leaves pruned events out (prune.go).
+const notPruned = "e.pruned IS NULL"
+
+// prunedCleared reports whether q filters on a column that pruning clears
+// (or on targets, whose rows it deletes): then no pruned event can match,
+// and the query needs no condition on pruned.
+func prunedCleared(q *trail.Query) bool {
+	return q.ActorID != "" || q.Organization != "" || q.Workspace != "" || q.Team != "" || q.CorrelationID != "" ||
+		q.TargetID != "" || q.TargetType != "" || q.OpenAttempts
 }
 
 // firstSeqAtOrAfter returns a scalar subquery: the first seq of the tenant

@@ -128,6 +128,8 @@ func TestText(t *testing.T) {
 		{"embedded in words", "ref" + visa + "x", "ref****1111x"},
 		{"after a letter and before a unit", "id:A" + master + "EUR", "id:A****4444EUR"},
 		{"run longer than the card keeps its own last four", "4111 1111 1111 1111 2024", "****2024"},
+		{"a SHA-256 in hex is not a card", "sha256:3fa41111111111111110e0c5b6a1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0", "sha256:3fa41111111111111110e0c5b6a1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0"},
+		{"a short hex word is not a digest", "ref4111111111111111abc", "ref****1111abc"},
 		{"luhn window inside a longer run", "00" + visa + "00", "****1100"},
 		{"luhn-invalid 16 digits", "order " + notLuhn, "order " + notLuhn},
 		{"luhn-invalid 16 digits with spaces", "9195 1864 1969 3159", "9195 1864 1969 3159"},

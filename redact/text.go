@@ -23,7 +23,9 @@ const ellipsis = "…"
 //     allowed, containing any 13 to 19 consecutive digits that pass the Luhn
 //     check, becomes "****" and the run's last four digits: "card 4111 1111
 //     1111 1111 on file" becomes "card ****1111 on file". Shorter runs
-//     (dates, phone numbers, amounts) and runs failing Luhn are kept.
+//     (dates, phone numbers, amounts), runs failing Luhn, and runs inside
+//     a hex digest (32 or more hex digits with a letter, a whole word) are
+//     kept.
 //   - "Bearer <token>" (any case) keeps the first 6 characters of the token
 //     and an ellipsis: "Bearer abcdef…". Words shorter than 8 characters
 //     after "bearer" are left alone, and a token shorter than 12 keeps only
@@ -54,7 +56,10 @@ func (r *Redactor) Text(s string) (string, bool) {
 		switch c := s[i]; c {
 		case '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 			end, card, last4 := digitRun(s, i)
-			if card {
+			// Digits inside a hex digest are not a card number: a SHA-256
+			// in hex holds a Luhn-valid run of 13 or more digits about
+			// once in 65, and masking it would corrupt the digest.
+			if card && !inHexDigest(s, i, end) {
 				emit(i, end, "****", string(last4[:]))
 			}
 			i = end
@@ -93,6 +98,33 @@ func (r *Redactor) Text(s string) (string, bool) {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// inHexDigest reports whether s[i:end] lies inside a run of 32 or more hex
+// digits holding a letter: an MD5, SHA-1 or SHA-256 digest written in hex.
+func inHexDigest(s string, i, end int) bool {
+	lo, hi := i, end
+	for lo > 0 && isHex(s[lo-1]) {
+		lo--
+	}
+	for hi < len(s) && isHex(s[hi]) {
+		hi++
+	}
+	if hi-lo < 32 || hi < len(s) && isWordByte(s[hi]) || lo > 0 && isWordByte(s[lo-1]) {
+		return false
+	}
+	letter := false
+	for k := lo; k < hi; k++ {
+		if !isHex(s[k]) {
+			return false // the run has separators: not one hex word
+		}
+		letter = letter || !isDigit(s[k])
+	}
+	return letter
+}
+
+// isWordByte reports whether c continues a word (an ASCII letter or
+// digit, or an underscore).
+func isWordByte(c byte) bool { return isHex(c) || c|0x20 >= 'g' && c|0x20 <= 'z' || c == '_' }
 
 // digitRun scans the run of digits starting at s[i], where single spaces or
 // dashes may separate digits. It returns where the run ends, whether any 13

@@ -18,6 +18,7 @@ type appendReq struct {
 	key    string         // idempotency key, or ""
 	fp     [32]byte
 	done   chan appendRes // buffered: the writer never blocks on it
+	prune  []uint64       // Prune: the seqs events[0], the record, prunes (prune.go)
 }
 
 type appendRes struct {
@@ -35,7 +36,7 @@ func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, 
 	if db.o.Signer == nil && !db.o.noTree {
 		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: opened without a signer, read-only")
 	}
-	req := &appendReq{tenant: tenant, key: opts.IdempotencyKey, done: make(chan appendRes, 1)}
+	req := &appendReq{tenant: tenant, key: opts.IdempotencyKey, done: make(chan appendRes, 1), prune: pruneSeqs(ctx)}
 	if req.key != "" {
 		var err error
 		if req.fp, err = trail.BatchFingerprint(events); err != nil {
@@ -44,6 +45,9 @@ func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, 
 	}
 	var err error
 	if req.events, err = db.o.Validator.PrepareBatch(tenant, events, opts.Policy, db.o.Now()); err != nil {
+		return nil, err
+	}
+	if err := db.o.Validator.Seal(ctx, tenant, req.events); err != nil {
 		return nil, err
 	}
 	db.mu.RLock()
@@ -368,6 +372,9 @@ func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult
 			h.tid, r.key, r.fp[:], first, len(r.events)); err != nil {
 			return nil, internal(err, "insert idempotency key")
 		}
+	}
+	if err := w.prune(ctx, h, r); err != nil { // prune.go
+		return nil, err
 	}
 	out := make([]*trail.Event, len(r.events))
 	for i, ev := range r.events {

@@ -29,23 +29,6 @@ var (
 // they work on a DB opened without a signer, which `trail keys` relies on:
 // they are not events and sign nothing. Reads use the reader pool.
 
-// keyTimeMin and keyTimeMax bound the times the store keeps as Unix
-// nanoseconds in an INTEGER (0 stands for "not revoked").
-var (
-	keyTimeMin = time.Unix(0, 0)
-	keyTimeMax = time.Unix(0, 1<<63-1)
-)
-
-func checkKeyTime(path string, t time.Time) *trail.FieldError {
-	switch {
-	case t.IsZero():
-		return &trail.FieldError{Path: path, Message: "required"}
-	case !t.After(keyTimeMin) || t.After(keyTimeMax):
-		return &trail.FieldError{Path: path, Message: "outside the years the store holds (1970 to 2262)"}
-	}
-	return nil
-}
-
 // adminTx runs fn in an IMMEDIATE transaction on the key connection.
 func (db *DB) adminTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
 	db.mu.RLock()
@@ -111,11 +94,11 @@ func checkKey(k *trail.APIKey) error {
 			fe = append(fe, trail.FieldError{Path: trail.PathIndex("scopes", i), Message: "must not contain a comma"})
 		}
 	}
-	if f := checkKeyTime("created_at", k.CreatedAt); f != nil {
+	if f := trail.CheckTime("created_at", k.CreatedAt); f != nil {
 		fe = append(fe, *f)
 	}
 	if !k.RevokedAt.IsZero() {
-		if f := checkKeyTime("revoked_at", k.RevokedAt); f != nil {
+		if f := trail.CheckTime("revoked_at", k.RevokedAt); f != nil {
 			fe = append(fe, *f)
 		}
 	}
@@ -185,7 +168,7 @@ func (db *DB) Keys(ctx context.Context, tenant string) ([]*trail.APIKey, error) 
 // RevokeKey sets the key's RevokedAt to at, unless it is revoked already
 // (the first time stays), or returns ENOTFOUND.
 func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
-	if f := checkKeyTime("revoked_at", at); f != nil {
+	if f := trail.CheckTime("revoked_at", at); f != nil {
 		return trail.Invalid("bad revocation", *f)
 	}
 	return db.adminTx(ctx, "revoke API key", func(tx *sql.Tx) error {

@@ -209,6 +209,9 @@ func (db *DB) readLeaves(ctx context.Context, tid int64, from, to uint64) leafCh
 	c.leaves = make([]trail.Leaf, len(spans))
 	for i, sp := range spans {
 		c.leaves[i] = trail.Leaf{Seq: uint64(sp.seq), Body: buf[sp.body:sp.hashes:sp.hashes], Hashes: buf[sp.hashes:sp.end:sp.end]}
+		if sp.body == sp.hashes {
+			c.leaves[i].Body = nil // pruned (prune.go)
+		}
 	}
 	return c
 }

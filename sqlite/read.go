@@ -56,7 +56,7 @@ func readRange(ctx context.Context, q querier, tid int64, from, to uint64) ([]*t
 	if to <= from {
 		return nil, nil
 	}
-	rows, err := q.QueryContext(ctx, "SELECT body FROM events WHERE key >= ? AND key < ? ORDER BY key", rowKey(tid, from), rowKey(tid, to))
+	rows, err := q.QueryContext(ctx, "SELECT body FROM events WHERE key >= ? AND key < ? AND pruned IS NULL ORDER BY key", rowKey(tid, from), rowKey(tid, to))
 	if err != nil {
 		return nil, internal(err, "read")
 	}
@@ -96,7 +96,7 @@ func getOne(ctx context.Context, q querier, query string, args ...any) (*trail.E
 func (db *DB) Get(ctx context.Context, tenant, id string) (*trail.Event, error) {
 	u, ok := trail.ParseID(id)
 	if ok {
-		ev, found, err := getOne(ctx, db.r, "SELECT e.body FROM events e JOIN tenants t ON t.tid = e.key >> 40 WHERE e.id = ? AND t.name = ?", u[:], tenant)
+		ev, found, err := getOne(ctx, db.r, "SELECT e.body FROM events e JOIN tenants t ON t.tid = e.key >> 40 WHERE e.id = ? AND t.name = ? AND e.pruned IS NULL", u[:], tenant)
 		if err != nil || found {
 			return ev, err
 		}
@@ -107,7 +107,7 @@ func (db *DB) Get(ctx context.Context, tenant, id string) (*trail.Event, error) 
 // GetSeq returns the event at seq in tenant's log.
 func (db *DB) GetSeq(ctx context.Context, tenant string, seq uint64) (*trail.Event, error) {
 	if seq >= 1 && seq <= maxSeq {
-		ev, found, err := getOne(ctx, db.r, "SELECT e.body FROM tenants t JOIN events e ON e.key = (t.tid << 40) | ? WHERE t.name = ?", int64(seq), tenant)
+		ev, found, err := getOne(ctx, db.r, "SELECT e.body FROM tenants t JOIN events e ON e.key = (t.tid << 40) | ? WHERE t.name = ? AND e.pruned IS NULL", int64(seq), tenant)
 		if err != nil || found {
 			return ev, err
 		}
@@ -234,7 +234,22 @@ func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query) (*plan, error) {
 	if !q.OccurredBefore.IsZero() {
 		cond("e.occurred_at < ?", q.OccurredBefore.UnixNano())
 	}
+	if !prunedCleared(q) {
+		p.where = append(p.where, notPruned)
+	}
 	return p, nil
+}
+
+// notPruned is the condition that leaves pruned events out (prune.go).
+const notPruned = "e.pruned IS NULL"
+
+// prunedCleared reports whether q filters on a column that pruning clears
+// (or on targets, whose rows it deletes): then no pruned event can match,
+// and the query needs no condition on pruned, which would cost an index
+// that covers the filter a lookup of each row.
+func prunedCleared(q *trail.Query) bool {
+	return q.ActorID != "" || q.Organization != "" || q.Workspace != "" || q.Team != "" || q.CorrelationID != "" ||
+		q.TargetID != "" || q.TargetType != "" || q.OpenAttempts
 }
 
 // sql returns the statement selecting what over the plan, and its arguments.
@@ -359,9 +374,14 @@ func (db *DB) Count(ctx context.Context, q trail.Query) (int64, error) {
 			if err != nil || p.empty {
 				return err
 			}
-			if len(p.where) == 0 {
-				n += p.hi - p.lo + 1 // seqs are contiguous
-				return nil
+			if len(p.where) == 1 && p.where[0] == notPruned {
+				// Seqs are contiguous: the range less its pruned rows,
+				// counted in their partial index.
+				var gone int64
+				err := tx.QueryRowContext(ctx, "SELECT count(*) FROM events INDEXED BY events_pruned WHERE key BETWEEN ? AND ? AND pruned IS NOT NULL",
+					p.lo, p.hi).Scan(&gone)
+				n += p.hi - p.lo + 1 - gone
+				return internal(err, "count")
 			}
 			var c int64
 			what := "count(*)"

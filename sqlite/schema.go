@@ -130,6 +130,63 @@ CREATE TRIGGER custom_actions_no_update BEFORE UPDATE ON custom_actions
 	BEGIN SELECT RAISE(ABORT, 'trail: saved actions are append-only'); END;
 CREATE TRIGGER custom_actions_no_delete BEFORE DELETE ON custom_actions
 	BEGIN SELECT RAISE(ABORT, 'trail: saved actions are append-only'); END;
+
+-- Retention (prune.go). Pruning an event removes its payload and keeps its
+-- place in the tree: body becomes X'' and the indexed copies of its
+-- descriptive fields (actor_id, organization, workspace, team,
+-- correlation_id) become '', its targets rows are deleted, and pruned
+-- takes the seq of the audit_log_pruned event that records it; key, id,
+-- times, action, category, outcome, actor_type and hashes never change.
+-- The update trigger allows exactly that, once per row, and only when the
+-- record is the tenant's latest event, as it is in the commit that appends
+-- it; audit_log_pruned events themselves are never pruned. A targets row
+-- may only be deleted once its event is pruned.
+ALTER TABLE events ADD COLUMN pruned INTEGER; -- seq of the audit_log_pruned event; NULL while the payload is there
+CREATE INDEX events_pruned ON events (key) WHERE pruned IS NOT NULL;
+DROP TRIGGER events_no_update;
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+	WHEN OLD.pruned IS NOT NULL OR NEW.pruned IS NULL OR OLD.action = 'audit_log_pruned'
+		OR NEW.key IS NOT OLD.key OR NEW.id IS NOT OLD.id OR NEW.hashes IS NOT OLD.hashes
+		OR NEW.recorded_at IS NOT OLD.recorded_at OR NEW.occurred_at IS NOT OLD.occurred_at
+		OR NEW.action IS NOT OLD.action OR NEW.category IS NOT OLD.category OR NEW.outcome IS NOT OLD.outcome
+		OR NEW.actor_type IS NOT OLD.actor_type
+		OR NEW.body IS NOT X'' OR NEW.actor_id IS NOT '' OR NEW.organization IS NOT '' OR NEW.workspace IS NOT ''
+		OR NEW.team IS NOT '' OR NEW.correlation_id IS NOT ''
+		OR NEW.pruned <= (OLD.key & 1099511627775)
+		OR NOT EXISTS (SELECT 1 FROM events r WHERE r.key = ((OLD.key >> 40) << 40) + NEW.pruned
+			AND r.action = 'audit_log_pruned' AND r.pruned IS NULL)
+		OR EXISTS (SELECT 1 FROM events x WHERE x.key > ((OLD.key >> 40) << 40) + NEW.pruned
+			AND x.key <= ((OLD.key >> 40) << 40) + 1099511627775)
+	BEGIN SELECT RAISE(ABORT, 'trail: events are append-only (retention may only remove a payload once, in the commit of its audit_log_pruned record)'); END;
+DROP TRIGGER targets_no_delete;
+CREATE TRIGGER targets_no_delete BEFORE DELETE ON targets
+	WHEN NOT EXISTS (SELECT 1 FROM events WHERE key = OLD.key AND pruned IS NOT NULL)
+	BEGIN SELECT RAISE(ABORT, 'trail: events are append-only'); END;
+
+-- holds keeps legal holds (trail.HoldStore, holds.go), in the order placed
+-- (the rowid). A hold is never deleted nor changed, only released:
+-- released_at goes once from 0 to the time. As for api_keys, an INSERT of
+-- an existing (tenant, id) is refused before a REPLACE could delete it.
+CREATE TABLE holds (
+	tenant      TEXT NOT NULL,
+	id          TEXT NOT NULL,
+	filter      BLOB NOT NULL,             -- trail.HoldFilter as JSON
+	reason      TEXT NOT NULL,
+	created_by  TEXT NOT NULL,
+	created_at  INTEGER NOT NULL,          -- Unix nanoseconds
+	released_at INTEGER NOT NULL DEFAULT 0, -- Unix nanoseconds; 0 while the hold stands
+	UNIQUE (tenant, id)
+);
+CREATE TRIGGER holds_no_replace BEFORE INSERT ON holds
+	WHEN EXISTS (SELECT 1 FROM holds WHERE tenant = NEW.tenant AND id = NEW.id)
+	BEGIN SELECT RAISE(ABORT, 'trail: legal holds are never replaced'); END;
+CREATE TRIGGER holds_no_delete BEFORE DELETE ON holds
+	BEGIN SELECT RAISE(ABORT, 'trail: legal holds are never deleted, only released'); END;
+CREATE TRIGGER holds_release_only BEFORE UPDATE ON holds
+	WHEN OLD.released_at <> 0 OR NEW.released_at = 0 OR NEW.rowid IS NOT OLD.rowid
+		OR NEW.tenant IS NOT OLD.tenant OR NEW.id IS NOT OLD.id OR NEW.filter IS NOT OLD.filter
+		OR NEW.reason IS NOT OLD.reason OR NEW.created_by IS NOT OLD.created_by OR NEW.created_at IS NOT OLD.created_at
+	BEGIN SELECT RAISE(ABORT, 'trail: a legal hold can only be released, once'); END;
 `,
 }
 

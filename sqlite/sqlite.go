@@ -11,7 +11,9 @@
 // The DB also keeps API keys and saved custom actions (trail.KeyStore,
 // trail.ActionStore; keys.go says how their writes are serialized).
 //
-// The database refuses UPDATE and DELETE on events by itself (triggers), and
+// The database refuses UPDATE and DELETE on events by itself (triggers) but
+// for the one change retention makes (Prune: a payload cleared, its tree
+// hashes kept, with a purge record appended in the same transaction), and
 // its schema is versioned: Open migrates an older database forward and
 // refuses one newer than the binary.
 package sqlite

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/trailaudit/trail"
 )
@@ -66,6 +69,10 @@ type Report struct {
 	Unverified uint64 `json:"unverified,omitempty"`
 	// Damage lists what is wrong, sorted by Seq, at most MaxDamage items.
 	Damage []Damage `json:"damage,omitempty"`
+	// Pruned lists the pruned ranges of VerifyOptions.Pruned that Verify
+	// accepted, by From: rows there whose payload is gone are retention's
+	// doing, recorded in the log, not damage.
+	Pruned []PrunedRange `json:"pruned,omitempty"`
 }
 
 // OK reports whether no damage was found.
@@ -87,6 +94,10 @@ type VerifyOptions struct {
 	// the store's own key verifies on its own, but not against a
 	// checkpoint saved before the rewrite.
 	Saved [][]byte
+	// Pruned holds the ranges of seqs whose payloads retention removed, as
+	// the log's audit_log_pruned events name them (PrunedRanges reads
+	// them). A row with no payload is damage unless a range covers it.
+	Pruned []PrunedRange
 }
 
 // Verify checks tenant's whole log against its signed checkpoints, reading
@@ -107,6 +118,16 @@ type VerifyOptions struct {
 //   - A body that does not hash to its stored leaf hash is Changed; a
 //     body that claims another top-level seq (or none) is Reordered; a
 //     stored node that differs from the rebuilt one is Changed.
+//   - A row with no body (nil or empty) was pruned: its leaf hash is the
+//     first HashSize bytes of its stored hashes (Changed when they are too
+//     short), which the tree and the checkpoints check as any other. It is
+//     Changed ("payload missing with no purge record") unless a range of
+//     opts.Pruned covers its seq; the tree still stands for the log.
+//   - A range of opts.Pruned whose record (BySeq) does not come after it
+//     is Reordered at BySeq (a purge cannot name events after it), an
+//     empty one is Changed at BySeq; neither covers any row. The row at
+//     BySeq must hold an audit_log_pruned event (Changed otherwise, or
+//     Missing when the log ends before it).
 //   - A stored checkpoint that does not verify is BadSignature at its
 //     size (0 when unparseable) and is then ignored; a checkpoint whose
 //     size is not above the one before it is Reordered at its size.
@@ -133,6 +154,7 @@ func Verify(ctx context.Context, l trail.Log, tenant string, v *Verifier, opts V
 	}
 	rep := &Report{Tenant: tenant, Saved: len(opts.Saved)}
 	w := &walk{next: 1, tree: &Tree{}} // the zero Tree is empty
+	rep.Pruned = w.prunedRanges(opts.Pruned)
 	if err := w.readCheckpoints(ctx, l, tenant, v, rep); err != nil {
 		return nil, err
 	}
@@ -189,6 +211,8 @@ type walk struct {
 	broken  bool     // damage found: the rebuilt tree no longer stands for the log
 	beyond  uint64   // first row past the checkpoints read first, or 0
 	buf     []byte   // the hashes of the row appended last
+	cover   []span   // seqs pruning records cover, disjoint, by from
+	records []uint64 // seqs of the pruning records, ascending
 	// Sizes of the largest stored and saved checkpoints whose root the
 	// rebuilt tree matched.
 	agreeStored, agreeSaved uint64
@@ -250,10 +274,19 @@ func (w *walk) row(r *row, body, hashes []byte) {
 	}
 	w.next = r.seq + 1
 	inside := r.seq <= w.covered
+	if len(w.records) > 0 && inside {
+		w.record(r, body)
+	}
 	switch {
 	case !inside:
 		if w.beyond == 0 {
 			w.beyond = r.seq
+		}
+	case r.pruned && !r.leafOK:
+		w.fail(Changed, r.seq, "payload missing, and its stored hashes hold no leaf hash")
+	case r.pruned:
+		if !w.prunedOK(r.seq) {
+			w.d.add(Changed, r.seq, "payload missing with no purge record")
 		}
 	case !r.leafOK:
 		w.fail(Changed, r.seq, "stored bytes do not match their leaf hash")
@@ -304,6 +337,11 @@ func (w *walk) reach() {
 // end reports the rows that checkpoints cover beyond the last row read.
 func (w *walk) end() {
 	last := w.next - 1
+	for _, s := range w.records {
+		if s > last {
+			w.d.add(Missing, s, "the pruning record at seq %d is not in the log (it ends at seq %d)", s, last)
+		}
+	}
 	if w.covered > last {
 		w.d.add(Missing, last+1, "the log ends at seq %d but its signed checkpoint covers %d", last, w.covered)
 	}
@@ -329,6 +367,7 @@ type row struct {
 	leaf            [trail.HashSize]byte
 	claim           uint64
 	leafOK, claimOK bool
+	pruned          bool // no body: leaf is the stored leaf hash
 }
 
 // batch is a run of rows, their bytes back to back in data. done is closed
@@ -407,6 +446,15 @@ func hashRows(work <-chan *batch) {
 		for i := range b.rows {
 			r := &b.rows[i]
 			body, hashes := b.data[r.start:r.mid], b.data[r.mid:r.end]
+			if r.pruned = len(body) == 0; r.pruned {
+				// Retention removed the payload and kept the leaf hash (an
+				// event's canonical bytes are never empty).
+				r.leafOK = len(hashes) >= trail.HashSize
+				if r.leafOK {
+					copy(r.leaf[:], hashes[:trail.HashSize])
+				}
+				continue
+			}
 			copy(r.leaf[:], LeafHash(body))
 			r.leafOK = len(hashes) >= trail.HashSize && bytes.Equal(hashes[:trail.HashSize], r.leaf[:])
 			r.claim, r.claimOK = claimedSeq(body)
@@ -469,4 +517,256 @@ func (d *damages) sorted() []Damage {
 		return nil
 	}
 	return d.list
+}
+
+// PrunedAction is the action of the event retention appends in the commit
+// that removes payloads (catalog.AuditLogPruned): its context names the
+// seqs pruned (seq_ranges, [[first, last], ...]) and the policy that
+// applied.
+const PrunedAction = "audit_log_pruned"
+
+// PrunedRange is a run of seqs, From to To inclusive, whose payloads
+// retention removed, as the audit_log_pruned event at BySeq records it.
+type PrunedRange struct {
+	From   uint64    `json:"from"`
+	To     uint64    `json:"to"`
+	Policy string    `json:"policy"`
+	At     time.Time `json:"at"`
+	BySeq  uint64    `json:"by_seq"`
+}
+
+// span is a run of seqs, from to to inclusive.
+type span struct{ from, to uint64 }
+
+// prunedRanges checks the ranges a caller gives Verify, keeps the seqs
+// the valid ones cover and their records' seqs for the walk, and returns
+// the valid ones sorted.
+func (w *walk) prunedRanges(in []PrunedRange) []PrunedRange {
+	var ok []PrunedRange
+	for _, r := range in {
+		switch {
+		case r.From == 0 || r.From > r.To:
+			w.d.add(Changed, r.BySeq, "the pruning record at seq %d names an empty range of seqs (%d to %d)", r.BySeq, r.From, r.To)
+		case r.BySeq <= r.To:
+			w.d.add(Reordered, r.BySeq, "the pruning record at seq %d names seqs up to %d: a purge cannot name events after it", r.BySeq, r.To)
+		default:
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return nil
+	}
+	slices.SortFunc(ok, func(a, b PrunedRange) int { return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.BySeq, b.BySeq)) })
+	for _, r := range ok {
+		if n := len(w.cover); n > 0 && r.From <= w.cover[n-1].to+1 {
+			w.cover[n-1].to = max(w.cover[n-1].to, r.To)
+		} else {
+			w.cover = append(w.cover, span{r.From, r.To})
+		}
+		w.records = append(w.records, r.BySeq)
+	}
+	slices.Sort(w.records)
+	w.records = slices.Compact(w.records)
+	return ok
+}
+
+// prunedOK reports whether a pruning range covers seq. Rows come in
+// ascending seq order, so the ranges passed are dropped as it goes.
+func (w *walk) prunedOK(seq uint64) bool {
+	for len(w.cover) > 0 && w.cover[0].to < seq {
+		w.cover = w.cover[1:]
+	}
+	return len(w.cover) > 0 && w.cover[0].from <= seq
+}
+
+// prunedPrefix starts the canonical bytes of every audit_log_pruned event:
+// "action" is the first member in canonical order.
+var prunedPrefix = []byte(`{"action":"` + PrunedAction + `"`)
+
+// record checks that the row at the seq of a pruning record holds one.
+func (w *walk) record(r *row, body []byte) {
+	for len(w.records) > 0 && w.records[0] < r.seq {
+		w.records = w.records[1:]
+	}
+	if len(w.records) == 0 || w.records[0] != r.seq {
+		return
+	}
+	w.records = w.records[1:]
+	if r.pruned || !bytes.HasPrefix(body, prunedPrefix) {
+		w.d.add(Changed, r.seq, "the pruning record at seq %d is not an %s event", r.seq, PrunedAction)
+	}
+}
+
+// PrunedRanges returns the pruned ranges tenant's log records: the
+// seq_ranges of each of its audit_log_pruned events, with the event's
+// policy, time and seq, for VerifyOptions.Pruned. Reading them from the
+// log being verified is sound: Verify checks those events' rows like any
+// other, so a forged or changed record is damage of its own. A record
+// whose seq_ranges do not parse gives no range (and the rows it would have
+// covered are damage).
+func PrunedRanges(ctx context.Context, s trail.Store, tenant string) ([]PrunedRange, error) {
+	q := trail.Query{Tenant: tenant, Actions: []string{PrunedAction}, Limit: trail.MaxPageSize}
+	var out []PrunedRange
+	for {
+		page, err := s.Query(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("tlog: pruned ranges: %w", err)
+		}
+		for _, ev := range page.Events {
+			rs, err := ParseSeqRanges(ev.Context["seq_ranges"])
+			if ev.Action != PrunedAction || err != nil {
+				continue
+			}
+			policy, _ := ev.Context["policy"].(string)
+			for _, r := range rs {
+				out = append(out, PrunedRange{From: r[0], To: r[1], Policy: policy, At: ev.RecordedAt, BySeq: ev.Seq})
+			}
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// SeqRanges returns the runs of consecutive seqs of seqs (sorted, with no
+// repeats), as [first, last] pairs: the seq_ranges of an audit_log_pruned
+// event.
+func SeqRanges(seqs []uint64) [][2]uint64 {
+	var out [][2]uint64
+	for _, s := range seqs {
+		if n := len(out); n > 0 && out[n-1][1]+1 == s {
+			out[n-1][1] = s
+		} else {
+			out = append(out, [2]uint64{s, s})
+		}
+	}
+	return out
+}
+
+// ParseSeqRanges reads seq_ranges from an event's context: an array of
+// [first, last] pairs of seqs, 1 <= first <= last, as decoded JSON
+// (json.Number or other numbers) or as Go slices.
+func ParseSeqRanges(v any) ([][2]uint64, error) {
+	var list []any
+	switch x := v.(type) {
+	case []any:
+		list = x
+	case [][2]uint64:
+		list = make([]any, len(x))
+		for i, p := range x {
+			list[i] = []any{p[0], p[1]}
+		}
+	case [][]uint64:
+		list = make([]any, len(x))
+		for i, p := range x {
+			list[i] = toAnys(p)
+		}
+	default:
+		return nil, fmt.Errorf("seq_ranges is not an array of [first, last] pairs")
+	}
+	out := make([][2]uint64, 0, len(list))
+	for i, p := range list {
+		var pair []any
+		switch x := p.(type) {
+		case []any:
+			pair = x
+		case []uint64:
+			pair = toAnys(x)
+		case [2]uint64:
+			pair = []any{x[0], x[1]}
+		}
+		if len(pair) != 2 {
+			return nil, fmt.Errorf("seq_ranges[%d] is not a [first, last] pair", i)
+		}
+		a, aok := seqNumber(pair[0])
+		b, bok := seqNumber(pair[1])
+		if !aok || !bok || a == 0 || a > b {
+			return nil, fmt.Errorf("seq_ranges[%d] is not a pair of seqs with 1 <= first <= last", i)
+		}
+		out = append(out, [2]uint64{a, b})
+	}
+	return out, nil
+}
+
+func toAnys(s []uint64) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// seqNumber reads a seq from a context value.
+func seqNumber(v any) (uint64, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		n, err := strconv.ParseUint(string(x), 10, 64)
+		return n, err == nil
+	case float64:
+		return uint64(x), x >= 0 && x == math.Trunc(x) && x < 1<<53
+	case int:
+		return uint64(x), x >= 0
+	case int64:
+		return uint64(x), x >= 0
+	case uint64:
+		return x, true
+	case uint32:
+		return uint64(x), true
+	}
+	return 0, false
+}
+
+// RefuseRecords returns an EINVALID error when a plain Append carries an
+// audit_log_pruned event. Stores refuse them: such an event is appended
+// by Pruner.Prune alone, in the transaction that removes the payloads it
+// names, so that one forged through Append (by any caller allowed to
+// ingest) cannot later vouch for payloads removed behind the store's back.
+func RefuseRecords(evs []*trail.Event) error {
+	var fe []trail.FieldError
+	for i, ev := range evs {
+		if ev.Action == PrunedAction {
+			fe = append(fe, trail.FieldError{Path: trail.PathIndex("", i) + ".action",
+				Message: PrunedAction + " events are appended by retention alone (trail retention apply), with the prune they record"})
+		}
+	}
+	if len(fe) > 0 {
+		return trail.Invalid("event refused", fe...)
+	}
+	return nil
+}
+
+// PruneSeqs checks a Prune call before a store does anything: record is
+// an audit_log_pruned event whose seq_ranges name exactly seqs (and whose
+// pruned_count, when given, counts them), and seqs are seqs with no
+// repeats. It returns seqs sorted. Every failure is EINVALID.
+func PruneSeqs(record *trail.Event, seqs []uint64) ([]uint64, error) {
+	if record == nil || record.Action != PrunedAction {
+		return nil, trail.Errorf(trail.EINVALID, "a prune must be recorded by an %s event", PrunedAction)
+	}
+	if len(seqs) == 0 {
+		return nil, trail.Errorf(trail.EINVALID, "no seqs to prune")
+	}
+	sorted := slices.Sorted(slices.Values(seqs))
+	for i, s := range sorted {
+		if s == 0 {
+			return nil, trail.Errorf(trail.EINVALID, "seq 0 names no event")
+		}
+		if i > 0 && s == sorted[i-1] {
+			return nil, trail.Errorf(trail.EINVALID, "seq %d is given twice", s)
+		}
+	}
+	rs, err := ParseSeqRanges(record.Context["seq_ranges"])
+	if err != nil {
+		return nil, trail.Errorf(trail.EINVALID, "the %s event's context: %v", PrunedAction, err)
+	}
+	if !slices.Equal(rs, SeqRanges(sorted)) {
+		return nil, trail.Errorf(trail.EINVALID, "the %s event's seq_ranges do not name exactly the seqs pruned", PrunedAction)
+	}
+	if c, ok := record.Context["pruned_count"]; ok {
+		if n, ok := seqNumber(c); !ok || n != uint64(len(sorted)) {
+			return nil, trail.Errorf(trail.EINVALID, "the %s event's pruned_count is not the number of seqs pruned (%d)", PrunedAction, len(sorted))
+		}
+	}
+	return sorted, nil
 }

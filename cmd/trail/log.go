@@ -228,8 +228,11 @@ with no database: each event's inclusion proof against the bundle's signed
 checkpoint.
 
 It names the first damaged seq and the kind of damage: changed, missing,
-extra, reordered, bad_signature or fork. Exit 0: intact; 1: damage found;
-2: usage error.`,
+extra, reordered, bad_signature or fork. Events whose payload retention
+removed (trail retention) are listed as pruned, with the policy and time of
+the audit_log_pruned event that records them: they are not damage; a
+payload missing with no such record is. Exit 0: intact (pruned events
+included); 1: damage found; 2: usage error.`,
 		Example: `  trail verify --tenant acme
   trail verify --tenant acme --checkpoint acme-2026-11-01.checkpoint
   trail verify --bundle acme.bundle --key 'audit.example.com+1a2b3c4d+AW...'`,
@@ -259,6 +262,9 @@ extra, reordered, bad_signature or fork. Exit 0: intact; 1: damage found;
 				opts.Saved = append(opts.Saved, b)
 			}
 			t0 := time.Now()
+			if opts.Pruned, err = tlog.PrunedRanges(ctx, store, tenant); err != nil {
+				return &exitError{code: 1, err: err}
+			}
 			rep, err := tlog.Verify(ctx, store, tenant, v, opts)
 			if err != nil {
 				if trail.ErrorCode(err) == trail.EINVALID {
@@ -273,6 +279,7 @@ extra, reordered, bad_signature or fork. Exit 0: intact; 1: damage found;
 			} else {
 				fmt.Fprintf(e.stdout, "%s: %d events, %d checkpoints (latest size %d), %d saved checkpoints checked in %v\n",
 					tenant, rep.Leaves, rep.Checkpoints, rep.Size, rep.Saved, time.Since(t0).Round(time.Millisecond))
+				printPrunedRanges(e.stdout, rep.Pruned)
 				printDamage(e.stdout, rep.Damage)
 			}
 			if !rep.OK() {
@@ -317,6 +324,34 @@ func verifyBundle(e *env, file, key string, asJSON bool) error {
 		return errFound
 	}
 	return nil
+}
+
+// printPrunedRanges lists what retention pruned, one line per
+// audit_log_pruned record, at most 20 lines.
+func printPrunedRanges(w io.Writer, pruned []tlog.PrunedRange) {
+	type record struct {
+		r      tlog.PrunedRange
+		ranges [][2]uint64
+	}
+	var recs []*record
+	by := map[uint64]*record{}
+	for _, r := range pruned {
+		rec := by[r.BySeq]
+		if rec == nil {
+			rec = &record{r: r}
+			by[r.BySeq] = rec
+			recs = append(recs, rec)
+		}
+		rec.ranges = append(rec.ranges, [2]uint64{r.From, r.To})
+	}
+	for i, rec := range recs {
+		if i == 20 {
+			fmt.Fprintf(w, "(and %d more pruning records)\n", len(recs)-i)
+			break
+		}
+		fmt.Fprintf(w, "pruned by policy %s at %s: seqs %s (recorded at seq %d)\n",
+			rec.r.Policy, rec.r.At.UTC().Format(time.RFC3339), rangesText(rec.ranges, 10), rec.r.BySeq)
+	}
 }
 
 // printDamage ends a verification report: intact, or each finding.
@@ -423,13 +458,13 @@ func eachEvent(ctx context.Context, store trail.Store, q trail.Query, fn func(*t
 }
 
 func exportNDJSON(ctx context.Context, e *env, sf *storeFlags, q trail.Query, w io.Writer) (int, error) {
-	store, err := sf.open(ctx, e)
+	raw, err := sf.open(ctx, e)
 	if err != nil {
 		return 0, &exitError{code: 1, err: err}
 	}
-	defer store.Close()
+	defer raw.Close()
 	n := 0
-	err = eachEvent(ctx, store, q, func(ev *trail.Event) error {
+	err = eachEvent(ctx, sf.reader(raw), q, func(ev *trail.Event) error {
 		n++
 		return writeJSON(w, ev)
 	})

@@ -120,6 +120,7 @@ validated against an action catalog, with secrets redacted before anything is st
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.AddCommand(newVersionCmd(e), newActionsCmd(e), newValidateCmd(e), newIngestCmd(e), newQueryCmd(e),
-		newServeCmd(e), newBenchCmd(e), newKeysCmd(e), newKeygenCmd(e), newVerifierCmd(e), newCheckpointCmd(e), newProveCmd(e), newVerifyCmd(e), newExportCmd(e))
+		newServeCmd(e), newBenchCmd(e), newEraseCmd(e), newKeysCmd(e), newKeygenCmd(e), newVerifierCmd(e), newCheckpointCmd(e), newProveCmd(e), newVerifyCmd(e), newExportCmd(e),
+		newRetentionCmd(e), newHoldsCmd(e))
 	return root
 }

@@ -39,11 +39,12 @@ line (NDJSON, the wire form).
 			if limit < 1 {
 				return usageError("--limit: must be at least 1")
 			}
-			store, err := sf.open(cmd.Context(), e)
+			raw, err := sf.open(cmd.Context(), e)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			defer store.Close()
+			defer raw.Close()
+			store := sf.reader(raw)
 			var tw *tabwriter.Writer
 			if !asJSON {
 				tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)

@@ -101,6 +101,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 		return &exitError{code: 1, err: err}
 	}
 	defer store.Close()
+	defer sf.closeKeys()
 	keys, ok := store.(trail.KeyStore)
 	if !ok {
 		return &exitError{code: 1, err: errors.New("this store keeps no API keys")}
@@ -110,7 +111,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 		return &exitError{code: 1, err: err}
 	}
 	actions, _ := store.(trail.ActionStore)
-	srv, err := trailhttp.New(trailhttp.Config{Store: store, Keys: keys, Catalog: sf.cat, Actions: actions,
+	srv, err := trailhttp.New(trailhttp.Config{Store: sf.reader(store), Keys: keys, Catalog: sf.cat, Actions: actions,
 		Verifier: signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
 	if err != nil {
 		return &exitError{code: 1, err: err}

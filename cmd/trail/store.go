@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/redact"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/tlog"
@@ -21,7 +22,9 @@ type storeFlags struct {
 	postgres   string
 	signingKey string
 
-	cat *catalog.Catalog // the catalog of the store opened last, with its saved custom actions
+	cat       *catalog.Catalog // the catalog of the store opened last, with its saved custom actions
+	sealer    *erasure.Sealer  // seals personal data on append and opens it on read (see reader)
+	closeKeys func() error     // closes the subject key file, when there is one
 }
 
 func (f *storeFlags) register(cmd *cobra.Command) {
@@ -62,18 +65,37 @@ func (f *storeFlags) openWriter(ctx context.Context, e *env) (trail.Store, error
 
 // openWith opens the chosen store with a catalog holding the built-in
 // actions and the custom ones the store keeps (f.cat).
+//
+// Personal data is sealed under per-subject keys (package erasure): kept in
+// PostgreSQL itself, or for SQLite in DATA/subject-keys.db beside the
+// events. The store returned gives sealed events; f.reader opens them.
 func (f *storeFlags) openWith(ctx context.Context, e *env, signer *tlog.Signer) (trail.Store, error) {
 	f.cat = catalog.Default()
+	v := newValidator(f.cat)
 	var store trail.Store
+	var keys trail.SubjectKeyStore
 	var err error
+	f.closeKeys = func() error { return nil }
 	if f.postgres != "" {
-		store, err = openPostgres(ctx, f.postgres, newValidator(f.cat), signer)
+		store, err = openPostgres(ctx, f.postgres, v, signer)
+		if err == nil {
+			keys = store.(trail.SubjectKeyStore)
+		}
 	} else {
-		store, err = sqlite.Open(ctx, filepath.Join(e.path(f.data), "trail.db"), sqlite.Options{Validator: newValidator(f.cat), Signer: signer})
+		var kf *erasure.KeyFile
+		if kf, err = erasure.OpenKeyFile(ctx, filepath.Join(e.path(f.data), "subject-keys.db")); err != nil {
+			return nil, err
+		}
+		keys, f.closeKeys = kf, kf.Close
+		if store, err = sqlite.Open(ctx, filepath.Join(e.path(f.data), "trail.db"), sqlite.Options{Validator: v, Signer: signer}); err != nil {
+			kf.Close()
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
+	f.sealer = erasure.NewSealer(keys, f.cat)
+	v.Sealer = f.sealer // before any append
 	if as, ok := store.(trail.ActionStore); ok {
 		saved, err := as.SavedActions(ctx)
 		if err == nil {
@@ -90,6 +112,15 @@ func (f *storeFlags) openWith(ctx context.Context, e *env, signer *tlog.Signer) 
 		}
 	}
 	return store, nil
+}
+
+// reader returns store reading events with their personal data opened
+// (or reading as erased): what commands show people.
+func (f *storeFlags) reader(store trail.Store) trail.Store {
+	if f.sealer == nil {
+		return store
+	}
+	return erasure.Wrap(store, f.sealer)
 }
 
 // verifier returns the verifier of the log's checkpoints: the key given

@@ -197,3 +197,100 @@ BEGIN
 	END IF;
 END
 $$;
+
+-- Retention (prune.go). Pruning an event removes its payload and keeps its
+-- place in the tree: body becomes NULL, the indexed copies of its
+-- descriptive fields (actor_id, organization, workspace, team,
+-- correlation_id) become '', its event_targets rows are deleted, and
+-- pruned takes the seq of the audit_log_pruned event that records it;
+-- tenant, seq, id, times, action, category, outcome, actor_type and hashes
+-- never change. The row trigger allows exactly that, once per row, and
+-- only when the record is the tenant's head, as it is in the transaction
+-- that appends it; audit_log_pruned events themselves are never pruned.
+-- An event_targets row may only be deleted once its event is pruned.
+-- DELETE and TRUNCATE of events, and UPDATE and TRUNCATE of
+-- event_targets, stay refused by statement (the triggers keep their
+-- names).
+ALTER TABLE events ALTER COLUMN body DROP NOT NULL;
+ALTER TABLE events ADD COLUMN pruned bigint; -- seq of the audit_log_pruned event; NULL while the payload is there
+CREATE INDEX events_pruned ON events (tenant, seq) WHERE pruned IS NOT NULL;
+DROP TRIGGER events_append_only ON events;
+CREATE TRIGGER events_append_only BEFORE DELETE OR TRUNCATE ON events
+	FOR EACH STATEMENT EXECUTE FUNCTION trail_refuse_change();
+CREATE FUNCTION trail_event_prune_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.pruned IS NOT NULL OR NEW.pruned IS NULL OR NEW.pruned <= OLD.seq OR OLD.action = 'audit_log_pruned'
+		OR (NEW.tenant, NEW.seq, NEW.id, NEW.recorded_at, NEW.recorded_ns, NEW.occurred_at, NEW.occurred_ns,
+			NEW.action, NEW.category, NEW.outcome, NEW.actor_type, NEW.hashes)
+			IS DISTINCT FROM (OLD.tenant, OLD.seq, OLD.id, OLD.recorded_at, OLD.recorded_ns, OLD.occurred_at, OLD.occurred_ns,
+			OLD.action, OLD.category, OLD.outcome, OLD.actor_type, OLD.hashes)
+		OR NEW.body IS NOT NULL OR NEW.actor_id <> '' OR NEW.organization <> '' OR NEW.workspace <> ''
+		OR NEW.team <> '' OR NEW.correlation_id <> ''
+		OR NOT EXISTS (SELECT FROM events r WHERE r.tenant = OLD.tenant AND r.seq = NEW.pruned
+			AND r.action = 'audit_log_pruned' AND r.pruned IS NULL)
+		OR NEW.pruned IS DISTINCT FROM (SELECT h.seq FROM heads h WHERE h.tenant = OLD.tenant) THEN
+		RAISE EXCEPTION 'trail: UPDATE on events refused: the audit log is append-only (retention may only remove a payload once, in the transaction of its audit_log_pruned record)'
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER events_prune_only BEFORE UPDATE ON events
+	FOR EACH ROW EXECUTE FUNCTION trail_event_prune_only();
+DROP TRIGGER event_targets_append_only ON event_targets;
+CREATE TRIGGER event_targets_append_only BEFORE UPDATE OR TRUNCATE ON event_targets
+	FOR EACH STATEMENT EXECUTE FUNCTION trail_refuse_change();
+CREATE FUNCTION trail_target_of_pruned() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM events e WHERE e.tenant = OLD.tenant AND e.seq = OLD.seq AND e.pruned IS NOT NULL) THEN
+		RAISE EXCEPTION 'trail: DELETE on event_targets refused: the audit log is append-only'
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	RETURN OLD;
+END
+$$;
+CREATE TRIGGER event_targets_pruned_only BEFORE DELETE ON event_targets
+	FOR EACH ROW EXECUTE FUNCTION trail_target_of_pruned();
+
+-- holds keeps legal holds (trail.HoldStore, holds.go), n in the order
+-- placed, times in Unix nanoseconds. A hold is never deleted nor changed,
+-- only released: released_at goes once from 0 to the time.
+CREATE TABLE holds (
+	tenant      text COLLATE "C" NOT NULL,
+	id          text COLLATE "C" NOT NULL,
+	n           bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+	filter      jsonb            NOT NULL, -- trail.HoldFilter
+	reason      text             NOT NULL,
+	created_by  text             NOT NULL,
+	created_at  bigint           NOT NULL,
+	released_at bigint           NOT NULL DEFAULT 0,
+	PRIMARY KEY (tenant, id)
+);
+CREATE FUNCTION trail_hold_release_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.released_at <> 0 OR NEW.released_at = 0
+		OR (NEW.tenant, NEW.id, NEW.n, NEW.filter, NEW.reason, NEW.created_by, NEW.created_at)
+			IS DISTINCT FROM (OLD.tenant, OLD.id, OLD.n, OLD.filter, OLD.reason, OLD.created_by, OLD.created_at) THEN
+		RAISE EXCEPTION 'trail: legal hold % can only be released, once', OLD.id
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER holds_release_only BEFORE UPDATE ON holds
+	FOR EACH ROW EXECUTE FUNCTION trail_hold_release_only();
+CREATE TRIGGER holds_kept BEFORE DELETE OR TRUNCATE ON holds
+	FOR EACH STATEMENT EXECUTE FUNCTION trail_refuse_change();
+
+-- trail_app may prune (the columns retention clears, and the targets rows
+-- of pruned events) and place and release holds.
+DO $$
+BEGIN
+	IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'trail_app') THEN
+		GRANT UPDATE (body, actor_id, organization, workspace, team, correlation_id, pruned) ON events TO trail_app;
+		GRANT DELETE ON event_targets TO trail_app;
+		GRANT SELECT, INSERT ON holds TO trail_app;
+		GRANT UPDATE (released_at) ON holds TO trail_app;
+	END IF;
+END
+$$;

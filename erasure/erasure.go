@@ -1,0 +1,324 @@
+// Package erasure is GDPR erasure that keeps the log verifiable, by
+// crypto-shredding: the personal data of each event is encrypted
+// (AES-256-GCM) under a key of its data subject before the event is stored,
+// and erasing the subject deletes its keys. The stored bytes, and so every
+// leaf and proof of the log, stay as they were; the data reads as erased
+// everywhere, the raw database included.
+//
+// Start with NewSealer over a trail.SubjectKeyStore (KeyFile for an embedded
+// deployment, the PostgreSQL store for a shared one, MemoryKeys for tests),
+// set it as the store's Validator.Sealer, and read through Wrap(store, s),
+// which decrypts what it returns. Erase erases a subject.
+//
+// What is personal: the actor's name and email, the request's IP address,
+// and each top-level context key that the catalog marks personal for the
+// event's action or whose name is one of PersonalKeys. The subject of an
+// event is its actor when the actor is a user, else its first target of
+// type user; an event with neither has no subject and is stored as given.
+// Actor and target ids stay in clear (they are what queries use): they must
+// be pseudonymous ids, not email addresses.
+package erasure
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/trailaudit/trail"
+)
+
+// PersonalKeys are context keys treated as personal data whatever the
+// action.
+var PersonalKeys = []string{"email", "email_address", "ip", "ip_address", "phone", "phone_number", "name", "full_name",
+	"first_name", "last_name", "address", "date_of_birth", "target_email", "user_email"}
+
+// Erased is what an erased field reads as.
+const Erased = "[erased]"
+
+// prefix begins a sealed value: prefix KEYID ":" base64url(nonce||ciphertext).
+const prefix = "trail:enc:v1:"
+
+// cacheTTL bounds how long a key is used from memory: after an erasure in
+// another process, this process stops using the erased key within it.
+const cacheTTL = time.Minute
+
+// Sealer encrypts and decrypts events' personal data. It implements
+// trail.Sealer. It is safe for concurrent use.
+type Sealer struct {
+	keys    trail.SubjectKeyStore
+	actions trail.ActionResolver
+
+	mu       sync.Mutex
+	subjects map[string]cachedKey // tenant \x00 subject → current key
+	byID     map[string]cachedKey // tenant \x00 id → key
+}
+
+type cachedKey struct {
+	id   string
+	key  []byte
+	aead cipher.AEAD // made once per key: AES key expansion is not free
+	at   time.Time
+}
+
+var _ trail.Sealer = (*Sealer)(nil)
+
+// NewSealer returns a Sealer keeping keys in keys; actions says which
+// context keys each action marks personal (nil: only PersonalKeys).
+func NewSealer(keys trail.SubjectKeyStore, actions trail.ActionResolver) *Sealer {
+	return &Sealer{keys: keys, actions: actions, subjects: map[string]cachedKey{}, byID: map[string]cachedKey{}}
+}
+
+// Subject returns the data subject of ev ("" for none).
+func Subject(ev *trail.Event) string {
+	if ev.Actor.Type == trail.ActorUser && ev.Actor.ID != "" {
+		return ev.Actor.ID
+	}
+	for _, t := range ev.Targets {
+		if t.Type == "user" && t.ID != "" {
+			return t.ID
+		}
+	}
+	return ""
+}
+
+// field is one personal field of an event.
+type field struct {
+	path string
+	get  func() (string, bool)
+	set  func(string)
+}
+
+// fields lists ev's personal fields that hold a string.
+func (s *Sealer) fields(ev *trail.Event) []field {
+	out := []field{
+		{"actor.name", func() (string, bool) { return ev.Actor.Name, ev.Actor.Name != "" }, func(v string) { ev.Actor.Name = v }},
+		{"actor.email", func() (string, bool) { return ev.Actor.Email, ev.Actor.Email != "" }, func(v string) { ev.Actor.Email = v }},
+		{"request.ip", func() (string, bool) { return ev.Request.IP, ev.Request.IP != "" }, func(v string) { ev.Request.IP = v }},
+	}
+	var marked map[string]bool
+	if s.actions != nil {
+		if a, ok := s.actions.Resolve(ev.Action); ok {
+			for _, k := range a.Context {
+				if k.Personal {
+					if marked == nil {
+						marked = map[string]bool{}
+					}
+					marked[k.Key] = true
+				}
+			}
+		}
+	}
+	for k, v := range ev.Context {
+		str, ok := v.(string)
+		if !ok || str == "" || !marked[k] && !isPersonalKey(k) {
+			continue
+		}
+		out = append(out, field{"context." + k, func() (string, bool) { return str, true }, func(v string) { ev.Context[k] = v }})
+	}
+	return out
+}
+
+func isPersonalKey(k string) bool {
+	for _, p := range PersonalKeys {
+		if k == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Seal encrypts the personal fields of each event that has a subject. The
+// keys of a batch's subjects are fetched (and the missing ones created) in
+// one call to the key store.
+func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) error {
+	type job struct {
+		ev      *trail.Event
+		subject string
+		fields  []field
+	}
+	var jobs []job
+	var need []string
+	keys := map[string]cachedKey{}
+	for _, ev := range evs {
+		subject := Subject(ev)
+		if subject == "" {
+			continue
+		}
+		fs := s.fields(ev)
+		if len(fs) == 0 {
+			continue
+		}
+		jobs = append(jobs, job{ev, subject, fs})
+		if _, ok := keys[subject]; !ok {
+			if c, ok := s.cachedSubject(tenant, subject); ok {
+				keys[subject] = c
+			} else {
+				keys[subject] = cachedKey{}
+				need = append(need, subject)
+			}
+		}
+	}
+	if len(need) > 0 {
+		got, err := s.keys.SubjectKeys(ctx, tenant, need)
+		if err != nil {
+			return fmt.Errorf("erasure: keys of subjects: %w", err)
+		}
+		now := time.Now()
+		s.mu.Lock()
+		if len(s.subjects) > 100_000 {
+			clear(s.subjects)
+		}
+		for i, subject := range need {
+			aead, err := newAEAD(got[i].Key)
+			if err != nil {
+				s.mu.Unlock()
+				return err
+			}
+			c := cachedKey{id: got[i].ID, key: got[i].Key, aead: aead, at: now}
+			keys[subject] = c
+			s.subjects[tenant+"\x00"+subject] = c
+		}
+		s.mu.Unlock()
+	}
+	// One read of randomness for every nonce of the batch.
+	var nonces []byte
+	for _, j := range jobs {
+		nonces = append(nonces, make([]byte, 12*len(j.fields))...)
+	}
+	if _, err := rand.Read(nonces); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		k := keys[j.subject]
+		aead := k.aead
+		for _, f := range j.fields {
+			v, _ := f.get()
+			if strings.HasPrefix(v, prefix) {
+				continue // sealed already (a replayed event)
+			}
+			nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(v)+aead.Overhead())
+			copy(nonce, nonces)
+			nonces = nonces[aead.NonceSize():]
+			ct := aead.Seal(nonce, nonce, []byte(v), aad(tenant, k.id, f.path))
+			f.set(prefix + k.id + ":" + base64.RawURLEncoding.EncodeToString(ct))
+		}
+	}
+	return nil
+}
+
+// Open decrypts ev's sealed fields in place; a field whose key is erased
+// reads as Erased.
+func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error {
+	for _, f := range s.sealedFields(ev) {
+		v, _ := f.get()
+		rest := strings.TrimPrefix(v, prefix)
+		id, b64, ok := strings.Cut(rest, ":")
+		ct, err := base64.RawURLEncoding.DecodeString(b64)
+		if !ok || err != nil {
+			return trail.Errorf(trail.EINTERNAL, "erasure: %s of event %s is not a sealed value", f.path, ev.ID)
+		}
+		key, err := s.keyByID(ctx, tenant, id)
+		if trail.ErrorCode(err) == trail.ENOTFOUND {
+			f.set(Erased)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		aead, err := newAEAD(key)
+		if err != nil {
+			return err
+		}
+		n := aead.NonceSize()
+		if len(ct) < n {
+			return trail.Errorf(trail.EINTERNAL, "erasure: %s of event %s is cut short", f.path, ev.ID)
+		}
+		pt, err := aead.Open(nil, ct[:n], ct[n:], aad(tenant, id, f.path))
+		if err != nil {
+			return trail.Errorf(trail.EINTERNAL, "erasure: %s of event %s does not decrypt (changed, or moved from another field)", f.path, ev.ID)
+		}
+		f.set(string(pt))
+	}
+	return nil
+}
+
+// sealedFields lists ev's fields that hold a sealed value, wherever they
+// are (the catalog may have changed since the event was sealed).
+func (s *Sealer) sealedFields(ev *trail.Event) []field {
+	var out []field
+	for _, f := range []field{
+		{"actor.name", func() (string, bool) { return ev.Actor.Name, true }, func(v string) { ev.Actor.Name = v }},
+		{"actor.email", func() (string, bool) { return ev.Actor.Email, true }, func(v string) { ev.Actor.Email = v }},
+		{"request.ip", func() (string, bool) { return ev.Request.IP, true }, func(v string) { ev.Request.IP = v }},
+	} {
+		if v, _ := f.get(); strings.HasPrefix(v, prefix) {
+			out = append(out, f)
+		}
+	}
+	for k, v := range ev.Context {
+		if str, ok := v.(string); ok && strings.HasPrefix(str, prefix) {
+			out = append(out, field{"context." + k, func() (string, bool) { return str, true }, func(v string) { ev.Context[k] = v }})
+		}
+	}
+	return out
+}
+
+// aad binds a ciphertext to its tenant, key and field: moved to another
+// field or event of another tenant, it does not decrypt.
+func aad(tenant, id, path string) []byte { return []byte(tenant + "\x00" + id + "\x00" + path) }
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("erasure: %w", err)
+	}
+	return cipher.NewGCM(b)
+}
+
+// cachedSubject returns the subject's key from memory, if fresh.
+func (s *Sealer) cachedSubject(tenant, subject string) (cachedKey, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.subjects[tenant+"\x00"+subject]
+	return c, ok && time.Since(c.at) < cacheTTL
+}
+
+func (s *Sealer) keyByID(ctx context.Context, tenant, id string) ([]byte, error) {
+	k := tenant + "\x00" + id
+	s.mu.Lock()
+	c, ok := s.byID[k]
+	s.mu.Unlock()
+	if ok && time.Since(c.at) < cacheTTL {
+		return c.key, nil
+	}
+	key, err := s.keys.KeyByID(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if len(s.byID) > 100_000 {
+		clear(s.byID)
+	}
+	s.byID[k] = cachedKey{id: id, key: key, at: time.Now()}
+	s.mu.Unlock()
+	return key, nil
+}
+
+// Erase deletes every key of subject in tenant, here and in the key store,
+// and returns how many keys it deleted. The subject's personal data then
+// reads as Erased. Checking legal holds and recording the erasure are the
+// caller's (see trail erase).
+func (s *Sealer) Erase(ctx context.Context, tenant, subject string) (int, error) {
+	n, err := s.keys.EraseSubject(ctx, tenant, subject)
+	s.mu.Lock()
+	clear(s.subjects)
+	clear(s.byID)
+	s.mu.Unlock()
+	return n, err
+}

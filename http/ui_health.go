@@ -1,0 +1,315 @@
+package http
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
+)
+
+// proofView is an event's verification, step by step: the latest signed
+// checkpoint and its signature, the event's stored bytes and leaf hash,
+// the inclusion proof, and whether the proof leads to the signed root.
+type proofView struct {
+	At       time.Time
+	Tenant   string
+	Seq      uint64
+	Index    uint64 // the leaf's index: seq-1
+	TreeSize uint64
+	Root     []byte
+	Origin   string
+	KeyName  string
+	Note     string // the signed checkpoint, C2SP signed-note text
+	SigOK    bool
+	SigErr   string
+	LeafHash []byte
+	BodyOK   bool // the stored bytes are the canonical bytes of the event shown
+	BodyErr  string
+	Proof    [][]byte
+	InclOK   bool
+	InclErr  string
+	OK       bool
+	EventURL string
+}
+
+// uiProve verifies ev against the tenant's latest checkpoint, as a client
+// of the API would: it checks the checkpoint's signature with the server's
+// verifier key, that the stored bytes are the event's, and the inclusion
+// proof from the leaf to the signed root. A failed check is a result, not
+// an error; errors are reads that failed.
+func (s *Server) uiProve(r *http.Request, tenant string, ev *trail.Event) (*proofView, error) {
+	ctx := r.Context()
+	pv := &proofView{At: s.c.Now().UTC(), Tenant: tenant, Seq: ev.Seq, Index: ev.Seq - 1, KeyName: s.c.Verifier.Name(), EventURL: "/ui/events/" + ev.ID}
+	note, err := s.c.Store.Checkpoint(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	pv.Note = string(note)
+	cp, err := s.c.Verifier.Open(tenant, note)
+	if err != nil {
+		pv.SigErr = trail.ErrorMessage(err)
+		if u, perr := tlog.ParseUnverified(note); perr == nil {
+			pv.Origin, pv.TreeSize, pv.Root = u.Origin, u.Size, u.Root
+		}
+		s.log.ErrorContext(ctx, "the latest checkpoint does not verify: run trail verify", "tenant", tenant, "err", err)
+		return pv, nil
+	}
+	pv.SigOK, pv.Origin, pv.TreeSize, pv.Root = true, cp.Origin, cp.Size, cp.Root
+	if ev.Seq == 0 || ev.Seq > cp.Size {
+		pv.InclErr = fmt.Sprintf("the event's seq %d is not covered by the latest checkpoint (size %d)", ev.Seq, cp.Size)
+		return pv, nil
+	}
+	var body []byte
+	if err := s.c.Store.ScanLeaves(ctx, tenant, ev.Seq, ev.Seq+1, func(l trail.Leaf) error {
+		body = bytes.Clone(l.Body)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if body == nil {
+		pv.BodyErr = fmt.Sprintf("the log holds no row at seq %d", ev.Seq)
+		return pv, nil
+	}
+	pv.LeafHash = tlog.LeafHash(body)
+	if canon, err := trail.MarshalCanonical(ev); err != nil || !bytes.Equal(canon, body) {
+		pv.BodyErr = "the log's stored bytes at this seq are not the canonical bytes of the event shown"
+	} else {
+		pv.BodyOK = true
+	}
+	if pv.Proof, err = tlog.InclusionProof(ctx, s.c.Store, tenant, pv.Index, cp.Size); err != nil {
+		return nil, err
+	}
+	if err := tlog.VerifyInclusion(pv.LeafHash, pv.Index, cp.Size, pv.Proof, cp.Root); err != nil {
+		pv.InclErr = trail.ErrorMessage(err)
+	} else {
+		pv.InclOK = true
+	}
+	pv.OK = pv.SigOK && pv.BodyOK && pv.InclOK
+	if !pv.OK {
+		s.log.ErrorContext(ctx, "an event does not verify: run trail verify", "tenant", tenant, "seq", ev.Seq, "body", pv.BodyErr, "proof", pv.InclErr)
+	}
+	return pv, nil
+}
+
+// uiVerify verifies an event and shows the steps: to htmx, as a fragment
+// for the event page; without JavaScript, as the event page with the
+// verification filled in. The proof is a read, recorded as the API's
+// proofs are.
+func (s *Server) uiVerify(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	htmx := r.Header.Get("HX-Request") != ""
+	var d *eventPage
+	if htmx {
+		ev, err := s.c.Store.Get(r.Context(), k.Tenant, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		d = &eventPage{Ev: ev}
+	} else {
+		var err error
+		if d, err = s.uiEventData(r, k); err != nil {
+			return err
+		}
+	}
+	pv, err := s.uiProve(r, k.Tenant, d.Ev)
+	if err != nil {
+		return err
+	}
+	if err := s.recordRead(r, k, "data_viewed", map[string]any{
+		"data_type": "audit_proof", "fields_accessed": []any{"seq"}, "seq": d.Ev.Seq, "tree_size": pv.TreeSize,
+		"verified": pv.OK, "view": "ui_verify",
+	}, ""); err != nil {
+		return err
+	}
+	if htmx {
+		s.uiFragment(w, http.StatusOK, "proof", pv)
+		return nil
+	}
+	d.Proof = pv
+	return s.uiRender(w, r, http.StatusOK, "event", k, d.Ev.Action+" · event "+strconv.FormatUint(d.Ev.Seq, 10)+" · verified", d)
+}
+
+// healthPage is the log health page's data.
+type healthPage struct {
+	Events  int64
+	Empty   bool // the tenant has no log yet
+	CP      *checkpointView
+	Last    *fullVerification
+	Running bool
+	Chart   *chart
+}
+
+type checkpointView struct {
+	Origin string
+	Size   uint64
+	Root   []byte
+	Note   string
+	SigOK  bool
+	SigErr string
+}
+
+// uiHealth shows the log's health: its latest checkpoint (checked), its
+// size, the last full verification run here, and failed logins per hour.
+// The chart counts events, so the page is a recorded read.
+func (s *Server) uiHealth(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	ctx := r.Context()
+	d := &healthPage{}
+	n, err := s.c.Store.Count(ctx, trail.Query{Tenant: k.Tenant})
+	if err != nil {
+		return err
+	}
+	d.Events = n
+	note, err := s.c.Store.Checkpoint(ctx, k.Tenant)
+	switch {
+	case trail.ErrorCode(err) == trail.ENOTFOUND:
+		d.Empty = true
+	case err != nil:
+		return err
+	default:
+		cv := &checkpointView{Note: string(note)}
+		if cp, err := s.c.Verifier.Open(k.Tenant, note); err != nil {
+			cv.SigErr = trail.ErrorMessage(err)
+			if u, perr := tlog.ParseUnverified(note); perr == nil {
+				cv.Origin, cv.Size, cv.Root = u.Origin, u.Size, u.Root
+			}
+		} else {
+			cv.SigOK, cv.Origin, cv.Size, cv.Root = true, cp.Origin, cp.Size, cp.Root
+		}
+		d.CP = cv
+	}
+	if d.Chart, err = s.failedLogins(r, k.Tenant); err != nil {
+		return err
+	}
+	s.ui.mu.Lock()
+	d.Last, d.Running = s.ui.verified[k.Tenant], s.ui.running[k.Tenant]
+	s.ui.mu.Unlock()
+	if err := s.recordRead(r, k, "data_viewed", map[string]any{
+		"data_type": "audit_events", "fields_accessed": []any{"action", "recorded_at"}, "results": d.Chart.Total,
+		"query": "action=user_login_failed&per=hour&hours=24", "view": "ui_health",
+	}, ""); err != nil {
+		return err
+	}
+	return s.uiRender(w, r, http.StatusOK, "health", k, "Log health", d)
+}
+
+// uiRunVerify runs a full verification of the tenant's log now
+// (tlog.Verify, as trail verify does) and keeps its report for the health
+// page. One runs at a time per tenant.
+func (s *Server) uiRunVerify(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	s.ui.mu.Lock()
+	if s.ui.running[k.Tenant] {
+		s.ui.mu.Unlock()
+		return trail.Errorf(trail.ECONFLICT, "a full verification of this log is running already; its result will be on the health page")
+	}
+	s.ui.running[k.Tenant] = true
+	s.ui.mu.Unlock()
+	defer func() {
+		s.ui.mu.Lock()
+		delete(s.ui.running, k.Tenant)
+		s.ui.mu.Unlock()
+	}()
+	// A large log takes a while: longer than the server's write timeout.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Hour))
+	t0 := s.c.Now()
+	rep, err := tlog.Verify(r.Context(), s.c.Store, k.Tenant, s.c.Verifier, tlog.VerifyOptions{})
+	if err != nil {
+		return err
+	}
+	fv := &fullVerification{At: t0.UTC(), Took: s.c.Now().Sub(t0), By: k.Name + " (" + k.ID + ")", Report: rep}
+	if !rep.OK() {
+		s.log.ErrorContext(r.Context(), "full verification found damage", "tenant", k.Tenant, "first", rep.First())
+	}
+	if err := s.recordRead(r, k, "data_viewed", map[string]any{
+		"data_type": "audit_proof", "fields_accessed": []any{"*"}, "leaves": rep.Leaves, "tree_size": rep.Size,
+		"verified": rep.OK(), "damage": len(rep.Damage), "view": "ui_full_verification",
+	}, ""); err != nil {
+		return err
+	}
+	s.ui.mu.Lock()
+	s.ui.verified[k.Tenant] = fv
+	s.ui.mu.Unlock()
+	http.Redirect(w, r, "/ui/health#verification", http.StatusSeeOther)
+	return nil
+}
+
+// chart is a bar chart drawn as inline SVG on the server (no script).
+type chart struct {
+	Title         string
+	Width, Height int
+	Bars          []bar
+	Ticks         []tick // y axis
+	Labels        []tick // x axis
+	Total, Max    int64
+	Top, Bottom   int // y of the plot's top and its base line
+	Left, Right   int
+	Start         time.Time // the first hour's start
+	PlotH         int
+}
+
+type bar struct {
+	X, Y, W, H int
+	Count      int64
+	Label      string // the <title>: the hour and the count
+}
+
+type tick struct {
+	X, Y  int
+	LineY int // y of the grid line (y axis ticks)
+	Text  string
+}
+
+// failedLogins counts user_login_failed per hour over the last 24 hours
+// (the current hour last), one Count each.
+func (s *Server) failedLogins(r *http.Request, tenant string) (*chart, error) {
+	const hours = 24
+	end := s.c.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+	start := end.Add(-hours * time.Hour)
+	counts := make([]int64, hours)
+	c := &chart{Title: "Failed logins per hour, last 24 hours (UTC)", Width: 720, Height: 220, Top: 16, Bottom: 188, Left: 40, Right: 712, Start: start}
+	for i := range hours {
+		from := start.Add(time.Duration(i) * time.Hour)
+		n, err := s.c.Store.Count(r.Context(), trail.Query{Tenant: tenant, Actions: []string{"user_login_failed"},
+			RecordedAfter: from, RecordedBefore: from.Add(time.Hour)})
+		if err != nil {
+			return nil, err
+		}
+		counts[i] = n
+		c.Total += n
+		c.Max = max(c.Max, n)
+	}
+	// The y scale: a round top at or above the largest count.
+	top := int64(4)
+	for step := int64(10); top < c.Max; step *= 10 {
+		for _, f := range []int64{1, 2, 5} {
+			if top < c.Max {
+				top = f * step
+			}
+		}
+	}
+	plotH := c.Bottom - c.Top
+	c.PlotH = plotH
+	slot := (c.Right - c.Left) / hours
+	for i, n := range counts {
+		from := start.Add(time.Duration(i) * time.Hour)
+		h := int(int64(plotH) * n / top)
+		if n > 0 && h < 2 {
+			h = 2
+		}
+		label := fmt.Sprintf("%s–%s UTC: %d failed login", from.Format("Jan 2 15:04"), from.Add(time.Hour).Format("15:04"), n)
+		if n != 1 {
+			label += "s"
+		}
+		c.Bars = append(c.Bars, bar{X: c.Left + i*slot + 3, Y: c.Bottom - h, W: slot - 6, H: h, Count: n, Label: label})
+		if i%4 == 0 {
+			c.Labels = append(c.Labels, tick{X: c.Left + i*slot + slot/2, Y: c.Bottom + 18, Text: from.Format("15:04")})
+		}
+	}
+	for _, v := range []int64{0, top / 2, top} {
+		y := c.Bottom - int(int64(plotH)*v/top)
+		c.Ticks = append(c.Ticks, tick{X: c.Left - 8, Y: y + 4, LineY: y, Text: strconv.FormatInt(v, 10)})
+	}
+	return c, nil
+}

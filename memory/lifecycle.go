@@ -1,0 +1,143 @@
+package memory
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
+)
+
+var (
+	_ trail.Pruner    = (*Store)(nil)
+	_ trail.HoldStore = (*Store)(nil)
+)
+
+// pruneKey carries a Prune's seqs through Append.
+type pruneKey struct{}
+
+// Prune removes the payloads of tenant's events at seqs and appends record
+// (their audit_log_pruned event) as Append does, under one hold of the
+// store's lock: the record goes through Append itself, which checks the
+// seqs before anything changes (checkPrune) and prunes them once the record
+// is stored (tenantLog.prune). A pruned event is gone from every read; its
+// leaf keeps its Hashes and loses its Body.
+func (s *Store) Prune(ctx context.Context, tenant string, seqs []uint64, record *trail.Event) (*trail.AppendResult, error) {
+	if _, err := tlog.PruneSeqs(record, seqs); err != nil {
+		return nil, err
+	}
+	ctx = context.WithValue(ctx, pruneKey{}, slices.Clone(seqs))
+	return s.Append(ctx, tenant, []*trail.Event{record}, trail.AppendOptions{})
+}
+
+// checkPrune returns the seqs a Prune (through Append, with the lock held)
+// removes, sorted, after checking them against prepared, its record: nil
+// for a plain Append.
+func (tl *tenantLog) checkPrune(ctx context.Context, prepared []*trail.Event) ([]uint64, error) {
+	seqs, _ := ctx.Value(pruneKey{}).([]uint64)
+	if seqs == nil {
+		return nil, tlog.RefuseRecords(prepared) // Prune alone appends them
+	}
+	if len(prepared) != 1 {
+		return nil, trail.Errorf(trail.EINTERNAL, "memory: a prune carries one record, not %d events", len(prepared))
+	}
+	sorted, err := tlog.PruneSeqs(prepared[0], seqs)
+	if err != nil {
+		return nil, err
+	}
+	for _, seq := range sorted {
+		switch {
+		case seq > uint64(len(tl.events)):
+			return nil, trail.Errorf(trail.EINVALID, "tenant %s has no event at seq %d to prune", prepared[0].Tenant, seq)
+		case tl.events[seq-1] == nil:
+			return nil, trail.Errorf(trail.EINVALID, "the event at seq %d is pruned already", seq)
+		case tl.events[seq-1].Action == tlog.PrunedAction:
+			return nil, trail.Errorf(trail.EINVALID, "the event at seq %d is an %s record, the proof of a purge: it is never pruned", seq, tlog.PrunedAction)
+		}
+	}
+	return sorted, nil
+}
+
+// prune removes the events at seqs from every read, and their bodies from
+// the leaves. Readers that took the slices before keep them unchanged:
+// both are copied first.
+func (tl *tenantLog) prune(seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	tl.events, tl.leaves = slices.Clone(tl.events), slices.Clone(tl.leaves)
+	for _, seq := range seqs {
+		delete(tl.byID, tl.events[seq-1].ID)
+		tl.events[seq-1] = nil
+		tl.leaves[seq-1].Body = nil
+	}
+}
+
+// holds is the store's legal holds, guarded by Store.mu.
+type holds struct {
+	list []*trail.Hold // in the order placed
+}
+
+// PlaceHold stores h, or returns ECONFLICT when its tenant has a hold of
+// its ID. A zero CreatedAt is the store's clock.
+func (s *Store) PlaceHold(ctx context.Context, h *trail.Hold) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c, err := trail.PrepareHold(h, s.now())
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return trail.Errorf(trail.EINTERNAL, "store is closed")
+	}
+	if slices.ContainsFunc(s.holds.list, func(x *trail.Hold) bool { return x.Tenant == c.Tenant && x.ID == c.ID }) {
+		return trail.Errorf(trail.ECONFLICT, "tenant %s has a legal hold %q already", c.Tenant, c.ID)
+	}
+	s.holds.list = append(s.holds.list, c)
+	h.CreatedAt = c.CreatedAt
+	return nil
+}
+
+// ReleaseHold sets the hold's ReleasedAt to at, once: releasing it again
+// is ECONFLICT, an unknown hold ENOTFOUND.
+func (s *Store) ReleaseHold(ctx context.Context, tenant, id string, at time.Time) error {
+	if at.IsZero() {
+		return trail.Invalid("bad release", trail.FieldError{Path: "released_at", Message: "required"})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return trail.Errorf(trail.EINTERNAL, "store is closed")
+	}
+	for i, h := range s.holds.list {
+		if h.Tenant != tenant || h.ID != id {
+			continue
+		}
+		if !h.Active() {
+			return trail.Errorf(trail.ECONFLICT, "legal hold %q is released already", id)
+		}
+		c := *h // readers hold the old one
+		c.ReleasedAt = at.UTC()
+		s.holds.list[i] = &c
+		return nil
+	}
+	return trail.Errorf(trail.ENOTFOUND, "tenant %s has no legal hold %q", tenant, id)
+}
+
+// Holds returns tenant's holds in the order they were placed.
+func (s *Store) Holds(ctx context.Context, tenant string) ([]*trail.Hold, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := []*trail.Hold{}
+	for _, h := range s.holds.list {
+		if h.Tenant == tenant {
+			c := *h
+			out = append(out, &c)
+		}
+	}
+	return out, nil
+}
