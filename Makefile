@@ -39,9 +39,14 @@ FUZZTIME ?= 30s
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) .
 	go test -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) .
+	go test -run '^$$' -fuzz '^FuzzParseAPIKey$$' -fuzztime $(FUZZTIME) .
 	go test -run '^$$' -fuzz '^FuzzText$$' -fuzztime $(FUZZTIME) ./redact
 	go test -run '^$$' -fuzz '^FuzzValue$$' -fuzztime $(FUZZTIME) ./redact
 	go test -run '^$$' -fuzz '^FuzzParseWhen$$' -fuzztime $(FUZZTIME) ./cmd/trail
+	go test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./tlog
+	go test -run '^$$' -fuzz '^FuzzVerifyBundle$$' -fuzztime $(FUZZTIME) ./tlog
+	go test -run '^$$' -fuzz '^FuzzCSVCell$$' -fuzztime $(FUZZTIME) ./export
+	go test -run '^$$' -fuzz '^FuzzTraceparent$$' -fuzztime $(FUZZTIME) ./client
 
 ## bench: run the benchmarks
 bench:

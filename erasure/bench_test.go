@@ -2,6 +2,7 @@ package erasure_test
 
 import (
 	"context"
+	"flag"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -92,3 +93,47 @@ func BenchmarkNewSubjects(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "subjects/s")
 }
+
+// BenchmarkEraseSubject erases a subject with -erase.events events (100k
+// by default) from a SQLite store: deleting its keys, whatever the number
+// of its events, then reading a page of them back as erased.
+func BenchmarkEraseSubject(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	keys, err := erasure.OpenKeyFile(ctx, filepath.Join(dir, "keys.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer keys.Close()
+	v := storetest.Validator()
+	sealer := erasure.NewSealer(keys, v.Actions)
+	v.Sealer = sealer
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "trail.db"), sqlite.Options{Validator: v, Signer: storetest.Signer()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	store := erasure.Wrap(db, sealer)
+	s := sample.New(31)
+	for n := 0; n < *eraseEvents; n += 1000 {
+		batch := s.Batch(1000, time.Now())
+		for _, ev := range batch {
+			ev.Actor.ID, ev.Actor.Type = "u-subject", trail.ActorUser
+		}
+		if _, err := store.Append(ctx, "acme", batch, trail.AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if _, err := sealer.Erase(ctx, "acme", "u-subject"); err != nil {
+			b.Fatal(err)
+		}
+		p, err := store.Query(ctx, trail.Query{Tenant: "acme", ActorID: "u-subject", Limit: 100})
+		if err != nil || len(p.Events) == 0 || p.Events[0].Actor.Email != erasure.Erased {
+			b.Fatalf("after erasure: %v %+v", err, p)
+		}
+	}
+	b.ReportMetric(float64(*eraseEvents), "events-of-subject")
+}
+
+var eraseEvents = flag.Int("erase.events", 100_000, "events of the subject BenchmarkEraseSubject erases")

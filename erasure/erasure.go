@@ -322,3 +322,34 @@ func (s *Sealer) Erase(ctx context.Context, tenant, subject string) (int, error)
 	s.mu.Unlock()
 	return n, err
 }
+
+// EraseSubject erases subject from tenant's log the way an operator must:
+// it refuses (ECONFLICT) while held says a legal hold covers the subject,
+// deletes the subject's keys, and records subject_erased in the log with
+// actor as who did it. held may be nil (no holds kept). It returns how many
+// keys it deleted.
+func (s *Sealer) EraseSubject(ctx context.Context, store trail.Store, held func(ctx context.Context, tenant, subject string) (*trail.Hold, error),
+	tenant, subject, reason string, actor trail.Actor) (int, error) {
+	if subject == "" {
+		return 0, trail.Invalid("bad erasure", trail.FieldError{Path: "subject", Message: "required: the data subject's id"})
+	}
+	if held != nil {
+		h, err := held(ctx, tenant, subject)
+		if err != nil {
+			return 0, err
+		}
+		if h != nil {
+			return 0, trail.Errorf(trail.ECONFLICT, "legal hold %s (%s) covers events of subject %s: release it first", h.ID, h.Reason, subject)
+		}
+	}
+	n, err := s.Erase(ctx, tenant, subject)
+	if err != nil {
+		return n, err
+	}
+	_, err = store.Append(ctx, tenant, []*trail.Event{{Action: "subject_erased", Actor: actor, Reason: reason,
+		Context: map[string]any{"subject_id": subject, "key_count": n, "reason": reason}}}, trail.AppendOptions{})
+	if err != nil {
+		return n, fmt.Errorf("the subject's keys are deleted, but recording it failed: %w", err)
+	}
+	return n, nil
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/internal/clientip"
 	"github.com/trailaudit/trail/tlog"
 )
@@ -40,6 +41,8 @@ type Config struct {
 	Keys     trail.KeyStore
 	Catalog  *catalog.Catalog
 	Actions  trail.ActionStore // where registered custom actions are kept; nil: not kept
+	Holds    trail.HoldStore   // legal holds (the /v1/holds routes); nil: none kept
+	Eraser   *erasure.Sealer   // erases data subjects (POST /v1/subjects/{id}/erase); nil: no sealing
 	Verifier *tlog.Verifier    // checks the checkpoints the API serves
 	Logger   *slog.Logger      // default: slog.Default()
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed:
@@ -165,6 +168,10 @@ func (s *Server) routesInit() {
 	route("GET /v1/keys", trail.ScopeAdmin, s.listKeys)
 	route("POST /v1/keys", trail.ScopeAdmin, s.postKey)
 	route("DELETE /v1/keys/{id}", trail.ScopeAdmin, s.revokeKey)
+	route("GET /v1/holds", trail.ScopeAdmin, s.listHolds)
+	route("POST /v1/holds", trail.ScopeAdmin, s.postHold)
+	route("DELETE /v1/holds/{id}", trail.ScopeAdmin, s.releaseHold)
+	route("POST /v1/subjects/{id}/erase", trail.ScopeAdmin, s.eraseSubject)
 
 	s.mux.Handle("/ui/", s.uiRoutes()) // the web UI (ui.go), outside the API's routes
 }

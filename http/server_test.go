@@ -368,6 +368,10 @@ var routes = []struct {
 	{"GET", "/v1/keys", "", trail.ScopeAdmin},
 	{"POST", "/v1/keys", `{"tenant":"acme","scopes":["read"]}`, trail.ScopeAdmin},
 	{"DELETE", "/v1/keys/KEY", "", trail.ScopeAdmin},
+	{"GET", "/v1/holds", "", trail.ScopeAdmin},
+	{"POST", "/v1/holds", `{"reason":"case 1"}`, trail.ScopeAdmin},
+	{"DELETE", "/v1/holds/h-1", "", trail.ScopeAdmin},
+	{"POST", "/v1/subjects/u-1/erase", "", trail.ScopeAdmin},
 }
 
 func testScopesAndTenants(t *testing.T, h *harness) {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
-	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/retention"
 )
 
 func newEraseCmd(e *env) *cobra.Command {
@@ -44,21 +44,9 @@ the tenant's log (subject_erased).`,
 			}
 			defer store.Close()
 			defer sf.closeKeys()
-			if err := checkHolds(ctx, store, tenant, subject); err != nil {
-				return err
-			}
-			n, err := sf.sealer.Erase(ctx, tenant, subject)
+			n, err := sf.sealer.EraseSubject(ctx, store, heldBy(store), tenant, subject, reason, cliActor())
 			if err != nil {
 				return &exitError{code: 1, err: err}
-			}
-			_, err = store.Append(ctx, tenant, []*trail.Event{{
-				Action:  catalog.SubjectErased,
-				Actor:   cliActor(),
-				Reason:  reason,
-				Context: map[string]any{"subject_id": subject, "key_count": n, "reason": reason},
-			}}, trail.AppendOptions{})
-			if err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("the subject's keys are deleted, but recording it failed: %w", err)}
 			}
 			fmt.Fprintf(e.stdout, "erased subject %s of tenant %s (%d keys deleted); the erasure is recorded in the log\n", subject, tenant, n)
 			return nil
@@ -72,39 +60,16 @@ the tenant's log (subject_erased).`,
 	return cmd
 }
 
-// checkHolds refuses an erasure while a legal hold covers any event of
-// the subject (as actor, or as the user an event is about).
-func checkHolds(ctx context.Context, store trail.Store, tenant, subject string) error {
+// heldBy returns the legal-hold check of a store that keeps holds (nil
+// for one that keeps none).
+func heldBy(store trail.Store) func(ctx context.Context, tenant, subject string) (*trail.Hold, error) {
 	hs, ok := store.(trail.HoldStore)
 	if !ok {
 		return nil
 	}
-	holds, err := hs.Holds(ctx, tenant)
-	if err != nil {
-		return &exitError{code: 1, err: err}
+	return func(ctx context.Context, tenant, subject string) (*trail.Hold, error) {
+		return retention.SubjectHeld(ctx, hs, store, tenant, subject)
 	}
-	for _, h := range holds {
-		if !h.Active() {
-			continue
-		}
-		f := h.Filter
-		for _, q := range []trail.Query{
-			{Tenant: tenant, ActorID: subject, TargetID: f.TargetID, RecordedAfter: f.From, RecordedBefore: f.Until},
-			{Tenant: tenant, ActorID: f.ActorID, TargetType: "user", TargetID: subject, RecordedAfter: f.From, RecordedBefore: f.Until},
-		} {
-			if f.ActorID != "" && q.ActorID != f.ActorID {
-				continue
-			}
-			n, err := store.Count(ctx, q)
-			if err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			if n > 0 {
-				return &exitError{code: 1, err: fmt.Errorf("legal hold %s (%s) covers %d events of subject %s: release it first", h.ID, h.Reason, n, subject)}
-			}
-		}
-	}
-	return nil
 }
 
 // cliActor is who runs a CLI command that changes the log: the OS user.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
-	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/retention"
 )
 
 func newHoldsCmd(e *env) *cobra.Command {
@@ -96,34 +94,22 @@ inclusive, until exclusive): RFC 3339, a date, or a duration before now
 			if err != nil {
 				return usageError("--until: %v", err)
 			}
-			if id == "" {
-				var b [6]byte
-				rand.Read(b[:])
-				id = "hold-" + hex.EncodeToString(b[:])
-			}
 			store, hs, err := openHolds(ctx, e, &sf, tenant, true)
 			if err != nil {
 				return err
 			}
 			defer sf.closeKeys()
 			defer store.Close()
-			who := cliActor()
-			h := &trail.Hold{ID: id, Tenant: tenant, Filter: trail.HoldFilter{ActorID: actor, TargetID: target, From: from, Until: until},
-				Reason: reason, CreatedBy: who.ID, CreatedAt: now}
-			if err := hs.PlaceHold(ctx, h); err != nil {
+			h, seq, err := retention.PlaceHold(ctx, hs, store, &trail.Hold{ID: id, Tenant: tenant,
+				Filter: trail.HoldFilter{ActorID: actor, TargetID: target, From: from, Until: until}, Reason: reason, CreatedAt: now}, cliActor())
+			if h == nil && err != nil {
 				return storeError(err)
 			}
-			filter, err := filterContext(h.Filter)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			res, err := store.Append(ctx, tenant, []*trail.Event{{Action: catalog.LegalHoldPlaced, Actor: who,
-				Context: map[string]any{"hold_id": h.ID, "filter": filter, "reason": reason}}}, trail.AppendOptions{})
-			if err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("legal hold %s stands, but its legal_hold_placed event was not recorded: %w", h.ID, err)}
-			}
 			fmt.Fprintln(e.stdout, h.ID)
-			fmt.Fprintf(e.stderr, "placed legal hold %s on tenant %s (%s), recorded at seq %d\n", h.ID, tenant, filterText(h.Filter), res.Events[0].Seq)
+			fmt.Fprintf(e.stderr, "placed legal hold %s on tenant %s (%s), recorded at seq %d\n", h.ID, tenant, filterText(h.Filter), seq)
 			return nil
 		},
 	}
@@ -137,16 +123,6 @@ inclusive, until exclusive): RFC 3339, a date, or a duration before now
 	f.StringVar(&untilS, "until", "", "hold only the events recorded before this time")
 	f.StringVar(&id, "id", "", "the hold's id (default: a random one)")
 	return cmd
-}
-
-// filterContext is a hold's filter as the context of its events hold it.
-func filterContext(f trail.HoldFilter) (map[string]any, error) {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]any{}
-	return m, json.Unmarshal(b, &m)
 }
 
 // filterText writes a hold's filter for people.
@@ -250,34 +226,14 @@ released, so that no hold ends unrecorded. A hold is released once.`,
 			}
 			defer sf.closeKeys()
 			defer store.Close()
-			holds, err := hs.Holds(ctx, tenant)
+			seq, err := retention.ReleaseHold(ctx, hs, store, tenant, id, reason, cliActor(), time.Now())
+			if trail.ErrorCode(err) == trail.ECONFLICT {
+				return usageError("%v", err) // released already
+			}
 			if err != nil {
-				return &exitError{code: 1, err: err}
+				return storeError(err)
 			}
-			var h *trail.Hold
-			for _, x := range holds {
-				if x.ID == id {
-					h = x
-				}
-			}
-			switch {
-			case h == nil:
-				return usageError("tenant %s has no legal hold %q", tenant, id)
-			case !h.Active():
-				return usageError("legal hold %s was released at %s", id, h.ReleasedAt.UTC().Format(time.RFC3339))
-			}
-			ctxMap := map[string]any{"hold_id": id}
-			if reason != "" {
-				ctxMap["reason"] = reason
-			}
-			res, err := store.Append(ctx, tenant, []*trail.Event{{Action: catalog.LegalHoldReleased, Actor: cliActor(), Context: ctxMap}}, trail.AppendOptions{})
-			if err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("legal hold %s still stands: its release could not be recorded: %w", id, err)}
-			}
-			if err := hs.ReleaseHold(ctx, tenant, id, time.Now()); err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("the release of legal hold %s is recorded at seq %d, but: %w", id, res.Events[0].Seq, err)}
-			}
-			fmt.Fprintf(e.stdout, "released legal hold %s of tenant %s, recorded at seq %d\n", id, tenant, res.Events[0].Seq)
+			fmt.Fprintf(e.stdout, "released legal hold %s of tenant %s, recorded at seq %d\n", id, tenant, seq)
 			return nil
 		},
 	}

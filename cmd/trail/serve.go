@@ -111,7 +111,8 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 		return &exitError{code: 1, err: err}
 	}
 	actions, _ := store.(trail.ActionStore)
-	srv, err := trailhttp.New(trailhttp.Config{Store: sf.reader(store), Keys: keys, Catalog: sf.cat, Actions: actions,
+	holds, _ := store.(trail.HoldStore)
+	srv, err := trailhttp.New(trailhttp.Config{Store: sf.reader(store), Keys: keys, Catalog: sf.cat, Actions: actions, Holds: holds, Eraser: sf.sealer,
 		Verifier: signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
 	if err != nil {
 		return &exitError{code: 1, err: err}
