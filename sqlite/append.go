@@ -155,9 +155,19 @@ func (db *DB) commit(group []*appendReq) {
 		}
 		answer()
 	}
-	savepoints := len(group) > 1 // alone in its commit, a request needs none
+	// Rows are gathered across requests and written together (flush):
+	// one multi-row INSERT for a commit of many small appends. A request
+	// that fails on its own (a reused idempotency key, an event that does
+	// not encode) fails before it writes anything, so only a prune, which
+	// checks the rows it clears after writing its record, needs a
+	// savepoint, and rows gathered before it are written first.
 	for i, r := range group {
-		if savepoints {
+		sp := len(group) > 1 && r.prune != nil
+		if sp {
+			if err := w.flush(ctx); err != nil {
+				abort(err)
+				return
+			}
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
 				abort(internal(err, "savepoint"))
 				return
@@ -165,24 +175,30 @@ func (db *DB) commit(group []*appendReq) {
 		}
 		saved := w.snapshot(r.tenant)
 		res, err := w.apply(ctx, r)
-		if err != nil && (!savepoints || !requestError(err)) {
+		if err != nil && (!requestError(err) || r.prune != nil && !sp) {
 			abort(err)
 			return
 		}
 		if err != nil {
 			w.restore(r.tenant, saved)
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
-				abort(internal(rerr, "rollback to savepoint"))
-				return
+			if sp {
+				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
+					abort(internal(rerr, "rollback to savepoint"))
+					return
+				}
 			}
 		}
-		if savepoints {
+		if sp {
 			if _, rerr := tx.ExecContext(ctx, "RELEASE req"); rerr != nil {
 				abort(internal(rerr, "release savepoint"))
 				return
 			}
 		}
 		results[i] = appendRes{res, err}
+	}
+	if err := w.flush(ctx); err != nil {
+		abort(err)
+		return
 	}
 	if err := w.checkpoint(ctx, db.o.Signer); err != nil {
 		abort(err)
@@ -225,10 +241,12 @@ func requestError(err error) bool {
 
 // txWriter applies requests inside one transaction.
 type txWriter struct {
-	tx    *sql.Tx
-	tree  bool // maintain the tenants' trees (false only in benchmarks)
-	heads map[string]*head
-	stmts map[int]*sql.Stmt // multi-row inserts by row count
+	tx      *sql.Tx
+	pending [][]any // event rows gathered, not yet written (flush)
+	targets []any   // targets rows gathered: id, type, key each
+	tree    bool    // maintain the tenants' trees (false only in benchmarks)
+	heads   map[string]*head
+	stmts   map[int]*sql.Stmt // multi-row inserts by row count
 }
 
 func (w *txWriter) snapshot(tenant string) *head {
@@ -309,7 +327,17 @@ func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult
 	if err != nil {
 		return nil, err
 	}
+	if r.prune == nil {
+		if err := tlog.RefuseRecords(r.events); err != nil {
+			return nil, err // before anything is written
+		}
+	}
 	if r.key != "" {
+		// A replay reads the rows of the first append, which may be among
+		// those gathered: write them first.
+		if err := w.flush(ctx); err != nil {
+			return nil, err
+		}
 		var fp []byte
 		var first uint64
 		var n int
@@ -357,14 +385,12 @@ func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult
 		}
 		h.seq, h.recorded = ev.Seq, ev.RecordedAt
 	}
-	if err := w.insert(ctx, "events", eventCols, rows); err != nil {
-		return nil, err
-	}
-	if len(targets) > 0 {
-		// A target listed twice on one event is stored once.
-		q := "INSERT OR IGNORE INTO targets (id, type, key) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?),", len(targets)/3), ",")
-		if _, err := w.tx.ExecContext(ctx, q, targets...); err != nil {
-			return nil, internal(err, "insert targets")
+	w.pending = append(w.pending, rows...)
+	w.targets = append(w.targets, targets...)
+	if r.prune != nil {
+		// The prune's checks and the triggers read its record's row.
+		if err := w.flush(ctx); err != nil {
+			return nil, err
 		}
 	}
 	if r.key != "" {
@@ -385,6 +411,28 @@ func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult
 
 var eventCols = []string{"key", "id", "recorded_at", "occurred_at", "action", "category", "outcome",
 	"actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body", "hashes"}
+
+// flush writes the rows gathered so far.
+func (w *txWriter) flush(ctx context.Context) error {
+	if len(w.pending) > 0 {
+		if err := w.insert(ctx, "events", eventCols, w.pending); err != nil {
+			return err
+		}
+		w.pending = w.pending[:0]
+	}
+	// A target listed twice on one event is stored once. Each statement
+	// stays well within SQLite's 32766 bound parameters.
+	const perStmt = 3 * 3000
+	for len(w.targets) > 0 {
+		n := min(len(w.targets), perStmt)
+		q := "INSERT OR IGNORE INTO targets (id, type, key) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?),", n/3), ",")
+		if _, err := w.tx.ExecContext(ctx, q, w.targets[:n]...); err != nil {
+			return internal(err, "insert targets")
+		}
+		w.targets = w.targets[n:]
+	}
+	return nil
+}
 
 // rowsPerInsert is how many rows one INSERT statement carries: fewer
 // statements to step, within SQLite's limit of 32766 bound parameters.
