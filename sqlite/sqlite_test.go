@@ -291,3 +291,27 @@ func TestKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestManyTargets appends a batch whose targets rows need more bound
+// parameters than one SQLite statement takes: they are written in chunks,
+// and every one can be queried.
+func TestManyTargets(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "trail.db"))
+	defer db.Close()
+	batch := make([]*trail.Event, 1000)
+	for i := range batch {
+		ev := storetest.Login(fmt.Sprintf("u-%d", i))
+		ev.Targets = nil
+		for j := range 16 {
+			ev.Targets = append(ev.Targets, trail.Target{Type: "doc", ID: fmt.Sprintf("d-%d-%d", i, j)})
+		}
+		batch[i] = ev
+	}
+	if _, err := db.Append(context.Background(), "acme", batch, trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.Count(context.Background(), trail.Query{Tenant: "acme", TargetID: "d-999-15"})
+	if err != nil || n != 1 {
+		t.Fatalf("the last target: %d, %v", n, err)
+	}
+}
