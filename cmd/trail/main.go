@@ -107,7 +107,11 @@ func newRootCmd(e *env) *cobra.Command {
 		Use:   "trail",
 		Short: "Trail is a tamper-evident audit trail",
 		Long: `Trail records who did what, to what, when, from where and with what outcome,
-validated against an action catalog, with secrets redacted before anything is stored.`,
+validated against an action catalog, with secrets redacted before anything is
+stored, in an append-only Merkle log that anyone with the verifier key can check.
+
+Start with 'trail serve' (the HTTP API and the web UI at /ui/), or 'trail ingest'
+and 'trail query' on the embedded database in ./trail-data.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

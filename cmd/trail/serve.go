@@ -30,7 +30,7 @@ func newServeCmd(e *env) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--data DIR | --postgres URL]",
-		Short: "Run the Trail service (HTTP API)",
+		Short: "Run the Trail service (HTTP API and web UI)",
 		Long: `Serve runs the HTTP API on --addr (default 127.0.0.1:8080) over the embedded
 SQLite database in --data (default ./trail-data) or PostgreSQL (--postgres).
 It prints the address it listens on (with --addr 127.0.0.1:0, the port it
@@ -130,7 +130,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(e.stdout, "Trail is listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(e.stdout, "Trail is listening on http://%s (web UI: http://%s/ui/)\n", ln.Addr(), ln.Addr())
 	if bootstrap != "" {
 		fmt.Fprintf(e.stdout, "Bootstrap admin API key for tenant %s (shown once, stored only hashed):\n%s\n", tenant, bootstrap)
 	}
