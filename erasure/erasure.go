@@ -101,27 +101,35 @@ func (s *Sealer) fields(ev *trail.Event) []field {
 		{"actor.email", func() (string, bool) { return ev.Actor.Email, ev.Actor.Email != "" }, func(v string) { ev.Actor.Email = v }},
 		{"request.ip", func() (string, bool) { return ev.Request.IP, ev.Request.IP != "" }, func(v string) { ev.Request.IP = v }},
 	}
-	var marked map[string]bool
-	if s.actions != nil {
-		if a, ok := s.actions.Resolve(ev.Action); ok {
-			for _, k := range a.Context {
-				if k.Personal {
-					if marked == nil {
-						marked = map[string]bool{}
-					}
-					marked[k.Key] = true
-				}
-			}
-		}
-	}
 	for k, v := range ev.Context {
 		str, ok := v.(string)
-		if !ok || str == "" || !marked[k] && !isPersonalKey(k) {
+		if !ok || str == "" || !s.personalKey(ev.Action, k) {
 			continue
 		}
 		out = append(out, field{"context." + k, func() (string, bool) { return str, true }, func(v string) { ev.Context[k] = v }})
 	}
 	return out
+}
+
+// personalKey reports whether context key k of action's events is
+// personal: marked so in the catalog, or one of PersonalKeys.
+func (s *Sealer) personalKey(action, k string) bool {
+	if isPersonalKey(k) {
+		return true
+	}
+	if s.actions == nil {
+		return false
+	}
+	a, ok := s.actions.Resolve(action)
+	if !ok {
+		return false
+	}
+	for _, c := range a.Context {
+		if c.Key == k {
+			return c.Personal
+		}
+	}
+	return false
 }
 
 func isPersonalKey(k string) bool {
@@ -198,10 +206,9 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 		k := keys[j.subject]
 		aead := k.aead
 		for _, f := range j.fields {
+			// A value that already looks sealed is sealed again: what a
+			// client sends is data, whatever it looks like.
 			v, _ := f.get()
-			if strings.HasPrefix(v, prefix) {
-				continue // sealed already (a replayed event)
-			}
 			nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(v)+aead.Overhead())
 			copy(nonce, nonces)
 			nonces = nonces[aead.NonceSize():]
@@ -212,20 +219,28 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 	return nil
 }
 
-// Open decrypts ev's sealed fields in place; a field whose key is erased
-// reads as Erased.
+// Open decrypts ev's sealed fields in place; a personal field whose key is
+// erased reads as Erased. A value that only looks sealed (a client may send
+// any string, in any field) and does not decrypt is left as it is, so that
+// no event can make the reads of a page fail; a sealed value changed in the
+// database is left as it is too, and trail verify reports the change.
 func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error {
+	var personal map[string]bool
 	for _, f := range s.sealedFields(ev) {
 		v, _ := f.get()
-		rest := strings.TrimPrefix(v, prefix)
-		id, b64, ok := strings.Cut(rest, ":")
+		id, b64, ok := strings.Cut(strings.TrimPrefix(v, prefix), ":")
 		ct, err := base64.RawURLEncoding.DecodeString(b64)
-		if !ok || err != nil {
-			return trail.Errorf(trail.EINTERNAL, "erasure: %s of event %s is not a sealed value", f.path, ev.ID)
+		if !ok || err != nil || len(ct) < 12 {
+			continue
 		}
 		key, err := s.keyByID(ctx, tenant, id)
 		if trail.ErrorCode(err) == trail.ENOTFOUND {
-			f.set(Erased)
+			if personal == nil {
+				personal = s.personalPaths(ev)
+			}
+			if personal[f.path] {
+				f.set(Erased)
+			}
 			continue
 		}
 		if err != nil {
@@ -236,16 +251,22 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 			return err
 		}
 		n := aead.NonceSize()
-		if len(ct) < n {
-			return trail.Errorf(trail.EINTERNAL, "erasure: %s of event %s is cut short", f.path, ev.ID)
+		if pt, err := aead.Open(nil, ct[:n], ct[n:], aad(tenant, id, f.path)); err == nil {
+			f.set(string(pt))
 		}
-		pt, err := aead.Open(nil, ct[:n], ct[n:], aad(tenant, id, f.path))
-		if err != nil {
-			return trail.Errorf(trail.EINTERNAL, "erasure: %s of event %s does not decrypt (changed, or moved from another field)", f.path, ev.ID)
-		}
-		f.set(string(pt))
 	}
 	return nil
+}
+
+// personalPaths returns the paths Seal seals in ev (whatever they hold).
+func (s *Sealer) personalPaths(ev *trail.Event) map[string]bool {
+	out := map[string]bool{"actor.name": true, "actor.email": true, "request.ip": true}
+	for k := range ev.Context {
+		if s.personalKey(ev.Action, k) {
+			out["context."+k] = true
+		}
+	}
+	return out
 }
 
 // sealedFields lists ev's fields that hold a sealed value, wherever they

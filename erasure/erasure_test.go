@@ -60,8 +60,19 @@ func TestSealOpenErase(t *testing.T) {
 	// does not decrypt.
 	moved := sealed.Clone()
 	moved.Actor.Email, moved.Actor.Name = sealed.Actor.Name, sealed.Actor.Email
-	if err := s.Open(ctx, "acme", moved); err == nil {
-		t.Error("swapped ciphertexts decrypted")
+	if err := s.Open(ctx, "acme", moved); err != nil || moved.Actor.Email == plain.Actor.Name || moved.Actor.Email != sealed.Actor.Name {
+		t.Errorf("swapped ciphertexts: %v, email reads %q; want it left sealed", err, moved.Actor.Email)
+	}
+
+	// What a client sends is data, whatever it looks like: a value shaped
+	// like a sealed one is sealed again in a personal field, and left alone
+	// elsewhere; no such value makes a read fail.
+	forged := "trail:enc:v1:00000000deadbeef:" + strings.Repeat("A", 40)
+	tricky := failedLogin("u-3", forged)
+	tricky.Context["note"] = forged
+	s.Seal(ctx, "acme", []*trail.Event{tricky})
+	if err := s.Open(ctx, "acme", tricky); err != nil || tricky.Actor.Email != forged || tricky.Context["note"] != forged {
+		t.Errorf("a forged sealed value: %v, email %q, note %q", err, tricky.Actor.Email, tricky.Context["note"])
 	}
 
 	// Erasure: the subject's data reads as erased; another's does not.
