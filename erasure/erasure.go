@@ -25,7 +25,11 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,8 +45,14 @@ var PersonalKeys = []string{"email", "email_address", "ip", "ip_address", "phone
 // Erased is what an erased field reads as.
 const Erased = "[erased]"
 
-// prefix begins a sealed value: prefix KEYID ":" base64url(nonce||ciphertext).
-const prefix = "trail:enc:v1:"
+// An event's personal fields are sealed together: the first of them (in
+// the order of Sealer.fields) holds prefix KEYID ":" base64url(nonce ||
+// AES-256-GCM(JSON {path: value})), the others hold ref. One nonce and tag
+// per event, not per field: sealing adds about a third fewer bytes.
+const (
+	prefix = "enc1:"
+	ref    = prefix + "^"
+)
 
 // cacheTTL bounds how long a key is used from memory: after an erasure in
 // another process, this process stops using the erased key within it.
@@ -96,19 +106,34 @@ type field struct {
 
 // fields lists ev's personal fields that hold a string.
 func (s *Sealer) fields(ev *trail.Event) []field {
-	out := []field{
-		{"actor.name", func() (string, bool) { return ev.Actor.Name, ev.Actor.Name != "" }, func(v string) { ev.Actor.Name = v }},
-		{"actor.email", func() (string, bool) { return ev.Actor.Email, ev.Actor.Email != "" }, func(v string) { ev.Actor.Email = v }},
-		{"request.ip", func() (string, bool) { return ev.Request.IP, ev.Request.IP != "" }, func(v string) { ev.Request.IP = v }},
+	var out []field
+	for _, f := range topFields(ev) {
+		if v, _ := f.get(); v != "" {
+			out = append(out, f)
+		}
 	}
-	for k, v := range ev.Context {
-		str, ok := v.(string)
+	for _, k := range slices.Sorted(maps.Keys(ev.Context)) {
+		str, ok := ev.Context[k].(string)
 		if !ok || str == "" || !s.personalKey(ev.Action, k) {
 			continue
 		}
-		out = append(out, field{"context." + k, func() (string, bool) { return str, true }, func(v string) { ev.Context[k] = v }})
+		out = append(out, contextField(ev, k))
 	}
 	return out
+}
+
+// topFields are the personal fields outside the context, in order.
+func topFields(ev *trail.Event) []field {
+	return []field{
+		{"actor.name", func() (string, bool) { return ev.Actor.Name, true }, func(v string) { ev.Actor.Name = v }},
+		{"actor.email", func() (string, bool) { return ev.Actor.Email, true }, func(v string) { ev.Actor.Email = v }},
+		{"request.ip", func() (string, bool) { return ev.Request.IP, true }, func(v string) { ev.Request.IP = v }},
+	}
+}
+
+// contextField is the context key k of ev as a field.
+func contextField(ev *trail.Event, k string) field {
+	return field{"context." + k, func() (string, bool) { s, ok := ev.Context[k].(string); return s, ok }, func(v string) { ev.Context[k] = v }}
 }
 
 // personalKey reports whether context key k of action's events is
@@ -195,39 +220,48 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 		s.mu.Unlock()
 	}
 	// One read of randomness for every nonce of the batch.
-	var nonces []byte
-	for _, j := range jobs {
-		nonces = append(nonces, make([]byte, 12*len(j.fields))...)
-	}
+	nonces := make([]byte, 12*len(jobs))
 	if _, err := rand.Read(nonces); err != nil {
 		return err
 	}
-	for _, j := range jobs {
+	var pt []byte
+	for i, j := range jobs {
 		k := keys[j.subject]
-		aead := k.aead
-		for _, f := range j.fields {
-			// A value that already looks sealed is sealed again: what a
-			// client sends is data, whatever it looks like.
+		// What a client sends is data, whatever it looks like: a value
+		// that already looks sealed is sealed like any other.
+		pt = append(pt[:0], '{')
+		for n, f := range j.fields {
+			if n > 0 {
+				pt = append(pt, ',')
+			}
 			v, _ := f.get()
-			nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(v)+aead.Overhead())
-			copy(nonce, nonces)
-			nonces = nonces[aead.NonceSize():]
-			ct := aead.Seal(nonce, nonce, []byte(v), aad(tenant, k.id, f.path))
-			f.set(prefix + k.id + ":" + base64.RawURLEncoding.EncodeToString(ct))
+			pt = strconv.AppendQuote(pt, f.path)
+			pt = append(pt, ':')
+			pt = strconv.AppendQuote(pt, v)
+		}
+		pt = append(pt, '}')
+		nonce := nonces[12*i : 12*i+12 : 12*i+12]
+		ct := k.aead.Seal(nonce, nonce, pt, aad(tenant, k.id, j.ev.ID))
+		j.fields[0].set(prefix + k.id + ":" + base64.RawURLEncoding.EncodeToString(ct))
+		for _, f := range j.fields[1:] {
+			f.set(ref)
 		}
 	}
 	return nil
 }
 
-// Open decrypts ev's sealed fields in place; a personal field whose key is
-// erased reads as Erased. A value that only looks sealed (a client may send
-// any string, in any field) and does not decrypt is left as it is, so that
-// no event can make the reads of a page fail; a sealed value changed in the
-// database is left as it is too, and trail verify reports the change.
+// Open decrypts ev's sealed fields in place; the personal fields of an
+// erased subject read as Erased. A value that only looks sealed (a client
+// may send any string, in any field) is left as it is, and so is a sealed
+// value changed in the database (trail verify reports the change): no
+// event can make the reads of a page fail.
 func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error {
-	var personal map[string]bool
-	for _, f := range s.sealedFields(ev) {
+	cands := s.sealedFields(ev)
+	for _, f := range cands {
 		v, _ := f.get()
+		if v == ref {
+			continue
+		}
 		id, b64, ok := strings.Cut(strings.TrimPrefix(v, prefix), ":")
 		ct, err := base64.RawURLEncoding.DecodeString(b64)
 		if !ok || err != nil || len(ct) < 12 {
@@ -235,13 +269,16 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 		}
 		key, err := s.keyByID(ctx, tenant, id)
 		if trail.ErrorCode(err) == trail.ENOTFOUND {
-			if personal == nil {
-				personal = s.personalPaths(ev)
+			personal := s.personalPaths(ev)
+			if !personal[f.path] {
+				continue
 			}
-			if personal[f.path] {
-				f.set(Erased)
+			for _, g := range cands {
+				if personal[g.path] {
+					g.set(Erased)
+				}
 			}
-			continue
+			return nil
 		}
 		if err != nil {
 			return err
@@ -250,10 +287,17 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 		if err != nil {
 			return err
 		}
-		n := aead.NonceSize()
-		if pt, err := aead.Open(nil, ct[:n], ct[n:], aad(tenant, id, f.path)); err == nil {
-			f.set(string(pt))
+		pt, err := aead.Open(nil, ct[:12], ct[12:], aad(tenant, id, ev.ID))
+		var vals map[string]string
+		if err != nil || json.Unmarshal(pt, &vals) != nil {
+			continue
 		}
+		for _, g := range cands {
+			if v, ok := vals[g.path]; ok {
+				g.set(v)
+			}
+		}
+		return nil
 	}
 	return nil
 }
@@ -269,30 +313,27 @@ func (s *Sealer) personalPaths(ev *trail.Event) map[string]bool {
 	return out
 }
 
-// sealedFields lists ev's fields that hold a sealed value, wherever they
-// are (the catalog may have changed since the event was sealed).
+// sealedFields lists ev's fields that hold a sealed value or a reference
+// to one, wherever they are (the catalog may have changed since the event
+// was sealed), in the order of Sealer.fields.
 func (s *Sealer) sealedFields(ev *trail.Event) []field {
 	var out []field
-	for _, f := range []field{
-		{"actor.name", func() (string, bool) { return ev.Actor.Name, true }, func(v string) { ev.Actor.Name = v }},
-		{"actor.email", func() (string, bool) { return ev.Actor.Email, true }, func(v string) { ev.Actor.Email = v }},
-		{"request.ip", func() (string, bool) { return ev.Request.IP, true }, func(v string) { ev.Request.IP = v }},
-	} {
+	for _, f := range topFields(ev) {
 		if v, _ := f.get(); strings.HasPrefix(v, prefix) {
 			out = append(out, f)
 		}
 	}
-	for k, v := range ev.Context {
-		if str, ok := v.(string); ok && strings.HasPrefix(str, prefix) {
-			out = append(out, field{"context." + k, func() (string, bool) { return str, true }, func(v string) { ev.Context[k] = v }})
+	for _, k := range slices.Sorted(maps.Keys(ev.Context)) {
+		if str, ok := ev.Context[k].(string); ok && strings.HasPrefix(str, prefix) {
+			out = append(out, contextField(ev, k))
 		}
 	}
 	return out
 }
 
-// aad binds a ciphertext to its tenant, key and field: moved to another
-// field or event of another tenant, it does not decrypt.
-func aad(tenant, id, path string) []byte { return []byte(tenant + "\x00" + id + "\x00" + path) }
+// aad binds a ciphertext to its tenant, key and event: moved to another
+// event, it does not decrypt.
+func aad(tenant, id, event string) []byte { return []byte(tenant + "\x00" + id + "\x00" + event) }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
 	b, err := aes.NewCipher(key)

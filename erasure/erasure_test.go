@@ -40,9 +40,14 @@ func TestSealOpenErase(t *testing.T) {
 	if err := s.Seal(ctx, "acme", []*trail.Event{ev}); err != nil {
 		t.Fatal(err)
 	}
-	for path, v := range map[string]string{"actor.name": ev.Actor.Name, "actor.email": ev.Actor.Email, "request.ip": ev.Request.IP, "context.email": ev.Context["email"].(string)} {
-		if !strings.HasPrefix(v, "trail:enc:v1:") {
-			t.Errorf("%s not sealed: %q", path, v)
+	// One sealed blob per event, in its first personal field; the others
+	// refer to it.
+	if !strings.HasPrefix(ev.Actor.Name, "enc1:") || strings.Contains(ev.Actor.Name, alice) {
+		t.Errorf("actor.name holds %q, want the sealed blob", ev.Actor.Name)
+	}
+	for path, v := range map[string]string{"actor.email": ev.Actor.Email, "request.ip": ev.Request.IP, "context.email": ev.Context["email"].(string)} {
+		if v != "enc1:^" {
+			t.Errorf("%s holds %q, want a reference to the blob", path, v)
 		}
 	}
 	if ev.Actor.ID != "u-1" || ev.Context["reason"] != "invalid_password" || ev.Request.UserAgent != "Mozilla/5.0" {
@@ -56,18 +61,22 @@ func TestSealOpenErase(t *testing.T) {
 		t.Errorf("opened %+v, want %+v", ev, plain)
 	}
 
-	// A ciphertext moved to another field, or read as another tenant's,
-	// does not decrypt.
+	// A sealed blob moved to another event does not open (it is left as
+	// it is); another tenant does not even know its key.
 	moved := sealed.Clone()
-	moved.Actor.Email, moved.Actor.Name = sealed.Actor.Name, sealed.Actor.Email
-	if err := s.Open(ctx, "acme", moved); err != nil || moved.Actor.Email == plain.Actor.Name || moved.Actor.Email != sealed.Actor.Name {
-		t.Errorf("swapped ciphertexts: %v, email reads %q; want it left sealed", err, moved.Actor.Email)
+	moved.ID = "01a21700-0000-7000-8000-000000000000"
+	if err := s.Open(ctx, "acme", moved); err != nil || moved.Actor.Name != sealed.Actor.Name || moved.Actor.Email != "enc1:^" {
+		t.Errorf("a blob moved to another event: %v, %+v", err, moved.Actor)
+	}
+	other := sealed.Clone()
+	if err := s.Open(ctx, "globex", other); err != nil || other.Actor.Email == alice {
+		t.Errorf("a blob read as another tenant's: %v, %+v; want it unreadable", err, other.Actor)
 	}
 
 	// What a client sends is data, whatever it looks like: a value shaped
 	// like a sealed one is sealed again in a personal field, and left alone
 	// elsewhere; no such value makes a read fail.
-	forged := "trail:enc:v1:00000000deadbeef:" + strings.Repeat("A", 40)
+	forged := "enc1:00000000deadbeef:" + strings.Repeat("A", 40)
 	tricky := failedLogin("u-3", forged)
 	tricky.Context["note"] = forged
 	s.Seal(ctx, "acme", []*trail.Event{tricky})
