@@ -41,30 +41,32 @@ func MarshalCanonical(ev *Event) ([]byte, error) {
 // UnmarshalCanonical parses bytes made by MarshalCanonical. It refuses an
 // unknown format version and unknown members.
 func UnmarshalCanonical(data []byte) (*Event, error) {
-	var probe struct {
-		V *int `json:"v"`
-	}
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, fmt.Errorf("canonical event: %w", err)
-	}
-	if probe.V == nil {
-		return nil, fmt.Errorf("canonical event: no format version")
-	}
-	if *probe.V != CanonicalVersion {
-		return nil, fmt.Errorf("canonical event: format version %d is not supported (this build reads %d)", *probe.V, CanonicalVersion)
-	}
 	var wire struct {
 		Event
-		V int `json:"v"`
+		V *int `json:"v"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&wire); err != nil {
-		return nil, fmt.Errorf("canonical event: %w", err)
+	err := dec.Decode(&wire)
+	if err == nil && wire.V != nil && *wire.V == CanonicalVersion {
+		ev := wire.Event
+		return &ev, nil
 	}
-	ev := wire.Event
-	return &ev, nil
+	// Only on failure, a second look says whether the version is the
+	// cause (a newer format may have members this build does not know).
+	var probe struct {
+		V *int `json:"v"`
+	}
+	if perr := json.Unmarshal(data, &probe); perr == nil {
+		switch {
+		case probe.V == nil:
+			return nil, fmt.Errorf("canonical event: no format version")
+		case *probe.V != CanonicalVersion:
+			return nil, fmt.Errorf("canonical event: format version %d is not supported (this build reads %d)", *probe.V, CanonicalVersion)
+		}
+	}
+	return nil, fmt.Errorf("canonical event: %w", err)
 }
 
 // Canonicalize returns the RFC 8785 canonical form of a JSON value built of

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/trailaudit/trail"
@@ -233,4 +234,25 @@ func FuzzCanonical(f *testing.F) {
 			t.Fatalf("not a fixed point:\n%s\n%s", c1, c2)
 		}
 	})
+}
+
+// BenchmarkUnmarshalCanonical decodes stored events: what the PostgreSQL
+// store does for every event it appends and every store for every read.
+func BenchmarkUnmarshalCanonical(b *testing.B) {
+	ev := &trail.Event{ID: trail.NewID(time.Now()), Tenant: "acme", Seq: 42, RecordedAt: time.Now(), OccurredAt: time.Now(),
+		Action: "user_login_failed", Category: "authentication", Outcome: trail.OutcomeFailure,
+		Actor:   trail.Actor{ID: "u-1", Type: trail.ActorUser, Email: "u1@example.com"},
+		Request: trail.Request{IP: "203.0.113.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0", SessionID: "s-1", RequestID: "r-1"},
+		Scope:   trail.Scope{Organization: "org-1", Workspace: "ws-1"},
+		Context: map[string]any{"reason": "invalid_password", "attempts": json.Number("3"), "email": "u1@example.com", "client": "web"}}
+	body, err := trail.MarshalCanonical(ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := trail.UnmarshalCanonical(body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
