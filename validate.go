@@ -114,7 +114,33 @@ func (v *Validator) Prepare(ev *Event, p Policy, now time.Time) error {
 	if v.Redactor != nil {
 		v.Redactor.RedactEvent(ev)
 	}
+	normalizeEmpty(ev)
 	return nil
+}
+
+// normalizeEmpty gives ev the shape its canonical bytes decode to: empty
+// lists and maps are none, times are in UTC. With numbers kept in
+// canonical form, a prepared event then equals what reads return for it,
+// and a store can return it without decoding what it stored.
+func normalizeEmpty(ev *Event) {
+	if len(ev.Actor.Roles) == 0 {
+		ev.Actor.Roles = nil
+	}
+	if len(ev.Targets) == 0 {
+		ev.Targets = nil
+	}
+	if len(ev.Context) == 0 {
+		ev.Context = nil
+	}
+	if len(ev.Violations) == 0 {
+		ev.Violations = nil
+	}
+	if len(ev.Redacted) == 0 {
+		ev.Redacted = nil
+	}
+	if !ev.OccurredAt.IsZero() {
+		ev.OccurredAt = ev.OccurredAt.UTC()
+	}
 }
 
 // checker accumulates field errors and violations for one event.
@@ -373,7 +399,7 @@ func (c *checker) float(path string, f float64) (any, bool) {
 		c.fail(path, "NaN and infinity are not JSON numbers")
 		return nil, false
 	}
-	return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), true
+	return c.number(path, strconv.FormatFloat(f, 'g', -1, 64))
 }
 
 // number keeps a number literal when canonical form preserves it exactly and
@@ -387,7 +413,14 @@ func (c *checker) number(path, lit string) (any, bool) {
 		c.violate(path, RuleNumberPrecision, "number cannot be kept exactly as a JSON number (IEEE 754 double); stored as a string")
 		return lit, true
 	}
-	return json.Number(lit), true
+	// Kept in canonical form (1.0 is 1, 1e2 is 100), as the stored bytes
+	// have it: what Append returns is what reads return.
+	canon, err := CanonicalNumber(lit)
+	if err != nil {
+		c.fail(path, "not a JSON number")
+		return nil, false
+	}
+	return json.Number(canon), true
 }
 
 // keys checks the context keys the action's definition asks for.

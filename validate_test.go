@@ -266,3 +266,39 @@ func TestBatchFingerprint(t *testing.T) {
 		t.Error("fingerprints must be equal exactly for equal batches")
 	}
 }
+
+// TestPreparedEqualsStored: a prepared event equals what its canonical
+// bytes decode to, so what Append returns is what reads return, whatever
+// the numbers, empty lists and time zones the caller used.
+func TestPreparedEqualsStored(t *testing.T) {
+	v := &trail.Validator{Limits: trail.DefaultLimits()}
+	zone := time.FixedZone("CET", 3600)
+	evs := []*trail.Event{
+		{Action: "custom_thing", Actor: trail.Actor{ID: "u-1", Type: trail.ActorUser, Roles: []string{}},
+			Targets: []trail.Target{}, Context: map[string]any{}, OccurredAt: time.Date(2026, 11, 24, 10, 0, 0, 123, zone)},
+		{Action: "custom_thing", Actor: trail.Actor{ID: "u-1", Type: trail.ActorUser},
+			Context: map[string]any{
+				"a": json.Number("1.0"), "b": json.Number("1e2"), "c": json.Number("-0"), "d": 0.1, "e": float32(2.5),
+				"f": 7, "g": uint8(3), "h": json.Number("123456789012345678901234567890"), "i": []any{}, "j": map[string]any{},
+				"k": map[string]any{"n": json.Number("1.50"), "l": []any{json.Number("2E3"), nil, true}},
+			}},
+	}
+	prepared, err := v.PrepareBatch("acme", evs, trail.Policy{AllowCustom: true}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range prepared {
+		ev.Seq = uint64(i + 1)
+		body, err := trail.MarshalCanonical(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := trail.UnmarshalCanonical(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(ev, back); diff != "" {
+			t.Errorf("event %d: prepared and stored differ (-prepared +stored):\n%s", i, diff)
+		}
+	}
+}

@@ -39,8 +39,8 @@ func subMicro(t time.Time) int32 { return int32(t.Nanosecond() % 1000) }
 // seqs continue from the head with no gap, RecordedAt never runs behind the
 // head's, and the batch is durable when Append returns. The same
 // transaction writes each event's tree hashes, the tree's new right edge and
-// a checkpoint signed with Options.Signer. The events returned are decoded
-// from the stored canonical bytes, so they are exactly what reads return.
+// a checkpoint signed with Options.Signer. The events returned are the
+// prepared ones, which are exactly what reads return.
 func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, opts trail.AppendOptions) (*trail.AppendResult, error) {
 	if err := db.enter(); err != nil {
 		return nil, err
@@ -245,38 +245,21 @@ func (db *DB) appendTx(ctx context.Context, tenant string, prepared []*trail.Eve
 		}
 	}
 
-	// The events to return are decoded from the bytes being stored, so that
-	// Append returns exactly what reads will: a prepared event does not
-	// always survive the canonical round trip unchanged (a number literal
-	// such as 1.0 or 1e2 comes back as 1 or 100, an empty list as none).
-	// For a large batch the decoding runs on another core while the
-	// database takes the COPY; it must be done before COMMIT is sent.
-	decoded := make(chan error, 1)
-	evs := make([]*trail.Event, len(c.body))
-	decodeAll := func() {
-		for i, b := range c.body {
-			ev, err := decode(b)
-			if err != nil {
-				decoded <- err
-				return
-			}
-			evs[i] = ev
-		}
-		decoded <- nil
+	// The events returned are the prepared ones: the Validator keeps them
+	// in the form their canonical bytes decode to (trail's
+	// TestPreparedEqualsStored), so they are exactly what reads return,
+	// with no decoding of what is stored.
+	evs := make([]*trail.Event, len(prepared))
+	for i, ev := range prepared {
+		evs[i] = ev.Clone()
 	}
 	b := &pgx.Batch{}
 	if len(c.seq) >= copyMin {
-		go decodeAll()
 		if err := c.copy(ctx, conn); err != nil {
-			<-decoded
 			return nil, err
 		}
 	} else {
-		decodeAll()
 		c.insert(b)
-	}
-	if err := <-decoded; err != nil {
-		return nil, err
 	}
 	b.Queue("UPDATE heads SET seq = $2, recorded_at = $3, recorded_ns = $4, tree = $5 WHERE tenant = $1",
 		tenant, c.seq[last], c.recordedAt[last], c.recordedNs[last], edge)
