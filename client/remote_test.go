@@ -581,8 +581,8 @@ func TestLostResponseIsReplayed(t *testing.T) {
 // random moment, several times; a last one drains the spool. Every event
 // whose Record returned is stored exactly once, and none is stored twice.
 func TestSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs child processes")
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip("runs child processes (-short; never under CI=true)")
 	}
 	// A server that takes a little time, so that kills land mid-batch.
 	var replays atomic.Int64
@@ -603,7 +603,7 @@ func TestSIGKILL(t *testing.T) {
 			"TRAIL_SPOOL="+dir, "TRAIL_FROM="+strconv.Itoa(from), "TRAIL_N="+strconv.Itoa(perRound))
 	}
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+		cmd := exec.Command(os.Args[0]) // TestMain runs the child
 		cmd.Env = env("record", round*perRound)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
@@ -639,7 +639,7 @@ func TestSIGKILL(t *testing.T) {
 		}
 		t.Logf("round %d: killed after %d acknowledged Records", round, got)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd := exec.Command(os.Args[0]) // TestMain runs the child
 	cmd.Env = env("drain", 0)
 	b, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(b), "drained") {
@@ -663,12 +663,19 @@ func TestSIGKILL(t *testing.T) {
 	}
 }
 
-// TestHelperProcess is the child of TestSIGKILL, not a test of its own.
-func TestHelperProcess(t *testing.T) {
-	mode := os.Getenv("TRAIL_CLIENT_HELPER")
-	if mode == "" {
-		t.Skip("the child process of TestSIGKILL")
+// TestMain runs the child process of TestSIGKILL when TRAIL_CLIENT_HELPER
+// says which, and the tests otherwise.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("TRAIL_CLIENT_HELPER"); mode != "" {
+		helperProcess(mode)
+		return
 	}
+	os.Exit(m.Run())
+}
+
+// helperProcess is the child of TestSIGKILL: it records (mode "record")
+// or drains the spool (mode "drain").
+func helperProcess(mode string) {
 	r, err := NewRemote(context.Background(), RemoteOptions{URL: os.Getenv("TRAIL_URL"), Key: os.Getenv("TRAIL_KEY"),
 		Mode: Spool, SpoolDir: os.Getenv("TRAIL_SPOOL"), BatchSize: 20, BatchWait: 2 * time.Millisecond,
 		MaxRetryWait: 100 * time.Millisecond,

@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
@@ -102,26 +101,7 @@ func TestPruneAsAppRole(t *testing.T) {
 	if _, err := owner.Append(ctx, "acme", []*trail.Event{storetest.Login("u-1"), storetest.Login("u-2"), storetest.Login("u-3")}, trail.AppendOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	admin := connect(t, schema, nil)
-	var exists bool
-	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'trail_app')").Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	if !exists {
-		t.Skip("role trail_app does not exist: the test user cannot create roles")
-	}
-	u, err := url.Parse(pgtest.ServerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs := u.Query()
-	qs.Set("role", "trail_app")
-	u.RawQuery = qs.Encode()
-	app, err := postgres.Open(ctx, u.String(), postgres.Options{Validator: storetest.Validator(), Schema: schema, Signer: storetest.Signer()})
-	if err != nil {
-		t.Fatalf("Open as trail_app: %v", err)
-	}
-	defer app.Close()
+	app, conn := openAsApp(t, schema)
 	if _, err := app.Prune(ctx, "acme", []uint64{1, 2}, storetest.PruneRecord("test", 1, 2)); err != nil {
 		t.Fatalf("Prune as trail_app: %v", err)
 	}
@@ -131,7 +111,6 @@ func TestPruneAsAppRole(t *testing.T) {
 	if err := app.ReleaseHold(ctx, "acme", "h-1", time.Now()); err != nil {
 		t.Fatalf("ReleaseHold as trail_app: %v", err)
 	}
-	conn := connect(t, schema, map[string]string{"role": "trail_app"})
 	for _, stmt := range []string{
 		"UPDATE events SET action = 'user_logout'",
 		"UPDATE events SET actor_id = ''",

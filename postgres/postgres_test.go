@@ -544,28 +544,7 @@ func TestAppRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := connect(t, schema, nil)
-	var exists bool
-	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'trail_app')").Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	if !exists {
-		t.Skip("role trail_app does not exist: the test user cannot create roles")
-	}
-
-	// Trail itself, connected as trail_app.
-	u, err := url.Parse(pgtest.ServerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs := u.Query()
-	qs.Set("role", "trail_app") // a run-time parameter set at connection start
-	u.RawQuery = qs.Encode()
-	app, err := postgres.Open(ctx, u.String(), postgres.Options{Validator: storetest.Validator(), Schema: schema, Signer: storetest.Signer()})
-	if err != nil {
-		t.Fatalf("Open as trail_app: %v", err)
-	}
-	defer app.Close()
+	app, conn := openAsApp(t, schema)
 	res, err := app.Append(ctx, "acme", []*trail.Event{storetest.Login("u-2")}, trail.AppendOptions{IdempotencyKey: "k"})
 	if err != nil || res.Events[0].Seq != 2 {
 		t.Fatalf("Append as trail_app: %v", err)
@@ -574,7 +553,6 @@ func TestAppRole(t *testing.T) {
 		t.Errorf("Get as trail_app: %v", err)
 	}
 
-	conn := connect(t, schema, map[string]string{"role": "trail_app"})
 	var role string
 	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&role); err != nil || role != "trail_app" {
 		t.Fatalf("current_user = %q, %v", role, err)
@@ -757,25 +735,7 @@ func TestKeys(t *testing.T) {
 		ctx := context.Background()
 		schema := pgtest.NewSchema(t)
 		open(t, schema, postgres.Options{}) // migrates as the owner
-		var exists bool
-		if err := connect(t, schema, nil).QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'trail_app')").Scan(&exists); err != nil {
-			t.Fatal(err)
-		}
-		if !exists {
-			t.Skip("role trail_app does not exist: the test user cannot create roles")
-		}
-		u, err := url.Parse(pgtest.ServerURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		qs := u.Query()
-		qs.Set("role", "trail_app")
-		u.RawQuery = qs.Encode()
-		app, err := postgres.Open(ctx, u.String(), postgres.Options{Validator: storetest.Validator(), Schema: schema})
-		if err != nil {
-			t.Fatalf("Open as trail_app: %v", err)
-		}
-		defer app.Close()
+		app, conn := openAsApp(t, schema)
 		_, k, err := trail.NewAPIKey("acme", "ci", []trail.KeyScope{trail.ScopeIngest}, time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -792,7 +752,6 @@ func TestKeys(t *testing.T) {
 		if ks, err := app.Keys(ctx, "acme"); err != nil || len(ks) != 1 || !ks[0].Revoked() {
 			t.Fatalf("Keys as trail_app = %v, %v", ks, err)
 		}
-		conn := connect(t, schema, map[string]string{"role": "trail_app"})
 		for _, stmt := range []string{
 			"UPDATE api_keys SET hash = ''",
 			"UPDATE api_keys SET tenant = 'globex'",
@@ -810,4 +769,33 @@ func TestKeys(t *testing.T) {
 			}
 		}
 	})
+}
+
+// openAsApp opens Trail on schema (migrated by its owner already) as the
+// role trail_app, and a plain connection as trail_app. Without the role
+// (a test user that cannot create roles) the test skips, or fails under
+// CI=true.
+func openAsApp(t *testing.T, schema string) (*postgres.DB, *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	var exists bool
+	if err := connect(t, schema, nil).QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'trail_app')").Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if !exists {
+		pgtest.Missing(t, "role trail_app does not exist: the test user cannot create roles")
+	}
+	u, err := url.Parse(pgtest.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := u.Query()
+	qs.Set("role", "trail_app") // a run-time parameter set at connection start
+	u.RawQuery = qs.Encode()
+	app, err := postgres.Open(ctx, u.String(), postgres.Options{Validator: storetest.Validator(), Schema: schema, Signer: storetest.Signer()})
+	if err != nil {
+		t.Fatalf("Open as trail_app: %v", err)
+	}
+	t.Cleanup(func() { app.Close() })
+	return app, connect(t, schema, map[string]string{"role": "trail_app"})
 }
