@@ -45,6 +45,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 	if reason == "" {
 		reason = "api_request"
 	}
+	// The export is of the log as it stands now: events recorded later
+	// (its own record among them) are left to the next export, so that it
+	// ends under steady ingest.
+	if now := s.c.Now(); q.RecordedBefore.IsZero() || q.RecordedBefore.After(now) {
+		q.RecordedBefore = now
+	}
 	corr := trail.NewID(s.c.Now())
 	scope := "audit_events"
 	if err := s.recordRead(r, k, "data_export_attempted", map[string]any{

@@ -52,10 +52,17 @@ func TestHoldsAndErasure(t *testing.T) {
 	if err := db.CreateKey(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	call := func(method, path, body string, want int) []byte {
+	verifyText, vk, _ := trail.NewAPIKey("acme", "auditor", []trail.KeyScope{trail.ScopeVerify}, time.Now())
+	if err := db.CreateKey(ctx, vk); err != nil {
+		t.Fatal(err)
+	}
+	callAs := func(key, method, path, body string, want int) []byte {
 		t.Helper()
 		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+text)
+		req.Header.Set("Authorization", "Bearer "+key)
+		if strings.HasPrefix(path, "/ui/") {
+			req.AddCookie(&http.Cookie{Name: "trail_session", Value: key})
+		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -67,7 +74,26 @@ func TestHoldsAndErasure(t *testing.T) {
 		}
 		return b
 	}
+	call := func(method, path, body string, want int) []byte {
+		t.Helper()
+		return callAs(text, method, path, body, want)
+	}
 	call("POST", "/v1/events", `{"action":"user_login_failed","actor":{"type":"user","id":"u-1","email":"alice@example.com"},"context":{"reason":"invalid_password","attempts":1,"email":"alice@example.com"}}`, 201)
+
+	first, err := erasure.Wrap(db, sealer).GetSeq(ctx, "acme", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The web UI verifies an event whose personal data is sealed in the
+	// log and opened on the page.
+	if b := call("GET", "/ui/events/"+first.ID+"/verify", "", 200); !strings.Contains(string(b), "✓ Verified") {
+		t.Errorf("UI verification of a sealed event:\n%s", b)
+	}
+	// A key that may verify but not read gets the proof, not the event.
+	b0 := callAs(verifyText, "GET", "/v1/proofs/inclusion?seq=1", "", 200)
+	if strings.Contains(string(b0), `"event"`) || !strings.Contains(string(b0), `"proof"`) {
+		t.Errorf("a verify-only key's proof: %s", b0)
+	}
 
 	var hold trail.Hold
 	json.Unmarshal(call("POST", "/v1/holds", `{"filter":{"actor_id":"u-1"},"reason":"Case 9"}`, 201), &hold)
@@ -96,5 +122,25 @@ func TestHoldsAndErasure(t *testing.T) {
 	rep, err := tlog.Verify(ctx, db, "acme", storetest.Signer().Verifier(), tlog.VerifyOptions{})
 	if err != nil || !rep.OK() {
 		t.Errorf("verify: %v %+v", err, rep)
+	}
+
+	// Retention prunes seq 1: its proof still stands on its stored leaf
+	// hash, and the UI's full verification reports it pruned, not damaged.
+	if _, err := db.Prune(ctx, "acme", []uint64{1}, storetest.PruneRecord("test", 1)); err != nil {
+		t.Fatal(err)
+	}
+	var incl struct {
+		LeafHash   []byte `json:"leaf_hash"`
+		Proof      [][]byte
+		Pruned     bool
+		Checkpoint string
+	}
+	json.Unmarshal(call("GET", "/v1/proofs/inclusion?seq=1", "", 200), &incl)
+	cp, err := storetest.Signer().Verifier().Open("acme", []byte(incl.Checkpoint))
+	if err != nil || !incl.Pruned || tlog.VerifyInclusion(incl.LeafHash, 0, cp.Size, incl.Proof, cp.Root) != nil {
+		t.Errorf("proof of a pruned event: %v %+v", err, incl)
+	}
+	if b := call("POST", "/ui/health/verify", "", 200); !strings.Contains(string(b), "✓ Intact") {
+		t.Errorf("UI full verification after a purge:\n%s", b)
 	}
 }

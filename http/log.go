@@ -74,13 +74,16 @@ type inclusionDoc struct {
 	TreeSize   uint64          `json:"tree_size"`
 	LeafHash   []byte          `json:"leaf_hash"`
 	Proof      [][]byte        `json:"proof"`
-	Event      json.RawMessage `json:"event"`                // the stored bytes the leaf hash is of
+	Event      json.RawMessage `json:"event,omitempty"`      // the stored bytes the leaf hash is of (to a key with the read scope)
+	Pruned     bool            `json:"pruned,omitempty"`     // retention removed the event's bytes; its leaf hash stays
 	Checkpoint string          `json:"checkpoint,omitempty"` // the latest signed checkpoint, when tree_size is its size
 }
 
 // inclusion proves the event at seq is in the tree of size (default: the
 // latest checkpoint's, which the answer then carries; a client that saved
-// an older checkpoint asks for its size and checks against its root).
+// an older checkpoint asks for its size and checks against its root). The
+// event's stored bytes come with it to a key that may read events; an
+// event retention pruned is proven by its stored leaf hash.
 func (s *Server) inclusion(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "seq", "size"); err != nil {
@@ -106,17 +109,26 @@ func (s *Server) inclusion(w http.ResponseWriter, r *http.Request, k *trail.APIK
 		return trail.Invalid("bad query parameters", trail.FieldError{Path: "size",
 			Message: "the event's seq must be at most size, and size at most the latest checkpoint's (" + strconv.FormatUint(cp.Size, 10) + ")"})
 	}
+	found := false
 	err = s.c.Store.ScanLeaves(r.Context(), k.Tenant, seq, seq+1, func(l trail.Leaf) error {
-		doc.Event = bytes.Clone(l.Body)
+		found = true
+		if len(l.Body) == 0 { // pruned by retention: the stored leaf hash stands for it
+			doc.Pruned = true
+			doc.LeafHash = bytes.Clone(l.Hashes[:min(len(l.Hashes), trail.HashSize)])
+			return nil
+		}
+		doc.LeafHash = tlog.LeafHash(l.Body)
+		if k.Has(trail.ScopeRead) {
+			doc.Event = bytes.Clone(l.Body)
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if doc.Event == nil {
+	if !found {
 		return trail.Errorf(trail.EINTERNAL, "the event at seq %d is missing from the log", seq)
 	}
-	doc.LeafHash = tlog.LeafHash(doc.Event)
 	if doc.Proof, err = tlog.InclusionProof(r.Context(), s.c.Store, k.Tenant, seq-1, doc.TreeSize); err != nil {
 		return err
 	}

@@ -267,7 +267,7 @@ func testIngestSearchProve(t *testing.T, h *harness) {
 		Event      json.RawMessage
 		Checkpoint string
 	}
-	h.ok(200, "acme-verify", "GET", "/v1/proofs/inclusion?seq=2", "", &incl)
+	h.ok(200, "acme", "GET", "/v1/proofs/inclusion?seq=2", "", &incl) // read and verify: the event comes with its proof
 	if !bytes.Equal(tlog.LeafHash(incl.Event), incl.LeafHash) {
 		t.Fatal("the proof's event bytes do not hash to its leaf hash")
 	}

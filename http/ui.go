@@ -222,13 +222,14 @@ func (s *Server) authenticateText(r *http.Request, text string) (*trail.APIKey, 
 func (s *Server) uiSignedOut(w http.ResponseWriter, r *http.Request, err error) {
 	why := ""
 	if c, cerr := r.Cookie(uiCookie); cerr == nil && c.Value != "" {
-		http.SetCookie(w, s.uiSessionCookie(r, ""))
-		why = "invalid"
 		if trail.ErrorCode(err) != trail.EUNAUTHORIZED {
-			// The key could not be checked (the store failed): say so.
+			// The key could not be checked (the store failed): say so,
+			// and keep the session for when the store answers again.
 			s.uiFail(w, r, nil, err)
 			return
 		}
+		http.SetCookie(w, s.uiSessionCookie(r, ""))
+		why = "invalid"
 	}
 	v := url.Values{}
 	if r.Method == http.MethodGet && r.Header.Get("HX-Request") == "" {

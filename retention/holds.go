@@ -44,7 +44,8 @@ func PlaceHold(ctx context.Context, hs trail.HoldStore, store trail.Store, h *tr
 			Context: map[string]any{"hold_id": c.ID, "filter": filter, "reason": c.Reason}}}, trail.AppendOptions{})
 	}
 	if err != nil {
-		return &c, 0, fmt.Errorf("legal hold %s stands, but its legal_hold_placed event was not recorded: %w", c.ID, err)
+		return &c, 0, &trail.Error{Code: trail.EINTERNAL, Err: err,
+			Message: fmt.Sprintf("legal hold %s stands, but its legal_hold_placed event was not recorded", c.ID)}
 	}
 	return &c, res.Events[0].Seq, nil
 }
@@ -76,10 +77,12 @@ func ReleaseHold(ctx context.Context, hs trail.HoldStore, store trail.Store, ten
 	}
 	res, err := store.Append(ctx, tenant, []*trail.Event{{Action: catalog.LegalHoldReleased, Actor: actor, Context: ctxMap}}, trail.AppendOptions{})
 	if err != nil {
-		return 0, fmt.Errorf("legal hold %s still stands: its release could not be recorded: %w", id, err)
+		return 0, &trail.Error{Code: trail.EINTERNAL, Err: err,
+			Message: fmt.Sprintf("legal hold %s still stands: its release could not be recorded", id)}
 	}
 	if err := hs.ReleaseHold(ctx, tenant, id, now); err != nil {
-		return res.Events[0].Seq, fmt.Errorf("the release of legal hold %s is recorded at seq %d, but: %w", id, res.Events[0].Seq, err)
+		return res.Events[0].Seq, &trail.Error{Code: trail.EINTERNAL, Err: err,
+			Message: fmt.Sprintf("the release of legal hold %s is recorded at seq %d, but the hold could not be released", id, res.Events[0].Seq)}
 	}
 	return res.Events[0].Seq, nil
 }

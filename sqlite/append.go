@@ -124,9 +124,9 @@ type head struct {
 	start    uint64     // seq when the commit began: a checkpoint is due when seq passes it
 }
 
-// commit writes a group in one transaction. Each request runs inside its
-// own savepoint, so one that fails (a reused idempotency key) is rolled back
-// alone and the others still commit.
+// commit writes a group in one transaction. A request that fails on its
+// own (a reused idempotency key) is answered with its error while the
+// others still commit.
 func (db *DB) commit(group []*appendReq) {
 	ctx := context.Background()
 	results := make([]appendRes, len(group))
@@ -144,10 +144,9 @@ func (db *DB) commit(group []*appendReq) {
 		return
 	}
 	w := &txWriter{tx: tx, heads: map[string]*head{}, tree: !db.o.noTree}
-	// A request can fail on its own (a reused idempotency key: ECONFLICT),
-	// and is then rolled back to its savepoint while the others go on. Any
-	// other failure (the disk, a broken invariant) fails the whole group:
-	// the transaction is rolled back and every caller is told.
+	// Any failure but a request's own (the disk, a broken invariant) fails
+	// the whole group: the transaction is rolled back and every caller is
+	// told.
 	abort := func(err error) {
 		tx.Rollback()
 		for i := range results {
@@ -156,13 +155,15 @@ func (db *DB) commit(group []*appendReq) {
 		answer()
 	}
 	// Rows are gathered across requests and written together (flush):
-	// one multi-row INSERT for a commit of many small appends. A request
+	// one multi-row INSERT for a commit of many small appends. An append
 	// that fails on its own (a reused idempotency key, an event that does
-	// not encode) fails before it writes anything, so only a prune, which
-	// checks the rows it clears after writing its record, needs a
-	// savepoint, and rows gathered before it are written first.
+	// not encode, a purge record sent by hand) fails before it writes or
+	// moves anything, so it needs no savepoint. A prune checks the rows it
+	// clears after writing its record: it runs in a savepoint, after the
+	// rows gathered before it are written.
 	for i, r := range group {
-		sp := len(group) > 1 && r.prune != nil
+		sp := r.prune != nil
+		var saved *head
 		if sp {
 			if err := w.flush(ctx); err != nil {
 				abort(err)
@@ -172,20 +173,18 @@ func (db *DB) commit(group []*appendReq) {
 				abort(internal(err, "savepoint"))
 				return
 			}
+			saved = w.snapshot(r.tenant)
 		}
-		saved := w.snapshot(r.tenant)
 		res, err := w.apply(ctx, r)
-		if err != nil && (!requestError(err) || r.prune != nil && !sp) {
+		if err != nil && !requestError(err) {
 			abort(err)
 			return
 		}
-		if err != nil {
+		if err != nil && sp {
 			w.restore(r.tenant, saved)
-			if sp {
-				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
-					abort(internal(rerr, "rollback to savepoint"))
-					return
-				}
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
+				abort(internal(rerr, "rollback to savepoint"))
+				return
 			}
 		}
 		if sp {
@@ -362,9 +361,14 @@ func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult
 	first := h.seq + 1
 	rows := make([][]any, len(r.events))
 	var targets []any
+	// Everything that can fail does so before the head and the tree move:
+	// a request that fails here leaves nothing to undo.
+	seq, recorded := h.seq, h.recorded
 	for i, ev := range r.events {
-		ev.Seq = h.seq + 1
-		ev.RecordedAt = trail.NotBefore(ev.RecordedAt, h.recorded)
+		seq++
+		ev.Seq = seq
+		ev.RecordedAt = trail.NotBefore(ev.RecordedAt, recorded)
+		recorded = ev.RecordedAt
 		body, err := trail.MarshalCanonical(ev)
 		if err != nil {
 			return nil, trail.Errorf(trail.EINVALID, "event %d cannot be encoded: %v", i, err)
@@ -374,17 +378,18 @@ func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult
 			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: event id %q is not a UUID", ev.ID)
 		}
 		key := rowKey(h.tid, ev.Seq)
-		hashes := []byte{}
-		if h.tree != nil {
-			hashes = h.tree.Append(body)
-		}
 		rows[i] = []any{key, id[:], ev.RecordedAt.UnixNano(), ev.OccurredAt.UnixNano(), ev.Action, ev.Category, string(ev.Outcome),
-			ev.Actor.ID, string(ev.Actor.Type), ev.Scope.Organization, ev.Scope.Workspace, ev.Scope.Team, ev.CorrelationID, body, hashes}
+			ev.Actor.ID, string(ev.Actor.Type), ev.Scope.Organization, ev.Scope.Workspace, ev.Scope.Team, ev.CorrelationID, body, []byte{}}
 		for _, t := range ev.Targets {
 			targets = append(targets, t.ID, t.Type, key)
 		}
-		h.seq, h.recorded = ev.Seq, ev.RecordedAt
 	}
+	if h.tree != nil {
+		for _, row := range rows {
+			row[len(row)-1] = h.tree.Append(row[len(row)-2].([]byte))
+		}
+	}
+	h.seq, h.recorded = seq, recorded
 	w.pending = append(w.pending, rows...)
 	w.targets = append(w.targets, targets...)
 	if r.prune != nil {

@@ -6,3 +6,6 @@ func WithoutTree(o *Options) { o.noTree = true }
 
 // SetScanAhead sets how many chunks ScanLeaves reads at once.
 func SetScanAhead(db *DB, n int) { db.scanAhead = n }
+
+// Migration returns the SQL of migration i (i+1 is the version it makes).
+func Migration(i int) string { return migrations[i] }

@@ -48,12 +48,11 @@ func (db *DB) Prune(ctx context.Context, tenant string, seqs []uint64, record *t
 // prune clears the payloads of r.prune in tenant h, whose last event is
 // r's record, just inserted: the update trigger allows a row's payload to
 // go only to an audit_log_pruned event that is the tenant's latest.
-//
-// For a plain Append (r.prune nil) it only refuses audit_log_pruned events
-// (tlog.RefuseRecords): those are appended by Prune alone.
+// It does nothing for a plain Append (r.prune nil), whose purge records
+// apply refused before writing anything.
 func (w *txWriter) prune(ctx context.Context, h *head, r *appendReq) error {
 	if r.prune == nil {
-		return tlog.RefuseRecords(r.events)
+		return nil
 	}
 	if len(r.events) != 1 {
 		return trail.Errorf(trail.EINTERNAL, "sqlite: a prune carries one record, not %d events", len(r.events))

@@ -21,9 +21,7 @@ import (
 // Each index costs every append a B-tree insert; docs/design.md has the
 // measured cost of each and why these were chosen.
 var migrations = []string{
-	// 1: events with their tree hashes, targets, idempotency keys,
-	// checkpoints; append-only by trigger. API keys and saved custom
-	// actions.
+	// 1: events, targets, idempotency keys; append-only by trigger.
 	`
 CREATE TABLE tenants (
 	tid  INTEGER PRIMARY KEY,
@@ -43,8 +41,7 @@ CREATE TABLE events (
 	workspace      TEXT NOT NULL,
 	team           TEXT NOT NULL,
 	correlation_id TEXT NOT NULL,
-	body           BLOB NOT NULL,       -- trail.MarshalCanonical: the bytes the log hashes
-	hashes         BLOB NOT NULL        -- trail.Leaf.Hashes: leaf hash, then the tree nodes it completed
+	body           BLOB NOT NULL        -- trail.MarshalCanonical: the bytes the log hashes
 );
 CREATE UNIQUE INDEX events_id ON events (id);
 CREATE INDEX events_actor ON events (actor_id);
@@ -65,16 +62,6 @@ CREATE TABLE idempotency (
 	n           INTEGER NOT NULL,
 	PRIMARY KEY (tid, key)
 ) WITHOUT ROWID;
-CREATE TABLE checkpoints (
-	tid  INTEGER NOT NULL,
-	size INTEGER NOT NULL,
-	note BLOB NOT NULL, -- the signed note (tlog.Signer.Sign)
-	PRIMARY KEY (tid, size)
-) WITHOUT ROWID;
-CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
-	BEGIN SELECT RAISE(ABORT, 'trail: checkpoints are append-only'); END;
-CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
-	BEGIN SELECT RAISE(ABORT, 'trail: checkpoints are append-only'); END;
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 	BEGIN SELECT RAISE(ABORT, 'trail: events are append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
@@ -89,6 +76,26 @@ CREATE TRIGGER tenants_no_update BEFORE UPDATE ON tenants
 	BEGIN SELECT RAISE(ABORT, 'trail: tenants are append-only'); END;
 CREATE TRIGGER tenants_no_delete BEFORE DELETE ON tenants
 	BEGIN SELECT RAISE(ABORT, 'trail: tenants are append-only'); END;
+`,
+
+	// 2: the tamper-evident log (each event's tree hashes, signed
+	// checkpoints), API keys, saved custom actions, retention (pruned
+	// payloads) and legal holds. A version-1 database that holds events
+	// is refused before this runs (see migrate): its events have no tree
+	// hashes, which cannot be added after the fact.
+	`
+ALTER TABLE events ADD COLUMN hashes BLOB NOT NULL DEFAULT X''; -- trail.Leaf.Hashes: leaf hash, then the tree nodes it completed
+ALTER TABLE events ADD COLUMN pruned INTEGER; -- seq of the audit_log_pruned event; NULL while the payload is there
+CREATE TABLE checkpoints (
+	tid  INTEGER NOT NULL,
+	size INTEGER NOT NULL,
+	note BLOB NOT NULL, -- the signed note (tlog.Signer.Sign)
+	PRIMARY KEY (tid, size)
+) WITHOUT ROWID;
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
+	BEGIN SELECT RAISE(ABORT, 'trail: checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
+	BEGIN SELECT RAISE(ABORT, 'trail: checkpoints are append-only'); END;
 
 -- api_keys holds every API key ever created (trail.APIKey), in creation
 -- order (the rowid), with only a hash of its secret. A key is never deleted
@@ -141,7 +148,6 @@ CREATE TRIGGER custom_actions_no_delete BEFORE DELETE ON custom_actions
 -- record is the tenant's latest event, as it is in the commit that appends
 -- it; audit_log_pruned events themselves are never pruned. A targets row
 -- may only be deleted once its event is pruned.
-ALTER TABLE events ADD COLUMN pruned INTEGER; -- seq of the audit_log_pruned event; NULL while the payload is there
 CREATE INDEX events_pruned ON events (key) WHERE pruned IS NOT NULL;
 DROP TRIGGER events_no_update;
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
@@ -221,6 +227,21 @@ func migrate(ctx context.Context, c *sql.Conn) error {
 		}
 		if v == SchemaVersion {
 			return tx.Rollback()
+		}
+		if v == 1 {
+			// Events stored before the tamper-evident log have no tree
+			// hashes and no checkpoint; none can be made for them now
+			// without trusting bytes nobody signed.
+			var n int
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").Scan(&n); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migrate: %w", err)
+			}
+			if n > 0 {
+				tx.Rollback()
+				return fmt.Errorf("database schema version 1 holds events from before the tamper-evident log, which cannot be added to them: " +
+					"export them with an older build (trail query --json) and ingest them into a new data directory")
+			}
 		}
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 			tx.Rollback()

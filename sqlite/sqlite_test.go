@@ -315,3 +315,35 @@ func TestManyTargets(t *testing.T) {
 		t.Fatalf("the last target: %d, %v", n, err)
 	}
 }
+
+// TestSchemaVersion1: a database made by the first release migrates when
+// it holds no events, and is refused with a clear message when it does
+// (its events have no tree hashes, which cannot be added after the fact).
+func TestSchemaVersion1(t *testing.T) {
+	for _, withEvents := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "trail.db")
+		stmts := []string{sqlite.Migration(0), "PRAGMA user_version = 1"}
+		if withEvents {
+			stmts = append(stmts, "INSERT INTO tenants (tid, name) VALUES (1, 'acme')",
+				`INSERT INTO events VALUES (1099511627777, X'00', 0, 0, 'user_logout', 'authentication', 'success', 'u-1', 'user', '', '', '', '', X'7b7d')`)
+		}
+		for _, stmt := range stmts {
+			if err := rawExec(t, path, stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()})
+		switch {
+		case !withEvents && err != nil:
+			t.Errorf("an empty version-1 database: %v", err)
+		case withEvents && (err == nil || !strings.Contains(err.Error(), "schema version 1 holds events")):
+			t.Errorf("a version-1 database with events: %v; want a refusal saying why", err)
+		}
+		if err == nil {
+			if _, err := db.Append(context.Background(), "acme", []*trail.Event{storetest.Login("u-1")}, trail.AppendOptions{}); err != nil {
+				t.Errorf("append after migrating: %v", err)
+			}
+			db.Close()
+		}
+	}
+}

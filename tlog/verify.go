@@ -770,3 +770,15 @@ func PruneSeqs(record *trail.Event, seqs []uint64) ([]uint64, error) {
 	}
 	return sorted, nil
 }
+
+// VerifyStore is Verify of a store's whole log as an operator runs it:
+// with the purge records the log holds (PrunedRanges), so that what
+// retention removed is reported as pruned, not as damage, and with the
+// checkpoints saved elsewhere, if any.
+func VerifyStore(ctx context.Context, s trail.Store, tenant string, v *Verifier, saved [][]byte) (*Report, error) {
+	pruned, err := PrunedRanges(ctx, s, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return Verify(ctx, s, tenant, v, VerifyOptions{Saved: saved, Pruned: pruned})
+}

@@ -54,7 +54,8 @@ elsewhere (--signing-key FILE).`,
 	}
 	cmd.Flags().StringVar(&sf.data, "data", "trail-data", "data directory the key goes into")
 	cmd.Flags().StringVar(&name, "name", defaultKeyName(), "key name, which begins every checkpoint origin")
-	cmd.Flags().StringVar(&out, "out", "", "file to write the key to (default DATA/log.key)")
+	cmd.Flags().StringVar(&sf.signingKey, "signing-key", "", "the signing key's file, as other commands read it (default DATA/log.key)")
+	cmd.Flags().StringVar(&out, "out", "", "file to write the key to (default: --signing-key)")
 	return cmd
 }
 

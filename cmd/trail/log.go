@@ -126,7 +126,8 @@ type inclusionProof struct {
 	Tenant     string          `json:"tenant"`
 	Seq        uint64          `json:"seq"`
 	LeafIndex  uint64          `json:"leaf_index"`
-	Event      json.RawMessage `json:"event"` // the stored bytes, verbatim
+	Event      json.RawMessage `json:"event,omitempty"`  // the stored bytes, verbatim
+	Pruned     bool            `json:"pruned,omitempty"` // retention removed the bytes; the stored leaf hash stands
 	LeafHash   []byte          `json:"leaf_hash"`
 	TreeSize   uint64          `json:"tree_size"`
 	Root       []byte          `json:"root"`
@@ -145,26 +146,30 @@ func proveInclusion(ctx context.Context, store trail.Store, tenant string, seq u
 	if seq > cp.Size {
 		return nil, usageError("--seq: %d is past the latest checkpoint (size %d)", seq, cp.Size)
 	}
-	var body []byte
+	var body, leaf []byte
+	pruned := false
 	err := store.ScanLeaves(ctx, tenant, seq, seq+1, func(l trail.Leaf) error {
-		body = append([]byte(nil), l.Body...)
+		if len(l.Body) == 0 { // pruned by retention: its stored leaf hash stands for it
+			pruned, leaf = true, append([]byte(nil), l.Hashes[:min(len(l.Hashes), trail.HashSize)]...)
+			return nil
+		}
+		body, leaf = append([]byte(nil), l.Body...), tlog.LeafHash(l.Body)
 		return nil
 	})
 	if err != nil {
 		return nil, storeError(err)
 	}
-	if body == nil {
+	if leaf == nil {
 		return nil, &exitError{code: 1, err: fmt.Errorf("seq %d is missing from the log: run trail verify", seq)}
 	}
 	p, err := tlog.InclusionProof(ctx, store, tenant, seq-1, cp.Size)
 	if err != nil {
 		return nil, storeError(err)
 	}
-	leaf := tlog.LeafHash(body)
 	if err := tlog.VerifyInclusion(leaf, seq-1, cp.Size, p, cp.Root); err != nil {
 		return nil, &exitError{code: 1, err: fmt.Errorf("damage: %w (run trail verify)", err)}
 	}
-	return &inclusionProof{Tenant: tenant, Seq: seq, LeafIndex: seq - 1, Event: body, LeafHash: leaf,
+	return &inclusionProof{Tenant: tenant, Seq: seq, LeafIndex: seq - 1, Event: body, Pruned: pruned, LeafHash: leaf,
 		TreeSize: cp.Size, Root: cp.Root, Proof: p, Checkpoint: string(cp.Note)}, nil
 }
 
@@ -253,19 +258,16 @@ included); 1: damage found; 2: usage error.`,
 				return err
 			}
 			defer store.Close()
-			var opts tlog.VerifyOptions
+			var savedNotes [][]byte
 			for _, f := range saved {
 				b, err := os.ReadFile(e.path(f))
 				if err != nil {
 					return usageError("--checkpoint: %v", err)
 				}
-				opts.Saved = append(opts.Saved, b)
+				savedNotes = append(savedNotes, b)
 			}
 			t0 := time.Now()
-			if opts.Pruned, err = tlog.PrunedRanges(ctx, store, tenant); err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			rep, err := tlog.Verify(ctx, store, tenant, v, opts)
+			rep, err := tlog.VerifyStore(ctx, store, tenant, v, savedNotes)
 			if err != nil {
 				if trail.ErrorCode(err) == trail.EINVALID {
 					return usageError("%v", err)
@@ -437,9 +439,14 @@ verifier key can check the bundle with no database (trail verify --bundle).`,
 	return cmd
 }
 
-// eachEvent calls fn for each event matching q, oldest first, page by page.
+// eachEvent calls fn for each event matching q and recorded before it
+// starts, oldest first, page by page.
 func eachEvent(ctx context.Context, store trail.Store, q trail.Query, fn func(*trail.Event) error) error {
 	q.Limit, q.Descending = trail.MaxPageSize, false
+	// Of the log as it stands now: under steady ingest the export ends.
+	if now := time.Now(); q.RecordedBefore.IsZero() || q.RecordedBefore.After(now) {
+		q.RecordedBefore = now
+	}
 	for {
 		page, err := store.Query(ctx, q)
 		if err != nil {

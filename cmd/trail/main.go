@@ -1,4 +1,4 @@
-// Command trail is Trail's command-line tool and, later, its service. This
+// Command trail is Trail's command-line tool and its service. This
 // file only wires the parts together; each command lives in its own file.
 //
 // Exit codes: 0 success, 1 the command ran and found a problem (a refused or
@@ -117,8 +117,8 @@ and 'trail query' on the embedded database in ./trail-data.`,
 	}
 	// The store's flags have environment variables for every command, so
 	// that trail keys or trail verify find the store trail serve uses.
-	root.PersistentPreRun = func(cmd *cobra.Command, args []string) {
-		fromEnv(cmd, e, map[string]string{"data": "TRAIL_DATA", "postgres": "TRAIL_POSTGRES", "signing-key": "TRAIL_SIGNING_KEY"})
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		return fromEnv(cmd, e, map[string]string{"data": "TRAIL_DATA", "postgres": "TRAIL_POSTGRES", "signing-key": "TRAIL_SIGNING_KEY"})
 	}
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)

@@ -51,7 +51,10 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
   TRAIL_POSTGRES=postgres://trail@db/trail trail serve --addr :8080 --trusted-proxy 10.0.0.0/8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fromEnv(cmd, e, map[string]string{"addr": "TRAIL_ADDR", "trusted-proxy": "TRAIL_TRUSTED_PROXIES", "bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT", "rate-limit": "TRAIL_RATE_LIMIT"})
+			if err := fromEnv(cmd, e, map[string]string{"addr": "TRAIL_ADDR", "trusted-proxy": "TRAIL_TRUSTED_PROXIES",
+				"bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT", "rate-limit": "TRAIL_RATE_LIMIT"}); err != nil {
+				return err
+			}
 			var trusted []netip.Prefix
 			for _, p := range proxies {
 				pf, err := netip.ParsePrefix(strings.TrimSpace(p))
@@ -81,13 +84,17 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 }
 
 // fromEnv sets each flag not given on the command line from its
-// environment variable, when that is set.
-func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) {
+// environment variable, when that is set; a value the flag refuses is a
+// usage error naming the variable.
+func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) error {
 	for flag, name := range vars {
 		if v, ok := e.lookupEnv(name); ok && cmd.Flags().Lookup(flag) != nil && !cmd.Flags().Changed(flag) {
-			cmd.Flags().Set(flag, v)
+			if err := cmd.Flags().Set(flag, v); err != nil {
+				return usageError("%s: %v", name, err)
+			}
 		}
 	}
+	return nil
 }
 
 func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64) error {
