@@ -21,9 +21,9 @@ type KeyScope string
 // The scopes.
 const (
 	ScopeIngest KeyScope = "ingest" // append events
-	ScopeRead   KeyScope = "read"   // query events, read checkpoints and the catalog
+	ScopeRead   KeyScope = "read"   // query events and the catalog
 	ScopeExport KeyScope = "export" // export events
-	ScopeVerify KeyScope = "verify" // proofs and verification
+	ScopeVerify KeyScope = "verify" // checkpoints, proofs and verification
 	ScopeAdmin  KeyScope = "admin"  // manage keys (of any tenant) and custom actions
 )
 
@@ -168,4 +168,36 @@ type SubjectKeyStore interface {
 type SubjectKey struct {
 	ID  string
 	Key []byte
+}
+
+// CheckAPIKey refuses a key record a store cannot keep, naming each bad
+// field: what every KeyStore's CreateKey checks first.
+func CheckAPIKey(k *APIKey) error {
+	if k == nil {
+		return Invalid("bad API key", FieldError{Path: "id", Message: "required"})
+	}
+	var fe []FieldError
+	if k.ID == "" {
+		fe = append(fe, FieldError{Path: "id", Message: "required"})
+	}
+	if len(k.Hash) == 0 {
+		fe = append(fe, FieldError{Path: "hash", Message: "required"})
+	}
+	for i, s := range k.Scopes {
+		if !s.Valid() {
+			fe = append(fe, FieldError{Path: PathIndex("scopes", i), Message: fmt.Sprintf("unknown scope %q: one of %v", s, KeyScopes)})
+		}
+	}
+	if f := CheckTime("created_at", k.CreatedAt); f != nil {
+		fe = append(fe, *f)
+	}
+	if !k.RevokedAt.IsZero() {
+		if f := CheckTime("revoked_at", k.RevokedAt); f != nil {
+			fe = append(fe, *f)
+		}
+	}
+	if len(fe) > 0 {
+		return Invalid("bad API key", fe...)
+	}
+	return nil
 }

@@ -399,7 +399,9 @@ func (c *checker) float(path string, f float64) (any, bool) {
 		c.fail(path, "NaN and infinity are not JSON numbers")
 		return nil, false
 	}
-	return c.number(path, strconv.FormatFloat(f, 'g', -1, 64))
+	// A double is exact as itself: straight to its canonical form.
+	canon, _ := formatES6(f) // fails only for NaN and infinity
+	return json.Number(canon), true
 }
 
 // number keeps a number literal when canonical form preserves it exactly and

@@ -47,6 +47,16 @@ func OpenKeyFile(ctx context.Context, path string) (*KeyFile, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("erasure: %w", err)
 	}
+	// The file is made 0600 before SQLite opens it: its write-ahead log
+	// and shared memory take the file's mode.
+	fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("erasure: %w", err)
+	}
+	fh.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("erasure: %w", err)
+	}
 	q := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(ON)"}, "_txlock": {"immediate"}}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -59,10 +69,6 @@ func OpenKeyFile(ctx context.Context, path string) (*KeyFile, error) {
 		CREATE INDEX IF NOT EXISTS subject_keys_subject ON subject_keys (tenant, subject)`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("erasure: %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("erasure: %w", err)
 	}
 	return &KeyFile{db: db}, nil
 }
@@ -157,10 +163,22 @@ func (f *KeyFile) EraseSubject(ctx context.Context, tenant, subject string) (int
 		return 0, trail.Errorf(trail.EINTERNAL, "erasure: delete subject keys: %v", err)
 	}
 	n, _ := res.RowsAffected()
-	if _, err := f.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		return int(n), trail.Errorf(trail.EINTERNAL, "erasure: keys deleted, but the write-ahead log was not truncated: %v", err)
+	// A reader in another process (trail serve beside trail erase) can
+	// keep the checkpoint from finishing: it reports busy, not an error.
+	for try := 0; ; try++ {
+		var busy, logPages, moved int
+		err := f.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &moved)
+		if err == nil && busy == 0 {
+			return int(n), nil
+		}
+		if err == nil {
+			err = fmt.Errorf("the file is busy (%d of %d pages copied)", moved, logPages)
+		}
+		if try == 50 || ctx.Err() != nil {
+			return int(n), trail.Errorf(trail.EINTERNAL, "erasure: keys deleted, but the write-ahead log still holds them: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return int(n), nil
 }
 
 // MemoryKeys keeps subject keys in memory: for tests and the memory store.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/retention"
 )
 
 // readBody reads the whole body, up to limit bytes.
@@ -97,8 +98,23 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, k *trail.A
 	if err != nil {
 		return err
 	}
-	for _, ev := range evs {
+	var fe []trail.FieldError
+	for i, ev := range evs {
 		s.stamp(r, ev)
+		name := ev.Action
+		if a, ok := s.c.Catalog.Resolve(name); ok {
+			name = a.Name
+		}
+		if slices.Contains(retention.Protected, name) {
+			path := "action"
+			if !single {
+				path = trail.PathIndex("", i) + ".action"
+			}
+			fe = append(fe, trail.FieldError{Path: path, Message: name + " is recorded by Trail itself (retention, legal holds, erasure), never ingested"})
+		}
+	}
+	if len(fe) > 0 {
+		return trail.Invalid("event refused", fe...)
 	}
 	t0 := time.Now()
 	res, err := s.c.Store.Append(r.Context(), k.Tenant, evs, trail.AppendOptions{IdempotencyKey: r.Header.Get("Idempotency-Key"), Policy: p})

@@ -22,6 +22,7 @@ import (
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/postgres"
+	"github.com/trailaudit/trail/retention"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/tlog"
@@ -343,8 +344,20 @@ func testBatch(t *testing.T, h *harness) {
 	if !hasPath(p, "[1].actor.type") {
 		t.Errorf("an invalid line is not named: %+v", p.Errors)
 	}
+	// Trail's own records (a prune, a legal hold, an erasure) are never
+	// ingested: a key allowed to ingest cannot forge one.
+	for _, action := range retention.Protected {
+		forged := `{"action":"` + action + `","actor":{"type":"user","id":"u-9"}}`
+		p = h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events:batch", "application/x-ndjson", loginOf("u-5")+"\n"+forged)
+		if !hasPath(p, "[1].action") {
+			t.Errorf("a forged %s is not refused by name: %+v", action, p.Errors)
+		}
+		if p := h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events", "application/json", forged); !hasPath(p, "action") {
+			t.Errorf("a forged %s is not refused by name: %+v", action, p.Errors)
+		}
+	}
 	if n := len(h.events("acme")); n != 4 {
-		t.Errorf("after a refused batch the log holds %d events, want 4", n)
+		t.Errorf("after refused batches the log holds %d events, want 4", n)
 	}
 	h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events:batch", "text/xml", "<a/>")
 }

@@ -28,7 +28,7 @@ func (s *Store) CreateKey(ctx context.Context, k *trail.APIKey) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := checkKey(k); err != nil {
+	if err := trail.CheckAPIKey(k); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -146,27 +146,6 @@ func (s *Store) SavedActions(ctx context.Context) ([]*trail.Action, error) {
 		}
 	}
 	return out, nil
-}
-
-// checkKey refuses a key record no store could use.
-func checkKey(k *trail.APIKey) error {
-	var fe []trail.FieldError
-	switch {
-	case k == nil:
-		return trail.Invalid("bad API key", trail.FieldError{Path: "id", Message: "required"})
-	case k.ID == "":
-		fe = append(fe, trail.FieldError{Path: "id", Message: "required"})
-	}
-	if len(k.Hash) == 0 {
-		fe = append(fe, trail.FieldError{Path: "hash", Message: "required"})
-	}
-	if k.CreatedAt.IsZero() {
-		fe = append(fe, trail.FieldError{Path: "created_at", Message: "required"})
-	}
-	if len(fe) > 0 {
-		return trail.Invalid("bad API key", fe...)
-	}
-	return nil
 }
 
 func cloneKey(k *trail.APIKey) *trail.APIKey {

@@ -21,35 +21,9 @@ var (
 // opened without a signer: they are not events. Their times are kept as
 // Unix nanoseconds.
 
-// checkKey refuses a key record the store cannot keep.
-func checkKey(k *trail.APIKey) error {
-	if k == nil {
-		return trail.Invalid("bad API key", trail.FieldError{Path: "id", Message: "required"})
-	}
-	var fe []trail.FieldError
-	if k.ID == "" {
-		fe = append(fe, trail.FieldError{Path: "id", Message: "required"})
-	}
-	if len(k.Hash) == 0 {
-		fe = append(fe, trail.FieldError{Path: "hash", Message: "required"})
-	}
-	if f := trail.CheckTime("created_at", k.CreatedAt); f != nil {
-		fe = append(fe, *f)
-	}
-	if !k.RevokedAt.IsZero() {
-		if f := trail.CheckTime("revoked_at", k.RevokedAt); f != nil {
-			fe = append(fe, *f)
-		}
-	}
-	if len(fe) > 0 {
-		return trail.Invalid("bad API key", fe...)
-	}
-	return nil
-}
-
 // CreateKey stores k, or returns ECONFLICT when its ID is taken.
 func (db *DB) CreateKey(ctx context.Context, k *trail.APIKey) error {
-	if err := checkKey(k); err != nil {
+	if err := trail.CheckAPIKey(k); err != nil {
 		return err
 	}
 	if err := db.enter(); err != nil {

@@ -347,29 +347,22 @@ func NewPlan(ctx context.Context, store trail.Store, tenant string, cat *catalog
 
 // Apply prunes the plan's groups with pruner, each in chunks (see the
 // package documentation), each chunk one Prune with its audit_log_pruned
-// record naming actor. When pruner also keeps holds, Apply first checks
-// that no hold was placed since the plan (ECONFLICT: plan again). On an
+// record naming actor. When pruner also keeps holds, Apply checks before
+// each chunk that no hold was placed since the plan (ECONFLICT: plan
+// again). On an
 // error the chunks pruned before it stay pruned, and the Result says
 // what they were.
 func (p *Plan) Apply(ctx context.Context, pruner trail.Pruner, tenant string, actor trail.Actor) (*Result, error) {
 	if tenant != p.Tenant {
 		return nil, trail.Errorf(trail.EINVALID, "retention: the plan is for tenant %s, not %s", p.Tenant, tenant)
 	}
-	if hs, ok := pruner.(trail.HoldStore); ok {
-		holds, err := hs.Holds(ctx, tenant)
-		if err != nil {
-			return nil, fmt.Errorf("retention: read legal holds: %w", err)
-		}
-		for _, h := range holds {
-			if h.Active() && !slices.Contains(p.holds, h.ID) {
-				return nil, trail.Errorf(trail.ECONFLICT, "retention: legal hold %s was placed after the plan was made: plan again", h.ID)
-			}
-		}
-	}
 	res := &Result{Held: p.Held}
 	for _, g := range p.Groups {
 		held := g.Held
 		for c := range chunks(g.Seqs) {
+			if err := p.noNewHold(ctx, pruner, tenant); err != nil {
+				return res, err
+			}
 			r, err := pruner.Prune(ctx, tenant, c, Record(g.Policy, c, held, actor))
 			if err != nil {
 				return res, fmt.Errorf("retention: prune %d events of policy %s: %w", len(c), g.Policy, err)
@@ -380,6 +373,25 @@ func (p *Plan) Apply(ctx context.Context, pruner trail.Pruner, tenant string, ac
 		}
 	}
 	return res, nil
+}
+
+// noNewHold returns ECONFLICT when pruner keeps holds and one stands that
+// the plan did not know of.
+func (p *Plan) noNewHold(ctx context.Context, pruner trail.Pruner, tenant string) error {
+	hs, ok := pruner.(trail.HoldStore)
+	if !ok {
+		return nil
+	}
+	holds, err := hs.Holds(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("retention: read legal holds: %w", err)
+	}
+	for _, h := range holds {
+		if h.Active() && !slices.Contains(p.holds, h.ID) {
+			return trail.Errorf(trail.ECONFLICT, "retention: legal hold %s was placed after the plan was made: plan again", h.ID)
+		}
+	}
+	return nil
 }
 
 // chunks yields seqs (ascending) in runs of at most MaxPruneSeqs seqs and

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,6 +231,43 @@ func TestApply(t *testing.T) {
 	again, err := NewPlan(ctx, s, "acme", nil, nil, holds, day(2555+202))
 	if err != nil || again.Events() != 0 || again.Held != 2 {
 		t.Errorf("plan after apply: %v %+v", err, again)
+	}
+}
+
+// holdMidway is a store where a legal hold is placed right after the first
+// prune, as an operator might while a long purge runs.
+type holdMidway struct {
+	*memory.Store
+	placed bool
+}
+
+func (h *holdMidway) Prune(ctx context.Context, tenant string, seqs []uint64, record *trail.Event) (*trail.AppendResult, error) {
+	res, err := h.Store.Prune(ctx, tenant, seqs, record)
+	if err == nil && !h.placed {
+		h.placed = true
+		err = h.PlaceHold(ctx, &trail.Hold{ID: "h-late", Tenant: tenant, Filter: trail.HoldFilter{ActorID: "u-1"}, Reason: "new matter"})
+	}
+	return res, err
+}
+
+// TestApplyStopsAtANewHold: Apply checks the holds before each chunk, so a
+// hold placed while it runs stops it before the next prune.
+func TestApplyStopsAtANewHold(t *testing.T) {
+	ctx := context.Background()
+	s := &holdMidway{Store: testLog(t)}
+	p, err := NewPlan(ctx, s, "acme", nil, nil, nil, day(2555+202))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Groups) < 2 {
+		t.Fatalf("the plan has %d groups, want two prunes at least", len(p.Groups))
+	}
+	res, err := p.Apply(ctx, s, "acme", trail.Actor{ID: "ops", Type: trail.ActorUser})
+	if trail.ErrorCode(err) != trail.ECONFLICT || !strings.Contains(err.Error(), "h-late") {
+		t.Fatalf("Apply with a hold placed midway = %v, want ECONFLICT naming h-late", err)
+	}
+	if len(res.Records) != 1 || res.Pruned != len(p.Groups[0].Seqs) {
+		t.Errorf("Apply pruned %d events in %d prunes, want the first group's %d in one", res.Pruned, len(res.Records), len(p.Groups[0].Seqs))
 	}
 }
 

@@ -50,7 +50,7 @@ func (db *DB) adminTx(ctx context.Context, what string, fn func(tx *sql.Tx) erro
 
 // CreateKey stores k, or returns ECONFLICT when its ID is taken.
 func (db *DB) CreateKey(ctx context.Context, k *trail.APIKey) error {
-	if err := checkKey(k); err != nil {
+	if err := trail.CheckAPIKey(k); err != nil {
 		return err
 	}
 	var revoked int64
@@ -75,37 +75,6 @@ func (db *DB) CreateKey(ctx context.Context, k *trail.APIKey) error {
 			k.ID, k.Tenant, k.Name, strings.Join(scopes, ","), k.Hash, k.CreatedAt.UnixNano(), revoked)
 		return err
 	})
-}
-
-// checkKey refuses a key record the store cannot keep.
-func checkKey(k *trail.APIKey) error {
-	if k == nil {
-		return trail.Invalid("bad API key", trail.FieldError{Path: "id", Message: "required"})
-	}
-	var fe []trail.FieldError
-	if k.ID == "" {
-		fe = append(fe, trail.FieldError{Path: "id", Message: "required"})
-	}
-	if len(k.Hash) == 0 {
-		fe = append(fe, trail.FieldError{Path: "hash", Message: "required"})
-	}
-	for i, s := range k.Scopes {
-		if strings.Contains(string(s), ",") {
-			fe = append(fe, trail.FieldError{Path: trail.PathIndex("scopes", i), Message: "must not contain a comma"})
-		}
-	}
-	if f := trail.CheckTime("created_at", k.CreatedAt); f != nil {
-		fe = append(fe, *f)
-	}
-	if !k.RevokedAt.IsZero() {
-		if f := trail.CheckTime("revoked_at", k.RevokedAt); f != nil {
-			fe = append(fe, *f)
-		}
-	}
-	if len(fe) > 0 {
-		return trail.Invalid("bad API key", fe...)
-	}
-	return nil
 }
 
 const keyColumns = "id, tenant, name, scopes, hash, created_at, revoked_at"

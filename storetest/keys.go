@@ -30,6 +30,7 @@ func RunKeys(t *testing.T, open func(t *testing.T) KeyStore) {
 	}{
 		{"CreateAndGet", testKeyRoundTrip},
 		{"DuplicateID", testKeyConflict},
+		{"Invalid", testKeyInvalid},
 		{"UnknownID", testKeyNotFound},
 		{"ListByTenantInOrder", testKeyList},
 		{"Revoke", testKeyRevoke},
@@ -149,6 +150,33 @@ func testKeyConflict(t *testing.T, s KeyStore) {
 	}
 	if ks := listKeys(t, s, ""); len(ks) != 1 {
 		t.Errorf("Keys lists %d keys, want 1", len(ks))
+	}
+}
+
+// testKeyInvalid: a key record a store cannot keep is refused, naming the
+// field, and nothing is stored.
+func testKeyInvalid(t *testing.T, s KeyStore) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		path  string
+		spoil func(k *trail.APIKey)
+	}{
+		{"id", func(k *trail.APIKey) { k.ID = "" }},
+		{"hash", func(k *trail.APIKey) { k.Hash = nil }},
+		{"scopes[1]", func(k *trail.APIKey) { k.Scopes = append(k.Scopes, "read,admin") }},
+		{"created_at", func(k *trail.APIKey) { k.CreatedAt = time.Time{} }},
+		{"revoked_at", func(k *trail.APIKey) { k.RevokedAt = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC) }},
+	} {
+		_, k := newKey(t, "acme", "bad", keyTime, trail.ScopeRead)
+		tc.spoil(k)
+		err := s.CreateKey(ctx, k)
+		wantCode(t, "CreateKey with a bad "+tc.path, err, trail.EINVALID)
+		if fs := trail.ErrorFields(err); len(fs) != 1 || fs[0].Path != tc.path {
+			t.Errorf("CreateKey with a bad %s: fields %+v, want just %s", tc.path, fs, tc.path)
+		}
+	}
+	if ks := listKeys(t, s, ""); len(ks) != 0 {
+		t.Errorf("refused keys were stored: %d", len(ks))
 	}
 }
 

@@ -19,8 +19,8 @@ func newKeysCmd(e *env) *cobra.Command {
 		Short: "Create, list and revoke API keys",
 		Long: `Keys manages the API keys the HTTP API authenticates: each belongs to one
 tenant, which every request made with it acts for, and carries scopes that
-say what it may do: ingest (append events), read (query events, read
-checkpoints and the catalog), export, verify (proofs and verification) and
+say what it may do: ingest (append events), read (query events and the
+catalog), export, verify (checkpoints, proofs and verification) and
 admin (manage keys of any tenant, and custom actions).
 
 A key's text (trail_ID_SECRET) is printed once, when it is created: the
