@@ -102,9 +102,7 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request, k *trail.API
 			return err
 		}
 	}
-	if err := s.recordRead(r, k, "admin_config_changed", map[string]any{
-		"config_key": "action:" + def.Name, "old_value": nil, "new_value": def.Name, "changed_by": k.ID,
-	}, ""); err != nil {
+	if err := s.audit(r, k, actionRegistered(k, def)); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, def)

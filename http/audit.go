@@ -1,32 +1,164 @@
 package http
 
 import (
+	"cmp"
+	"context"
+	"maps"
 	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/export"
 )
 
-// recordRead appends the record of a read to the key's tenant's log: the
-// key is the actor, the request its context. It returns the error of a
-// record that could not be written, and the read must then be refused: an
-// audit trail whose reads go unrecorded when the store fails would let
-// someone read unseen by making it fail.
-func (s *Server) recordRead(r *http.Request, k *trail.APIKey, action string, ctx map[string]any, correlation string) error {
+// A record is an event the server writes in a log about a request it
+// served with an API key: a read of the log (data_viewed, or the
+// data_export_* records of an export) or a change an admin key made. The
+// functions below make each kind the server writes; Server.audit writes
+// one. A record is built for one request and written once.
+type record struct {
+	action      string // one of package catalog's constants
+	context     map[string]any
+	correlation string // ties the records of one export together
+	tenant      string // the log it goes in; "" is the key's tenant's
+}
+
+// viewed is the record of a read of dataType (audit_events, audit_event or
+// audit_proof) that selected by fields, with detail added to its context.
+func viewed(dataType string, fields []any, detail map[string]any) record {
+	ctx := map[string]any{"data_type": dataType, "fields_accessed": fields}
+	maps.Copy(ctx, detail)
+	return record{action: catalog.DataViewed, context: ctx}
+}
+
+// viewedEvents is the record of a page of the events matching filters,
+// asked for as query.
+func viewedEvents(filters url.Values, query string, results int) record {
+	return viewed("audit_events", usedFilters(filters), map[string]any{"results": results, "query": query})
+}
+
+// viewedEvent is the record of a read of one event.
+func viewedEvent(ev *trail.Event) record {
+	return viewed("audit_event", []any{"*"}, map[string]any{"event_id": ev.ID, "seq": ev.Seq})
+}
+
+// viewedProof is the record of a proof or a verification of field (seq,
+// tree, or * for the whole log).
+func viewedProof(field string, detail map[string]any) record {
+	return viewed("audit_proof", []any{field}, detail)
+}
+
+// with adds key to the record's context.
+func (rec record) with(key string, value any) record {
+	rec.context[key] = value
+	return rec
+}
+
+// in names the UI view the read was made through.
+func (rec record) in(view string) record { return rec.with("view", view) }
+
+// exportScope is the data an export reads.
+const exportScope = "audit_events"
+
+// exportAttempted is the record of an export about to begin, of the events
+// matching filters asked for as query; corr ties it to its outcome.
+func exportAttempted(f export.Format, corr string, filters url.Values, query string) record {
+	return record{action: catalog.DataExportAttempted, correlation: corr, context: map[string]any{
+		"export_format": string(f), "data_scope": exportScope, "fields_accessed": usedFilters(filters), "query": query,
+	}}
+}
+
+// exported is the record of an export that wrote size bytes of count
+// events, asked for with reason.
+func exported(f export.Format, corr, reason string, size int64, count int) record {
+	return record{action: catalog.DataExported, correlation: corr, context: map[string]any{
+		"export_format": string(f), "data_scope": exportScope, "export_reason": reason, "file_size": size, "record_count": count,
+	}}
+}
+
+// exportFailed is the record of an export that failed with cause after
+// count events.
+func exportFailed(f export.Format, corr string, cause error, count int) record {
+	return record{action: catalog.DataExportFailed, correlation: corr, context: map[string]any{
+		"export_format": string(f), "reason": failReason(cause), "record_count": count,
+	}}
+}
+
+// actionRegistered is the record of admin registering the custom action
+// def.
+func actionRegistered(admin *trail.APIKey, def *trail.Action) record {
+	return record{action: catalog.AdminConfigChanged, context: map[string]any{
+		"config_key": "action:" + def.Name, "old_value": nil, "new_value": def.Name, "changed_by": admin.ID,
+	}}
+}
+
+// keyCreated and keyRevoked are the records of a key's creation and
+// revocation, in the log of the tenant the key acts for.
+func keyCreated(k *trail.APIKey) record { return keyChanged(catalog.PermissionGranted, k) }
+func keyRevoked(k *trail.APIKey) record { return keyChanged(catalog.PermissionRevoked, k) }
+
+func keyChanged(action string, k *trail.APIKey) record {
+	scopes := make([]string, len(k.Scopes))
+	for i, sc := range k.Scopes {
+		scopes[i] = string(sc)
+	}
+	return record{action: action, tenant: k.Tenant, context: map[string]any{
+		"permission": "api_key:" + strings.Join(scopes, ","), "target_user_id": k.ID, "reason": k.Name,
+	}}
+}
+
+// maxUserAgent is the validator's limit on request.user_agent (the service
+// validates with trail.DefaultLimits): a longer one would make the record,
+// and so the request, fail.
+var maxUserAgent = trail.DefaultLimits().MaxText
+
+// audit writes rec, with the key k as its actor and r as its request. It
+// returns the error of a record that could not be written, and the request
+// must then be refused: an audit trail whose reads go unrecorded when the
+// store fails would let someone read unseen by making it fail.
+func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
+	tenant := cmp.Or(rec.tenant, k.Tenant)
 	ev := &trail.Event{
-		Action: action,
+		Action: rec.action,
 		Actor:  trail.Actor{Type: trail.ActorAPIKey, ID: k.ID, Name: k.Name},
 		Request: trail.Request{
-			IP: s.clientIP(r), UserAgent: r.UserAgent(), Method: r.Method, Path: r.URL.Path,
+			IP: s.clientIP(r), UserAgent: truncate(r.UserAgent(), maxUserAgent), Method: r.Method, Path: r.URL.Path,
 			RequestID: requestID(r),
 		},
-		Context:       ctx,
-		CorrelationID: correlation,
+		Context:       rec.context,
+		CorrelationID: rec.correlation,
 	}
-	if _, err := s.c.Store.Append(r.Context(), k.Tenant, []*trail.Event{ev}, trail.AppendOptions{}); err != nil {
-		s.log.ErrorContext(r.Context(), "recording a read failed; the read is refused", "action", action, "tenant", k.Tenant, "err", err)
+	if err := s.appendRecord(r.Context(), tenant, ev); err != nil {
+		s.log.ErrorContext(r.Context(), "recording a read failed; the read is refused", "action", rec.action, "tenant", tenant, "err", err)
 		return trail.Errorf(trail.EINTERNAL, "the read could not be recorded in the audit log, so it is refused")
 	}
 	return nil
+}
+
+// appendRecord appends ev, a record the server writes itself (see audit),
+// to tenant's log. It is the package's one append of such records (ingest
+// appends clients' events in events.go), so that how they are written is
+// decided here alone.
+func (s *Server) appendRecord(ctx context.Context, tenant string, ev *trail.Event) error {
+	_, err := s.c.Store.Append(ctx, tenant, []*trail.Event{ev}, trail.AppendOptions{})
+	return err
+}
+
+// truncate returns s cut to at most n bytes, between characters where it
+// is valid UTF-8.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i]
+		}
+	}
+	return s[:n] // no character starts near n: not UTF-8 there anyway
 }
 
 func requestID(r *http.Request) string {

@@ -328,9 +328,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, k *trail.API
 	if err != nil {
 		return err
 	}
-	if err := s.recordRead(r, k, "data_viewed", map[string]any{
-		"data_type": "audit_events", "fields_accessed": usedFilters(v), "results": len(p.Events), "query": r.URL.RawQuery,
-	}, ""); err != nil {
+	if err := s.audit(r, k, viewedEvents(v, r.URL.RawQuery, len(p.Events))); err != nil {
 		return err
 	}
 	if p.Events == nil {
@@ -348,9 +346,7 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 	if err != nil {
 		return err
 	}
-	if err := s.recordRead(r, k, "data_viewed", map[string]any{
-		"data_type": "audit_event", "fields_accessed": []any{"*"}, "event_id": ev.ID, "seq": ev.Seq,
-	}, ""); err != nil {
+	if err := s.audit(r, k, viewedEvent(ev)); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, ev)

@@ -52,10 +52,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 		q.RecordedBefore = now
 	}
 	corr := trail.NewID(s.c.Now())
-	scope := "audit_events"
-	if err := s.recordRead(r, k, "data_export_attempted", map[string]any{
-		"export_format": string(f), "data_scope": scope, "fields_accessed": usedFilters(v), "query": r.URL.RawQuery,
-	}, corr); err != nil {
+	if err := s.audit(r, k, exportAttempted(f, corr, v, r.URL.RawQuery)); err != nil {
 		return err
 	}
 	// An export may take longer than the server's write timeout.
@@ -92,9 +89,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 	}
 	// The body is written; a failure to record its success is logged (and
 	// the attempt is on record already).
-	if err := s.recordRead(r, k, "data_exported", map[string]any{
-		"export_format": string(f), "data_scope": scope, "export_reason": reason, "file_size": cw.n, "record_count": count,
-	}, corr); err != nil {
+	if err := s.audit(r, k, exported(f, corr, reason, cw.n, count)); err != nil {
 		s.log.ErrorContext(r.Context(), "recording a finished export failed", "tenant", k.Tenant, "err", err)
 	}
 	return nil
@@ -104,9 +99,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 // answered with the error; after it, the status is sent already, so the
 // client sees a cut body and the error is logged.
 func (s *Server) exportFailed(w http.ResponseWriter, r *http.Request, k *trail.APIKey, f export.Format, corr string, written int64, count int, cause error) error {
-	if err := s.recordRead(r, k, "data_export_failed", map[string]any{
-		"export_format": string(f), "reason": failReason(cause), "record_count": count,
-	}, corr); err != nil {
+	if err := s.audit(r, k, exportFailed(f, corr, cause, count)); err != nil {
 		s.log.ErrorContext(r.Context(), "recording a failed export failed", "tenant", k.Tenant, "err", err)
 	}
 	if written == 0 {

@@ -2,7 +2,6 @@ package http
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/trailaudit/trail"
 )
@@ -42,24 +41,10 @@ func (s *Server) postKey(w http.ResponseWriter, r *http.Request, k *trail.APIKey
 	if err := s.c.Keys.CreateKey(r.Context(), nk); err != nil {
 		return err
 	}
-	if err := s.recordKeyChange(r, k, nk, "permission_granted"); err != nil {
+	if err := s.audit(r, k, keyCreated(nk)); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, createdKey{Key: text, Record: nk})
-}
-
-// recordKeyChange records a key's creation or revocation in the log of the
-// tenant it acts for, with the admin key as actor.
-func (s *Server) recordKeyChange(r *http.Request, admin, changed *trail.APIKey, action string) error {
-	scopes := make([]string, len(changed.Scopes))
-	for i, sc := range changed.Scopes {
-		scopes[i] = string(sc)
-	}
-	as := *admin
-	as.Tenant = changed.Tenant
-	return s.recordRead(r, &as, action, map[string]any{
-		"permission": "api_key:" + strings.Join(scopes, ","), "target_user_id": changed.ID, "reason": changed.Name,
-	}, "")
 }
 
 // listKeys lists keys: of ?tenant=, or of all tenants.
@@ -92,7 +77,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, k *trail.APIK
 	if err != nil {
 		return err
 	}
-	if err := s.recordKeyChange(r, k, rk, "permission_revoked"); err != nil {
+	if err := s.audit(r, k, keyRevoked(rk)); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, rk)

@@ -139,9 +139,7 @@ func (s *Server) inclusion(w http.ResponseWriter, r *http.Request, k *trail.APIK
 			return trail.Errorf(trail.EINTERNAL, "the proof does not verify against the latest checkpoint")
 		}
 	}
-	if err := s.recordRead(r, k, "data_viewed", map[string]any{
-		"data_type": "audit_proof", "fields_accessed": []any{"seq"}, "seq": seq, "tree_size": doc.TreeSize,
-	}, ""); err != nil {
+	if err := s.audit(r, k, viewedProof("seq", map[string]any{"seq": seq, "tree_size": doc.TreeSize})); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, doc)
@@ -184,9 +182,7 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request, k *trail.AP
 	if doc.Proof, err = tlog.ConsistencyProof(r.Context(), s.c.Store, k.Tenant, doc.From, doc.To); err != nil {
 		return err
 	}
-	if err := s.recordRead(r, k, "data_viewed", map[string]any{
-		"data_type": "audit_proof", "fields_accessed": []any{"tree"}, "from": doc.From, "to": doc.To,
-	}, ""); err != nil {
+	if err := s.audit(r, k, viewedProof("tree", map[string]any{"from": doc.From, "to": doc.To})); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, doc)

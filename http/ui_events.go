@@ -150,10 +150,7 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 		q.Descending, q.Limit, q.Cursor = true, uiPageSize, in.Get("cursor")
 		var p *trail.Page
 		if p, err = s.c.Store.Query(r.Context(), q); err == nil {
-			if err = s.recordRead(r, k, "data_viewed", map[string]any{
-				"data_type": "audit_events", "fields_accessed": usedFilters(filters), "results": len(p.Events),
-				"query": filters.Encode(), "view": "ui_timeline",
-			}, ""); err != nil {
+			if err = s.audit(r, k, viewedEvents(filters, filters.Encode(), len(p.Events)).in("ui_timeline")); err != nil {
 				return err
 			}
 			d.Events = p.Events
@@ -246,10 +243,8 @@ func (s *Server) uiTail(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 		last = max(last, ev.Seq)
 	}
 	if slices.ContainsFunc(p.Events, func(ev *trail.Event) bool { return !uiEcho(ev) }) {
-		if err := s.recordRead(r, k, "data_viewed", map[string]any{
-			"data_type": "audit_events", "fields_accessed": usedFilters(filters), "results": len(p.Events),
-			"query": filters.Encode(), "view": "ui_live_tail", "after_seq": after,
-		}, ""); err != nil {
+		rec := viewedEvents(filters, filters.Encode(), len(p.Events)).in("ui_live_tail").with("after_seq", after)
+		if err := s.audit(r, k, rec); err != nil {
 			return err
 		}
 	}
@@ -261,7 +256,7 @@ func (s *Server) uiTail(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 
 // uiEcho reports whether ev is the record of a read made through the UI.
 func uiEcho(ev *trail.Event) bool {
-	return ev.Action == "data_viewed" && ev.Actor.Type == trail.ActorAPIKey && strings.HasPrefix(ev.Request.Path, "/ui/")
+	return ev.Action == catalog.DataViewed && ev.Actor.Type == trail.ActorAPIKey && strings.HasPrefix(ev.Request.Path, "/ui/")
 }
 
 // eventPage is one event's page.
@@ -300,10 +295,7 @@ func (s *Server) uiEventData(r *http.Request, k *trail.APIKey) (*eventPage, erro
 		}
 		d.Correlated, d.More = p.Events, p.Next != ""
 	}
-	if err := s.recordRead(r, k, "data_viewed", map[string]any{
-		"data_type": "audit_event", "fields_accessed": []any{"*"}, "event_id": ev.ID, "seq": ev.Seq,
-		"correlated": len(d.Correlated), "view": "ui_event",
-	}, ""); err != nil {
+	if err := s.audit(r, k, viewedEvent(ev).with("correlated", len(d.Correlated)).in("ui_event")); err != nil {
 		return nil, err
 	}
 	return d, nil

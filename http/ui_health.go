@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/tlog"
 )
 
@@ -121,10 +122,8 @@ func (s *Server) uiVerify(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 	if err != nil {
 		return err
 	}
-	if err := s.recordRead(r, k, "data_viewed", map[string]any{
-		"data_type": "audit_proof", "fields_accessed": []any{"seq"}, "seq": d.Ev.Seq, "tree_size": pv.TreeSize,
-		"verified": pv.OK, "view": "ui_verify",
-	}, ""); err != nil {
+	rec := viewedProof("seq", map[string]any{"seq": d.Ev.Seq, "tree_size": pv.TreeSize, "verified": pv.OK}).in("ui_verify")
+	if err := s.audit(r, k, rec); err != nil {
 		return err
 	}
 	if htmx {
@@ -189,10 +188,10 @@ func (s *Server) uiHealth(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 	s.ui.mu.Lock()
 	d.Last, d.Running = s.ui.verified[k.Tenant], s.ui.running[k.Tenant]
 	s.ui.mu.Unlock()
-	if err := s.recordRead(r, k, "data_viewed", map[string]any{
-		"data_type": "audit_events", "fields_accessed": []any{"action", "recorded_at"}, "results": d.Chart.Total,
-		"query": "action=user_login_failed&per=hour&hours=24", "view": "ui_health",
-	}, ""); err != nil {
+	rec := viewed("audit_events", []any{"action", "recorded_at"}, map[string]any{
+		"results": d.Chart.Total, "query": "action=" + catalog.UserLoginFailed + "&per=hour&hours=24",
+	}).in("ui_health")
+	if err := s.audit(r, k, rec); err != nil {
 		return err
 	}
 	return s.uiRender(w, r, http.StatusOK, "health", k, "Log health", d)
@@ -225,10 +224,10 @@ func (s *Server) uiRunVerify(w http.ResponseWriter, r *http.Request, k *trail.AP
 	if !rep.OK() {
 		s.log.ErrorContext(r.Context(), "full verification found damage", "tenant", k.Tenant, "first", rep.First())
 	}
-	if err := s.recordRead(r, k, "data_viewed", map[string]any{
-		"data_type": "audit_proof", "fields_accessed": []any{"*"}, "leaves": rep.Leaves, "tree_size": rep.Size,
-		"verified": rep.OK(), "damage": len(rep.Damage), "view": "ui_full_verification",
-	}, ""); err != nil {
+	rec := viewedProof("*", map[string]any{
+		"leaves": rep.Leaves, "tree_size": rep.Size, "verified": rep.OK(), "damage": len(rep.Damage),
+	}).in("ui_full_verification")
+	if err := s.audit(r, k, rec); err != nil {
 		return err
 	}
 	s.ui.mu.Lock()
