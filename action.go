@@ -24,6 +24,24 @@ type Action struct {
 	Custom      bool         `json:"custom,omitempty"`  // registered at run time rather than built in
 }
 
+// TrailSource is the source of the actions that record what happens to
+// the log itself (a purge, a legal hold, an erasure).
+const TrailSource = "trail"
+
+// TrailRecord reports whether a is one of Trail's own records: an action
+// whose sources name Trail itself. Only Trail's own services (retention,
+// legal holds, erasure) append such events, through a path no outside
+// caller can take; every store's Append refuses them. A custom action
+// never is one (registering clears Sources).
+func (a *Action) TrailRecord() bool {
+	for _, s := range a.Sources {
+		if s == TrailSource {
+			return true
+		}
+	}
+	return false
+}
+
 // ContextKey is one context key an action's events should carry.
 type ContextKey struct {
 	Key         string  `json:"key"`

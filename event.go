@@ -38,7 +38,7 @@ const (
 	ActorUser    ActorType = "user"    // a person signed in to the app
 	ActorService ActorType = "service" // another program acting on its own behalf
 	ActorSystem  ActorType = "system"  // the app itself: jobs, schedulers, signal handlers
-	ActorAPIKey  ActorType = "api_key" // a caller identified only by an API key
+	ActorAPIKey  ActorType = "api_key" // a Trail API key: set by Trail itself (its audited reads), refused from callers
 )
 
 // Valid reports whether t is one of the defined actor types.

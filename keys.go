@@ -1,6 +1,10 @@
 package trail
 
-import "context"
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+)
 
 // ActionStore keeps the custom actions registered at run time (POST
 // /v1/actions), so that they survive a restart: the service loads them into
@@ -41,4 +45,19 @@ type SubjectKeyStore interface {
 type SubjectKey struct {
 	ID  string
 	Key []byte
+}
+
+// NewSubjectKey makes a subject key: a random id of 16 hex digits and 32
+// random bytes (an AES-256 key). SubjectKeyStore implementations call it
+// for each key they create.
+func NewSubjectKey() (SubjectKey, error) {
+	var id [8]byte
+	key := make([]byte, 32)
+	if _, err := rand.Read(id[:]); err != nil {
+		return SubjectKey{}, err
+	}
+	if _, err := rand.Read(key); err != nil {
+		return SubjectKey{}, err
+	}
+	return SubjectKey{ID: hex.EncodeToString(id[:]), Key: key}, nil
 }

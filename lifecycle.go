@@ -76,21 +76,6 @@ type HoldStore interface {
 	Holds(ctx context.Context, tenant string) ([]*Hold, error)
 }
 
-// Pruner removes the payloads of events past retention while keeping their
-// place in the tamper-evident log.
-//
-// Contract: Prune MUST, in one transaction, remove the stored bytes of each
-// of tenant's events at seqs (and the copies of their fields in indexed
-// columns) while keeping their tree hashes, and append record (the
-// audit_log_pruned event naming them) as Append would, with its tree hashes
-// and a signed checkpoint. Reads of a pruned event return ENOTFOUND (Get,
-// GetSeq) or skip it (Query, Scan); ScanLeaves returns its row with a nil
-// Body. A store MUST refuse (EINVALID) a seq it does not hold or that is
-// pruned already.
-type Pruner interface {
-	Prune(ctx context.Context, tenant string, seqs []uint64, record *Event) (*AppendResult, error)
-}
-
 // The times stores keep as Unix nanoseconds (keys, holds) lie between
 // these: 1970 to 2262.
 var (

@@ -12,7 +12,7 @@ type Leaf struct {
 	Seq uint64
 	// Body is the event's canonical bytes as stored. The Merkle leaf is the
 	// hash of these bytes, never of a re-encoding. It is empty for an event
-	// retention has purged (see Pruner): its leaf hash is then only in
+	// retention has purged (see internal/ledger.Prune): its leaf hash is then only in
 	// Hashes.
 	Body []byte
 	// Hashes is what the store wrote beside the event when it appended it:

@@ -12,7 +12,9 @@ import (
 //
 // Contract:
 //   - Append MUST run every event through the store's Validator (which
-//     validates and redacts) before anything is stored, MUST store the batch
+//     validates and redacts) before anything is stored, MUST refuse
+//     (EINVALID, naming the field) Trail's own records (Action.TrailRecord)
+//     and actors of type api_key, which only Trail writes, MUST store the batch
 //     atomically (all events or none), MUST assign each event an ID, a
 //     RecordedAt and a Seq that continues the tenant's sequence with no gap
 //     and no reuse, and MUST NOT return success before the batch is durable.
@@ -24,8 +26,9 @@ import (
 //     recorded_at is a range of seq, and the log's clock never runs
 //     backwards.)
 //   - A Store MUST NOT change or delete a stored event, and a durable store
-//     MUST make its database refuse it too. (Retention, when it comes, is an
-//     explicit and audited path of its own.)
+//     MUST make its database refuse it too. (Retention is an explicit and
+//     audited path of its own, open only to Trail's services: see
+//     internal/ledger.Writer.)
 //   - Reads MUST only ever return events of the tenant asked for, and MUST
 //     return them exactly as Append returned them.
 //   - A page cursor MUST stay valid while appends go on: the next page
@@ -64,6 +67,11 @@ type AppendOptions struct {
 	IdempotencyKey string
 	// Policy is the tenant's validation policy for this batch.
 	Policy Policy
+	// ClientIP is the address the batch came from, as the server saw it.
+	// It fills request.ip of each event that names none, after the batch
+	// is fingerprinted: a retry through another address (a load balancer
+	// moving the client) is the same batch. Empty: nothing is filled.
+	ClientIP string
 }
 
 // AppendResult says what Append stored.

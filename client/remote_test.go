@@ -66,7 +66,7 @@ func newTestServerLimits(t *testing.T, wrap func(http.Handler) http.Handler, lim
 	v.Actions = cat
 	store := memory.New(v, storetest.Signer())
 	t.Cleanup(func() { store.Close() })
-	srv, err := trailhttp.New(trailhttp.Config{Store: store, Keys: store, Catalog: cat,
+	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat,
 		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler),
 		Limits: limits})
 	if err != nil {
@@ -984,7 +984,7 @@ func BenchmarkRecordFailClosed(b *testing.B) {
 	v.Actions = cat
 	store := memory.New(v, storetest.Signer())
 	defer store.Close()
-	srv, err := trailhttp.New(trailhttp.Config{Store: store, Keys: store, Catalog: cat,
+	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat,
 		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler), Limits: trailhttp.Limits{Rate: -1}})
 	if err != nil {
 		b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/internal/sample"
+	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
 )
@@ -22,7 +23,7 @@ import (
 func BenchmarkSealOverhead(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	keys, err := erasure.OpenKeyFile(ctx, filepath.Join(dir, "keys.db"))
+	keys, err := sqlite.OpenSubjectKeys(ctx, filepath.Join(dir, "keys.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func BenchmarkSealOverhead(b *testing.B) {
 // key is created in the key file (one transaction per batch).
 func BenchmarkNewSubjects(b *testing.B) {
 	ctx := context.Background()
-	keys, err := erasure.OpenKeyFile(ctx, filepath.Join(b.TempDir(), "keys.db"))
+	keys, err := sqlite.OpenSubjectKeys(ctx, filepath.Join(b.TempDir(), "keys.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func BenchmarkNewSubjects(b *testing.B) {
 func BenchmarkEraseSubject(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	keys, err := erasure.OpenKeyFile(ctx, filepath.Join(dir, "keys.db"))
+	keys, err := sqlite.OpenSubjectKeys(ctx, filepath.Join(dir, "keys.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -145,7 +146,7 @@ var eraseEvents = flag.Int("erase.events", 100_000, "events of the subject Bench
 func BenchmarkSeal(b *testing.B) {
 	ctx := context.Background()
 	v := storetest.Validator()
-	s := erasure.NewSealer(erasure.NewMemoryKeys(), v.Actions)
+	s := erasure.NewSealer(memory.NewSubjectKeys(), v.Actions)
 	batch := sample.New(21).Batch(1000, time.Now())
 	evs := make([]*trail.Event, len(batch))
 	for i, ev := range batch {

@@ -5,8 +5,8 @@
 // leaf and proof of the log, stay as they were; the data reads as erased
 // everywhere, the raw database included.
 //
-// Start with NewSealer over a trail.SubjectKeyStore (KeyFile for an embedded
-// deployment, the PostgreSQL store for a shared one, MemoryKeys for tests),
+// Start with NewSealer over a trail.SubjectKeyStore (sqlite.OpenSubjectKeys for an embedded
+// deployment, postgres.OpenSubjectKeys for a shared one, memory.NewSubjectKeys for tests),
 // set it as the store's Validator.Sealer, and read through Wrap(store, s),
 // which decrypts what it returns. Erase erases a subject.
 //
@@ -40,6 +40,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/internal/ledger"
 )
 
 // PersonalKeys are context keys treated as personal data whatever the
@@ -551,7 +552,7 @@ func (s *Sealer) Erase(ctx context.Context, tenant, subject string) (int, error)
 // deletes the subject's keys, and records subject_erased in the log with
 // actor as who did it. held may be nil (no holds kept). It returns how many
 // keys it deleted.
-func (s *Sealer) EraseSubject(ctx context.Context, store trail.Store, held func(ctx context.Context, tenant, subject string) (*trail.Hold, error),
+func (s *Sealer) EraseSubject(ctx context.Context, w ledger.Writer, held func(ctx context.Context, tenant, subject string) (*trail.Hold, error),
 	tenant, subject, reason string, actor trail.Actor) (int, error) {
 	if subject == "" {
 		return 0, trail.Invalid("bad erasure", trail.FieldError{Path: "subject", Message: "required: the data subject's id"})
@@ -569,8 +570,8 @@ func (s *Sealer) EraseSubject(ctx context.Context, store trail.Store, held func(
 	if err != nil {
 		return n, err
 	}
-	_, err = store.Append(ctx, tenant, []*trail.Event{{Action: catalog.SubjectErased, Actor: actor, Reason: reason,
-		Context: map[string]any{"subject_id": subject, "key_count": n, "reason": reason}}}, trail.AppendOptions{})
+	_, err = w.AppendOwn(ctx, tenant, ledger.Records(&trail.Event{Action: catalog.SubjectErased, Actor: actor, Reason: reason,
+		Context: map[string]any{"subject_id": subject, "key_count": n, "reason": reason}}))
 	if err != nil {
 		return n, fmt.Errorf("the subject's keys are deleted, but recording it failed: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
@@ -36,7 +38,7 @@ func failedLogin(actor, email string) *trail.Event {
 
 func TestSealOpenErase(t *testing.T) {
 	ctx := context.Background()
-	keys := erasure.NewMemoryKeys()
+	keys := memory.NewSubjectKeys()
 	cat := catalog.Default()
 	s := erasure.NewSealer(keys, cat)
 	ev := failedLogin("u-1", alice)
@@ -118,7 +120,7 @@ func TestSealOpenErase(t *testing.T) {
 // opens to what was sealed, and none of it is stored in clear.
 func TestSealValues(t *testing.T) {
 	ctx := context.Background()
-	s := erasure.NewSealer(erasure.NewMemoryKeys(), catalog.Default())
+	s := erasure.NewSealer(memory.NewSubjectKeys(), catalog.Default())
 	for _, tc := range []struct {
 		name  string
 		value any
@@ -158,7 +160,7 @@ func TestSealValues(t *testing.T) {
 // administrator's; erasing the user erases the user's data only.
 func TestSealPerSubject(t *testing.T) {
 	ctx := context.Background()
-	s := erasure.NewSealer(erasure.NewMemoryKeys(), catalog.Default())
+	s := erasure.NewSealer(memory.NewSubjectKeys(), catalog.Default())
 	ev := &trail.Event{ID: "01a21700-0000-7000-8000-0000000000aa", Action: catalog.UserLoginFailed,
 		Actor:   trail.Actor{Type: trail.ActorUser, ID: "admin-1", Email: "admin@example.com"},
 		Request: trail.Request{IP: "203.0.113.9"},
@@ -249,7 +251,7 @@ func TestErasureEndToEnd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			keyPath := filepath.Join(t.TempDir(), "subject-keys.db")
-			keys, err := erasure.OpenKeyFile(ctx, keyPath)
+			keys, err := sqlite.OpenSubjectKeys(ctx, keyPath)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -350,15 +352,21 @@ func equalLeaves(a, b [][]byte) bool {
 // deletes the rows.
 func TestPostgresSubjectKeys(t *testing.T) {
 	ctx := context.Background()
-	schema := pgtest.NewSchema(t)
+	url := pgtest.SchemaURL(t)
+	schema := mustSchema(t, url)
+	keys, err := postgres.OpenSubjectKeys(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Close()
 	v := storetest.Validator()
-	db, err := postgres.Open(ctx, pgtest.ServerURL(), postgres.Options{Validator: v, Signer: storetest.Signer(), Schema: schema})
+	sealer := erasure.NewSealer(keys, v.Actions)
+	v.Sealer = sealer
+	db, err := postgres.Open(ctx, url, postgres.Options{Validator: v, Signer: storetest.Signer()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	sealer := erasure.NewSealer(db, v.Actions)
-	v.Sealer = sealer // before any append
 	store := erasure.Wrap(db, sealer)
 	if _, err := store.Append(ctx, "acme", []*trail.Event{failedLogin("u-1", alice), failedLogin("u-1", alice), failedLogin("u-2", "bob@example.com")}, trail.AppendOptions{}); err != nil {
 		t.Fatal(err)
@@ -393,6 +401,15 @@ func TestPostgresSubjectKeys(t *testing.T) {
 	}
 }
 
+// mustSchema returns the search_path of a PostgreSQL URL.
+func mustSchema(t *testing.T, u string) string {
+	p, err := neturl.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Query().Get("search_path")
+}
+
 // FuzzSealOpen: any value a client sends in a personal field, and any
 // context key, opens to what was sealed, and never fails a read.
 func FuzzSealOpen(f *testing.F) {
@@ -400,7 +417,7 @@ func FuzzSealOpen(f *testing.F) {
 	f.Add("\x00\x1f\u2028<>&é", "target_email")
 	f.Add("enc1:^actor.name", "enc1:")
 	f.Add("enc1:00000000deadbeef:AAAA", "user_email")
-	s := erasure.NewSealer(erasure.NewMemoryKeys(), catalog.Default())
+	s := erasure.NewSealer(memory.NewSubjectKeys(), catalog.Default())
 	f.Fuzz(func(t *testing.T, value, key string) {
 		if !utf8.ValidString(value) || !utf8.ValidString(key) || value == "" {
 			t.Skip() // the validator replaces invalid UTF-8 before sealing; empty fields are not sealed

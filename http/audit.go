@@ -12,6 +12,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/export"
+	"github.com/trailaudit/trail/internal/ledger"
 )
 
 // A record is an event the server writes in a log about a request it
@@ -139,11 +140,13 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 }
 
 // appendRecord appends ev, a record the server writes itself (see audit),
-// to tenant's log. It is the package's one append of such records (ingest
-// appends clients' events in events.go), so that how they are written is
+// to tenant's log, through Trail's own path (Config.Writer): its actor is
+// an API key, which the store's Append refuses from every caller. It is
+// the package's one append of such records (ingest appends clients'
+// events in events.go through Append), so that how they are written is
 // decided here alone.
 func (s *Server) appendRecord(ctx context.Context, tenant string, ev *trail.Event) error {
-	_, err := s.c.Store.Append(ctx, tenant, []*trail.Event{ev}, trail.AppendOptions{})
+	_, err := s.c.Writer.AppendOwn(ctx, tenant, ledger.Records(ev))
 	return err
 }
 

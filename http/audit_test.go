@@ -134,7 +134,7 @@ func TestRecordedRoutes(t *testing.T) {
 	// An export that fails is on record as attempted and failed, under one
 	// correlation id.
 	failing := &failQueries{backend: h.store}
-	srv, err := trailhttp.New(trailhttp.Config{Store: failing, Keys: h.store, Catalog: catalog.Default(),
+	srv, err := trailhttp.New(trailhttp.Config{Store: failing, Writer: failing, Keys: h.store, Catalog: catalog.Default(),
 		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
-	"github.com/trailaudit/trail/retention"
 )
 
 // readBody reads the whole body, up to limit bytes.
@@ -72,14 +71,6 @@ func onlyParams(q url.Values, known ...string) error {
 	return nil
 }
 
-// stamp fills what the server knows of an event that does not say: the
-// address it was sent from, when the event names no request IP.
-func (s *Server) stamp(r *http.Request, ev *trail.Event) {
-	if ev.Request.IP == "" {
-		ev.Request.IP = s.clientIP(r)
-	}
-}
-
 // appended is the answer to an append.
 type appended struct {
 	Count    int          `json:"count"`
@@ -98,26 +89,13 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, k *trail.A
 	if err != nil {
 		return err
 	}
-	var fe []trail.FieldError
-	for i, ev := range evs {
-		s.stamp(r, ev)
-		name := ev.Action
-		if a, ok := s.c.Catalog.Resolve(name); ok {
-			name = a.Name
-		}
-		if slices.Contains(retention.Protected, name) {
-			path := "action"
-			if !single {
-				path = trail.PathIndex("", i) + ".action"
-			}
-			fe = append(fe, trail.FieldError{Path: path, Message: name + " is recorded by Trail itself (retention, legal holds, erasure), never ingested"})
-		}
-	}
-	if len(fe) > 0 {
-		return trail.Invalid("event refused", fe...)
-	}
 	t0 := time.Now()
-	res, err := s.c.Store.Append(r.Context(), k.Tenant, evs, trail.AppendOptions{IdempotencyKey: r.Header.Get("Idempotency-Key"), Policy: p})
+	// The client's address fills events that name none, after the
+	// store fingerprints the batch: a retry through another address is
+	// the same batch. Trail's own records and api_key actors are refused
+	// by the store's pipeline, as on every outside path.
+	res, err := s.c.Store.Append(r.Context(), k.Tenant, evs, trail.AppendOptions{
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Policy: p, ClientIP: s.clientIP(r)})
 	if err != nil {
 		return err
 	}

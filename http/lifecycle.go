@@ -66,7 +66,7 @@ func (s *Server) postHold(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	h, _, err := retention.PlaceHold(r.Context(), hs, s.c.Store, &trail.Hold{ID: req.ID, Tenant: k.Tenant, Filter: req.Filter,
+	h, _, err := retention.PlaceHold(r.Context(), hs, s.c.Writer, &trail.Hold{ID: req.ID, Tenant: k.Tenant, Filter: req.Filter,
 		Reason: req.Reason, CreatedAt: s.c.Now()}, keyActor(k))
 	if err != nil {
 		return err
@@ -85,7 +85,7 @@ func (s *Server) releaseHold(w http.ResponseWriter, r *http.Request, k *trail.AP
 	if err != nil {
 		return err
 	}
-	seq, err := retention.ReleaseHold(r.Context(), hs, s.c.Store, k.Tenant, r.PathValue("id"), q.Get("reason"), keyActor(k), s.c.Now())
+	seq, err := retention.ReleaseHold(r.Context(), hs, s.c.Writer, k.Tenant, r.PathValue("id"), q.Get("reason"), keyActor(k), s.c.Now())
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, k *trail.A
 		}
 	}
 	subject := r.PathValue("id")
-	n, err := s.c.Eraser.EraseSubject(r.Context(), s.c.Store, held, k.Tenant, subject, req.Reason, keyActor(k))
+	n, err := s.c.Eraser.EraseSubject(r.Context(), s.c.Writer, held, k.Tenant, subject, req.Reason, keyActor(k))
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/erasure"
 	trailhttp "github.com/trailaudit/trail/http"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/tlog"
@@ -27,7 +28,7 @@ import (
 func TestHoldsAndErasure(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	keys, err := erasure.OpenKeyFile(ctx, filepath.Join(dir, "subject-keys.db"))
+	keys, err := sqlite.OpenSubjectKeys(ctx, filepath.Join(dir, "subject-keys.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestHoldsAndErasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	srv, err := trailhttp.New(trailhttp.Config{Store: erasure.Wrap(db, sealer), Keys: db, Holds: db, Eraser: sealer, Catalog: cat,
+	srv, err := trailhttp.New(trailhttp.Config{Store: erasure.Wrap(db, sealer), Writer: db, Keys: db, Holds: db, Eraser: sealer, Catalog: cat,
 		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func TestHoldsAndErasure(t *testing.T) {
 
 	// Retention prunes seq 1: its proof still stands on its stored leaf
 	// hash, and the UI's full verification reports it pruned, not damaged.
-	if _, err := db.Prune(ctx, "acme", []uint64{1}, storetest.PruneRecord("test", 1)); err != nil {
+	if _, err := db.AppendOwn(ctx, "acme", ledger.Prune([]uint64{1}, storetest.PruneRecord("test", 1))); err != nil {
 		t.Fatal(err)
 	}
 	var incl struct {

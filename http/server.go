@@ -31,13 +31,17 @@ import (
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/internal/clientip"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
 )
 
-// Config is what a Server serves. Store, Keys, Catalog and Verifier are
-// required.
+// Config is what a Server serves. Store, Writer, Keys, Catalog and
+// Verifier are required.
 type Config struct {
-	Store    trail.Store
+	Store trail.Store
+	// Writer is Trail's own path into Store: the records of audited reads,
+	// legal holds and erasures go through it (ingest never can).
+	Writer   ledger.Writer
 	Keys     trail.KeyStore
 	Catalog  *catalog.Catalog
 	Actions  trail.ActionStore // where registered custom actions are kept; nil: not kept
@@ -108,8 +112,8 @@ type cachedKey struct {
 // New returns a Server for c.
 func New(c Config) (*Server, error) {
 	switch {
-	case c.Store == nil, c.Keys == nil, c.Catalog == nil, c.Verifier == nil:
-		return nil, errors.New("http: Config needs Store, Keys, Catalog and Verifier")
+	case c.Store == nil, c.Writer == nil, c.Keys == nil, c.Catalog == nil, c.Verifier == nil:
+		return nil, errors.New("http: Config needs Store, Writer, Keys, Catalog and Verifier")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

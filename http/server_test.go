@@ -19,10 +19,10 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	trailhttp "github.com/trailaudit/trail/http"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/postgres"
-	"github.com/trailaudit/trail/retention"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/tlog"
@@ -31,6 +31,7 @@ import (
 // backend is a store the API runs on in these tests.
 type backend interface {
 	trail.Store
+	ledger.Writer
 	trail.KeyStore
 	trail.ActionStore
 }
@@ -82,7 +83,7 @@ func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, l
 	cat := catalog.Default()
 	store := open(t, cat)
 	t.Cleanup(func() { store.Close() })
-	srv, err := trailhttp.New(trailhttp.Config{Store: store, Keys: store, Catalog: cat, Actions: store,
+	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store,
 		Verifier: storetest.Signer().Verifier(), Limits: limits, Logger: slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
@@ -345,15 +346,21 @@ func testBatch(t *testing.T, h *harness) {
 		t.Errorf("an invalid line is not named: %+v", p.Errors)
 	}
 	// Trail's own records (a prune, a legal hold, an erasure) are never
-	// ingested: a key allowed to ingest cannot forge one.
-	for _, action := range retention.Protected {
-		forged := `{"action":"` + action + `","actor":{"type":"user","id":"u-9"}}`
-		p = h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events:batch", "application/x-ndjson", loginOf("u-5")+"\n"+forged)
-		if !hasPath(p, "[1].action") {
-			t.Errorf("a forged %s is not refused by name: %+v", action, p.Errors)
+	// ingested: a key allowed to ingest cannot forge one, nor a record of
+	// another key's read (an api_key actor).
+	forgeries := []struct{ json, path string }{
+		{`{"action":"data_viewed","actor":{"type":"api_key","id":"key-of-the-admin"}}`, "actor.type"},
+	}
+	for _, ev := range storetest.TrailRecords() {
+		forgeries = append(forgeries, struct{ json, path string }{`{"action":"` + ev.Action + `","actor":{"type":"user","id":"u-9"}}`, "action"})
+	}
+	for _, f := range forgeries {
+		p = h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events:batch", "application/x-ndjson", loginOf("u-5")+"\n"+f.json)
+		if !hasPath(p, "[1]."+f.path) {
+			t.Errorf("a forged %s is not refused by name: %+v", f.json, p.Errors)
 		}
-		if p := h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events", "application/json", forged); !hasPath(p, "action") {
-			t.Errorf("a forged %s is not refused by name: %+v", action, p.Errors)
+		if p := h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events", "application/json", f.json); !hasPath(p, "[0]."+f.path) {
+			t.Errorf("a forged %s is not refused by name: %+v", f.json, p.Errors)
 		}
 	}
 	if n := len(h.events("acme")); n != 4 {
@@ -453,7 +460,7 @@ func testReadsRecorded(t *testing.T, h *harness) {
 	// A read whose record cannot be written is refused.
 	failing := &failReads{backend: h.store}
 	cat := catalog.Default()
-	srv, err := trailhttp.New(trailhttp.Config{Store: failing, Keys: h.store, Catalog: cat, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
+	srv, err := trailhttp.New(trailhttp.Config{Store: failing, Writer: failing, Keys: h.store, Catalog: cat, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,14 +487,12 @@ func actions(evs []*trail.Event) []string {
 	return out
 }
 
-// failReads is a store whose appends of read records fail.
+// failReads is a store whose appends of Trail's own records (the records
+// of reads) fail.
 type failReads struct{ backend }
 
-func (f *failReads) Append(ctx context.Context, tenant string, evs []*trail.Event, o trail.AppendOptions) (*trail.AppendResult, error) {
-	if strings.HasPrefix(evs[0].Action, "data_") {
-		return nil, trail.Errorf(trail.EINTERNAL, "disk full")
-	}
-	return f.backend.Append(ctx, tenant, evs, o)
+func (f *failReads) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
+	return nil, trail.Errorf(trail.EINTERNAL, "disk full")
 }
 
 func testExport(t *testing.T, h *harness) {

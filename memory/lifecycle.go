@@ -6,57 +6,29 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
-	"github.com/trailaudit/trail/tlog"
+	"github.com/trailaudit/trail/internal/ledger"
 )
 
-var (
-	_ trail.Pruner    = (*Store)(nil)
-	_ trail.HoldStore = (*Store)(nil)
-)
+var _ trail.HoldStore = (*Store)(nil)
 
-// pruneKey carries a Prune's seqs through Append.
-type pruneKey struct{}
-
-// Prune removes the payloads of tenant's events at seqs and appends record
-// (their audit_log_pruned event) as Append does, under one hold of the
-// store's lock: the record goes through Append itself, which checks the
-// seqs before anything changes (checkPrune) and prunes them once the record
-// is stored (tenantLog.prune). A pruned event is gone from every read; its
-// leaf keeps its Hashes and loses its Body.
-func (s *Store) Prune(ctx context.Context, tenant string, seqs []uint64, record *trail.Event) (*trail.AppendResult, error) {
-	if _, err := tlog.PruneSeqs(record, seqs); err != nil {
-		return nil, err
-	}
-	ctx = context.WithValue(ctx, pruneKey{}, slices.Clone(seqs))
-	return s.Append(ctx, tenant, []*trail.Event{record}, trail.AppendOptions{})
-}
-
-// checkPrune returns the seqs a Prune (through Append, with the lock held)
-// removes, sorted, after checking them against prepared, its record: nil
-// for a plain Append.
-func (tl *tenantLog) checkPrune(ctx context.Context, prepared []*trail.Event) ([]uint64, error) {
-	seqs, _ := ctx.Value(pruneKey{}).([]uint64)
-	if seqs == nil {
-		return nil, tlog.RefuseRecords(prepared) // Prune alone appends them
-	}
-	if len(prepared) != 1 {
-		return nil, trail.Errorf(trail.EINTERNAL, "memory: a prune carries one record, not %d events", len(prepared))
-	}
-	sorted, err := tlog.PruneSeqs(prepared[0], seqs)
+// checkPrune checks the events a prune batch b removes, with the lock
+// held and b sequenced after h.
+func (tl *tenantLog) checkPrune(b *ledger.Batch, h *ledger.Head) error {
+	pc, err := b.CheckPrune(h)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for _, seq := range sorted {
-		switch {
-		case seq > uint64(len(tl.events)):
-			return nil, trail.Errorf(trail.EINVALID, "tenant %s has no event at seq %d to prune", prepared[0].Tenant, seq)
-		case tl.events[seq-1] == nil:
-			return nil, trail.Errorf(trail.EINVALID, "the event at seq %d is pruned already", seq)
-		case tl.events[seq-1].Action == tlog.PrunedAction:
-			return nil, trail.Errorf(trail.EINVALID, "the event at seq %d is an %s record, the proof of a purge: it is never pruned", seq, tlog.PrunedAction)
+	for _, seq := range b.Prune {
+		ev := tl.events[seq-1]
+		action := ""
+		if ev != nil {
+			action = ev.Action
+		}
+		if err := pc.Row(seq, ev == nil, action); err != nil {
+			return err
 		}
 	}
-	return sorted, nil
+	return pc.Done()
 }
 
 // prune removes the events at seqs from every read, and their bodies from

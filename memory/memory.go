@@ -11,14 +11,18 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
 )
 
-var _ trail.Store = (*Store)(nil)
+var (
+	_ trail.Store   = (*Store)(nil)
+	_ ledger.Writer = (*Store)(nil)
+)
 
 // Store keeps every tenant's events in memory. It is safe for concurrent use.
 type Store struct {
-	v      *trail.Validator
+	p      *ledger.Pipeline
 	signer *tlog.Signer
 	now    func() time.Time
 
@@ -30,10 +34,10 @@ type Store struct {
 }
 
 type tenantLog struct {
-	events []*trail.Event // events[i].Seq == i+1
+	head   *ledger.Head
+	events []*trail.Event // events[i].Seq == i+1; nil once pruned
 	leaves []trail.Leaf   // leaves[i] is events[i] as the log holds it
-	tree   *tlog.Tree
-	notes  [][]byte // signed checkpoints, one per append
+	notes  [][]byte       // signed checkpoints, one per append
 	byID   map[string]*trail.Event
 	idem   map[string]idemEntry
 }
@@ -56,7 +60,13 @@ func New(v *trail.Validator, signer *tlog.Signer) *Store {
 			panic(err) // only a broken crypto/rand fails here
 		}
 	}
-	return &Store{v: v, signer: signer, now: time.Now, tenants: map[string]*tenantLog{}}
+	s := &Store{signer: signer, now: time.Now, tenants: map[string]*tenantLog{}}
+	p, err := ledger.New(ledger.Config{Store: "memory", Validator: v, Signer: signer, Now: func() time.Time { return s.now() }})
+	if err != nil {
+		panic(err) // a nil Validator
+	}
+	s.p = p
+	return s
 }
 
 // Signer returns the key that signs the store's checkpoints.
@@ -67,78 +77,75 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // Append validates, redacts and stores events atomically.
 func (s *Store) Append(ctx context.Context, tenant string, events []*trail.Event, opts trail.AppendOptions) (*trail.AppendResult, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	var fp [32]byte
-	if opts.IdempotencyKey != "" {
-		var err error
-		if fp, err = trail.BatchFingerprint(events); err != nil {
-			return nil, trail.Errorf(trail.EINVALID, "batch cannot be fingerprinted: %v", err)
-		}
-	}
-	prepared, err := s.v.PrepareBatch(tenant, events, opts.Policy, s.now())
-	if err == nil {
-		err = s.v.Seal(ctx, tenant, prepared)
-	}
+	b, err := s.p.Append(ctx, tenant, events, opts)
 	if err != nil {
 		return nil, err
 	}
+	return s.write(b)
+}
+
+// AppendOwn appends Trail's own records, or prunes (ledger.Writer).
+func (s *Store) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
+	b, err := s.p.Own(ctx, tenant, o)
+	if err != nil {
+		return nil, err
+	}
+	return s.write(b)
+}
+
+// write stores a prepared batch under the lock: all of it or, when any
+// step fails, nothing.
+func (s *Store) write(b *ledger.Batch) (*trail.AppendResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, trail.Errorf(trail.EINTERNAL, "store is closed")
 	}
-	tl := s.tenants[tenant]
+	tl := s.tenants[b.Tenant]
 	if tl == nil {
 		tree, _ := tlog.NewTree(0, nil)
-		tl = &tenantLog{tree: tree, byID: map[string]*trail.Event{}, idem: map[string]idemEntry{}}
-		s.tenants[tenant] = tl
+		head, err := ledger.NewHead(b.Tenant, 0, time.Time{}, tree, 0, nil)
+		if err != nil {
+			return nil, err
+		}
+		tl = &tenantLog{head: head, byID: map[string]*trail.Event{}, idem: map[string]idemEntry{}}
+		s.tenants[b.Tenant] = tl
 	}
-	if opts.IdempotencyKey != "" {
-		if e, ok := tl.idem[opts.IdempotencyKey]; ok {
-			if e.fingerprint != fp {
-				return nil, trail.Errorf(trail.ECONFLICT, "idempotency key was used before with a different batch")
+	if b.Key != "" {
+		if e, ok := tl.idem[b.Key]; ok {
+			if err := b.Replay(e.fingerprint[:]); err != nil {
+				return nil, err
 			}
 			return &trail.AppendResult{Events: cloneAll(tl.events[e.first : e.first+e.n]), Replay: true}, nil
 		}
 	}
-	pruning, err := tl.checkPrune(ctx, prepared) // nil unless Prune called
+	h := tl.head.Clone()
+	rows, err := h.Sequence(b, 0)
 	if err != nil {
 		return nil, err
 	}
-	// Everything that can fail happens before the log changes: the batch
-	// is stored whole or not at all.
+	if b.Prune != nil {
+		if err := tl.checkPrune(b, h); err != nil {
+			return nil, err
+		}
+	}
+	note, err := s.p.Sign(h)
+	if err != nil {
+		return nil, err
+	}
 	first := len(tl.events)
-	tree := tl.tree.Clone()
-	leaves := make([]trail.Leaf, len(prepared))
-	for i, ev := range prepared {
-		ev.Seq = uint64(first + i + 1)
-		if first > 0 || i > 0 {
-			ev.RecordedAt = trail.NotBefore(ev.RecordedAt, last(tl, prepared[:i]).RecordedAt)
-		}
-		body, err := trail.MarshalCanonical(ev)
-		if err != nil {
-			return nil, trail.Errorf(trail.EINVALID, "event %d cannot be encoded: %v", i, err)
-		}
-		leaves[i] = trail.Leaf{Seq: ev.Seq, Body: body, Hashes: tree.Append(body)}
+	for _, r := range rows {
+		tl.events = append(tl.events, r.Event)
+		tl.leaves = append(tl.leaves, trail.Leaf{Seq: r.Event.Seq, Body: r.Body, Hashes: r.Hashes})
+		tl.byID[r.Event.ID] = r.Event
 	}
-	note, err := s.signer.Sign(tenant, tree.Size(), tree.Root())
-	if err != nil {
-		return nil, err
-	}
-	for _, ev := range prepared {
-		tl.events = append(tl.events, ev)
-		tl.byID[ev.ID] = ev
-	}
-	tl.leaves = append(tl.leaves, leaves...)
-	tl.tree = tree
+	tl.head = h
 	tl.notes = append(tl.notes, note)
-	if opts.IdempotencyKey != "" {
-		tl.idem[opts.IdempotencyKey] = idemEntry{fingerprint: fp, first: first, n: len(prepared)}
+	if b.Key != "" {
+		tl.idem[b.Key] = idemEntry{fingerprint: b.Fingerprint, first: first, n: len(rows)}
 	}
-	tl.prune(pruning)
-	return &trail.AppendResult{Events: cloneAll(prepared)}, nil
+	tl.prune(b.Prune)
+	return ledger.Result(rows), nil
 }
 
 // Get returns one event by id.
@@ -151,15 +158,6 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*trail.Event, error
 		}
 	}
 	return nil, trail.Errorf(trail.ENOTFOUND, "no event %q", id)
-}
-
-// last returns the event before the one being appended: the batch's previous
-// event, or the log's last.
-func last(tl *tenantLog, batch []*trail.Event) *trail.Event {
-	if len(batch) > 0 {
-		return batch[len(batch)-1]
-	}
-	return tl.events[len(tl.events)-1]
 }
 
 // GetSeq returns the event at seq.

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,15 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
-)
-
-// The times a timestamptz holds, with a wide margin (PostgreSQL's own
-// range is 4713 BC to 294276 AD). An event outside is refused rather than
-// stored with a wrong time.
-var (
-	minTime = time.Date(-4000, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxTime = time.Date(200000, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
 // eventColumns are the columns of events, in the order columns.eventRow
@@ -34,54 +26,44 @@ var targetColumns = []string{"tenant", "seq", "type", "id"}
 // is the remainder, so (timestamptz, subMicro) orders exactly as t does.
 func subMicro(t time.Time) int32 { return int32(t.Nanosecond() % 1000) }
 
-// Append validates and redacts events (before touching the database), then
-// stores them in one transaction that holds the tenant's head row locked:
-// seqs continue from the head with no gap, RecordedAt never runs behind the
-// head's, and the batch is durable when Append returns. The same
-// transaction writes each event's tree hashes, the tree's new right edge and
-// a checkpoint signed with Options.Signer. The events returned are the
-// prepared ones, which are exactly what reads return.
+// Append prepares events through the pipeline (before touching the
+// database), then stores them in one transaction that holds the tenant's
+// head row locked: seqs continue from the head with no gap, RecordedAt
+// never runs behind the head's, and the batch is durable when Append
+// returns. The same transaction writes each event's tree hashes, the
+// tree's new right edge and a checkpoint signed with Options.Signer.
 func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, opts trail.AppendOptions) (*trail.AppendResult, error) {
+	if len(events) > db.o.MaxBatch {
+		return nil, trail.Invalid(fmt.Sprintf("batch of %d events is larger than the store takes at once (%d)", len(events), db.o.MaxBatch))
+	}
+	b, err := db.p.Append(ctx, tenant, events, opts)
+	if err != nil {
+		return nil, err
+	}
+	return db.write(ctx, b)
+}
+
+// AppendOwn appends Trail's own records, or prunes (ledger.Writer), as
+// Append does, in one transaction. Pruning a row sets body to NULL and
+// actor_id, organization, workspace, team and correlation_id to empty
+// strings, deletes its event_targets rows, and sets pruned to the record's
+// seq; hashes and the other columns stay.
+func (db *DB) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
+	b, err := db.p.Own(ctx, tenant, o)
+	if err != nil {
+		return nil, err
+	}
+	return db.write(ctx, b)
+}
+
+// write stores a prepared batch, counted among the appends Close waits
+// for.
+func (db *DB) write(ctx context.Context, b *ledger.Batch) (*trail.AppendResult, error) {
 	if err := db.enter(); err != nil {
 		return nil, err
 	}
 	defer db.inflight.Done()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if db.o.Signer == nil && !db.o.noTree {
-		return nil, trail.Errorf(trail.EINTERNAL, "postgres: opened without a signer, read-only")
-	}
-	if len(events) > db.o.MaxBatch {
-		return nil, trail.Invalid(fmt.Sprintf("batch of %d events is larger than the store takes at once (%d)", len(events), db.o.MaxBatch))
-	}
-	var fp [32]byte
-	if opts.IdempotencyKey != "" {
-		var err error
-		if fp, err = trail.BatchFingerprint(events); err != nil {
-			return nil, trail.Errorf(trail.EINVALID, "batch cannot be fingerprinted: %v", err)
-		}
-	}
-	prepared, err := db.o.Validator.PrepareBatch(tenant, events, opts.Policy, db.o.Now())
-	if err == nil {
-		err = db.o.Validator.Seal(ctx, tenant, prepared)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var fe []trail.FieldError
-	for i, ev := range prepared {
-		if ev.OccurredAt.Before(minTime) || !ev.OccurredAt.Before(maxTime) {
-			fe = append(fe, trail.FieldError{Path: trail.PathIndex("", i) + ".occurred_at", Message: "outside the years the store holds (-4000 to 199999)"})
-		}
-		if ev.RecordedAt.Before(minTime) || !ev.RecordedAt.Before(maxTime) {
-			return nil, trail.Errorf(trail.EINTERNAL, "postgres: the clock reads %v, outside the years the store holds", ev.RecordedAt)
-		}
-	}
-	if len(fe) > 0 {
-		return nil, trail.Invalid("event refused", fe...)
-	}
-	return db.appendTx(ctx, tenant, prepared, opts.IdempotencyKey, fp)
+	return db.appendTx(ctx, b)
 }
 
 // head is a tenant's head row: its last seq, that event's RecordedAt and
@@ -180,7 +162,8 @@ func begin(ctx context.Context, conn *pgxpool.Conn, tenant, key string) (head, e
 // appendTx stores a prepared batch in one transaction, on a connection of
 // its own that it manages by hand so that BEGIN and COMMIT ride with other
 // statements: a small batch costs two round trips.
-func (db *DB) appendTx(ctx context.Context, tenant string, prepared []*trail.Event, key string, fp [32]byte) (*trail.AppendResult, error) {
+func (db *DB) appendTx(ctx context.Context, b *ledger.Batch) (*trail.AppendResult, error) {
+	tenant := b.Tenant
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return nil, internal(err, "connect")
@@ -194,13 +177,13 @@ func (db *DB) appendTx(ctx context.Context, tenant string, prepared []*trail.Eve
 			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
-	h, e, err := begin(ctx, conn, tenant, key)
+	h, e, err := begin(ctx, conn, tenant, b.Key)
 	if err != nil {
 		return nil, err
 	}
 	if e.found {
-		if !bytes.Equal(e.fingerprint, fp[:]) {
-			return nil, trail.Errorf(trail.ECONFLICT, "idempotency key was used before with a different batch")
+		if err := b.Replay(e.fingerprint); err != nil {
+			return nil, err
 		}
 		evs, err := readRange(ctx, conn, tenant, e.first, e.first+int64(e.n), int(e.n), nil)
 		if err != nil {
@@ -210,73 +193,57 @@ func (db *DB) appendTx(ctx context.Context, tenant string, prepared []*trail.Eve
 	}
 
 	var tree *tlog.Tree
-	if !db.o.noTree {
+	if db.p.Tree() {
 		if tree, err = h.continueTree(); err != nil {
 			return nil, err
 		}
-		if err := tlog.CheckHead(tenant, h.lastRow, tree, h.latest); err != nil {
-			return nil, err
-		}
 	}
-	pr, err := checkPrune(ctx, conn, tenant, h, prepared) // nil unless Prune called
+	lh, err := ledger.NewHead(tenant, h.seq, h.recorded, tree, h.lastRow, h.latest)
 	if err != nil {
 		return nil, err
 	}
-	c := newColumns(tenant, len(prepared))
-	for i, ev := range prepared {
-		ev.Seq = h.seq + uint64(i) + 1
-		if h.seq > 0 || i > 0 {
-			prev := h.recorded
-			if i > 0 {
-				prev = prepared[i-1].RecordedAt
-			}
-			ev.RecordedAt = trail.NotBefore(ev.RecordedAt, prev)
-		}
-		if err := c.add(ev, tree); err != nil {
-			return nil, err
-		}
+	rows, err := lh.Sequence(b, 0)
+	if err != nil {
+		return nil, err
 	}
+	pr, err := checkPrune(ctx, conn, b, lh) // nil unless b prunes
+	if err != nil {
+		return nil, err
+	}
+	c := newColumns(tenant, rows)
 	last := len(c.seq) - 1
-	edge, note := h.tree, []byte(nil)
+	edge := h.tree
 	if tree != nil {
 		edge = tree.Edge()
-		if note, err = db.o.Signer.Sign(tenant, tree.Size(), tree.Root()); err != nil {
-			return nil, err
-		}
 	}
-
-	// The events returned are the prepared ones: the Validator keeps them
-	// in the form their canonical bytes decode to (trail's
-	// TestPreparedEqualsStored), so they are exactly what reads return,
-	// with no decoding of what is stored.
-	evs := make([]*trail.Event, len(prepared))
-	for i, ev := range prepared {
-		evs[i] = ev.Clone()
+	note, err := db.p.Sign(lh)
+	if err != nil {
+		return nil, err
 	}
-	b := &pgx.Batch{}
+	batch := &pgx.Batch{}
 	if len(c.seq) >= copyMin {
 		if err := c.copy(ctx, conn); err != nil {
 			return nil, err
 		}
 	} else {
-		c.insert(b)
+		c.insert(batch)
 	}
-	b.Queue("UPDATE heads SET seq = $2, recorded_at = $3, recorded_ns = $4, tree = $5 WHERE tenant = $1",
+	batch.Queue("UPDATE heads SET seq = $2, recorded_at = $3, recorded_ns = $4, tree = $5 WHERE tenant = $1",
 		tenant, c.seq[last], c.recordedAt[last], c.recordedNs[last], edge)
 	if note != nil {
-		b.Queue("INSERT INTO checkpoints (tenant, size, note) VALUES ($1, $2, $3)", tenant, c.seq[last], note)
+		batch.Queue("INSERT INTO checkpoints (tenant, size, note) VALUES ($1, $2, $3)", tenant, c.seq[last], note)
 	}
-	if key != "" {
-		b.Queue("INSERT INTO idempotency (tenant, key, fingerprint, first_seq, n) VALUES ($1, $2, $3, $4, $5)",
-			tenant, key, fp[:], c.seq[0], int32(len(c.seq)))
+	if b.Key != "" {
+		batch.Queue("INSERT INTO idempotency (tenant, key, fingerprint, first_seq, n) VALUES ($1, $2, $3, $4, $5)",
+			tenant, b.Key, b.Fingerprint[:], c.seq[0], int32(len(c.seq)))
 	}
-	pr.queue(b, tenant)
-	b.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+	pr.queue(batch, tenant)
+	batch.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, internal(err, "write events")
 	}
 	inTx = false
-	return &trail.AppendResult{Events: evs}, nil
+	return ledger.Result(rows), nil
 }
 
 // copyMin is the smallest batch written with COPY. A smaller one is
@@ -331,8 +298,10 @@ type columns struct {
 	ttype, tid []string
 }
 
-func newColumns(tenant string, n int) *columns {
-	return &columns{tenant: tenant,
+// newColumns lays rows out as the columns of events and event_targets.
+func newColumns(tenant string, rows []ledger.Row) *columns {
+	n := len(rows)
+	c := &columns{tenant: tenant,
 		seq: make([]int64, 0, n), id: make([][16]byte, 0, n),
 		recordedAt: make([]time.Time, 0, n), occurredAt: make([]time.Time, 0, n),
 		recordedNs: make([]int32, 0, n), occurredNs: make([]int32, 0, n),
@@ -341,47 +310,38 @@ func newColumns(tenant string, n int) *columns {
 		organization: make([]string, 0, n), workspace: make([]string, 0, n), team: make([]string, 0, n),
 		correlationID: make([]string, 0, n), body: make([][]byte, 0, n), hashes: make([][]byte, 0, n),
 	}
+	for i := range rows {
+		c.add(&rows[i])
+	}
+	return c
 }
 
-// add appends ev, with its Seq and RecordedAt final, its canonical bytes
-// and, when tree is not nil, what appending those bytes to tree gives.
-func (c *columns) add(ev *trail.Event, tree *tlog.Tree) error {
-	body, err := trail.MarshalCanonical(ev)
-	if err != nil {
-		return internal(err, "encode an event")
-	}
-	id, ok := trail.ParseID(ev.ID)
-	if !ok {
-		return trail.Errorf(trail.EINTERNAL, "postgres: event id %q is not a UUID", ev.ID)
-	}
-	seq := int64(ev.Seq)
+// add appends r.
+func (c *columns) add(r *ledger.Row) {
+	ix := &r.Index
+	seq := int64(r.Event.Seq)
 	c.seq = append(c.seq, seq)
-	c.id = append(c.id, id)
-	c.recordedAt = append(c.recordedAt, ev.RecordedAt)
-	c.occurredAt = append(c.occurredAt, ev.OccurredAt)
-	c.recordedNs = append(c.recordedNs, subMicro(ev.RecordedAt))
-	c.occurredNs = append(c.occurredNs, subMicro(ev.OccurredAt))
-	c.action = append(c.action, ev.Action)
-	c.category = append(c.category, ev.Category)
-	c.outcome = append(c.outcome, string(ev.Outcome))
-	c.actorID = append(c.actorID, ev.Actor.ID)
-	c.actorType = append(c.actorType, string(ev.Actor.Type))
-	c.organization = append(c.organization, ev.Scope.Organization)
-	c.workspace = append(c.workspace, ev.Scope.Workspace)
-	c.team = append(c.team, ev.Scope.Team)
-	c.correlationID = append(c.correlationID, ev.CorrelationID)
-	c.body = append(c.body, body)
-	hashes := []byte{} // not nil: that would be NULL
-	if tree != nil {
-		hashes = tree.Append(body)
-	}
-	c.hashes = append(c.hashes, hashes)
-	for _, t := range ev.Targets {
+	c.id = append(c.id, r.ID)
+	c.recordedAt = append(c.recordedAt, ix.RecordedAt)
+	c.occurredAt = append(c.occurredAt, ix.OccurredAt)
+	c.recordedNs = append(c.recordedNs, subMicro(ix.RecordedAt))
+	c.occurredNs = append(c.occurredNs, subMicro(ix.OccurredAt))
+	c.action = append(c.action, ix.Action)
+	c.category = append(c.category, ix.Category)
+	c.outcome = append(c.outcome, string(ix.Outcome))
+	c.actorID = append(c.actorID, ix.ActorID)
+	c.actorType = append(c.actorType, string(ix.ActorType))
+	c.organization = append(c.organization, ix.Organization)
+	c.workspace = append(c.workspace, ix.Workspace)
+	c.team = append(c.team, ix.Team)
+	c.correlationID = append(c.correlationID, ix.CorrelationID)
+	c.body = append(c.body, r.Body)
+	c.hashes = append(c.hashes, r.Hashes)
+	for _, t := range ix.Targets {
 		c.tseq = append(c.tseq, seq)
 		c.ttype = append(c.ttype, t.Type)
 		c.tid = append(c.tid, t.ID)
 	}
-	return nil
 }
 
 // eventRow is c's event i as a row, in eventColumns order.

@@ -1,6 +1,11 @@
 package postgres
 
-import "github.com/trailaudit/trail"
+import (
+	"fmt"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/ledger"
+)
 
 // SchemaVersion is the schema version this build knows, for the tests.
 var SchemaVersion = schemaVersion
@@ -31,12 +36,12 @@ func WithoutTree(o *Options) { o.noTree = true }
 // there for ev at seq, but holding body and hashes as given: what a tamper
 // test inserts behind the store's back.
 func EventRow(tenant string, seq uint64, ev *trail.Event, body, hashes []byte) ([]string, []any, error) {
-	c := newColumns(tenant, 1)
 	ev = ev.Clone()
 	ev.Seq = seq
-	if err := c.add(ev, nil); err != nil {
-		return nil, nil, err
+	id, ok := trail.ParseID(ev.ID)
+	if !ok {
+		return nil, nil, fmt.Errorf("event id %q is not a UUID", ev.ID)
 	}
-	c.body[0], c.hashes[0] = body, hashes
+	c := newColumns(tenant, []ledger.Row{{Event: ev, ID: id, Body: body, Hashes: hashes, Index: trail.IndexOf(ev)}})
 	return eventColumns, c.eventRow(0), nil
 }

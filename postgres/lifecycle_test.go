@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/storetest"
@@ -41,7 +42,7 @@ func TestPruneTriggers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Prune(ctx, "acme", []uint64{1}, storetest.PruneRecord("test", 1)); err != nil {
+	if _, err := db.AppendOwn(ctx, "acme", ledger.Prune([]uint64{1}, storetest.PruneRecord("test", 1))); err != nil {
 		t.Fatal(err)
 	}
 	admin := connect(t, schema, nil)
@@ -102,7 +103,7 @@ func TestPruneAsAppRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	app, conn := openAsApp(t, schema)
-	if _, err := app.Prune(ctx, "acme", []uint64{1, 2}, storetest.PruneRecord("test", 1, 2)); err != nil {
+	if _, err := app.AppendOwn(ctx, "acme", ledger.Prune([]uint64{1, 2}, storetest.PruneRecord("test", 1, 2))); err != nil {
 		t.Fatalf("Prune as trail_app: %v", err)
 	}
 	if err := app.PlaceHold(ctx, &trail.Hold{ID: "h-1", Tenant: "acme", Reason: "r"}); err != nil {

@@ -20,7 +20,11 @@
 // transaction. Without a signer the store is read-only.
 //
 // The DB also keeps API keys and saved custom actions (trail.KeyStore,
-// trail.ActionStore), in the same schema.
+// trail.ActionStore), in the same schema. The keys of data subjects
+// (package erasure) are kept in that schema too, by SubjectKeys, which
+// OpenSubjectKeys opens on a pool of its own: a program opens it first,
+// builds its erasure.Sealer on it, and then opens the DB with a Validator
+// that seals.
 //
 // The database refuses UPDATE, DELETE and TRUNCATE of events, their targets
 // and checkpoints by itself (triggers), and a tenant's head only moves
@@ -37,18 +41,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
 )
 
 var (
-	_ trail.Store = (*DB)(nil)
-	_ trail.Log   = (*DB)(nil)
+	_ trail.Store   = (*DB)(nil)
+	_ ledger.Writer = (*DB)(nil)
+	_ trail.Log     = (*DB)(nil)
 )
 
 // Options configure a DB. Validator is required.
@@ -74,6 +81,14 @@ type Options struct {
 	noTree bool // benchmarks only: append without the tree or checkpoints
 }
 
+// The times a timestamptz holds, with a wide margin (PostgreSQL's own
+// range is 4713 BC to 294276 AD). An event outside is refused rather than
+// stored with a wrong time.
+var (
+	minTime = time.Date(-4000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(200000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // DefaultMaxBatch is Options.MaxBatch when it is left zero.
 const DefaultMaxBatch = 10000
 
@@ -82,6 +97,7 @@ const DefaultMaxBatch = 10000
 type DB struct {
 	pool *pgxpool.Pool
 	o    Options
+	p    *ledger.Pipeline // the append pipeline every store shares
 
 	mu       sync.RWMutex // guards closed against inflight.Add
 	closed   bool
@@ -95,44 +111,65 @@ type DB struct {
 // refused, and so, with a Signer, is one where a tenant's latest checkpoint
 // does not verify under the signer's key.
 func Open(ctx context.Context, connString string, o Options) (*DB, error) {
-	if o.Validator == nil {
-		return nil, errors.New("postgres: Options.Validator is required")
-	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	cfg, err := pgxpool.ParseConfig(connString)
+	p, err := ledger.New(ledger.Config{Store: "postgres", Validator: o.Validator, Signer: o.Signer, Now: o.Now,
+		MinTime: minTime, MaxTime: maxTime, NoTree: o.noTree})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	if o.Schema == "" {
-		// A search_path in the URL (?search_path=trail) names the schema.
-		o.Schema = cfg.ConnConfig.RuntimeParams["search_path"]
-	}
-	if o.Schema == "" {
-		o.Schema = "public"
-	}
-	// Only Trail's schema is searched (pg_catalog always is), so unqualified
-	// names in Trail's SQL can only mean Trail's tables.
-	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.Schema}.Sanitize()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	if err := migrate(ctx, pool, o.Schema); err != nil {
-		pool.Close()
 		return nil, err
 	}
+	pool, schema, err := connect(ctx, connString, o.Schema, 0)
+	if err != nil {
+		return nil, err
+	}
+	o.Schema = schema
 	if o.Signer != nil {
 		if err := checkSigner(ctx, pool, o.Signer); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("postgres: schema %q: %w", o.Schema, err)
 		}
 	}
-	return &DB{pool: pool, o: o}, nil
+	return &DB{pool: pool, o: o, p: p}, nil
+}
+
+// connect opens a pool of connections to connString that search only
+// schema (default: the connection string's search_path parameter, else
+// "public"), and migrates that schema to the current version (see migrate):
+// what Open and OpenSubjectKeys share. maxConns, when not zero, bounds the
+// pool unless the connection string sets pool_max_conns. It returns the
+// pool and the schema.
+func connect(ctx context.Context, connString, schema string, maxConns int32) (*pgxpool.Pool, string, error) {
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: %w", err)
+	}
+	if schema == "" {
+		// A search_path in the URL (?search_path=trail) names the schema.
+		schema = cfg.ConnConfig.RuntimeParams["search_path"]
+	}
+	if schema == "" {
+		schema = "public"
+	}
+	// Only Trail's schema is searched (pg_catalog always is), so unqualified
+	// names in Trail's SQL can only mean Trail's tables.
+	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	if maxConns > 0 && !strings.Contains(connString, "pool_max_conns") {
+		cfg.MaxConns = maxConns
+		cfg.MinConns = min(cfg.MinConns, maxConns)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: %w", err)
+	}
+	if err := migrate(ctx, pool, schema); err != nil {
+		pool.Close()
+		return nil, "", err
+	}
+	return pool, schema, nil
 }
 
 // checkSigner refuses a signer that did not sign each tenant's latest

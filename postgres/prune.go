@@ -2,43 +2,11 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
-	"slices"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/trailaudit/trail"
-	"github.com/trailaudit/trail/tlog"
+	"github.com/trailaudit/trail/internal/ledger"
 )
-
-var _ trail.Pruner = (*DB)(nil)
-
-// pruneKey carries a Prune's seqs through Append to appendTx.
-type pruneKey struct{}
-
-// Prune removes the payloads of tenant's events at seqs and appends record
-// (their audit_log_pruned event), in one transaction: record goes through
-// Append (validation, redaction, sealing, the head lock, CheckHead, tree
-// hashes, the signed checkpoint) with the seqs riding along; appendTx,
-// holding the tenant's head locked, checks them (checkPrune) before it
-// writes anything, and queues the prune after the record's INSERT and the
-// head's UPDATE, before COMMIT, in the same round trip.
-//
-// Pruning a row sets body to NULL and actor_id, organization, workspace,
-// team and correlation_id to empty strings, deletes its event_targets
-// rows, and sets pruned to the record's seq; hashes and the other columns
-// stay. Record must be an audit_log_pruned event whose seq_ranges name
-// exactly seqs (tlog.PruneSeqs); a seq the tenant does not have, one
-// pruned already, one given twice and one of an audit_log_pruned event are
-// refused (EINVALID), and then nothing is pruned or appended.
-func (db *DB) Prune(ctx context.Context, tenant string, seqs []uint64, record *trail.Event) (*trail.AppendResult, error) {
-	if _, err := tlog.PruneSeqs(record, seqs); err != nil {
-		return nil, err
-	}
-	ctx = context.WithValue(ctx, pruneKey{}, slices.Clone(seqs))
-	return db.Append(ctx, tenant, []*trail.Event{record}, trail.AppendOptions{})
-}
 
 // pruning is what a Prune's transaction writes after its record: the rows
 // to clear, and the event_targets rows to delete.
@@ -49,30 +17,22 @@ type pruning struct {
 	ttype, tid []string
 }
 
-// checkPrune returns what a Prune (through appendTx, with the tenant's head
-// h locked) writes after its record, prepared, checking every seq first:
-// nil for a plain Append, which it refuses if it carries audit_log_pruned
-// events.
-func checkPrune(ctx context.Context, conn *pgxpool.Conn, tenant string, h head, prepared []*trail.Event) (*pruning, error) {
-	seqs, _ := ctx.Value(pruneKey{}).([]uint64)
-	if seqs == nil {
-		return nil, tlog.RefuseRecords(prepared) // Prune alone appends them
+// checkPrune returns what a prune batch b (sequenced after h, with the
+// tenant's head locked) writes after its record, checking every seq
+// first: nil for a batch that is not a prune.
+func checkPrune(ctx context.Context, conn *pgxpool.Conn, b *ledger.Batch, h *ledger.Head) (*pruning, error) {
+	if b.Prune == nil {
+		return nil, nil
 	}
-	if len(prepared) != 1 {
-		return nil, trail.Errorf(trail.EINTERNAL, "postgres: a prune carries one record, not %d events", len(prepared))
-	}
-	sorted, err := tlog.PruneSeqs(prepared[0], seqs)
+	pc, err := b.CheckPrune(h)
 	if err != nil {
 		return nil, err
 	}
-	p := &pruning{seqs: make([]int64, len(sorted)), by: int64(h.seq) + 1}
-	for i, s := range sorted {
-		if s >= uint64(p.by) {
-			return nil, trail.Errorf(trail.EINVALID, "tenant %s has no event at seq %d to prune", tenant, s)
-		}
+	p := &pruning{seqs: make([]int64, len(b.Prune)), by: int64(h.Seq)}
+	for i, s := range b.Prune {
 		p.seqs[i] = int64(s)
 	}
-	rows, err := conn.Query(ctx, "SELECT seq, body, pruned IS NOT NULL, action FROM events WHERE tenant = $1 AND seq = ANY($2) ORDER BY seq", tenant, p.seqs)
+	rows, err := conn.Query(ctx, "SELECT seq, body, pruned IS NOT NULL, action FROM events WHERE tenant = $1 AND seq = ANY($2) ORDER BY seq", b.Tenant, p.seqs)
 	if err != nil {
 		return nil, internal(err, "read events to prune")
 	}
@@ -81,26 +41,16 @@ func checkPrune(ctx context.Context, conn *pgxpool.Conn, tenant string, h head, 
 		body   []byte
 		pruned bool
 		action string
-		next   int // index in p.seqs of the next row expected
 	)
 	_, err = pgx.ForEachRow(rows, []any{&seq, &body, &pruned, &action}, func() error {
-		if seq != p.seqs[next] {
-			return trail.Errorf(trail.EINVALID, "tenant %s has no event at seq %d to prune", tenant, p.seqs[next])
+		if err := pc.Row(uint64(seq), pruned, action); err != nil {
+			return err
 		}
-		next++
-		switch {
-		case pruned:
-			return trail.Errorf(trail.EINVALID, "the event at seq %d is pruned already", seq)
-		case action == tlog.PrunedAction:
-			return trail.Errorf(trail.EINVALID, "the event at seq %d is an %s record, the proof of a purge: it is never pruned", seq, tlog.PrunedAction)
+		ts, err := ledger.PrunedTargets(uint64(seq), body)
+		if err != nil {
+			return err
 		}
-		var ev struct {
-			Targets []trail.Target `json:"targets"`
-		}
-		if err := json.Unmarshal(body, &ev); err != nil {
-			return trail.Errorf(trail.EINTERNAL, "postgres: the event at seq %d does not decode: %v", seq, err)
-		}
-		for _, t := range ev.Targets {
+		for _, t := range ts {
 			p.tseq, p.ttype, p.tid = append(p.tseq, seq), append(p.ttype, t.Type), append(p.tid, t.ID)
 		}
 		return nil
@@ -108,8 +58,8 @@ func checkPrune(ctx context.Context, conn *pgxpool.Conn, tenant string, h head, 
 	if err != nil {
 		return nil, internal(err, "read events to prune")
 	}
-	if next < len(p.seqs) {
-		return nil, trail.Errorf(trail.EINVALID, "tenant %s has no event at seq %s to prune", tenant, strconv.FormatInt(p.seqs[next], 10))
+	if err := pc.Done(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

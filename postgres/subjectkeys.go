@@ -2,29 +2,59 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/trailaudit/trail"
 )
 
-var _ trail.SubjectKeyStore = (*DB)(nil)
+// SubjectKeys keeps the keys of data subjects (package erasure) in the
+// subject_keys table of Trail's schema, which every Trail process sharing
+// the database shares: a key made by one is found by all, and an erasure
+// by one erases for all. It has a small pool of its own, apart from the
+// DB's, so that it can be opened before the DB (the DB's Validator seals
+// with an erasure.Sealer built on it). It is safe for concurrent use.
+type SubjectKeys struct {
+	pool *pgxpool.Pool
+}
 
-// SubjectKeys returns the subjects' newest keys, creating the missing
-// ones in one transaction. Two processes creating a subject's first key at
-// once may both succeed: the subject then has two keys, both used and both
-// erased with it.
-func (db *DB) SubjectKeys(ctx context.Context, tenant string, subjects []string) ([]trail.SubjectKey, error) {
-	if err := db.enter(); err != nil {
+var _ trail.SubjectKeyStore = (*SubjectKeys)(nil)
+
+// subjectKeyConns bounds the pool of SubjectKeys when the connection string
+// does not set pool_max_conns: key reads and writes are few (the Sealer
+// caches keys) and small.
+const subjectKeyConns = 4
+
+// OpenSubjectKeys connects to the database named by connString (as Open
+// reads it; the schema is its search_path parameter, else "public") and
+// migrates Trail's schema to the current version, as Open does, so that
+// either may be opened first. A schema newer than this binary is refused.
+func OpenSubjectKeys(ctx context.Context, connString string) (*SubjectKeys, error) {
+	pool, _, err := connect(ctx, connString, "", subjectKeyConns)
+	if err != nil {
 		return nil, err
 	}
-	defer db.inflight.Done()
+	return &SubjectKeys{pool: pool}, nil
+}
+
+// Close waits for the calls in flight and closes the pool. Calls after
+// Close fail.
+func (sk *SubjectKeys) Close() error {
+	sk.pool.Close()
+	return nil
+}
+
+// SubjectKeys returns the subjects' newest keys, creating the missing
+// ones in one transaction. Two calls creating a subject's first key at
+// once (in one process or two) may both succeed: the subject then has two
+// keys, both used and both erased with it, and the newer is its current
+// key from then on.
+func (sk *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects []string) ([]trail.SubjectKey, error) {
 	found := map[string]trail.SubjectKey{}
-	rows, err := db.pool.Query(ctx, `SELECT DISTINCT ON (subject) subject, id, key FROM subject_keys
-		WHERE tenant = $1 AND subject = ANY($2) ORDER BY subject, created_at DESC`, tenant, subjects)
+	rows, err := sk.pool.Query(ctx, `SELECT DISTINCT ON (subject) subject, id, key FROM subject_keys
+		WHERE tenant = $1 AND subject = ANY($2) ORDER BY subject, created_at DESC, id DESC`, tenant, subjects)
 	if err != nil {
 		return nil, internal(err, "read subject keys")
 	}
@@ -49,20 +79,15 @@ func (db *DB) SubjectKeys(ctx context.Context, tenant string, subjects []string)
 			out[i] = k
 			continue
 		}
-		var idb [8]byte
-		key := make([]byte, 32)
-		if _, err := rand.Read(idb[:]); err != nil {
+		k, err := trail.NewSubjectKey()
+		if err != nil {
 			return nil, err
 		}
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		k := trail.SubjectKey{ID: hex.EncodeToString(idb[:]), Key: key}
 		found[subject], out[i] = k, k
 		b.Queue("INSERT INTO subject_keys (tenant, id, subject, key, created_at) VALUES ($1, $2, $3, $4, $5)", tenant, k.ID, subject, k.Key, now)
 	}
 	if b.Len() > 0 {
-		tx, err := db.pool.Begin(ctx)
+		tx, err := sk.pool.Begin(ctx)
 		if err != nil {
 			return nil, internal(err, "store subject keys")
 		}
@@ -78,13 +103,9 @@ func (db *DB) SubjectKeys(ctx context.Context, tenant string, subjects []string)
 }
 
 // KeyByID returns a key, or ENOTFOUND once erased.
-func (db *DB) KeyByID(ctx context.Context, tenant, id string) ([]byte, error) {
-	if err := db.enter(); err != nil {
-		return nil, err
-	}
-	defer db.inflight.Done()
+func (sk *SubjectKeys) KeyByID(ctx context.Context, tenant, id string) ([]byte, error) {
 	var key []byte
-	err := db.pool.QueryRow(ctx, "SELECT key FROM subject_keys WHERE tenant = $1 AND id = $2", tenant, id).Scan(&key)
+	err := sk.pool.QueryRow(ctx, "SELECT key FROM subject_keys WHERE tenant = $1 AND id = $2", tenant, id).Scan(&key)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, trail.Errorf(trail.ENOTFOUND, "no subject key %s (erased)", id)
 	}
@@ -94,15 +115,11 @@ func (db *DB) KeyByID(ctx context.Context, tenant, id string) ([]byte, error) {
 // EraseSubject deletes the subject's keys, then vacuums the table so their
 // bytes leave its pages (the vacuum needs the table's owner; run as a
 // trail_app member it is skipped, and autovacuum does it later).
-func (db *DB) EraseSubject(ctx context.Context, tenant, subject string) (int, error) {
-	if err := db.enter(); err != nil {
-		return 0, err
-	}
-	defer db.inflight.Done()
-	tag, err := db.pool.Exec(ctx, "DELETE FROM subject_keys WHERE tenant = $1 AND subject = $2", tenant, subject)
+func (sk *SubjectKeys) EraseSubject(ctx context.Context, tenant, subject string) (int, error) {
+	tag, err := sk.pool.Exec(ctx, "DELETE FROM subject_keys WHERE tenant = $1 AND subject = $2", tenant, subject)
 	if err != nil {
 		return 0, internal(err, "delete subject keys")
 	}
-	db.pool.Exec(ctx, "VACUUM subject_keys")
+	sk.pool.Exec(ctx, "VACUUM subject_keys")
 	return int(tag.RowsAffected()), nil
 }

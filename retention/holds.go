@@ -10,6 +10,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/internal/ledger"
 )
 
 // PlaceHold places h (a random id when it has none) and records it in the
@@ -17,7 +18,7 @@ import (
 // stands before the event is appended: if the append fails, the hold still
 // protects the events and the error says so. It returns the hold as stored
 // and the seq of its record.
-func PlaceHold(ctx context.Context, hs trail.HoldStore, store trail.Store, h *trail.Hold, actor trail.Actor) (*trail.Hold, uint64, error) {
+func PlaceHold(ctx context.Context, hs trail.HoldStore, w ledger.Writer, h *trail.Hold, actor trail.Actor) (*trail.Hold, uint64, error) {
 	c := *h
 	if c.ID == "" {
 		var b [6]byte
@@ -40,8 +41,8 @@ func PlaceHold(ctx context.Context, hs trail.HoldStore, store trail.Store, h *tr
 	}
 	var res *trail.AppendResult
 	if err == nil {
-		res, err = store.Append(ctx, c.Tenant, []*trail.Event{{Action: catalog.LegalHoldPlaced, Actor: actor,
-			Context: map[string]any{"hold_id": c.ID, "filter": filter, "reason": c.Reason}}}, trail.AppendOptions{})
+		res, err = w.AppendOwn(ctx, c.Tenant, ledger.Records(&trail.Event{Action: catalog.LegalHoldPlaced, Actor: actor,
+			Context: map[string]any{"hold_id": c.ID, "filter": filter, "reason": c.Reason}}))
 	}
 	if err != nil {
 		return &c, 0, &trail.Error{Code: trail.EINTERNAL, Err: err,
@@ -54,7 +55,7 @@ func PlaceHold(ctx context.Context, hs trail.HoldStore, store trail.Store, h *tr
 // legal_hold_released, then releases it: a failure leaves the hold
 // standing, never a release nobody recorded. It returns the seq of the
 // record. An unknown hold is ENOTFOUND, one released already ECONFLICT.
-func ReleaseHold(ctx context.Context, hs trail.HoldStore, store trail.Store, tenant, id, reason string, actor trail.Actor, now time.Time) (uint64, error) {
+func ReleaseHold(ctx context.Context, hs trail.HoldStore, w ledger.Writer, tenant, id, reason string, actor trail.Actor, now time.Time) (uint64, error) {
 	holds, err := hs.Holds(ctx, tenant)
 	if err != nil {
 		return 0, err
@@ -75,7 +76,7 @@ func ReleaseHold(ctx context.Context, hs trail.HoldStore, store trail.Store, ten
 	if reason != "" {
 		ctxMap["reason"] = reason
 	}
-	res, err := store.Append(ctx, tenant, []*trail.Event{{Action: catalog.LegalHoldReleased, Actor: actor, Context: ctxMap}}, trail.AppendOptions{})
+	res, err := w.AppendOwn(ctx, tenant, ledger.Records(&trail.Event{Action: catalog.LegalHoldReleased, Actor: actor, Context: ctxMap}))
 	if err != nil {
 		return 0, &trail.Error{Code: trail.EINTERNAL, Err: err,
 			Message: fmt.Sprintf("legal hold %s still stands: its release could not be recorded", id)}

@@ -18,7 +18,7 @@
 // the plan's now. Such events are grouped by the rule that applies; those
 // an active legal hold covers are kept and counted as held.
 //
-// Plan.Apply prunes each group with trail.Pruner.Prune, in chunks of at
+// Plan.Apply prunes each group through Trail's own path (ledger.Prune), in chunks of at
 // most MaxPruneSeqs seqs (and MaxPruneRanges runs of seqs, so that the
 // record stays well within an event's context limit), each with its
 // audit_log_pruned record: the actor who ran it, the policy (the rule's
@@ -57,6 +57,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
 )
 
@@ -66,10 +67,6 @@ const (
 	MaxPruneSeqs   = 10000
 	MaxPruneRanges = 1000
 )
-
-// Protected lists the actions retention never prunes: they prove what
-// happened to the log itself.
-var Protected = []string{catalog.AuditLogPruned, catalog.LegalHoldPlaced, catalog.LegalHoldReleased, catalog.SubjectErased}
 
 // Plan is what Apply will prune: for each rule, the seqs of the tenant's
 // events past its retention that no legal hold covers.
@@ -198,13 +195,12 @@ type decider struct {
 	byAction, byCategory map[string]policy
 	byCompliance         map[string]policy
 	classes              map[string]policy
-	protected            map[string]bool
 	memo                 map[[2]string]*policy
 }
 
 func newDecider(cat *catalog.Catalog, rules []trail.RetentionRule) *decider {
 	d := &decider{cat: cat, byAction: map[string]policy{}, byCategory: map[string]policy{}, byCompliance: map[string]policy{},
-		classes: map[string]policy{}, protected: map[string]bool{}, memo: map[[2]string]*policy{}}
+		classes: map[string]policy{}, memo: map[[2]string]*policy{}}
 	for i, r := range rules {
 		p := policy{name: r.Name, days: r.Days, order: i}
 		switch {
@@ -223,9 +219,6 @@ func newDecider(cat *catalog.Catalog, rules []trail.RetentionRule) *decider {
 	for i, c := range cat.RetentionClasses() {
 		d.classes[c.Name] = policy{name: "catalog:" + c.Name, days: c.Days, order: len(rules) + i}
 	}
-	for _, a := range Protected {
-		d.protected[a] = true
-	}
 	return d
 }
 
@@ -241,8 +234,10 @@ func (d *decider) decide(action, category string) (*policy, error) {
 	if known {
 		name = def.Name
 	}
+	// Trail's own records (a purge, a hold, an erasure) prove what
+	// happened to the log itself: they are never pruned.
 	var p *policy
-	if !d.protected[name] {
+	if !known || !def.TrailRecord() {
 		p = d.rule(name, category, def, known)
 		if p == nil {
 			return nil, trail.Errorf(trail.EINTERNAL, "retention: the catalog has no retention class %q (action %s)", def.Retention, name)
@@ -345,14 +340,13 @@ func NewPlan(ctx context.Context, store trail.Store, tenant string, cat *catalog
 	return p, nil
 }
 
-// Apply prunes the plan's groups with pruner, each in chunks (see the
-// package documentation), each chunk one Prune with its audit_log_pruned
-// record naming actor. When pruner also keeps holds, Apply checks before
-// each chunk that no hold was placed since the plan (ECONFLICT: plan
-// again). On an
-// error the chunks pruned before it stay pruned, and the Result says
-// what they were.
-func (p *Plan) Apply(ctx context.Context, pruner trail.Pruner, tenant string, actor trail.Actor) (*Result, error) {
+// Apply prunes the plan's groups through w, Trail's own path into the
+// store, each in chunks (see the package documentation), each chunk one
+// ledger.Prune with its audit_log_pruned record naming actor. Before each
+// chunk it checks in hs that no hold was placed since the plan (ECONFLICT:
+// plan again). On an error the chunks pruned before it stay pruned, and
+// the Result says what they were.
+func (p *Plan) Apply(ctx context.Context, w ledger.Writer, hs trail.HoldStore, tenant string, actor trail.Actor) (*Result, error) {
 	if tenant != p.Tenant {
 		return nil, trail.Errorf(trail.EINVALID, "retention: the plan is for tenant %s, not %s", p.Tenant, tenant)
 	}
@@ -360,10 +354,10 @@ func (p *Plan) Apply(ctx context.Context, pruner trail.Pruner, tenant string, ac
 	for _, g := range p.Groups {
 		held := g.Held
 		for c := range chunks(g.Seqs) {
-			if err := p.noNewHold(ctx, pruner, tenant); err != nil {
+			if err := p.noNewHold(ctx, hs, tenant); err != nil {
 				return res, err
 			}
-			r, err := pruner.Prune(ctx, tenant, c, Record(g.Policy, c, held, actor))
+			r, err := w.AppendOwn(ctx, tenant, ledger.Prune(c, Record(g.Policy, c, held, actor)))
 			if err != nil {
 				return res, fmt.Errorf("retention: prune %d events of policy %s: %w", len(c), g.Policy, err)
 			}
@@ -375,13 +369,9 @@ func (p *Plan) Apply(ctx context.Context, pruner trail.Pruner, tenant string, ac
 	return res, nil
 }
 
-// noNewHold returns ECONFLICT when pruner keeps holds and one stands that
-// the plan did not know of.
-func (p *Plan) noNewHold(ctx context.Context, pruner trail.Pruner, tenant string) error {
-	hs, ok := pruner.(trail.HoldStore)
-	if !ok {
-		return nil
-	}
+// noNewHold returns ECONFLICT when a hold stands that the plan did not
+// know of.
+func (p *Plan) noNewHold(ctx context.Context, hs trail.HoldStore, tenant string) error {
 	holds, err := hs.Holds(ctx, tenant)
 	if err != nil {
 		return fmt.Errorf("retention: read legal holds: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/redact"
 	"github.com/trailaudit/trail/tlog"
@@ -44,7 +45,13 @@ func testLog(t *testing.T) *memory.Store {
 			Context: map[string]any{"data_type": "entry", "fields_accessed": []any{"amount"}}}}, // 7
 	} {
 		clock = day(e.day)
-		if _, err := s.Append(context.Background(), "acme", []*trail.Event{e.ev}, trail.AppendOptions{Policy: trail.Policy{AllowCustom: true}}); err != nil {
+		var err error
+		if e.ev.Action == catalog.LegalHoldPlaced { // Trail's own record
+			_, err = s.AppendOwn(context.Background(), "acme", ledger.Records(e.ev))
+		} else {
+			_, err = s.Append(context.Background(), "acme", []*trail.Event{e.ev}, trail.AppendOptions{Policy: trail.Policy{AllowCustom: true}})
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -200,10 +207,10 @@ func TestApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Apply(ctx, s, "globex", trail.Actor{ID: "ops", Type: trail.ActorUser}); trail.ErrorCode(err) != trail.EINVALID {
+	if _, err := p.Apply(ctx, s, s, "globex", trail.Actor{ID: "ops", Type: trail.ActorUser}); trail.ErrorCode(err) != trail.EINVALID {
 		t.Errorf("Apply to another tenant = %v, want EINVALID", err)
 	}
-	res, err := p.Apply(ctx, s, "acme", trail.Actor{ID: "ops", Type: trail.ActorUser})
+	res, err := p.Apply(ctx, s, s, "acme", trail.Actor{ID: "ops", Type: trail.ActorUser})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,8 +248,8 @@ type holdMidway struct {
 	placed bool
 }
 
-func (h *holdMidway) Prune(ctx context.Context, tenant string, seqs []uint64, record *trail.Event) (*trail.AppendResult, error) {
-	res, err := h.Store.Prune(ctx, tenant, seqs, record)
+func (h *holdMidway) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
+	res, err := h.Store.AppendOwn(ctx, tenant, o)
 	if err == nil && !h.placed {
 		h.placed = true
 		err = h.PlaceHold(ctx, &trail.Hold{ID: "h-late", Tenant: tenant, Filter: trail.HoldFilter{ActorID: "u-1"}, Reason: "new matter"})
@@ -262,7 +269,7 @@ func TestApplyStopsAtANewHold(t *testing.T) {
 	if len(p.Groups) < 2 {
 		t.Fatalf("the plan has %d groups, want two prunes at least", len(p.Groups))
 	}
-	res, err := p.Apply(ctx, s, "acme", trail.Actor{ID: "ops", Type: trail.ActorUser})
+	res, err := p.Apply(ctx, s, s, "acme", trail.Actor{ID: "ops", Type: trail.ActorUser})
 	if trail.ErrorCode(err) != trail.ECONFLICT || !strings.Contains(err.Error(), "h-late") {
 		t.Fatalf("Apply with a hold placed midway = %v, want ECONFLICT naming h-late", err)
 	}

@@ -8,17 +8,14 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
 )
 
-// appendReq is one Append call waiting for the writer.
+// appendReq is one prepared batch waiting for the writer.
 type appendReq struct {
-	tenant string
-	events []*trail.Event // prepared: validated, redacted, with ids
-	key    string         // idempotency key, or ""
-	fp     [32]byte
-	done   chan appendRes // buffered: the writer never blocks on it
-	prune  []uint64       // Prune: the seqs events[0], the record, prunes (prune.go)
+	b    *ledger.Batch
+	done chan appendRes // buffered: the writer never blocks on it
 }
 
 type appendRes struct {
@@ -26,30 +23,36 @@ type appendRes struct {
 	err error
 }
 
-// Append validates and redacts events (in the caller's goroutine, so that
-// work runs in parallel), then hands them to the writer and waits for the
-// commit they ride in.
+// Append prepares events through the pipeline (in the caller's goroutine,
+// so that work runs in parallel), then hands them to the writer and waits
+// for the commit they ride in.
 func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, opts trail.AppendOptions) (*trail.AppendResult, error) {
-	if err := ctx.Err(); err != nil {
+	b, err := db.p.Append(ctx, tenant, events, opts)
+	if err != nil {
 		return nil, err
 	}
-	if db.o.Signer == nil && !db.o.noTree {
-		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: opened without a signer, read-only")
-	}
-	req := &appendReq{tenant: tenant, key: opts.IdempotencyKey, done: make(chan appendRes, 1), prune: pruneSeqs(ctx)}
-	if req.key != "" {
-		var err error
-		if req.fp, err = trail.BatchFingerprint(events); err != nil {
-			return nil, trail.Errorf(trail.EINVALID, "batch cannot be fingerprinted: %v", err)
-		}
-	}
-	var err error
-	if req.events, err = db.o.Validator.PrepareBatch(tenant, events, opts.Policy, db.o.Now()); err != nil {
+	return db.submit(ctx, b)
+}
+
+// AppendOwn appends Trail's own records, or prunes (ledger.Writer), as
+// Append does. A prune runs in a savepoint of the writer's transaction: one
+// that fails leaves nothing behind, even in a shared group commit.
+//
+// Pruning a row sets body to an empty blob and actor_id, organization,
+// workspace, team and correlation_id to empty strings, deletes its targets
+// rows, and sets pruned to the record's seq; hashes and the other columns
+// stay.
+func (db *DB) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
+	b, err := db.p.Own(ctx, tenant, o)
+	if err != nil {
 		return nil, err
 	}
-	if err := db.o.Validator.Seal(ctx, tenant, req.events); err != nil {
-		return nil, err
-	}
+	return db.submit(ctx, b)
+}
+
+// submit queues a prepared batch for the writer and waits for its commit.
+func (db *DB) submit(ctx context.Context, b *ledger.Batch) (*trail.AppendResult, error) {
+	req := &appendReq{b: b, done: make(chan appendRes, 1)}
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
@@ -80,7 +83,7 @@ func (db *DB) writer() {
 	var group []*appendReq
 	for first := range db.reqs {
 		group = append(group[:0], first)
-		n := len(first.events)
+		n := len(first.b.Events)
 		var timer *time.Timer
 		if db.o.MaxWait > 0 {
 			timer = time.NewTimer(db.o.MaxWait)
@@ -106,7 +109,7 @@ func (db *DB) writer() {
 				break
 			}
 			group = append(group, r)
-			n += len(r.events)
+			n += len(r.b.Events)
 		}
 		if timer != nil {
 			timer.Stop()
@@ -117,11 +120,8 @@ func (db *DB) writer() {
 
 // head is a tenant's position during a commit.
 type head struct {
-	tid      int64
-	seq      uint64
-	recorded time.Time
-	tree     *tlog.Tree // the tenant's tree at seq; nil with noTree
-	start    uint64     // seq when the commit began: a checkpoint is due when seq passes it
+	tid int64
+	*ledger.Head
 }
 
 // commit writes a group in one transaction. A request that fails on its
@@ -143,7 +143,7 @@ func (db *DB) commit(group []*appendReq) {
 		answer()
 		return
 	}
-	w := &txWriter{tx: tx, heads: map[string]*head{}, tree: !db.o.noTree}
+	w := &txWriter{tx: tx, heads: map[string]*head{}, tree: db.p.Tree()}
 	// Any failure but a request's own (the disk, a broken invariant) fails
 	// the whole group: the transaction is rolled back and every caller is
 	// told.
@@ -162,7 +162,7 @@ func (db *DB) commit(group []*appendReq) {
 	// clears after writing its record: it runs in a savepoint, after the
 	// rows gathered before it are written.
 	for i, r := range group {
-		sp := r.prune != nil
+		sp := r.b.Prune != nil
 		var saved *head
 		if sp {
 			if err := w.flush(ctx); err != nil {
@@ -173,7 +173,7 @@ func (db *DB) commit(group []*appendReq) {
 				abort(internal(err, "savepoint"))
 				return
 			}
-			saved = w.snapshot(r.tenant)
+			saved = w.snapshot(r.b.Tenant)
 		}
 		res, err := w.apply(ctx, r)
 		if err != nil && !requestError(err) {
@@ -181,7 +181,7 @@ func (db *DB) commit(group []*appendReq) {
 			return
 		}
 		if err != nil && sp {
-			w.restore(r.tenant, saved)
+			w.restore(r.b.Tenant, saved)
 			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
 				abort(internal(rerr, "rollback to savepoint"))
 				return
@@ -199,7 +199,7 @@ func (db *DB) commit(group []*appendReq) {
 		abort(err)
 		return
 	}
-	if err := w.checkpoint(ctx, db.o.Signer); err != nil {
+	if err := w.checkpoint(ctx, db.p); err != nil {
 		abort(err)
 		return
 	}
@@ -212,16 +212,16 @@ func (db *DB) commit(group []*appendReq) {
 
 // checkpoint signs and stores a checkpoint for each tenant the commit
 // appended to, in the commit's transaction.
-func (w *txWriter) checkpoint(ctx context.Context, s *tlog.Signer) error {
-	for name, h := range w.heads {
-		if h.tree == nil || h.seq == h.start {
+func (w *txWriter) checkpoint(ctx context.Context, p *ledger.Pipeline) error {
+	for _, h := range w.heads {
+		if !h.Moved() {
 			continue
 		}
-		note, err := s.Sign(name, h.seq, h.tree.Root())
-		if err != nil {
+		note, err := p.Sign(h.Head)
+		if err != nil || note == nil {
 			return err
 		}
-		if _, err := w.tx.ExecContext(ctx, "INSERT OR ROLLBACK INTO checkpoints (tid, size, note) VALUES (?, ?, ?)", h.tid, h.seq, note); err != nil {
+		if _, err := w.tx.ExecContext(ctx, "INSERT OR ROLLBACK INTO checkpoints (tid, size, note) VALUES (?, ?, ?)", h.tid, h.Seq, note); err != nil {
 			return internal(err, "insert checkpoint")
 		}
 	}
@@ -250,11 +250,7 @@ type txWriter struct {
 
 func (w *txWriter) snapshot(tenant string) *head {
 	if h := w.heads[tenant]; h != nil {
-		c := *h
-		if h.tree != nil {
-			c.tree = h.tree.Clone()
-		}
-		return &c
+		return &head{tid: h.tid, Head: h.Head.Clone()}
 	}
 	return nil
 }
@@ -272,38 +268,45 @@ func (w *txWriter) head(ctx context.Context, tenant string) (*head, error) {
 	if h := w.heads[tenant]; h != nil {
 		return h, nil
 	}
-	h := &head{}
-	err := w.tx.QueryRowContext(ctx, "SELECT tid FROM tenants WHERE name = ?", tenant).Scan(&h.tid)
+	var tid int64
+	err := w.tx.QueryRowContext(ctx, "SELECT tid FROM tenants WHERE name = ?", tenant).Scan(&tid)
 	if err == sql.ErrNoRows {
-		err = w.tx.QueryRowContext(ctx, "INSERT INTO tenants (name) VALUES (?) RETURNING tid", tenant).Scan(&h.tid)
+		err = w.tx.QueryRowContext(ctx, "INSERT INTO tenants (name) VALUES (?) RETURNING tid", tenant).Scan(&tid)
 	}
 	if err != nil {
 		return nil, internal(err, "tenant")
 	}
-	var key, rec int64
+	var (
+		key, rec int64
+		seq      uint64
+		recorded time.Time
+		tree     *tlog.Tree
+		latest   []byte
+	)
 	err = w.tx.QueryRowContext(ctx, "SELECT key, recorded_at FROM events WHERE key BETWEEN ? AND ? ORDER BY key DESC LIMIT 1",
-		rowKey(h.tid, 1), rowKey(h.tid, maxSeq)).Scan(&key, &rec)
+		rowKey(tid, 1), rowKey(tid, maxSeq)).Scan(&key, &rec)
 	switch {
 	case err == sql.ErrNoRows:
 	case err != nil:
 		return nil, internal(err, "head")
 	default:
-		h.seq, h.recorded = keySeq(key), time.Unix(0, rec).UTC()
+		seq, recorded = keySeq(key), time.Unix(0, rec).UTC()
 	}
-	h.start = h.seq
 	if w.tree {
-		if h.tree, err = loadTree(ctx, w.tx, h.tid, h.seq); err != nil {
+		if tree, err = loadTree(ctx, w.tx, tid, seq); err != nil {
 			return nil, err
 		}
-		var latest []byte
-		err := w.tx.QueryRowContext(ctx, "SELECT note FROM checkpoints WHERE tid = ? ORDER BY size DESC LIMIT 1", h.tid).Scan(&latest)
+		err := w.tx.QueryRowContext(ctx, "SELECT note FROM checkpoints WHERE tid = ? ORDER BY size DESC LIMIT 1", tid).Scan(&latest)
 		if err != nil && err != sql.ErrNoRows {
 			return nil, internal(err, "read checkpoint")
 		}
-		if err := tlog.CheckHead(tenant, h.seq, h.tree, latest); err != nil {
-			return nil, err
-		}
 	}
+	// SQLite's head is its last row: seq and lastRow are one.
+	lh, err := ledger.NewHead(tenant, seq, recorded, tree, seq, latest)
+	if err != nil {
+		return nil, err
+	}
+	h := &head{tid: tid, Head: lh}
 	w.heads[tenant] = h
 	return h, nil
 }
@@ -322,16 +325,12 @@ func loadTree(ctx context.Context, q querier, tid int64, size uint64) (*tlog.Tre
 }
 
 func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult, error) {
-	h, err := w.head(ctx, r.tenant)
+	b := r.b
+	h, err := w.head(ctx, b.Tenant)
 	if err != nil {
 		return nil, err
 	}
-	if r.prune == nil {
-		if err := tlog.RefuseRecords(r.events); err != nil {
-			return nil, err // before anything is written
-		}
-	}
-	if r.key != "" {
+	if b.Key != "" {
 		// A replay reads the rows of the first append, which may be among
 		// those gathered: write them first.
 		if err := w.flush(ctx); err != nil {
@@ -340,14 +339,15 @@ func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult
 		var fp []byte
 		var first uint64
 		var n int
-		err := w.tx.QueryRowContext(ctx, "SELECT fingerprint, first_seq, n FROM idempotency WHERE tid = ? AND key = ?", h.tid, r.key).Scan(&fp, &first, &n)
+		err := w.tx.QueryRowContext(ctx, "SELECT fingerprint, first_seq, n FROM idempotency WHERE tid = ? AND key = ?", h.tid, b.Key).Scan(&fp, &first, &n)
 		switch {
 		case err == sql.ErrNoRows:
 		case err != nil:
 			return nil, internal(err, "idempotency")
-		case string(fp) != string(r.fp[:]):
-			return nil, trail.Errorf(trail.ECONFLICT, "idempotency key was used before with a different batch")
 		default:
+			if err := b.Replay(fp); err != nil {
+				return nil, err
+			}
 			evs, err := readRange(ctx, w.tx, h.tid, first, first+uint64(n))
 			if err != nil {
 				return nil, err
@@ -355,63 +355,36 @@ func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult
 			return &trail.AppendResult{Events: evs, Replay: true}, nil
 		}
 	}
-	if h.seq+uint64(len(r.events)) > maxSeq {
-		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: tenant %s is full (%d events)", r.tenant, uint64(maxSeq))
+	// A batch that fails to sequence leaves the head where it was.
+	rows, err := h.Sequence(b, maxSeq)
+	if err != nil {
+		return nil, err
 	}
-	first := h.seq + 1
-	rows := make([][]any, len(r.events))
-	var targets []any
-	// Everything that can fail does so before the head and the tree move:
-	// a request that fails here leaves nothing to undo.
-	seq, recorded := h.seq, h.recorded
-	for i, ev := range r.events {
-		seq++
-		ev.Seq = seq
-		ev.RecordedAt = trail.NotBefore(ev.RecordedAt, recorded)
-		recorded = ev.RecordedAt
-		body, err := trail.MarshalCanonical(ev)
-		if err != nil {
-			return nil, trail.Errorf(trail.EINVALID, "event %d cannot be encoded: %v", i, err)
-		}
-		id, ok := trail.ParseID(ev.ID)
-		if !ok {
-			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: event id %q is not a UUID", ev.ID)
-		}
-		key := rowKey(h.tid, ev.Seq)
-		rows[i] = []any{key, id[:], ev.RecordedAt.UnixNano(), ev.OccurredAt.UnixNano(), ev.Action, ev.Category, string(ev.Outcome),
-			ev.Actor.ID, string(ev.Actor.Type), ev.Scope.Organization, ev.Scope.Workspace, ev.Scope.Team, ev.CorrelationID, body, []byte{}}
-		for _, t := range ev.Targets {
-			targets = append(targets, t.ID, t.Type, key)
+	for _, row := range rows {
+		ix := &row.Index
+		key := rowKey(h.tid, row.Event.Seq)
+		w.pending = append(w.pending, []any{key, row.ID[:], ix.RecordedAt.UnixNano(), ix.OccurredAt.UnixNano(), ix.Action, ix.Category, string(ix.Outcome),
+			ix.ActorID, string(ix.ActorType), ix.Organization, ix.Workspace, ix.Team, ix.CorrelationID, row.Body, row.Hashes})
+		for _, t := range ix.Targets {
+			w.targets = append(w.targets, t.ID, t.Type, key)
 		}
 	}
-	if h.tree != nil {
-		for _, row := range rows {
-			row[len(row)-1] = h.tree.Append(row[len(row)-2].([]byte))
-		}
-	}
-	h.seq, h.recorded = seq, recorded
-	w.pending = append(w.pending, rows...)
-	w.targets = append(w.targets, targets...)
-	if r.prune != nil {
+	if b.Prune != nil {
 		// The prune's checks and the triggers read its record's row.
 		if err := w.flush(ctx); err != nil {
 			return nil, err
 		}
 	}
-	if r.key != "" {
+	if b.Key != "" {
 		if _, err := w.tx.ExecContext(ctx, "INSERT INTO idempotency (tid, key, fingerprint, first_seq, n) VALUES (?, ?, ?, ?, ?)",
-			h.tid, r.key, r.fp[:], first, len(r.events)); err != nil {
+			h.tid, b.Key, b.Fingerprint[:], rows[0].Event.Seq, len(rows)); err != nil {
 			return nil, internal(err, "insert idempotency key")
 		}
 	}
-	if err := w.prune(ctx, h, r); err != nil { // prune.go
+	if err := w.prune(ctx, h, b); err != nil { // prune.go
 		return nil, err
 	}
-	out := make([]*trail.Event, len(r.events))
-	for i, ev := range r.events {
-		out[i] = ev.Clone()
-	}
-	return &trail.AppendResult{Events: out}, nil
+	return ledger.Result(rows), nil
 }
 
 var eventCols = []string{"key", "id", "recorded_at", "occurred_at", "action", "category", "outcome",

@@ -55,7 +55,7 @@ func BenchmarkPrune(b *testing.B) {
 			b.Fatal(err)
 		}
 		planned := time.Since(t0)
-		res, err := p.Apply(ctx, db, "acme", trail.Actor{ID: "bench", Type: trail.ActorSystem})
+		res, err := p.Apply(ctx, db, db, "acme", trail.Actor{ID: "bench", Type: trail.ActorSystem})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/tlog"
 )
@@ -32,7 +33,7 @@ func TestPruneTriggers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Prune(ctx, "acme", []uint64{1}, storetest.PruneRecord("test", 1)); err != nil {
+	if _, err := db.AppendOwn(ctx, "acme", ledger.Prune([]uint64{1}, storetest.PruneRecord("test", 1))); err != nil {
 		t.Fatal(err)
 	}
 	key := func(seq uint64) int64 { return 1<<40 | int64(seq) } // acme is tenant 1

@@ -23,6 +23,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -31,13 +32,15 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 var (
-	_ trail.Store = (*DB)(nil)
-	_ trail.Log   = (*DB)(nil)
+	_ trail.Store   = (*DB)(nil)
+	_ trail.Log     = (*DB)(nil)
+	_ ledger.Writer = (*DB)(nil)
 )
 
 // Options configure a DB. Validator is required.
@@ -70,7 +73,8 @@ type Options struct {
 type DB struct {
 	path string
 	o    Options
-	w    *sql.Conn // the writer's connection, used only by the writer goroutine
+	p    *ledger.Pipeline // the append pipeline every store shares
+	w    *sql.Conn        // the writer's connection, used only by the writer goroutine
 	wdb  *sql.DB
 	r    *sql.DB // readers
 	adb  *sql.DB // one connection for API key and action writes (keys.go)
@@ -88,17 +92,19 @@ type DB struct {
 // Open opens (creating if needed) the database at path, migrates it to the
 // current schema and starts its writer. The directory is created too.
 func Open(ctx context.Context, path string, o Options) (*DB, error) {
-	if o.Validator == nil {
-		return nil, errors.New("sqlite: Options.Validator is required")
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	p, err := ledger.New(ledger.Config{Store: "sqlite", Validator: o.Validator, Signer: o.Signer, Now: o.Now,
+		MinTime: time.Unix(0, math.MinInt64), MaxTime: time.Unix(0, math.MaxInt64), NoTree: o.noTree})
+	if err != nil {
+		return nil, err
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 8192
 	}
 	if o.Readers <= 0 {
 		o.Readers = 4
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -116,7 +122,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	wdb.SetMaxOpenConns(1)
-	db := &DB{path: path, o: o, wdb: wdb, reqs: make(chan *appendReq, 1024), wdone: make(chan struct{})}
+	db := &DB{path: path, o: o, p: p, wdb: wdb, reqs: make(chan *appendReq, 1024), wdone: make(chan struct{})}
 	fail := func(err error) (*DB, error) {
 		if db.w != nil {
 			db.w.Close()

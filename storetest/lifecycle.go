@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/retention"
 	"github.com/trailaudit/trail/tlog"
 )
@@ -19,14 +20,14 @@ import (
 // Lifecycle is a store with retention and legal holds.
 type Lifecycle interface {
 	trail.Store
-	trail.Pruner
+	ledger.Writer
 	trail.HoldStore
 }
 
 // RunLifecycle runs the tests of retention and legal holds every store
 // must pass: pruned events leave every read but ScanLeaves, which keeps
 // their hashes; the log still verifies, with the pruning records; Prune
-// refuses what it must; holds keep their contract; retention plans
+// (ledger.Prune through AppendOwn) refuses what it must; holds keep their contract; retention plans
 // respect holds and applies keep the log verifiable. open must return a
 // new, empty store built with Validator and Signer, that is a Lifecycle.
 func RunLifecycle(t *testing.T, open func(t *testing.T) trail.Store) {
@@ -46,7 +47,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) trail.Store) {
 			t.Cleanup(func() { s.Close() })
 			lc, ok := s.(Lifecycle)
 			if !ok {
-				t.Fatalf("%T is not a trail.Pruner and trail.HoldStore", s)
+				t.Fatalf("%T is not a ledger.Writer and trail.HoldStore", s)
 			}
 			tc.fn(t, lc)
 		})
@@ -71,9 +72,9 @@ func PruneRecord(policy string, seqs ...uint64) *trail.Event {
 	return retention.Record(policy, sorted, 0, trail.Actor{ID: "retention", Type: trail.ActorSystem})
 }
 
-func prune(t *testing.T, s trail.Pruner, tenant string, seqs ...uint64) *trail.Event {
+func prune(t *testing.T, s ledger.Writer, tenant string, seqs ...uint64) *trail.Event {
 	t.Helper()
-	res, err := s.Prune(context.Background(), tenant, seqs, PruneRecord("test", seqs...))
+	res, err := s.AppendOwn(context.Background(), tenant, ledger.Prune(seqs, PruneRecord("test", seqs...)))
 	if err != nil {
 		t.Fatalf("Prune(%v): %v", seqs, err)
 	}
@@ -281,7 +282,7 @@ func testPruneRefuses(t *testing.T, s Lifecycle) {
 		if tc.name == "no record" {
 			rec = nil
 		}
-		if _, err := s.Prune(ctx, "acme", tc.seqs, rec); trail.ErrorCode(err) != trail.EINVALID {
+		if _, err := s.AppendOwn(ctx, "acme", ledger.Prune(tc.seqs, rec)); trail.ErrorCode(err) != trail.EINVALID {
 			t.Errorf("Prune of %s = %v, want EINVALID", tc.name, err)
 		}
 	}
@@ -330,13 +331,13 @@ func testPruneBesideAppends(t *testing.T, s Lifecycle) {
 	}
 	wg.Go(func() {
 		for _, ev := range first[:10] {
-			if _, err := s.Prune(ctx, "acme", []uint64{ev.Seq}, PruneRecord("test", ev.Seq)); err != nil {
+			if _, err := s.AppendOwn(ctx, "acme", ledger.Prune([]uint64{ev.Seq}, PruneRecord("test", ev.Seq))); err != nil {
 				t.Errorf("Prune(%d): %v", ev.Seq, err)
 				return
 			}
 		}
 		// A bad prune in the middle of appends fails alone.
-		if _, err := s.Prune(ctx, "acme", []uint64{first[0].Seq}, PruneRecord("test", first[0].Seq)); trail.ErrorCode(err) != trail.EINVALID {
+		if _, err := s.AppendOwn(ctx, "acme", ledger.Prune([]uint64{first[0].Seq}, PruneRecord("test", first[0].Seq))); trail.ErrorCode(err) != trail.EINVALID {
 			t.Errorf("second Prune of seq %d = %v, want EINVALID", first[0].Seq, err)
 		}
 	})
@@ -416,8 +417,10 @@ func testRetention(t *testing.T, s Lifecycle) {
 			Targets: []trail.Target{{Type: "user", ID: actor}}}
 	}
 	stored := appendOK(t, s, "acme", Login("u-1"), notify("n-1"), notify("n-2"), Login("u-2"), notify("n-3"))
-	appendOK(t, s, "acme", &trail.Event{Action: catalog.LegalHoldPlaced, Actor: trail.Actor{ID: "counsel", Type: trail.ActorUser},
-		Context: map[string]any{"hold_id": "h-1", "filter": map[string]any{"actor_id": "n-2"}, "reason": "matter"}})
+	if _, err := s.AppendOwn(ctx, "acme", ledger.Records(&trail.Event{Action: catalog.LegalHoldPlaced, Actor: trail.Actor{ID: "counsel", Type: trail.ActorUser},
+		Context: map[string]any{"hold_id": "h-1", "filter": map[string]any{"actor_id": "n-2"}, "reason": "matter"}})); err != nil {
+		t.Fatal(err)
+	}
 	hold := &trail.Hold{ID: "h-1", Tenant: "acme", Filter: trail.HoldFilter{ActorID: "n-2"}, Reason: "matter", CreatedBy: "counsel"}
 	if err := s.PlaceHold(ctx, hold); err != nil {
 		t.Fatal(err)
@@ -442,13 +445,13 @@ func testRetention(t *testing.T, s Lifecycle) {
 		t.Fatal(err)
 	}
 	actor := trail.Actor{ID: "ops", Type: trail.ActorUser}
-	if _, err := plan.Apply(ctx, s, "acme", actor); trail.ErrorCode(err) != trail.ECONFLICT {
+	if _, err := plan.Apply(ctx, s, s, "acme", actor); trail.ErrorCode(err) != trail.ECONFLICT {
 		t.Fatalf("Apply after a hold was placed = %v, want ECONFLICT", err)
 	}
 	if err := s.ReleaseHold(ctx, "acme", "h-2", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	res, err := plan.Apply(ctx, s, "acme", actor)
+	res, err := plan.Apply(ctx, s, s, "acme", actor)
 	if err != nil || res.Pruned != 2 || res.Held != 1 || len(res.Records) != 1 {
 		t.Fatalf("Apply: %v %+v", err, res)
 	}
@@ -594,7 +597,7 @@ func testReopenLifecycle(t *testing.T, d Durable) {
 		t.Errorf("after reopen the next seq is %d, want 5", next[0].Seq)
 	}
 	wantCode(t, "Prune of a pruned seq after reopen", func() error {
-		_, err := lc.Prune(ctx, "acme", []uint64{3}, PruneRecord("test", 3))
+		_, err := lc.AppendOwn(ctx, "acme", ledger.Prune([]uint64{3}, PruneRecord("test", 3)))
 		return err
 	}(), trail.EINVALID)
 	if rep := verifyPruned(t, s, "acme"); !rep.OK() || rep.Size != 5 || len(rep.Pruned) != 2 {

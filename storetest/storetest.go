@@ -48,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"RedactsBeforeStoring", testRedacts},
 		{"TreeAndCheckpoints", testLog},
 		{"OpenAttempts", testOpenAttempts},
+		{"RefusesTrailRecords", testRefusesTrailRecords},
+		{"IdempotencyAcrossAddresses", testIdempotencyAcrossAddresses},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

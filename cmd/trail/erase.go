@@ -38,13 +38,12 @@ the tenant's log (subject_erased).`,
 				return usageError("--subject: required: the data subject's id (the actor id of their events)")
 			}
 			ctx := cmd.Context()
-			store, err := sf.openWriter(ctx, e)
+			d, err := sf.open(ctx, e, true)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			defer store.Close()
-			defer sf.closeKeys()
-			n, err := sf.sealer.EraseSubject(ctx, store, heldBy(store), tenant, subject, reason, cliActor())
+			defer d.Close()
+			n, err := d.Sealer.EraseSubject(ctx, d.Writer, d.heldBy, tenant, subject, reason, cliActor())
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -60,16 +59,10 @@ the tenant's log (subject_erased).`,
 	return cmd
 }
 
-// heldBy returns the legal-hold check of a store that keeps holds (nil
-// for one that keeps none).
-func heldBy(store trail.Store) func(ctx context.Context, tenant, subject string) (*trail.Hold, error) {
-	hs, ok := store.(trail.HoldStore)
-	if !ok {
-		return nil
-	}
-	return func(ctx context.Context, tenant, subject string) (*trail.Hold, error) {
-		return retention.SubjectHeld(ctx, hs, store, tenant, subject)
-	}
+// heldBy is the legal-hold check of an erasure: a standing hold covering
+// subject's events, or nil.
+func (d *deployment) heldBy(ctx context.Context, tenant, subject string) (*trail.Hold, error) {
+	return retention.SubjectHeld(ctx, d.Holds, d.Store, tenant, subject)
 }
 
 // cliActor is who runs a CLI command that changes the log: the OS user.

@@ -37,27 +37,17 @@ need the signing key, as ingest does.`,
 	return cmd
 }
 
-// openHolds opens the store (to write when writer) as the keeper of legal
-// holds. The caller must close the store, then sf.closeKeys.
-func openHolds(ctx context.Context, e *env, sf *storeFlags, tenant string, writer bool) (trail.Store, trail.HoldStore, error) {
+// openHolds checks the tenant flag and opens the store (to write when
+// writer), the keeper of legal holds. The caller must close it.
+func openHolds(ctx context.Context, e *env, sf *storeFlags, tenant string, writer bool) (*deployment, error) {
 	if m := trail.CheckTenant(tenant); m != "" {
-		return nil, nil, usageError("--tenant: %s", m)
+		return nil, usageError("--tenant: %s", m)
 	}
-	open := sf.open
-	if writer {
-		open = sf.openWriter
-	}
-	store, err := open(ctx, e)
+	d, err := sf.open(ctx, e, writer)
 	if err != nil {
-		return nil, nil, &exitError{code: 1, err: err}
+		return nil, &exitError{code: 1, err: err}
 	}
-	hs, ok := store.(trail.HoldStore)
-	if !ok {
-		store.Close()
-		sf.closeKeys()
-		return nil, nil, &exitError{code: 1, err: fmt.Errorf("the store (%T) does not keep legal holds", store)}
-	}
-	return store, hs, nil
+	return d, nil
 }
 
 func newHoldsPlaceCmd(e *env) *cobra.Command {
@@ -94,13 +84,12 @@ inclusive, until exclusive): RFC 3339, a date, or a duration before now
 			if err != nil {
 				return usageError("--until: %v", err)
 			}
-			store, hs, err := openHolds(ctx, e, &sf, tenant, true)
+			d, err := openHolds(ctx, e, &sf, tenant, true)
 			if err != nil {
 				return err
 			}
-			defer sf.closeKeys()
-			defer store.Close()
-			h, seq, err := retention.PlaceHold(ctx, hs, store, &trail.Hold{ID: id, Tenant: tenant,
+			defer d.Close()
+			h, seq, err := retention.PlaceHold(ctx, d.Holds, d.Writer, &trail.Hold{ID: id, Tenant: tenant,
 				Filter: trail.HoldFilter{ActorID: actor, TargetID: target, From: from, Until: until}, Reason: reason, CreatedAt: now}, cliActor())
 			if h == nil && err != nil {
 				return storeError(err)
@@ -162,13 +151,12 @@ array. It needs no signing key.`,
 		Example: `  trail holds list --tenant acme`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, hs, err := openHolds(cmd.Context(), e, &sf, tenant, false)
+			d, err := openHolds(cmd.Context(), e, &sf, tenant, false)
 			if err != nil {
 				return err
 			}
-			defer sf.closeKeys()
-			defer store.Close()
-			holds, err := hs.Holds(cmd.Context(), tenant)
+			defer d.Close()
+			holds, err := d.Holds.Holds(cmd.Context(), tenant)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -220,13 +208,12 @@ released, so that no hold ends unrecorded. A hold is released once.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			id := args[0]
-			store, hs, err := openHolds(ctx, e, &sf, tenant, true)
+			d, err := openHolds(ctx, e, &sf, tenant, true)
 			if err != nil {
 				return err
 			}
-			defer sf.closeKeys()
-			defer store.Close()
-			seq, err := retention.ReleaseHold(ctx, hs, store, tenant, id, reason, cliActor(), time.Now())
+			defer d.Close()
+			seq, err := retention.ReleaseHold(ctx, d.Holds, d.Writer, tenant, id, reason, cliActor(), time.Now())
 			if trail.ErrorCode(err) == trail.ECONFLICT {
 				return usageError("%v", err) // released already
 			}

@@ -46,12 +46,12 @@ redactions) and refused, and exits 1 if any line was refused.`,
 				return err
 			}
 			defer closeIn()
-			store, err := sf.openWriter(cmd.Context(), e)
+			d, err := sf.open(cmd.Context(), e, true)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			defer store.Close()
-			ing := &ingester{store: store, tenant: tenant, policy: policy, out: e.stdout}
+			defer d.Close()
+			ing := &ingester{store: d.Store, tenant: tenant, policy: policy, out: e.stdout}
 			err = ing.run(cmd.Context(), in, batch)
 			fmt.Fprintf(e.stdout, "%d stored (%d marked), %d refused\n", ing.stored, ing.marked, ing.refused)
 			if err != nil {

@@ -49,16 +49,11 @@ func registerKeyStore(cmd *cobra.Command, sf *storeFlags) {
 // openKeyStore opens the chosen store read-only for events (no signing
 // key), as the keeper of API keys. The caller must call done.
 func openKeyStore(ctx context.Context, e *env, sf *storeFlags) (ks trail.KeyStore, done func(), err error) {
-	store, err := sf.open(ctx, e)
+	d, err := sf.open(ctx, e, false)
 	if err != nil {
 		return nil, nil, &exitError{code: 1, err: err}
 	}
-	ks, ok := store.(trail.KeyStore)
-	if !ok {
-		store.Close()
-		return nil, nil, &exitError{code: 1, err: fmt.Errorf("the store (%T) does not keep API keys", store)}
-	}
-	return ks, func() { store.Close() }, nil
+	return d.Keys, func() { d.Close() }, nil
 }
 
 // keyFlags maps the fields of a refused API key to the flags that set them.

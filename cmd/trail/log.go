@@ -34,11 +34,12 @@ was rewritten and re-signed, even with the log's own key.`,
 		Example: `  trail checkpoint --tenant acme > acme-2026-11-26.checkpoint`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, v, err := openLog(cmd.Context(), e, &sf, tenant, key)
+			d, v, err := openLog(cmd.Context(), e, &sf, tenant, key)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer d.Close()
+			store := d.Store
 			cp, err := latestCheckpoint(cmd.Context(), store, v, tenant)
 			if err != nil {
 				return err
@@ -81,11 +82,12 @@ Every proof is checked before it is printed; one that fails is damage (exit 1).`
 			if n := btoi(seq != 0) + btoi(id != "") + btoi(old != ""); n != 1 {
 				return usageError("give one of --seq, --id or --old")
 			}
-			store, v, err := openLog(ctx, e, &sf, tenant, key)
+			d, v, err := openLog(ctx, e, &sf, tenant, key)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer d.Close()
+			store := d.Store
 			cp, err := latestCheckpoint(ctx, store, v, tenant)
 			if err != nil {
 				return err
@@ -253,11 +255,12 @@ included); 1: damage found; 2: usage error.`,
 				}
 				return verifyBundle(e, bundle, key, asJSON)
 			}
-			store, v, err := openLog(ctx, e, &sf, tenant, key)
+			d, v, err := openLog(ctx, e, &sf, tenant, key)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer d.Close()
+			store := d.Store
 			var savedNotes [][]byte
 			for _, f := range saved {
 				b, err := os.ReadFile(e.path(f))
@@ -465,13 +468,13 @@ func eachEvent(ctx context.Context, store trail.Store, q trail.Query, fn func(*t
 }
 
 func exportNDJSON(ctx context.Context, e *env, sf *storeFlags, q trail.Query, w io.Writer) (int, error) {
-	raw, err := sf.open(ctx, e)
+	d, err := sf.open(ctx, e, false)
 	if err != nil {
 		return 0, &exitError{code: 1, err: err}
 	}
-	defer raw.Close()
+	defer d.Close()
 	n := 0
-	err = eachEvent(ctx, sf.reader(raw), q, func(ev *trail.Event) error {
+	err = eachEvent(ctx, d.Reader, q, func(ev *trail.Event) error {
 		n++
 		return writeJSON(w, ev)
 	})
@@ -479,11 +482,12 @@ func exportNDJSON(ctx context.Context, e *env, sf *storeFlags, q trail.Query, w 
 }
 
 func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, key string, w io.Writer) (int, error) {
-	store, v, err := openLog(ctx, e, sf, q.Tenant, key)
+	d, v, err := openLog(ctx, e, sf, q.Tenant, key)
 	if err != nil {
 		return 0, err
 	}
-	defer store.Close()
+	defer d.Close()
+	store := d.Store
 	cp, err := latestCheckpoint(ctx, store, v, q.Tenant)
 	if err != nil {
 		return 0, err
@@ -519,7 +523,7 @@ func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, ke
 
 // openLog checks the tenant flag and opens the store read-only with the
 // verifier of its checkpoints.
-func openLog(ctx context.Context, e *env, sf *storeFlags, tenant, key string) (trail.Store, *tlog.Verifier, error) {
+func openLog(ctx context.Context, e *env, sf *storeFlags, tenant, key string) (*deployment, *tlog.Verifier, error) {
 	if m := trail.CheckTenant(tenant); m != "" {
 		return nil, nil, usageError("--tenant: %s", m)
 	}
@@ -527,11 +531,11 @@ func openLog(ctx context.Context, e *env, sf *storeFlags, tenant, key string) (t
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := sf.open(ctx, e)
+	d, err := sf.open(ctx, e, false)
 	if err != nil {
 		return nil, nil, &exitError{code: 1, err: err}
 	}
-	return store, v, nil
+	return d, v, nil
 }
 
 // latestCheckpoint reads and verifies the tenant's latest checkpoint.

@@ -39,12 +39,12 @@ line (NDJSON, the wire form).
 			if limit < 1 {
 				return usageError("--limit: must be at least 1")
 			}
-			raw, err := sf.open(cmd.Context(), e)
+			d, err := sf.open(cmd.Context(), e, false)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			defer raw.Close()
-			store := sf.reader(raw)
+			defer d.Close()
+			store := d.Reader
 			var tw *tabwriter.Writer
 			if !asJSON {
 				tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)

@@ -68,7 +68,7 @@ func (f *retentionFlags) register(cmd *cobra.Command) {
 
 // plan checks the flags, opens the store (to write when writer) and makes
 // the plan. The caller must close the store.
-func (f *retentionFlags) plan(ctx context.Context, e *env, writer bool) (trail.Store, *retention.Plan, error) {
+func (f *retentionFlags) plan(ctx context.Context, e *env, writer bool) (*deployment, *retention.Plan, error) {
 	if m := trail.CheckTenant(f.tenant); m != "" {
 		return nil, nil, usageError("--tenant: %s", m)
 	}
@@ -94,31 +94,20 @@ func (f *retentionFlags) plan(ctx context.Context, e *env, writer bool) (trail.S
 		}
 		return nil, nil, usageError("--rules: %s", msg)
 	}
-	open := f.sf.open
-	if writer {
-		open = f.sf.openWriter
-	}
-	store, err := open(ctx, e)
+	d, err := f.sf.open(ctx, e, writer)
 	if err != nil {
 		return nil, nil, &exitError{code: 1, err: err}
 	}
-	hs, ok := store.(trail.HoldStore)
-	if !ok {
-		store.Close()
-		f.sf.closeKeys()
-		return nil, nil, &exitError{code: 1, err: fmt.Errorf("the store (%T) does not keep legal holds", store)}
-	}
-	holds, err := hs.Holds(ctx, f.tenant)
+	holds, err := d.Holds.Holds(ctx, f.tenant)
 	if err == nil {
 		// Holds select by actor id, target id and recorded_at, which
 		// sealing leaves in clear: the plan reads the store as it is.
 		var p *retention.Plan
-		if p, err = retention.NewPlan(ctx, store, f.tenant, f.sf.cat, rules, holds, now); err == nil {
-			return store, p, nil
+		if p, err = retention.NewPlan(ctx, d.Store, f.tenant, d.Catalog, rules, holds, now); err == nil {
+			return d, p, nil
 		}
 	}
-	store.Close()
-	f.sf.closeKeys()
+	d.Close()
 	return nil, nil, &exitError{code: 1, err: err}
 }
 
@@ -134,12 +123,11 @@ changes nothing and needs no signing key.`,
   trail retention plan --tenant acme --rules acme-retention.json --now 2027-01-01`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, p, err := f.plan(cmd.Context(), e, false)
+			d, p, err := f.plan(cmd.Context(), e, false)
 			if err != nil {
 				return err
 			}
-			defer f.sf.closeKeys()
-			defer store.Close()
+			defer d.Close()
 			fmt.Fprintf(e.stdout, "%s: %d events read at %s; %d to prune, %d held by legal holds\n",
 				p.Tenant, p.Scanned, p.Now.UTC().Format(time.RFC3339), p.Events(), p.Held)
 			for _, g := range p.Groups {
@@ -175,17 +163,12 @@ legal hold was placed since the plan was made.
 				return usageError("apply removes payloads for good: run trail retention plan first, then pass --yes")
 			}
 			ctx := cmd.Context()
-			store, p, err := f.plan(ctx, e, true)
+			d, p, err := f.plan(ctx, e, true)
 			if err != nil {
 				return err
 			}
-			defer f.sf.closeKeys()
-			defer store.Close()
-			pruner, ok := store.(trail.Pruner)
-			if !ok {
-				return &exitError{code: 1, err: fmt.Errorf("the store (%T) cannot prune", store)}
-			}
-			res, err := p.Apply(ctx, pruner, f.tenant, cliActor())
+			defer d.Close()
+			res, err := p.Apply(ctx, d.Writer, d.Holds, f.tenant, cliActor())
 			if res != nil {
 				printPruned(e.stdout, p.Tenant, res)
 			}

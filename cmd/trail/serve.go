@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -99,28 +98,17 @@ func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) error {
 
 func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	signer, err := loadSigner(sf.keyPath(e), true, e.stderr)
+	d, err := sf.open(ctx, e, true)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	store, err := sf.openWith(ctx, e, signer)
+	defer d.Close()
+	bootstrap, err := bootstrapKey(ctx, d.Keys, tenant)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	defer store.Close()
-	defer sf.closeKeys()
-	keys, ok := store.(trail.KeyStore)
-	if !ok {
-		return &exitError{code: 1, err: errors.New("this store keeps no API keys")}
-	}
-	bootstrap, err := bootstrapKey(ctx, keys, tenant)
-	if err != nil {
-		return &exitError{code: 1, err: err}
-	}
-	actions, _ := store.(trail.ActionStore)
-	holds, _ := store.(trail.HoldStore)
-	srv, err := trailhttp.New(trailhttp.Config{Store: sf.reader(store), Keys: keys, Catalog: sf.cat, Actions: actions, Holds: holds, Eraser: sf.sealer,
-		Verifier: signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
+	srv, err := trailhttp.New(trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions,
+		Holds: d.Holds, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
@@ -141,7 +129,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	if bootstrap != "" {
 		fmt.Fprintf(e.stdout, "Bootstrap admin API key for tenant %s (shown once, stored only hashed):\n%s\n", tenant, bootstrap)
 	}
-	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", signer.VerifierKey())
+	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", d.Signer.VerifierKey())
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
@@ -157,7 +145,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Error("requests still in flight at the deadline were cut", "err", err)
 	}
-	if err := store.Close(); err != nil {
+	if err := d.Close(); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("closing the store: %w", err)}
 	}
 	log.Info("stopped")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -9,6 +10,8 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/erasure"
+	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/redact"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/tlog"
@@ -21,10 +24,6 @@ type storeFlags struct {
 	data       string
 	postgres   string
 	signingKey string
-
-	cat       *catalog.Catalog // the catalog of the store opened last, with its saved custom actions
-	sealer    *erasure.Sealer  // seals personal data on append and opens it on read (see reader)
-	closeKeys func() error     // closes the subject key file, when there is one
 }
 
 func (f *storeFlags) register(cmd *cobra.Command) {
@@ -42,85 +41,120 @@ func (f *storeFlags) keyPath(e *env) string {
 }
 
 // newValidator is the validator every store of the CLI uses: the catalog
-// given and the default redactor.
-func newValidator(cat *catalog.Catalog) *trail.Validator {
-	return &trail.Validator{Actions: cat, Redactor: redact.New(redact.Options{}), Limits: trail.DefaultLimits()}
+// given, the default redactor, and sealer for personal data.
+func newValidator(cat *catalog.Catalog, sealer trail.Sealer) *trail.Validator {
+	return &trail.Validator{Actions: cat, Redactor: redact.New(redact.Options{}), Sealer: sealer, Limits: trail.DefaultLimits()}
 }
 
-// open opens the chosen store read-only: it can be queried, proved and
-// verified, but not appended to, and needs no key.
-func (f *storeFlags) open(ctx context.Context, e *env) (trail.Store, error) {
-	return f.openWith(ctx, e, nil)
+// backend is what each store package's DB is: the log, Trail's own path
+// into it, and the API keys, legal holds and custom actions it keeps.
+type backend interface {
+	trail.Store
+	ledger.Writer
+	trail.KeyStore
+	trail.HoldStore
+	trail.ActionStore
 }
 
-// openWriter opens the chosen store to append, signing with the key at
-// keyPath, which it generates on first use.
-func (f *storeFlags) openWriter(ctx context.Context, e *env) (trail.Store, error) {
-	signer, err := loadSigner(f.keyPath(e), true, e.stderr)
-	if err != nil {
-		return nil, err
+var (
+	_ backend = (*sqlite.DB)(nil)
+	_ backend = (*postgres.DB)(nil)
+)
+
+// deployment is one opened Trail: a store and everything wired on it,
+// opened once (storeFlags.open) and closed once (Close). Every command
+// takes what it needs from it; nothing discovers a capability at run time.
+type deployment struct {
+	Store   trail.Store       // the log as stored: personal data sealed
+	Reader  trail.Store       // Store with personal data opened (or reading as erased): what people are shown
+	Writer  ledger.Writer     // Trail's own records: holds, erasures, prunes
+	Keys    trail.KeyStore    // API keys
+	Holds   trail.HoldStore   // legal holds
+	Actions trail.ActionStore // saved custom actions
+	Sealer  *erasure.Sealer   // seals on append, opens on read, erases
+	Catalog *catalog.Catalog  // the built-in actions and the saved ones
+	Signer  *tlog.Signer      // signs checkpoints; nil when opened read-only
+
+	closers []func() error // in the order to close
+}
+
+// Close closes the store, then the subject keys. Closing again does
+// nothing.
+func (d *deployment) Close() error {
+	var errs []error
+	for _, c := range d.closers {
+		errs = append(errs, c())
 	}
-	return f.openWith(ctx, e, signer)
+	d.closers = nil
+	return errors.Join(errs...)
 }
 
-// openWith opens the chosen store with a catalog holding the built-in
-// actions and the custom ones the store keeps (f.cat).
+// open opens the chosen store: to append when write (signing with the key
+// at keyPath, generated on first use), else read-only (it can be queried,
+// proved and verified, and needs no key).
 //
-// Personal data is sealed under per-subject keys (package erasure): kept in
-// PostgreSQL itself, or for SQLite in DATA/subject-keys.db beside the
-// events. The store returned gives sealed events; f.reader opens them.
-func (f *storeFlags) openWith(ctx context.Context, e *env, signer *tlog.Signer) (trail.Store, error) {
-	f.cat = catalog.Default()
-	v := newValidator(f.cat)
-	var store trail.Store
-	var keys trail.SubjectKeyStore
-	var err error
-	f.closeKeys = func() error { return nil }
-	if f.postgres != "" {
-		store, err = openPostgres(ctx, f.postgres, v, signer)
-		if err == nil {
-			keys = store.(trail.SubjectKeyStore)
-		}
-	} else {
-		var kf *erasure.KeyFile
-		if kf, err = erasure.OpenKeyFile(ctx, filepath.Join(e.path(f.data), "subject-keys.db")); err != nil {
+// The wiring, in order: the subject keys (kept in PostgreSQL itself, or for
+// SQLite in DATA/subject-keys.db beside the events); the sealer over them;
+// the validator with the sealer; the store; then the custom actions the
+// store saved, registered in the catalog before anything is appended.
+func (f *storeFlags) open(ctx context.Context, e *env, write bool) (*deployment, error) {
+	d := &deployment{Catalog: catalog.Default()}
+	if write {
+		var err error
+		if d.Signer, err = loadSigner(f.keyPath(e), true, e.stderr); err != nil {
 			return nil, err
 		}
-		keys, f.closeKeys = kf, kf.Close
-		if store, err = sqlite.Open(ctx, filepath.Join(e.path(f.data), "trail.db"), sqlite.Options{Validator: v, Signer: signer}); err != nil {
-			kf.Close()
-		}
 	}
-	if err != nil {
+	if err := f.wire(ctx, e, d); err != nil {
+		d.Close()
 		return nil, err
 	}
-	f.sealer = erasure.NewSealer(keys, f.cat)
-	v.Sealer = f.sealer // before any append
-	if as, ok := store.(trail.ActionStore); ok {
-		saved, err := as.SavedActions(ctx)
-		if err == nil {
-			for _, a := range saved {
-				if err = f.cat.Register(*a); err != nil {
-					err = fmt.Errorf("saved custom action %s: %w", a.Name, err)
-					break
-				}
-			}
-		}
-		if err != nil {
-			store.Close()
-			return nil, err
-		}
-	}
-	return store, nil
+	return d, nil
 }
 
-// reader returns store reading events with their personal data opened
-// (or reading as erased): what commands show people.
-func (f *storeFlags) reader(store trail.Store) trail.Store {
-	if f.sealer == nil {
-		return store
+func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment) error {
+	var keys trail.SubjectKeyStore
+	var db backend
+	if f.postgres != "" {
+		pk, err := postgres.OpenSubjectKeys(ctx, f.postgres)
+		if err != nil {
+			return err
+		}
+		keys, d.closers = pk, append(d.closers, pk.Close)
+		d.Sealer = erasure.NewSealer(keys, d.Catalog)
+		pg, err := postgres.Open(ctx, f.postgres, postgres.Options{Validator: newValidator(d.Catalog, d.Sealer), Signer: d.Signer})
+		if err != nil {
+			return err
+		}
+		db = pg
+	} else {
+		dir := e.path(f.data)
+		kf, err := sqlite.OpenSubjectKeys(ctx, filepath.Join(dir, "subject-keys.db"))
+		if err != nil {
+			return err
+		}
+		keys, d.closers = kf, append(d.closers, kf.Close)
+		d.Sealer = erasure.NewSealer(keys, d.Catalog)
+		lite, err := sqlite.Open(ctx, filepath.Join(dir, "trail.db"), sqlite.Options{Validator: newValidator(d.Catalog, d.Sealer), Signer: d.Signer})
+		if err != nil {
+			return err
+		}
+		db = lite
 	}
-	return erasure.Wrap(store, f.sealer)
+	// The store closes before the keys its appends seal with.
+	d.closers = append([]func() error{db.Close}, d.closers...)
+	d.Store, d.Writer, d.Keys, d.Holds, d.Actions = db, db, db, db, db
+	d.Reader = erasure.Wrap(db, d.Sealer)
+	saved, err := db.SavedActions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range saved {
+		if err := d.Catalog.Register(*a); err != nil {
+			return fmt.Errorf("saved custom action %s: %w", a.Name, err)
+		}
+	}
+	return nil
 }
 
 // verifier returns the verifier of the log's checkpoints: the key given
