@@ -19,3 +19,7 @@ func TestKeys(t *testing.T) {
 		return memory.New(storetest.Validator(), storetest.Signer())
 	})
 }
+
+func TestSubjectKeys(t *testing.T) {
+	storetest.RunSubjectKeys(t, func(t *testing.T) trail.SubjectKeyStore { return memory.NewSubjectKeys() })
+}

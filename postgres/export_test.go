@@ -45,3 +45,6 @@ func EventRow(tenant string, seq uint64, ev *trail.Event, body, hashes []byte) (
 	c := newColumns(tenant, []ledger.Row{{Event: ev, ID: id, Body: body, Hashes: hashes, Index: trail.IndexOf(ev)}})
 	return eventColumns, c.eventRow(0), nil
 }
+
+// MaxConns is the size limit of the pool of k, for the tests.
+func MaxConns(k *SubjectKeys) int32 { return k.pool.Config().MaxConns }
