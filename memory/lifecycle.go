@@ -6,30 +6,9 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
-	"github.com/trailaudit/trail/internal/ledger"
 )
 
 var _ trail.HoldStore = (*Store)(nil)
-
-// checkPrune checks the events a prune batch b removes, with the lock
-// held and b sequenced after h.
-func (tl *tenantLog) checkPrune(b *ledger.Batch, h *ledger.Head) error {
-	pc, err := b.CheckPrune(h)
-	if err != nil {
-		return err
-	}
-	for _, seq := range b.Prune {
-		ev := tl.events[seq-1]
-		action := ""
-		if ev != nil {
-			action = ev.Action
-		}
-		if err := pc.Row(seq, ev == nil, action); err != nil {
-			return err
-		}
-	}
-	return pc.Done()
-}
 
 // prune removes the events at seqs from every read, and their bodies from
 // the leaves. Readers that took the slices before keep them unchanged:

@@ -16,15 +16,16 @@ import (
 )
 
 var (
-	_ trail.Store   = (*Store)(nil)
-	_ ledger.Writer = (*Store)(nil)
+	_ trail.Store    = (*Store)(nil)
+	_ ledger.Writer  = (*Store)(nil)
+	_ ledger.Backend = (*backend)(nil)
 )
 
 // Store keeps every tenant's events in memory. It is safe for concurrent use.
 type Store struct {
-	p      *ledger.Pipeline
-	signer *tlog.Signer
-	now    func() time.Time
+	*appender // Append and AppendOwn: the pipeline, writing through backend
+	signer    *tlog.Signer
+	now       func() time.Time
 
 	mu      sync.RWMutex
 	closed  bool
@@ -32,6 +33,8 @@ type Store struct {
 	kr      keyring // API keys and saved actions (keys.go)
 	holds   holds   // legal holds (lifecycle.go)
 }
+
+type appender = ledger.Log
 
 type tenantLog struct {
 	head   *ledger.Head
@@ -61,11 +64,11 @@ func New(v *trail.Validator, signer *tlog.Signer) *Store {
 		}
 	}
 	s := &Store{signer: signer, now: time.Now, tenants: map[string]*tenantLog{}}
-	p, err := ledger.New(ledger.Config{Store: "memory", Validator: v, Signer: signer, Now: func() time.Time { return s.now() }})
+	l, err := ledger.New(ledger.Config{Store: "memory", Validator: v, Signer: signer, Now: func() time.Time { return s.now() }}, (*backend)(s))
 	if err != nil {
 		panic(err) // a nil Validator
 	}
-	s.p = p
+	s.appender = l
 	return s
 }
 
@@ -75,78 +78,108 @@ func (s *Store) Signer() *tlog.Signer { return s.signer }
 // SetClock replaces the store's clock, for tests that need fixed times.
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
-// Append validates, redacts and stores events atomically.
-func (s *Store) Append(ctx context.Context, tenant string, events []*trail.Event, opts trail.AppendOptions) (*trail.AppendResult, error) {
-	b, err := s.p.Append(ctx, tenant, events, opts)
-	if err != nil {
-		return nil, err
-	}
-	return s.write(b)
-}
+// backend is the store as the pipeline writes to it: a batch holds the
+// store's lock from Begin to Commit, and what it writes waits in the tx
+// until Commit, so a batch that fails leaves nothing.
+type backend Store
 
-// AppendOwn appends Trail's own records, or prunes (ledger.Writer).
-func (s *Store) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
-	b, err := s.p.Own(ctx, tenant, o)
-	if err != nil {
-		return nil, err
-	}
-	return s.write(b)
-}
-
-// write stores a prepared batch under the lock: all of it or, when any
-// step fails, nothing.
-func (s *Store) write(b *ledger.Batch) (*trail.AppendResult, error) {
+func (be *backend) Begin(ctx context.Context, b *ledger.Batch) (ledger.Tx, error) {
+	s := (*Store)(be)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil, trail.Errorf(trail.EINTERNAL, "store is closed")
 	}
-	tl := s.tenants[b.Tenant]
+	return &tx{s: s, b: b, tl: s.tenants[b.Tenant]}, nil
+}
+
+// tx is one batch's write, under Store.mu.
+type tx struct {
+	s     *Store
+	b     *ledger.Batch
+	tl    *tenantLog // nil: a new tenant
+	rows  []ledger.Row
+	next  *ledger.Head
+	prune []uint64
+}
+
+func (t *tx) Head(ctx context.Context) (ledger.Stored, error) {
+	if t.tl == nil {
+		return ledger.Stored{}, nil
+	}
+	return ledger.Stored{Kept: t.tl.head}, nil
+}
+
+func (t *tx) Earlier(ctx context.Context) ([]byte, []*trail.Event, error) {
+	if t.tl == nil {
+		return nil, nil, nil
+	}
+	e, ok := t.tl.idem[t.b.Key]
+	if !ok {
+		return nil, nil, nil
+	}
+	return e.fingerprint[:], cloneAll(t.tl.events[e.first : e.first+e.n]), nil
+}
+
+func (t *tx) PruneRows(ctx context.Context, seqs []uint64) ([]ledger.PruneRow, error) {
+	var out []ledger.PruneRow
+	for _, seq := range seqs {
+		if t.tl == nil || seq < 1 || seq > uint64(len(t.tl.events)) {
+			continue
+		}
+		r := ledger.PruneRow{Seq: seq, Pruned: t.tl.events[seq-1] == nil, Body: t.tl.leaves[seq-1].Body}
+		if !r.Pruned {
+			r.Action = t.tl.events[seq-1].Action
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) error {
+	t.rows, t.next = rows, next
+	return nil
+}
+
+func (t *tx) Prune(ctx context.Context, seqs []uint64, by uint64, targets []ledger.PrunedTarget) error {
+	t.prune = seqs // memory keeps no targets rows: Query matches the events
+	return nil
+}
+
+// Commit applies what the batch wrote.
+func (t *tx) Commit(ctx context.Context, cp *ledger.Checkpoint) error {
+	defer t.s.mu.Unlock()
+	if t.next == nil { // a replay
+		return nil
+	}
+	var note []byte
+	if cp != nil {
+		var err error
+		if note, err = cp.Note(); err != nil {
+			return err
+		}
+	}
+	tl := t.tl
 	if tl == nil {
-		tree, _ := tlog.NewTree(0, nil)
-		head, err := ledger.NewHead(b.Tenant, 0, time.Time{}, tree, 0, nil)
-		if err != nil {
-			return nil, err
-		}
-		tl = &tenantLog{head: head, byID: map[string]*trail.Event{}, idem: map[string]idemEntry{}}
-		s.tenants[b.Tenant] = tl
-	}
-	if b.Key != "" {
-		if e, ok := tl.idem[b.Key]; ok {
-			if err := b.Replay(e.fingerprint[:]); err != nil {
-				return nil, err
-			}
-			return &trail.AppendResult{Events: cloneAll(tl.events[e.first : e.first+e.n]), Replay: true}, nil
-		}
-	}
-	h := tl.head.Clone()
-	rows, err := h.Sequence(b, 0)
-	if err != nil {
-		return nil, err
-	}
-	if b.Prune != nil {
-		if err := tl.checkPrune(b, h); err != nil {
-			return nil, err
-		}
-	}
-	note, err := s.p.Sign(h)
-	if err != nil {
-		return nil, err
+		tl = &tenantLog{byID: map[string]*trail.Event{}, idem: map[string]idemEntry{}}
+		t.s.tenants[t.b.Tenant] = tl
 	}
 	first := len(tl.events)
-	for _, r := range rows {
+	for _, r := range t.rows {
 		tl.events = append(tl.events, r.Event)
 		tl.leaves = append(tl.leaves, trail.Leaf{Seq: r.Event.Seq, Body: r.Body, Hashes: r.Hashes})
 		tl.byID[r.Event.ID] = r.Event
 	}
-	tl.head = h
+	tl.head = t.next
 	tl.notes = append(tl.notes, note)
-	if b.Key != "" {
-		tl.idem[b.Key] = idemEntry{fingerprint: b.Fingerprint, first: first, n: len(rows)}
+	if t.b.Key != "" {
+		tl.idem[t.b.Key] = idemEntry{fingerprint: t.b.Fingerprint, first: first, n: len(t.rows)}
 	}
-	tl.prune(b.Prune)
-	return ledger.Result(rows), nil
+	tl.prune(t.prune)
+	return nil
 }
+
+func (t *tx) Rollback() { t.s.mu.Unlock() }
 
 // Get returns one event by id.
 func (s *Store) Get(ctx context.Context, tenant, id string) (*trail.Event, error) {

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/ledger"
-	"github.com/trailaudit/trail/tlog"
 )
 
 // eventColumns are the columns of events, in the order columns.eventRow
@@ -26,72 +24,28 @@ var targetColumns = []string{"tenant", "seq", "type", "id"}
 // is the remainder, so (timestamptz, subMicro) orders exactly as t does.
 func subMicro(t time.Time) int32 { return int32(t.Nanosecond() % 1000) }
 
-// Append prepares events through the pipeline (before touching the
-// database), then stores them in one transaction that holds the tenant's
-// head row locked: seqs continue from the head with no gap, RecordedAt
-// never runs behind the head's, and the batch is durable when Append
-// returns. The same transaction writes each event's tree hashes, the
-// tree's new right edge and a checkpoint signed with Options.Signer.
-func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, opts trail.AppendOptions) (*trail.AppendResult, error) {
-	if len(events) > db.o.MaxBatch {
-		return nil, trail.Invalid(fmt.Sprintf("batch of %d events is larger than the store takes at once (%d)", len(events), db.o.MaxBatch))
-	}
-	b, err := db.p.Append(ctx, tenant, events, opts)
-	if err != nil {
-		return nil, err
-	}
-	return db.write(ctx, b)
-}
+type appender = ledger.Log
 
-// AppendOwn appends Trail's own records, or prunes (ledger.Writer), as
-// Append does, in one transaction. Pruning a row sets body to NULL and
-// actor_id, organization, workspace, team and correlation_id to empty
-// strings, deletes its event_targets rows, and sets pruned to the record's
-// seq; hashes and the other columns stay.
-func (db *DB) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
-	b, err := db.p.Own(ctx, tenant, o)
-	if err != nil {
-		return nil, err
-	}
-	return db.write(ctx, b)
-}
+// backend is the store as the pipeline writes to it: each batch is one
+// transaction, on a connection of its own that it manages by hand so that
+// BEGIN and COMMIT ride with other statements (a small batch costs two
+// round trips), holding the tenant's head row FOR UPDATE.
+//
+// Pruning a row sets body to NULL and actor_id, organization, workspace,
+// team and correlation_id to empty strings, deletes its event_targets
+// rows, and sets pruned to the record's seq; hashes and the other columns
+// stay.
+type backend DB
 
-// write stores a prepared batch, counted among the appends Close waits
-// for.
-func (db *DB) write(ctx context.Context, b *ledger.Batch) (*trail.AppendResult, error) {
-	if err := db.enter(); err != nil {
-		return nil, err
-	}
-	defer db.inflight.Done()
-	return db.appendTx(ctx, b)
-}
-
-// head is a tenant's head row: its last seq, that event's RecordedAt and
-// the right edge of its tree (see continueTree).
-type head struct {
-	seq      uint64
-	recorded time.Time
-	tree     []byte
-	lastRow  uint64 // the highest seq stored, which must be seq
-	latest   []byte // the newest checkpoint, nil when none
-}
-
-// continueTree returns the tenant's tree at h.seq, from the edge its head
-// keeps: the hashes of tlog.PeakNodes(h.seq), trail.HashSize bytes each,
-// left to right.
-func (h head) continueTree() (*tlog.Tree, error) {
-	var peaks [][]byte
-	for rest := h.tree; len(rest) >= trail.HashSize; rest = rest[trail.HashSize:] {
-		peaks = append(peaks, rest[:trail.HashSize])
-	}
-	t, err := tlog.NewTree(h.seq, peaks)
-	if err == nil && len(h.tree) != len(peaks)*trail.HashSize {
-		err = fmt.Errorf("%d bytes are not whole hashes", len(h.tree))
-	}
-	if err != nil {
-		return nil, trail.Errorf(trail.EINTERNAL, "postgres: the tree's right edge in the tenant's head is damaged (run trail verify): %v", err)
-	}
-	return t, nil
+// tx is one batch's transaction.
+type tx struct {
+	db    *DB
+	conn  *pgxpool.Conn
+	b     *ledger.Batch
+	h     ledger.Stored
+	e     earlier
+	edge  []byte     // the head's stored tree edge
+	batch *pgx.Batch // what rides with COMMIT
 }
 
 // earlier is what an idempotency key found: the batch first appended with
@@ -103,147 +57,143 @@ type earlier struct {
 	n           int32
 }
 
-// begin opens the append's transaction on conn and locks tenant's head row
+// Begin opens the batch's transaction and locks tenant's head row
 // (creating it when the tenant has none), in one round trip. Appends to
 // the tenant, from this process or any other, wait here for the one
 // holding the lock to commit or roll back, and then read the head it left:
-// this lock is what keeps seqs contiguous. Once it is held, begin also
-// reads key's earlier use, if any: no other append of the tenant can be
-// recording it meanwhile.
-func begin(ctx context.Context, conn *pgxpool.Conn, tenant, key string) (head, earlier, error) {
+// this lock is what keeps seqs contiguous. Once it is held, Begin also
+// reads the key's earlier use, if any: no other append of the tenant can be
+// recording it meanwhile. The append counts among those Close waits for.
+func (be *backend) Begin(ctx context.Context, b *ledger.Batch) (ledger.Tx, error) {
+	db := (*DB)(be)
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		db.inflight.Done()
+		return nil, internal(err, "connect")
+	}
+	t := &tx{db: db, conn: conn, b: b, batch: &pgx.Batch{}}
 	var (
-		h   head
-		e   earlier
 		seq int64
 		rec *time.Time
 		ns  int32
 	)
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
+	q := &pgx.Batch{}
+	q.Queue("BEGIN")
 	// Two appenders of a new tenant may both insert: the second waits for
 	// the first to commit and then does nothing. For a known tenant this
 	// finds the row in the index and writes nothing.
-	b.Queue("INSERT INTO heads (tenant) VALUES ($1) ON CONFLICT (tenant) DO NOTHING", tenant)
-	b.Queue("SELECT seq, recorded_at, recorded_ns, tree FROM heads WHERE tenant = $1 FOR UPDATE", tenant).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&seq, &rec, &ns, &h.tree)
+	q.Queue("INSERT INTO heads (tenant) VALUES ($1) ON CONFLICT (tenant) DO NOTHING", b.Tenant)
+	q.Queue("SELECT seq, recorded_at, recorded_ns, tree FROM heads WHERE tenant = $1 FOR UPDATE", b.Tenant).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&seq, &rec, &ns, &t.edge)
 	})
-	// What CheckHead compares the head with: rows and checkpoints written
+	// What the head is checked against: rows and checkpoints written
 	// behind the store's back would show here.
-	b.Queue("SELECT coalesce(max(seq), 0) FROM events WHERE tenant = $1", tenant).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&h.lastRow)
+	q.Queue("SELECT coalesce(max(seq), 0) FROM events WHERE tenant = $1", b.Tenant).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&t.h.LastRow)
 	})
-	b.Queue("SELECT note FROM checkpoints WHERE tenant = $1 ORDER BY size DESC LIMIT 1", tenant).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&h.latest)
+	q.Queue("SELECT note FROM checkpoints WHERE tenant = $1 ORDER BY size DESC LIMIT 1", b.Tenant).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&t.h.Latest)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		return err
 	})
-	if key != "" {
-		b.Queue("SELECT fingerprint, first_seq, n FROM idempotency WHERE tenant = $1 AND key = $2", tenant, key).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&e.fingerprint, &e.first, &e.n)
+	if b.Key != "" {
+		q.Queue("SELECT fingerprint, first_seq, n FROM idempotency WHERE tenant = $1 AND key = $2", b.Tenant, b.Key).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&t.e.fingerprint, &t.e.first, &t.e.n)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil
 			}
-			e.found = err == nil
+			t.e.found = err == nil
 			return err
 		})
 	}
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return h, e, internal(err, "lock the tenant's head")
+	if err := conn.SendBatch(ctx, q).Close(); err != nil {
+		t.Rollback()
+		return nil, internal(err, "lock the tenant's head")
 	}
-	h.seq = uint64(seq)
+	t.h.Seq, t.h.Edge = uint64(seq), t.edge
 	if rec != nil {
-		h.recorded = rec.UTC().Add(time.Duration(ns))
+		t.h.RecordedAt = rec.UTC().Add(time.Duration(ns))
 	}
-	return h, e, nil
+	return t, nil
 }
 
-// appendTx stores a prepared batch in one transaction, on a connection of
-// its own that it manages by hand so that BEGIN and COMMIT ride with other
-// statements: a small batch costs two round trips.
-func (db *DB) appendTx(ctx context.Context, b *ledger.Batch) (*trail.AppendResult, error) {
-	tenant := b.Tenant
-	conn, err := db.pool.Acquire(ctx)
-	if err != nil {
-		return nil, internal(err, "connect")
-	}
-	// Release closes a connection left inside a transaction, so a failed
-	// ROLLBACK leaves nothing behind either.
-	defer conn.Release()
-	inTx := true
-	defer func() {
-		if inTx {
-			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
-	h, e, err := begin(ctx, conn, tenant, b.Key)
-	if err != nil {
-		return nil, err
-	}
-	if e.found {
-		if err := b.Replay(e.fingerprint); err != nil {
-			return nil, err
-		}
-		evs, err := readRange(ctx, conn, tenant, e.first, e.first+int64(e.n), int(e.n), nil)
-		if err != nil {
-			return nil, err
-		}
-		return &trail.AppendResult{Events: evs, Replay: true}, nil
-	}
+func (t *tx) Head(ctx context.Context) (ledger.Stored, error) { return t.h, nil }
 
-	var tree *tlog.Tree
-	if db.p.Tree() {
-		if tree, err = h.continueTree(); err != nil {
-			return nil, err
-		}
+func (t *tx) Earlier(ctx context.Context) ([]byte, []*trail.Event, error) {
+	if !t.e.found {
+		return nil, nil, nil
 	}
-	lh, err := ledger.NewHead(tenant, h.seq, h.recorded, tree, h.lastRow, h.latest)
+	evs, err := readRange(ctx, t.conn, t.b.Tenant, t.e.first, t.e.first+int64(t.e.n), int(t.e.n), nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rows, err := lh.Sequence(b, 0)
-	if err != nil {
-		return nil, err
-	}
-	pr, err := checkPrune(ctx, conn, b, lh) // nil unless b prunes
-	if err != nil {
-		return nil, err
-	}
+	return t.e.fingerprint, evs, nil
+}
+
+// Write sends a large batch's rows with COPY at once, and queues a small
+// one's INSERTs to ride with COMMIT.
+func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) error {
+	tenant := t.b.Tenant
 	c := newColumns(tenant, rows)
-	last := len(c.seq) - 1
-	edge := h.tree
-	if tree != nil {
-		edge = tree.Edge()
-	}
-	note, err := db.p.Sign(lh)
-	if err != nil {
-		return nil, err
-	}
-	batch := &pgx.Batch{}
 	if len(c.seq) >= copyMin {
-		if err := c.copy(ctx, conn); err != nil {
-			return nil, err
+		if err := c.copy(ctx, t.conn); err != nil {
+			return err
 		}
 	} else {
-		c.insert(batch)
+		c.insert(t.batch)
 	}
-	batch.Queue("UPDATE heads SET seq = $2, recorded_at = $3, recorded_ns = $4, tree = $5 WHERE tenant = $1",
-		tenant, c.seq[last], c.recordedAt[last], c.recordedNs[last], edge)
-	if note != nil {
-		batch.Queue("INSERT INTO checkpoints (tenant, size, note) VALUES ($1, $2, $3)", tenant, c.seq[last], note)
+	edge := t.edge
+	if next.Tree != nil {
+		edge = next.Tree.Edge()
 	}
-	if b.Key != "" {
-		batch.Queue("INSERT INTO idempotency (tenant, key, fingerprint, first_seq, n) VALUES ($1, $2, $3, $4, $5)",
-			tenant, b.Key, b.Fingerprint[:], c.seq[0], int32(len(c.seq)))
+	t.batch.Queue("UPDATE heads SET seq = $2, recorded_at = $3, recorded_ns = $4, tree = $5 WHERE tenant = $1",
+		tenant, int64(next.Seq), next.RecordedAt, subMicro(next.RecordedAt), edge)
+	if t.b.Key != "" {
+		t.batch.Queue("INSERT INTO idempotency (tenant, key, fingerprint, first_seq, n) VALUES ($1, $2, $3, $4, $5)",
+			tenant, t.b.Key, t.b.Fingerprint[:], c.seq[0], int32(len(c.seq)))
 	}
-	pr.queue(batch, tenant)
-	batch.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
-		return nil, internal(err, "write events")
+	return nil
+}
+
+// Commit stores cp and commits, in one round trip with what Write and
+// Prune queued.
+func (t *tx) Commit(ctx context.Context, cp *ledger.Checkpoint) error {
+	defer t.release()
+	if cp != nil {
+		note, err := cp.Note()
+		if err != nil {
+			t.rollback(ctx)
+			return err
+		}
+		t.batch.Queue("INSERT INTO checkpoints (tenant, size, note) VALUES ($1, $2, $3)", cp.Tenant, int64(cp.Size), note)
 	}
-	inTx = false
-	return ledger.Result(rows), nil
+	t.batch.Queue("COMMIT")
+	if err := t.conn.SendBatch(ctx, t.batch).Close(); err != nil {
+		t.rollback(ctx)
+		return internal(err, "write events")
+	}
+	return nil
+}
+
+func (t *tx) Rollback() {
+	t.rollback(context.Background())
+	t.release()
+}
+
+// rollback ends the transaction. Release closes a connection left inside
+// a transaction, so a failed ROLLBACK leaves nothing behind either.
+func (t *tx) rollback(ctx context.Context) {
+	t.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+}
+
+func (t *tx) release() {
+	t.conn.Release()
+	t.db.inflight.Done()
 }
 
 // copyMin is the smallest batch written with COPY. A smaller one is

@@ -95,9 +95,9 @@ const DefaultMaxBatch = 10000
 // DB is a trail.Store in a PostgreSQL database. It is safe for concurrent
 // use, and any number of DBs, in one process or many, may share a database.
 type DB struct {
-	pool *pgxpool.Pool
-	o    Options
-	p    *ledger.Pipeline // the append pipeline every store shares
+	*appender // Append and AppendOwn: the pipeline, writing through backend
+	pool      *pgxpool.Pool
+	o         Options
 
 	mu       sync.RWMutex // guards closed against inflight.Add
 	closed   bool
@@ -117,8 +117,9 @@ func Open(ctx context.Context, connString string, o Options) (*DB, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	p, err := ledger.New(ledger.Config{Store: "postgres", Validator: o.Validator, Signer: o.Signer, Now: o.Now,
-		MinTime: minTime, MaxTime: maxTime, NoTree: o.noTree})
+	db := &DB{o: o}
+	l, err := ledger.New(ledger.Config{Store: "postgres", Validator: o.Validator, Signer: o.Signer, Now: o.Now,
+		MinTime: minTime, MaxTime: maxTime, MaxBatch: o.MaxBatch, NoTree: o.noTree}, (*backend)(db))
 	if err != nil {
 		return nil, err
 	}
@@ -126,14 +127,14 @@ func Open(ctx context.Context, connString string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.Schema = schema
 	if o.Signer != nil {
 		if err := checkSigner(ctx, pool, o.Signer); err != nil {
 			pool.Close()
-			return nil, fmt.Errorf("postgres: schema %q: %w", o.Schema, err)
+			return nil, fmt.Errorf("postgres: schema %q: %w", schema, err)
 		}
 	}
-	return &DB{pool: pool, o: o, p: p}, nil
+	db.appender, db.pool, db.o.Schema = l, pool, schema
+	return db, nil
 }
 
 // connect opens a pool of connections to connString that search only

@@ -12,388 +12,318 @@ import (
 	"github.com/trailaudit/trail/tlog"
 )
 
-// appendReq is one prepared batch waiting for the writer.
-type appendReq struct {
-	b    *ledger.Batch
-	done chan appendRes // buffered: the writer never blocks on it
-}
+type appender = ledger.Log
 
-type appendRes struct {
-	res *trail.AppendResult
-	err error
-}
-
-// Append prepares events through the pipeline (in the caller's goroutine,
-// so that work runs in parallel), then hands them to the writer and waits
-// for the commit they ride in.
-func (db *DB) Append(ctx context.Context, tenant string, events []*trail.Event, opts trail.AppendOptions) (*trail.AppendResult, error) {
-	b, err := db.p.Append(ctx, tenant, events, opts)
-	if err != nil {
-		return nil, err
-	}
-	return db.submit(ctx, b)
-}
-
-// AppendOwn appends Trail's own records, or prunes (ledger.Writer), as
-// Append does. A prune runs in a savepoint of the writer's transaction: one
-// that fails leaves nothing behind, even in a shared group commit.
+// backend is the store as the pipeline writes to it. SQLite has one
+// writer: the DB's one write connection, whose open transaction (a group)
+// many batches share, one at a time. A batch holds the writer (DB.turn)
+// from Begin until it is written into the group, then waits for the
+// group's COMMIT, which the committer goroutine runs once the batches that
+// queued behind have joined (or once MaxWait passes, or when MaxBatch
+// events have joined): many small appends cost one fsync.
+//
+// Everything a batch can fail on by itself is checked by the pipeline
+// before it writes, so a batch refused leaves the group as it was. Any
+// failure of the store's (the disk, a broken invariant) rolls the whole
+// group back, and every batch in it is told.
 //
 // Pruning a row sets body to an empty blob and actor_id, organization,
-// workspace, team and correlation_id to empty strings, deletes its targets
-// rows, and sets pruned to the record's seq; hashes and the other columns
-// stay.
-func (db *DB) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
-	b, err := db.p.Own(ctx, tenant, o)
-	if err != nil {
-		return nil, err
-	}
-	return db.submit(ctx, b)
-}
+// workspace, team and correlation_id to empty strings, deletes its
+// targets rows, and sets pruned to the record's seq; hashes and the other
+// columns stay.
+type backend DB
 
-// submit queues a prepared batch for the writer and waits for its commit.
-func (db *DB) submit(ctx context.Context, b *ledger.Batch) (*trail.AppendResult, error) {
-	req := &appendReq{b: b, done: make(chan appendRes, 1)}
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: store is closed")
-	}
-	select {
-	case db.reqs <- req:
-		db.mu.RUnlock()
-	case <-ctx.Done():
-		db.mu.RUnlock()
-		return nil, ctx.Err()
-	}
-	// Once queued, the batch may commit whatever the caller does; a caller
-	// that gives up is told so and may retry with its idempotency key.
-	select {
-	case r := <-req.done:
-		return r.res, r.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("sqlite: gave up waiting for the commit (the batch may still be stored; retry with an idempotency key): %w", ctx.Err())
-	}
-}
-
-// writer is the one goroutine that writes. Each round it takes the first
-// waiting request, gathers more until MaxBatch events or MaxWait, commits
-// them in one transaction and answers each caller.
-func (db *DB) writer() {
-	defer close(db.wdone)
-	var group []*appendReq
-	for first := range db.reqs {
-		group = append(group[:0], first)
-		n := len(first.b.Events)
-		var timer *time.Timer
-		if db.o.MaxWait > 0 {
-			timer = time.NewTimer(db.o.MaxWait)
-		}
-	gather:
-		for n < db.o.MaxBatch {
-			var r *appendReq
-			var ok bool
-			if timer == nil {
-				select {
-				case r, ok = <-db.reqs:
-				default:
-					break gather
-				}
-			} else {
-				select {
-				case r, ok = <-db.reqs:
-				case <-timer.C:
-					break gather
-				}
-			}
-			if !ok {
-				break
-			}
-			group = append(group, r)
-			n += len(r.b.Events)
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		db.commit(group)
-	}
-}
-
-// head is a tenant's position during a commit.
-type head struct {
-	tid int64
-	*ledger.Head
-}
-
-// commit writes a group in one transaction. A request that fails on its
-// own (a reused idempotency key) is answered with its error while the
-// others still commit.
-func (db *DB) commit(group []*appendReq) {
-	ctx := context.Background()
-	results := make([]appendRes, len(group))
-	answer := func() {
-		for i, r := range group {
-			r.done <- results[i]
-		}
-	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		for i := range results {
-			results[i].err = internal(err, "begin")
-		}
-		answer()
-		return
-	}
-	w := &txWriter{tx: tx, heads: map[string]*head{}, tree: db.p.Tree()}
-	// Any failure but a request's own (the disk, a broken invariant) fails
-	// the whole group: the transaction is rolled back and every caller is
-	// told.
-	abort := func(err error) {
-		tx.Rollback()
-		for i := range results {
-			results[i] = appendRes{err: err}
-		}
-		answer()
-	}
-	// Rows are gathered across requests and written together (flush):
-	// one multi-row INSERT for a commit of many small appends. An append
-	// that fails on its own (a reused idempotency key, an event that does
-	// not encode, a purge record sent by hand) fails before it writes or
-	// moves anything, so it needs no savepoint. A prune checks the rows it
-	// clears after writing its record: it runs in a savepoint, after the
-	// rows gathered before it are written.
-	for i, r := range group {
-		sp := r.b.Prune != nil
-		var saved *head
-		if sp {
-			if err := w.flush(ctx); err != nil {
-				abort(err)
-				return
-			}
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
-				abort(internal(err, "savepoint"))
-				return
-			}
-			saved = w.snapshot(r.b.Tenant)
-		}
-		res, err := w.apply(ctx, r)
-		if err != nil && !requestError(err) {
-			abort(err)
-			return
-		}
-		if err != nil && sp {
-			w.restore(r.b.Tenant, saved)
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
-				abort(internal(rerr, "rollback to savepoint"))
-				return
-			}
-		}
-		if sp {
-			if _, rerr := tx.ExecContext(ctx, "RELEASE req"); rerr != nil {
-				abort(internal(rerr, "release savepoint"))
-				return
-			}
-		}
-		results[i] = appendRes{res, err}
-	}
-	if err := w.flush(ctx); err != nil {
-		abort(err)
-		return
-	}
-	if err := w.checkpoint(ctx, db.p); err != nil {
-		abort(err)
-		return
-	}
-	if err := tx.Commit(); err != nil {
-		abort(internal(err, "commit"))
-		return
-	}
-	answer()
-}
-
-// checkpoint signs and stores a checkpoint for each tenant the commit
-// appended to, in the commit's transaction.
-func (w *txWriter) checkpoint(ctx context.Context, p *ledger.Pipeline) error {
-	for _, h := range w.heads {
-		if !h.Moved() {
-			continue
-		}
-		note, err := p.Sign(h.Head)
-		if err != nil || note == nil {
-			return err
-		}
-		if _, err := w.tx.ExecContext(ctx, "INSERT OR ROLLBACK INTO checkpoints (tid, size, note) VALUES (?, ?, ?)", h.tid, h.Seq, note); err != nil {
-			return internal(err, "insert checkpoint")
-		}
-	}
-	return nil
-}
-
-// requestError reports whether err is one request's own failure rather
-// than the store's.
-func requestError(err error) bool {
-	switch trail.ErrorCode(err) {
-	case trail.ECONFLICT, trail.EINVALID:
-		return true
-	}
-	return false
-}
-
-// txWriter applies requests inside one transaction.
-type txWriter struct {
+// group is the writer's open transaction and what the batches in it wrote.
+type group struct {
 	tx      *sql.Tx
 	pending [][]any // event rows gathered, not yet written (flush)
 	targets []any   // targets rows gathered: id, type, key each
-	tree    bool    // maintain the tenants' trees (false only in benchmarks)
-	heads   map[string]*head
-	stmts   map[int]*sql.Stmt // multi-row inserts by row count
+	stmts   map[int]*sql.Stmt
+	heads   map[string]*head // the heads the group's batches left
+	cps     map[string]*ledger.Checkpoint
+	events  int
+	start   time.Time
+	broken  error         // a failure of the store's: the group rolls back
+	done    chan struct{} // closed when the group has committed or rolled back
+	err     error         // why it did not commit; read after done
 }
 
-func (w *txWriter) snapshot(tenant string) *head {
-	if h := w.heads[tenant]; h != nil {
-		return &head{tid: h.tid, Head: h.Head.Clone()}
-	}
-	return nil
+// head is a tenant's head as a group's last batch for it left it.
+type head struct {
+	tid  int64
+	head *ledger.Head
 }
 
-func (w *txWriter) restore(tenant string, h *head) {
-	if h == nil {
-		delete(w.heads, tenant)
-		return
+// Begin waits for the writer and opens a group if none is open (or the
+// open one is full: its batch commits it first).
+func (be *backend) Begin(ctx context.Context, b *ledger.Batch) (ledger.Tx, error) {
+	db := (*DB)(be)
+	if db.isClosed() {
+		return nil, errClosed
 	}
-	w.heads[tenant] = h
+	select {
+	case db.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if db.isClosed() {
+		<-db.turn
+		return nil, errClosed
+	}
+	if db.g != nil && db.g.events >= db.o.MaxBatch {
+		db.commitGroup()
+	}
+	if db.g == nil {
+		tx, err := db.w.BeginTx(context.Background(), nil)
+		if err != nil {
+			<-db.turn
+			return nil, internal(err, "begin")
+		}
+		db.g = &group{tx: tx, heads: map[string]*head{}, cps: map[string]*ledger.Checkpoint{}, start: time.Now(), done: make(chan struct{})}
+	}
+	return &tx{db: db, g: db.g, b: b}, nil
 }
 
-// head loads (or creates) tenant's row in tenants and its last event.
-func (w *txWriter) head(ctx context.Context, tenant string) (*head, error) {
-	if h := w.heads[tenant]; h != nil {
-		return h, nil
+var errClosed = trail.Errorf(trail.EINTERNAL, "sqlite: store is closed")
+
+func (db *DB) isClosed() bool {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.closed
+}
+
+// tx is one batch's part of a group, holding the writer. Its statements
+// run without the caller's context: the group is not the caller's alone.
+type tx struct {
+	db    *DB
+	g     *group
+	b     *ledger.Batch
+	tid   int64
+	wrote bool
+}
+
+// fail marks the group broken by err, a failure of the store's, and
+// returns err.
+func (t *tx) fail(err error) error {
+	if err != nil && t.g.broken == nil {
+		t.g.broken = err
 	}
-	var tid int64
-	err := w.tx.QueryRowContext(ctx, "SELECT tid FROM tenants WHERE name = ?", tenant).Scan(&tid)
+	return err
+}
+
+var bg = context.Background()
+
+// Head returns the head an earlier batch of the group left, or loads the
+// tenant's (creating its row in tenants): its last row, the tree's right
+// edge from the hashes of its peaks, and its newest checkpoint.
+func (t *tx) Head(ctx context.Context) (ledger.Stored, error) {
+	if h := t.g.heads[t.b.Tenant]; h != nil {
+		t.tid = h.tid
+		return ledger.Stored{Kept: h.head}, nil
+	}
+	st, err := t.load()
+	return st, t.fail(err)
+}
+
+func (t *tx) load() (ledger.Stored, error) {
+	var st ledger.Stored
+	q := t.g.tx
+	err := q.QueryRowContext(bg, "SELECT tid FROM tenants WHERE name = ?", t.b.Tenant).Scan(&t.tid)
 	if err == sql.ErrNoRows {
-		err = w.tx.QueryRowContext(ctx, "INSERT INTO tenants (name) VALUES (?) RETURNING tid", tenant).Scan(&tid)
+		err = q.QueryRowContext(bg, "INSERT INTO tenants (name) VALUES (?) RETURNING tid", t.b.Tenant).Scan(&t.tid)
 	}
 	if err != nil {
-		return nil, internal(err, "tenant")
+		return st, internal(err, "tenant")
 	}
-	var (
-		key, rec int64
-		seq      uint64
-		recorded time.Time
-		tree     *tlog.Tree
-		latest   []byte
-	)
-	err = w.tx.QueryRowContext(ctx, "SELECT key, recorded_at FROM events WHERE key BETWEEN ? AND ? ORDER BY key DESC LIMIT 1",
-		rowKey(tid, 1), rowKey(tid, maxSeq)).Scan(&key, &rec)
+	var key, rec int64
+	err = q.QueryRowContext(bg, "SELECT key, recorded_at FROM events WHERE key BETWEEN ? AND ? ORDER BY key DESC LIMIT 1",
+		rowKey(t.tid, 1), rowKey(t.tid, maxSeq)).Scan(&key, &rec)
 	switch {
 	case err == sql.ErrNoRows:
 	case err != nil:
-		return nil, internal(err, "head")
+		return st, internal(err, "head")
 	default:
-		seq, recorded = keySeq(key), time.Unix(0, rec).UTC()
+		st.Seq, st.RecordedAt = keySeq(key), time.Unix(0, rec).UTC()
 	}
-	if w.tree {
-		if tree, err = loadTree(ctx, w.tx, tid, seq); err != nil {
-			return nil, err
-		}
-		err := w.tx.QueryRowContext(ctx, "SELECT note FROM checkpoints WHERE tid = ? ORDER BY size DESC LIMIT 1", tid).Scan(&latest)
-		if err != nil && err != sql.ErrNoRows {
-			return nil, internal(err, "read checkpoint")
-		}
+	st.LastRow = st.Seq // SQLite's head is its last row
+	if t.db.o.noTree {
+		return st, nil
 	}
-	// SQLite's head is its last row: seq and lastRow are one.
-	lh, err := ledger.NewHead(tenant, seq, recorded, tree, seq, latest)
-	if err != nil {
-		return nil, err
-	}
-	h := &head{tid: tid, Head: lh}
-	w.heads[tenant] = h
-	return h, nil
-}
-
-// loadTree continues tenant tid's tree of size leaves from the hashes of its
-// peaks, stored in a few of its rows.
-func loadTree(ctx context.Context, q querier, tid int64, size uint64) (*tlog.Tree, error) {
-	nodes := tlog.PeakNodes(size)
-	peaks, err := tlog.ReadTreeHashes(nodes, func(seqs []uint64) ([][]byte, error) {
-		return readHashes(ctx, q, nil, tid, seqs)
+	peaks, err := tlog.ReadTreeHashes(tlog.PeakNodes(st.Seq), func(seqs []uint64) ([][]byte, error) {
+		return readHashes(bg, q, nil, t.tid, seqs)
 	})
 	if err != nil {
-		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: the tree's right edge cannot be read (run trail verify): %v", err)
+		return st, trail.Errorf(trail.EINTERNAL, "sqlite: the tree's right edge cannot be read (run trail verify): %v", err)
 	}
-	return tlog.NewTree(size, peaks)
+	for _, p := range peaks {
+		st.Edge = append(st.Edge, p...)
+	}
+	err = q.QueryRowContext(bg, "SELECT note FROM checkpoints WHERE tid = ? ORDER BY size DESC LIMIT 1", t.tid).Scan(&st.Latest)
+	if err != nil && err != sql.ErrNoRows {
+		return st, internal(err, "read checkpoint")
+	}
+	return st, nil
 }
 
-func (w *txWriter) apply(ctx context.Context, r *appendReq) (*trail.AppendResult, error) {
-	b := r.b
-	h, err := w.head(ctx, b.Tenant)
+// Earlier reads the key's first use, and its events. They may be among
+// the rows the group gathered: those are written first.
+func (t *tx) Earlier(ctx context.Context) ([]byte, []*trail.Event, error) {
+	if err := t.g.flush(); err != nil {
+		return nil, nil, t.fail(err)
+	}
+	var fp []byte
+	var first uint64
+	var n int
+	err := t.g.tx.QueryRowContext(bg, "SELECT fingerprint, first_seq, n FROM idempotency WHERE tid = ? AND key = ?", t.tid, t.b.Key).Scan(&fp, &first, &n)
+	switch {
+	case err == sql.ErrNoRows:
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, t.fail(internal(err, "idempotency"))
+	}
+	evs, err := readRange(bg, t.g.tx, t.tid, first, first+uint64(n))
 	if err != nil {
-		return nil, err
+		return nil, nil, t.fail(err)
 	}
-	if b.Key != "" {
-		// A replay reads the rows of the first append, which may be among
-		// those gathered: write them first.
-		if err := w.flush(ctx); err != nil {
-			return nil, err
-		}
-		var fp []byte
-		var first uint64
-		var n int
-		err := w.tx.QueryRowContext(ctx, "SELECT fingerprint, first_seq, n FROM idempotency WHERE tid = ? AND key = ?", h.tid, b.Key).Scan(&fp, &first, &n)
-		switch {
-		case err == sql.ErrNoRows:
-		case err != nil:
-			return nil, internal(err, "idempotency")
-		default:
-			if err := b.Replay(fp); err != nil {
-				return nil, err
-			}
-			evs, err := readRange(ctx, w.tx, h.tid, first, first+uint64(n))
-			if err != nil {
-				return nil, err
-			}
-			return &trail.AppendResult{Events: evs, Replay: true}, nil
-		}
-	}
-	// A batch that fails to sequence leaves the head where it was.
-	rows, err := h.Sequence(b, maxSeq)
-	if err != nil {
-		return nil, err
-	}
+	return fp, evs, nil
+}
+
+// Write gathers the rows, to be written with the group's others in
+// multi-row INSERTs (flush), and records the key.
+func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) error {
+	t.wrote = true
+	g := t.g
 	for _, row := range rows {
 		ix := &row.Index
-		key := rowKey(h.tid, row.Event.Seq)
-		w.pending = append(w.pending, []any{key, row.ID[:], ix.RecordedAt.UnixNano(), ix.OccurredAt.UnixNano(), ix.Action, ix.Category, string(ix.Outcome),
+		key := rowKey(t.tid, row.Event.Seq)
+		g.pending = append(g.pending, []any{key, row.ID[:], ix.RecordedAt.UnixNano(), ix.OccurredAt.UnixNano(), ix.Action, ix.Category, string(ix.Outcome),
 			ix.ActorID, string(ix.ActorType), ix.Organization, ix.Workspace, ix.Team, ix.CorrelationID, row.Body, row.Hashes})
-		for _, t := range ix.Targets {
-			w.targets = append(w.targets, t.ID, t.Type, key)
+		for _, tg := range ix.Targets {
+			g.targets = append(g.targets, tg.ID, tg.Type, key)
 		}
 	}
-	if b.Prune != nil {
-		// The prune's checks and the triggers read its record's row.
-		if err := w.flush(ctx); err != nil {
-			return nil, err
+	if t.b.Key != "" {
+		if _, err := g.tx.ExecContext(bg, "INSERT INTO idempotency (tid, key, fingerprint, first_seq, n) VALUES (?, ?, ?, ?, ?)",
+			t.tid, t.b.Key, t.b.Fingerprint[:], rows[0].Event.Seq, len(rows)); err != nil {
+			return t.fail(internal(err, "insert idempotency key"))
 		}
 	}
-	if b.Key != "" {
-		if _, err := w.tx.ExecContext(ctx, "INSERT INTO idempotency (tid, key, fingerprint, first_seq, n) VALUES (?, ?, ?, ?, ?)",
-			h.tid, b.Key, b.Fingerprint[:], rows[0].Event.Seq, len(rows)); err != nil {
-			return nil, internal(err, "insert idempotency key")
+	g.heads[t.b.Tenant] = &head{tid: t.tid, head: next}
+	g.events += len(rows)
+	return nil
+}
+
+// Commit leaves cp for the group's COMMIT (the newest of each tenant is
+// stored), hands the writer on and waits for the group to commit.
+func (t *tx) Commit(ctx context.Context, cp *ledger.Checkpoint) error {
+	g := t.g
+	if cp != nil {
+		g.cps[cp.Tenant] = cp
+	}
+	t.release()
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		// Once written into the group, the batch may commit whatever the
+		// caller does; a caller that gives up is told so and may retry
+		// with its idempotency key.
+		return fmt.Errorf("sqlite: gave up waiting for the commit (the batch may still be stored; retry with an idempotency key): %w", ctx.Err())
+	}
+}
+
+// Rollback hands the writer on. A batch refused wrote nothing; one that
+// wrote and failed has broken the group, which rolls back.
+func (t *tx) Rollback() {
+	if t.wrote {
+		t.fail(trail.Errorf(trail.EINTERNAL, "sqlite: a batch failed after writing"))
+	}
+	t.release()
+}
+
+func (t *tx) release() {
+	<-t.db.turn
+	select {
+	case t.db.kick <- struct{}{}:
+	default: // a kick is pending already
+	}
+}
+
+// committer commits the open group once the batches that were waiting for
+// the writer have joined it: it queues for the writer behind them. With
+// MaxWait, it first waits that long from the group's start (a full group
+// is committed by the batch that finds it full).
+func (db *DB) committer() {
+	defer close(db.wdone)
+	for {
+		select {
+		case <-db.kick:
+		case <-db.stop:
+			return
+		}
+		db.turn <- struct{}{}
+		g := db.g
+		<-db.turn
+		if g == nil {
+			continue
+		}
+		if wait := db.o.MaxWait - time.Since(g.start); db.o.MaxWait > 0 && wait > 0 {
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+			case <-g.done:
+			case <-db.stop:
+			}
+			timer.Stop()
+		}
+		db.turn <- struct{}{}
+		if db.g == g {
+			db.commitGroup()
+		}
+		<-db.turn
+	}
+}
+
+// commitGroup ends the open group, with the writer held: it writes the
+// rows gathered and the newest checkpoint of each tenant, and commits, or
+// rolls back a broken group; then it answers every batch in it.
+func (db *DB) commitGroup() {
+	g := db.g
+	db.g = nil
+	err := g.broken
+	if err == nil {
+		err = g.finish()
+	}
+	if err != nil {
+		g.tx.Rollback()
+	}
+	g.err = err
+	close(g.done)
+}
+
+func (g *group) finish() error {
+	if err := g.flush(); err != nil {
+		return err
+	}
+	for tenant, cp := range g.cps {
+		note, err := cp.Note()
+		if err != nil {
+			return err
+		}
+		if _, err := g.tx.ExecContext(bg, "INSERT OR ROLLBACK INTO checkpoints (tid, size, note) VALUES (?, ?, ?)", g.heads[tenant].tid, cp.Size, note); err != nil {
+			return internal(err, "insert checkpoint")
 		}
 	}
-	if err := w.prune(ctx, h, b); err != nil { // prune.go
-		return nil, err
-	}
-	return ledger.Result(rows), nil
+	return internal(g.tx.Commit(), "commit")
 }
 
 var eventCols = []string{"key", "id", "recorded_at", "occurred_at", "action", "category", "outcome",
 	"actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body", "hashes"}
 
 // flush writes the rows gathered so far.
-func (w *txWriter) flush(ctx context.Context) error {
+func (w *group) flush() error {
 	if len(w.pending) > 0 {
-		if err := w.insert(ctx, "events", eventCols, w.pending); err != nil {
+		if err := w.insert("events", eventCols, w.pending); err != nil {
 			return err
 		}
 		w.pending = w.pending[:0]
@@ -404,7 +334,7 @@ func (w *txWriter) flush(ctx context.Context) error {
 	for len(w.targets) > 0 {
 		n := min(len(w.targets), perStmt)
 		q := "INSERT OR IGNORE INTO targets (id, type, key) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?),", n/3), ",")
-		if _, err := w.tx.ExecContext(ctx, q, w.targets[:n]...); err != nil {
+		if _, err := w.tx.ExecContext(bg, q, w.targets[:n]...); err != nil {
 			return internal(err, "insert targets")
 		}
 		w.targets = w.targets[n:]
@@ -418,7 +348,7 @@ const rowsPerInsert = 64
 
 // insert writes rows with multi-row INSERT statements, prepared once per
 // transaction per row count.
-func (w *txWriter) insert(ctx context.Context, table string, cols []string, rows [][]any) error {
+func (w *group) insert(table string, cols []string, rows [][]any) error {
 	if w.stmts == nil {
 		w.stmts = map[int]*sql.Stmt{}
 	}
@@ -430,7 +360,7 @@ func (w *txWriter) insert(ctx context.Context, table string, cols []string, rows
 		if st == nil {
 			q := "INSERT OR ROLLBACK INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " + strings.TrimSuffix(strings.Repeat(one+",", n), ",")
 			var err error
-			if st, err = w.tx.PrepareContext(ctx, q); err != nil {
+			if st, err = w.tx.PrepareContext(bg, q); err != nil {
 				return internal(err, "prepare insert")
 			}
 			w.stmts[n] = st
@@ -439,7 +369,7 @@ func (w *txWriter) insert(ctx context.Context, table string, cols []string, rows
 		for _, r := range rows[:n] {
 			args = append(args, r...)
 		}
-		if _, err := st.ExecContext(ctx, args...); err != nil {
+		if _, err := st.ExecContext(bg, args...); err != nil {
 			return internal(err, "insert "+table)
 		}
 		rows = rows[n:]

@@ -18,8 +18,8 @@ var (
 // API keys and saved actions live in api_keys and custom_actions (see
 // schema.go), beside the events.
 //
-// Their writes do not go through the writer goroutine: it owns the writer
-// connection and exists to batch appends. They go through db.adb instead, a
+// Their writes do not go through the writer connection: it is held by the
+// appends of a group commit, and exists to batch them. They go through db.adb instead, a
 // pool of one connection whose transactions begin IMMEDIATE (they take
 // SQLite's write lock at once, so there is no lock upgrade to deadlock on)
 // with the same busy_timeout as the writer. SQLite lets one writer at a

@@ -2,102 +2,78 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
 )
 
-// prune clears the payloads of b.Prune in tenant h, whose last event is
-// b's record, just inserted: the update trigger allows a row's payload to
-// go only to an audit_log_pruned event that is the tenant's latest. It
-// does nothing for a batch that is not a prune.
-func (w *txWriter) prune(ctx context.Context, h *head, b *ledger.Batch) error {
-	if b.Prune == nil {
-		return nil
+// PruneRows reads the rows a prune clears, one read per run of
+// consecutive seqs (retention's seqs come in runs). Rows the group
+// gathered are written first.
+func (t *tx) PruneRows(ctx context.Context, seqs []uint64) ([]ledger.PruneRow, error) {
+	if err := t.g.flush(); err != nil {
+		return nil, t.fail(err)
 	}
-	pc, err := b.CheckPrune(h.Head)
+	st, err := t.g.tx.PrepareContext(bg, "SELECT key, body, pruned IS NOT NULL, action FROM events WHERE key BETWEEN ? AND ? ORDER BY key")
 	if err != nil {
-		return err
+		return nil, t.fail(internal(err, "prepare prune"))
 	}
-	by := h.Seq
-	var stmts []*sql.Stmt
-	defer func() {
-		for _, st := range stmts {
-			st.Close()
-		}
-	}()
-	prepare := func(q string) (*sql.Stmt, error) {
-		st, err := w.tx.PrepareContext(ctx, q)
+	defer st.Close()
+	var out []ledger.PruneRow
+	for _, run := range tlog.SeqRanges(seqs) {
+		rows, err := st.QueryContext(bg, rowKey(t.tid, run[0]), rowKey(t.tid, run[1]))
 		if err != nil {
-			return nil, internal(err, "prepare prune")
+			return nil, t.fail(internal(err, "read events to prune"))
 		}
-		stmts = append(stmts, st)
-		return st, nil
-	}
-	// One read and one update per run of consecutive seqs (retention's
-	// seqs come in runs), one delete per targets row.
-	sel, err := prepare("SELECT key, body, pruned IS NOT NULL, action FROM events WHERE key BETWEEN ? AND ? ORDER BY key")
-	if err != nil {
-		return err
-	}
-	upd, err := prepare("UPDATE events SET body = X'', actor_id = '', organization = '', workspace = '', team = '', correlation_id = '', pruned = ? WHERE key BETWEEN ? AND ?")
-	if err != nil {
-		return err
-	}
-	del, err := prepare("DELETE FROM targets WHERE id = ? AND key = ? AND type = ?")
-	if err != nil {
-		return err
-	}
-	type target struct {
-		key      int64
-		id, kind string
-	}
-	var targets []target
-	for _, run := range tlog.SeqRanges(b.Prune) {
-		lo, hi := rowKey(h.tid, run[0]), rowKey(h.tid, run[1])
-		rows, err := sel.QueryContext(ctx, lo, hi)
-		if err != nil {
-			return internal(err, "read events to prune")
-		}
-		targets = targets[:0]
 		for rows.Next() {
-			var (
-				key    int64
-				body   []byte
-				pruned bool
-				action string
-			)
-			if err := rows.Scan(&key, &body, &pruned, &action); err != nil {
+			var r ledger.PruneRow
+			var key int64
+			if err := rows.Scan(&key, &r.Body, &r.Pruned, &r.Action); err != nil {
 				rows.Close()
-				return internal(err, "read events to prune")
+				return nil, t.fail(internal(err, "read events to prune"))
 			}
-			seq := keySeq(key)
-			if err := pc.Row(seq, pruned, action); err != nil {
-				rows.Close()
-				return err
-			}
-			ts, err := ledger.PrunedTargets(seq, body)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			for _, t := range ts {
-				targets = append(targets, target{key, t.ID, t.Type})
-			}
+			r.Seq = keySeq(key)
+			out = append(out, r)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return internal(err, "read events to prune")
-		}
-		if _, err := upd.ExecContext(ctx, int64(by), lo, hi); err != nil {
-			return internal(err, "prune events")
-		}
-		for _, t := range targets {
-			if _, err := del.ExecContext(ctx, t.id, t.key, t.kind); err != nil {
-				return internal(err, "delete targets of a pruned event")
-			}
+			return nil, t.fail(internal(err, "read events to prune"))
 		}
 	}
-	return pc.Done()
+	return out, nil
+}
+
+// Prune clears the rows, after the record is written (flush): the update
+// trigger lets a row's payload go only to an audit_log_pruned event that is
+// the tenant's latest. One update per run of seqs, one delete per targets
+// row.
+func (t *tx) Prune(ctx context.Context, seqs []uint64, by uint64, targets []ledger.PrunedTarget) error {
+	t.wrote = true
+	if err := t.g.flush(); err != nil {
+		return t.fail(err)
+	}
+	upd, err := t.g.tx.PrepareContext(bg, "UPDATE events SET body = X'', actor_id = '', organization = '', workspace = '', team = '', correlation_id = '', pruned = ? WHERE key BETWEEN ? AND ?")
+	if err != nil {
+		return t.fail(internal(err, "prepare prune"))
+	}
+	defer upd.Close()
+	for _, run := range tlog.SeqRanges(seqs) {
+		if _, err := upd.ExecContext(bg, int64(by), rowKey(t.tid, run[0]), rowKey(t.tid, run[1])); err != nil {
+			return t.fail(internal(err, "prune events"))
+		}
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	del, err := t.g.tx.PrepareContext(bg, "DELETE FROM targets WHERE id = ? AND key = ? AND type = ?")
+	if err != nil {
+		return t.fail(internal(err, "prepare prune"))
+	}
+	defer del.Close()
+	for _, x := range targets {
+		if _, err := del.ExecContext(bg, x.ID, rowKey(t.tid, x.Seq), x.Type); err != nil {
+			return t.fail(internal(err, "delete targets of a pruned event"))
+		}
+	}
+	return nil
 }

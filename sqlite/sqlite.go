@@ -3,10 +3,11 @@
 // no cgo), the WAL journal and synchronous=FULL, so an acknowledged event
 // survives a crash or a power cut.
 //
-// Start with Open. All appends go through one writer goroutine that gathers
-// concurrent Append calls into one transaction (group commit): each caller
+// Start with Open. All appends share one writer connection, whose open
+// transaction gathers concurrent Append calls (group commit): each caller
 // is answered only after the commit its events rode in, and one fsync serves
-// them all.
+// them all. Appends run Trail's one pipeline (internal/ledger); this
+// package is its backend (append.go).
 //
 // The DB also keeps API keys and saved custom actions (trail.KeyStore,
 // trail.ActionStore; keys.go says how their writes are serialized).
@@ -38,9 +39,10 @@ import (
 )
 
 var (
-	_ trail.Store   = (*DB)(nil)
-	_ trail.Log     = (*DB)(nil)
-	_ ledger.Writer = (*DB)(nil)
+	_ trail.Store    = (*DB)(nil)
+	_ trail.Log      = (*DB)(nil)
+	_ ledger.Writer  = (*DB)(nil)
+	_ ledger.Backend = (*backend)(nil)
 )
 
 // Options configure a DB. Validator is required.
@@ -71,17 +73,20 @@ type Options struct {
 // one DB per file per process. (Other processes may read the file, as
 // `trail query` does while `trail serve` runs; only one may write.)
 type DB struct {
-	path string
-	o    Options
-	p    *ledger.Pipeline // the append pipeline every store shares
-	w    *sql.Conn        // the writer's connection, used only by the writer goroutine
-	wdb  *sql.DB
-	r    *sql.DB // readers
-	adb  *sql.DB // one connection for API key and action writes (keys.go)
+	*appender // Append and AppendOwn: the pipeline, writing through backend (append.go)
+	path      string
+	o         Options
+	w         *sql.Conn // the writer's connection, used only by who holds turn
+	wdb       *sql.DB
+	r         *sql.DB // readers
+	adb       *sql.DB // one connection for API key and action writes (keys.go)
 
-	reqs   chan *appendReq
-	wdone  chan struct{}
-	mu     sync.RWMutex // guards closed against sends on reqs
+	turn   chan struct{} // holds one token while a batch or the committer uses w
+	g      *group        // the writer's open transaction, if any (guarded by turn)
+	kick   chan struct{} // a batch joined the group: the committer wakes
+	stop   chan struct{} // closed by Close: the committer stops
+	wdone  chan struct{} // closed when the committer has stopped
+	mu     sync.RWMutex  // guards closed
 	closed bool
 
 	hashesStmt *sql.Stmt // hashesQuery on r
@@ -94,11 +99,6 @@ type DB struct {
 func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	p, err := ledger.New(ledger.Config{Store: "sqlite", Validator: o.Validator, Signer: o.Signer, Now: o.Now,
-		MinTime: time.Unix(0, math.MinInt64), MaxTime: time.Unix(0, math.MaxInt64), NoTree: o.noTree})
-	if err != nil {
-		return nil, err
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 8192
@@ -122,7 +122,15 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	wdb.SetMaxOpenConns(1)
-	db := &DB{path: path, o: o, p: p, wdb: wdb, reqs: make(chan *appendReq, 1024), wdone: make(chan struct{})}
+	db := &DB{path: path, o: o, wdb: wdb,
+		turn: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}), wdone: make(chan struct{})}
+	l, err := ledger.New(ledger.Config{Store: "sqlite", Validator: o.Validator, Signer: o.Signer, Now: o.Now,
+		MinTime: time.Unix(0, math.MinInt64), MaxTime: time.Unix(0, math.MaxInt64), MaxSeq: maxSeq, NoTree: o.noTree}, (*backend)(db))
+	if err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	db.appender = l
 	fail := func(err error) (*DB, error) {
 		if db.w != nil {
 			db.w.Close()
@@ -163,7 +171,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
 	db.adb.SetMaxOpenConns(1)
-	go db.writer()
+	go db.committer()
 	return db, nil
 }
 
@@ -189,8 +197,8 @@ func checkSigner(ctx context.Context, c *sql.Conn, s *tlog.Signer) error {
 	return internal(rows.Err(), "read checkpoints")
 }
 
-// Close stops accepting appends, waits for those in flight to commit, and
-// closes the database.
+// Close stops accepting appends, commits those written into the open
+// group, and closes the database.
 func (db *DB) Close() error {
 	db.mu.Lock()
 	if db.closed {
@@ -198,8 +206,15 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closed = true
-	close(db.reqs)
 	db.mu.Unlock()
+	// Batches in the open group are answered when it commits; no batch
+	// joins after this.
+	db.turn <- struct{}{}
+	if db.g != nil {
+		db.commitGroup()
+	}
+	<-db.turn
+	close(db.stop)
 	<-db.wdone
 	return errors.Join(db.hashesStmt.Close(), db.w.Close(), db.wdb.Close(), db.r.Close(), db.adb.Close())
 }

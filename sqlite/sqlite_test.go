@@ -247,7 +247,7 @@ func TestKeys(t *testing.T) {
 		}
 	})
 
-	// Key writes take SQLite's write lock beside the writer goroutine's
+	// Key writes take SQLite's write lock beside the writer connection's
 	// group commits: both go on, neither fails.
 	t.Run("BesideAppends", func(t *testing.T) {
 		ctx := context.Background()

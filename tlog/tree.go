@@ -136,7 +136,7 @@ func (t *Tree) Edge() []byte {
 // Clone returns an independent copy of t, so a store can roll back a
 // request that failed.
 func (t *Tree) Clone() *Tree {
-	r, err := factory.NewRange(0, t.Size(), slices.Clone(t.r.Hashes()))
+	r, err := factory.NewRange(0, t.Size(), slices.Clone(t.rng().Hashes()))
 	if err != nil {
 		panic(err)
 	}
