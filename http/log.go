@@ -1,8 +1,8 @@
 package http
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -82,8 +82,12 @@ type inclusionDoc struct {
 // inclusion proves the event at seq is in the tree of size (default: the
 // latest checkpoint's, which the answer then carries; a client that saved
 // an older checkpoint asks for its size and checks against its root). The
-// event's stored bytes come with it to a key that may read events; an
-// event retention pruned is proven by its stored leaf hash.
+// proof is tlog.ProveInclusion's, checked before it is answered, an older
+// size's through the stored tree's consistency with the latest signed
+// root. The event's stored bytes come with it to a key that may read
+// events; an event retention pruned is proven by its stored leaf hash. A
+// proof the log cannot give is damage: logged, and answered as an
+// internal error.
 func (s *Server) inclusion(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "seq", "size"); err != nil {
@@ -101,43 +105,26 @@ func (s *Server) inclusion(w http.ResponseWriter, r *http.Request, k *trail.APIK
 	if err != nil {
 		return err
 	}
-	doc := inclusionDoc{Seq: seq, LeafIndex: seq - 1, TreeSize: size}
 	if size == 0 {
-		doc.TreeSize, doc.Checkpoint = cp.Size, string(cp.Note)
+		size = cp.Size
 	}
-	if doc.TreeSize > cp.Size || seq > doc.TreeSize {
-		return trail.Invalid("bad query parameters", trail.FieldError{Path: "size",
-			Message: "the event's seq must be at most size, and size at most the latest checkpoint's (" + strconv.FormatUint(cp.Size, 10) + ")"})
-	}
-	found := false
-	err = s.c.Store.ScanLeaves(r.Context(), k.Tenant, seq, seq+1, func(l trail.Leaf) error {
-		found = true
-		if len(l.Body) == 0 { // pruned by retention: the stored leaf hash stands for it
-			doc.Pruned = true
-			doc.LeafHash = bytes.Clone(l.Hashes[:min(len(l.Hashes), trail.HashSize)])
-			return nil
-		}
-		doc.LeafHash = tlog.LeafHash(l.Body)
-		if k.Has(trail.ScopeRead) {
-			doc.Event = bytes.Clone(l.Body)
-		}
-		return nil
-	})
-	if err != nil {
+	in, err := tlog.ProveInclusion(r.Context(), s.c.Store, k.Tenant, cp, seq, size)
+	var damage *tlog.DamageError
+	switch {
+	case errors.As(err, &damage):
+		s.log.ErrorContext(r.Context(), "an inclusion proof cannot be given: run trail verify", "tenant", k.Tenant, "seq", seq, "size", size, "err", err)
+		return trail.Errorf(trail.EINTERNAL, "the log cannot prove seq %d: it is damaged (%s at seq %d)", seq, damage.Kind, damage.Seq)
+	case trail.ErrorCode(err) == trail.EINVALID && trail.ErrorFields(err) != nil:
+		return trail.Invalid("bad query parameters", trail.ErrorFields(err)...)
+	case err != nil:
 		return err
 	}
-	if !found {
-		return trail.Errorf(trail.EINTERNAL, "the event at seq %d is missing from the log", seq)
+	doc := inclusionDoc{Seq: in.Seq, LeafIndex: in.Index, TreeSize: in.Size, LeafHash: in.LeafHash, Proof: in.Proof, Pruned: in.Pruned}
+	if in.Size == cp.Size {
+		doc.Checkpoint = string(cp.Note)
 	}
-	if doc.Proof, err = tlog.InclusionProof(r.Context(), s.c.Store, k.Tenant, seq-1, doc.TreeSize); err != nil {
-		return err
-	}
-	if doc.Checkpoint != "" {
-		// Re-verify before answering: a proof that fails here is damage.
-		if err := tlog.VerifyInclusion(doc.LeafHash, seq-1, cp.Size, doc.Proof, cp.Root); err != nil {
-			s.log.ErrorContext(r.Context(), "an inclusion proof does not verify: run trail verify", "tenant", k.Tenant, "seq", seq, "err", err)
-			return trail.Errorf(trail.EINTERNAL, "the proof does not verify against the latest checkpoint")
-		}
+	if k.Has(trail.ScopeRead) {
+		doc.Event = in.Body
 	}
 	if err := s.audit(r, k, viewedProof("seq", map[string]any{"seq": seq, "tree_size": doc.TreeSize})); err != nil {
 		return err

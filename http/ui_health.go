@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -31,6 +32,7 @@ type proofView struct {
 	LeafHash []byte
 	BodyOK   bool // the stored bytes are the canonical bytes of the event shown
 	BodyErr  string
+	Pruned   bool // retention removed the stored bytes: the stored leaf hash stands for them
 	Proof    [][]byte
 	InclOK   bool
 	InclErr  string
@@ -40,9 +42,12 @@ type proofView struct {
 
 // uiProve verifies ev against the tenant's latest checkpoint, as a client
 // of the API would: it checks the checkpoint's signature with the server's
-// verifier key, that the stored bytes are the event's, and the inclusion
-// proof from the leaf to the signed root. A failed check is a result, not
-// an error; errors are reads that failed.
+// verifier key, then takes the proof of tlog.ProveInclusion (as the API
+// does) and checks that the stored bytes are the event's. A failed check
+// (damage included) is a result, not an error; errors are reads that
+// failed. An event retention pruned after it was read is proven by its
+// stored leaf hash, and shown as pruned: its bytes cannot be compared with
+// the event shown.
 func (s *Server) uiProve(r *http.Request, tenant string, ev *trail.Event) (*proofView, error) {
 	ctx := r.Context()
 	pv := &proofView{At: s.c.Now().UTC(), Tenant: tenant, Seq: ev.Seq, Index: ev.Seq - 1, KeyName: s.c.Verifier.Name(), EventURL: "/ui/events/" + ev.ID}
@@ -61,42 +66,54 @@ func (s *Server) uiProve(r *http.Request, tenant string, ev *trail.Event) (*proo
 		return pv, nil
 	}
 	pv.SigOK, pv.Origin, pv.TreeSize, pv.Root = true, cp.Origin, cp.Size, cp.Root
-	if ev.Seq == 0 || ev.Seq > cp.Size {
+	in, err := tlog.ProveInclusion(ctx, s.c.Store, tenant, cp, ev.Seq, cp.Size)
+	var damage *tlog.DamageError
+	switch {
+	case errors.As(err, &damage):
+		pv.LeafHash, pv.Proof = damage.Found.LeafHash, damage.Found.Proof
+		if !damage.InTree {
+			pv.BodyErr = damage.Detail
+			break
+		}
+		pv.InclErr = damage.Detail
+		if err := s.uiBodyIs(ctx, pv, tenant, damage.Found, ev); err != nil {
+			return nil, err
+		}
+	case trail.ErrorCode(err) == trail.EINVALID:
 		pv.InclErr = fmt.Sprintf("the event's seq %d is not covered by the latest checkpoint (size %d)", ev.Seq, cp.Size)
 		return pv, nil
-	}
-	var body []byte
-	if err := s.c.Store.ScanLeaves(ctx, tenant, ev.Seq, ev.Seq+1, func(l trail.Leaf) error {
-		body = bytes.Clone(l.Body)
-		return nil
-	}); err != nil {
+	case err != nil:
 		return nil, err
-	}
-	if body == nil {
-		pv.BodyErr = fmt.Sprintf("the log holds no row at seq %d", ev.Seq)
-		return pv, nil
-	}
-	pv.LeafHash = tlog.LeafHash(body)
-	if same, err := s.storedIs(ctx, tenant, body, ev); err != nil {
-		return nil, err
-	} else if !same {
-		pv.BodyErr = "the log's stored bytes at this seq are not the bytes of the event shown"
-	} else {
-		pv.BodyOK = true
-	}
-	if pv.Proof, err = tlog.InclusionProof(ctx, s.c.Store, tenant, pv.Index, cp.Size); err != nil {
-		return nil, err
-	}
-	if err := tlog.VerifyInclusion(pv.LeafHash, pv.Index, cp.Size, pv.Proof, cp.Root); err != nil {
-		pv.InclErr = trail.ErrorMessage(err)
-	} else {
-		pv.InclOK = true
+	default:
+		pv.LeafHash, pv.Proof, pv.InclOK = in.LeafHash, in.Proof, true
+		if err := s.uiBodyIs(ctx, pv, tenant, in, ev); err != nil {
+			return nil, err
+		}
 	}
 	pv.OK = pv.SigOK && pv.BodyOK && pv.InclOK
-	if !pv.OK {
+	if !pv.OK && !(pv.Pruned && pv.InclOK) {
 		s.log.ErrorContext(ctx, "an event does not verify: run trail verify", "tenant", tenant, "seq", ev.Seq, "body", pv.BodyErr, "proof", pv.InclErr)
 	}
 	return pv, nil
+}
+
+// uiBodyIs fills in the leaf step of pv: whether the bytes the proof is of
+// are ev's, or were pruned.
+func (s *Server) uiBodyIs(ctx context.Context, pv *proofView, tenant string, in *tlog.Inclusion, ev *trail.Event) error {
+	if in.Pruned {
+		pv.Pruned = true
+		return nil
+	}
+	same, err := s.storedIs(ctx, tenant, in.Body, ev)
+	switch {
+	case err != nil:
+		return err
+	case !same:
+		pv.BodyErr = "the log's stored bytes at this seq are not the bytes of the event shown"
+	default:
+		pv.BodyOK = true
+	}
+	return nil
 }
 
 // uiVerify verifies an event and shows the steps: to htmx, as a fragment

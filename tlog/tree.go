@@ -4,8 +4,9 @@
 // proofs, the whole log, or an offline export of some of its events.
 //
 // Stores call NewTree and Tree.Append while they append, and Signer.Sign to
-// write a checkpoint in the same transaction. Readers call InclusionProof
-// and ConsistencyProof (checked with VerifyInclusion and VerifyConsistency),
+// write a checkpoint in the same transaction. Readers call ProveInclusion
+// for a checked proof of one event, InclusionProof and ConsistencyProof
+// for bare proofs (checked with VerifyInclusion and VerifyConsistency),
 // Verify to check a whole log, and NewBundleWriter and VerifyBundle to
 // export events with their proofs and check them offline. Keys come from
 // GenerateKey.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -137,6 +138,9 @@ type inclusionProof struct {
 	Checkpoint string          `json:"checkpoint"`
 }
 
+// proveInclusion proves the event at seq (or of id) against the latest
+// checkpoint with tlog.ProveInclusion, which checks the proof before it
+// is printed: damage is exit 1.
 func proveInclusion(ctx context.Context, store trail.Store, tenant string, seq uint64, id string, cp *tlog.Checkpoint) (*inclusionProof, error) {
 	if id != "" {
 		ev, err := store.Get(ctx, tenant, id)
@@ -145,34 +149,19 @@ func proveInclusion(ctx context.Context, store trail.Store, tenant string, seq u
 		}
 		seq = ev.Seq
 	}
-	if seq > cp.Size {
-		return nil, usageError("--seq: %d is past the latest checkpoint (size %d)", seq, cp.Size)
-	}
-	var body, leaf []byte
-	pruned := false
-	err := store.ScanLeaves(ctx, tenant, seq, seq+1, func(l trail.Leaf) error {
-		if len(l.Body) == 0 { // pruned by retention: its stored leaf hash stands for it
-			pruned, leaf = true, append([]byte(nil), l.Hashes[:min(len(l.Hashes), trail.HashSize)]...)
-			return nil
-		}
-		body, leaf = append([]byte(nil), l.Body...), tlog.LeafHash(l.Body)
-		return nil
-	})
-	if err != nil {
+	in, err := tlog.ProveInclusion(ctx, store, tenant, cp, seq, cp.Size)
+	var damage *tlog.DamageError
+	switch {
+	case errors.As(err, &damage):
+		return nil, &exitError{code: 1, err: fmt.Errorf("damage: %s at seq %d: %s (run trail verify)", damage.Kind, damage.Seq, damage.Detail)}
+	case trail.ErrorCode(err) == trail.EINVALID && len(trail.ErrorFields(err)) > 0:
+		f := trail.ErrorFields(err)[0]
+		return nil, usageError("--%s: %s", f.Path, f.Message)
+	case err != nil:
 		return nil, storeError(err)
 	}
-	if leaf == nil {
-		return nil, &exitError{code: 1, err: fmt.Errorf("seq %d is missing from the log: run trail verify", seq)}
-	}
-	p, err := tlog.InclusionProof(ctx, store, tenant, seq-1, cp.Size)
-	if err != nil {
-		return nil, storeError(err)
-	}
-	if err := tlog.VerifyInclusion(leaf, seq-1, cp.Size, p, cp.Root); err != nil {
-		return nil, &exitError{code: 1, err: fmt.Errorf("damage: %w (run trail verify)", err)}
-	}
-	return &inclusionProof{Tenant: tenant, Seq: seq, LeafIndex: seq - 1, Event: body, Pruned: pruned, LeafHash: leaf,
-		TreeSize: cp.Size, Root: cp.Root, Proof: p, Checkpoint: string(cp.Note)}, nil
+	return &inclusionProof{Tenant: tenant, Seq: in.Seq, LeafIndex: in.Index, Event: in.Body, Pruned: in.Pruned, LeafHash: in.LeafHash,
+		TreeSize: in.Size, Root: in.Root, Proof: in.Proof, Checkpoint: string(cp.Note)}, nil
 }
 
 // consistencyProof is what trail prove --old prints.

@@ -11,7 +11,8 @@ import (
 
 // TestVerifyFindsAnEdit: an administrator drops the trigger, edits one
 // event in the SQLite file and puts the trigger back; trail verify exits 1
-// and names the seq and the kind of damage.
+// and names the seq and the kind of damage, and trail prove of that event
+// exits 1.
 func TestVerifyFindsAnEdit(t *testing.T) {
 	dir := t.TempDir()
 	var events bytes.Buffer
@@ -52,6 +53,13 @@ func TestVerifyFindsAnEdit(t *testing.T) {
 	code, out := trail("verify", "--tenant", "acme")
 	if code != 1 || !strings.Contains(out, "DAMAGE: first at seq 2 (changed)") {
 		t.Fatalf("verify of an edited log: exit %d, want 1 naming seq 2 changed\n%s", code, out)
+	}
+	// Its proof is refused, as damage; the events beside it are proven.
+	if code, out := trail("prove", "--tenant", "acme", "--seq", "2"); code != 1 || !strings.Contains(out, "damage: changed at seq 2") {
+		t.Errorf("prove of the edited event: exit %d, want 1 naming seq 2 changed\n%s", code, out)
+	}
+	if code, out := trail("prove", "--tenant", "acme", "--seq", "3"); code != 0 || !strings.Contains(out, `"seq":3`) {
+		t.Errorf("prove of an event beside it: exit %d\n%s", code, out)
 	}
 }
 
