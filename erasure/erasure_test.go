@@ -251,11 +251,7 @@ func TestErasureEndToEnd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			keyPath := filepath.Join(t.TempDir(), "subject-keys.db")
-			keys, err := sqlite.OpenSubjectKeys(ctx, keyPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer keys.Close()
+			keys := storetest.OpenSubjectKeys(t, sqlite.OpenSubjectKeys, keyPath)
 			v := storetest.Validator()
 			sealer := erasure.NewSealer(keys, v.Actions)
 			v.Sealer = sealer

@@ -37,12 +37,7 @@ func schemaURL(t *testing.T, schema string, params map[string]string) string {
 // test ends.
 func openSubjectKeys(t *testing.T, connString string) *postgres.SubjectKeys {
 	t.Helper()
-	k, err := postgres.OpenSubjectKeys(context.Background(), connString)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
+	return storetest.OpenSubjectKeys(t, postgres.OpenSubjectKeys, connString)
 }
 
 func TestSubjectKeys(t *testing.T) {

@@ -57,6 +57,22 @@ func RunSubjectKeys(t *testing.T, open func(t *testing.T) trail.SubjectKeyStore)
 	}
 }
 
+// OpenSubjectKeys opens a store's subject keys at where (a file's path, a
+// connection string) with open, such as sqlite.OpenSubjectKeys or
+// postgres.OpenSubjectKeys, and closes them when the test ends.
+func OpenSubjectKeys[K interface {
+	trail.SubjectKeyStore
+	Close() error
+}](tb testing.TB, open func(context.Context, string) (K, error), where string) K {
+	tb.Helper()
+	k, err := open(context.Background(), where)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { k.Close() })
+	return k
+}
+
 // subjectKeys calls SubjectKeys and checks the shape of what it returns:
 // one key per subject, each of 32 bytes with an id.
 func subjectKeys(t *testing.T, s trail.SubjectKeyStore, tenant string, subjects ...string) []trail.SubjectKey {
