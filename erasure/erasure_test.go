@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -341,69 +340,6 @@ func equalLeaves(a, b [][]byte) bool {
 		}
 	}
 	return true
-}
-
-// TestPostgresSubjectKeys: a PostgreSQL deployment keeps subject keys in
-// its own subject_keys table (shared by every Trail process); erasure
-// deletes the rows.
-func TestPostgresSubjectKeys(t *testing.T) {
-	ctx := context.Background()
-	url := pgtest.SchemaURL(t)
-	schema := mustSchema(t, url)
-	keys, err := postgres.OpenSubjectKeys(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer keys.Close()
-	v := storetest.Validator()
-	sealer := erasure.NewSealer(keys, v.Actions)
-	v.Sealer = sealer
-	db, err := postgres.Open(ctx, url, postgres.Options{Validator: v, Signer: storetest.Signer()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	store := erasure.Wrap(db, sealer)
-	if _, err := store.Append(ctx, "acme", []*trail.Event{failedLogin("u-1", alice), failedLogin("u-1", alice), failedLogin("u-2", "bob@example.com")}, trail.AppendOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	keyRows := func(subject string) int {
-		conn, err := pgx.Connect(ctx, pgtest.ServerURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		var n int
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, "subject_keys"}.Sanitize()+" WHERE subject = $1", subject).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	if n := keyRows("u-1"); n != 1 {
-		t.Fatalf("u-1 has %d keys, want 1 (one per subject)", n)
-	}
-	if n, err := sealer.Erase(ctx, "acme", "u-1"); err != nil || n != 1 {
-		t.Fatalf("Erase = %d, %v", n, err)
-	}
-	if n := keyRows("u-1"); n != 0 {
-		t.Errorf("%d key rows of u-1 left after erasure", n)
-	}
-	ev, err := store.GetSeq(ctx, "acme", 2)
-	if err != nil || ev.Actor.Email != erasure.Erased {
-		t.Errorf("after erasure: %v %+v", err, ev)
-	}
-	if ev, _ := store.GetSeq(ctx, "acme", 3); ev.Actor.Email != "bob@example.com" {
-		t.Errorf("another subject: %+v", ev.Actor)
-	}
-}
-
-// mustSchema returns the search_path of a PostgreSQL URL.
-func mustSchema(t *testing.T, u string) string {
-	p, err := neturl.Parse(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p.Query().Get("search_path")
 }
 
 // FuzzSealOpen: any value a client sends in a personal field, and any
