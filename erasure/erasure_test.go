@@ -3,6 +3,7 @@ package erasure_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -273,6 +274,14 @@ func TestErasureEndToEnd(t *testing.T) {
 				t.Error("the email is in the events database in clear")
 			}
 			leaves := scanLeaves(t, b.store)
+			sealed1, err := b.store.GetSeq(ctx, "acme", 1) // as stored: sealed
+			if err != nil {
+				t.Fatal(err)
+			}
+			sealed2, err := b.store.GetSeq(ctx, "acme", 2)
+			if err != nil {
+				t.Fatal(err)
+			}
 			ks, err := keys.SubjectKeys(ctx, "acme", []string{"u-1"})
 			if err != nil {
 				t.Fatal(err)
@@ -291,9 +300,30 @@ func TestErasureEndToEnd(t *testing.T) {
 			if ev, _ := store.GetSeq(ctx, "acme", 2); ev.Actor.Email != "bob@example.com" {
 				t.Errorf("another subject: %+v", ev.Actor)
 			}
-			// The key is gone from the key file, bytes and all.
+			// The key is gone from the key file, bytes and all, and the
+			// file's table holds no row of the subject.
 			if fileContains(t, keyPath, key) || fileContains(t, keyPath+"-wal", key) {
 				t.Error("the erased key is still in the key file")
+			}
+			if n := keyRows(t, keyPath, "u-1"); n != 0 {
+				t.Errorf("the key file holds %d rows of the erased subject", n)
+			}
+			if n := keyRows(t, keyPath, "u-2"); n != 1 {
+				t.Errorf("the key file holds %d rows of the other subject, want 1", n)
+			}
+			// The sealed fields open to nothing, also for a Sealer that
+			// never cached the key (another process, a restart), which
+			// still opens the other subject's.
+			fresh := erasure.NewSealer(storetest.OpenSubjectKeys(t, sqlite.OpenSubjectKeys, keyPath), v.Actions)
+			for name, s := range map[string]*erasure.Sealer{"the Sealer": sealer, "a new Sealer": fresh} {
+				ev := sealed1.Clone()
+				if err := s.Open(ctx, "acme", ev); err != nil || ev.Actor.Name != erasure.Erased || ev.Actor.Email != erasure.Erased ||
+					ev.Request.IP != erasure.Erased || ev.Context["email"] != erasure.Erased {
+					t.Errorf("%s opened the erased subject's event: %v %+v %+v %v", name, err, ev.Actor, ev.Request, ev.Context)
+				}
+				if ev := sealed2.Clone(); s.Open(ctx, "acme", ev) != nil || ev.Actor.Email != "bob@example.com" {
+					t.Errorf("%s did not open the other subject's event: %+v", name, ev.Actor)
+				}
 			}
 			// The log is untouched and verifies.
 			if after := scanLeaves(t, b.store); !equalLeaves(leaves, after) {
@@ -305,6 +335,22 @@ func TestErasureEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keyRows counts the rows of subject in the key file at path, read with
+// SQLite itself rather than through the key store.
+func keyRows(t *testing.T, path, subject string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM subject_keys WHERE tenant = 'acme' AND subject = ?", subject).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func fileContains(t *testing.T, path string, b []byte) bool {
