@@ -6,8 +6,6 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
-	"github.com/trailaudit/trail/client"
-	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/storetest"
 )
 
@@ -17,8 +15,7 @@ import (
 // is stored.
 func TestLocalRefusesTrailRecords(t *testing.T) {
 	ctx := context.Background()
-	store := memory.New(storetest.Validator(), nil)
-	rec := client.NewLocal(store, "acme", trail.Policy{})
+	rec, store := newTestLocal(t)
 	forged := append(storetest.TrailRecords(),
 		&trail.Event{Action: catalog.DataViewed, Actor: trail.Actor{ID: "key-of-the-admin", Type: trail.ActorAPIKey}})
 	for _, ev := range forged {
@@ -27,7 +24,7 @@ func TestLocalRefusesTrailRecords(t *testing.T) {
 			t.Errorf("Record(%s by %s) = %v, want EINVALID naming the field", ev.Action, ev.Actor.Type, err)
 		}
 	}
-	if n, err := store.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || n != 0 {
+	if n, err := store.Count(ctx, trail.Query{Tenant: testTenant}); err != nil || n != 0 {
 		t.Errorf("the log holds %d events (%v), want none", n, err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	trailhttp "github.com/trailaudit/trail/http"
+	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/storetest"
 )
@@ -581,9 +582,7 @@ func TestLostResponseIsReplayed(t *testing.T) {
 // random moment, several times; a last one drains the spool. Every event
 // whose Record returned is stored exactly once, and none is stored twice.
 func TestSIGKILL(t *testing.T) {
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("runs child processes (-short; never under CI=true)")
-	}
+	testenv.Slow(t, "runs child processes")
 	// A server that takes a little time, so that kills land mid-batch.
 	var replays atomic.Int64
 	srv := newTestServer(t, func(h http.Handler) http.Handler {

@@ -23,11 +23,7 @@ import (
 func BenchmarkSealOverhead(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	keys, err := sqlite.OpenSubjectKeys(ctx, filepath.Join(dir, "keys.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer keys.Close()
+	keys := storetest.OpenSubjectKeys(b, sqlite.OpenSubjectKeys, filepath.Join(dir, "keys.db"))
 	open := func(name string, seal bool) *sqlite.DB {
 		v := storetest.Validator()
 		if seal {
@@ -76,11 +72,7 @@ func BenchmarkSealOverhead(b *testing.B) {
 // key is created in the key file (one transaction per batch).
 func BenchmarkNewSubjects(b *testing.B) {
 	ctx := context.Background()
-	keys, err := sqlite.OpenSubjectKeys(ctx, filepath.Join(b.TempDir(), "keys.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer keys.Close()
+	keys := storetest.OpenSubjectKeys(b, sqlite.OpenSubjectKeys, filepath.Join(b.TempDir(), "keys.db"))
 	subjects := make([]string, 1000)
 	n := 0
 	for b.Loop() {
@@ -101,11 +93,7 @@ func BenchmarkNewSubjects(b *testing.B) {
 func BenchmarkEraseSubject(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	keys, err := sqlite.OpenSubjectKeys(ctx, filepath.Join(dir, "keys.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer keys.Close()
+	keys := storetest.OpenSubjectKeys(b, sqlite.OpenSubjectKeys, filepath.Join(dir, "keys.db"))
 	v := storetest.Validator()
 	sealer := erasure.NewSealer(keys, v.Actions)
 	v.Sealer = sealer

@@ -5,10 +5,14 @@
 // leaf and proof of the log, stay as they were; the data reads as erased
 // everywhere, the raw database included.
 //
-// Start with NewSealer over a trail.SubjectKeyStore (sqlite.OpenSubjectKeys for an embedded
-// deployment, postgres.OpenSubjectKeys for a shared one, memory.NewSubjectKeys for tests),
-// set it as the store's Validator.Sealer, and read through Wrap(store, s),
-// which decrypts what it returns. Erase erases a subject.
+// Start with NewSealer over a trail.SubjectKeyStore, set it as the store's
+// Validator.Sealer, and read through Wrap(store, s), which decrypts what it
+// returns. Erase erases a subject. The keys live apart from the events, in
+// a key store of the deployment's store package: sqlite.OpenSubjectKeys (a
+// key file beside the database) for an embedded deployment,
+// postgres.OpenSubjectKeys (the subject_keys table, shared by every
+// process) for a shared one, memory.NewSubjectKeys for tests. This package
+// imports none of them.
 //
 // What is personal: the actor's name and email, the request's IP address,
 // the name of each user target, and each top-level context key (whatever

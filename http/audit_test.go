@@ -2,11 +2,8 @@ package http_test
 
 import (
 	"cmp"
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -15,7 +12,6 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	trailhttp "github.com/trailaudit/trail/http"
-	"github.com/trailaudit/trail/storetest"
 )
 
 // TestLongUserAgent: a User-Agent longer than the validator allows in a
@@ -133,14 +129,7 @@ func TestRecordedRoutes(t *testing.T) {
 
 	// An export that fails is on record as attempted and failed, under one
 	// correlation id.
-	failing := &failQueries{backend: h.store}
-	srv, err := trailhttp.New(trailhttp.Config{Store: failing, Writer: failing, Keys: h.store, Catalog: catalog.Default(),
-		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	ts := h.serveFailing(t, &failing{backend: h.store, queries: true})
 	req, _ := http.NewRequest("GET", ts.URL+"/v1/export?action=user_login_success", nil)
 	req.Header.Set("Authorization", "Bearer "+h.keys["acme-export"])
 	req.Header.Set("X-Request-Id", "req-1")
@@ -198,11 +187,4 @@ func checkRecords(t *testing.T, got []*trail.Event, keyName, method, path string
 			t.Errorf("record %d: correlation id %q; want one shared by the records of an export, and none otherwise", i, ev.CorrelationID)
 		}
 	}
-}
-
-// failQueries is a store whose queries fail.
-type failQueries struct{ backend }
-
-func (f *failQueries) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
-	return nil, trail.Errorf(trail.EINTERNAL, "disk gone")
 }

@@ -28,11 +28,7 @@ import (
 func TestHoldsAndErasure(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	keys, err := sqlite.OpenSubjectKeys(ctx, filepath.Join(dir, "subject-keys.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer keys.Close()
+	keys := storetest.OpenSubjectKeys(t, sqlite.OpenSubjectKeys, filepath.Join(dir, "subject-keys.db"))
 	cat := catalog.Default()
 	v := validator(cat)
 	sealer := erasure.NewSealer(keys, cat)

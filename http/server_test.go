@@ -458,14 +458,7 @@ func testReadsRecorded(t *testing.T, h *harness) {
 	}
 
 	// A read whose record cannot be written is refused.
-	failing := &failReads{backend: h.store}
-	cat := catalog.Default()
-	srv, err := trailhttp.New(trailhttp.Config{Store: failing, Writer: failing, Keys: h.store, Catalog: cat, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	ts := h.serveFailing(t, &failing{backend: h.store, own: true})
 	req, _ := http.NewRequest("GET", ts.URL+"/v1/events", nil)
 	req.Header.Set("Authorization", "Bearer "+h.keys["acme"])
 	res, err := http.DefaultClient.Do(req)
@@ -487,12 +480,38 @@ func actions(evs []*trail.Event) []string {
 	return out
 }
 
-// failReads is a store whose appends of Trail's own records (the records
-// of reads) fail.
-type failReads struct{ backend }
+// failing is h's store with some calls failing: its queries, or its
+// appends of Trail's own records (the records of reads and exports).
+type failing struct {
+	backend
+	queries, own bool
+}
 
-func (f *failReads) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
-	return nil, trail.Errorf(trail.EINTERNAL, "disk full")
+func (f *failing) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
+	if f.queries {
+		return nil, trail.Errorf(trail.EINTERNAL, "disk gone")
+	}
+	return f.backend.Query(ctx, q)
+}
+
+func (f *failing) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
+	if f.own {
+		return nil, trail.Errorf(trail.EINTERNAL, "disk full")
+	}
+	return f.backend.AppendOwn(ctx, tenant, o)
+}
+
+// serveFailing serves the API over f, with h's keys, until t ends.
+func (h *harness) serveFailing(t *testing.T, f *failing) *httptest.Server {
+	t.Helper()
+	srv, err := trailhttp.New(trailhttp.Config{Store: f, Writer: f, Keys: h.store, Catalog: catalog.Default(),
+		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts
 }
 
 func testExport(t *testing.T, h *harness) {

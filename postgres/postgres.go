@@ -21,10 +21,11 @@
 //
 // The DB also keeps API keys and saved custom actions (trail.KeyStore,
 // trail.ActionStore), in the same schema. The keys of data subjects
-// (package erasure) are kept in that schema too, by SubjectKeys, which
-// OpenSubjectKeys opens on a pool of its own: a program opens it first,
-// builds its erasure.Sealer on it, and then opens the DB with a Validator
-// that seals.
+// (package erasure) are kept in that schema too, apart from the events, in
+// the subject_keys table. The DB is no trail.SubjectKeyStore: SubjectKeys
+// is, which OpenSubjectKeys opens on a pool of its own. A program opens it
+// first, builds its erasure.Sealer on it, and then opens the DB with a
+// Validator that seals.
 //
 // The database refuses UPDATE, DELETE and TRUNCATE of events, their targets
 // and checkpoints by itself (triggers), and a tenant's head only moves

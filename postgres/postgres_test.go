@@ -20,6 +20,7 @@ import (
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/sample"
+	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/storetest"
@@ -783,7 +784,7 @@ func openAsApp(t *testing.T, schema string) (*postgres.DB, *pgx.Conn) {
 		t.Fatal(err)
 	}
 	if !exists {
-		pgtest.Missing(t, "role trail_app does not exist: the test user cannot create roles")
+		testenv.Missing(t, "role trail_app does not exist: the test user cannot create roles")
 	}
 	u, err := url.Parse(pgtest.ServerURL())
 	if err != nil {

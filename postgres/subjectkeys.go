@@ -50,7 +50,8 @@ func (sk *SubjectKeys) Close() error {
 // ones in one transaction. Two calls creating a subject's first key at
 // once (in one process or two) may both succeed: the subject then has two
 // keys, both used and both erased with it, and the newer is its current
-// key from then on.
+// key from then on (of two made at one instant, the one with the greater
+// id, so that the choice never flips).
 func (sk *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects []string) ([]trail.SubjectKey, error) {
 	found := map[string]trail.SubjectKey{}
 	rows, err := sk.pool.Query(ctx, `SELECT DISTINCT ON (subject) subject, id, key FROM subject_keys

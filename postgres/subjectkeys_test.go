@@ -1,11 +1,13 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/trailaudit/trail"
@@ -37,12 +39,7 @@ func schemaURL(t *testing.T, schema string, params map[string]string) string {
 // test ends.
 func openSubjectKeys(t *testing.T, connString string) *postgres.SubjectKeys {
 	t.Helper()
-	k, err := postgres.OpenSubjectKeys(context.Background(), connString)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
+	return storetest.OpenSubjectKeys(t, postgres.OpenSubjectKeys, connString)
 }
 
 func TestSubjectKeys(t *testing.T) {
@@ -130,6 +127,27 @@ func TestSubjectKeysShared(t *testing.T) {
 	}
 	if _, err := a.KeyByID(ctx, "acme", ks[0].ID); trail.ErrorCode(err) != trail.ENOTFOUND {
 		t.Errorf("KeyByID after the other process's erasure: %v, want ENOTFOUND", err)
+	}
+}
+
+// TestSubjectKeysSameInstant: of two keys of one subject made at one
+// instant (two processes creating its first key at once), the one with the
+// greater id is its current key, every time: the choice does not flip.
+func TestSubjectKeysSameInstant(t *testing.T) {
+	ctx := context.Background()
+	schema := pgtest.NewSchema(t)
+	keys := openSubjectKeys(t, schemaURL(t, schema, nil))
+	now := time.Now().UnixNano()
+	for _, id := range []string{"8000000000000000", "00000000000000ff", "ffffffffffffff00"} {
+		if _, err := connect(t, schema, nil).Exec(ctx, "INSERT INTO subject_keys (tenant, id, subject, key, created_at) VALUES ('acme', $1, 'u-1', $2, $3)",
+			id, bytes.Repeat([]byte(id[:1]), 32), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 20 {
+		if ks, err := keys.SubjectKeys(ctx, "acme", []string{"u-1"}); err != nil || ks[0].ID != "ffffffffffffff00" {
+			t.Fatalf("SubjectKeys = %+v, %v; want key ffffffffffffff00, the greatest id of the newest", ks, err)
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
 )
@@ -30,9 +31,7 @@ var crashTrials = flag.Int("crash.trials", 20, "SIGKILL trials in TestCrashSafet
 // power-loss half of the promise rests on synchronous=FULL (an fsync of the
 // WAL before each commit returns).
 func TestCrashSafety(t *testing.T) {
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("crash trials are slow; not in -short (never skipped under CI=true)")
-	}
+	testenv.Slow(t, "crash trials are slow")
 	path := filepath.Join(t.TempDir(), "trail.db")
 	total := 0
 	for trial := range *crashTrials {

@@ -10,7 +10,12 @@
 // package is its backend (append.go).
 //
 // The DB also keeps API keys and saved custom actions (trail.KeyStore,
-// trail.ActionStore; keys.go says how their writes are serialized).
+// trail.ActionStore; keys.go says how their writes are serialized). The
+// keys of data subjects (package erasure) are not in it: SubjectKeys keeps
+// them in a file of their own (DATA/subject-keys.db beside DATA/trail.db),
+// which OpenSubjectKeys opens, so that the events' file and its backups
+// never hold a key. A program opens it first, builds its erasure.Sealer on
+// it, and then opens the DB with a Validator that seals.
 //
 // The database refuses UPDATE and DELETE on events by itself (triggers) but
 // for the one change retention makes (Prune: a payload cleared, its tree

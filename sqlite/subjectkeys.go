@@ -86,7 +86,7 @@ func (f *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects [
 			args = append(args, sub)
 		}
 		rows, err := tx.QueryContext(ctx, "SELECT subject, id, key FROM subject_keys WHERE tenant = ? AND subject IN ("+
-			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+") ORDER BY created_at", args...)
+			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+") ORDER BY created_at, id", args...)
 		if err != nil {
 			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: read subject keys: %v", err)
 		}
@@ -97,7 +97,7 @@ func (f *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects [
 				rows.Close()
 				return nil, trail.Errorf(trail.EINTERNAL, "sqlite: read subject keys: %v", err)
 			}
-			found[sub] = k // the newest last
+			found[sub] = k // the newest last (as in PostgreSQL, the greatest id of one instant)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {

@@ -15,12 +15,7 @@ import (
 // openSubjectKeys opens the key file at path, closed when the test ends.
 func openSubjectKeys(t *testing.T, path string) *sqlite.SubjectKeys {
 	t.Helper()
-	k, err := sqlite.OpenSubjectKeys(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
+	return storetest.OpenSubjectKeys(t, sqlite.OpenSubjectKeys, path)
 }
 
 func TestSubjectKeys(t *testing.T) {

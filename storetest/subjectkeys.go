@@ -57,6 +57,22 @@ func RunSubjectKeys(t *testing.T, open func(t *testing.T) trail.SubjectKeyStore)
 	}
 }
 
+// OpenSubjectKeys opens a store's subject keys at where (a file's path, a
+// connection string) with open, such as sqlite.OpenSubjectKeys or
+// postgres.OpenSubjectKeys, and closes them when the test ends.
+func OpenSubjectKeys[K interface {
+	trail.SubjectKeyStore
+	Close() error
+}](tb testing.TB, open func(context.Context, string) (K, error), where string) K {
+	tb.Helper()
+	k, err := open(context.Background(), where)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { k.Close() })
+	return k
+}
+
 // subjectKeys calls SubjectKeys and checks the shape of what it returns:
 // one key per subject, each of 32 bytes with an id.
 func subjectKeys(t *testing.T, s trail.SubjectKeyStore, tenant string, subjects ...string) []trail.SubjectKey {
@@ -294,23 +310,30 @@ func testSubjectKeysConcurrent(t *testing.T, s trail.SubjectKeyStore) {
 	}
 }
 
+// testSubjectKeysOwned: a caller that changes the bytes of a key it got,
+// from SubjectKeys making it, from SubjectKeys of a known subject or from
+// KeyByID, changes nothing stored.
 func testSubjectKeysOwned(t *testing.T, s trail.SubjectKeyStore) {
 	ctx := context.Background()
 	k := subjectKeys(t, s, "acme", "u-1")[0]
 	want := bytes.Clone(k.Key)
-	k.Key[0] ^= 0xff
-	if again := subjectKeys(t, s, "acme", "u-1")[0]; !bytes.Equal(again.Key, want) {
-		t.Error("changing the key SubjectKeys returned changed the stored key")
+	spoil := func(b []byte, from string) {
+		t.Helper()
+		for i := range b {
+			b[i] ^= 0xff
+		}
+		if again := subjectKeys(t, s, "acme", "u-1")[0]; again.ID != k.ID || !bytes.Equal(again.Key, want) {
+			t.Errorf("after a change to the key %s returned, SubjectKeys returns another", from)
+		}
+		if got, err := s.KeyByID(ctx, "acme", k.ID); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("after a change to the key %s returned, KeyByID returns another (%v)", from, err)
+		}
 	}
+	spoil(k.Key, "SubjectKeys (making it)")
+	spoil(subjectKeys(t, s, "acme", "u-1")[0].Key, "SubjectKeys of a known subject")
 	got, err := s.KeyByID(ctx, "acme", k.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("changing the key SubjectKeys returned changed what KeyByID returns")
-	}
-	got[0] ^= 0xff
-	if again, err := s.KeyByID(ctx, "acme", k.ID); err != nil || !bytes.Equal(again, want) {
-		t.Errorf("changing the key KeyByID returned changed the stored key (%v)", err)
-	}
+	spoil(got, "KeyByID")
 }

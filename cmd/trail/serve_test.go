@@ -14,15 +14,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trailaudit/trail/internal/testenv"
 )
 
 // TestServeBlackBox builds the trail binary and uses it as a user would:
 // serve on a free port, ingest, query, export and prove over HTTP, stop it
 // with SIGTERM, start it again, and find everything there and verified.
 func TestServeBlackBox(t *testing.T) {
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("builds the binary (-short; never under CI=true)")
-	}
+	testenv.Slow(t, "builds the binary")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "trail")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -4,14 +4,14 @@
 // with everything in it, when its test ends.
 //
 // With no server, a test skips with a message saying so, except under
-// CI=true, where it fails: a missing database must not pass for a green run.
+// CI=true, where it fails (testenv.Missing): a missing database must not pass
+// for a green run.
 package pgtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"os"
 	"sync"
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/trailaudit/trail/internal/testenv"
 )
 
 // DefaultURL is the server tests use when TRAIL_POSTGRES_URL is not set.
@@ -54,17 +55,7 @@ func Need(tb testing.TB) {
 	if reachErr == nil {
 		return
 	}
-	Missing(tb, fmt.Sprintf("no PostgreSQL server at %s (set TRAIL_POSTGRES_URL): %v", RedactURL(ServerURL()), reachErr))
-}
-
-// Missing skips the test for want of what msg names, or fails it under
-// CI=true, where every PostgreSQL test must run.
-func Missing(tb testing.TB, msg string) {
-	tb.Helper()
-	if os.Getenv("CI") == "true" {
-		tb.Fatal(msg + "; CI must run the PostgreSQL tests")
-	}
-	tb.Skip(msg)
+	testenv.Missing(tb, "no PostgreSQL server at %s (set TRAIL_POSTGRES_URL): %v", RedactURL(ServerURL()), reachErr)
 }
 
 // RedactURL hides a password in a connection URL.
