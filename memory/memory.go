@@ -2,7 +2,10 @@
 // except durability. It backs tests, examples and tools such as
 // `trail validate` that need a store for a moment and nothing on disk.
 //
-// Start with New.
+// Start with New. Its Append and AppendOwn are Trail's one pipeline
+// (internal/ledger), writing under the store's mutex. Subject keys (package
+// erasure) live apart from the Store, in a SubjectKeys from
+// NewSubjectKeys.
 package memory
 
 import (
