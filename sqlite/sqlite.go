@@ -55,11 +55,13 @@ type Options struct {
 	// Validator validates and redacts every event before it is stored.
 	Validator *trail.Validator
 	// MaxBatch bounds how many events one group commit gathers
-	// (default 8192). A single Append larger than that commits alone.
+	// (default 8192): a group holding that many is committed before
+	// another batch joins it. (One Append larger than that is still one
+	// transaction.)
 	MaxBatch int
-	// MaxWait is how long the writer waits for more appends to join a
-	// commit that is not full (default 0: it takes what queued up during
-	// the previous commit, which under load is plenty, and adds no latency
+	// MaxWait is how long a group waits for more appends to join before it
+	// commits (default 0: it takes the appends that queued up while the
+	// previous commit ran, which under load is plenty, and adds no latency
 	// to a lone caller).
 	MaxWait time.Duration
 	// Readers is the size of the read connection pool (default 4).
