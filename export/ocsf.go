@@ -1,6 +1,7 @@
 package export
 
 import (
+	"cmp"
 	"io"
 	"strings"
 	"time"
@@ -349,6 +350,7 @@ type (
 		Metadata     ocsfMetadata     `json:"metadata"`
 		Actor        *ocsfActor       `json:"actor,omitempty"`
 		User         *ocsfUser        `json:"user,omitempty"`
+		Service      *ocsfEntity      `json:"service,omitempty"`
 		Entity       *ocsfEntity      `json:"entity,omitempty"`
 		Comment      string           `json:"comment,omitempty"`
 		API          *ocsfAPI         `json:"api,omitempty"`
@@ -399,7 +401,9 @@ type (
 		UID string `json:"uid"`
 	}
 	ocsfEndpoint struct {
-		IP string `json:"ip"`
+		IP      string `json:"ip,omitempty"`
+		SvcName string `json:"svc_name,omitempty"`
+		Name    string `json:"name,omitempty"`
 	}
 	ocsfHTTPRequest struct {
 		UID        string   `json:"uid,omitempty"`
@@ -420,6 +424,7 @@ type (
 		Scope      *trail.Scope      `json:"scope,omitempty"`
 		ActorRoles []string          `json:"actor_roles,omitempty"`
 		TraceID    string            `json:"trace_id,omitempty"`
+		HTTPMethod string            `json:"http_method,omitempty"` // one OCSF 1.3's http_method does not list
 		Violations []trail.Violation `json:"violations,omitempty"`
 		Redacted   []string          `json:"redacted,omitempty"`
 	}
@@ -504,24 +509,20 @@ func toOCSF(ev *trail.Event, def *trail.Action) ocsfEvent {
 		}
 	}
 
+	// Each class's required attributes are always written (OCSF 1.3:
+	// Authentication and Account Change require user, Authentication
+	// service or dst_endpoint, Entity Management entity, API Activity
+	// actor and src_endpoint), from the best the event has; "unknown"
+	// where it has nothing, rather than an event the schema refuses.
 	switch cl {
 	case classAuthentication, classAccountChange:
-		// user is the account logged in to or changed: the first target
-		// of type user, else the actor when it is a user.
-		for _, t := range ev.Targets {
-			if t.Type == "user" {
-				oe.User = &ocsfUser{UID: t.ID, Name: t.Name}
-				break
-			}
-		}
-		if oe.User == nil && a.Type == trail.ActorUser {
-			oe.User = actorUser
+		oe.User = ocsfSubject(ev, actorUser)
+		if cl == classAuthentication {
+			// The service logged in to: the tenant's application.
+			oe.Service = &ocsfEntity{Name: cmp.Or(ev.Tenant, ev.Scope.Organization, "unknown")}
 		}
 	case classEntityManagement:
-		if len(ev.Targets) > 0 {
-			t := ev.Targets[0]
-			oe.Entity = &ocsfEntity{UID: t.ID, Name: t.Name, Type: t.Type}
-		}
+		oe.Entity = ocsfManaged(ev)
 		oe.Comment = ev.Reason
 	case classAPIActivity:
 		oe.API = &ocsfAPI{Operation: ev.Action}
@@ -537,11 +538,23 @@ func toOCSF(ev *trail.Event, def *trail.Action) ocsfEvent {
 	}
 
 	r := ev.Request
-	if r.IP != "" {
+	switch {
+	case r.IP != "":
 		oe.SrcEndpoint = &ocsfEndpoint{IP: r.IP}
+	case cl == classAPIActivity && a.ID != "" && a.Type != trail.ActorUser:
+		oe.SrcEndpoint = &ocsfEndpoint{SvcName: a.ID} // a service or system calling, no address
+	case cl == classAPIActivity:
+		oe.SrcEndpoint = &ocsfEndpoint{Name: "unknown"}
 	}
-	if r.UserAgent != "" || r.Method != "" || r.Path != "" || r.RequestID != "" {
-		oe.HTTPRequest = &ocsfHTTPRequest{UID: r.RequestID, HTTPMethod: strings.ToUpper(r.Method), UserAgent: r.UserAgent}
+	if cl == classAPIActivity && oe.Actor == nil {
+		oe.Actor = &ocsfActor{User: &ocsfUser{Name: "unknown"}}
+	}
+	method, otherMethod := strings.ToUpper(r.Method), ""
+	if method != "" && !ocsfHTTPMethods[method] {
+		method, otherMethod = "", method
+	}
+	if r.UserAgent != "" || method != "" || r.Path != "" || r.RequestID != "" {
+		oe.HTTPRequest = &ocsfHTTPRequest{UID: r.RequestID, HTTPMethod: method, UserAgent: r.UserAgent}
 		if r.Path != "" {
 			oe.HTTPRequest.URL = &ocsfURL{Path: r.Path}
 		}
@@ -554,6 +567,7 @@ func toOCSF(ev *trail.Event, def *trail.Action) ocsfEvent {
 		Targets:    ev.Targets,
 		ActorRoles: a.Roles,
 		TraceID:    r.TraceID,
+		HTTPMethod: otherMethod,
 		Violations: ev.Violations,
 		Redacted:   ev.Redacted,
 	}
@@ -562,8 +576,51 @@ func toOCSF(ev *trail.Event, def *trail.Action) ocsfEvent {
 		u.Scope = &s
 	}
 	if u.Category != "" || u.Reason != "" || len(u.Context) > 0 || len(u.Targets) > 0 || u.Scope != nil ||
-		len(u.ActorRoles) > 0 || u.TraceID != "" || len(u.Violations) > 0 || len(u.Redacted) > 0 {
+		len(u.ActorRoles) > 0 || u.TraceID != "" || u.HTTPMethod != "" || len(u.Violations) > 0 || len(u.Redacted) > 0 {
 		oe.Unmapped = &u
 	}
 	return oe
+}
+
+// ocsfHTTPMethods are the values OCSF 1.3's http_request.http_method
+// allows; another method (PATCH) goes to unmapped.http_method.
+var ocsfHTTPMethods = map[string]bool{"CONNECT": true, "DELETE": true, "GET": true, "HEAD": true,
+	"OPTIONS": true, "POST": true, "PUT": true, "TRACE": true}
+
+// ocsfSubject is the account an Authentication or Account Change event is
+// about: the first target of type user, else the actor (a user, or the
+// service or system account acting on itself), else the first target.
+func ocsfSubject(ev *trail.Event, actor *ocsfUser) *ocsfUser {
+	for _, t := range ev.Targets {
+		if t.Type == "user" {
+			return &ocsfUser{UID: t.ID, Name: t.Name}
+		}
+	}
+	if actor != nil && (actor.UID != "" || actor.Name != "") {
+		return actor
+	}
+	if len(ev.Targets) > 0 {
+		t := ev.Targets[0]
+		return &ocsfUser{UID: t.ID, Name: t.Name, Type: t.Type, TypeID: 99}
+	}
+	return &ocsfUser{Name: "unknown"}
+}
+
+// ocsfManaged is the entity an Entity Management event is about: its first
+// target, else the narrowest scope it names.
+func ocsfManaged(ev *trail.Event) *ocsfEntity {
+	if len(ev.Targets) > 0 {
+		t := ev.Targets[0]
+		return &ocsfEntity{UID: t.ID, Name: t.Name, Type: t.Type}
+	}
+	sc := ev.Scope
+	switch {
+	case sc.Team != "":
+		return &ocsfEntity{UID: sc.Team, Type: "team"}
+	case sc.Workspace != "":
+		return &ocsfEntity{UID: sc.Workspace, Type: "workspace"}
+	case sc.Organization != "":
+		return &ocsfEntity{UID: sc.Organization, Type: "organization"}
+	}
+	return &ocsfEntity{Name: "unknown"}
 }
