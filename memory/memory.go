@@ -33,8 +33,9 @@ type Store struct {
 	mu      sync.RWMutex
 	closed  bool
 	tenants map[string]*tenantLog
-	kr      keyring // API keys and saved actions (keys.go)
-	holds   holds   // legal holds (lifecycle.go)
+	kr      keyring              // API keys and saved actions (keys.go)
+	cursors map[cursorKey]uint64 // consumers' positions (cursors.go)
+	holds   holds                // legal holds (lifecycle.go)
 }
 
 type appender = ledger.Log

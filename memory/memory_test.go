@@ -23,3 +23,9 @@ func TestKeys(t *testing.T) {
 func TestSubjectKeys(t *testing.T) {
 	storetest.RunSubjectKeys(t, func(t *testing.T) trail.SubjectKeyStore { return memory.NewSubjectKeys() })
 }
+
+func TestCursors(t *testing.T) {
+	storetest.RunCursors(t, func(t *testing.T) trail.CursorStore {
+		return memory.New(storetest.Validator(), storetest.Signer())
+	})
+}

@@ -800,3 +800,9 @@ func openAsApp(t *testing.T, schema string) (*postgres.DB, *pgx.Conn) {
 	t.Cleanup(func() { app.Close() })
 	return app, connect(t, schema, map[string]string{"role": "trail_app"})
 }
+
+func TestCursors(t *testing.T) {
+	storetest.RunCursors(t, func(t *testing.T) trail.CursorStore {
+		return open(t, pgtest.NewSchema(t), postgres.Options{})
+	})
+}

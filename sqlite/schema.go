@@ -194,6 +194,21 @@ CREATE TRIGGER holds_release_only BEFORE UPDATE ON holds
 		OR NEW.reason IS NOT OLD.reason OR NEW.created_by IS NOT OLD.created_by OR NEW.created_at IS NOT OLD.created_at
 	BEGIN SELECT RAISE(ABORT, 'trail: a legal hold can only be released, once'); END;
 `,
+	// Consumers' positions in the tenants' logs (trail.CursorStore): a
+	// stream's sink, a detection rule. Not events: updated in place, only
+	// forward (the trigger refuses a move back).
+	`
+CREATE TABLE cursors (
+	name       TEXT NOT NULL,
+	tenant     TEXT NOT NULL,
+	seq        INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL, -- Unix nanoseconds
+	PRIMARY KEY (name, tenant)
+) WITHOUT ROWID;
+CREATE TRIGGER cursors_forward BEFORE UPDATE ON cursors
+	WHEN NEW.seq < OLD.seq
+	BEGIN SELECT RAISE(ABORT, 'trail: a cursor never moves back'); END;
+`,
 }
 
 // SchemaVersion is the schema version this build writes and reads.

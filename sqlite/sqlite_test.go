@@ -347,3 +347,9 @@ func TestSchemaVersion1(t *testing.T) {
 		}
 	}
 }
+
+func TestCursors(t *testing.T) {
+	storetest.RunCursors(t, func(t *testing.T) trail.CursorStore {
+		return open(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+}

@@ -1,0 +1,36 @@
+package memory
+
+import (
+	"context"
+
+	"github.com/trailaudit/trail"
+)
+
+var _ trail.CursorStore = (*Store)(nil)
+
+type cursorKey struct{ name, tenant string }
+
+// Cursor returns name's position in tenant's log.
+func (s *Store) Cursor(ctx context.Context, name, tenant string) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cursors[cursorKey{name, tenant}], nil
+}
+
+// SetCursor moves name's position in tenant's log forward.
+func (s *Store) SetCursor(ctx context.Context, name, tenant string, seq uint64) error {
+	if err := trail.CheckCursorName(name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := cursorKey{name, tenant}
+	if at := s.cursors[k]; seq < at {
+		return trail.CursorBehind(name, tenant, at, seq)
+	}
+	if s.cursors == nil {
+		s.cursors = map[cursorKey]uint64{}
+	}
+	s.cursors[k] = seq
+	return nil
+}
