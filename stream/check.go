@@ -1,0 +1,133 @@
+package stream
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
+)
+
+// Checker is a receiver's check of a stream, trusting only Trail's
+// verifier key: that the events of each tenant came with no gap and in
+// order, that their bytes are the ones Trail recorded, and that every
+// checkpoint the stream carried is signed and covers exactly what came
+// before it. It rebuilds each tenant's Merkle tree from the events (a
+// pruned event by its leaf hash) and holds the tree to each checkpoint
+// once it has reached the checkpoint's size. A Checker follows streams
+// from their start (seq 1). It is not safe for concurrent use.
+type Checker struct {
+	v       *tlog.Verifier
+	tenants map[string]*tenantCheck
+}
+
+type tenantCheck struct {
+	tree     *tlog.Tree
+	pending  []*tlog.Checkpoint // signed, ahead of the tree, by size
+	verified uint64
+}
+
+// NewChecker returns a checker trusting v.
+func NewChecker(v *tlog.Verifier) *Checker {
+	return &Checker{v: v, tenants: map[string]*tenantCheck{}}
+}
+
+// Gap is the error of a stream that skipped or reordered events.
+type Gap struct {
+	Tenant    string
+	Want, Got uint64
+}
+
+func (g *Gap) Error() string {
+	return fmt.Sprintf("stream: tenant %s: want seq %d next, got %d: the stream has a gap or is out of order", g.Tenant, g.Want, g.Got)
+}
+
+// Line checks the next line of a stream. A line of an event already
+// checked (a redelivery: at-least-once) returns dup true and is not checked
+// again. A checkpoint that does not verify, an event that does not come
+// next, an event whose bytes claim another seq, and a tree that disagrees
+// with a signed checkpoint are errors; the stream cannot be trusted past
+// one.
+func (c *Checker) Line(l *Line) (dup bool, err error) {
+	t := c.tenants[l.Tenant]
+	if t == nil {
+		tree, _ := tlog.NewTree(0, nil)
+		t = &tenantCheck{tree: tree}
+		c.tenants[l.Tenant] = t
+	}
+	if l.Checkpoint != "" {
+		return false, c.checkpoint(l.Tenant, t, []byte(l.Checkpoint))
+	}
+	next := t.tree.Size() + 1
+	switch {
+	case l.Seq < next:
+		return true, nil
+	case l.Seq > next:
+		return false, &Gap{Tenant: l.Tenant, Want: next, Got: l.Seq}
+	}
+	if l.Pruned {
+		if len(l.LeafHash) != trail.HashSize {
+			return false, fmt.Errorf("stream: tenant %s seq %d: a pruned event's leaf hash is %d bytes", l.Tenant, l.Seq, len(l.LeafHash))
+		}
+		t.tree.AppendHash(l.LeafHash)
+	} else {
+		var claim struct {
+			Seq uint64 `json:"seq"`
+		}
+		if err := json.Unmarshal(l.Event, &claim); err != nil || claim.Seq != l.Seq {
+			return false, fmt.Errorf("stream: tenant %s: the event sent as seq %d says it is seq %d", l.Tenant, l.Seq, claim.Seq)
+		}
+		t.tree.Append(l.Event)
+	}
+	return false, c.settle(l.Tenant, t)
+}
+
+func (c *Checker) checkpoint(tenant string, t *tenantCheck, note []byte) error {
+	cp, err := c.v.Open(tenant, note)
+	if err != nil {
+		return fmt.Errorf("stream: tenant %s: a checkpoint that does not verify under the trusted key: %w", tenant, err)
+	}
+	if cp.Size < t.tree.Size() {
+		if cp.Size < t.verified {
+			return nil // older than one verified: a redelivery
+		}
+		return fmt.Errorf("stream: tenant %s: a checkpoint of size %d arrived after %d events: it cannot be checked", tenant, cp.Size, t.tree.Size())
+	}
+	t.pending = append(t.pending, cp)
+	return c.settle(tenant, t)
+}
+
+// settle holds the tree to every pending checkpoint it has reached.
+func (c *Checker) settle(tenant string, t *tenantCheck) error {
+	for len(t.pending) > 0 && t.pending[0].Size <= t.tree.Size() {
+		cp := t.pending[0]
+		t.pending = t.pending[1:]
+		if cp.Size < t.tree.Size() {
+			return fmt.Errorf("stream: tenant %s: a checkpoint of size %d was passed by the events before its turn", tenant, cp.Size)
+		}
+		if !bytes.Equal(cp.Root, t.tree.Root()) {
+			return fmt.Errorf("stream: tenant %s: the %d events received do not hash to the root Trail signed: they are not what was recorded", tenant, cp.Size)
+		}
+		t.verified = cp.Size
+	}
+	return nil
+}
+
+// Verified returns how many of tenant's events have been checked against a
+// signed checkpoint: everything up to that seq is exactly what Trail
+// recorded, with nothing left out.
+func (c *Checker) Verified(tenant string) uint64 {
+	if t := c.tenants[tenant]; t != nil {
+		return t.verified
+	}
+	return 0
+}
+
+// Received returns how many of tenant's events have arrived in order.
+func (c *Checker) Received(tenant string) uint64 {
+	if t := c.tenants[tenant]; t != nil {
+		return t.tree.Size()
+	}
+	return 0
+}

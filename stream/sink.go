@@ -1,0 +1,263 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
+)
+
+// Transport delivers a sink's messages to one receiver. Send returns nil
+// once the receiver has acknowledged m; a *Refused when the receiver
+// refused it for good; any other error is worth a retry (the receiver is
+// down, slow or overloaded). It may be called again with the same message
+// after an error: receivers deduplicate by Message.ID.
+type Transport interface {
+	Send(ctx context.Context, m *Message) error
+}
+
+// Config configures a Sink.
+type Config struct {
+	// Name names the sink; its cursor is "sink." + Name. Required.
+	Name string
+	// Tenant is the log the sink delivers. Required.
+	Tenant string
+	// Log is where the events and checkpoints are read; Cursors where
+	// the sink's position is kept. Required.
+	Log     trail.Log
+	Cursors trail.CursorStore
+	// Transport delivers. Required.
+	Transport Transport
+	// Batch is how many records a message carries at most (default 500).
+	Batch int
+	// Poll is how often a sink that has caught up looks for new events
+	// (default 1s).
+	Poll time.Duration
+	// CheckpointEvery is how often a sink that is catching up sends the
+	// latest checkpoint with a message (default 10s). A sink that has
+	// caught up always sends it.
+	CheckpointEvery time.Duration
+	// MinBackoff and MaxBackoff bound the wait between retries, which
+	// doubles from MinBackoff (default 100ms) up to MaxBackoff (default
+	// 1m), with full jitter.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger gets one line per retry and one when the sink stops.
+	Logger *slog.Logger
+}
+
+// Status is what a sink is doing.
+type Status struct {
+	Name, Tenant string
+	// Cursor is the last seq the receiver acknowledged; Head the size of
+	// the latest checkpoint the sink has seen; Lag is Head - Cursor.
+	Cursor, Head, Lag uint64
+	// LagSince is when the oldest undelivered event was first seen
+	// undelivered (zero when caught up).
+	LagSince time.Time
+	// Delivered counts messages acknowledged, Failures failed attempts.
+	Delivered, Failures uint64
+	// LastError is the last failure ("" after a success); Stopped is set
+	// when the sink stopped for good (a refusal, a log that went back).
+	LastError string
+	Stopped   bool
+}
+
+// Sink delivers one tenant's log to one receiver.
+type Sink struct {
+	c  Config
+	mu sync.Mutex
+	st Status
+}
+
+// New returns the sink c describes.
+func New(c Config) (*Sink, error) {
+	switch {
+	case c.Name == "":
+		return nil, trail.Invalid("bad sink", trail.FieldError{Path: "name", Message: "required"})
+	case c.Tenant == "":
+		return nil, trail.Invalid("bad sink", trail.FieldError{Path: "tenant", Message: "required"})
+	case c.Log == nil || c.Cursors == nil || c.Transport == nil:
+		return nil, fmt.Errorf("stream: sink %s: Log, Cursors and Transport are required", c.Name)
+	}
+	if err := trail.CheckCursorName("sink." + c.Name); err != nil {
+		return nil, err
+	}
+	if c.Batch <= 0 {
+		c.Batch = 500
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+	if c.CheckpointEvery <= 0 {
+		c.CheckpointEvery = 10 * time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = max(time.Minute, c.MinBackoff)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Sink{c: c, st: Status{Name: c.Name, Tenant: c.Tenant}}, nil
+}
+
+// Status returns what the sink is doing.
+func (s *Sink) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+func (s *Sink) update(fn func(*Status)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(&s.st)
+	s.st.Lag = s.st.Head - min(s.st.Cursor, s.st.Head)
+	if s.st.Lag == 0 {
+		s.st.LagSince = time.Time{}
+	} else if s.st.LagSince.IsZero() {
+		s.st.LagSince = time.Now()
+	}
+}
+
+// Run delivers until ctx is done (it returns nil) or the sink stops for
+// good: the receiver refused a message (a *Refused), or the log is behind
+// the sink's cursor (the log was rolled back, or the cursor belongs to
+// another log).
+func (s *Sink) Run(ctx context.Context) error {
+	err := s.run(ctx)
+	if ctx.Err() != nil && !IsRefused(err) {
+		return nil
+	}
+	s.update(func(st *Status) { st.Stopped, st.LastError = true, trail.ErrorMessage(err) })
+	s.c.Logger.ErrorContext(ctx, "stream: sink stopped", "sink", s.c.Name, "tenant", s.c.Tenant, "err", err)
+	return err
+}
+
+func (s *Sink) run(ctx context.Context) error {
+	cursorName := "sink." + s.c.Name
+	cursor, err := s.c.Cursors.Cursor(ctx, cursorName, s.c.Tenant)
+	if err != nil {
+		return err
+	}
+	s.update(func(st *Status) { st.Cursor = cursor })
+	var sentCP uint64 // the size of the last checkpoint delivered
+	var lastCP time.Time
+	for {
+		note, size, err := s.latest(ctx)
+		if err != nil {
+			return err
+		}
+		s.update(func(st *Status) { st.Head = size })
+		if cursor > size {
+			return trail.Errorf(trail.EINTERNAL, "stream: sink %s: its cursor is at %d but the log's latest checkpoint is of size %d: the log went back (run trail verify)", s.c.Name, cursor, size)
+		}
+		m := &Message{Sink: s.c.Name, Tenant: s.c.Tenant}
+		if cursor < size {
+			to := min(size, cursor+uint64(s.c.Batch))
+			if m.Records, err = s.read(ctx, cursor+1, to); err != nil {
+				return err
+			}
+			if to == size || time.Since(lastCP) >= s.c.CheckpointEvery {
+				m.Checkpoint, m.Size = note, size
+			}
+		} else if sentCP != size {
+			m.Checkpoint, m.Size = note, size // caught up: the checkpoint says so
+		} else {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(s.c.Poll):
+			}
+			continue
+		}
+		if err := s.deliver(ctx, m); err != nil {
+			return err
+		}
+		if n := len(m.Records); n > 0 {
+			cursor = m.Records[n-1].Seq
+			if err := s.c.Cursors.SetCursor(ctx, cursorName, s.c.Tenant, cursor); err != nil {
+				return err
+			}
+		}
+		if m.Checkpoint != nil {
+			sentCP, lastCP = size, time.Now()
+		}
+		s.update(func(st *Status) { st.Cursor = cursor; st.Delivered++; st.LastError = "" })
+	}
+}
+
+// latest returns the tenant's latest checkpoint and its size (0 and nil
+// before the tenant has one).
+func (s *Sink) latest(ctx context.Context) ([]byte, uint64, error) {
+	note, err := s.c.Log.Checkpoint(ctx, s.c.Tenant)
+	if trail.ErrorCode(err) == trail.ENOTFOUND {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	cp, err := tlog.ParseUnverified(note)
+	if err != nil {
+		return nil, 0, trail.Errorf(trail.EINTERNAL, "stream: the latest checkpoint does not parse (run trail verify): %v", err)
+	}
+	return note, cp.Size, nil
+}
+
+// read returns the records from through to, which the log must hold, all.
+func (s *Sink) read(ctx context.Context, from, to uint64) ([]Record, error) {
+	recs := make([]Record, 0, to-from+1)
+	err := s.c.Log.ScanLeaves(ctx, s.c.Tenant, from, to+1, func(l trail.Leaf) error {
+		if want := from + uint64(len(recs)); l.Seq != want {
+			return trail.Errorf(trail.EINTERNAL, "stream: the log has no event at seq %d (run trail verify)", want)
+		}
+		r := Record{Seq: l.Seq}
+		if len(l.Body) > 0 {
+			r.Body = append([]byte(nil), l.Body...)
+		} else if len(l.Hashes) >= trail.HashSize {
+			r.LeafHash = append([]byte(nil), l.Hashes[:trail.HashSize]...)
+		} else {
+			return trail.Errorf(trail.EINTERNAL, "stream: the pruned event at seq %d has no leaf hash (run trail verify)", l.Seq)
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	if err == nil && uint64(len(recs)) != to-from+1 {
+		err = trail.Errorf(trail.EINTERNAL, "stream: the log has no event at seq %d (run trail verify)", from+uint64(len(recs)))
+	}
+	return recs, err
+}
+
+// deliver sends m until the receiver acknowledges it, waiting between
+// attempts with exponential backoff and full jitter. It gives up only
+// when ctx is done or the receiver refuses m.
+func (s *Sink) deliver(ctx context.Context, m *Message) error {
+	wait := s.c.MinBackoff
+	for {
+		err := s.c.Transport.Send(ctx, m)
+		if err == nil {
+			return nil
+		}
+		if IsRefused(err) {
+			return fmt.Errorf("stream: sink %s, message %s: %w", s.c.Name, m.ID(), err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.update(func(st *Status) { st.Failures++; st.LastError = err.Error() })
+		s.c.Logger.WarnContext(ctx, "stream: delivery failed, retrying", "sink", s.c.Name, "tenant", s.c.Tenant, "message", m.ID(), "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(rand.N(wait) + 1):
+		}
+		wait = min(2*wait, s.c.MaxBackoff)
+	}
+}

@@ -1,0 +1,260 @@
+package stream_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/memory"
+	"github.com/trailaudit/trail/storetest"
+	"github.com/trailaudit/trail/stream"
+)
+
+const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func newStore(t *testing.T) *memory.Store {
+	t.Helper()
+	return memory.New(storetest.Validator(), storetest.Signer())
+}
+
+func appendN(t *testing.T, s trail.Store, n int) {
+	t.Helper()
+	evs := make([]*trail.Event, n)
+	for i := range evs {
+		evs[i] = storetest.Login(fmt.Sprintf("user-%d", i))
+	}
+	if _, err := s.Append(context.Background(), "acme", evs, trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// receiver is a webhook receiver as a SIEM's would be: it checks the
+// Standard Webhooks signature by hand from the spec, then every line with
+// a stream.Checker. fail makes it answer 503 to that many requests first
+// (after reading them: a receiver that stored a batch and then failed to
+// answer), refuse to answer 400 to all.
+type receiver struct {
+	t       *testing.T
+	mu      sync.Mutex
+	check   *stream.Checker
+	fail    int
+	refuse  bool
+	ids     map[string]int // webhook-id → deliveries
+	dups    int
+	lines   int
+	lastErr error
+}
+
+func newReceiver(t *testing.T) (*receiver, *httptest.Server) {
+	r := &receiver{t: t, check: stream.NewChecker(storetest.Signer().Verifier()), ids: map[string]int{}}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return r, srv
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	id, ts := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
+	key, _ := base64.StdEncoding.DecodeString(secret[len("whsec_"):])
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id + "." + ts + "." + string(body)))
+	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	if sec, err := strconv.ParseInt(ts, 10, 64); err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute || req.Header.Get("webhook-signature") != want {
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refuse {
+		http.Error(w, "schema says no", http.StatusBadRequest)
+		return
+	}
+	r.ids[id]++
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l stream.Line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			r.lastErr = err
+			continue
+		}
+		r.lines++
+		dup, err := r.check.Line(&l)
+		if dup {
+			r.dups++
+		}
+		if err != nil {
+			r.lastErr = err
+		}
+	}
+	if r.fail > 0 {
+		r.fail--
+		http.Error(w, "try later", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *receiver) verified() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastErr != nil {
+		r.t.Fatalf("receiver: %v", r.lastErr)
+	}
+	return r.check.Verified("acme")
+}
+
+func newSink(t *testing.T, s *memory.Store, url string) *stream.Sink {
+	t.Helper()
+	wh, err := stream.NewWebhook(url, stream.WebhookOptions{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := stream.New(stream.Config{Name: "siem", Tenant: "acme", Log: s, Cursors: s, Transport: wh,
+		Batch: 7, Poll: 5 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sk
+}
+
+// run starts the sink and returns a stop that waits for it.
+func run(t *testing.T, sk *stream.Sink) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sk.Run(ctx) }()
+	return func() error { cancel(); return <-done }
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// Everything recorded reaches the receiver, which can check it all against
+// the signed checkpoints: events appended while the sink runs, a pruned
+// event (by its leaf hash), a receiver failing a while (retried, and the
+// redeliveries told apart), and a sink restarted from its cursor.
+func TestWebhookDeliversEverythingCheckably(t *testing.T) {
+	s := newStore(t)
+	rcv, srv := newReceiver(t)
+	appendN(t, s, 20)
+	// Retention prunes seq 3 before the sink starts: the receiver gets its
+	// leaf hash, and its tree still adds up.
+	if _, err := s.AppendOwn(context.Background(), "acme", ledger.Prune([]uint64{3}, storetest.PruneRecord("test", 3))); err != nil {
+		t.Fatal(err)
+	}
+	rcv.fail = 3
+	sk := newSink(t, s, srv.URL)
+	stop := run(t, sk)
+	eventually(t, "the first 21 events verified", func() bool { return rcv.verified() == 21 })
+	appendN(t, s, 15)
+	eventually(t, "36 events verified", func() bool { return rcv.verified() == 36 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := sk.Status()
+	if st.Cursor != 36 || st.Lag != 0 || st.Failures < 3 || st.Stopped {
+		t.Errorf("status %+v, want cursor 36, no lag, at least 3 failures, running", st)
+	}
+	if rcv.dups == 0 {
+		t.Error("the receiver saw no redelivery, though it failed after reading three batches")
+	}
+	// A new sink of the same name resumes from the cursor in the store.
+	appendN(t, s, 5)
+	lines := rcv.lines
+	stop = run(t, newSink(t, s, srv.URL))
+	eventually(t, "41 events verified", func() bool { return rcv.verified() == 41 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rcv.lines - lines; got > 5+2 { // the 5 events and a checkpoint or two
+		t.Errorf("the restarted sink sent %d lines, want only what was new", got)
+	}
+	if c, _ := s.Cursor(context.Background(), "sink.siem", "acme"); c != 41 {
+		t.Errorf("cursor %d, want 41", c)
+	}
+}
+
+// A receiver that refuses a message for good stops the sink: it does not
+// skip the message, and its cursor stays where the receiver left it.
+func TestRefusalStopsTheSink(t *testing.T) {
+	s := newStore(t)
+	rcv, srv := newReceiver(t)
+	rcv.refuse = true
+	appendN(t, s, 3)
+	sk := newSink(t, s, srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := sk.Run(ctx)
+	if !stream.IsRefused(err) {
+		t.Fatalf("Run = %v, want a refusal", err)
+	}
+	if st := sk.Status(); !st.Stopped || st.Cursor != 0 || st.LastError == "" {
+		t.Errorf("status %+v, want stopped at cursor 0 with the error", st)
+	}
+}
+
+// A sink whose cursor is past the log (a log rolled back, or restored
+// from an old backup) stops rather than stream a different history.
+func TestLogBehindCursorStops(t *testing.T) {
+	s := newStore(t)
+	appendN(t, s, 3)
+	if err := s.SetCursor(context.Background(), "sink.siem", "acme", 10); err != nil {
+		t.Fatal(err)
+	}
+	_, srv := newReceiver(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := newSink(t, s, srv.URL).Run(ctx); trail.ErrorCode(err) != trail.EINTERNAL {
+		t.Fatalf("Run = %v, want EINTERNAL: the log went back", err)
+	}
+}
+
+// The Splunk HTTP Event Collector envelope wraps each line.
+func TestSplunkEnvelope(t *testing.T) {
+	s := newStore(t)
+	appendN(t, s, 2)
+	var got []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dec := json.NewDecoder(r.Body)
+		for {
+			var v map[string]any
+			if dec.Decode(&v) != nil {
+				break
+			}
+			got = append(got, v)
+		}
+	}))
+	defer srv.Close()
+	wh, err := stream.NewWebhook(srv.URL, stream.WebhookOptions{Secret: secret, Splunk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &stream.Message{Sink: "siem", Tenant: "acme", Records: []stream.Record{{Seq: 1, Body: []byte(`{"seq":1,"recorded_at":"2026-12-03T10:00:00Z"}`)}}, Checkpoint: []byte("note\n"), Size: 1}
+	if err := wh.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0]["sourcetype"] != "trail:event" || got[0]["time"] != 1796292000.0 || got[1]["sourcetype"] != "trail:checkpoint" {
+		t.Fatalf("collector got %v", got)
+	}
+}
