@@ -9,6 +9,19 @@
 // user agent, request id, trace id, session and actor) into ctx, and every
 // Record fills what an event leaves out from it.
 //
+// A refusal (a 4xx answer such as EINVALID, naming the events' fields or
+// refusing the batch as a whole) is the answer for the events refused,
+// never a reason to stop delivering: in FailClosed only the caller of a
+// refused event gets the error, and the others in its batch are stored; in
+// Spool a refused event goes to dead.ndjson beside the spool (a JSON line
+// with the event, the server's status, code, detail and field errors, and
+// the time), RemoteStats.DeadLettered counts it, and delivery goes on. A
+// batch refused as a whole, naming no event, is sent again in halves until
+// the events refused are found (RemoteStats.Splits); each part has its own
+// idempotency key, derived from the refused batch's key and the events it
+// holds, so that a resend of it is a replay. Failures of the server or the
+// network (5xx, 429, no answer) are retried, the events waiting.
+//
 // The seed apps' audit.record(action=..., user_id=..., resource_type=...,
 // context={...}) is, one to one:
 //

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -51,6 +53,8 @@ type deliverer struct {
 	replayed    atomic.Int64
 	retries     atomic.Int64
 	refused     atomic.Int64
+	dead        atomic.Int64
+	splits      atomic.Int64
 	lastErr     error
 	lastErrTime time.Time
 }
@@ -67,7 +71,7 @@ func newDeliverer(o RemoteOptions) *deliverer {
 // stats returns the counters as Stats reports them (without Recovery).
 func (d *deliverer) stats() RemoteStats {
 	st := RemoteStats{Mode: d.o.Mode, Pending: d.pending.Load(), Delivered: d.delivered.Load(), Replayed: d.replayed.Load(),
-		Retries: d.retries.Load(), Refused: d.refused.Load()}
+		Retries: d.retries.Load(), Refused: d.refused.Load(), DeadLettered: d.dead.Load(), Splits: d.splits.Load()}
 	d.statMu.Lock()
 	st.LastError, st.LastErrorAt = d.lastErr, d.lastErrTime
 	d.statMu.Unlock()
@@ -172,6 +176,59 @@ func newKey() string {
 		panic(err) // crypto/rand does not fail
 	}
 	return "tc-" + hex.EncodeToString(b[:])
+}
+
+// subKey returns the idempotency key of a batch of events cut from the
+// refused batch sent under from: items, each numbered by seq. The same
+// events cut from the same batch always get the same key (a resend is a
+// replay), other events or another batch another key. It has the shape of
+// newKey's.
+func subKey[T any](from string, items []T, seq func(T) uint64) string {
+	h := sha256.New()
+	h.Write([]byte(from))
+	for _, it := range items {
+		h.Write(binary.BigEndian.AppendUint64(nil, seq(it)))
+	}
+	return "tc-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// part is a stretch of a refused batch still to be sent: its next n
+// events, cut from the batch sent under the key from.
+type part struct {
+	n    int
+	from string
+}
+
+// settle takes the k events of a request sent under key off the front of
+// parts (what is left of refused requests, next first; empty when the
+// request was not cut from one) and puts before the rest the pieces of the
+// request still to send, of the sizes pieces says, each cut from key.
+func settle(parts []part, k int, key string, pieces ...int) []part {
+	var out []part
+	for _, n := range pieces {
+		if n > 0 {
+			out = append(out, part{n: n, from: key})
+		}
+	}
+	if len(parts) > 0 {
+		if left := parts[0].n - k; left > 0 {
+			out = append(out, part{n: left, from: parts[0].from})
+		}
+		parts = parts[1:]
+	}
+	return append(out, parts...)
+}
+
+// split is what a sender does with a batch of n events (more than one)
+// that the server refused as a whole, naming no event: it sends the two
+// halves apart, to find the events refused and deliver the others. It
+// returns the size of the first half.
+func (d *deliverer) split(n int, key string, a *attempt) int {
+	d.splits.Add(1)
+	d.deliveryFailed(a.err)
+	d.log.Warn("trail client: the server refused a batch as a whole; sending it in halves to find the events refused",
+		"events", n, "key", key, "err", a.err)
+	return (n + 1) / 2
 }
 
 // sleep waits d, or until ctx ends (false).
@@ -344,9 +401,10 @@ func (d *deliverer) post(ctx context.Context, key string, body []byte, n int, op
 	switch s := res.StatusCode; {
 	case s == http.StatusConflict:
 		// The key was used before with another body. Every batch has a
-		// fresh random key and a resend repeats its body byte for byte,
-		// so the server holds this batch already (as it first read it:
-		// what it fills from the request, the client address, differed).
+		// fresh random key, or one derived from the events it holds (see
+		// subKey), and a resend repeats its body byte for byte, so the
+		// server holds this batch already (as it first read it: what it
+		// fills from the request, the client address, differed).
 		a.out, a.conflict, a.maybeSent, a.err = outOK, true, true, nil
 	case s == http.StatusTooManyRequests || s == http.StatusRequestTimeout:
 		a.out, a.retryAfter = outRetry, retryAfter(res.Header.Get("Retry-After"))

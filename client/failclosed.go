@@ -23,7 +23,8 @@ type failClosed struct {
 
 	mu      sync.Mutex
 	queue   []*fcItem
-	stopped bool // the sender has stopped: nothing queued will be sent
+	stopped bool   // the sender has stopped: nothing queued will be sent
+	seq     uint64 // the last event's number (fcItem.seq)
 }
 
 var _ engine = (*failClosed)(nil)
@@ -42,6 +43,7 @@ const (
 
 // fcItem is an event waiting in FailClosed, or a Flush marker.
 type fcItem struct {
+	seq   uint64 // numbers the events in the order queued, from 1
 	body  []byte
 	at    time.Time
 	flush chan struct{} // non-nil: a Flush marker
@@ -79,6 +81,8 @@ func (f *failClosed) record(ctx context.Context, ev *trail.Event) error {
 		f.entering.Add(-1)
 		return ErrRemoteClosed
 	}
+	f.seq++
+	it.seq = f.seq
 	f.queue = append(f.queue, it)
 	f.mu.Unlock()
 	f.d.pending.Add(1)
@@ -315,13 +319,15 @@ func (f *failClosed) collect() (*fcBatch, []chan struct{}) {
 }
 
 // deliver sends b until every caller in it has its answer, or none is
-// waiting any more, or the sender stops.
+// waiting any more, or the sender stops. A refused request's events that
+// were not refused are sent again, in parts cut from it (see split).
 func (f *failClosed) deliver(b *fcBatch) {
 	defer b.cancel()
 	var (
 		key   string
 		body  []byte
 		items []*fcItem
+		parts []part // what is left of refused requests, sent first, in order
 	)
 	retry := &retrier{d: f.d, msg: "trail client: delivery failed; retrying"}
 	for {
@@ -341,9 +347,16 @@ func (f *failClosed) deliver(b *fcBatch) {
 			return
 		}
 		if key == "" {
-			items = slices.Clone(b.items[:min(len(b.items), int(f.d.maxEvents.Load()))])
-			key = newKey()
+			n, from := min(len(b.items), int(f.d.maxEvents.Load())), ""
+			if len(parts) > 0 {
+				n, from = min(n, parts[0].n), parts[0].from
+			}
+			items = slices.Clone(b.items[:n])
 			body = ndjson(items, 0, func(it *fcItem) []byte { return it.body })
+			key = newKey()
+			if from != "" {
+				key = subKey(from, items, func(it *fcItem) uint64 { return it.seq })
+			}
 		}
 		b.mu.Unlock()
 
@@ -375,6 +388,7 @@ func (f *failClosed) deliver(b *fcBatch) {
 		case outOK:
 			f.d.acknowledged(a, key, len(items))
 			b.resolve(items, func(int) error { return nil })
+			parts = settle(parts, len(items), key)
 			b.mu.Lock()
 			b.sent = false
 			b.mu.Unlock()
@@ -393,7 +407,12 @@ func (f *failClosed) deliver(b *fcBatch) {
 			}
 			fallthrough
 		case outRefused, outAuth:
-			f.refuse(b, items, a)
+			if a.out == outRefused && len(items) > 1 && eventErrors(a.prob, len(items)) == nil {
+				h := f.d.split(len(items), key, a)
+				parts = settle(parts, len(items), key, h, len(items)-h)
+			} else {
+				parts = settle(parts, len(items), key, len(items)-f.refuse(b, items, a))
+			}
 			b.mu.Lock()
 			b.sent = false
 			b.mu.Unlock()
@@ -405,8 +424,9 @@ func (f *failClosed) deliver(b *fcBatch) {
 
 // refuse answers the callers of items the server refused (a): every one
 // of them when the refusal is of the batch as a whole, else those of the
-// events it names; the others stay in b, to be sent again.
-func (f *failClosed) refuse(b *fcBatch, items []*fcItem, a *attempt) {
+// events it names; the others stay in b, to be sent again. It returns how
+// many it answered.
+func (f *failClosed) refuse(b *fcBatch, items []*fcItem, a *attempt) int {
 	f.d.deliveryFailed(a.err)
 	perEvent := eventErrors(a.prob, len(items))
 	if a.out != outRefused || perEvent == nil {
@@ -414,7 +434,7 @@ func (f *failClosed) refuse(b *fcBatch, items []*fcItem, a *attempt) {
 		f.d.log.Warn("trail client: the server refused a batch", "events", len(items), "err", a.err)
 		err := fmt.Errorf("client: event not recorded: %w", a.err)
 		b.resolve(items, func(int) error { return err })
-		return
+		return len(items)
 	}
 	var bad []*fcItem
 	var errs []error
@@ -427,6 +447,7 @@ func (f *failClosed) refuse(b *fcBatch, items []*fcItem, a *attempt) {
 	f.d.refused.Add(int64(len(bad)))
 	f.d.log.Warn("trail client: the server refused events of a batch; sending the others again", "refused", len(bad), "events", len(items))
 	b.resolve(bad, func(i int) error { return errs[i] })
+	return len(bad)
 }
 
 // abandon answers whoever still waits in b when the sender stops.

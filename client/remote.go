@@ -99,6 +99,13 @@ type RemoteStats struct {
 	Replayed  int64 // of those, events in batches the server answered as an idempotent replay
 	Retries   int64 // failed delivery attempts that were retried
 	Refused   int64 // events the server refused (FailClosed: returned to their caller; Spool: moved to dead.ndjson)
+	// DeadLettered counts the events moved to dead.ndjson (Spool mode;
+	// 0 in FailClosed, where a refusal is its caller's error).
+	DeadLettered int64
+	// Splits counts the batches the server refused as a whole, naming no
+	// event, and that were sent again in halves to find the events it
+	// refuses.
+	Splits int64
 	// LastError is the last delivery error, and LastErrorAt its time.
 	LastError   error
 	LastErrorAt time.Time

@@ -26,6 +26,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	trailhttp "github.com/trailaudit/trail/http"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/storetest"
@@ -36,6 +37,7 @@ const remoteTenant = "acme"
 // testStore is what the test server runs on.
 type testStore interface {
 	trail.Store
+	ledger.Writer
 	trail.KeyStore
 }
 
@@ -62,10 +64,17 @@ func newTestServer(t *testing.T, wrap func(http.Handler) http.Handler) *testServ
 // newTestServerLimits is newTestServer with the server's limits.
 func newTestServerLimits(t *testing.T, wrap func(http.Handler) http.Handler, limits trailhttp.Limits) *testServer {
 	t.Helper()
+	return newTestServerOn(t, func(v *trail.Validator) testStore { return memory.New(v, storetest.Signer()) }, wrap, limits)
+}
+
+// newTestServerOn is newTestServerLimits on the store open returns for a
+// Validator with the server's catalog; it is closed when the test ends.
+func newTestServerOn(t *testing.T, open func(*trail.Validator) testStore, wrap func(http.Handler) http.Handler, limits trailhttp.Limits) *testServer {
+	t.Helper()
 	cat := catalog.Default()
 	v := storetest.Validator()
 	v.Actions = cat
-	store := memory.New(v, storetest.Signer())
+	store := open(v)
 	t.Cleanup(func() { store.Close() })
 	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat,
 		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler),
@@ -811,36 +820,83 @@ func TestCorruptSpool(t *testing.T) {
 	}
 }
 
-// gate wraps a handler: it counts the events of each request, and holds the
-// first request until released.
+// gate wraps a handler: it notes the events and the key of each request,
+// and holds the first request until released. Set block, and it refuses
+// with a plain 400 naming no event any request whose body holds it, as a
+// web application firewall in front of the server would; set lose, and
+// the answer to that request (counting from 1) is lost once the server
+// has handled it: the connection is closed instead.
 type gate struct {
 	h       http.Handler
 	arrived chan struct{}
 	release chan struct{}
+	block   string
+	lose    int
 	mu      sync.Mutex
 	sizes   []int
+	keys    []string
+	bodies  map[string]string // key → the body sent under it first
+	reused  []string          // keys sent again with another body
 }
 
-func newGate() *gate { return &gate{arrived: make(chan struct{}), release: make(chan struct{})} }
+func newGate() *gate {
+	return &gate{arrived: make(chan struct{}), release: make(chan struct{}), bodies: map[string]string{}}
+}
 
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(strings.NewReader(string(body)))
+	key := r.Header.Get("Idempotency-Key")
 	g.mu.Lock()
 	g.sizes = append(g.sizes, strings.Count(string(body), "\n"))
-	first := len(g.sizes) == 1
+	g.keys = append(g.keys, key)
+	if b, ok := g.bodies[key]; ok && b != string(body) {
+		g.reused = append(g.reused, key)
+	}
+	g.bodies[key] = string(body)
+	nth := len(g.sizes)
 	g.mu.Unlock()
-	if first {
+	if nth == 1 {
 		close(g.arrived)
 		<-g.release
 	}
-	g.h.ServeHTTP(w, r)
+	switch {
+	case g.block != "" && strings.Contains(string(body), g.block):
+		http.Error(w, "Request blocked by the firewall's policy", http.StatusBadRequest)
+	case nth == g.lose:
+		g.h.ServeHTTP(httptest.NewRecorder(), r)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		conn.Close()
+	default:
+		g.h.ServeHTTP(w, r)
+	}
 }
 
 func (g *gate) requests() []int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return slices.Clone(g.sizes)
+}
+
+// requestKeys returns the idempotency key of each request.
+func (g *gate) requestKeys() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.keys)
+}
+
+// wantKeysOwnBodies checks that no key was sent with two bodies: a key
+// names one batch, so that a resend under it is a replay.
+func (g *gate) wantKeysOwnBodies(t *testing.T) {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.reused) > 0 {
+		t.Errorf("idempotency keys sent with two different bodies: %v", g.reused)
+	}
 }
 
 func badTestEvent(n int) *trail.Event {

@@ -22,6 +22,7 @@ type spooler struct {
 	sp       *spool
 	flushReq atomic.Int64 // Flush calls waiting: a batch goes without waiting to fill
 	carry    []spoolEntry // read from the spool, not yet batched (the sender's alone)
+	parts    []part       // what the carry begins with: the rest of batches cut short, each to go as a batch (the sender's)
 }
 
 var _ engine = (*spooler)(nil)
@@ -44,6 +45,7 @@ type spoolEntry struct {
 // spoolBatch is a batch in Spool mode: the events first..last, less skip.
 type spoolBatch struct {
 	key         string // "" until its batch record is written
+	from        string // the key of the refused batch it was cut from; "" for a new batch
 	first, last uint64
 	skip        []uint64
 	recs        []spoolEntry
@@ -208,6 +210,14 @@ func (s *spooler) rebuild(rd *spoolReader, ob *batchRecord) *spoolBatch {
 // collect waits for the next batch; nil when the sender must stop.
 func (s *spooler) collect(rd *spoolReader) *spoolBatch {
 	b := &spoolBatch{}
+	limit := 0
+	if len(s.parts) > 0 {
+		limit, b.from = s.parts[0].n, s.parts[0].from
+	}
+	taken := func() *spoolBatch {
+		s.parts = settle(s.parts, len(b.recs), "")
+		return b
+	}
 	var deadline time.Time
 	var timer *time.Timer
 	defer func() {
@@ -246,13 +256,13 @@ func (s *spooler) collect(rd *spoolReader) *spoolBatch {
 			}
 			b.add(e)
 			b.last = e.seq
-			full = last
+			full = last || len(b.recs) == limit
 		}
 		if s.d.bg.Err() != nil {
 			return nil
 		}
 		if full {
-			return b
+			return taken()
 		}
 		if len(b.recs) > 0 {
 			now := time.Now()
@@ -260,7 +270,7 @@ func (s *spooler) collect(rd *spoolReader) *spoolBatch {
 				deadline = now.Add(s.d.o.BatchWait)
 			}
 			if !now.Before(deadline) || s.flushReq.Load() > 0 {
-				return b
+				return taken()
 			}
 		}
 		var tc <-chan time.Time
@@ -281,9 +291,13 @@ func (s *spooler) collect(rd *spoolReader) *spoolBatch {
 	}
 }
 
-// recordBatch gives b a fresh key and writes its batch record.
+// recordBatch gives b its key (fresh, or derived from the batch it was
+// cut from) and writes its batch record.
 func (s *spooler) recordBatch(b *spoolBatch) error {
 	key := newKey()
+	if b.from != "" {
+		key = subKey(b.from, b.recs, func(e spoolEntry) uint64 { return e.seq })
+	}
 	payload, err := json.Marshal(batchRecord{First: b.first, Last: b.last, Key: key, Skip: b.skip})
 	if err != nil {
 		return fmt.Errorf("client: encoding a batch record: %w", err)
@@ -340,12 +354,17 @@ func (s *spooler) deliver(b *spoolBatch) bool {
 		case outTooLarge:
 			if len(b.recs) > 1 {
 				s.d.tooLarge(len(b.recs))
-				s.halve(b)
+				s.cut(b, len(b.recs)/2)
 				continue
 			}
 			fallthrough
 		case outRefused:
 			perEvent := eventErrors(a.prob, len(b.recs))
+			if perEvent == nil && len(b.recs) > 1 {
+				s.cut(b, s.d.split(len(b.recs), b.key, a))
+				retry.reset()
+				continue
+			}
 			if perEvent == nil {
 				perEvent = map[int][]trail.FieldError{}
 				for i := range b.recs {
@@ -363,11 +382,10 @@ func (s *spooler) deliver(b *spoolBatch) bool {
 	}
 }
 
-// halve keeps the first half of b's events (b then needs a new batch
-// record) and carries the rest, with the skipped events among them, to the
-// next batch.
-func (s *spooler) halve(b *spoolBatch) {
-	h := len(b.recs) / 2
+// cut keeps the first h of b's events (b, cut from the batch it was,
+// then needs a new batch record) and carries the rest, with the skipped
+// events among them, to the next batch, which they make up alone.
+func (s *spooler) cut(b *spoolBatch, h int) {
 	keepLast := b.recs[h-1].seq
 	var rest []spoolEntry
 	rest = append(rest, b.recs[h:]...)
@@ -381,7 +399,8 @@ func (s *spooler) halve(b *spoolBatch) {
 	}
 	slices.SortFunc(rest, func(x, y spoolEntry) int { return cmp.Compare(x.seq, y.seq) })
 	s.carry = append(rest, s.carry...)
-	b.recs, b.skip, b.last, b.key = b.recs[:h], skip, keepLast, ""
+	s.parts = slices.Insert(s.parts, 0, part{n: len(b.recs) - h, from: b.key})
+	b.recs, b.skip, b.last, b.from, b.key = b.recs[:h], skip, keepLast, b.key, ""
 	b.size = 0
 	for _, e := range b.recs {
 		b.size += len(e.data) + 1
@@ -389,7 +408,8 @@ func (s *spooler) halve(b *spoolBatch) {
 }
 
 // dead moves the refused events of b to dead.ndjson (durably), reports
-// them, and takes them out of b, which then needs a new batch record.
+// them, and takes them out of b, which, cut from the batch it was, then
+// needs a new batch record.
 func (s *spooler) dead(b *spoolBatch, a *attempt, perEvent map[int][]trail.FieldError) error {
 	var lines []byte
 	now := time.Now().UTC()
@@ -427,9 +447,10 @@ func (s *spooler) dead(b *spoolBatch, a *attempt, perEvent map[int][]trail.Field
 	}
 	n := int64(len(b.recs) - len(kept))
 	s.d.refused.Add(n)
+	s.d.dead.Add(n)
 	s.d.pending.Add(-n)
 	slices.Sort(b.skip)
-	b.recs, b.size, b.key = kept, size, ""
+	b.recs, b.size, b.from, b.key = kept, size, b.key, ""
 	return nil
 }
 
