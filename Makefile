@@ -7,23 +7,27 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 
 export GOTOOLCHAIN := local
 
-.PHONY: test chromium generate fuzz bench
+.PHONY: test packages generate fuzz bench
 
-## test: install the pinned tools (and Chromium, for the web UI's browser
-## tests), then go vet, staticcheck and go test -race
-test: $(STATICCHECK) chromium
+## test: install the pinned tools and the Debian packages the tests drive
+## (Chromium for the web UI's browser tests; rsyslog, with its OpenSSL
+## driver, for the syslog stream's), then go vet, staticcheck and go test
+## -race
+test: $(STATICCHECK) packages
 	go vet ./...
 	$(STATICCHECK) ./...
 	go test -race ./...
 
-## chromium: install Debian's Chromium when it is missing (http's browser
-## tests drive it headless). Under CI=true a failed install fails the
-## build; elsewhere it warns, and the browser tests skip saying why.
-chromium:
-	@command -v chromium >/dev/null || { \
+## packages: install the Debian packages the tests need when any is
+## missing. Under CI=true a failed install fails the build; elsewhere it
+## warns, and the tests that need them skip saying why.
+PACKAGES := chromium rsyslog rsyslog-openssl
+packages:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	[ -z "$$missing" ] || { \
 		if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else sudo=false; fi; \
-		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || { \
-			echo "make: could not install chromium (apt-get install -y chromium, as root); the browser tests need it" >&2; \
+		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || { \
+			echo "make: could not install $$missing (apt-get install -y $$missing, as root); the tests need them" >&2; \
 			[ "$$CI" != true ]; }; }
 
 $(STATICCHECK):
