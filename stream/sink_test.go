@@ -169,6 +169,9 @@ func TestWebhookDeliversEverythingCheckably(t *testing.T) {
 	eventually(t, "the first 21 events verified", func() bool { return rcv.verified() == 21 })
 	appendN(t, s, 15)
 	eventually(t, "36 events verified", func() bool { return rcv.verified() == 36 })
+	// The cursor moves once the sink has the receiver's answer: after the
+	// receiver has checked the events.
+	eventually(t, "the cursor at 36", func() bool { return sk.Status().Cursor == 36 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -176,17 +179,25 @@ func TestWebhookDeliversEverythingCheckably(t *testing.T) {
 	if st.Cursor != 36 || st.Lag != 0 || st.Failures < 3 || st.Stopped {
 		t.Errorf("status %+v, want cursor 36, no lag, at least 3 failures, running", st)
 	}
+	rcv.mu.Lock()
 	if rcv.dups == 0 {
 		t.Error("the receiver saw no redelivery, though it failed after reading three batches")
 	}
+	rcv.mu.Unlock()
 	// A new sink of the same name resumes from the cursor in the store.
 	appendN(t, s, 5)
+	rcv.mu.Lock()
 	lines := rcv.lines
-	stop = run(t, newSink(t, s, srv.URL))
+	rcv.mu.Unlock()
+	sk2 := newSink(t, s, srv.URL)
+	stop = run(t, sk2)
 	eventually(t, "41 events verified", func() bool { return rcv.verified() == 41 })
+	eventually(t, "the cursor at 41", func() bool { return sk2.Status().Cursor == 41 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
 	if got := rcv.lines - lines; got > 5+2 { // the 5 events and a checkpoint or two
 		t.Errorf("the restarted sink sent %d lines, want only what was new", got)
 	}
