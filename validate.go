@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"reflect"
@@ -410,7 +411,8 @@ func (c *checker) normalize(path string, v any, depth int) (any, bool) {
 		}
 		out := make(map[string]any, len(x))
 		ok := true
-		for k, e := range x {
+		for _, k := range slices.Sorted(maps.Keys(x)) { // in order: one answer, whatever the map's order
+			e := x[k]
 			kp := PathKey(path, k)
 			if k == "" || len(k) > MaxNameLen || !utf8.ValidString(k) {
 				c.fail(kp, fmt.Sprintf("a context key must be 1 to %d bytes of UTF-8", MaxNameLen))

@@ -393,3 +393,30 @@ func TestValidText(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareErrorsInOrder: the errors of a context name its keys in
+// order, so one input gets one answer (a map's order changes from run to
+// run).
+func TestPrepareErrorsInOrder(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog}
+	var want []string
+	for i := range 20 {
+		ev := parse(t, goodLogin)
+		for _, k := range []string{"j", "b", "h", "a", "e", "c", "i", "d", "g", "f"} {
+			ev.Context[k] = "\x00"
+		}
+		var paths []string
+		for _, f := range trail.ErrorFields(v.Prepare(ev, trail.Policy{}, now)) {
+			paths = append(paths, f.Path)
+		}
+		if i == 0 {
+			want = paths
+			if !slices.IsSorted(want) || len(want) != 10 {
+				t.Fatalf("paths %v, want the ten keys in order", want)
+			}
+		}
+		if !slices.Equal(paths, want) {
+			t.Fatalf("run %d named %v, run 0 %v", i, paths, want)
+		}
+	}
+}
