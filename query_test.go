@@ -3,7 +3,6 @@ package trail_test
 import (
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/trailaudit/trail"
 )
 
@@ -41,19 +40,7 @@ func TestQueryCheck(t *testing.T) {
 		{"invalid UTF-8", trail.Query{Tenant: "acme", Workspace: "w\xff"}, []trail.FieldError{{Path: "workspace", Message: "not valid UTF-8"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.q.Check()
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("Check = %v, want nil", err)
-				}
-				return
-			}
-			if trail.ErrorCode(err) != trail.EINVALID {
-				t.Fatalf("Check = %v, want EINVALID", err)
-			}
-			if diff := cmp.Diff(tc.want, trail.ErrorFields(err)); diff != "" {
-				t.Errorf("field errors (-want +got):\n%s", diff)
-			}
+			wantFields(t, tc.q.Check(), tc.want)
 		})
 	}
 }

@@ -192,19 +192,23 @@ func TestParseEventOneMeaning(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := trail.ParseEvent([]byte(tc.in))
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("ParseEvent = %v, want it parsed", err)
-				}
-				return
-			}
-			if trail.ErrorCode(err) != trail.EINVALID {
-				t.Fatalf("ParseEvent = %v, want EINVALID", err)
-			}
-			if diff := cmp.Diff(tc.want, trail.ErrorFields(err)); diff != "" {
-				t.Errorf("field errors (-want +got):\n%s\nerror: %v", diff, err)
-			}
+			wantFields(t, err, tc.want)
 		})
+	}
+}
+
+// wantFields fails t unless err is nil when want is, and otherwise an
+// EINVALID error with exactly the field errors want.
+func wantFields(t *testing.T, err error, want []trail.FieldError) {
+	t.Helper()
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("error %v, want none", err)
+	case want != nil && trail.ErrorCode(err) != trail.EINVALID:
+		t.Fatalf("error %v, want EINVALID", err)
+	}
+	if diff := cmp.Diff(want, trail.ErrorFields(err)); diff != "" {
+		t.Errorf("field errors (-want +got):\n%s\nerror: %v", diff, err)
 	}
 }
 
