@@ -134,7 +134,7 @@ func (c *memberChecker) value(path string, s *shape) {
 			c.value(PathIndex(path, n), s.element())
 		}
 	case '"':
-		if _, msg := c.str(); msg != "" {
+		if _, _, msg := c.str(); msg != "" {
 			c.fail(path, msg)
 		}
 	default: // a number, true, false or null
@@ -153,7 +153,8 @@ func (c *memberChecker) object(path string, s *shape) {
 			c.i++
 			return
 		}
-		name, msg := c.str()
+		raw, escaped, msg := c.str()
+		name := decodeName(raw, escaped)
 		at := PathKey(path, name)
 		seen[name]++
 		ms := s.member(name)
@@ -179,12 +180,12 @@ const (
 	msgLoneSurrogate = `a lone surrogate escape (\ud800 to \udfff not in a pair) is not a character`
 )
 
-// str reads the string at c.i and returns its value and, when it would
-// not decode to exactly what it holds, what is wrong with it.
-func (c *memberChecker) str() (string, string) {
+// str reads the string at c.i and returns it as it stands in the
+// document, whether it holds escapes, and, when it would not decode to
+// exactly what it holds, what is wrong with it.
+func (c *memberChecker) str() (raw []byte, escaped bool, msg string) {
 	start := c.i
 	c.i++
-	escaped, msg := false, ""
 	for c.data[c.i] != '"' {
 		switch b := c.data[c.i]; {
 		case b == '\\' && c.data[c.i+1] == 'u':
@@ -214,13 +215,17 @@ func (c *memberChecker) str() (string, string) {
 		}
 	}
 	c.i++
-	raw := c.data[start:c.i]
+	return c.data[start:c.i], escaped, msg
+}
+
+// decodeName returns the member name raw, a string as str read it.
+func decodeName(raw []byte, escaped bool) string {
 	if !escaped {
-		return string(raw[1 : len(raw)-1]), msg
+		return string(raw[1 : len(raw)-1])
 	}
-	var v string
-	json.Unmarshal(raw, &v) // cannot fail: json.Valid accepted the document
-	return v, msg
+	var name string
+	json.Unmarshal(raw, &name) // cannot fail: json.Valid accepted the document
+	return name
 }
 
 // hex4 reads the four hex digits of a \u escape.
