@@ -104,8 +104,14 @@ const (
 	RuleUnknownAction   = "unknown_action"   // the action is not in the catalog (custom actions allowed)
 	RuleClockSkew       = "clock_skew"       // occurred_at is in the future by more than the allowed skew
 	RuleNumberPrecision = "number_precision" // a number could not be kept exactly and is stored as a string
-	RuleInvalidUTF8     = "invalid_utf8"     // a string held invalid UTF-8, replaced by U+FFFD
 )
+
+// RuleInvalidUTF8 marked a string whose invalid UTF-8 was replaced by
+// U+FFFD. Events stored before invalid UTF-8 was refused may carry it.
+//
+// Deprecated: invalid UTF-8 is refused now (EINVALID naming the field);
+// no event is marked with it.
+const RuleInvalidUTF8 = "invalid_utf8"
 
 // Event is one audit record: who did what, to what, when, from where, and with
 // what outcome.

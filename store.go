@@ -123,15 +123,32 @@ type Page struct {
 }
 
 // Check returns an EINVALID error naming the query's bad filters, or nil.
-// (PageLimit and DecodeCursor check the paging fields.)
+// (PageLimit and DecodeCursor check the paging fields.) A filter that is
+// not a well-formed identifier (CheckIdent) could match no stored event
+// and is refused rather than answered with nothing. Each is named as the
+// API's query parameters and the CLI's flags call it: actor, action[1],
+// target, correlation.
 func (q *Query) Check() error {
 	var fe []FieldError
 	if m := CheckTenant(q.Tenant); m != "" {
 		fe = append(fe, FieldError{Path: "tenant", Message: m})
 	}
+	for _, f := range []struct{ path, value string }{
+		{"actor", q.ActorID}, {"actor_type", string(q.ActorType)}, {"category", q.Category}, {"outcome", string(q.Outcome)},
+		{"target_type", q.TargetType}, {"target", q.TargetID}, {"organization", q.Organization}, {"workspace", q.Workspace},
+		{"team", q.Team}, {"correlation", q.CorrelationID},
+	} {
+		if m := CheckIdent(f.value); m != "" {
+			fe = append(fe, FieldError{Path: f.path, Message: m})
+		}
+	}
 	for i, a := range q.Actions {
+		m := CheckIdent(a)
 		if a == "" {
-			fe = append(fe, FieldError{Path: PathIndex("actions", i), Message: "empty"})
+			m = "empty"
+		}
+		if m != "" {
+			fe = append(fe, FieldError{Path: PathIndex("action", i), Message: m})
 		}
 	}
 	if len(fe) > 0 {

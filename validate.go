@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
 	"reflect"
@@ -90,11 +91,11 @@ func (v *Validator) Prepare(ev *Event, p Policy, now time.Time) error {
 	c.actor()
 	c.targets()
 	c.request()
-	c.strField("scope.organization", &ev.Scope.Organization, c.lim.MaxField)
-	c.strField("scope.workspace", &ev.Scope.Workspace, c.lim.MaxField)
-	c.strField("scope.team", &ev.Scope.Team, c.lim.MaxField)
-	c.strField("correlation_id", &ev.CorrelationID, c.lim.MaxField)
-	c.strField("reason", &ev.Reason, c.lim.MaxText)
+	c.ident("scope.organization", ev.Scope.Organization, c.lim.MaxField)
+	c.ident("scope.workspace", ev.Scope.Workspace, c.lim.MaxField)
+	c.ident("scope.team", ev.Scope.Team, c.lim.MaxField)
+	c.ident("correlation_id", ev.CorrelationID, c.lim.MaxField)
+	c.text("reason", ev.Reason, c.lim.MaxText)
 	if !ev.OccurredAt.IsZero() && ev.OccurredAt.After(now.Add(c.lim.MaxClockSkew)) {
 		c.violate("occurred_at", RuleClockSkew, fmt.Sprintf("%s ahead of Trail's clock", ev.OccurredAt.Sub(now).Round(time.Second)))
 	}
@@ -228,15 +229,15 @@ func (c *checker) actor() {
 	if a.ID == "" {
 		c.fail("actor.id", "required: who did it")
 	}
-	c.strField("actor.id", &a.ID, c.lim.MaxField)
+	c.ident("actor.id", a.ID, c.lim.MaxField)
 	switch {
 	case a.Type == "":
 		c.fail("actor.type", "required: one of user, service, system, api_key")
 	case !a.Type.Valid():
 		c.fail("actor.type", "must be one of user, service, system, api_key")
 	}
-	c.strField("actor.name", &a.Name, c.lim.MaxField)
-	c.strField("actor.email", &a.Email, c.lim.MaxField)
+	c.text("actor.name", a.Name, c.lim.MaxField)
+	c.text("actor.email", a.Email, c.lim.MaxField)
 	if len(a.Roles) > c.lim.MaxRoles {
 		c.fail("actor.roles", fmt.Sprintf("more than %d roles", c.lim.MaxRoles))
 		return
@@ -246,7 +247,7 @@ func (c *checker) actor() {
 		if a.Roles[i] == "" {
 			c.fail(p, "empty role")
 		}
-		c.strField(p, &a.Roles[i], c.lim.MaxField)
+		c.ident(p, a.Roles[i], c.lim.MaxField)
 	}
 }
 
@@ -264,9 +265,9 @@ func (c *checker) targets() {
 		if ts[i].ID == "" {
 			c.fail(p+".id", "required")
 		}
-		c.strField(p+".type", &ts[i].Type, c.lim.MaxField)
-		c.strField(p+".id", &ts[i].ID, c.lim.MaxField)
-		c.strField(p+".name", &ts[i].Name, c.lim.MaxField)
+		c.ident(p+".type", ts[i].Type, c.lim.MaxField)
+		c.ident(p+".id", ts[i].ID, c.lim.MaxField)
+		c.text(p+".name", ts[i].Name, c.lim.MaxField)
 	}
 }
 
@@ -279,24 +280,82 @@ func (c *checker) request() {
 			r.IP = addr.Unmap().String()
 		}
 	}
-	c.strField("request.user_agent", &r.UserAgent, c.lim.MaxText)
-	c.strField("request.session_id", &r.SessionID, c.lim.MaxField)
-	c.strField("request.request_id", &r.RequestID, c.lim.MaxField)
-	c.strField("request.method", &r.Method, 16)
-	c.strField("request.path", &r.Path, c.lim.MaxText)
-	c.strField("request.trace_id", &r.TraceID, c.lim.MaxField)
+	c.text("request.user_agent", r.UserAgent, c.lim.MaxText)
+	c.ident("request.session_id", r.SessionID, c.lim.MaxField)
+	c.ident("request.request_id", r.RequestID, c.lim.MaxField)
+	c.ident("request.method", r.Method, 16)
+	c.text("request.path", r.Path, c.lim.MaxText)
+	c.ident("request.trace_id", r.TraceID, c.lim.MaxField)
 }
 
-// strField checks a string's length and repairs invalid UTF-8, marking it.
-func (c *checker) strField(path string, s *string, max int) {
-	if len(*s) > max {
+// ident checks an identifier: at most max bytes, and CheckIdent.
+func (c *checker) ident(path, s string, max int) { c.str(path, s, max, CheckIdent) }
+
+// text checks free text: at most max bytes, and CheckText.
+func (c *checker) text(path, s string, max int) { c.str(path, s, max, CheckText) }
+
+func (c *checker) str(path, s string, max int, check func(string) string) {
+	if len(s) > max {
 		c.fail(path, fmt.Sprintf("longer than %d bytes", max))
 		return
 	}
-	if !utf8.ValidString(*s) {
-		*s = strings.ToValidUTF8(*s, "\uFFFD")
-		c.violate(path, RuleInvalidUTF8, "invalid UTF-8 replaced by U+FFFD")
+	if m := check(s); m != "" {
+		c.fail(path, m)
 	}
+}
+
+// CheckIdent returns what is wrong with s as an identifier, or "" when
+// nothing is: valid UTF-8 with no control character (U+0000 to U+001F,
+// U+007F to U+009F). Identifiers are what searches match exactly (actor,
+// target, scope, correlation and request ids, roles, context keys), so
+// each must mean one thing to every store and reader: PostgreSQL's text
+// cannot hold NUL, a repaired byte would make two ids one, and a control
+// character is invisible where an investigator reads the id.
+func CheckIdent(s string) string {
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && invalidAt(s, i):
+			return msgInvalidUTF8
+		case r < 0x20 || (r >= 0x7f && r <= 0x9f):
+			return fmt.Sprintf("holds the control character U+%04X at byte %d; identifiers hold none", r, i)
+		}
+	}
+	return ""
+}
+
+// CheckText returns what is wrong with s as free text (a name, an email,
+// a reason, a user agent, a path, a context string), or "" when nothing
+// is: valid UTF-8 with no NUL. Other control characters (tabs, newlines)
+// are text, kept as given.
+func CheckText(s string) string {
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && invalidAt(s, i):
+			return msgInvalidUTF8
+		case r == 0:
+			return fmt.Sprintf("holds U+0000 (NUL) at byte %d; no text may", i)
+		}
+	}
+	return ""
+}
+
+// ValidText returns s with each run of invalid UTF-8 and each NUL replaced
+// by U+FFFD: text CheckText accepts. It is for text an event records from
+// outside on nobody's word (a request's User-Agent or path, taken by
+// middleware), where no caller could be told to fix it; a caller's own
+// text is refused instead, so that what is stored is what was sent.
+func ValidText(s string) string {
+	if CheckText(s) == "" {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// invalidAt reports whether the RuneError at byte i of s is an invalid
+// byte rather than U+FFFD written as itself.
+func invalidAt(s string, i int) bool {
+	_, size := utf8.DecodeRuneInString(s[i:])
+	return size == 1
 }
 
 // context turns the context into plain JSON values, bounded in depth and size.
@@ -328,9 +387,9 @@ func (c *checker) normalize(path string, v any, depth int) (any, bool) {
 	case nil, bool:
 		return x, true
 	case string:
-		if !utf8.ValidString(x) {
-			c.violate(path, RuleInvalidUTF8, "invalid UTF-8 replaced by U+FFFD")
-			return strings.ToValidUTF8(x, "\uFFFD"), true
+		if m := CheckText(x); m != "" {
+			c.fail(path, m)
+			return nil, false
 		}
 		return x, true
 	case json.Number:
@@ -352,10 +411,16 @@ func (c *checker) normalize(path string, v any, depth int) (any, bool) {
 		}
 		out := make(map[string]any, len(x))
 		ok := true
-		for k, e := range x {
+		for _, k := range slices.Sorted(maps.Keys(x)) { // in order: one answer, whatever the map's order
+			e := x[k]
 			kp := PathKey(path, k)
 			if k == "" || len(k) > MaxNameLen || !utf8.ValidString(k) {
 				c.fail(kp, fmt.Sprintf("a context key must be 1 to %d bytes of UTF-8", MaxNameLen))
+				ok = false
+				continue
+			}
+			if m := CheckIdent(k); m != "" {
+				c.fail(kp, m)
 				ok = false
 				continue
 			}

@@ -2,6 +2,7 @@ package trail_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -299,6 +300,123 @@ func TestPreparedEqualsStored(t *testing.T) {
 		}
 		if diff := cmp.Diff(ev, back); diff != "" {
 			t.Errorf("event %d: prepared and stored differ (-prepared +stored):\n%s", i, diff)
+		}
+	}
+}
+
+// TestPrepareOneMeaning: a string means one thing to every store and every
+// reader. Identifiers (what searches match: actor, targets, scope,
+// correlation and request ids, roles, context keys) hold no control
+// character; no string holds NUL (PostgreSQL's text cannot, and C-string
+// readers stop at it) or invalid UTF-8 (repairing it would make two values
+// one). Go callers get the same refusals as JSON ones, naming the field.
+func TestPrepareOneMeaning(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog}
+	for _, tc := range []struct {
+		name  string
+		edit  func(ev *trail.Event)
+		paths []string
+	}{
+		{"NUL in actor.id", func(ev *trail.Event) { ev.Actor.ID = "u-1\x00admin" }, []string{"actor.id"}},
+		{"NUL in scope.workspace", func(ev *trail.Event) { ev.Scope.Workspace = "\x00" }, []string{"scope.workspace"}},
+		{"NUL in a target id", func(ev *trail.Event) { ev.Targets = []trail.Target{{Type: "invoice", ID: "inv-1\x00"}} }, []string{"targets[0].id"}},
+		{"a tab in a target type", func(ev *trail.Event) { ev.Targets = []trail.Target{{Type: "in\tvoice", ID: "1"}} }, []string{"targets[0].type"}},
+		{"a newline in the correlation id", func(ev *trail.Event) { ev.CorrelationID = "c-1\nc-2" }, []string{"correlation_id"}},
+		{"DEL in scope.organization", func(ev *trail.Event) { ev.Scope.Organization = "o\x7f" }, []string{"scope.organization"}},
+		{"a C1 control in scope.team", func(ev *trail.Event) { ev.Scope.Team = "t\u0085" }, []string{"scope.team"}},
+		{"an escape in a role", func(ev *trail.Event) { ev.Actor.Roles = []string{"admin", "\x1b[31m"} }, []string{"actor.roles[1]"}},
+		{"controls in request ids", func(ev *trail.Event) {
+			ev.Request = trail.Request{SessionID: "s\r", RequestID: "r\x00", TraceID: "t\x01", Method: "GET\n"}
+		}, []string{"request.method", "request.request_id", "request.session_id", "request.trace_id"}},
+		{"a control character in a context key", func(ev *trail.Event) { ev.Context["a\x00b"] = 1 }, []string{`context["a\x00b"]`}},
+		{"NUL in the reason", func(ev *trail.Event) { ev.Reason = "ok\x00 (not really)" }, []string{"reason"}},
+		{"NUL in free text", func(ev *trail.Event) {
+			ev.Actor.Name, ev.Request.UserAgent, ev.Request.Path = "\x00", "ua\x00", "/\x00"
+		}, []string{"actor.name", "request.path", "request.user_agent"}},
+		{"NUL in a context string", func(ev *trail.Event) { ev.Context["note"] = map[string]any{"list": []any{"a\x00"}} }, []string{"context.note.list[0]"}},
+		{"invalid UTF-8 in an identifier", func(ev *trail.Event) { ev.Actor.ID = "u-\xff" }, []string{"actor.id"}},
+		{"invalid UTF-8 in free text", func(ev *trail.Event) { ev.Reason, ev.Actor.Email = "caf\xe9", "\xc0@x" }, []string{"actor.email", "reason"}},
+		{"a lone surrogate as Go writes it", func(ev *trail.Event) { ev.Targets = []trail.Target{{Type: "t", ID: "1", Name: "\xed\xa0\x80"}} }, []string{"targets[0].name"}},
+		{"invalid UTF-8 in a context string", func(ev *trail.Event) { ev.Context["note"] = "\xff" }, []string{"context.note"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := parse(t, goodLogin)
+			tc.edit(ev)
+			err := v.Prepare(ev, trail.Policy{}, now)
+			if trail.ErrorCode(err) != trail.EINVALID {
+				t.Fatalf("Prepare = %v, want EINVALID", err)
+			}
+			var paths []string
+			for _, f := range trail.ErrorFields(err) {
+				paths = append(paths, f.Path)
+			}
+			slices.Sort(paths)
+			if diff := cmp.Diff(tc.paths, paths); diff != "" {
+				t.Errorf("field paths (-want +got):\n%s\nerror: %v", diff, err)
+			}
+			if len(ev.Violations) != 0 {
+				t.Errorf("refused and marked too: %v", ev.Violations)
+			}
+		})
+	}
+}
+
+// TestPrepareKeepsText: free text keeps the characters text has (tabs,
+// newlines, other controls but NUL, any Unicode), unchanged and unmarked.
+func TestPrepareKeepsText(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog}
+	ev := parse(t, goodLogin)
+	text := "line 1\n\tline 2\r\n\x1b[0m \u0085 \u2028 é 東京 😀"
+	ev.Reason, ev.Actor.Name, ev.Request.UserAgent, ev.Context["notes"] = text, text, text, []any{text}
+	ev.Targets = []trail.Target{{Type: "user", ID: "ü-1", Name: text}}
+	if err := v.Prepare(ev, trail.Policy{Strict: true}, now); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Reason != text || ev.Actor.Name != text || ev.Request.UserAgent != text || ev.Targets[0].Name != text || len(ev.Violations) != 0 {
+		t.Errorf("free text changed or marked: %+v", ev)
+	}
+}
+
+// TestValidText: text taken from outside on nobody's word is made into
+// text an event may hold, and text that already is stays as it was.
+func TestValidText(t *testing.T) {
+	for in, want := range map[string]string{
+		"Mozilla/5.0 (X11) é\t\n": "Mozilla/5.0 (X11) é\t\n",
+		"curl\xff/8":              "curl\uFFFD/8",
+		"/login\x00.php":          "/login\uFFFD.php",
+		"\xed\xa0\x80":            "\uFFFD",
+		"":                        "",
+	} {
+		got := trail.ValidText(in)
+		if got != want || trail.CheckText(got) != "" {
+			t.Errorf("ValidText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestPrepareErrorsInOrder: the errors of a context name its keys in
+// order, so one input gets one answer (a map's order changes from run to
+// run).
+func TestPrepareErrorsInOrder(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog}
+	var want []string
+	for i := range 20 {
+		ev := parse(t, goodLogin)
+		for _, k := range []string{"j", "b", "h", "a", "e", "c", "i", "d", "g", "f"} {
+			ev.Context[k] = "\x00"
+		}
+		var paths []string
+		for _, f := range trail.ErrorFields(v.Prepare(ev, trail.Policy{}, now)) {
+			paths = append(paths, f.Path)
+		}
+		if i == 0 {
+			want = paths
+			if !slices.IsSorted(want) || len(want) != 10 {
+				t.Fatalf("paths %v, want the ten keys in order", want)
+			}
+		}
+		if !slices.Equal(paths, want) {
+			t.Fatalf("run %d named %v, run 0 %v", i, paths, want)
 		}
 	}
 }

@@ -20,14 +20,22 @@ const maxWireDepth = 32
 
 // ParseEvent decodes one event from its JSON wire form. It refuses unknown
 // members, trailing data, oversized or deeply nested documents and malformed
-// timestamps, and names the offending field in an EINVALID error. Context
-// numbers are kept as json.Number so no digit is lost.
+// timestamps, and what other parsers could read as another event: a member
+// given twice in one object, a member name that is not exactly Trail's (in
+// another case), invalid UTF-8 and lone surrogate escapes. Each refusal is
+// an EINVALID error naming the offending fields. Context numbers are kept
+// as json.Number so no digit is lost.
 func ParseEvent(data []byte) (*Event, error) {
 	if len(data) > MaxEventBytes {
 		return nil, Invalid(fmt.Sprintf("event is %d bytes; the limit is %d", len(data), MaxEventBytes))
 	}
 	if d := jsonDepth(data); d > maxWireDepth {
 		return nil, Invalid(fmt.Sprintf("event is nested %d levels deep; the limit is %d", d, maxWireDepth))
+	}
+	if json.Valid(data) { // else the decoder says what is malformed
+		if fe := checkMembers(data, wireShape()); len(fe) > 0 {
+			return nil, Invalid("event refused", fe...)
+		}
 	}
 	var w wireEvent
 	dec := json.NewDecoder(bytes.NewReader(data))

@@ -51,7 +51,8 @@ const maxRequestID = 128
 // Begin) fills the event's request, actor and scope from it:
 //
 //   - IP: the client's address (see TrustedProxies)
-//   - UserAgent, Method and Path (the URL path, without the query)
+//   - UserAgent, Method and Path (the URL path, without the query); a
+//     user agent or path that is not text is repaired (trail.ValidText)
 //   - RequestID: the request's X-Request-Id when it is 1 to 128 visible
 //     ASCII characters, otherwise a new trail.NewID; either way echoed in
 //     the response's X-Request-Id
@@ -78,10 +79,10 @@ func Middleware(o MiddlewareOptions) func(http.Handler) http.Handler {
 			w.Header().Set("X-Request-Id", rid)
 			info := RequestInfo{Request: trail.Request{
 				IP:        clientip.FromRequest(r, o.TrustedProxies),
-				UserAgent: truncateUTF8(r.UserAgent(), lim.MaxText),
+				UserAgent: truncateUTF8(trail.ValidText(r.UserAgent()), lim.MaxText),
 				RequestID: rid,
 				Method:    truncateUTF8(r.Method, 16),
-				Path:      truncateUTF8(r.URL.Path, lim.MaxText),
+				Path:      truncateUTF8(trail.ValidText(r.URL.Path), lim.MaxText),
 			}}
 			if tp := r.Header.Values("Traceparent"); len(tp) == 1 {
 				info.Request.TraceID, _ = ParseTraceparent(tp[0])

@@ -126,7 +126,7 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 		Action: rec.action,
 		Actor:  trail.Actor{Type: trail.ActorAPIKey, ID: k.ID, Name: k.Name},
 		Request: trail.Request{
-			IP: s.clientIP(r), UserAgent: truncate(r.UserAgent(), maxUserAgent), Method: r.Method, Path: r.URL.Path,
+			IP: s.clientIP(r), UserAgent: truncate(trail.ValidText(r.UserAgent()), maxUserAgent), Method: r.Method, Path: trail.ValidText(r.URL.Path),
 			RequestID: requestID(r),
 		},
 		Context:       rec.context,

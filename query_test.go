@@ -1,0 +1,46 @@
+package trail_test
+
+import (
+	"testing"
+
+	"github.com/trailaudit/trail"
+)
+
+// TestQueryCheck: a filter no stored value can equal is refused, naming
+// the filter as the API and the CLI call it: a control character or
+// invalid UTF-8 in an identifier (PostgreSQL cannot even hold a NUL, and
+// would fail the read).
+func TestQueryCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		q    trail.Query
+		want []trail.FieldError
+	}{
+		{"every filter well formed", trail.Query{Tenant: "acme", ActorID: "ü-1", ActorType: trail.ActorUser, Actions: []string{"user_login_failed"},
+			Category: "authentication", Outcome: trail.OutcomeFailure, TargetType: "invoice", TargetID: "inv 1", Organization: "o",
+			Workspace: "w", Team: "t", CorrelationID: "c-1"}, nil},
+		{"no tenant", trail.Query{}, []trail.FieldError{{Path: "tenant", Message: "required"}}},
+		{"NUL in the actor", trail.Query{Tenant: "acme", ActorID: "u-1\x00"},
+			[]trail.FieldError{{Path: "actor", Message: "holds the control character U+0000 at byte 3; identifiers hold none"}}},
+		{"an empty and a bad action", trail.Query{Tenant: "acme", Actions: []string{"user_login_failed", "", "a\nb"}},
+			[]trail.FieldError{{Path: "action[1]", Message: "empty"}, {Path: "action[2]", Message: "holds the control character U+000A at byte 1; identifiers hold none"}}},
+		{"every other filter", trail.Query{Tenant: "acme", ActorType: "\x00", Category: "\x01", Outcome: "\x02", TargetType: "\x03",
+			TargetID: "\x04", Organization: "\x05", Workspace: "\x06", Team: "\x7f", CorrelationID: "\u009f"},
+			[]trail.FieldError{
+				{Path: "actor_type", Message: "holds the control character U+0000 at byte 0; identifiers hold none"},
+				{Path: "category", Message: "holds the control character U+0001 at byte 0; identifiers hold none"},
+				{Path: "outcome", Message: "holds the control character U+0002 at byte 0; identifiers hold none"},
+				{Path: "target_type", Message: "holds the control character U+0003 at byte 0; identifiers hold none"},
+				{Path: "target", Message: "holds the control character U+0004 at byte 0; identifiers hold none"},
+				{Path: "organization", Message: "holds the control character U+0005 at byte 0; identifiers hold none"},
+				{Path: "workspace", Message: "holds the control character U+0006 at byte 0; identifiers hold none"},
+				{Path: "team", Message: "holds the control character U+007F at byte 0; identifiers hold none"},
+				{Path: "correlation", Message: "holds the control character U+009F at byte 0; identifiers hold none"},
+			}},
+		{"invalid UTF-8", trail.Query{Tenant: "acme", Workspace: "w\xff"}, []trail.FieldError{{Path: "workspace", Message: "not valid UTF-8"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantFields(t, tc.q.Check(), tc.want)
+		})
+	}
+}
