@@ -21,15 +21,17 @@ var statuses = map[string]int{
 
 // Codes the API adds for conditions of HTTP itself.
 const (
-	eTooLarge = "too_large"    // 413: the body is over the limit
-	eTooMany  = "rate_limited" // 429: the key is over its rate
-	eClosed   = "unavailable"  // 503: the server is shutting down or the store is unreachable
+	eTooLarge  = "too_large"              // 413: the body is over the limit
+	eMediaType = "unsupported_media_type" // 415: the body's Content-Type is not one the route reads
+	eTooMany   = "rate_limited"           // 429: the key is over its rate
+	eClosed    = "unavailable"            // 503: the server is shutting down or the store is unreachable
 )
 
 var apiStatuses = map[string]int{
-	eTooLarge: http.StatusRequestEntityTooLarge,
-	eTooMany:  http.StatusTooManyRequests,
-	eClosed:   http.StatusServiceUnavailable,
+	eTooLarge:  http.StatusRequestEntityTooLarge,
+	eMediaType: http.StatusUnsupportedMediaType,
+	eTooMany:   http.StatusTooManyRequests,
+	eClosed:    http.StatusServiceUnavailable,
 }
 
 // Problem is an RFC 9457 problem details document, with Trail's error code
@@ -43,9 +45,10 @@ type Problem struct {
 	Errors []trail.FieldError `json:"errors,omitempty"`
 }
 
-// apiError is an error of the API layer with its own code.
+// apiError is an error of the API layer with its own code; header, when
+// set, names the request header at fault (in the problem's errors).
 type apiError struct {
-	code, msg string
+	code, msg, header string
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -55,7 +58,11 @@ func (e *apiError) Error() string { return e.msg }
 func problem(err error) *Problem {
 	var ae *apiError
 	if errors.As(err, &ae) {
-		return &Problem{Type: "about:blank", Title: http.StatusText(apiStatuses[ae.code]), Status: apiStatuses[ae.code], Detail: ae.msg, Code: ae.code}
+		p := &Problem{Type: "about:blank", Title: http.StatusText(apiStatuses[ae.code]), Status: apiStatuses[ae.code], Detail: ae.msg, Code: ae.code}
+		if ae.header != "" {
+			p.Errors = []trail.FieldError{{Path: ae.header, Message: ae.msg}}
+		}
+		return p
 	}
 	code := trail.ErrorCode(err)
 	status := statuses[code]

@@ -201,7 +201,7 @@ func (s *Server) authed(pattern string, scope trail.KeyScope, h handlerFunc) htt
 			}
 			if wait, ok := s.limiter.allow(k.ID, s.c.Now()); !ok {
 				w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-				return &apiError{eTooMany, "this key is over its rate limit; retry after the time in Retry-After"}
+				return &apiError{code: eTooMany, msg: "this key is over its rate limit; retry after the time in Retry-After"}
 			}
 			return h(w, r, k)
 		}()
@@ -287,7 +287,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if _, err := s.c.Store.Count(ctx, trail.Query{Tenant: "readyz"}); err != nil {
-		s.writeError(w, r, &apiError{eClosed, "the store does not answer"})
+		s.writeError(w, r, &apiError{code: eClosed, msg: "the store does not answer"})
 		s.log.WarnContext(r.Context(), "not ready", "err", err)
 		return
 	}

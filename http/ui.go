@@ -177,7 +177,7 @@ func (s *Server) uiPage(h uiHandler, scopes ...trail.KeyScope) http.Handler {
 			}
 			if wait, ok := s.limiter.allow(k.ID, s.c.Now()); !ok {
 				w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-				return &apiError{eTooMany, "this key is over its rate limit; try again in a moment"}
+				return &apiError{code: eTooMany, msg: "this key is over its rate limit; try again in a moment"}
 			}
 			return h(w, r, k)
 		}()
