@@ -141,7 +141,7 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, k *trail.A
 	res, err := s.c.Store.Append(r.Context(), k.Tenant, evs, trail.AppendOptions{
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), Policy: p, ClientIP: s.clientIP(r)})
 	if err != nil {
-		return err
+		return keyHeader(err)
 	}
 	s.metrics.commit.Observe(time.Since(t0).Seconds())
 	out := appended{Count: len(res.Events), Replay: res.Replay}
@@ -174,6 +174,25 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, k *trail.A
 		s.metrics.marked.Add(float64(out.Marked))
 	}
 	return writeJSON(w, status, out)
+}
+
+// keyHeader names the Idempotency-Key header in err where the store names
+// the append's idempotency_key (ledger.MaxIdempotencyKey bounds it): the
+// header is what the caller sent.
+func keyHeader(err error) error {
+	var te *trail.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	i := slices.IndexFunc(te.Fields, func(f trail.FieldError) bool { return f.Path == "idempotency_key" })
+	if i < 0 {
+		return err
+	}
+	named := *te
+	named.Message = "bad Idempotency-Key header"
+	named.Fields = slices.Clone(te.Fields)
+	named.Fields[i].Path = "Idempotency-Key"
+	return &named
 }
 
 // postEvent appends one event.

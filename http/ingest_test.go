@@ -2,7 +2,10 @@ package http_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+
+	"github.com/trailaudit/trail"
 
 	trailhttp "github.com/trailaudit/trail/http"
 )
@@ -58,6 +61,43 @@ func TestContentType(t *testing.T) {
 		}
 		if n := len(h.events("acme")); n != before {
 			t.Errorf("POST %s with Content-Type %q: a refused body changed the log: %d events, then %d", tc.path, tc.ctype, before, n)
+		}
+	}
+}
+
+// TestIdempotencyKeyHeader: an Idempotency-Key is a client's token, at
+// most 255 bytes of visible ASCII; another is 400 naming the header, and
+// nothing is stored (it was once kept whole, 60 KB of it).
+func TestIdempotencyKeyHeader(t *testing.T) {
+	for _, route := range []struct{ path, body string }{{"/v1/events", login}, {"/v1/events:batch", "[" + login + "]"}} {
+		h := newHarness(t, backends[0].open, trailhttp.Limits{})
+		for _, tc := range []struct {
+			key  string
+			want int
+		}{
+			{"tc-0123456789abcdef0123456789abcdef", 201},
+			{strings.Repeat("k", 255), 201},
+			{strings.Repeat("k", 256), 400},
+			{strings.Repeat("k", 60<<10), 400},
+			{"key with spaces", 400},
+			{"clé", 400},
+		} {
+			before := len(h.events("acme"))
+			status, _, b := h.do("acme", "POST", route.path, "application/json", route.body, "Idempotency-Key", tc.key)
+			if status != tc.want {
+				t.Errorf("POST %s with a %d-byte Idempotency-Key %.20q: %d, want %d: %s", route.path, len(tc.key), tc.key, status, tc.want, b)
+				continue
+			}
+			if tc.want != 400 {
+				continue
+			}
+			var p trailhttp.Problem
+			if json.Unmarshal(b, &p) != nil || p.Code != trail.EINVALID || !hasPath(p, "Idempotency-Key") {
+				t.Errorf("POST %s with a %d-byte Idempotency-Key: the problem does not name the header: %s", route.path, len(tc.key), b)
+			}
+			if n := len(h.events("acme")); n != before {
+				t.Errorf("POST %s: a refused Idempotency-Key stored events: %d, then %d", route.path, before, n)
+			}
 		}
 	}
 }
