@@ -16,6 +16,11 @@ const (
 	EUNAUTHORIZED = "unauthorized" // the caller could not be identified
 	EFORBIDDEN    = "forbidden"    // the caller is known but may not do this
 	EINTERNAL     = "internal"     // Trail failed; the caller did nothing wrong
+	// Failures of what Trail stores into, which pass: the caller did
+	// nothing wrong and may retry later. The stores decide them, each from
+	// its driver's errors, in one place (their internal wrappers).
+	EUNAVAILABLE = "unavailable"  // the store cannot be reached or used now (database down or unreachable, store closed, disk failing)
+	ESTORAGEFULL = "storage_full" // the store has no room to write (the disk or the database is full)
 )
 
 // Error is Trail's coded error. Message is safe to show to the caller: it never

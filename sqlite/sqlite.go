@@ -40,7 +40,8 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	msqlite "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 var (
@@ -227,12 +228,46 @@ func (db *DB) Close() error {
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }
 
-// internal wraps a database failure as EINTERNAL, leaving coded errors and
-// context errors as they are.
+// internal wraps a database failure, leaving coded errors and context
+// errors as they are: the one place this package decides what a failure
+// of SQLite's means to the caller (classify). The message names what
+// failed and why, never a value; the cause stays in Err for logs.
 func internal(err error, what string) error {
 	var te *trail.Error
 	if err == nil || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return &trail.Error{Code: trail.EINTERNAL, Message: "sqlite: " + what, Err: err}
+	code, why := classify(err)
+	msg := "sqlite: " + what
+	if why != "" {
+		msg += ": " + why
+	}
+	return &trail.Error{Code: code, Message: msg, Err: err}
+}
+
+// classify returns the code of a failure of SQLite's and what it says,
+// for the ones that are no fault of Trail's and pass: a full disk or
+// database (ESTORAGEFULL, when SQLite cannot grow the file or its
+// write-ahead log), a database that cannot be opened, written or read
+// (EUNAVAILABLE). Anything else is EINTERNAL.
+func classify(err error) (code, why string) {
+	var se *msqlite.Error
+	if !errors.As(err, &se) {
+		return trail.EINTERNAL, ""
+	}
+	switch se.Code() & 0xff { // the primary code of an extended one
+	case sqlite3.SQLITE_FULL:
+		return trail.ESTORAGEFULL, "the database or the disk is full"
+	case sqlite3.SQLITE_IOERR:
+		return trail.EUNAVAILABLE, "the disk failed (I/O error)"
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM:
+		return trail.EUNAVAILABLE, "the database cannot be written (read-only)"
+	case sqlite3.SQLITE_CANTOPEN:
+		return trail.EUNAVAILABLE, "the database file cannot be opened"
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return trail.EUNAVAILABLE, "the database is busy (locked by another process)"
+	case sqlite3.SQLITE_NOMEM:
+		return trail.EUNAVAILABLE, "out of memory"
+	}
+	return trail.EINTERNAL, ""
 }

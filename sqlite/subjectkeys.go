@@ -74,7 +74,7 @@ func (f *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects [
 	defer f.mu.Unlock()
 	tx, err := f.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: %v", err)
+		return nil, internal(err, "read subject keys")
 	}
 	defer tx.Rollback()
 	out := make([]trail.SubjectKey, len(subjects))
@@ -88,20 +88,20 @@ func (f *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects [
 		rows, err := tx.QueryContext(ctx, "SELECT subject, id, key FROM subject_keys WHERE tenant = ? AND subject IN ("+
 			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+") ORDER BY created_at, id", args...)
 		if err != nil {
-			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: read subject keys: %v", err)
+			return nil, internal(err, "read subject keys")
 		}
 		for rows.Next() {
 			var sub string
 			var k trail.SubjectKey
 			if err := rows.Scan(&sub, &k.ID, &k.Key); err != nil {
 				rows.Close()
-				return nil, trail.Errorf(trail.EINTERNAL, "sqlite: read subject keys: %v", err)
+				return nil, internal(err, "read subject keys")
 			}
 			found[sub] = k // the newest last (as in PostgreSQL, the greatest id of one instant)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: read subject keys: %v", err)
+			return nil, internal(err, "read subject keys")
 		}
 	}
 	created := false
@@ -116,7 +116,7 @@ func (f *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects [
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO subject_keys (tenant, id, subject, key, created_at) VALUES (?, ?, ?, ?, ?)",
 			tenant, k.ID, subject, k.Key, time.Now().UnixNano()); err != nil {
-			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: store a subject key: %v", err)
+			return nil, internal(err, "store a subject key")
 		}
 		found[subject] = k
 		out[i] = k
@@ -126,7 +126,7 @@ func (f *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects [
 		return out, nil
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: store subject keys: %v", err)
+		return nil, internal(err, "store subject keys")
 	}
 	return out, nil
 }
@@ -139,7 +139,7 @@ func (f *SubjectKeys) KeyByID(ctx context.Context, tenant, id string) ([]byte, e
 		return nil, trail.Errorf(trail.ENOTFOUND, "no subject key %s (erased)", id)
 	}
 	if err != nil {
-		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: read a subject key: %v", err)
+		return nil, internal(err, "read a subject key")
 	}
 	return key, nil
 }
@@ -154,7 +154,7 @@ func (f *SubjectKeys) EraseSubject(ctx context.Context, tenant, subject string) 
 	defer f.mu.Unlock()
 	res, err := f.db.ExecContext(ctx, "DELETE FROM subject_keys WHERE tenant = ? AND subject = ?", tenant, subject)
 	if err != nil {
-		return 0, trail.Errorf(trail.EINTERNAL, "sqlite: delete subject keys: %v", err)
+		return 0, internal(err, "delete subject keys")
 	}
 	n, _ := res.RowsAffected()
 	// A reader in another process (trail serve beside trail erase) can
