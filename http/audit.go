@@ -134,7 +134,11 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 	}
 	if err := s.appendRecord(r.Context(), tenant, ev); err != nil {
 		s.log.ErrorContext(r.Context(), "recording a read failed; the read is refused", "action", rec.action, "tenant", tenant, "err", err)
-		return trail.Errorf(trail.EINTERNAL, "the read could not be recorded in the audit log, so it is refused")
+		refused := &trail.Error{Code: trail.EINTERNAL, Message: "the read could not be recorded in the audit log, so it is refused"}
+		if code := trail.ErrorCode(err); storeDown(code) { // the caller may retry: say so, and why
+			refused.Code, refused.Message = code, refused.Message+": "+trail.ErrorMessage(err)
+		}
+		return refused
 	}
 	return nil
 }
@@ -147,6 +151,9 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 // decided here alone.
 func (s *Server) appendRecord(ctx context.Context, tenant string, ev *trail.Event) error {
 	_, err := s.c.Writer.AppendOwn(ctx, tenant, ledger.Records(ev))
+	if err == nil {
+		s.writes.succeeded()
+	}
 	return err
 }
 

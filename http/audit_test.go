@@ -129,7 +129,9 @@ func TestRecordedRoutes(t *testing.T) {
 
 	// An export that fails is on record as attempted and failed, under one
 	// correlation id.
-	ts := h.serveFailing(t, &failing{backend: h.store, queries: true})
+	f := &failing{backend: h.store}
+	f.queries.Store(true)
+	ts := h.serveFailing(t, f)
 	req, _ := http.NewRequest("GET", ts.URL+"/v1/export?action=user_login_success", nil)
 	req.Header.Set("Authorization", "Bearer "+h.keys["acme-export"])
 	req.Header.Set("X-Request-Id", "req-1")

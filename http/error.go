@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/trailaudit/trail"
 )
@@ -17,6 +19,8 @@ var statuses = map[string]int{
 	trail.ENOTFOUND:     http.StatusNotFound,
 	trail.ECONFLICT:     http.StatusConflict,
 	trail.EINTERNAL:     http.StatusInternalServerError,
+	trail.EUNAVAILABLE:  http.StatusServiceUnavailable,  // Retry-After says when to try again
+	trail.ESTORAGEFULL:  http.StatusInsufficientStorage, // the same
 }
 
 // Codes the API adds for conditions of HTTP itself.
@@ -31,7 +35,6 @@ var apiStatuses = map[string]int{
 	eTooLarge:  http.StatusRequestEntityTooLarge,
 	eMediaType: http.StatusUnsupportedMediaType,
 	eTooMany:   http.StatusTooManyRequests,
-	eClosed:    http.StatusServiceUnavailable,
 }
 
 // Problem is an RFC 9457 problem details document, with Trail's error code
@@ -76,14 +79,32 @@ func problem(err error) *Problem {
 	}
 }
 
-// writeError answers with err as problem details, logging what the caller
-// is not shown.
+// writeError answers with err as problem details (failed says what else
+// a failed request does).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeProblem(w, r, s.failed(w, r, err, "request failed"))
+}
+
+// failed is what every failed request does, the API's and the UI's, before
+// it answers: it returns the problem for err, logs what the caller is not
+// shown (a fault of Trail's or of its store's), counts the refusal, and,
+// for a store that is down or full (503, 507), tells the caller when to
+// retry and keeps /readyz failing for a while (ready.go).
+func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error, what string) *Problem {
 	p := problem(err)
 	if p.Status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), what, "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	s.metrics.refused.WithLabelValues(p.Code).Inc()
+	if storeDown(p.Code) {
+		s.writes.failed(s.c.Now(), p.Detail)
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryStorage/time.Second)))
+	}
+	return p
+}
+
+// writeProblem answers with p.
+func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	if err := json.NewEncoder(w).Encode(p); err != nil {

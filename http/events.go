@@ -143,6 +143,7 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, k *trail.A
 	if err != nil {
 		return keyHeader(err)
 	}
+	s.writes.succeeded()
 	s.metrics.commit.Observe(time.Since(t0).Seconds())
 	out := appended{Count: len(res.Events), Replay: res.Replay}
 	if n := len(res.Events); n > 0 {

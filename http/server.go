@@ -102,6 +102,8 @@ type Server struct {
 	keys  map[string]cachedKey
 
 	ui *ui // the web UI under /ui/ (ui.go); its routes are not in routes
+
+	writes writes // the last failure to write, for /readyz (ready.go)
 }
 
 type cachedKey struct {
@@ -280,17 +282,4 @@ func (s *Server) clientIP(r *http.Request) string {
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
-}
-
-// readyz answers 200 when the store answers a read.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if _, err := s.c.Store.Count(ctx, trail.Query{Tenant: "readyz"}); err != nil {
-		s.writeError(w, r, &apiError{code: eClosed, msg: "the store does not answer"})
-		s.log.WarnContext(r.Context(), "not ready", "err", err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write([]byte("ready\n"))
 }

@@ -274,11 +274,7 @@ func (s *Server) uiTLS(r *http.Request) bool {
 // uiFail answers err as an error page (an htmx request gets a fragment),
 // with the status the API would give it. k is nil when no key is known.
 func (s *Server) uiFail(w http.ResponseWriter, r *http.Request, k *trail.APIKey, err error) {
-	p := problem(err)
-	if p.Status >= 500 {
-		s.log.ErrorContext(r.Context(), "UI request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	s.metrics.refused.WithLabelValues(p.Code).Inc()
+	p := s.failed(w, r, err, "UI request failed")
 	w.Header().Del("Content-Disposition")
 	if r.Header.Get("HX-Request") != "" {
 		s.uiFragment(w, p.Status, "problem", p)
