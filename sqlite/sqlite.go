@@ -71,6 +71,12 @@ type Options struct {
 	Signer *tlog.Signer
 	// Now is the clock (default time.Now); tests set it.
 	Now func() time.Time
+	// ReadOnly opens the database for reading alone, as a copy on a
+	// read-only file system (a mounted backup) can be: nothing is
+	// created, migrated or written, and writes fail (EUNAVAILABLE). The
+	// database must exist, at the current schema version; Signer must be
+	// nil. See readOnly for a copy whose write-ahead log cannot be read.
+	ReadOnly bool
 
 	noTree bool // benchmarks only: append without the tree or checkpoints
 }
@@ -102,6 +108,7 @@ type DB struct {
 
 // Open opens (creating if needed) the database at path, migrates it to the
 // current schema and starts its writer. The directory is created too.
+// With Options.ReadOnly it opens an existing database and writes nothing.
 func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -112,18 +119,28 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.Readers <= 0 {
 		o.Readers = 4
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
 	// temp_store(MEMORY) keeps savepoint sub-journals off the disk. The
 	// writer's page cache (32 MB) holds the hot index pages a busy log
 	// touches each commit; readers get 8 MB each, and no memory map: page
 	// caches live outside Go's heap, and they are most of what `trail
 	// serve` keeps resident (docs/benchmarks.md).
-	pragmas := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)",
-		"temp_store(MEMORY)"}}
-	wq := url.Values{"_txlock": {"immediate"}, "_pragma": append(slices.Clone(pragmas["_pragma"]), "cache_size(-32768)")}
-	wdb, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
+	pragmas := []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "temp_store(MEMORY)"}
+	var params url.Values // of the URI: none, or those of a read-only open
+	if o.ReadOnly {
+		if o.Signer != nil {
+			return nil, errors.New("sqlite: Options.ReadOnly with a Signer: a read-only database takes no appends")
+		}
+		var err error
+		if params, err = readOnly(ctx, path); err != nil {
+			return nil, err
+		}
+		pragmas = []string{"busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)", "query_only(1)"}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// The writer's connections begin IMMEDIATE transactions.
+	writer := dsn(path, params, append(slices.Clone(pragmas), "cache_size(-32768)")) + "&_txlock=immediate"
+	wdb, err := sql.Open("sqlite", writer)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -153,7 +170,11 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if db.w, err = wdb.Conn(ctx); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
-	if err := migrate(ctx, db.w); err != nil {
+	schema := migrate
+	if o.ReadOnly {
+		schema = checkVersion
+	}
+	if err := schema(ctx, db.w); err != nil {
 		return fail(fmt.Errorf("sqlite: %s: %w", path, err))
 	}
 	if o.Signer != nil {
@@ -161,8 +182,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 			return fail(fmt.Errorf("sqlite: %s: %w", path, err))
 		}
 	}
-	rq := url.Values{"_pragma": append(pragmas["_pragma"], "query_only(1)", "cache_size(-8192)")}
-	if db.r, err = sql.Open("sqlite", "file:"+path+"?"+rq.Encode()); err != nil {
+	if db.r, err = sql.Open("sqlite", dsn(path, params, append(slices.Clone(pragmas), "query_only(1)", "cache_size(-8192)"))); err != nil {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
 	db.r.SetMaxOpenConns(o.Readers)
@@ -173,7 +193,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	// Key and action writes are rare and small; they take their own
 	// connection rather than the writer's (see keys.go), connected on
 	// first use.
-	if db.adb, err = sql.Open("sqlite", "file:"+path+"?"+wq.Encode()); err != nil {
+	if db.adb, err = sql.Open("sqlite", writer); err != nil {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
 	db.adb.SetMaxOpenConns(1)

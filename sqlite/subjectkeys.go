@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,8 +47,7 @@ func OpenSubjectKeys(ctx context.Context, path string) (*SubjectKeys, error) {
 	if err := os.Chmod(path, 0o600); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	q := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(ON)"}, "_txlock": {"immediate"}}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", dsn(path, nil, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(ON)"})+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -61,6 +59,22 @@ func OpenSubjectKeys(ctx context.Context, path string) (*SubjectKeys, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
+	return &SubjectKeys{db: db}, nil
+}
+
+// OpenSubjectKeysReadOnly opens the existing key file at path for reading
+// alone (a read-only open of the events' database says how): keys are read,
+// none is made or deleted. A file that does not exist is ENOTFOUND.
+func OpenSubjectKeysReadOnly(ctx context.Context, path string) (*SubjectKeys, error) {
+	params, err := readOnly(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", dsn(path, params, []string{"busy_timeout(10000)", "query_only(1)"}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(1)
 	return &SubjectKeys{db: db}, nil
 }
 
