@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/trailaudit/trail"
@@ -126,7 +127,7 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 		Action: rec.action,
 		Actor:  trail.Actor{Type: trail.ActorAPIKey, ID: k.ID, Name: k.Name},
 		Request: trail.Request{
-			IP: s.clientIP(r), UserAgent: truncate(r.UserAgent(), maxUserAgent), Method: r.Method, Path: r.URL.Path,
+			IP: s.clientIP(r), UserAgent: truncate(strings.ToValidUTF8(r.UserAgent(), "\uFFFD"), maxUserAgent), Method: r.Method, Path: r.URL.Path,
 			RequestID: requestID(r),
 		},
 		Context:       rec.context,
@@ -169,6 +170,21 @@ func truncate(s string, n int) string {
 		}
 	}
 	return s[:n] // no character starts near n: not UTF-8 there anyway
+}
+
+type requestIDKey struct{}
+
+// withRequestID gives the request an id, for the records of its reads and
+// the X-Request-Id of its answer: its X-Request-Id when that is up to 128
+// bytes of visible ASCII (an id a proxy or client made), else a new one.
+// What reaches a record is what the validator takes in an identifier.
+func withRequestID(r *http.Request, w http.ResponseWriter, t0 time.Time) context.Context {
+	rid := r.Header.Get("X-Request-Id")
+	if rid == "" || len(rid) > 128 || strings.ContainsFunc(rid, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		rid = trail.NewID(t0)
+	}
+	w.Header().Set("X-Request-Id", rid)
+	return context.WithValue(r.Context(), requestIDKey{}, rid)
 }
 
 func requestID(r *http.Request) string {

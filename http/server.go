@@ -16,7 +16,6 @@
 package http
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -187,12 +186,7 @@ func (s *Server) routesInit() {
 func (s *Server) authed(pattern string, scope trail.KeyScope, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
-		rid := r.Header.Get("X-Request-Id")
-		if rid == "" || len(rid) > 128 {
-			rid = trail.NewID(t0)
-		}
-		w.Header().Set("X-Request-Id", rid)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, rid))
+		r = r.WithContext(withRequestID(r, w, t0))
 		err := func() error {
 			k, err := s.authenticate(r)
 			if err != nil {
@@ -213,8 +207,6 @@ func (s *Server) authed(pattern string, scope trail.KeyScope, h handlerFunc) htt
 		s.metrics.requests.WithLabelValues(pattern).Observe(time.Since(t0).Seconds())
 	})
 }
-
-type requestIDKey struct{}
 
 // authenticate finds the request's key: present, well formed, known, not
 // revoked, and matching. Keys are cached for Limits.KeyCacheTTL, so a key

@@ -25,7 +25,6 @@ package http
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
@@ -186,17 +185,6 @@ func (s *Server) uiPage(h uiHandler, scopes ...trail.KeyScope) http.Handler {
 		}
 		s.metrics.requests.WithLabelValues("UI " + r.Pattern).Observe(time.Since(t0).Seconds())
 	})
-}
-
-// withRequestID gives the request an id (its X-Request-Id, or a new one),
-// as the API does, for the records of its reads.
-func withRequestID(r *http.Request, w http.ResponseWriter, t0 time.Time) context.Context {
-	rid := r.Header.Get("X-Request-Id")
-	if rid == "" || len(rid) > 128 {
-		rid = trail.NewID(t0)
-	}
-	w.Header().Set("X-Request-Id", rid)
-	return context.WithValue(r.Context(), requestIDKey{}, rid)
 }
 
 // uiKey authenticates the session cookie's key exactly as the API
