@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -79,6 +80,26 @@ func Errorf(code, format string, args ...any) *Error {
 // Invalid returns an EINVALID error listing the given field errors.
 func Invalid(message string, fields ...FieldError) *Error {
 	return &Error{Code: EINVALID, Message: message, Fields: fields}
+}
+
+// StoreError wraps err, a failure of the store named store while it did
+// what, with the code classify gives it and what classify says of it
+// (EINTERNAL and nothing, for a failure it does not know): the one way a
+// store's internal wrapper codes its driver's errors. Coded errors, context
+// errors and nil are returned as they are. The message names what failed
+// and why ("sqlite: commit: the disk is full"), never a value; err stays in
+// Err for logs.
+func StoreError(store, what string, err error, classify func(error) (code, why string)) error {
+	var te *Error
+	if err == nil || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	code, why := classify(err)
+	msg := store + ": " + what
+	if why != "" {
+		msg += ": " + why
+	}
+	return &Error{Code: code, Message: msg, Err: err}
 }
 
 // ErrorCode returns the code of the first coded error in err's chain, EINTERNAL

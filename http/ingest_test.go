@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/trailaudit/trail"
-
 	trailhttp "github.com/trailaudit/trail/http"
 )
 

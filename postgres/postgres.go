@@ -220,21 +220,11 @@ func (db *DB) enter() error {
 	return nil
 }
 
-// internal wraps a database failure, leaving coded errors and context
-// errors as they are: the one place this package decides what a failure
-// of PostgreSQL's means to the caller (classify). The message names what
-// failed and why, never a value; the cause stays in Err for logs.
+// internal wraps a database failure (trail.StoreError): the one place
+// this package decides what a failure of PostgreSQL's means to the caller
+// (classify).
 func internal(err error, what string) error {
-	var te *trail.Error
-	if err == nil || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	code, why := classify(err)
-	msg := "postgres: " + what
-	if why != "" {
-		msg += ": " + why
-	}
-	return &trail.Error{Code: code, Message: msg, Err: err}
+	return trail.StoreError("postgres", what, err, classify)
 }
 
 // classify returns the code of a failure of PostgreSQL's and what it says,

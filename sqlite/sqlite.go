@@ -248,21 +248,11 @@ func (db *DB) Close() error {
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }
 
-// internal wraps a database failure, leaving coded errors and context
-// errors as they are: the one place this package decides what a failure
-// of SQLite's means to the caller (classify). The message names what
-// failed and why, never a value; the cause stays in Err for logs.
+// internal wraps a database failure (trail.StoreError): the one place
+// this package decides what a failure of SQLite's means to the caller
+// (classify).
 func internal(err error, what string) error {
-	var te *trail.Error
-	if err == nil || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	code, why := classify(err)
-	msg := "sqlite: " + what
-	if why != "" {
-		msg += ": " + why
-	}
-	return &trail.Error{Code: code, Message: msg, Err: err}
+	return trail.StoreError("sqlite", what, err, classify)
 }
 
 // classify returns the code of a failure of SQLite's and what it says,
