@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,6 +17,11 @@ const (
 	EUNAUTHORIZED = "unauthorized" // the caller could not be identified
 	EFORBIDDEN    = "forbidden"    // the caller is known but may not do this
 	EINTERNAL     = "internal"     // Trail failed; the caller did nothing wrong
+	// Failures of what Trail stores into, which pass: the caller did
+	// nothing wrong and may retry later. The stores decide them, each from
+	// its driver's errors, in one place (their internal wrappers).
+	EUNAVAILABLE = "unavailable"  // the store cannot be reached or used now (database down or unreachable, store closed, disk failing)
+	ESTORAGEFULL = "storage_full" // the store has no room to write (the disk or the database is full)
 )
 
 // Error is Trail's coded error. Message is safe to show to the caller: it never
@@ -74,6 +80,26 @@ func Errorf(code, format string, args ...any) *Error {
 // Invalid returns an EINVALID error listing the given field errors.
 func Invalid(message string, fields ...FieldError) *Error {
 	return &Error{Code: EINVALID, Message: message, Fields: fields}
+}
+
+// StoreError wraps err, a failure of the store named store while it did
+// what, with the code classify gives it and what classify says of it
+// (EINTERNAL and nothing, for a failure it does not know): the one way a
+// store's internal wrapper codes its driver's errors. Coded errors, context
+// errors and nil are returned as they are. The message names what failed
+// and why ("sqlite: commit: the disk is full"), never a value; err stays in
+// Err for logs.
+func StoreError(store, what string, err error, classify func(error) (code, why string)) error {
+	var te *Error
+	if err == nil || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	code, why := classify(err)
+	msg := store + ": " + what
+	if why != "" {
+		msg += ": " + why
+	}
+	return &Error{Code: code, Message: msg, Err: err}
 }
 
 // ErrorCode returns the code of the first coded error in err's chain, EINTERNAL

@@ -1,6 +1,7 @@
 package trail_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -30,6 +31,37 @@ func TestErrorCodes(t *testing.T) {
 	wrapped := trail.Errorf(trail.EINTERNAL, "store: %w", cause)
 	if !errors.Is(wrapped, cause) {
 		t.Error("a coded error must unwrap to its cause")
+	}
+}
+
+// TestStoreError: a store's failure carries the code its classifier
+// gives, and a message naming the store, what failed and why, never the
+// driver's text; what is coded already, or a context's end, passes as is.
+func TestStoreError(t *testing.T) {
+	full := errors.New("database or disk is full (13)")
+	classify := func(err error) (string, string) {
+		if err == full {
+			return trail.ESTORAGEFULL, "the disk is full"
+		}
+		return trail.EINTERNAL, ""
+	}
+	coded := trail.Errorf(trail.ENOTFOUND, "no event")
+	for _, tc := range []struct {
+		err           error
+		code, message string
+	}{
+		{full, trail.ESTORAGEFULL, "sqlite: commit: the disk is full"},
+		{errors.New("constraint failed"), trail.EINTERNAL, "sqlite: commit"},
+		{coded, trail.ENOTFOUND, "no event"},
+		{context.Canceled, trail.EINTERNAL, "internal error"},
+	} {
+		err := trail.StoreError("sqlite", "commit", tc.err, classify)
+		if trail.ErrorCode(err) != tc.code || trail.ErrorMessage(err) != tc.message || !errors.Is(err, tc.err) {
+			t.Errorf("StoreError(%v) = %v (%s, %q), want %s, %q, unwrapping to the cause", tc.err, err, trail.ErrorCode(err), trail.ErrorMessage(err), tc.code, tc.message)
+		}
+	}
+	if trail.StoreError("sqlite", "commit", nil, classify) != nil {
+		t.Error("StoreError(nil) is not nil")
 	}
 }
 

@@ -63,7 +63,8 @@ type Store interface {
 // AppendOptions modify one Append call.
 type AppendOptions struct {
 	// IdempotencyKey makes a retried Append safe: the first result is
-	// returned again and nothing is stored twice.
+	// returned again and nothing is stored twice. It is at most 255 bytes
+	// of visible ASCII; another is refused (EINVALID, idempotency_key).
 	IdempotencyKey string
 	// Policy is the tenant's validation policy for this batch.
 	Policy Policy

@@ -85,7 +85,7 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request, k *trail.API
 	if err := onlyParams(r.URL.Query()); err != nil {
 		return err
 	}
-	body, err := readBody(w, r, s.c.Limits.MaxBody)
+	body, err := s.readJSON(w, r)
 	if err != nil {
 		return err
 	}

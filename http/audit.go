@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/trailaudit/trail"
@@ -134,7 +135,11 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 	}
 	if err := s.appendRecord(r.Context(), tenant, ev); err != nil {
 		s.log.ErrorContext(r.Context(), "recording a read failed; the read is refused", "action", rec.action, "tenant", tenant, "err", err)
-		return trail.Errorf(trail.EINTERNAL, "the read could not be recorded in the audit log, so it is refused")
+		refused := &trail.Error{Code: trail.EINTERNAL, Message: "the read could not be recorded in the audit log, so it is refused"}
+		if code := trail.ErrorCode(err); storeDown(code) { // the caller may retry: say so, and why
+			refused.Code, refused.Message = code, refused.Message+": "+trail.ErrorMessage(err)
+		}
+		return refused
 	}
 	return nil
 }
@@ -147,6 +152,9 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 // decided here alone.
 func (s *Server) appendRecord(ctx context.Context, tenant string, ev *trail.Event) error {
 	_, err := s.c.Writer.AppendOwn(ctx, tenant, ledger.Records(ev))
+	if err == nil {
+		s.writes.succeeded()
+	}
 	return err
 }
 
@@ -162,6 +170,21 @@ func truncate(s string, n int) string {
 		}
 	}
 	return s[:n] // no character starts near n: not UTF-8 there anyway
+}
+
+type requestIDKey struct{}
+
+// withRequestID gives the request an id, for the records of its reads and
+// the X-Request-Id of its answer: its X-Request-Id when that is up to 128
+// bytes of visible ASCII (an id a proxy or client made), else a new one.
+// What reaches a record is what the validator takes in an identifier.
+func withRequestID(r *http.Request, w http.ResponseWriter, t0 time.Time) context.Context {
+	rid := r.Header.Get("X-Request-Id")
+	if rid == "" || len(rid) > 128 || strings.ContainsFunc(rid, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		rid = trail.NewID(t0)
+	}
+	w.Header().Set("X-Request-Id", rid)
+	return context.WithValue(r.Context(), requestIDKey{}, rid)
 }
 
 func requestID(r *http.Request) string {

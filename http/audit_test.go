@@ -33,6 +33,30 @@ func TestLongUserAgent(t *testing.T) {
 	}
 }
 
+// TestRequestHeadersInRecords: what a read's record takes from request
+// headers is what the validator takes, whatever the headers hold: an
+// X-Request-Id that is not visible ASCII is replaced by a new id (it is an
+// identifier), a User-Agent that is not UTF-8 is made UTF-8, so that the
+// record, and the read, never fail on them.
+func TestRequestHeadersInRecords(t *testing.T) {
+	h := newHarness(t, backends[0].open, trailhttp.Limits{})
+	for _, tc := range []struct{ rid, ua string }{
+		{"req\t1", "Mozilla/5.0"},
+		{"req-\xff", "Mozilla/5.0 \xff\xfe"},
+		{strings.Repeat("r", 129), "ok"},
+	} {
+		status, hdr, b := h.do("acme-read", "GET", "/v1/events", "", "", "X-Request-Id", tc.rid, "User-Agent", tc.ua)
+		if status != 200 {
+			t.Fatalf("a read with X-Request-Id %q, User-Agent %q: %d %s", tc.rid, tc.ua, status, b)
+		}
+		evs := h.events("acme")
+		rec := evs[len(evs)-1].Request
+		if rec.RequestID == tc.rid || rec.RequestID != hdr.Get("X-Request-Id") || !utf8.ValidString(rec.UserAgent) {
+			t.Errorf("X-Request-Id %q, User-Agent %q: recorded as %q, %q (answered X-Request-Id %q)", tc.rid, tc.ua, rec.RequestID, rec.UserAgent, hdr.Get("X-Request-Id"))
+		}
+	}
+}
+
 // present stands for any value but null in a record's wanted context.
 type present struct{}
 
@@ -129,7 +153,9 @@ func TestRecordedRoutes(t *testing.T) {
 
 	// An export that fails is on record as attempted and failed, under one
 	// correlation id.
-	ts := h.serveFailing(t, &failing{backend: h.store, queries: true})
+	f := &failing{backend: h.store}
+	f.queries.Store(true)
+	ts := h.serveFailing(t, f)
 	req, _ := http.NewRequest("GET", ts.URL+"/v1/export?action=user_login_success", nil)
 	req.Header.Set("Authorization", "Bearer "+h.keys["acme-export"])
 	req.Header.Set("X-Request-Id", "req-1")

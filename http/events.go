@@ -18,17 +18,61 @@ import (
 	"github.com/trailaudit/trail"
 )
 
-// readBody reads the whole body, up to limit bytes.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// readBody reads the whole body, up to limit bytes, and returns it with
+// its media type, one of accept. A body must say what it is: a
+// Content-Type not in accept, or with a charset other than UTF-8 (JSON and
+// NDJSON are UTF-8, RFC 8259), is refused with 415 naming the header; so is
+// a body with none. An empty body needs none (its route says whether it
+// may be empty).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, accept ...string) ([]byte, string, error) {
+	h := r.Header.Get("Content-Type")
+	var mt string
+	if h != "" {
+		var err error
+		if mt, err = mediaType(h, accept); err != nil {
+			return nil, "", err
+		}
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, &apiError{eTooLarge, fmt.Sprintf("the body is over the limit of %d bytes", limit)}
+		return nil, "", &apiError{code: eTooLarge, msg: fmt.Sprintf("the body is over the limit of %d bytes", limit)}
 	}
 	if err != nil {
-		return nil, trail.Errorf(trail.EINVALID, "reading the body: %v", err)
+		return nil, "", trail.Errorf(trail.EINVALID, "reading the body: %v", err)
 	}
-	return b, nil
+	if h == "" && len(b) > 0 {
+		return nil, "", unsupported("the body has no Content-Type: send %s", strings.Join(accept, " or "))
+	}
+	return b, mt, nil
+}
+
+// mediaType returns the media type of the Content-Type header h when it is
+// one of accept, with no charset or UTF-8.
+func mediaType(h string, accept []string) (string, error) {
+	want := strings.Join(accept, " or ")
+	mt, params, err := mime.ParseMediaType(h)
+	if err != nil {
+		return "", unsupported("Content-Type does not parse (%v): send %s", err, want)
+	}
+	if !slices.Contains(accept, mt) {
+		return "", unsupported("Content-Type %.64q is not accepted here: send %s", mt, want)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return "", unsupported("Content-Type charset %.32q: the body must be UTF-8 (charset=utf-8, or no charset)", cs)
+	}
+	return mt, nil
+}
+
+// unsupported is a 415 naming the Content-Type header.
+func unsupported(format string, args ...any) error {
+	return &apiError{code: eMediaType, msg: fmt.Sprintf(format, args...), header: "Content-Type"}
+}
+
+// readJSON reads a body of JSON (application/json), up to Limits.MaxBody.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, _, err := readBody(w, r, s.c.Limits.MaxBody, "application/json")
+	return b, err
 }
 
 // policy reads the append policy from the query: strict and allow_custom.
@@ -97,8 +141,9 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, k *trail.A
 	res, err := s.c.Store.Append(r.Context(), k.Tenant, evs, trail.AppendOptions{
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), Policy: p, ClientIP: s.clientIP(r)})
 	if err != nil {
-		return err
+		return keyHeader(err)
 	}
+	s.writes.succeeded()
 	s.metrics.commit.Observe(time.Since(t0).Seconds())
 	out := appended{Count: len(res.Events), Replay: res.Replay}
 	if n := len(res.Events); n > 0 {
@@ -132,9 +177,28 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, k *trail.A
 	return writeJSON(w, status, out)
 }
 
+// keyHeader names the Idempotency-Key header in err where the store names
+// the append's idempotency_key (ledger.MaxIdempotencyKey bounds it): the
+// header is what the caller sent.
+func keyHeader(err error) error {
+	var te *trail.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	i := slices.IndexFunc(te.Fields, func(f trail.FieldError) bool { return f.Path == "idempotency_key" })
+	if i < 0 {
+		return err
+	}
+	named := *te
+	named.Message = "bad Idempotency-Key header"
+	named.Fields = slices.Clone(te.Fields)
+	named.Fields[i].Path = "Idempotency-Key"
+	return &named
+}
+
 // postEvent appends one event.
 func (s *Server) postEvent(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
-	body, err := readBody(w, r, s.c.Limits.MaxBody)
+	body, err := s.readJSON(w, r)
 	if err != nil {
 		return err
 	}
@@ -145,15 +209,15 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request, k *trail.APIK
 	return s.appendEvents(w, r, k, []*trail.Event{ev}, true)
 }
 
-// postBatch appends a batch, all or nothing: NDJSON (one event per line) or
-// a JSON array. A refused batch's errors name each bad event by its index
-// ("[3].actor.type": the fourth event, line 4 of NDJSON).
+// postBatch appends a batch, all or nothing: NDJSON (one event per line,
+// application/x-ndjson) or a JSON array (application/json). A refused
+// batch's errors name each bad event by its index ("[3].actor.type": the
+// fourth event, line 4 of NDJSON).
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
-	body, err := readBody(w, r, s.c.Limits.MaxBatchBody)
+	body, mt, err := readBody(w, r, s.c.Limits.MaxBatchBody, "application/x-ndjson", "application/json")
 	if err != nil {
 		return err
 	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var raws [][]byte
 	switch mt {
 	case "application/json":
@@ -164,7 +228,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, k *trail.APIK
 		for _, a := range arr {
 			raws = append(raws, a)
 		}
-	case "", "application/x-ndjson", "application/jsonl", "text/plain":
+	default: // application/x-ndjson (or an empty body)
 		sc := bufio.NewScanner(bytes.NewReader(body))
 		sc.Buffer(nil, trail.MaxEventBytes+1)
 		for sc.Scan() {
@@ -175,11 +239,9 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, k *trail.APIK
 		if err := sc.Err(); err != nil {
 			return trail.Errorf(trail.EINVALID, "reading the events: a line is over %d bytes", trail.MaxEventBytes)
 		}
-	default:
-		return trail.Errorf(trail.EINVALID, "Content-Type %q: send application/x-ndjson or application/json", mt)
 	}
 	if len(raws) > s.c.Limits.MaxBatch {
-		return &apiError{eTooLarge, fmt.Sprintf("%d events: a batch may hold %d", len(raws), s.c.Limits.MaxBatch)}
+		return &apiError{code: eTooLarge, msg: fmt.Sprintf("%d events: a batch may hold %d", len(raws), s.c.Limits.MaxBatch)}
 	}
 	evs := make([]*trail.Event, len(raws))
 	var fe []trail.FieldError

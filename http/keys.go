@@ -26,7 +26,7 @@ func (s *Server) postKey(w http.ResponseWriter, r *http.Request, k *trail.APIKey
 	if err := onlyParams(r.URL.Query()); err != nil {
 		return err
 	}
-	body, err := readBody(w, r, s.c.Limits.MaxBody)
+	body, err := s.readJSON(w, r)
 	if err != nil {
 		return err
 	}

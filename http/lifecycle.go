@@ -58,7 +58,7 @@ func (s *Server) postHold(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 	if err != nil {
 		return err
 	}
-	body, err := readBody(w, r, s.c.Limits.MaxBody)
+	body, err := s.readJSON(w, r)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, k *trail.A
 	if s.c.Eraser == nil {
 		return trail.Errorf(trail.EINTERNAL, "this server does not seal personal data, so it cannot erase it")
 	}
-	body, err := readBody(w, r, s.c.Limits.MaxBody)
+	body, err := s.readJSON(w, r)
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,9 @@ func TestHoldsAndErasure(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+key)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		if strings.HasPrefix(path, "/ui/") {
 			req.AddCookie(&http.Cookie{Name: "trail_session", Value: key})
 		}

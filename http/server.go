@@ -16,7 +16,6 @@
 package http
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -102,6 +101,8 @@ type Server struct {
 	keys  map[string]cachedKey
 
 	ui *ui // the web UI under /ui/ (ui.go); its routes are not in routes
+
+	writes writes // the last failure to write, for /readyz (ready.go)
 }
 
 type cachedKey struct {
@@ -185,12 +186,7 @@ func (s *Server) routesInit() {
 func (s *Server) authed(pattern string, scope trail.KeyScope, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
-		rid := r.Header.Get("X-Request-Id")
-		if rid == "" || len(rid) > 128 {
-			rid = trail.NewID(t0)
-		}
-		w.Header().Set("X-Request-Id", rid)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, rid))
+		r = r.WithContext(withRequestID(r, w, t0))
 		err := func() error {
 			k, err := s.authenticate(r)
 			if err != nil {
@@ -201,7 +197,7 @@ func (s *Server) authed(pattern string, scope trail.KeyScope, h handlerFunc) htt
 			}
 			if wait, ok := s.limiter.allow(k.ID, s.c.Now()); !ok {
 				w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-				return &apiError{eTooMany, "this key is over its rate limit; retry after the time in Retry-After"}
+				return &apiError{code: eTooMany, msg: "this key is over its rate limit; retry after the time in Retry-After"}
 			}
 			return h(w, r, k)
 		}()
@@ -211,8 +207,6 @@ func (s *Server) authed(pattern string, scope trail.KeyScope, h handlerFunc) htt
 		s.metrics.requests.WithLabelValues(pattern).Observe(time.Since(t0).Seconds())
 	})
 }
-
-type requestIDKey struct{}
 
 // authenticate finds the request's key: present, well formed, known, not
 // revoked, and matching. Keys are cached for Limits.KeyCacheTTL, so a key
@@ -280,17 +274,4 @@ func (s *Server) clientIP(r *http.Request) string {
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
-}
-
-// readyz answers 200 when the store answers a read.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if _, err := s.c.Store.Count(ctx, trail.Query{Tenant: "readyz"}); err != nil {
-		s.writeError(w, r, &apiError{eClosed, "the store does not answer"})
-		s.log.WarnContext(r.Context(), "not ready", "err", err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write([]byte("ready\n"))
 }

@@ -25,7 +25,6 @@ package http
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
@@ -177,7 +176,7 @@ func (s *Server) uiPage(h uiHandler, scopes ...trail.KeyScope) http.Handler {
 			}
 			if wait, ok := s.limiter.allow(k.ID, s.c.Now()); !ok {
 				w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-				return &apiError{eTooMany, "this key is over its rate limit; try again in a moment"}
+				return &apiError{code: eTooMany, msg: "this key is over its rate limit; try again in a moment"}
 			}
 			return h(w, r, k)
 		}()
@@ -186,17 +185,6 @@ func (s *Server) uiPage(h uiHandler, scopes ...trail.KeyScope) http.Handler {
 		}
 		s.metrics.requests.WithLabelValues("UI " + r.Pattern).Observe(time.Since(t0).Seconds())
 	})
-}
-
-// withRequestID gives the request an id (its X-Request-Id, or a new one),
-// as the API does, for the records of its reads.
-func withRequestID(r *http.Request, w http.ResponseWriter, t0 time.Time) context.Context {
-	rid := r.Header.Get("X-Request-Id")
-	if rid == "" || len(rid) > 128 {
-		rid = trail.NewID(t0)
-	}
-	w.Header().Set("X-Request-Id", rid)
-	return context.WithValue(r.Context(), requestIDKey{}, rid)
 }
 
 // uiKey authenticates the session cookie's key exactly as the API
@@ -274,11 +262,7 @@ func (s *Server) uiTLS(r *http.Request) bool {
 // uiFail answers err as an error page (an htmx request gets a fragment),
 // with the status the API would give it. k is nil when no key is known.
 func (s *Server) uiFail(w http.ResponseWriter, r *http.Request, k *trail.APIKey, err error) {
-	p := problem(err)
-	if p.Status >= 500 {
-		s.log.ErrorContext(r.Context(), "UI request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	s.metrics.refused.WithLabelValues(p.Code).Inc()
+	p := s.failed(w, r, err, "UI request failed")
 	w.Header().Del("Content-Disposition")
 	if r.Header.Get("HX-Request") != "" {
 		s.uiFragment(w, p.Status, "problem", p)

@@ -42,11 +42,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/ledger"
@@ -211,19 +214,43 @@ func (db *DB) enter() error {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {
-		return trail.Errorf(trail.EINTERNAL, "postgres: store is closed")
+		return trail.Errorf(trail.EUNAVAILABLE, "postgres: the store is closed")
 	}
 	db.inflight.Add(1)
 	return nil
 }
 
-// internal wraps a database failure as EINTERNAL, leaving coded errors and
-// context errors as they are. The message names what failed, never a value;
-// the cause stays in Err for logs.
+// internal wraps a database failure (trail.StoreError): the one place
+// this package decides what a failure of PostgreSQL's means to the caller
+// (classify).
 func internal(err error, what string) error {
-	var te *trail.Error
-	if err == nil || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
+	return trail.StoreError("postgres", what, err, classify)
+}
+
+// classify returns the code of a failure of PostgreSQL's and what it says,
+// for the ones that are no fault of Trail's and pass: the server's disk is
+// full (SQLSTATE 53100: ESTORAGEFULL); the server cannot be reached, is
+// shutting down or out of resources, or the connection broke
+// (EUNAVAILABLE; so is a call after Close, see enter). Anything else is
+// EINTERNAL.
+func classify(err error) (code, why string) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "53100": // disk_full
+			return trail.ESTORAGEFULL, "the database server's disk is full"
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"),                           // insufficient resources: out of memory, too many connections
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			return trail.EUNAVAILABLE, "the database server is unavailable (SQLSTATE " + pe.Code + ")"
+		}
+		return trail.EINTERNAL, ""
 	}
-	return &trail.Error{Code: trail.EINTERNAL, Message: "postgres: " + what, Err: err}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ne), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return trail.EUNAVAILABLE, "the database is unreachable"
+	}
+	return trail.EINTERNAL, ""
 }

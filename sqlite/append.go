@@ -84,7 +84,7 @@ func (be *backend) Begin(ctx context.Context, b *ledger.Batch) (ledger.Tx, error
 	return &tx{db: db, g: db.g, b: b}, nil
 }
 
-var errClosed = trail.Errorf(trail.EINTERNAL, "sqlite: store is closed")
+var errClosed = trail.Errorf(trail.EUNAVAILABLE, "sqlite: the store is closed")
 
 func (db *DB) isClosed() bool {
 	db.mu.RLock()

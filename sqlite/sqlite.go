@@ -40,7 +40,8 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	msqlite "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 var (
@@ -72,6 +73,12 @@ type Options struct {
 	Signer *tlog.Signer
 	// Now is the clock (default time.Now); tests set it.
 	Now func() time.Time
+	// ReadOnly opens the database for reading alone, as a copy on a
+	// read-only file system (a mounted backup) can be: nothing is
+	// created, migrated or written, and writes fail (EUNAVAILABLE). The
+	// database must exist, at the current schema version; Signer must be
+	// nil. See readOnly for a copy whose write-ahead log cannot be read.
+	ReadOnly bool
 
 	noTree bool // benchmarks only: append without the tree or checkpoints
 }
@@ -103,6 +110,7 @@ type DB struct {
 
 // Open opens (creating if needed) the database at path, migrates it to the
 // current schema and starts its writer. The directory is created too.
+// With Options.ReadOnly it opens an existing database and writes nothing.
 func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -113,18 +121,28 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.Readers <= 0 {
 		o.Readers = 4
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
 	// temp_store(MEMORY) keeps savepoint sub-journals off the disk. The
 	// writer's page cache (32 MB) holds the hot index pages a busy log
 	// touches each commit; readers get 8 MB each, and no memory map: page
 	// caches live outside Go's heap, and they are most of what `trail
 	// serve` keeps resident (docs/benchmarks.md).
-	pragmas := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)",
-		"temp_store(MEMORY)"}}
-	wq := url.Values{"_txlock": {"immediate"}, "_pragma": append(slices.Clone(pragmas["_pragma"]), "cache_size(-32768)")}
-	wdb, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
+	pragmas := []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "temp_store(MEMORY)"}
+	var params url.Values // of the URI: none, or those of a read-only open
+	if o.ReadOnly {
+		if o.Signer != nil {
+			return nil, errors.New("sqlite: Options.ReadOnly with a Signer: a read-only database takes no appends")
+		}
+		var err error
+		if params, err = readOnly(ctx, path); err != nil {
+			return nil, err
+		}
+		pragmas = []string{"busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)", "query_only(1)"}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// The writer's connections begin IMMEDIATE transactions.
+	writer := dsn(path, params, append(slices.Clone(pragmas), "cache_size(-32768)")) + "&_txlock=immediate"
+	wdb, err := sql.Open("sqlite", writer)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -154,7 +172,11 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if db.w, err = wdb.Conn(ctx); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
-	if err := migrate(ctx, db.w); err != nil {
+	schema := migrate
+	if o.ReadOnly {
+		schema = checkVersion
+	}
+	if err := schema(ctx, db.w); err != nil {
 		return fail(fmt.Errorf("sqlite: %s: %w", path, err))
 	}
 	if o.Signer != nil {
@@ -162,8 +184,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 			return fail(fmt.Errorf("sqlite: %s: %w", path, err))
 		}
 	}
-	rq := url.Values{"_pragma": append(pragmas["_pragma"], "query_only(1)", "cache_size(-8192)")}
-	if db.r, err = sql.Open("sqlite", "file:"+path+"?"+rq.Encode()); err != nil {
+	if db.r, err = sql.Open("sqlite", dsn(path, params, append(slices.Clone(pragmas), "query_only(1)", "cache_size(-8192)"))); err != nil {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
 	db.r.SetMaxOpenConns(o.Readers)
@@ -174,7 +195,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	// Key and action writes are rare and small; they take their own
 	// connection rather than the writer's (see keys.go), connected on
 	// first use.
-	if db.adb, err = sql.Open("sqlite", "file:"+path+"?"+wq.Encode()); err != nil {
+	if db.adb, err = sql.Open("sqlite", writer); err != nil {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
 	db.adb.SetMaxOpenConns(1)
@@ -229,12 +250,36 @@ func (db *DB) Close() error {
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }
 
-// internal wraps a database failure as EINTERNAL, leaving coded errors and
-// context errors as they are.
+// internal wraps a database failure (trail.StoreError): the one place
+// this package decides what a failure of SQLite's means to the caller
+// (classify).
 func internal(err error, what string) error {
-	var te *trail.Error
-	if err == nil || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
+	return trail.StoreError("sqlite", what, err, classify)
+}
+
+// classify returns the code of a failure of SQLite's and what it says,
+// for the ones that are no fault of Trail's and pass: a full disk or
+// database (ESTORAGEFULL, when SQLite cannot grow the file or its
+// write-ahead log), a database that cannot be opened, written or read
+// (EUNAVAILABLE). Anything else is EINTERNAL.
+func classify(err error) (code, why string) {
+	var se *msqlite.Error
+	if !errors.As(err, &se) {
+		return trail.EINTERNAL, ""
 	}
-	return &trail.Error{Code: trail.EINTERNAL, Message: "sqlite: " + what, Err: err}
+	switch se.Code() & 0xff { // the primary code of an extended one
+	case sqlite3.SQLITE_FULL:
+		return trail.ESTORAGEFULL, "the database or the disk is full"
+	case sqlite3.SQLITE_IOERR:
+		return trail.EUNAVAILABLE, "the disk failed (I/O error)"
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM:
+		return trail.EUNAVAILABLE, "the database cannot be written (read-only)"
+	case sqlite3.SQLITE_CANTOPEN:
+		return trail.EUNAVAILABLE, "the database file cannot be opened"
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return trail.EUNAVAILABLE, "the database is busy (locked by another process)"
+	case sqlite3.SQLITE_NOMEM:
+		return trail.EUNAVAILABLE, "out of memory"
+	}
+	return trail.EINTERNAL, ""
 }

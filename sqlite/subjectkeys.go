@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,8 +47,7 @@ func OpenSubjectKeys(ctx context.Context, path string) (*SubjectKeys, error) {
 	if err := os.Chmod(path, 0o600); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	q := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(ON)"}, "_txlock": {"immediate"}}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", dsn(path, nil, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(ON)"})+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -64,6 +62,22 @@ func OpenSubjectKeys(ctx context.Context, path string) (*SubjectKeys, error) {
 	return &SubjectKeys{db: db}, nil
 }
 
+// OpenSubjectKeysReadOnly opens the existing key file at path for reading
+// alone (a read-only open of the events' database says how): keys are read,
+// none is made or deleted. A file that does not exist is ENOTFOUND.
+func OpenSubjectKeysReadOnly(ctx context.Context, path string) (*SubjectKeys, error) {
+	params, err := readOnly(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", dsn(path, params, []string{"busy_timeout(10000)", "query_only(1)"}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	return &SubjectKeys{db: db}, nil
+}
+
 // Close closes the file. Calls after Close fail.
 func (f *SubjectKeys) Close() error { return f.db.Close() }
 
@@ -74,7 +88,7 @@ func (f *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects [
 	defer f.mu.Unlock()
 	tx, err := f.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: %v", err)
+		return nil, internal(err, "read subject keys")
 	}
 	defer tx.Rollback()
 	out := make([]trail.SubjectKey, len(subjects))
@@ -88,20 +102,20 @@ func (f *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects [
 		rows, err := tx.QueryContext(ctx, "SELECT subject, id, key FROM subject_keys WHERE tenant = ? AND subject IN ("+
 			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+") ORDER BY created_at, id", args...)
 		if err != nil {
-			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: read subject keys: %v", err)
+			return nil, internal(err, "read subject keys")
 		}
 		for rows.Next() {
 			var sub string
 			var k trail.SubjectKey
 			if err := rows.Scan(&sub, &k.ID, &k.Key); err != nil {
 				rows.Close()
-				return nil, trail.Errorf(trail.EINTERNAL, "sqlite: read subject keys: %v", err)
+				return nil, internal(err, "read subject keys")
 			}
 			found[sub] = k // the newest last (as in PostgreSQL, the greatest id of one instant)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: read subject keys: %v", err)
+			return nil, internal(err, "read subject keys")
 		}
 	}
 	created := false
@@ -116,7 +130,7 @@ func (f *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects [
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO subject_keys (tenant, id, subject, key, created_at) VALUES (?, ?, ?, ?, ?)",
 			tenant, k.ID, subject, k.Key, time.Now().UnixNano()); err != nil {
-			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: store a subject key: %v", err)
+			return nil, internal(err, "store a subject key")
 		}
 		found[subject] = k
 		out[i] = k
@@ -126,7 +140,7 @@ func (f *SubjectKeys) SubjectKeys(ctx context.Context, tenant string, subjects [
 		return out, nil
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: store subject keys: %v", err)
+		return nil, internal(err, "store subject keys")
 	}
 	return out, nil
 }
@@ -139,7 +153,7 @@ func (f *SubjectKeys) KeyByID(ctx context.Context, tenant, id string) ([]byte, e
 		return nil, trail.Errorf(trail.ENOTFOUND, "no subject key %s (erased)", id)
 	}
 	if err != nil {
-		return nil, trail.Errorf(trail.EINTERNAL, "sqlite: read a subject key: %v", err)
+		return nil, internal(err, "read a subject key")
 	}
 	return key, nil
 }
@@ -154,7 +168,7 @@ func (f *SubjectKeys) EraseSubject(ctx context.Context, tenant, subject string) 
 	defer f.mu.Unlock()
 	res, err := f.db.ExecContext(ctx, "DELETE FROM subject_keys WHERE tenant = ? AND subject = ?", tenant, subject)
 	if err != nil {
-		return 0, trail.Errorf(trail.EINTERNAL, "sqlite: delete subject keys: %v", err)
+		return 0, internal(err, "delete subject keys")
 	}
 	n, _ := res.RowsAffected()
 	// A reader in another process (trail serve beside trail erase) can

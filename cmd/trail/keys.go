@@ -49,7 +49,7 @@ func registerKeyStore(cmd *cobra.Command, sf *storeFlags) {
 // openKeyStore opens the chosen store read-only for events (no signing
 // key), as the keeper of API keys. The caller must call done.
 func openKeyStore(ctx context.Context, e *env, sf *storeFlags) (ks trail.KeyStore, done func(), err error) {
-	d, err := sf.open(ctx, e, false)
+	d, err := sf.openFor(ctx, e, manageKeys)
 	if err != nil {
 		return nil, nil, &exitError{code: 1, err: err}
 	}

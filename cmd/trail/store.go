@@ -11,6 +11,7 @@ import (
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/redact"
 	"github.com/trailaudit/trail/sqlite"
@@ -89,30 +90,52 @@ func (d *deployment) Close() error {
 	return errors.Join(errs...)
 }
 
-// open opens the chosen store: to append when write (signing with the key
-// at keyPath, generated on first use), else read-only (it can be queried,
-// proved and verified, and needs no key).
+// access is what a command does with the store.
+type access int
+
+const (
+	// readLog reads alone (query, verify, prove, checkpoint, export):
+	// nothing is opened for writing, so a read-only copy of the data
+	// directory (a mounted backup) will do, and no signing key is needed.
+	readLog access = iota
+	// manageKeys writes API keys and appends nothing: no signing key.
+	manageKeys
+	// appendLog appends, signing with the key at keyPath (made on first
+	// use).
+	appendLog
+)
+
+// open opens the chosen store: to append when write (appendLog), else
+// read-only (readLog).
+func (f *storeFlags) open(ctx context.Context, e *env, write bool) (*deployment, error) {
+	if write {
+		return f.openFor(ctx, e, appendLog)
+	}
+	return f.openFor(ctx, e, readLog)
+}
+
+// openFor opens the chosen store for a.
 //
 // The wiring, in order: the subject keys (kept in PostgreSQL itself, or for
 // SQLite in DATA/subject-keys.db beside the events); the sealer over them;
 // the validator with the sealer; the store; then the custom actions the
 // store saved, registered in the catalog before anything is appended.
-func (f *storeFlags) open(ctx context.Context, e *env, write bool) (*deployment, error) {
+func (f *storeFlags) openFor(ctx context.Context, e *env, a access) (*deployment, error) {
 	d := &deployment{Catalog: catalog.Default()}
-	if write {
+	if a == appendLog {
 		var err error
 		if d.Signer, err = loadSigner(f.keyPath(e), true, e.stderr); err != nil {
 			return nil, err
 		}
 	}
-	if err := f.wire(ctx, e, d); err != nil {
+	if err := f.wire(ctx, e, d, a); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
-func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment) error {
+func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) error {
 	var keys trail.SubjectKeyStore
 	var db backend
 	if f.postgres != "" {
@@ -129,13 +152,14 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment) error {
 		db = pg
 	} else {
 		dir := e.path(f.data)
-		kf, err := sqlite.OpenSubjectKeys(ctx, filepath.Join(dir, "subject-keys.db"))
+		kf, err := openSubjectKeys(ctx, e, filepath.Join(dir, "subject-keys.db"), a == readLog)
 		if err != nil {
 			return err
 		}
 		keys, d.closers = kf, append(d.closers, kf.Close)
 		d.Sealer = erasure.NewSealer(keys, d.Catalog)
-		lite, err := sqlite.Open(ctx, filepath.Join(dir, "trail.db"), sqlite.Options{Validator: newValidator(d.Catalog, d.Sealer), Signer: d.Signer})
+		lite, err := sqlite.Open(ctx, filepath.Join(dir, "trail.db"), sqlite.Options{Validator: newValidator(d.Catalog, d.Sealer), Signer: d.Signer,
+			ReadOnly: a == readLog})
 		if err != nil {
 			return err
 		}
@@ -156,6 +180,33 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment) error {
 	}
 	return nil
 }
+
+// subjectKeys is a store of subject keys that can be closed.
+type subjectKeys interface {
+	trail.SubjectKeyStore
+	Close() error
+}
+
+// openSubjectKeys opens the SQLite subject-key file at path; read-only
+// when readOnly, and then a file that is missing (a copy of the events
+// alone, as the design asks keys to be backed up apart) is no error: the
+// personal data reads as erased, and stderr says why.
+func openSubjectKeys(ctx context.Context, e *env, path string, readOnly bool) (subjectKeys, error) {
+	if !readOnly {
+		return sqlite.OpenSubjectKeys(ctx, path)
+	}
+	kf, err := sqlite.OpenSubjectKeysReadOnly(ctx, path)
+	if trail.ErrorCode(err) == trail.ENOTFOUND {
+		fmt.Fprintf(e.stderr, "trail: no %s: personal data reads as [erased]\n", path)
+		return noKeys{memory.NewSubjectKeys()}, nil
+	}
+	return kf, err
+}
+
+// noKeys is an empty key store, closed by doing nothing.
+type noKeys struct{ trail.SubjectKeyStore }
+
+func (noKeys) Close() error { return nil }
 
 // verifier returns the verifier of the log's checkpoints: the key given
 // (a verifier key, or a file holding one), else the one of the signing key.

@@ -207,6 +207,9 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 	if p.c.Signer == nil && !p.c.NoTree {
 		return nil, trail.Errorf(trail.EINTERNAL, "%s: opened without a signer, read-only", p.c.Store)
 	}
+	if f := keyError(opts.IdempotencyKey); f != nil {
+		return nil, trail.Invalid("bad append options", *f)
+	}
 	b := &Batch{Tenant: tenant, Key: opts.IdempotencyKey}
 	if b.Key != "" {
 		var err error
@@ -249,6 +252,25 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 	}
 	b.Events = prepared
 	return b, nil
+}
+
+// MaxIdempotencyKey is the longest idempotency key a store takes, in
+// bytes. Keys are visible ASCII (0x21 to 0x7E): a client's random token,
+// never a payload.
+const MaxIdempotencyKey = 255
+
+// keyError returns the field error of an idempotency key that is longer
+// than MaxIdempotencyKey or holds a byte other than visible ASCII, or nil.
+func keyError(key string) *trail.FieldError {
+	if len(key) > MaxIdempotencyKey {
+		return &trail.FieldError{Path: "idempotency_key", Message: fmt.Sprintf("%d bytes: at most %d", len(key), MaxIdempotencyKey)}
+	}
+	for i := range len(key) {
+		if c := key[i]; c < 0x21 || c > 0x7e {
+			return &trail.FieldError{Path: "idempotency_key", Message: fmt.Sprintf("byte %d is not visible ASCII (0x21 to 0x7E)", i)}
+		}
+	}
+	return nil
 }
 
 // Refuse returns the field errors of an outside caller's event i that

@@ -259,6 +259,12 @@ func TestPrepareRefuses(t *testing.T) {
 		{"batch larger than the store takes", func(c *Config) { c.MaxBatch = 1 },
 			nil, trail.AppendOptions{}, trail.EINVALID, ""},
 		{"no signer", func(c *Config) { c.Signer = nil }, func() *trail.Event { return login("a") }, trail.AppendOptions{}, trail.EINTERNAL, ""},
+		{"idempotency key too long", nil, nil, trail.AppendOptions{IdempotencyKey: strings.Repeat("k", MaxIdempotencyKey+1)}, trail.EINVALID, "idempotency_key"},
+		{"idempotency key of 60 KB", nil, nil, trail.AppendOptions{IdempotencyKey: strings.Repeat("k", 60<<10)}, trail.EINVALID, "idempotency_key"},
+		{"idempotency key with a space", nil, nil, trail.AppendOptions{IdempotencyKey: "k 1"}, trail.EINVALID, "idempotency_key"},
+		{"idempotency key with a NUL", nil, nil, trail.AppendOptions{IdempotencyKey: "k\x001"}, trail.EINVALID, "idempotency_key"},
+		{"idempotency key with a newline", nil, nil, trail.AppendOptions{IdempotencyKey: "k\n"}, trail.EINVALID, "idempotency_key"},
+		{"idempotency key not ASCII", nil, nil, trail.AppendOptions{IdempotencyKey: "clé"}, trail.EINVALID, "idempotency_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,6 +285,17 @@ func TestPrepareRefuses(t *testing.T) {
 				t.Errorf("the store was called: %v", f.calls)
 			}
 		})
+	}
+}
+
+// Idempotency keys of visible ASCII up to MaxIdempotencyKey bytes are
+// taken as they are.
+func TestIdempotencyKeys(t *testing.T) {
+	for _, key := range []string{"", "k", "tc-0123456789abcdef0123456789abcdef", "!~\"{}", strings.Repeat("k", MaxIdempotencyKey)} {
+		b, err := newLog(t, &fake{}, nil).prepare(context.Background(), "acme", []*trail.Event{login("a")}, trail.AppendOptions{IdempotencyKey: key}, false)
+		if err != nil || b.Key != key {
+			t.Errorf("key %.20q (%d bytes): %v", key, len(key), err)
+		}
 	}
 }
 
