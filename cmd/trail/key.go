@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/tlog"
 )
 
@@ -92,37 +93,47 @@ func createKey(path, name string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
+	return vkey, writeKeyFile(path, skey+"\n")
+}
+
+// writeKeyFile writes a new file of a signing key, mode 0600, and syncs
+// it. It never writes over a file.
+func writeKeyFile(path, text string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return "", usageError("%s exists: a log's key is never replaced (a new key would fork its history)", path)
+		return usageError("%s exists: a log's key is never replaced (a new key would fork its history)", path)
 	}
 	if err != nil {
-		return "", err
+		return err
 	}
-	if _, err := fmt.Fprintln(f, skey); err != nil {
+	if _, err := f.WriteString(text); err != nil {
 		f.Close()
-		return "", err
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return "", err
+		return err
 	}
-	return vkey, f.Close()
+	return f.Close()
 }
 
 // loadSigner reads the signing key at path. When there is none and create
 // is set, it makes one (first start) and says so on stderr with the
 // verifier key.
 func loadSigner(path string, create bool, stderr io.Writer) (*tlog.Signer, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && create {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && create {
 		vkey, cerr := createKey(path, defaultKeyName())
 		if cerr != nil {
 			return nil, cerr
 		}
 		fmt.Fprintf(stderr, "trail: made a signing key in %s (keep it; back it up); verifier key: %s\n", path, vkey)
-		b, err = os.ReadFile(path)
 	}
+	return readSigner(path)
+}
+
+// readSigner reads one signing key file, which only its owner may read.
+func readSigner(path string) (*tlog.Signer, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
@@ -136,19 +147,6 @@ func loadSigner(path string, create bool, stderr io.Writer) (*tlog.Signer, error
 	return s, nil
 }
 
-// parseVerifier reads a verifier key given on the command line, or from the
-// file it names.
-func parseVerifier(e *env, given string) (*tlog.Verifier, error) {
-	if b, err := os.ReadFile(e.path(given)); err == nil {
-		given = string(b)
-	}
-	v, err := tlog.NewVerifier(given)
-	if err != nil {
-		return nil, usageError("--key: %v", err)
-	}
-	return v, nil
-}
-
 // defaultKeyName is the host name (as far as a key name allows it), or
 // "trail".
 func defaultKeyName() string {
@@ -158,4 +156,104 @@ func defaultKeyName() string {
 		return "trail"
 	}
 	return h
+}
+
+// trustHelp says, in the help of the commands that check checkpoints,
+// which keys they trust.
+const trustHelp = `
+
+The verifier keys it trusts come from outside the data directory: --key (a
+key, or a file of keys), --trusted-keys FILE (one key per line, # comments)
+or TRAIL_VERIFIER_KEY. Without them it trusts the signing key's own
+(DATA/log.key) and says so: a key written there by whoever re-signed the log
+would pass. A log whose key was rotated (trail key rotate) is followed from
+the trusted key to its others through the checkpoints signed by both.`
+
+// trustFlags choose the verifier keys a checking command trusts: given
+// from outside the data directory (--key, --trusted-keys, or
+// TRAIL_VERIFIER_KEY), else, with a warning, the signing key's own.
+type trustFlags struct {
+	key  string // a verifier key, or a file of them
+	file string // a file of verifier keys
+}
+
+func (t *trustFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&t.key, "key", "", "verifier key to trust, or a file of them (default $TRAIL_VERIFIER_KEY, else the signing key's)")
+	cmd.Flags().StringVar(&t.file, "trusted-keys", "", "file of verifier keys to trust, one per line (# starts a comment)")
+}
+
+// trust is the keys a command trusts and where they came from.
+type trust struct {
+	v    *tlog.Verifier
+	from string // the flag, file or variable; "" for the signing key's
+	path string // the signing key's file, when from is ""
+}
+
+// String says which keys are trusted and where they came from; for the
+// signing key's own, what that does not prove.
+func (t *trust) String() string {
+	ids := make([]string, 0, len(t.v.Keys()))
+	for _, k := range t.v.Keys() {
+		ids = append(ids, tlog.KeyID(k))
+	}
+	keys := "key " + strings.Join(ids, ", ")
+	if len(ids) > 1 {
+		keys = "keys " + strings.Join(ids, ", ")
+	}
+	if t.from == "" {
+		return fmt.Sprintf("trusting %s, found beside the data (%s): a key written there by someone who re-signed the log would pass; pass --key", keys, t.path)
+	}
+	return fmt.Sprintf("trusting %s from %s", keys, t.from)
+}
+
+// resolve returns the keys to trust: those of --key and --trusted-keys;
+// else those of TRAIL_VERIFIER_KEY; else, when sf is not nil, the signing
+// key's (and its previous key's, while it rotates). A key or file that
+// does not parse is a usage error naming where it came from, and so is
+// finding no key at all.
+func (t *trustFlags) resolve(e *env, sf *storeFlags) (*trust, error) {
+	var text, from []string
+	add := func(given, name string, fileOnly bool) error {
+		b, err := os.ReadFile(e.path(given))
+		switch {
+		case err == nil:
+			text, from = append(text, string(b)), append(from, name+" "+given)
+		case fileOnly:
+			return usageError("%s: %v", name, err)
+		default:
+			text, from = append(text, given), append(from, name)
+		}
+		return nil
+	}
+	if t.key != "" {
+		if err := add(t.key, "--key", false); err != nil {
+			return nil, err
+		}
+	}
+	if t.file != "" {
+		if err := add(t.file, "--trusted-keys", true); err != nil {
+			return nil, err
+		}
+	}
+	if env, ok := e.lookupEnv("TRAIL_VERIFIER_KEY"); ok && env != "" && len(text) == 0 {
+		if err := add(env, "TRAIL_VERIFIER_KEY", false); err != nil {
+			return nil, err
+		}
+	}
+	if len(text) > 0 {
+		v, err := tlog.ParseVerifiers(strings.Join(text, "\n"))
+		if err != nil {
+			return nil, usageError("%s: %s", strings.Join(from, " and "), trail.ErrorMessage(err))
+		}
+		return &trust{v: v, from: strings.Join(from, " and ")}, nil
+	}
+	if sf == nil {
+		return nil, usageError("no verifier key: pass --key VERIFIER, --trusted-keys FILE or set TRAIL_VERIFIER_KEY")
+	}
+	path := sf.keyPath(e)
+	s, err := loadSigner(path, false, e.stderr)
+	if err != nil {
+		return nil, usageError("no verifier key: pass --key VERIFIER (%v)", err)
+	}
+	return &trust{v: s.Verifier(), path: path}, nil
 }
