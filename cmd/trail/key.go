@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,11 +13,17 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
 )
 
 // keyFile is the signing key's name in the data directory.
 const keyFile = "log.key"
+
+// previousSuffix names, beside the signing key's file, the key a rotation
+// moves the logs from, while it is under way (trail key rotate).
+const previousSuffix = ".previous"
 
 func newKeygenCmd(e *env) *cobra.Command {
 	var (
@@ -101,7 +108,7 @@ func createKey(path, name string) (string, error) {
 func writeKeyFile(path, text string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return usageError("%s exists: a log's key is never replaced (a new key would fork its history)", path)
+		return usageError("%s exists: a log's key is never replaced (a new key would fork its history; trail key rotate moves logs to a new key)", path)
 	}
 	if err != nil {
 		return err
@@ -119,7 +126,9 @@ func writeKeyFile(path, text string) error {
 
 // loadSigner reads the signing key at path. When there is none and create
 // is set, it makes one (first start) and says so on stderr with the
-// verifier key.
+// verifier key. While a rotation is under way (a key in path.previous
+// other than path's), the signer is rotating: every checkpoint it signs
+// is signed by both keys.
 func loadSigner(path string, create bool, stderr io.Writer) (*tlog.Signer, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && create {
 		vkey, cerr := createKey(path, defaultKeyName())
@@ -128,7 +137,24 @@ func loadSigner(path string, create bool, stderr io.Writer) (*tlog.Signer, error
 		}
 		fmt.Fprintf(stderr, "trail: made a signing key in %s (keep it; back it up); verifier key: %s\n", path, vkey)
 	}
-	return readSigner(path)
+	s, err := readSigner(path)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := readSigner(path + previousSuffix)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return s, nil
+	case err != nil:
+		return nil, err
+	case prev.VerifierKey() == s.VerifierKey():
+		return s, nil // a rotation that stopped before it wrote the new key
+	}
+	r, err := s.Rotating(prev)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path+previousSuffix, err)
+	}
+	return r, nil
 }
 
 // readSigner reads one signing key file, which only its owner may read.
@@ -256,4 +282,141 @@ func (t *trustFlags) resolve(e *env, sf *storeFlags) (*trust, error) {
 		return nil, usageError("no verifier key: pass --key VERIFIER (%v)", err)
 	}
 	return &trust{v: s.Verifier(), path: path}, nil
+}
+
+func newKeyCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "key",
+		Short: "Rotate the key that signs the log's checkpoints",
+		Long: `Key manages the key that signs the log's checkpoints (trail keygen makes the
+first one; API keys are trail keys).`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newKeyRotateCmd(e))
+	return cmd
+}
+
+func newKeyRotateCmd(e *env) *cobra.Command {
+	var sf storeFlags
+	cmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Move every tenant's log to a new signing key",
+		Long: `Rotate makes a new signing key of the same name and moves every tenant's log
+to it. It keeps the old key in FILE.previous (FILE is the signing key's file,
+default DATA/log.key) and writes the new key to FILE; then it records
+signing_key_rotated in each tenant's log, whose checkpoint is signed by both
+keys and names both: a verifier that trusts either key follows the log from
+one to the other, and trail verify prints the chain. Last, it deletes
+FILE.previous: later checkpoints are signed by the new key alone, and one
+signed by the old key is damage.
+
+Stop every trail serve and trail ingest of the store first, and give them the
+new key before they start again. A rotation interrupted is finished by
+running rotate again; until then, the stores sign with both keys.
+
+It prints the new verifier key: give it to the auditors (those who trust the
+old key need not change anything).`,
+		Example: `  trail key rotate
+  trail key rotate --postgres "$TRAIL_POSTGRES" --signing-key /etc/trail/log.key`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return rotateKey(cmd.Context(), e, &sf)
+		},
+	}
+	sf.register(cmd)
+	return cmd
+}
+
+// rotateKey rotates the signing key at sf's key path, in steps that each
+// leave the files in a state the next run finishes from: the old key
+// copied to FILE.previous; the new key written to FILE (through a rename);
+// each tenant's rotation record appended by a store that signs with both
+// (loadSigner makes it rotating); FILE.previous deleted.
+func rotateKey(ctx context.Context, e *env, sf *storeFlags) error {
+	path := sf.keyPath(e)
+	prevPath := path + previousSuffix
+	cur, err := readSigner(path)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	prev, err := readSigner(prevPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		b, rerr := os.ReadFile(path)
+		if rerr != nil {
+			return usageError("%v", rerr)
+		}
+		if err = writeKeyFile(prevPath, string(b)); err == nil {
+			prev, err = cur, syncDir(filepath.Dir(path))
+		}
+	}
+	if err != nil {
+		return &exitError{code: exitFound, err: err}
+	}
+	if prev.VerifierKey() == cur.VerifierKey() {
+		if err := replaceKey(path, cur.Verifier().Name()); err != nil {
+			return &exitError{code: exitFound, err: err}
+		}
+	}
+	d, err := sf.open(ctx, e, true)
+	if err != nil {
+		return &exitError{code: exitFound, err: err}
+	}
+	defer d.Close()
+	old, next := d.Signer.Previous(), d.Signer
+	if old == nil {
+		return &exitError{code: exitFound, err: fmt.Errorf("%s: the rotation lost its previous key", prevPath)}
+	}
+	var done []string
+	for _, tenant := range d.Signer.Unrotated() {
+		res, err := d.Writer.AppendOwn(ctx, tenant, ledger.Records(&trail.Event{Action: catalog.SigningKeyRotated, Actor: cliActor(),
+			Context: map[string]any{"previous_verifier_key": old.VerifierKey(), "verifier_key": next.VerifierKey()}}))
+		if err != nil {
+			return &exitError{code: exitFound, err: fmt.Errorf("tenant %s: %w (run trail key rotate again to finish)", tenant, err)}
+		}
+		done = append(done, fmt.Sprintf("%s at size %d", tenant, res.Events[0].Seq))
+	}
+	if err := d.Close(); err != nil {
+		return &exitError{code: exitFound, err: err}
+	}
+	if err := os.Remove(prevPath); err != nil {
+		return &exitError{code: exitFound, err: err}
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return &exitError{code: exitFound, err: err}
+	}
+	if len(done) == 0 {
+		done = []string{"none waited"}
+	}
+	fmt.Fprintf(e.stderr, "rotated from %s to %s (%s); the rotation checkpoints are signed by both, the old key is deleted; the new verifier key:\n",
+		tlog.KeyID(old.VerifierKey()), tlog.KeyID(next.VerifierKey()), strings.Join(done, ", "))
+	fmt.Fprintln(e.stdout, next.VerifierKey())
+	return nil
+}
+
+// replaceKey writes a new signing key named name over the one at path,
+// through a file beside it renamed into place, so that path always holds a
+// whole key.
+func replaceKey(path, name string) error {
+	tmp := path + ".new"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if _, err := createKey(tmp, name); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes the directory's entries (a file created, renamed or
+// removed) durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
