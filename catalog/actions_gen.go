@@ -396,4 +396,6 @@ const (
 	LegalHoldReleased = "legal_hold_released"
 	// SubjectErased is "subject_erased" (audit, success): A data subject's personal data was erased by deleting the subject's encryption keys (GDPR Art. 17); the log still verifies.
 	SubjectErased = "subject_erased"
+	// SigningKeyRotated is "signing_key_rotated" (audit, success): The key that signs the log's checkpoints was rotated: the checkpoint of this event is signed by both keys and names both, later checkpoints by the new key alone.
+	SigningKeyRotated = "signing_key_rotated"
 )

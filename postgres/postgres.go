@@ -178,7 +178,8 @@ func connect(ctx context.Context, connString, schema string, maxConns int32) (*p
 }
 
 // checkSigner refuses a signer that did not sign each tenant's latest
-// checkpoint, read in one query (an index probe per tenant).
+// checkpoint (tlog.Signer.CheckLatest: or, while it rotates, whose previous
+// key did), read in one query (an index probe per tenant).
 func checkSigner(ctx context.Context, pool *pgxpool.Pool, s *tlog.Signer) error {
 	rows, err := pool.Query(ctx, `SELECT h.tenant, c.note FROM heads h CROSS JOIN LATERAL
 		(SELECT note FROM checkpoints c WHERE c.tenant = h.tenant ORDER BY size DESC LIMIT 1) c`)

@@ -204,7 +204,8 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 }
 
 // checkSigner refuses a signer that did not sign each tenant's latest
-// checkpoint.
+// checkpoint (tlog.Signer.CheckLatest: or, while it rotates, whose previous
+// key did).
 func checkSigner(ctx context.Context, c *sql.Conn, s *tlog.Signer) error {
 	rows, err := c.QueryContext(ctx, `SELECT t.name, c.note FROM tenants t
 		JOIN checkpoints c ON c.tid = t.tid AND c.size = (SELECT max(size) FROM checkpoints WHERE tid = t.tid)`)

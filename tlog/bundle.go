@@ -148,8 +148,10 @@ func (r *BundleReport) OK() bool { return len(r.Damage) == 0 }
 
 // VerifyBundle checks a bundle read from r with v. It returns an error
 // (EINVALID, naming the line) only for a bundle it cannot read: a line that
-// is not the JSON it should be or longer than MaxBundleLine. Damage goes in
-// the report: a checkpoint not signed by v for the bundle's tenant is
+// is not the JSON it should be or longer than MaxBundleLine, and for a
+// checkpoint no key v trusts signed: it cannot be checked, and the error
+// holds an *UntrustedError. Damage goes in the report: a checkpoint whose
+// signature by v's key does not verify for the bundle's tenant is
 // BadSignature (the events are then checked against its unverified root);
 // per event line, a seq given twice (on consecutive lines) or outside the
 // checkpoint's tree is Extra, a seq below the line before's is Reordered,
@@ -174,6 +176,9 @@ func VerifyBundle(r io.Reader, v *Verifier) (*BundleReport, error) {
 	}
 	var d damages
 	cp, err := v.Open(h.Tenant, []byte(h.Checkpoint))
+	if errors.As(err, new(*UntrustedError)) {
+		return nil, trail.Errorf(trail.EINVALID, "tlog: bundle of tenant %s: %w", h.Tenant, err)
+	}
 	if err != nil {
 		if cp, err = ParseUnverified([]byte(h.Checkpoint)); err != nil {
 			return nil, lineError(n, err)

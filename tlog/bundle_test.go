@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -131,8 +132,8 @@ func TestVerifyBundleDamage(t *testing.T) {
 			[]string{"changed@9"},
 		},
 		{
-			"checkpoint signed by another key of the same name",
-			editLine(bundle, 1, func([]byte) []byte { return headerLine(t, resign(t, otherKey, l.notes[10])) }),
+			"checkpoint's signature edited",
+			editLine(bundle, 1, func([]byte) []byte { return headerLine(t, editSignature(l.notes[10])) }),
 			[]string{"bad_signature@50"},
 		},
 		{
@@ -183,6 +184,29 @@ func headerLine(tb testing.TB, note []byte) []byte {
 		tb.Fatal(err)
 	}
 	return append(b, '\n')
+}
+
+// editSignature returns note with a bit of its (first) signature flipped.
+func editSignature(note []byte) []byte {
+	b := slices.Clone(note)
+	b[bytes.LastIndex(b, []byte(" "))+8] ^= 1 // within the base64, past the key hash
+	return b
+}
+
+// TestVerifyBundleUntrusted: a bundle whose checkpoint another key signed
+// cannot be checked: an error naming the key that did, not damage.
+func TestVerifyBundleUntrusted(t *testing.T) {
+	s := signer(t, testKey)
+	l := buildLog(t, s, bundleBodies(), tamperGroups...)
+	bundle := editLine(writeBundle(t, l, 10, 1, 7), 1, func([]byte) []byte { return headerLine(t, resign(t, otherKey, l.notes[10])) })
+	rep, err := VerifyBundle(bytes.NewReader(bundle), s.Verifier())
+	var untrusted *UntrustedError
+	if !errors.As(err, &untrusted) || !slices.Equal(untrusted.SignedBy, []string{"trail.example+3e6a3a8b"}) {
+		t.Fatalf("VerifyBundle = %+v, %v; want an UntrustedError naming trail.example+3e6a3a8b", rep, err)
+	}
+	if want := "not signed by the trusted key trail.example+cdb1c7dd (signed by trail.example+3e6a3a8b)"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
 }
 
 func TestVerifyBundleUnreadable(t *testing.T) {

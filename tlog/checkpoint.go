@@ -5,7 +5,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -36,11 +40,17 @@ func checkKeyName(name string) error {
 }
 
 // Signer signs a tenant's checkpoints. Its origins are NAME/TENANT, where
-// NAME is its key's name.
+// NAME is its key's name. A rotating signer (Rotating) signs each
+// checkpoint with the key the log moves from as well, which makes the
+// checkpoint a rotation (see Keys).
 type Signer struct {
 	s    note.Signer
 	v    note.Verifier
 	vkey string
+	prev *Signer // the key the log moves from, while rotating
+
+	mu        sync.Mutex
+	unrotated map[string]bool // tenants whose latest checkpoint only prev signed
 }
 
 // NewSigner parses a signer key made by GenerateKey.
@@ -73,8 +83,37 @@ func NewSigner(skey string) (*Signer, error) {
 	return &Signer{s: s, v: v, vkey: vkey}, nil
 }
 
-// Verifier returns the verifier of s's signatures.
-func (s *Signer) Verifier() *Verifier { return &Verifier{v: s.v} }
+// Rotating returns a signer that moves logs from prev's key to s's: each
+// checkpoint it signs carries a rotation line naming both verifier keys
+// and is signed by both, so that a verifier trusting either key follows the
+// log to the other (Keys). The keys must differ and share their name (the
+// log's origin stays the same). Stores opened with it accept a log whose
+// latest checkpoint either key signed (CheckLatest).
+func (s *Signer) Rotating(prev *Signer) (*Signer, error) {
+	switch {
+	case prev == nil || prev.prev != nil || s.prev != nil:
+		return nil, trail.Errorf(trail.EINVALID, "tlog: rotate: want two plain signers")
+	case prev.vkey == s.vkey:
+		return nil, trail.Errorf(trail.EINVALID, "tlog: rotate: the new key is the previous key")
+	case prev.s.Name() != s.s.Name():
+		return nil, trail.Errorf(trail.EINVALID, "tlog: rotate: the new key is named %s, the previous %s: a rotation keeps the name (it begins every origin)",
+			s.s.Name(), prev.s.Name())
+	}
+	return &Signer{s: s.s, v: s.v, vkey: s.vkey, prev: prev}, nil
+}
+
+// Previous returns the key a rotating signer moves logs from, else nil.
+func (s *Signer) Previous() *Signer { return s.prev }
+
+// Verifier returns the verifier of s's signatures (and, while rotating, of
+// its previous key's).
+func (s *Signer) Verifier() *Verifier {
+	keys := []verifierKey{{v: s.v, text: s.vkey}}
+	if s.prev != nil {
+		keys = append(keys, verifierKey{v: s.prev.v, text: s.prev.vkey})
+	}
+	return &Verifier{keys: keys}
+}
 
 // VerifierKey returns the verifier key of s in note format
 // (name+hash+key): public, for auditors.
@@ -83,7 +122,12 @@ func (s *Signer) VerifierKey() string { return s.vkey }
 // Sign returns a signed checkpoint of tenant's tree at size with root.
 func (s *Signer) Sign(tenant string, size uint64, root []byte) ([]byte, error) {
 	text := log.Checkpoint{Origin: Origin(s.s.Name(), tenant), Size: size, Hash: root}.Marshal()
-	msg, err := note.Sign(&note.Note{Text: string(text)}, s.s)
+	signers := []note.Signer{s.s}
+	if s.prev != nil {
+		text = append(text, rotationLine(s.prev.vkey, s.vkey)...)
+		signers = []note.Signer{s.prev.s, s.s}
+	}
+	msg, err := note.Sign(&note.Note{Text: string(text)}, signers...)
 	if err != nil {
 		return nil, trail.Errorf(trail.EINTERNAL, "tlog: sign checkpoint: %w", err)
 	}
@@ -94,22 +138,95 @@ func (s *Signer) Sign(tenant string, size uint64, root []byte) ([]byte, error) {
 // named name.
 func Origin(name, tenant string) string { return name + "/" + tenant }
 
-// Verifier checks checkpoints signed by one key.
+// Verifier checks checkpoints against the keys it trusts: one (NewVerifier)
+// or several (ParseVerifiers).
 type Verifier struct {
-	v note.Verifier
+	keys []verifierKey // no two alike
 }
+
+// verifierKey is one trusted key: its note verifier and its text.
+type verifierKey struct {
+	v    note.Verifier
+	text string // NAME+HASH+KEY
+}
+
+// id is the key's name and hash, as signatures name it.
+func (k verifierKey) id() string { return KeyID(k.text) }
 
 // NewVerifier parses a verifier key (as printed by trail keygen).
 func NewVerifier(vkey string) (*Verifier, error) {
-	v, err := note.NewVerifier(strings.TrimSpace(vkey))
+	k, err := parseVerifierKey(vkey)
 	if err != nil {
-		return nil, trail.Errorf(trail.EINVALID, "tlog: verifier key: %w", err)
+		return nil, err
 	}
-	return &Verifier{v: v}, nil
+	return &Verifier{keys: []verifierKey{k}}, nil
 }
 
-// Name returns the name of the key, which begins every origin it signs.
-func (v *Verifier) Name() string { return v.v.Name() }
+func parseVerifierKey(vkey string) (verifierKey, error) {
+	vkey = strings.TrimSpace(vkey)
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return verifierKey{}, trail.Errorf(trail.EINVALID, "tlog: verifier key: %w", err)
+	}
+	return verifierKey{v: v, text: vkey}, nil
+}
+
+// ParseVerifiers reads a list of trusted verifier keys, one per line. Blank
+// lines and lines starting with # are skipped, and a key may be followed
+// by a comment (spaces, then #). It fails (EINVALID, naming the line) on
+// anything else, and on a list with no key.
+func ParseVerifiers(text string) (*Verifier, error) {
+	v := &Verifier{}
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, rest, _ := strings.Cut(strings.Join(strings.Fields(line), " "), " ")
+		if rest != "" && !strings.HasPrefix(rest, "#") {
+			return nil, trail.Errorf(trail.EINVALID, "tlog: line %d: want one verifier key, then at most a # comment", i+1)
+		}
+		k, err := parseVerifierKey(key)
+		if err != nil {
+			return nil, trail.Errorf(trail.EINVALID, "tlog: line %d: not a verifier key: %v", i+1, errors.Unwrap(err))
+		}
+		if !v.trusts(k.text) {
+			v.keys = append(v.keys, k)
+		}
+	}
+	if len(v.keys) == 0 {
+		return nil, trail.Errorf(trail.EINVALID, "tlog: no verifier key in the list")
+	}
+	return v, nil
+}
+
+// Name returns the name of the (first) key, which begins every origin it
+// signs.
+func (v *Verifier) Name() string { return v.keys[0].v.Name() }
+
+// Keys returns the verifier keys v trusts, in the order given.
+func (v *Verifier) Keys() []string {
+	out := make([]string, len(v.keys))
+	for i, k := range v.keys {
+		out[i] = k.text
+	}
+	return out
+}
+
+// trusts reports whether v trusts the verifier key vkey.
+func (v *Verifier) trusts(vkey string) bool {
+	return slices.ContainsFunc(v.keys, func(k verifierKey) bool { return k.text == vkey })
+}
+
+// KeyID returns the name and hash that begin a verifier key (NAME+HASH):
+// how a signature names its key, and how Trail prints one.
+func KeyID(vkey string) string {
+	// A name holds no '+'; the base64 of the key may.
+	if f := strings.SplitN(vkey, "+", 3); len(f) == 3 {
+		return f[0] + "+" + f[1]
+	}
+	return vkey
+}
 
 // Checkpoint is a signed checkpoint that has been verified.
 type Checkpoint struct {
@@ -120,17 +237,67 @@ type Checkpoint struct {
 }
 
 // Open verifies a signed checkpoint of tenant's log and parses it. It fails
-// when no signature is by v's key, or the origin is not v's for tenant.
+// (EINVALID) when a signature by a key v trusts does not verify, when the
+// origin is not NAME/TENANT of a key that signed it, and when no key v
+// trusts signed it: then the error holds an *UntrustedError naming the keys
+// that did.
 func (v *Verifier) Open(tenant string, signed []byte) (*Checkpoint, error) {
-	cp, _, _, err := log.ParseCheckpoint(signed, Origin(v.v.Name(), tenant), v.v)
+	return openWith(tenant, signed, v.keys)
+}
+
+// UntrustedError reports a checkpoint that none of the keys it was checked
+// against signed. It may be well signed by another key: it cannot be
+// checked, which is not the same as damaged.
+type UntrustedError struct {
+	SignedBy []string // the keys of its signatures, as NAME+HASH
+	Want     []string // the keys it was checked against, as NAME+HASH
+}
+
+func (e *UntrustedError) Error() string {
+	by := "no key"
+	if len(e.SignedBy) > 0 {
+		by = strings.Join(e.SignedBy, ", ")
+	}
+	return "not signed by the trusted key " + strings.Join(e.Want, ", ") + " (signed by " + by + ")"
+}
+
+// openWith opens signed as Open does, trusting keys.
+func openWith(tenant string, signed []byte, keys []verifierKey) (*Checkpoint, error) {
+	list := make([]note.Verifier, len(keys))
+	for i, k := range keys {
+		list[i] = k.v
+	}
+	n, err := note.Open(signed, note.VerifierList(list...))
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		u := &UntrustedError{}
+		for _, s := range unverified.Note.UnverifiedSigs {
+			u.SignedBy = append(u.SignedBy, sigID(s))
+		}
+		for _, k := range keys {
+			u.Want = append(u.Want, k.id())
+		}
+		return nil, trail.Errorf(trail.EINVALID, "tlog: checkpoint: %w", u)
+	}
 	if err != nil {
-		return nil, trail.Errorf(trail.EINVALID, "tlog: checkpoint: %w", err)
+		return nil, trail.Errorf(trail.EINVALID, "tlog: checkpoint: %v", err)
+	}
+	var cp log.Checkpoint
+	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
+		return nil, trail.Errorf(trail.EINVALID, "tlog: checkpoint: %v", err)
+	}
+	if !slices.ContainsFunc(n.Sigs, func(s note.Signature) bool { return Origin(s.Name, tenant) == cp.Origin }) {
+		return nil, trail.Errorf(trail.EINVALID, "tlog: checkpoint: origin %q is not that of tenant %s under the key that signed it (%s)",
+			cp.Origin, tenant, sigID(n.Sigs[0]))
 	}
 	if len(cp.Hash) != trail.HashSize {
 		return nil, trail.Errorf(trail.EINVALID, "tlog: checkpoint: root hash is %d bytes, want %d", len(cp.Hash), trail.HashSize)
 	}
 	return &Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: cp.Hash, Note: signed}, nil
 }
+
+// sigID names a signature's key as KeyID does.
+func sigID(s note.Signature) string { return fmt.Sprintf("%s+%08x", s.Name, s.Hash) }
 
 // ParseUnverified reads a checkpoint's origin, size and root without
 // checking any signature: for reports about checkpoints that failed Open.
@@ -147,15 +314,47 @@ func ParseUnverified(signed []byte) (*Checkpoint, error) {
 }
 
 // CheckLatest returns an error unless latest, tenant's newest stored
-// checkpoint, verifies under s's own key. Stores call it when they open with
-// a signer: appending under another key would fork the log's history
-// without anyone noticing, so they refuse to.
+// checkpoint, verifies under s's own key, or under its previous key while
+// it rotates (the tenants where only the previous key did are then listed
+// by Unrotated), and is not a rotation away from s's key. Stores call it
+// for every tenant when they open with a signer: appending under another
+// key would fork the log's history without anyone noticing, and under a
+// key rotated away from would sign with a retired key; they refuse to.
 func (s *Signer) CheckLatest(tenant string, latest []byte) error {
-	if _, err := s.Verifier().Open(tenant, latest); err != nil {
+	if r, ok := parseRotation(tenant, latest); ok && r.old.text == s.vkey {
+		return trail.Errorf(trail.ECONFLICT, "tenant %s: its log was rotated from the signing key %s to %s; refusing to sign with the retired key",
+			tenant, KeyID(s.vkey), r.new.id())
+	}
+	_, err := s.Verifier().Open(tenant, latest)
+	if err == nil && s.prev != nil {
+		if _, cerr := openWith(tenant, latest, s.Verifier().keys[:1]); cerr != nil {
+			s.mu.Lock()
+			if s.unrotated == nil {
+				s.unrotated = map[string]bool{}
+			}
+			s.unrotated[tenant] = true
+			s.mu.Unlock()
+		}
+	}
+	if err != nil {
 		return trail.Errorf(trail.ECONFLICT, "tenant %s: its latest checkpoint does not verify under the signing key %s "+
-			"(was the log started with another key?); refusing to sign a forked history: %v", tenant, s.s.Name(), err)
+			"(was the log started with another key?); refusing to sign a forked history: %v", tenant, KeyID(s.vkey), err)
 	}
 	return nil
+}
+
+// Unrotated lists, sorted, the tenants whose latest checkpoint only the
+// previous key of a rotating signer signed, as CheckLatest found them:
+// those whose logs still wait for their rotation checkpoint.
+func (s *Signer) Unrotated() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.unrotated))
+	for t := range s.unrotated {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // CheckHead returns an error unless a tenant's log is as its last commit

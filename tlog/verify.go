@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +64,9 @@ type Report struct {
 	Checkpoints int `json:"checkpoints"`
 	// Saved is the number of saved (external) checkpoints checked.
 	Saved int `json:"saved"`
+	// Keys is the log's key history when it rotated keys (Keys.Epochs):
+	// which key signs which checkpoints.
+	Keys []KeyEpoch `json:"keys,omitempty"`
 	// Unverified counts rows appended while Verify ran, past the
 	// checkpoints it read first: a later run checks them.
 	Unverified uint64 `json:"unverified,omitempty"`
@@ -104,7 +109,7 @@ type VerifyOptions struct {
 // the tree rebuilt from the bodies must reproduce every stored node and
 // every checkpoint's root, seqs must run 1, 2, 3... up to the largest
 // checkpoint's size and no further, and every checkpoint must verify
-// under v. The rules (a row gets at most one damage, the first that
+// under the key the log's key history (v.Follow) gives its size. The rules (a row gets at most one damage, the first that
 // applies in this order):
 //
 //   - A gap before a row is Missing at the first absent seq; rows past
@@ -127,7 +132,9 @@ type VerifyOptions struct {
 //     BySeq must hold an audit_log_pruned event (Changed otherwise, or
 //     Missing when the log ends before it).
 //   - A stored checkpoint that does not verify is BadSignature at its
-//     size (0 when unparseable) and is then ignored; a checkpoint whose
+//     size (0 when unparseable) and is then ignored (but when none is
+//     signed by a key v trusts, or the history reaches, Verify cannot
+//     check the log, and returns an error holding an *UntrustedError); a checkpoint whose
 //     size is not above the one before it is Reordered at its size.
 //   - When the rebuilt tree reaches a stored checkpoint's size, a root
 //     that differs is Changed at the first seq after the largest stored
@@ -136,14 +143,17 @@ type VerifyOptions struct {
 //     Fork at the first seq after the largest saved checkpoint whose root
 //     matched, or 1: without the auditor's leaves Verify cannot tell where
 //     the two histories part, only that they do after that point. A saved
-//     checkpoint above the last row is Missing at last+1.
+//     checkpoint above the last row is Missing at last+1. A saved
+//     checkpoint of the tenant that the log's keys did not sign is Fork at
+//     1: the log's history was re-signed since it was saved.
 //
 // After the first damage to the rows (Changed, Missing, Reordered rows) or
 // Fork, the rebuilt tree no longer stands for the log, so node and root
 // comparisons stop there; the row-level rules still run to the end.
 //
-// Verify returns an error only when reading fails, or when a saved
-// checkpoint cannot be opened with v (EINVALID): damage goes in the report.
+// Verify returns an error only when reading fails, when no stored
+// checkpoint is signed by a trusted key (above), or when a saved
+// checkpoint cannot be read (EINVALID): damage goes in the report.
 // Each stored checkpoint costs a signature check, each row a SHA-256 of its
 // body (spread over GOMAXPROCS goroutines) and on average one of a node.
 func Verify(ctx context.Context, l trail.Log, tenant string, v *Verifier, opts VerifyOptions) (*Report, error) {
@@ -153,11 +163,20 @@ func Verify(ctx context.Context, l trail.Log, tenant string, v *Verifier, opts V
 	rep := &Report{Tenant: tenant, Saved: len(opts.Saved)}
 	w := &walk{next: 1, tree: &Tree{}} // the zero Tree is empty
 	rep.Pruned = w.prunedRanges(opts.Pruned)
-	if err := w.readCheckpoints(ctx, l, tenant, v, rep); err != nil {
+	keys, err := v.Follow(ctx, l, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: verify: %w", err)
+	}
+	rep.Keys = keys.Epochs()
+	if err := w.readCheckpoints(ctx, l, tenant, keys, rep); err != nil {
 		return nil, err
 	}
 	for i, note := range opts.Saved {
-		cp, err := v.Open(tenant, note)
+		cp, err := keys.Open(note)
+		if u, perr := ParseUnverified(note); foreign(err) && perr == nil && strings.HasSuffix(u.Origin, "/"+tenant) {
+			w.d.add(Fork, 1, "saved checkpoint %d (size %d) is %s: the log was re-signed since it was saved", i+1, u.Size, trail.ErrorMessage(err))
+			continue
+		}
 		if err != nil {
 			return nil, trail.Errorf(trail.EINVALID, "tlog: verify: saved checkpoint %d: %w", i+1, err)
 		}
@@ -179,7 +198,7 @@ func Verify(ctx context.Context, l trail.Log, tenant string, v *Verifier, opts V
 		if err != nil && trail.ErrorCode(err) != trail.ENOTFOUND {
 			return nil, fmt.Errorf("tlog: verify: %w", err)
 		}
-		if cp, oerr := v.Open(tenant, note); err == nil && oerr == nil && cp.Size >= w.next-1 {
+		if cp, oerr := keys.Open(note); err == nil && oerr == nil && cp.Size >= w.next-1 {
 			rep.Unverified = w.next - w.beyond
 		} else {
 			w.d.add(Extra, w.beyond, "rows from seq %d on are covered by no signed checkpoint (the largest covers %d)", w.beyond, w.covered)
@@ -224,14 +243,20 @@ func (w *walk) fail(k Kind, seq uint64, format string, args ...any) {
 
 // readCheckpoints checks the stored checkpoints and keeps, of each that
 // verifies, what the scan needs: its size and root.
-func (w *walk) readCheckpoints(ctx context.Context, l trail.Log, tenant string, v *Verifier, rep *Report) error {
+func (w *walk) readCheckpoints(ctx context.Context, l trail.Log, tenant string, keys *Keys, rep *Report) error {
 	var prev uint64 // size of the last checkpoint that verified
 	seen := false
+	var untrusted error // while no checkpoint verifies: the last one's error, if it is signed by no trusted key
 	err := l.Checkpoints(ctx, tenant, func(note []byte) error {
 		rep.Checkpoints++
 		n := rep.Checkpoints
-		cp, err := v.Open(tenant, note)
+		cp, err := keys.Open(note)
 		if err != nil {
+			if errors.As(err, new(*UntrustedError)) && (untrusted != nil || n == 1) {
+				untrusted = err
+			} else {
+				untrusted = nil
+			}
 			var size uint64
 			if u, perr := ParseUnverified(note); perr == nil {
 				size = u.Size
@@ -251,6 +276,9 @@ func (w *walk) readCheckpoints(ctx context.Context, l trail.Log, tenant string, 
 	})
 	if err != nil {
 		return fmt.Errorf("tlog: verify: checkpoints: %w", err)
+	}
+	if !seen && untrusted != nil {
+		return trail.Errorf(trail.EINVALID, "tlog: verify: no checkpoint of tenant %s is signed by a trusted key: %w", tenant, untrusted)
 	}
 	w.covered = rep.Size
 	return nil

@@ -271,6 +271,10 @@ func TestVerifyErrors(t *testing.T) {
 	broken.fail = errors.New("disk on fire")
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
+	globex, err := s.Sign("globex", 3, mth(events(3, 100)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name  string
 		ctx   context.Context
@@ -280,7 +284,7 @@ func TestVerifyErrors(t *testing.T) {
 	}{
 		{"scan fails", ctx, broken, nil, trail.EINTERNAL},
 		{"context canceled", canceled, l, nil, trail.EINTERNAL},
-		{"saved checkpoint by another key", ctx, l, [][]byte{resign(t, otherKey, l.notes[1])}, trail.EINVALID},
+		{"saved checkpoint of another tenant", ctx, l, [][]byte{globex}, trail.EINVALID},
 		{"saved checkpoint not a note", ctx, l, [][]byte{[]byte("size 3")}, trail.EINVALID},
 	}
 	for _, tc := range tests {

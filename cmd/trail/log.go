@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,8 +21,8 @@ import (
 func newCheckpointCmd(e *env) *cobra.Command {
 	var (
 		sf     storeFlags
+		tf     trustFlags
 		tenant string
-		key    string
 	)
 	cmd := &cobra.Command{
 		Use:   "checkpoint --tenant T",
@@ -31,17 +32,16 @@ origin, size, root hash, Ed25519 signature), after checking its signature.
 
 Keep it somewhere the log's operators cannot write: 'trail verify --checkpoint
 FILE' later proves that the log still extends it, which finds a history that
-was rewritten and re-signed, even with the log's own key.`,
-		Example: `  trail checkpoint --tenant acme > acme-2026-11-26.checkpoint`,
+was rewritten and re-signed, even with the log's own key.` + trustHelp + checkHelp,
+		Example: `  trail checkpoint --tenant acme --key audit.pub > acme-2026-11-26.checkpoint`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, v, err := openLog(cmd.Context(), e, &sf, tenant, key)
+			d, tr, err := openLog(cmd.Context(), e, &sf, tenant, &tf, e.stderr)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			store := d.Store
-			cp, err := latestCheckpoint(cmd.Context(), store, v, tenant)
+			cp, err := latestCheckpoint(cmd.Context(), d.Store, tr.v, tenant)
 			if err != nil {
 				return err
 			}
@@ -50,16 +50,16 @@ was rewritten and re-signed, even with the log's own key.`,
 		},
 	}
 	sf.register(cmd)
+	tf.register(cmd)
 	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant (required)")
-	cmd.Flags().StringVar(&key, "key", "", "verifier key, or a file holding it (default: the signing key's)")
 	return cmd
 }
 
 func newProveCmd(e *env) *cobra.Command {
 	var (
 		sf     storeFlags
+		tf     trustFlags
 		tenant string
-		key    string
 		seq    uint64
 		id     string
 		old    string
@@ -74,7 +74,7 @@ func newProveCmd(e *env) *cobra.Command {
   --old FILE           that the log extends an older checkpoint (consistency
                        proof), e.g. one an auditor saved with trail checkpoint.
 
-Every proof is checked before it is printed; one that fails is damage (exit 1).`,
+Every proof is checked before it is printed; one that fails is damage (exit 1).` + trustHelp + checkHelp,
 		Example: `  trail prove --tenant acme --seq 42
   trail prove --tenant acme --old acme-2026-11-01.checkpoint`,
 		Args: cobra.NoArgs,
@@ -83,19 +83,19 @@ Every proof is checked before it is printed; one that fails is damage (exit 1).`
 			if n := btoi(seq != 0) + btoi(id != "") + btoi(old != ""); n != 1 {
 				return usageError("give one of --seq, --id or --old")
 			}
-			d, v, err := openLog(ctx, e, &sf, tenant, key)
+			d, tr, err := openLog(ctx, e, &sf, tenant, &tf, e.stderr)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
 			store := d.Store
-			cp, err := latestCheckpoint(ctx, store, v, tenant)
+			cp, err := latestCheckpoint(ctx, store, tr.v, tenant)
 			if err != nil {
 				return err
 			}
 			var out any
 			if old != "" {
-				out, err = proveConsistency(ctx, e, store, v, tenant, old, cp)
+				out, err = proveConsistency(ctx, e, store, tr.v, tenant, old, cp)
 			} else {
 				out, err = proveInclusion(ctx, store, tenant, seq, id, cp)
 			}
@@ -108,9 +108,9 @@ Every proof is checked before it is printed; one that fails is damage (exit 1).`
 		},
 	}
 	sf.register(cmd)
+	tf.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&tenant, "tenant", "", "tenant (required)")
-	f.StringVar(&key, "key", "", "verifier key, or a file holding it (default: the signing key's)")
 	f.Uint64Var(&seq, "seq", 0, "seq of the event to prove")
 	f.StringVar(&id, "id", "", "id of the event to prove")
 	f.StringVar(&old, "old", "", "file of an older signed checkpoint to prove the log extends")
@@ -145,7 +145,7 @@ func proveInclusion(ctx context.Context, store trail.Store, tenant string, seq u
 	if id != "" {
 		ev, err := store.Get(ctx, tenant, id)
 		if err != nil {
-			return nil, storeError(err)
+			return nil, checkError(err)
 		}
 		seq = ev.Seq
 	}
@@ -153,12 +153,12 @@ func proveInclusion(ctx context.Context, store trail.Store, tenant string, seq u
 	var damage *tlog.DamageError
 	switch {
 	case errors.As(err, &damage):
-		return nil, &exitError{code: 1, err: fmt.Errorf("damage: %s at seq %d: %s (run trail verify)", damage.Kind, damage.Seq, damage.Detail)}
+		return nil, damageError("damage: %s at seq %d: %s (run trail verify)", damage.Kind, damage.Seq, damage.Detail)
 	case trail.ErrorCode(err) == trail.EINVALID && len(trail.ErrorFields(err)) > 0:
 		f := trail.ErrorFields(err)[0]
 		return nil, usageError("--%s: %s", f.Path, f.Message)
 	case err != nil:
-		return nil, storeError(err)
+		return nil, checkError(err)
 	}
 	return &inclusionProof{Tenant: tenant, Seq: in.Seq, LeafIndex: in.Index, Event: in.Body, Pruned: in.Pruned, LeafHash: in.LeafHash,
 		TreeSize: in.Size, Root: in.Root, Proof: in.Proof, Checkpoint: string(cp.Note)}, nil
@@ -180,19 +180,30 @@ func proveConsistency(ctx context.Context, e *env, store trail.Store, v *tlog.Ve
 	if err != nil {
 		return nil, usageError("--old: %v", err)
 	}
-	oc, err := v.Open(tenant, b)
+	u, err := tlog.ParseUnverified(b)
 	if err != nil {
-		return nil, usageError("--old: %v", err)
+		return nil, usageError("--old: %s", trail.ErrorMessage(err))
 	}
-	if oc.Size > cp.Size {
-		return nil, &exitError{code: 1, err: fmt.Errorf("damage: the log (size %d) is shorter than the old checkpoint (size %d)", cp.Size, oc.Size)}
+	if !strings.HasSuffix(u.Origin, "/"+tenant) {
+		return nil, usageError("--old: a checkpoint of %s, not of tenant %s", u.Origin, tenant)
+	}
+	// Signed by a key the log does not have, the old checkpoint is one the
+	// log no longer extends: its history was re-signed since.
+	oc, err := v.OpenIn(ctx, store, tenant, b)
+	switch {
+	case trail.ErrorCode(err) == trail.EINVALID:
+		return nil, damageError("damage: the log does not extend the old checkpoint (fork): %s", trail.ErrorMessage(err))
+	case err != nil:
+		return nil, checkError(err)
+	case oc.Size > cp.Size:
+		return nil, damageError("damage: the log (size %d) is shorter than the old checkpoint (size %d)", cp.Size, oc.Size)
 	}
 	p, err := tlog.ConsistencyProof(ctx, store, tenant, oc.Size, cp.Size)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, checkError(err)
 	}
 	if err := tlog.VerifyConsistency(oc.Size, cp.Size, p, oc.Root, cp.Root); err != nil {
-		return nil, &exitError{code: 1, err: fmt.Errorf("damage: the log does not extend the old checkpoint (fork): %w", err)}
+		return nil, damageError("damage: the log does not extend the old checkpoint (fork): %w", err)
 	}
 	return &consistencyProof{Tenant: tenant, OldSize: oc.Size, OldRoot: oc.Root, TreeSize: cp.Size, Root: cp.Root,
 		Proof: p, Checkpoint: string(cp.Note)}, nil
@@ -201,8 +212,8 @@ func proveConsistency(ctx context.Context, e *env, store trail.Store, v *tlog.Ve
 func newVerifyCmd(e *env) *cobra.Command {
 	var (
 		sf     storeFlags
+		tf     trustFlags
 		tenant string
-		key    string
 		saved  []string
 		bundle string
 		asJSON bool
@@ -213,7 +224,8 @@ func newVerifyCmd(e *env) *cobra.Command {
 		Long: `Verify reads the tenant's whole log and checks it: every stored event hashes to
 its leaf, seqs run 1, 2, 3... with no gap, the Merkle tree rebuilt from the
 stored bytes has every stored node and every signed checkpoint's root, and
-every checkpoint's signature verifies under the key.
+every checkpoint is signed by the key its place in the log's key history
+gives it (below).
 
 With --checkpoint FILE (repeatable; a checkpoint saved earlier with trail
 checkpoint), it also proves the log extends it: this finds a history that was
@@ -227,10 +239,12 @@ It names the first damaged seq and the kind of damage: changed, missing,
 extra, reordered, bad_signature or fork. Events whose payload retention
 removed (trail retention) are listed as pruned, with the policy and time of
 the audit_log_pruned event that records them: they are not damage; a
-payload missing with no such record is. Exit 0: intact (pruned events
-included); 1: damage found; 2: usage error.`,
-		Example: `  trail verify --tenant acme
-  trail verify --tenant acme --checkpoint acme-2026-11-01.checkpoint
+payload missing with no such record is.` + trustHelp + `
+
+It prints first which keys it trusts and where they came from, and, for a
+log whose key was rotated, the chain of its keys.` + checkHelp,
+		Example: `  trail verify --tenant acme --key audit.pub
+  trail verify --tenant acme --trusted-keys /etc/trail/trusted-keys --checkpoint acme-2026-11-01.checkpoint
   trail verify --bundle acme.bundle --key 'audit.example.com+1a2b3c4d+AW...'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -239,12 +253,13 @@ included); 1: damage found; 2: usage error.`,
 				if tenant != "" || len(saved) > 0 {
 					return usageError("--bundle is checked on its own: drop --tenant and --checkpoint")
 				}
-				if key == "" {
-					return usageError("--bundle needs --key VERIFIER")
-				}
-				return verifyBundle(e, bundle, key, asJSON)
+				return verifyBundle(e, bundle, &tf, asJSON)
 			}
-			d, v, err := openLog(ctx, e, &sf, tenant, key)
+			says := e.stdout // which keys are trusted: part of the report
+			if asJSON {
+				says = e.stderr
+			}
+			d, tr, err := openLog(ctx, e, &sf, tenant, &tf, says)
 			if err != nil {
 				return err
 			}
@@ -259,12 +274,18 @@ included); 1: damage found; 2: usage error.`,
 				savedNotes = append(savedNotes, b)
 			}
 			t0 := time.Now()
-			rep, err := tlog.VerifyStore(ctx, store, tenant, v, savedNotes)
-			if err != nil {
-				if trail.ErrorCode(err) == trail.EINVALID {
-					return usageError("%v", err)
-				}
-				return &exitError{code: 1, err: err}
+			rep, err := tlog.VerifyStore(ctx, store, tenant, tr.v, savedNotes)
+			var untrusted *tlog.UntrustedError
+			switch {
+			case errors.As(err, &untrusted):
+				return uncheckedError("no checkpoint of tenant %s is signed by the trusted key %s; the log is signed by %s",
+					tenant, strings.Join(untrusted.Want, ", "), strings.Join(untrusted.SignedBy, ", "))
+			case trail.ErrorCode(err) == trail.EINVALID:
+				return usageError("%v", err)
+			case err != nil:
+				return uncheckedError("reading the log of tenant %s: %v", tenant, err)
+			case rep.Leaves == 0 && rep.Checkpoints == 0:
+				return noLog(tenant)
 			}
 			if asJSON {
 				if err := writeJSON(e.stdout, rep); err != nil {
@@ -273,6 +294,7 @@ included); 1: damage found; 2: usage error.`,
 			} else {
 				fmt.Fprintf(e.stdout, "%s: %d events, %d checkpoints (latest size %d), %d saved checkpoints checked in %v\n",
 					tenant, rep.Leaves, rep.Checkpoints, rep.Size, rep.Saved, time.Since(t0).Round(time.Millisecond))
+				printKeys(e.stdout, rep.Keys)
 				printPrunedRanges(e.stdout, rep.Pruned)
 				printDamage(e.stdout, rep.Damage)
 			}
@@ -283,17 +305,17 @@ included); 1: damage found; 2: usage error.`,
 		},
 	}
 	sf.register(cmd)
+	tf.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&tenant, "tenant", "", "tenant whose log to verify")
-	f.StringVar(&key, "key", "", "verifier key, or a file holding it (default: the signing key's)")
 	f.StringArrayVar(&saved, "checkpoint", nil, "file of a saved checkpoint the log must extend (repeatable)")
 	f.StringVar(&bundle, "bundle", "", "verify this bundle (trail export --verifiable) instead of a store")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
 
-func verifyBundle(e *env, file, key string, asJSON bool) error {
-	v, err := parseVerifier(e, key)
+func verifyBundle(e *env, file string, tf *trustFlags, asJSON bool) error {
+	tr, err := tf.resolve(e, nil)
 	if err != nil {
 		return err
 	}
@@ -302,9 +324,18 @@ func verifyBundle(e *env, file, key string, asJSON bool) error {
 		return err
 	}
 	defer closeIn()
-	rep, err := tlog.VerifyBundle(in, v)
-	if err != nil {
-		return &exitError{code: 1, err: err}
+	if asJSON {
+		fmt.Fprintln(e.stderr, tr)
+	} else {
+		fmt.Fprintln(e.stdout, tr)
+	}
+	rep, err := tlog.VerifyBundle(in, tr.v)
+	var untrusted *tlog.UntrustedError
+	switch {
+	case errors.As(err, &untrusted):
+		return uncheckedError("the bundle's checkpoint is %v", untrusted)
+	case err != nil:
+		return damageError("%v", err)
 	}
 	if asJSON {
 		if err := writeJSON(e.stdout, rep); err != nil {
@@ -348,6 +379,22 @@ func printPrunedRanges(w io.Writer, pruned []tlog.PrunedRange) {
 	}
 }
 
+// printKeys lists the keys of a log that rotated its key, and where each
+// took over.
+func printKeys(w io.Writer, keys []tlog.KeyEpoch) {
+	for i, k := range keys {
+		from := "from the start"
+		if i > 0 {
+			from = fmt.Sprintf("from the rotation at size %d (signed by both)", k.From)
+		}
+		trusted := ""
+		if k.Trusted {
+			trusted = ", trusted"
+		}
+		fmt.Fprintf(w, "key %s %s%s\n", tlog.KeyID(k.Key), from, trusted)
+	}
+}
+
 // printDamage ends a verification report: intact, or each finding.
 func printDamage(w io.Writer, d []tlog.Damage) {
 	if len(d) == 0 {
@@ -373,7 +420,7 @@ func newExportCmd(e *env) *cobra.Command {
 	var (
 		sf         storeFlags
 		ff         filterFlags
-		key        string
+		tf         trustFlags
 		verifiable bool
 		out        string
 	)
@@ -385,7 +432,8 @@ trail query's), oldest first, one JSON event per line.
 
 With --verifiable it writes a bundle instead: the latest signed checkpoint,
 then each event's stored bytes with its inclusion proof. Anyone holding the
-verifier key can check the bundle with no database (trail verify --bundle).`,
+verifier key can check the bundle with no database (trail verify --bundle).
+The checkpoint is checked first, as trail checkpoint checks it.` + trustHelp + checkHelp,
 		Example: `  trail export --tenant acme --since 30d --out acme.ndjson
   trail export --tenant acme --actor u-123 --verifiable --out u-123.bundle`,
 		Args: cobra.NoArgs,
@@ -406,7 +454,7 @@ verifier key can check the bundle with no database (trail verify --bundle).`,
 			}
 			var n int
 			if verifiable {
-				n, err = exportBundle(ctx, e, &sf, q, key, w)
+				n, err = exportBundle(ctx, e, &sf, q, &tf, w)
 			} else {
 				n, err = exportNDJSON(ctx, e, &sf, q, w)
 			}
@@ -424,8 +472,8 @@ verifier key can check the bundle with no database (trail verify --bundle).`,
 	}
 	sf.register(cmd)
 	ff.register(cmd, "tenant to export (required)")
+	tf.register(cmd)
 	f := cmd.Flags()
-	f.StringVar(&key, "key", "", "verifier key, or a file holding it, to check the checkpoint with (default: the signing key's)")
 	f.BoolVar(&verifiable, "verifiable", false, "write a bundle with the signed checkpoint and inclusion proofs")
 	f.StringVar(&out, "out", "", "file to write (default standard output)")
 	return cmd
@@ -470,14 +518,14 @@ func exportNDJSON(ctx context.Context, e *env, sf *storeFlags, q trail.Query, w 
 	return n, err
 }
 
-func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, key string, w io.Writer) (int, error) {
-	d, v, err := openLog(ctx, e, sf, q.Tenant, key)
+func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, tf *trustFlags, w io.Writer) (int, error) {
+	d, tr, err := openLog(ctx, e, sf, q.Tenant, tf, e.stderr)
 	if err != nil {
 		return 0, err
 	}
 	defer d.Close()
 	store := d.Store
-	cp, err := latestCheckpoint(ctx, store, v, q.Tenant)
+	cp, err := latestCheckpoint(ctx, store, tr.v, q.Tenant)
 	if err != nil {
 		return 0, err
 	}
@@ -510,34 +558,51 @@ func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, ke
 	return n, nil
 }
 
-// openLog checks the tenant flag and opens the store read-only with the
-// verifier of its checkpoints.
-func openLog(ctx context.Context, e *env, sf *storeFlags, tenant, key string) (*deployment, *tlog.Verifier, error) {
+// openLog checks the tenant flag, says on says which keys it trusts (tf)
+// and opens the store read-only.
+func openLog(ctx context.Context, e *env, sf *storeFlags, tenant string, tf *trustFlags, says io.Writer) (*deployment, *trust, error) {
 	if m := trail.CheckTenant(tenant); m != "" {
 		return nil, nil, usageError("--tenant: %s", m)
 	}
-	v, err := sf.verifier(e, key)
+	tr, err := tf.resolve(e, sf)
 	if err != nil {
 		return nil, nil, err
 	}
+	fmt.Fprintln(says, tr)
 	d, err := sf.open(ctx, e, false)
 	if err != nil {
-		return nil, nil, &exitError{code: 1, err: err}
+		return nil, nil, uncheckedError("the store cannot be read: %v", err)
 	}
-	return d, v, nil
+	return d, tr, nil
 }
 
-// latestCheckpoint reads and verifies the tenant's latest checkpoint.
+// latestCheckpoint reads and verifies the tenant's latest checkpoint,
+// following the log's key history from v (tlog.OpenLatest). One that no
+// trusted key signed cannot be checked (exit 3); one that does not verify
+// is damage.
 func latestCheckpoint(ctx context.Context, store trail.Store, v *tlog.Verifier, tenant string) (*tlog.Checkpoint, error) {
-	note, err := store.Checkpoint(ctx, tenant)
-	if err != nil {
-		return nil, storeError(err)
+	cp, err := tlog.OpenLatest(ctx, store, tenant, v)
+	var untrusted *tlog.UntrustedError
+	switch {
+	case err == nil:
+		return cp, nil
+	case trail.ErrorCode(err) == trail.ENOTFOUND:
+		n, cerr := store.Count(ctx, trail.Query{Tenant: tenant})
+		if cerr != nil || n == 0 {
+			return nil, noLog(tenant)
+		}
+		return nil, damageError("damage: tenant %s holds %d events and no checkpoint (run trail verify)", tenant, n)
+	case errors.As(err, &untrusted):
+		return nil, uncheckedError("the latest checkpoint of tenant %s is %v", tenant, untrusted)
+	case trail.ErrorCode(err) == trail.EINVALID:
+		return nil, damageError("damage: the latest checkpoint: %s (run trail verify)", trail.ErrorMessage(err))
 	}
-	cp, err := v.Open(tenant, note)
-	if err != nil {
-		return nil, &exitError{code: 1, err: fmt.Errorf("damage: the latest checkpoint: %w (run trail verify)", err)}
-	}
-	return cp, nil
+	return nil, checkError(err)
+}
+
+// noLog reports a tenant with nothing to check.
+func noLog(tenant string) error {
+	return uncheckedError("tenant %s has no log: no events, no checkpoint", tenant)
 }
 
 // storeError turns a store's error into the command's: a usage error for
@@ -547,5 +612,15 @@ func storeError(err error) error {
 	case trail.EINVALID, trail.ENOTFOUND:
 		return usageError("%v", err)
 	}
-	return &exitError{code: 1, err: err}
+	return &exitError{code: exitFound, err: err}
+}
+
+// checkError is storeError in a check: a failure to read is a check that
+// could not be made.
+func checkError(err error) error {
+	switch trail.ErrorCode(err) {
+	case trail.EINVALID, trail.ENOTFOUND:
+		return storeError(err)
+	}
+	return uncheckedError("%v", err)
 }

@@ -2,7 +2,8 @@
 // file only wires the parts together; each command lives in its own file.
 //
 // Exit codes: 0 success, 1 the command ran and found a problem (a refused or
-// marked event, damage in the log), 2 a usage error.
+// marked event, damage in the log), 2 a usage error, and, for the commands
+// that check something (checkHelp), 3 when they could not check.
 package main
 
 import (
@@ -72,14 +73,40 @@ func (e *exitError) Error() string {
 	return e.err.Error()
 }
 
+// The exit codes.
+const (
+	exitFound     = 1 // the command ran and found a problem: damage, a refused or marked event
+	exitUsage     = 2 // the command was called wrong
+	exitUnchecked = 3 // a check could not be made: nothing was found either way
+)
+
+// checkHelp ends the help of every command that checks something.
+const checkHelp = `
+
+Exit codes: 0 checked, nothing wrong; 1 damage found (a saved checkpoint the
+log no longer extends included); 2 usage error; 3 could not check: the store
+cannot be read, no checkpoint is signed by the trusted key (the key that did
+sign is printed), or the tenant has no log.`
+
 // usageError reports a usage error (exit 2).
 func usageError(format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// damageError reports damage a check found (exit 1).
+func damageError(format string, args ...any) error {
+	return &exitError{code: exitFound, err: fmt.Errorf(format, args...)}
+}
+
+// uncheckedError reports a check that could not be made (exit 3): the
+// store could not be read, or nothing trusted vouches for what it holds.
+func uncheckedError(format string, args ...any) error {
+	return &exitError{code: exitUnchecked, err: fmt.Errorf("could not check: "+format, args...)}
 }
 
 // found reports that a command ran and found a problem (exit 1), having
 // already said what it found.
-var errFound = &exitError{code: 1}
+var errFound = &exitError{code: exitFound}
 
 // run runs the trail command line args and returns the exit code.
 func run(args []string, e *env) int {
@@ -124,7 +151,7 @@ and 'trail query' on the embedded database in ./trail-data.`,
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.AddCommand(newVersionCmd(e), newActionsCmd(e), newValidateCmd(e), newIngestCmd(e), newQueryCmd(e),
-		newServeCmd(e), newBenchCmd(e), newEraseCmd(e), newKeysCmd(e), newKeygenCmd(e), newVerifierCmd(e), newCheckpointCmd(e), newProveCmd(e), newVerifyCmd(e), newExportCmd(e),
+		newServeCmd(e), newBenchCmd(e), newEraseCmd(e), newKeysCmd(e), newKeygenCmd(e), newVerifierCmd(e), newKeyCmd(e), newCheckpointCmd(e), newProveCmd(e), newVerifyCmd(e), newExportCmd(e),
 		newRetentionCmd(e), newHoldsCmd(e))
 	return root
 }

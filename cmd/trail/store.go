@@ -207,16 +207,3 @@ func openSubjectKeys(ctx context.Context, e *env, path string, readOnly bool) (s
 type noKeys struct{ trail.SubjectKeyStore }
 
 func (noKeys) Close() error { return nil }
-
-// verifier returns the verifier of the log's checkpoints: the key given
-// (a verifier key, or a file holding one), else the one of the signing key.
-func (f *storeFlags) verifier(e *env, given string) (*tlog.Verifier, error) {
-	if given != "" {
-		return parseVerifier(e, given)
-	}
-	s, err := loadSigner(f.keyPath(e), false, e.stderr)
-	if err != nil {
-		return nil, usageError("no verifier key: pass --key VERIFIER (%v)", err)
-	}
-	return s.Verifier(), nil
-}

@@ -32,7 +32,8 @@ in-memory store, and prints per line what was redacted and which rules were
 broken. Values are never printed, only field paths.
 
 It exits 0 when every event is clean, 1 when any event was refused or marked
-(a rule broken or a secret redacted), and 2 on a usage error.`,
+(a rule broken or a secret redacted), 2 on a usage error, and 3 when it could
+not check (the input could not be read).`,
 		Example: `  trail validate events.ndjson
   my-app --dump-audit | trail validate --strict -`,
 		Args: cobra.ExactArgs(1),
@@ -50,7 +51,7 @@ It exits 0 when every event is clean, 1 when any event was refused or marked
 			rep := &validateReport{w: e.stdout, json: asJSON}
 			err = validateStream(cmd.Context(), in, memory.New(v, nil), policy, rep)
 			if err != nil {
-				return &exitError{code: 1, err: err}
+				return uncheckedError("%v", err)
 			}
 			fmt.Fprintf(e.stderr, "%d events: %d clean, %d marked, %d refused\n", rep.total(), rep.clean, rep.marked, rep.refused)
 			if rep.marked+rep.refused > 0 {
