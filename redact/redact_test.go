@@ -5,14 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math/big"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/redact"
 )
 
@@ -26,7 +29,11 @@ const (
 	card19   = "1107043419254122487"
 	notLuhn  = "1234567812345678" // no 13 to 19 digit window passes Luhn
 	notLuhn2 = "9195186419693159"
-	jwtToken = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+	// digestWithCard is a SHA-256 in hex (64 digits) that holds the
+	// Luhn-valid group 4111111111111111, as one digest in a few hundred holds
+	// some card-shaped group.
+	digestWithCard = "3fa0c5b6a1d2e3f4a5b6c7d8e9f0a1bd" + visa + "c3d4e5f6a7b8c9d0"
+	jwtToken       = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 )
 
 func TestSecretKey(t *testing.T) {
@@ -119,18 +126,28 @@ func TestText(t *testing.T) {
 		// card numbers
 		{"card with spaces", "card 4111 1111 1111 1111 on file", "card ****1111 on file"},
 		{"card with dashes", "4111-1111-1111-1111", "****1111"},
-		{"card digits only", "pan=" + visa + ";", "pan=****1111;"},
+		{"card digits only", "card=" + visa + ";", "card=****1111;"},
 		{"13 digits", "old visa " + visa13, "old visa ****2222"},
 		{"15 digits, amex grouping", "amex 3782 822463 10005.", "amex ****0005."},
 		{"19 digits", "long card " + card19, "long card ****2487"},
-		{"digits one space before a card join its run", "card 19 " + card19, "card ****2487"},
+		{"a number one space before a card is kept", "card 19 " + card19, "card 19 ****2487"},
 		{"two cards", visa + " and " + master, "****1111 and ****4444"},
 		{"embedded in words", "ref" + visa + "x", "ref****1111x"},
 		{"after a letter and before a unit", "id:A" + master + "EUR", "id:A****4444EUR"},
-		{"run longer than the card keeps its own last four", "4111 1111 1111 1111 2024", "****2024"},
-		{"a SHA-256 in hex is not a card", "sha256:3fa41111111111111110e0c5b6a1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0", "sha256:3fa41111111111111110e0c5b6a1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0"},
+		{"groups after a card are kept", "4111 1111 1111 1111 2024", "****1111 2024"},
+		{"groups before a card are kept", "order 4242 " + visa, "order 4242 ****1111"},
+		{"two cards in one run", visa + " " + master, "****1111 ****4444"},
+		{"a labeled SHA-256 is not a card", "sha256:" + digestWithCard, "sha256:" + digestWithCard},
+		{"a labeled digest in JSON", `{"commit": "` + digestWithCard[:40] + `"}`, `{"commit": "` + digestWithCard[:40] + `"}`},
 		{"a short hex word is not a digest", "ref4111111111111111abc", "ref****1111abc"},
-		{"luhn window inside a longer run", "00" + visa + "00", "****1100"},
+		{"an unlabeled hex word is not a digest", digestWithCard, "3fa0c5b6a1d2e3f4a5b6c7d8e9f0a1bd****1111c3d4e5f6a7b8c9d0"},
+		// A card followed by 32 or more hex digits once passed as a digest.
+		{"a card inside a longer hex word", "deadbeef" + visa + "deadbeef" + strings.Repeat("0", 40), "deadbeef****1111deadbeef" + strings.Repeat("0", 40)},
+		{"a labeled hex word of no digest's length", "sha256:deadbeef" + visa + "deadbeef" + strings.Repeat("0", 41), "sha256:deadbeef****1111deadbeef" + strings.Repeat("0", 41)},
+		// A card is whole groups, never a window inside a longer run of digits.
+		{"a 20-digit number is not a card", "id 12345678901234567890", "id 12345678901234567890"},
+		{"a card inside a longer run of digits", "00" + visa + "00", "00" + visa + "00"},
+		{"a card does not start with 0", "0" + visa, "0" + visa}, // Luhn-valid: a leading 0 adds nothing
 		{"luhn-invalid 16 digits", "order " + notLuhn, "order " + notLuhn},
 		{"luhn-invalid 16 digits with spaces", "9195 1864 1969 3159", "9195 1864 1969 3159"},
 		{"12 digits are too few", "4111 1111 1111", "4111 1111 1111"},
@@ -387,6 +404,24 @@ func TestValue(t *testing.T) {
 			wantPaths: []string{`context["my key"]["a.b"]`},
 		},
 		{
+			name: "a number is judged by its value: 20 digits, zero, a fraction are kept",
+			in:   `{"long":"12345678901234567890","zero":0e0000000000000000000000000000000000000000,"frac":"0.4111111111111111","neg":-4111111111111111,"exp":"4.111111111111111e15"}`,
+			want: map[string]any{
+				"long": "12345678901234567890", "zero": json.Number("0e0000000000000000000000000000000000000000"),
+				"frac": "0.4111111111111111", "neg": "****1111", "exp": "****1111",
+			},
+			wantPaths: []string{"context.exp", "context.neg"},
+		},
+		{
+			name: "a digest under a key that names one is kept",
+			in:   `{"sha256":"` + digestWithCard + `","file_sha256":"` + digestWithCard + `","contentHash":"` + digestWithCard + `","sha_256":"` + digestWithCard + `","note":"` + digestWithCard + `"}`,
+			want: map[string]any{
+				"sha256": digestWithCard, "file_sha256": digestWithCard, "contentHash": digestWithCard, "sha_256": digestWithCard,
+				"note": "3fa0c5b6a1d2e3f4a5b6c7d8e9f0a1bd****1111c3d4e5f6a7b8c9d0",
+			},
+			wantPaths: []string{"context.note"},
+		},
+		{
 			name:      "top-level string",
 			in:        `"` + visa + `"`,
 			want:      "****1111",
@@ -407,6 +442,35 @@ func TestValue(t *testing.T) {
 				t.Errorf("Value modified its input: %#v", in)
 			}
 		})
+	}
+}
+
+// The design promises that a number which is not a card keeps every digit:
+// the validator keeps a number too precise for a double as the string of its
+// literal, and redaction must leave that string alone.
+func TestValidatorKeepsLongNumbers(t *testing.T) {
+	v := &trail.Validator{Actions: catalog.Default(), Redactor: redact.New(redact.Options{})}
+	ev := loginEvent()
+	ev.Context = map[string]any{
+		"order_ref": json.Number("12345678901234567890"),
+		"ratio":     json.Number("0.41111111111111111111"),
+		"card":      json.Number("4111111111111111"),
+		"card19":    json.Number(card19),
+	}
+	if err := v.Prepare(ev, trail.Policy{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"order_ref": "12345678901234567890",
+		"ratio":     "0.41111111111111111111",
+		"card":      "****1111",
+		"card19":    "****2487",
+	}
+	if !reflect.DeepEqual(ev.Context, want) {
+		t.Errorf("context = %#v, want %#v", ev.Context, want)
+	}
+	if want := []string{"context.card", "context.card19"}; !slices.Equal(ev.Redacted, want) {
+		t.Errorf("Redacted = %q, want %q", ev.Redacted, want)
 	}
 }
 
@@ -543,20 +607,53 @@ func TestZeroRedactor(t *testing.T) {
 	}
 }
 
-// cardRun matches digits separated by at most one space or dash, the runs in
-// which the fuzz property looks for card numbers.
-var cardRun = regexp.MustCompile(`[0-9](?:[ -]?[0-9])*`)
+// cardRun matches a run of digit groups separated by single spaces or
+// dashes, the runs in which the fuzz property looks for card numbers.
+var (
+	cardRun  = regexp.MustCompile(`[0-9]+(?:[ -][0-9]+)*`)
+	digitsRE = regexp.MustCompile(`[0-9]+`)
+	// A labeled digest: the label as a whole word (a '-' joins words), one
+	// to three separators, and the hex word, which the code checks for
+	// length and for ending a word.
+	labeledDigest = regexp.MustCompile(`(?i)(?:^|[^a-z0-9_-])(?:md5|sha|sha1|sha224|sha256|sha384|sha512|sha-1|sha-224|sha-256|sha-384|sha-512|digest|hash|checksum|etag|commit)[:= "']{1,3}([0-9a-f]+)`)
+	numberRE      = regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$`)
+)
 
-// luhnCard returns a window of 13 to 19 consecutive digits of s (after
-// dropping the single spaces and dashes between digits) that passes the Luhn
-// check, or "". It is written independently of the package.
+// luhnCard returns the card number the package must have masked in s, or "":
+// whole digit groups in a row of a run, 13 to 19 digits that do not start
+// with 0 and pass the Luhn check, none of them the four digits after "****"
+// or inside a labeled digest. It is written independently of the package.
 func luhnCard(s string) string {
-	for _, run := range cardRun.FindAllString(s, -1) {
-		digits := strings.NewReplacer(" ", "", "-", "").Replace(run)
-		for size := 13; size <= 19; size++ {
-			for i := 0; i+size <= len(digits); i++ {
-				if luhn(digits[i : i+size]) {
-					return digits[i : i+size]
+	var digests [][2]int
+	for _, m := range labeledDigest.FindAllStringSubmatchIndex(s, -1) {
+		lo, hi := m[2], m[3]
+		if n := hi - lo; (n == 32 || n == 40 || n == 56 || n == 64 || n == 96 || n == 128) && (hi == len(s) || !isWord(s[hi])) {
+			digests = append(digests, [2]int{lo, hi})
+		}
+	}
+	skip := func(lo, hi int) bool {
+		if hi-lo == 4 && strings.HasSuffix(s[:lo], "****") {
+			return true
+		}
+		for _, d := range digests {
+			if lo >= d[0] && hi <= d[1] {
+				return true
+			}
+		}
+		return false
+	}
+	for _, run := range cardRun.FindAllStringIndex(s, -1) {
+		groups := digitsRE.FindAllStringIndex(s[run[0]:run[1]], -1)
+		for a := range groups {
+			digits := ""
+			for b := a; b < len(groups); b++ {
+				lo, hi := run[0]+groups[b][0], run[0]+groups[b][1]
+				if skip(lo, hi) {
+					break
+				}
+				digits += s[lo:hi]
+				if len(digits) >= 13 && len(digits) <= 19 && digits[0] != '0' && luhn(digits) {
+					return digits
 				}
 			}
 		}
@@ -577,15 +674,51 @@ func luhn(number string) bool {
 	return sum%10 == 0
 }
 
+func isWord(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+}
+
+// numberCard returns the card number that the JSON number literal lit holds
+// as its value, or "": an integer of 13 to 19 digits passing Luhn, the sign
+// ignored. It is written independently of the package.
+func numberCard(lit string) string {
+	if !numberRE.MatchString(lit) {
+		return ""
+	}
+	if e := strings.IndexAny(lit, "eE"); e >= 0 && len(strings.TrimLeft(lit[e+1:], "+-0")) > 3 {
+		return "" // an exponent over 999: no card fits in a literal this short
+	}
+	v, ok := new(big.Rat).SetString(strings.TrimPrefix(lit, "-"))
+	if !ok || !v.IsInt() {
+		return ""
+	}
+	if d := v.Num().String(); len(d) >= 13 && len(d) <= 19 && luhn(d) {
+		return d
+	}
+	return ""
+}
+
 func TestLuhnChecker(t *testing.T) {
-	for _, c := range []string{visa, visa13, amex, master, card19, "4111 1111 1111 1111", "x4111-1111-1111-1111y"} {
+	for _, c := range []string{visa, visa13, amex, master, card19, "4111 1111 1111 1111", "x4111-1111-1111-1111y",
+		"12 " + visa, "deadbeef" + visa + "deadbeef" + strings.Repeat("0", 40), "****1111 " + visa} {
 		if luhnCard(c) == "" {
 			t.Errorf("the fuzz checker misses %q", c)
 		}
 	}
-	for _, c := range []string{notLuhn, notLuhn2, "4111  1111  1111  1111", "411111111111"} {
+	for _, c := range []string{notLuhn, notLuhn2, "4111  1111  1111  1111", "411111111111",
+		"00" + visa + "00", "12345678901234567890", "0" + visa, "****1111 111111111",
+		"sha256:" + digestWithCard, "0e" + strings.Repeat("0", 40)} {
 		if w := luhnCard(c); w != "" {
 			t.Errorf("the fuzz checker finds %q in %q", w, c)
+		}
+	}
+	for lit, want := range map[string]string{
+		visa: visa, "4.111111111111111e15": visa, "-" + visa: visa, "41111111111111110e-1": visa,
+		"12345678901234567890": "", "0e" + strings.Repeat("0", 40): "", "0.4111111111111111": "", "4111111111111111.5": "",
+		"1e400": "", "1e999999999": "", "x": "",
+	} {
+		if got := numberCard(lit); got != want {
+			t.Errorf("the fuzz checker reads the number %s as the card %q, want %q", lit, got, want)
 		}
 	}
 }
@@ -652,8 +785,40 @@ func FuzzValue(f *testing.F) {
 				}
 			}
 			checkClean(t, r, out)
+			checkKept(t, r, v, out)
 		}
 	})
+}
+
+// checkKept fails if a number in v that is not a card (a JSON number, or a
+// string that is one) changed on its way to out: no digit of it may change.
+func checkKept(t *testing.T, r *redact.Redactor, v, out any) {
+	t.Helper()
+	switch x := v.(type) {
+	case json.Number:
+		c, _ := trail.CanonicalNumber(string(x))
+		if numberCard(string(x)) == "" && numberCard(c) == "" && out != v {
+			t.Fatalf("number %s became %#v", x, out)
+		}
+	case string:
+		if numberRE.MatchString(x) && numberCard(x) == "" && out != v {
+			t.Fatalf("the number string %q became %#v", x, out)
+		}
+	case []any:
+		if o, ok := out.([]any); ok && len(o) == len(x) {
+			for i := range x {
+				checkKept(t, r, x[i], o[i])
+			}
+		}
+	case map[string]any:
+		if o, ok := out.(map[string]any); ok {
+			for k, e := range x {
+				if oe, ok := o[k]; ok && !r.SecretKey(k) {
+					checkKept(t, r, e, oe)
+				}
+			}
+		}
+	}
 }
 
 // checkClean fails if v holds a card number or a secret-named key's value.
@@ -661,7 +826,11 @@ func checkClean(t *testing.T, r *redact.Redactor, v any) {
 	t.Helper()
 	switch x := v.(type) {
 	case string:
-		if w := luhnCard(x); w != "" {
+		w := luhnCard(x)
+		if numberRE.MatchString(x) {
+			w = numberCard(x) // a string that is a number is judged as one
+		}
+		if w != "" {
 			t.Fatalf("string %q holds card number %s", x, w)
 		}
 	case json.Number:
@@ -670,7 +839,7 @@ func checkClean(t *testing.T, r *redact.Redactor, v any) {
 			forms = append(forms, c)
 		}
 		for _, f := range forms {
-			if w := luhnCard(f); w != "" {
+			if w := numberCard(f); w != "" {
 				t.Fatalf("number %s holds card number %s", x, w)
 			}
 		}
@@ -690,9 +859,32 @@ func checkClean(t *testing.T, r *redact.Redactor, v any) {
 				}
 				continue
 			}
+			if digestKey(k, e) {
+				continue
+			}
 			checkClean(t, r, e)
 		}
 	}
+}
+
+// digestKey reports whether e is a hex digest of some digest's length under
+// a key that may name it as a digest, which keeps its digits. It is looser
+// than the package's rule, so the checks it skips are a superset.
+func digestKey(k string, e any) bool {
+	s, ok := e.(string)
+	if !ok || !regexp.MustCompile(`^[0-9a-fA-F]+$`).MatchString(s) {
+		return false
+	}
+	if n := len(s); n != 32 && n != 40 && n != 56 && n != 64 && n != 96 && n != 128 {
+		return false
+	}
+	k = strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]`).ReplaceAllString(k, ""))
+	for _, label := range []string{"md5", "sha", "sha1", "sha224", "sha256", "sha384", "sha512", "digest", "hash", "checksum", "etag", "commit"} {
+		if strings.HasSuffix(k, label) {
+			return true
+		}
+	}
+	return false
 }
 
 func decode(t testing.TB, s string) any {
