@@ -20,12 +20,22 @@
 //     groups of digits that make 13 to 19 digits passing the Luhn check,
 //     and numbers whose value is one (never a window inside a longer run of
 //     digits, so a 20-digit number keeps every digit);
-//   - bearer tokens and JWTs, cut to a short prefix, and Basic credentials;
+//   - secrets named in free text: the value after a secret name and '=' or
+//     ':' ("password=hunter2", "X-Api-Key: k-1", `{"token":"t"}`,
+//     "?access_token=…"), the word after "is" or "was" ("my password is
+//     hunter2"), and a CVV, social security number, PIN or one-time code
+//     written next to its name ("cvv 123", "SSN 123-45-6789");
+//   - credentials known by their form: bearer tokens and JWTs, cut to a
+//     short prefix; Basic credentials; AWS, Google, GitHub, GitLab, Slack,
+//     Stripe and npm keys and tokens, cut to their prefix ("ghp_…"); PEM
+//     private keys; the password in a URL ("postgres://ann:…@db");
 //   - secret-named query parameters in the request path.
 //
 // Identifiers (actor and target ids, session and request ids) are never
-// scanned: a 16-digit numeric id passes the Luhn check one time in ten, and
-// mangling ids would ruin investigations.
+// scanned for card numbers or named secrets: a 16-digit numeric id passes the
+// Luhn check one time in ten, and mangling ids would ruin investigations. A
+// session id that is itself a credential (a JWT, a bearer token, a known
+// token format) is replaced whole.
 //
 // The event records which paths were redacted (Event.Redacted), never the
 // values. With Options.HMACKey set, a secret value becomes a keyed digest
@@ -118,7 +128,10 @@ func New(o Options) *Redactor {
 // text fields: reason, actor.name, targets[i].name, request.user_agent and
 // request.path, where it also replaces secret-named query parameters
 // ("?token=abc&x=1" becomes "?token=[REDACTED]&x=1"). Identifiers are left
-// alone: actor.id, targets[i].id, request.session_id, request.request_id.
+// alone: actor.id, targets[i].id, request.request_id, and request.session_id
+// unless it is a credential itself (a JWT, "Bearer …", a known token format
+// such as ghp_…): then the whole value is replaced, by Redacted or its keyed
+// digest, so that sessions still correlate under an HMAC key.
 func (r *Redactor) RedactEvent(ev *trail.Event) {
 	if ev == nil {
 		return
@@ -150,6 +163,12 @@ func (r *Redactor) RedactEvent(ev *trail.Event) {
 		}
 	}
 	text("request.user_agent", &ev.Request.UserAgent)
+	if id := ev.Request.SessionID; id != "" {
+		if _, token := r.scan(id, ruleCredentials); token {
+			ev.Request.SessionID = r.replacement(id)
+			w.paths = append(w.paths, "request.session_id")
+		}
+	}
 	if out, ok := r.requestPath(ev.Request.Path); ok {
 		ev.Request.Path = out
 		w.paths = append(w.paths, "request.path")

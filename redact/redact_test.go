@@ -63,6 +63,14 @@ func TestSecretKey(t *testing.T) {
 		"aws_secret_access_key", "session_cookie", "sms_otp",
 		// separators at the ends and in runs are ignored
 		" password ", "__token__", "api--key", "x.api.key",
+		// card codes, one-time codes, signatures, credentials by other names
+		"security_code", "securityCode", "card_security_code", "cvc2", "csc",
+		"card_verification_value", "card_cvv2", "verification_code",
+		"one_time_password", "recovery_codes", "backup_code", "sig", "signature",
+		"X-Amz-Signature", "webhookSignature", "X-Amz-Credential", "jwt",
+		"code_verifier", "authorization_code", "JSESSIONID", "PHPSESSID",
+		"session_secret", "master_key", "social_insurance_number",
+		"passphrase", "private_key", "client_secret", "secret", "pin", "otp",
 	}
 	public := []string{
 		// the allow list: lookalikes an audit record needs
@@ -80,6 +88,8 @@ func TestSecretKey(t *testing.T) {
 		"ssn_last4", "pin_code", "tokens", "max_tokens", "input_tokens",
 		"token_expiry", "otp_channel", "totp_enabled", "key", "id", "email",
 		"method", "", "_", "-",
+		"signature_valid", "signature_algorithm", "verification_method",
+		"code", "error_code", "session", "sin",
 	}
 	for _, k := range secret {
 		if !r.SecretKey(k) {
@@ -165,7 +175,7 @@ func TestText(t *testing.T) {
 		{"bearer then a short word", "Bearer token expired", "Bearer token expired"},
 		{"bearer with a JWT", "Bearer " + jwtToken, "Bearer eyJhbG…"},
 		// JWTs
-		{"jwt", "token=" + jwtToken + "&x=1", "token=eyJhbGciOi…&x=1"},
+		{"jwt", "?t=" + jwtToken + "&x=1", "?t=eyJhbGciOi…&x=1"},
 		{"jwt at the end of a sentence", "got " + jwtToken + ".", "got eyJhbGciOi…."},
 		{"unsecured jwt", "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", "eyJhbGciOi…"},
 		{"eyJ without dots", "eyJhbGciOiJIUzI1NiJ9", "eyJhbGciOiJIUzI1NiJ9"},
@@ -193,6 +203,165 @@ func TestText(t *testing.T) {
 				t.Errorf("Text is not idempotent: %q then %q", got, again)
 			}
 		})
+	}
+}
+
+// TestFreeTextRules is the table of what Text must replace and what it must
+// keep, rule by rule (see Text). Every case is also run twice, to show that
+// redacting again changes nothing.
+func TestFreeTextRules(t *testing.T) {
+	r := redact.New(redact.Options{})
+	ghp := "ghp_" + strings.Repeat("aB3", 12)
+	npm := "npm_" + strings.Repeat("x9", 18)
+	redacts := []struct{ in, want string }{
+		// key=value and name: value
+		{"password=hunter2", "password=[REDACTED]"},
+		{"login failed: password=hunter2 user=ann", "login failed: password=[REDACTED] user=ann"},
+		{"password=hunter2.", "password=[REDACTED]."},
+		{"(token=abc123)", "(token=[REDACTED])"},
+		{"password = hunter2", "password = [REDACTED]"},
+		{"--password=hunter2", "--password=[REDACTED]"},
+		{"user.password=hunter2", "user.password=[REDACTED]"},
+		{"DB_PASSWORD=s3cr3t", "DB_PASSWORD=[REDACTED]"},
+		{"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "AWS_SECRET_ACCESS_KEY=[REDACTED]"},
+		{"export AZURE_CLIENT_SECRET='abc def'", "export AZURE_CLIENT_SECRET='[REDACTED]'"},
+		{`password="hun ter2"`, `password="[REDACTED]"`},
+		{"security_code=123", "security_code=[REDACTED]"},
+		{"Password: hunter2", "Password: [REDACTED]"},
+		{"api key: k-123", "api key: [REDACTED]"},
+		{"X-Api-Key: k-123456", "X-Api-Key: [REDACTED]"},
+		{"Cookie: sid=abc; theme=dark", "Cookie: [REDACTED]"},
+		{"Set-Cookie: session=abc; HttpOnly\nnext", "Set-Cookie: [REDACTED]\nnext"},
+		{`Authorization: Digest username="ann", response="6629fae4"`, "Authorization: [REDACTED]"},
+		{`{"password":"hunter2","user":"ann"}`, `{"password":"[REDACTED]","user":"ann"}`},
+		{`{"pin": 1234}`, `{"pin": [REDACTED]}`},
+		{`{\"api_key\":\"k-123\"}`, `{\"api_key\":\"[REDACTED]\"}`},
+		// tokens in URLs and query strings
+		{"https://api.example.com/cb?token=abc123&state=xyz", "https://api.example.com/cb?token=[REDACTED]&state=xyz"},
+		{"GET /v1/x?access_token=ya29.a0Af&page=2", "GET /v1/x?access_token=[REDACTED]&page=2"},
+		{"/v1/search?api_key=k1", "/v1/search?api_key=[REDACTED]"},
+		{"https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=AbC%2Fdef%3D", "https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=[REDACTED]"},
+		{"X-Amz-Signature=0123abcd&X-Amz-Security-Token=IQoJb3", "X-Amz-Signature=[REDACTED]&X-Amz-Security-Token=[REDACTED]"},
+		{"postgres://ann:hunter2@db.internal:5432/app", "postgres://ann:[REDACTED]@db.internal:5432/app"},
+		{"DATABASE_URL=postgres://ann:p@ss@db/app", "DATABASE_URL=postgres://ann:[REDACTED]@db/app"},
+		// prose
+		{"my password is hunter2", "my password is [REDACTED]"},
+		{"The password was Tr0ub4dor3!", "The password was [REDACTED]!"},
+		{"the new token is tok_abc123", "the new token is [REDACTED]"},
+		{"private key is abc123", "private key is [REDACTED]"},
+		{"your verification code is 482913", "your verification code is [REDACTED]"},
+		// shapes next to their names
+		{"cvv 123", "cvv [REDACTED]"},
+		{"CVV2: 0123", "CVV2: [REDACTED]"},
+		{"card security code 999 entered", "card security code [REDACTED] entered"},
+		{"SSN: 123-45-6789", "SSN: [REDACTED]"},
+		{"SSN 123-45-6789", "SSN [REDACTED]"},
+		{"social security number 123 45 6789", "social security number [REDACTED]"},
+		{"ssn no. 123456789", "ssn no. [REDACTED]"},
+		{"SIN 123-456-789", "SIN [REDACTED]"},
+		{"pin 1234", "pin [REDACTED]"},
+		{"otp #482913", "otp #[REDACTED]"},
+		// known credential formats
+		{"AKIAIOSFODNN7EXAMPLE", "AKIA…"},
+		{"key id ASIAY34FZKBOKMUTVV7A in use", "key id ASIA… in use"},
+		{"AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe", "AIza…"},
+		{"pushed with " + ghp, "pushed with ghp_…"},
+		{"github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789", "github_pat_…"},
+		{"glpat-abcdefghij0123456789", "glpat-…"},
+		{"xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "xoxb-…"},
+		{"charged with sk_live_4eC39HqLyjWDarjtT1zdp7dc.", "charged with sk_live_…."},
+		{"whsec_abcdefghijklmnop1234", "whsec_…"},
+		{npm, "npm_…"},
+		{"t " + jwtToken, "t eyJhbGciOi…"},
+		{"Authorization: Bearer abcdef0123456789xyz", "Authorization: Bearer abcdef…"},
+		{"Basic dXNlcjpwYXNzd29yZA==", "Basic [REDACTED]"},
+		{"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY----- rotated", "[REDACTED] rotated"},
+		{"key: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXkt", "key: [REDACTED]"},
+		// cards
+		{"card 4111 1111 1111 1111 on file", "card ****1111 on file"},
+	}
+	keeps := []string{
+		// words that describe rather than reveal
+		"password is incorrect",
+		"password was reset by admin",
+		"Password: incorrect",
+		"token: expired",
+		"the token is invalid",
+		"my passcode is required",
+		"password: null",
+		"auth: ok",
+		"sig: valid",
+		"pin: set",
+		// lookalike and ordinary names
+		"token_type=bearer",
+		"token type: bearer",
+		"mfa_method=totp",
+		"password_changed=true",
+		"has_password: true",
+		"secret_name=prod-db",
+		"api_key_id=k-1",
+		"session_id=s-123",
+		"token count: 5",
+		"max_tokens=4096",
+		"key=value",
+		"author: ann",
+		"passport: X1234567",
+		"password reset requested",
+		"visited the security page",
+		// already masked
+		"password: ********",
+		"password=[REDACTED]",
+		"password=hmac-sha256:" + strings.Repeat("ab", 32),
+		"hmac-sha256:" + digestWithCard, // a keyed digest's digits are no card
+		// shapes without their names, or of the wrong shape
+		"123-45-6789",
+		"cvv 12345",
+		"ssn 123-456-789",
+		"pin code 560001",
+		"CVV check passed",
+		// URLs with nothing secret
+		"https://example.com/path?q=hello&page=2",
+		"postgres://db.internal:5432/app",
+		"https://ann@example.com/",
+		// near misses of credential formats
+		"ghp_short",
+		"AKIA is the prefix of AWS key ids",
+		"task_live_abcdefghijklmnop1234",
+		"pk_live_abcdefghijklmnop1234", // a Stripe publishable key is public
+		"xoxo-hugs",
+		"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----",
+		"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYI\n-----END PUBLIC KEY-----",
+		"the bearer of bad news",
+		"upgraded from Basic plan to Pro",
+		// numbers that are not cards keep every digit
+		"reference 12345678901234567890",
+		"order 00411111111111111100",
+		"ISBN 978-3-16-148410-0",
+		"call +1 (415) 555-2671",
+		"refunded $1,234,567.89",
+		"2024-01-15T10:30:00Z",
+		"sha256:" + digestWithCard,
+		"commit " + digestWithCard[:40],
+		"Zürich → 東京, 3 tries",
+	}
+	if len(redacts) < 40 || len(keeps) < 40 {
+		t.Fatalf("%d cases to redact and %d to keep; the table promises at least 40 of each", len(redacts), len(keeps))
+	}
+	check := func(in, want string) {
+		t.Helper()
+		got, changed := r.Text(in)
+		if got != want || changed != (in != want) {
+			t.Errorf("Text(%q) = %q, %v; want %q", in, got, changed, want)
+		}
+		if again, _ := r.Text(got); again != got {
+			t.Errorf("Text is not idempotent on %q: %q then %q", in, got, again)
+		}
+	}
+	for _, tc := range redacts {
+		check(tc.in, tc.want)
+	}
+	for _, in := range keeps {
+		check(in, in)
 	}
 }
 
@@ -533,6 +702,43 @@ func TestRequestPath(t *testing.T) {
 	}
 }
 
+// A session id is an identifier and is kept, unless it is a credential
+// itself: then the whole value is replaced (with an HMAC key, by its digest,
+// so the events of one session still correlate).
+func TestSessionID(t *testing.T) {
+	plain := redact.New(redact.Options{})
+	keyed := redact.New(redact.Options{HMACKey: []byte("k")})
+	for _, tc := range []struct {
+		id     string
+		secret bool
+	}{
+		{jwtToken, true},
+		{"Bearer abcdef0123456789", true},
+		{"bearer " + jwtToken, true},
+		{"sess:" + jwtToken, true},
+		{"ghp_" + strings.Repeat("aB3", 12), true},
+		{"xoxs-123456789012-abcdefghij", true},
+		{"s-9f8e7d", false},
+		{visa, false}, // a numeric id is not scanned for cards
+		{"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", false},
+		{"01HZX3J4K5M6N7P8Q9R0STVWXY", false},
+		{"password=hunter2", false}, // not a credential's form: an id is not read as prose
+	} {
+		for _, r := range []*redact.Redactor{plain, keyed} {
+			ev := &trail.Event{Request: trail.Request{SessionID: tc.id}}
+			r.RedactEvent(ev)
+			want, paths := tc.id, []string(nil)
+			if tc.secret {
+				v, _ := r.Value("x", map[string]any{"password": tc.id})
+				want, paths = v.(map[string]any)["password"].(string), []string{"request.session_id"}
+			}
+			if ev.Request.SessionID != want || !slices.Equal(ev.Redacted, paths) {
+				t.Errorf("session id %q: stored %q with Redacted %q, want %q with %q", tc.id, ev.Request.SessionID, ev.Redacted, want, paths)
+			}
+		}
+	}
+}
+
 func TestHMAC(t *testing.T) {
 	key := []byte("correlation key")
 	r := redact.New(redact.Options{HMACKey: key})
@@ -581,6 +787,14 @@ func TestHMAC(t *testing.T) {
 		t.Errorf("object digest = %q, want %q", o1, want)
 	}
 
+	// A secret named in text gets the same digest, so it correlates with context.
+	if got, _ := r.Text("password=hunter2 and my password is hunter2"); got != "password="+a+" and my password is "+a {
+		t.Errorf("named secrets in text = %q, want the digest %q", got, a)
+	}
+	if got, _ := r.Text("postgres://ann:hunter2@db"); got != "postgres://ann:"+a+"@db" {
+		t.Errorf("a URL password = %q, want the digest %q", got, a)
+	}
+
 	// Query parameters use the same digest, so they correlate with context.
 	ev := &trail.Event{Request: trail.Request{Path: "/login?password=hunter2"}}
 	r.RedactEvent(ev)
@@ -615,7 +829,7 @@ var (
 	// A labeled digest: the label as a whole word (a '-' joins words), one
 	// to three separators, and the hex word, which the code checks for
 	// length and for ending a word.
-	labeledDigest = regexp.MustCompile(`(?i)(?:^|[^a-z0-9_-])(?:md5|sha|sha1|sha224|sha256|sha384|sha512|sha-1|sha-224|sha-256|sha-384|sha-512|digest|hash|checksum|etag|commit)[:= "']{1,3}([0-9a-f]+)`)
+	labeledDigest = regexp.MustCompile(`(?i)(?:^|[^a-z0-9_-])(?:md5|sha|sha1|sha224|sha256|sha384|sha512|sha-1|sha-224|sha-256|sha-384|sha-512|digest|hash|checksum|etag|commit|hmac-sha256)[:= "']{1,3}([0-9a-f]+)`)
 	numberRE      = regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$`)
 )
 
@@ -730,6 +944,10 @@ func FuzzText(f *testing.F) {
 		"Bearer abcdef0123456789", "bearer x", "Basic dXNlcjpwYXNz", "basic plan",
 		jwtToken, "eyJ.eyJ.", "eyJaaaaaaaaaa..", "Bearer " + visa, "1 2 3 4 5 6 7 8 9 0 1 2 3 4",
 		"Bearer eyJhbGciOi…", "****1111", "\xff4111111111111111\xfe", "Zürich 東京",
+		"password=hunter2", "my password is hunter2", `{"token":"t-1"}`, "Cookie: a=b; c=d",
+		"cvv 123", "SSN no. 123-45-6789", "AKIAIOSFODNN7EXAMPLE", "postgres://a:b@c/d",
+		"-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----", "sha256:" + digestWithCard,
+		"Authorization: Bearer abcdef…", "token: Basic [REDACTED]", "12 " + visa + " 34",
 	} {
 		f.Add(s)
 	}
@@ -747,6 +965,42 @@ func FuzzText(f *testing.F) {
 		}
 		if again, _ := r.Text(out); again != out {
 			t.Fatalf("Text is not idempotent on %q: %q then %q", s, out, again)
+		}
+	})
+}
+
+// FuzzNamedSecret puts a value where text names it as a secret, in each of
+// the forms Text reads, and requires that the value never survives: the
+// "must redact" half of TestFreeTextRules, for any value. A value holds a
+// digit (so that it is no stop word) and none of the characters that end a
+// value or a URL's user info.
+func FuzzNamedSecret(f *testing.F) {
+	for _, s := range []string{"hunter2", "s3cr3t-value", "wJalrXUtnFEMI/K7MDENG", "p@ss:w0rd", "abc)", "1234", "[REDACTED]1", "Bearer1", "a==1"} {
+		f.Add(s)
+	}
+	forms := []string{
+		"password=%s", "login failed: password=%s user=ann", "my password is %s", "Password: %s",
+		`{"api_key":"%s"}`, `{"client_secret": %s}`, "https://x.test/cb?access_token=%s&state=1",
+		"AWS_SECRET_ACCESS_KEY=%s", "Cookie: sid=%s; theme=dark", "postgres://ann:%s@db/app",
+		"X-Api-Key: %s\nAccept: */*", "the private key was %s.",
+	}
+	plain := redact.New(redact.Options{})
+	keyed := redact.New(redact.Options{HMACKey: []byte("k")})
+	f.Fuzz(func(t *testing.T, secret string) {
+		if len(secret) < 4 || !strings.ContainsAny(secret, "0123456789") || strings.ContainsAny(secret, " \t\r\n&;,<\"'`\\/?#") {
+			return
+		}
+		for _, r := range []*redact.Redactor{plain, keyed} {
+			for _, form := range forms {
+				in := strings.Replace(form, "%s", secret, 1)
+				out, _ := r.Text(in)
+				if strings.Contains(out, secret) {
+					t.Fatalf("Text(%q) = %q keeps the secret %q", in, out, secret)
+				}
+				if again, _ := r.Text(out); again != out {
+					t.Fatalf("Text is not idempotent on %q: %q then %q", in, out, again)
+				}
+			}
 		}
 	})
 }

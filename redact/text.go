@@ -40,10 +40,45 @@ const ellipsis = "…"
 //     credentials must decode to "user:password" or look like base64 (a
 //     digit, '+', '/' or '=' in 8 or more characters), so that "upgraded
 //     from Basic plan" is left alone.
+//   - Named secrets. Where one to three words before '=' or ':' name a
+//     secret as SecretKey judges a key (the longest phrase that is a known
+//     name decides, so "token type: bearer" names the lookalike
+//     token_type), the value after it is replaced: "password=hunter2",
+//     "AWS_SECRET_ACCESS_KEY=…", "?access_token=…&", "X-Api-Key: k-1",
+//     `{"api_key": "k-1"}`. A value is the inside of its quotes, or runs to
+//     a blank or one of & ; , < and quotes, less trailing . ! ? : ) ] } >;
+//     after Cookie, Set-Cookie, Authorization and Proxy-Authorization it
+//     runs to the end of the line. The word after a secret name and "is"
+//     or "was" is replaced too ("my password is hunter2"). After ':', "is"
+//     and "was" a word that describes rather than reveals is kept
+//     ("password is incorrect", "token: expired"); after '=' nothing is.
+//     A Bearer or Basic credential is left to its own rule.
+//   - Shapes next to their names, with only blanks, '#' or "no.", "number"
+//     between: a CVV (3 or 4 digits after cvv, cvc, csc, security code, …),
+//     a US social security number (123-45-6789 or 9 digits after ssn,
+//     social security number), a Canadian social insurance number (after
+//     sin), a PIN or one-time code (4 to 8 digits after pin, otp,
+//     verification code, …): "cvv 123", "SSN 123-45-6789".
+//   - Known credential formats, cut to their prefix and an ellipsis: AWS
+//     access key ids (AKIA…, ASIA…), Google API keys (AIza…), GitHub
+//     tokens (ghp_…, gho_…, ghu_…, ghs_…, ghr_…, github_pat_…), GitLab
+//     tokens (glpat-…), Slack tokens (xoxb-…, xoxp-…, xapp-…, …), Stripe
+//     keys (sk_live_…, sk_test_…, rk_live_…, whsec_…) and npm tokens
+//     (npm_…).
+//   - PEM private keys ("-----BEGIN RSA PRIVATE KEY-----" through its END
+//     line, or to the end of the text) become [REDACTED].
+//   - The password in a URL: "postgres://ann:hunter2@db" becomes
+//     "postgres://ann:[REDACTED]@db".
+//
+// Named secrets and URL passwords become Redacted or, with Options.HMACKey,
+// their keyed digest. What is already masked (Redacted, a keyed digest,
+// asterisks, a token cut short) is left as it is, so Text run twice changes
+// nothing more.
 //
 // A labeled hex digest is a word of exactly 32, 40, 56, 64, 96 or 128 hex
 // digits (MD5 to SHA-512) right after a label (md5, sha, sha1, sha256, …,
-// digest, hash, checksum, etag, commit) and one to three of ':', '=', ' ' or
+// digest, hash, checksum, etag, commit, hmac-sha256) and one to three of
+// ':', '=', ' ' or
 // a quote: "sha256:3fa4…". Its digits are kept, since masking them would
 // corrupt the digest. An unlabeled hex word gets no such exception.
 //
@@ -57,13 +92,15 @@ type rules uint8
 
 const (
 	ruleCards       rules = 1 << iota // card numbers
-	ruleCredentials                   // bearer, Basic and JWT credentials
-	allRules        = ruleCards | ruleCredentials
+	ruleNamed                         // values named as secrets: password=…, "cvv 123"
+	ruleCredentials                   // credentials known by their form: Bearer, JWT, ghp_…, PEM keys, URL passwords
+	allRules        = ruleCards | ruleNamed | ruleCredentials
 )
 
 // scanner builds the output of one scan: b holds what is masked so far,
 // allocated at the first change, and s[last:] is still to be copied.
 type scanner struct {
+	r    *Redactor
 	s    string
 	b    []byte
 	last int
@@ -83,26 +120,44 @@ func (sc *scanner) emit(from, to int, repl ...string) {
 
 // scan masks what rs selects in s and reports whether it changed anything.
 func (r *Redactor) scan(s string, rs rules) (string, bool) {
-	sc := scanner{s: s}
+	sc := scanner{r: r, s: s}
+	named, creds := rs&ruleNamed != 0, rs&ruleCredentials != 0
 	noJWTBefore := 0 // a JWT cannot start before here: a failed match scanned that far
 	for i := 0; i < len(s); {
-		switch c := s[i]; {
-		case isDigit(c) && rs&ruleCards != 0:
-			i = sc.cards(i)
+		c := s[i]
+		if !mayStart[c] {
+			i++
 			continue
-		case (c == 'b' || c == 'B') && rs&ruleCredentials != 0:
-			if start, end, keep, ok := bearer(s, i); ok {
-				sc.emit(start, end, s[start:start+keep], ellipsis)
-				i = end
+		}
+		if named {
+			next := i
+			switch {
+			case isDigit(c):
+				next = sc.shaped(i)
+			case c == '=' || c == ':' && !strings.HasPrefix(s[i:], "://"):
+				next = sc.assignment(i)
+			case (c == 'i' || c == 'I' || c == 'w' || c == 'W') && i > 0 && isBlank(s[i-1]):
+				next = sc.prose(i)
+			}
+			if next > i {
+				i = next
 				continue
 			}
-			if start, end, ok := basic(s, i); ok {
-				sc.emit(start, end, Redacted)
-				i = end
-				continue
-			}
-		case c == 'e' && rs&ruleCredentials != 0:
-			if i >= noJWTBefore {
+		}
+		if creds {
+			switch {
+			case c == 'b' || c == 'B':
+				if start, end, keep, ok := bearer(s, i); ok {
+					sc.emit(start, end, s[start:start+keep], ellipsis)
+					i = end
+					continue
+				}
+				if start, end, ok := basic(s, i); ok {
+					sc.emit(start, end, Redacted)
+					i = end
+					continue
+				}
+			case c == 'e' && i >= noJWTBefore:
 				end, ok := jwt(s, i)
 				if ok {
 					sc.emit(i, end, s[i:i+10], ellipsis)
@@ -112,7 +167,30 @@ func (r *Redactor) scan(s string, rs rules) (string, bool) {
 				// A token starting later in the same segment fails the
 				// same way; not trying again keeps the scan linear.
 				noJWTBefore = end
+			case c == '-':
+				if end, ok := privateKey(s, i); ok {
+					sc.emit(i, end, Redacted)
+					i = end
+					continue
+				}
+			case c == ':':
+				if start, end, ok := urlPassword(s, i); ok {
+					sc.emit(start, end, r.replacement(s[start:end]))
+					i = end
+					continue
+				}
 			}
+			if formatsByFirst[c] != nil && (i == 0 || !isWordByte(s[i-1])) {
+				if end, keep, ok := knownFormat(s, i); ok {
+					sc.emit(i, end, s[i:i+keep], ellipsis)
+					i = end
+					continue
+				}
+			}
+		}
+		if isDigit(c) && rs&ruleCards != 0 {
+			i = sc.cards(i)
+			continue
 		}
 		i++
 	}
@@ -122,6 +200,18 @@ func (r *Redactor) scan(s string, rs rules) (string, bool) {
 	sc.b = append(sc.b, s[sc.last:]...)
 	return string(sc.b), true
 }
+
+// mayStart marks the bytes at which some rule may match; scan passes over
+// the others at once.
+var mayStart = func() (t [256]bool) {
+	for _, c := range []byte("0123456789=:iIwWbBe-") {
+		t[c] = true
+	}
+	for _, f := range credFormats {
+		t[f.prefix[0]] = true
+	}
+	return t
+}()
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
@@ -222,6 +312,7 @@ var digestLabels = set(
 	"md5", "sha", "sha1", "sha224", "sha256", "sha384", "sha512",
 	"sha-1", "sha-224", "sha-256", "sha-384", "sha-512",
 	"digest", "hash", "checksum", "etag", "commit",
+	"hmac-sha256", // what a keyed redaction leaves (hmacPrefix)
 )
 
 // isDigestLen reports whether n hex digits are an MD5 (32), SHA-1 (40),
@@ -270,13 +361,13 @@ func inLabeledDigest(s string, i, end int) bool {
 		return false
 	}
 	end = k
-	for k > 0 && (isWordByte(s[k-1]) || s[k-1] == '-') && end-k < 8 {
+	for k > 0 && (isWordByte(s[k-1]) || s[k-1] == '-') && end-k < 12 {
 		k--
 	}
 	if k > 0 && (isWordByte(s[k-1]) || s[k-1] == '-') {
 		return false
 	}
-	var buf [8]byte
+	var buf [12]byte
 	label := buf[:0]
 	for p := k; p < end; p++ {
 		label = append(label, s[p]|0x20)
