@@ -327,7 +327,7 @@ func (sc *scanner) shaped(i int) int {
 }
 
 // shapeNamed finds the shaped name that ends at s[:end], longest first, or
-// whether a public lookalike ("pin code", "pin_set") stops the search.
+// whether a public lookalike ("pin set") stops the search.
 func shapeNamed(s string, end int) (sh shape, public bool) {
 	starts, n := wordsBefore(s, end)
 	if n == 0 || !shapeLastWord(s[starts[0]:end]) {
