@@ -250,19 +250,36 @@ func toLower(c byte) byte {
 }
 
 // assignment replaces the value after the separator s[i] ('=' or ':') when
-// the name before it names a secret. After ':' stop words are kept. It
-// returns where scanning goes on, or i when nothing matched.
+// the name before it names a secret. A ':' assigns only when a blank follows
+// it or the name or the value is quoted ("password: x", `"password":"x"`):
+// a bare name:value is a scope or a URN ("api_key:read"). After ':' stop
+// words are kept. It returns where scanning goes on, or i when nothing
+// matched.
 func (sc *scanner) assignment(i int) int {
+	s := sc.s
+	colon := s[i] == ':'
+	if colon && !(i+1 < len(s) && isBlank(s[i+1]) || quotedBefore(s, i) || i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\'' || s[i+1] == '\\')) {
+		return i
+	}
 	secret, header := sc.secretBefore(i)
 	if !secret {
 		return i
 	}
-	start, end, quoted := valueAfter(sc.s, i+1, header)
-	if !sc.secretValue(start, end, quoted, sc.s[i] == ':') {
+	start, end, quoted := valueAfter(s, i+1, header)
+	if !sc.secretValue(start, end, quoted, colon) {
 		return i
 	}
 	sc.emit(start, end, sc.r.replacement(sc.s[start:end]))
 	return end
+}
+
+// quotedBefore reports whether a closing quote ends the name before s[i],
+// after blanks: `"password": …`.
+func quotedBefore(s string, i int) bool {
+	for i > 0 && isBlank(s[i-1]) {
+		i--
+	}
+	return i > 0 && (s[i-1] == '"' || s[i-1] == '\'')
 }
 
 // prose replaces the word after "is" or "was" at s[i] when the name before it

@@ -45,10 +45,12 @@ const ellipsis = "…"
 //     name decides, so "token type: bearer" names the lookalike
 //     token_type), the value after it is replaced: "password=hunter2",
 //     "AWS_SECRET_ACCESS_KEY=…", "?access_token=…&", "X-Api-Key: k-1",
-//     `{"api_key": "k-1"}`. A value is the inside of its quotes, or runs to
-//     a blank or one of & ; , < and quotes, less trailing . ! ? : ) ] } >;
-//     after Cookie, Set-Cookie, Authorization and Proxy-Authorization it
-//     runs to the end of the line. The word after a secret name and "is"
+//     `{"api_key": "k-1"}`. A ':' assigns only when a blank follows it or
+//     the name or the value is quoted: a bare name:value is a scope or a
+//     URN ("api_key:read") and is kept. A value is the inside of its
+//     quotes, or runs to a blank or one of & ; , < and quotes, less
+//     trailing . ! ? : ) ] } >; after Cookie, Set-Cookie, Authorization
+//     and Proxy-Authorization it runs to the end of the line. The word after a secret name and "is"
 //     or "was" is replaced too ("my password is hunter2"). After ':', "is"
 //     and "was" a word that describes rather than reveals is kept
 //     ("password is incorrect", "token: expired"); after '=' nothing is.
