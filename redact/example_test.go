@@ -64,6 +64,14 @@ func ExampleRedactor_Text() {
 		"paid with 4111-1111-1111-1111",
 		"call +1 415 555 2671 before 2024-01-15",
 		"Authorization: Basic dXNlcjpwYXNzd29yZA==",
+		"login failed: password=hunter2 user=ann",
+		"my password is hunter2, the old one was reset",
+		"password is incorrect",
+		"callback https://app.example/cb?access_token=ya29.a0Af&state=x",
+		"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG",
+		"cvv 123, SSN 123-45-6789",
+		"deployed with ghp_aB3aB3aB3aB3aB3aB3aB3aB3aB3aB3aB3aB3",
+		"order ref 12345678901234567890",
 	} {
 		out, changed := r.Text(s)
 		fmt.Println(changed, out)
@@ -72,6 +80,14 @@ func ExampleRedactor_Text() {
 	// true paid with ****1111
 	// false call +1 415 555 2671 before 2024-01-15
 	// true Authorization: Basic [REDACTED]
+	// true login failed: password=[REDACTED] user=ann
+	// true my password is [REDACTED], the old one was reset
+	// false password is incorrect
+	// true callback https://app.example/cb?access_token=[REDACTED]&state=x
+	// true AWS_SECRET_ACCESS_KEY=[REDACTED]
+	// true cvv [REDACTED], SSN [REDACTED]
+	// true deployed with ghp_…
+	// false order ref 12345678901234567890
 }
 
 func ExampleRedactor_SecretKey() {

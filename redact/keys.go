@@ -7,22 +7,31 @@ var secretNames = set(
 	// passwords and shared secrets
 	"password", "passwd", "pwd", "passphrase", "passcode", "passwords",
 	"password_hash", "password_confirmation", "secret", "secrets",
-	"client_secret", "credentials", "credential",
+	"client_secret", "credentials", "credential", "session_secret",
+	"master_key",
 	// tokens and keys
 	"token", "access_token", "refresh_token", "id_token", "auth_token",
 	"session_token", "csrf_token", "api_key", "apikey", "api_keys",
 	"api_secret", "private_key", "secret_key", "signing_key",
-	"encryption_key", "secret_access_key",
+	"encryption_key", "secret_access_key", "jwt", "code_verifier",
+	"authorization_code", "auth_code", "jsessionid", "phpsessid",
+	// signed URLs (?sig=, X-Amz-Signature=)
+	"sig", "signature",
 	// HTTP credentials
 	"authorization", "proxy_authorization", "auth", "cookie", "cookies",
 	"set_cookie",
 	// one-time and second-factor codes
-	"otp", "mfa_code", "totp",
+	"otp", "mfa_code", "totp", "one_time_code", "one_time_password",
+	"verification_code", "recovery_code", "recovery_codes", "backup_code",
+	"backup_codes",
 	// payment cards and bank accounts
-	"cvv", "cvv2", "cvc", "pin", "card_number", "pan", "credit_card",
+	"cvv", "cvv2", "cvc", "cvc2", "csc", "security_code",
+	"card_security_code", "card_verification_value",
+	"card_verification_code", "pin", "card_number", "pan", "credit_card",
 	"account_number", "routing_number", "iban",
 	// government identifiers
-	"ssn", "social_security_number",
+	"ssn", "social_security_number", "social_insurance_number",
+	"national_insurance_number",
 )
 
 // secretSuffixes make a name secret when it ends with one of them:
@@ -31,6 +40,8 @@ var secretSuffixes = []string{
 	"_password", "_passwd", "_passphrase", "_secret", "_token", "_api_key",
 	"_apikey", "_private_key", "_secret_key", "_secret_access_key", "_pin",
 	"_cvv", "_cvc", "_ssn", "_card_number", "_cookie", "_credentials", "_otp",
+	"_cvv2", "_cvc2", "_security_code", "_signature", "_credential",
+	"_recovery_code", "_backup_code",
 }
 
 // publicNames look like secrets but hold what an audit record needs: which
@@ -62,31 +73,45 @@ func set(names ...string) map[string]struct{} {
 //
 // A name is secret when it is one of Options.Keys, or else when it is not a
 // known lookalike (token_type, mfa_method, has_password, card_last4, …) and
-// is a known secret name (password, token, api_key, cvv, ssn, …) or ends with
-// a secret suffix (_password, _secret, _token, _api_key, _pin, …).
+// is a known secret name (password, token, api_key, cvv, security_code, ssn,
+// …) or ends with a secret suffix (_password, _secret, _token, _api_key,
+// _pin, _signature, …).
 func (r *Redactor) SecretKey(name string) bool {
 	var buf [64]byte
-	n := normalizeKey(buf[:0], name)
+	return r.classify(normalizeKey(buf[:0], name)) == nameSecret
+}
+
+// nameKind is what a normalized name says about the value it names.
+type nameKind uint8
+
+const (
+	nameUnknown nameKind = iota // an ordinary name
+	namePublic                  // a lookalike that names no secret (token_type)
+	nameSecret                  // the value is a secret
+)
+
+// classify says what the normalized name n names (see SecretKey).
+func (r *Redactor) classify(n []byte) nameKind {
 	if len(n) == 0 {
-		return false
+		return nameUnknown
 	}
 	if r != nil && r.extra != nil {
 		if _, ok := r.extra[string(n)]; ok {
-			return true
+			return nameSecret
 		}
 	}
 	if _, ok := publicNames[string(n)]; ok {
-		return false
+		return namePublic
 	}
 	if _, ok := secretNames[string(n)]; ok {
-		return true
+		return nameSecret
 	}
 	for _, suf := range secretSuffixes {
 		if len(n) > len(suf) && string(n[len(n)-len(suf):]) == suf {
-			return true
+			return nameSecret
 		}
 	}
-	return false
+	return nameUnknown
 }
 
 // normalizeKey appends the snake_case form of name to dst: ASCII letters

@@ -16,13 +16,26 @@
 //     _password, _secret, _token, _api_key, …) at any depth, whatever its
 //     type, but not lookalikes such as token_type or has_password (see
 //     SecretKey);
-//   - card numbers in free text, masked to their last four digits;
-//   - bearer tokens and JWTs, cut to a short prefix, and Basic credentials;
+//   - card numbers, masked to their last four digits: in free text whole
+//     groups of digits that make 13 to 19 digits passing the Luhn check,
+//     and numbers whose value is one (never a window inside a longer run of
+//     digits, so a 20-digit number keeps every digit);
+//   - secrets named in free text: the value after a secret name and '=' or
+//     ':' ("password=hunter2", "X-Api-Key: k-1", `{"token":"t"}`,
+//     "?access_token=…"), the word after "is" or "was" ("my password is
+//     hunter2"), and a CVV, social security number, PIN or one-time code
+//     written next to its name ("cvv 123", "SSN 123-45-6789");
+//   - credentials known by their form: bearer tokens and JWTs, cut to a
+//     short prefix; Basic credentials; AWS, Google, GitHub, GitLab, Slack,
+//     Stripe and npm keys and tokens, cut to their prefix ("ghp_…"); PEM
+//     private keys; the password in a URL ("postgres://ann:…@db");
 //   - secret-named query parameters in the request path.
 //
 // Identifiers (actor and target ids, session and request ids) are never
-// scanned: a 16-digit numeric id passes the Luhn check one time in ten, and
-// mangling ids would ruin investigations.
+// scanned for card numbers or named secrets: a 16-digit numeric id passes the
+// Luhn check one time in ten, and mangling ids would ruin investigations. A
+// session id that is itself a credential (a JWT, a bearer token, a known
+// token format) is replaced whole.
 //
 // The event records which paths were redacted (Event.Redacted), never the
 // values. With Options.HMACKey set, a secret value becomes a keyed digest
@@ -115,7 +128,10 @@ func New(o Options) *Redactor {
 // text fields: reason, actor.name, targets[i].name, request.user_agent and
 // request.path, where it also replaces secret-named query parameters
 // ("?token=abc&x=1" becomes "?token=[REDACTED]&x=1"). Identifiers are left
-// alone: actor.id, targets[i].id, request.session_id, request.request_id.
+// alone: actor.id, targets[i].id, request.request_id, and request.session_id
+// unless it is a credential itself (a JWT, "Bearer …", a known token format
+// such as ghp_…): then the whole value is replaced, by Redacted or its keyed
+// digest, so that sessions still correlate under an HMAC key.
 func (r *Redactor) RedactEvent(ev *trail.Event) {
 	if ev == nil {
 		return
@@ -147,6 +163,12 @@ func (r *Redactor) RedactEvent(ev *trail.Event) {
 		}
 	}
 	text("request.user_agent", &ev.Request.UserAgent)
+	if id := ev.Request.SessionID; id != "" {
+		if _, token := r.scan(id, ruleCredentials); token {
+			ev.Request.SessionID = r.replacement(id)
+			w.paths = append(w.paths, "request.session_id")
+		}
+	}
 	if out, ok := r.requestPath(ev.Request.Path); ok {
 		ev.Request.Path = out
 		w.paths = append(w.paths, "request.path")
@@ -166,10 +188,15 @@ func (r *Redactor) RedactEvent(ev *trail.Event) {
 //
 // Inside objects, a key that names a secret (SecretKey) has its whole value
 // replaced, whatever its type, except null and "" which hide nothing. Other
-// strings, and numbers written out in canonical form, are scanned with Text;
-// a number holding a card number becomes the masked string. A key that itself
-// holds a card number or token is masked too, so the stored path does not
-// leak it. Values of other Go types are read through their JSON encoding.
+// strings are scanned with Text. A number is judged by its value: one whose
+// exact or canonical value is an integer of 13 to 19 digits passing the Luhn
+// check becomes the masked string ("****1111"); any other number is kept,
+// every digit, and so is a string that is exactly a JSON number (the
+// validator keeps numbers too precise for a double that way). A hex digest
+// under a key that names one ("sha256", "file_sha256", "contentHash",
+// "commit") is kept whole. A key that itself holds a card number or token is
+// masked too, so the stored path does not leak it. Values of other Go types
+// are read through their JSON encoding.
 func (r *Redactor) Value(path string, v any) (any, []string) {
 	w := walker{r: r}
 	w.push(seg{key: path, root: true})
@@ -248,6 +275,9 @@ func (w *walker) value(v any) (any, bool) {
 	case nil, bool:
 		return v, false
 	case string:
+		if isNumber(x) {
+			return w.numberValue(v, x, false)
+		}
 		if out, ok := w.r.Text(x); ok {
 			w.record()
 			return out, true
@@ -301,8 +331,8 @@ func unmarshalNumbers(b []byte, v any) error {
 	return dec.Decode(v)
 }
 
-// numberValue scans the number v, written lit, and returns it or the masked
-// string that replaces it.
+// numberValue returns the number v, written lit, or the masked string that
+// replaces it.
 func (w *walker) numberValue(v any, lit string, isJSON bool) (any, bool) {
 	if out, ok := w.number(lit, isJSON); ok {
 		return out, true
@@ -310,34 +340,37 @@ func (w *walker) numberValue(v any, lit string, isJSON bool) (any, bool) {
 	return v, false
 }
 
-// number scans a number literal and, when it is JSON, its canonical form (the
-// digits actually stored: 4.111111111111111e15 is stored as 4111111111111111).
+// number masks the number written lit when its value is a card number (see
+// numberCard): the literal's exact value or, for a JSON number, its
+// canonical form, the digits actually stored (4.111111111111111e15 is stored
+// as 4111111111111111).
 func (w *walker) number(lit string, isJSON bool) (string, bool) {
-	digits, exp := 0, false
-	for i := 0; i < len(lit); i++ {
-		switch c := lit[i]; {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == 'e' || c == 'E':
-			exp = true
-		}
-	}
-	if digits < minCard && !exp {
-		return "", false // too few digits to hold a card number
-	}
-	forms := [2]string{lit}
-	if isJSON {
+	last4, ok := numberCard(lit)
+	if !ok && isJSON && !shortInteger(lit) {
 		if c, err := trail.CanonicalNumber(lit); err == nil && c != lit {
-			forms = [2]string{c, lit}
+			last4, ok = numberCard(c)
 		}
 	}
-	for _, f := range forms {
-		if out, ok := w.r.Text(f); ok {
-			w.record()
-			return out, true
+	if !ok {
+		return "", false
+	}
+	w.record()
+	return "****" + string(last4[:]), true
+}
+
+// shortInteger reports whether lit is an integer of at most 15 digits, which
+// canonical form writes as it is.
+func shortInteger(lit string) bool {
+	digits := strings.TrimPrefix(lit, "-")
+	if len(digits) == 0 || len(digits) > 15 {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		if !isDigit(digits[i]) {
+			return false
 		}
 	}
-	return "", false
+	return true
 }
 
 func (w *walker) float(v any, f float64) (any, bool) {
@@ -358,8 +391,12 @@ func (w *walker) object(m map[string]any) (any, bool) {
 			renames = append(renames, rename{k, mk})
 			continue
 		}
+		secret := w.r.SecretKey(k)
+		if !secret && digestValue(k, e) {
+			continue
+		}
 		w.push(seg{key: k})
-		nv, changed := w.member(w.r.SecretKey(k), e)
+		nv, changed := w.member(secret, e)
 		w.pop()
 		if changed {
 			if out == nil {
@@ -398,6 +435,26 @@ func (w *walker) object(m map[string]any) (any, bool) {
 		return m, false
 	}
 	return out, true
+}
+
+// digestValue reports whether e, the value of key k, is a hex digest that the
+// key names as one ("sha256", "file_sha256", "contentHash", "commit"): its
+// digits are kept whole, as a labeled digest's are in text.
+func digestValue(k string, e any) bool {
+	d, ok := e.(string)
+	if !ok || !isHexDigest(d) {
+		return false
+	}
+	words := strings.Split(string(normalizeKey(nil, k)), "_")
+	last := words[len(words)-1]
+	if _, ok := digestLabels[last]; ok {
+		return true
+	}
+	if len(words) > 1 { // "sha_256", the snake_case of "sha-256"
+		_, ok := digestLabels[words[len(words)-2]+"-"+last]
+		return ok
+	}
+	return false
 }
 
 // cloneMap copies m, sized so that replacing members does not grow it.
