@@ -396,4 +396,6 @@ const (
 	LegalHoldReleased = "legal_hold_released"
 	// SubjectErased is "subject_erased" (audit, success): A data subject's personal data was erased by deleting the subject's encryption keys (GDPR Art. 17); the log still verifies.
 	SubjectErased = "subject_erased"
+	// AlertRaised is "alert_raised" (security, info): A detection rule matched the log: the alert names the rule, its window and the seqs of its evidence.
+	AlertRaised = "alert_raised"
 )
