@@ -150,14 +150,7 @@ func TestBuiltinRules(t *testing.T) {
 	}
 	set := Builtin()
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newMemory(t)
-			appendAll(t, s, tc.events...)
-			catchUp(t, engine(t, s, set, Config{}))
-			if got := byRule(set, alerts(t, s)); !maps.Equal(got, tc.want) {
-				t.Errorf("alerts %v, want %v", got, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantAlerts(t, set, tc.events, tc.want) })
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // openSQLite opens the SQLite store at path; now, if set, is its clock.
-func openSQLite(t *testing.T, path string, now func() time.Time) store {
+func openSQLite(t testing.TB, path string, now func() time.Time) store {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer(), Now: now})
 	if err != nil {

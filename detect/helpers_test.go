@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ type store interface {
 	ledger.Writer
 }
 
-func newMemory(t *testing.T) store {
+func newMemory(t testing.TB) store {
 	t.Helper()
 	s := memory.New(storetest.Validator(), nil)
 	t.Cleanup(func() { s.Close() })
@@ -33,7 +34,7 @@ func newMemory(t *testing.T) store {
 
 // appendAll appends evs to tenant acme's log, each in a batch of its own
 // (events whose actor is an API key through Trail's own path).
-func appendAll(t *testing.T, s store, evs ...*trail.Event) {
+func appendAll(t testing.TB, s store, evs ...*trail.Event) {
 	t.Helper()
 	ctx := context.Background()
 	for _, ev := range evs {
@@ -49,7 +50,7 @@ func appendAll(t *testing.T, s store, evs ...*trail.Event) {
 	}
 }
 
-func engine(t *testing.T, s store, set *Set, c Config) *Engine {
+func engine(t testing.TB, s store, set *Set, c Config) *Engine {
 	t.Helper()
 	c.Set, c.Tenant, c.Log, c.Cursors, c.Writer = set, "acme", s, s, s
 	e, err := New(c)
@@ -60,7 +61,7 @@ func engine(t *testing.T, s store, set *Set, c Config) *Engine {
 }
 
 // catchUp steps e until it has read the whole log.
-func catchUp(t *testing.T, e *Engine) {
+func catchUp(t testing.TB, e *Engine) {
 	t.Helper()
 	for range 1000 {
 		n, err := e.Step(context.Background())
@@ -127,6 +128,18 @@ func times(n int, mk func(i int) *trail.Event) []*trail.Event {
 		out[i] = mk(i)
 	}
 	return out
+}
+
+// wantAlerts runs set over a log of events and holds it to the alerts
+// want, counted by rule name.
+func wantAlerts(t *testing.T, set *Set, events []*trail.Event, want map[string]int) {
+	t.Helper()
+	s := newMemory(t)
+	appendAll(t, s, events...)
+	catchUp(t, engine(t, s, set, Config{}))
+	if got := byRule(set, alerts(t, s)); !maps.Equal(got, want) {
+		t.Errorf("alerts %v, want %v", got, want)
+	}
 }
 
 func concat(parts ...[]*trail.Event) []*trail.Event {

@@ -19,23 +19,23 @@ const (
 	LevelCritical      Level = "critical"
 )
 
-// Valid reports whether l is one of the five levels.
-func (l Level) Valid() bool {
-	switch l {
-	case LevelInformational, LevelLow, LevelMedium, LevelHigh, LevelCritical:
-		return true
-	}
-	return false
+// severities maps each level to Trail's severity: informational is
+// info, the others are named alike.
+var severities = map[Level]trail.Severity{
+	LevelInformational: trail.SeverityInfo, LevelLow: trail.SeverityLow, LevelMedium: trail.SeverityMedium,
+	LevelHigh: trail.SeverityHigh, LevelCritical: trail.SeverityCritical,
 }
 
-// Severity is l as Trail's severity: informational is info, the others
-// are named alike. An unknown level is medium.
+// Valid reports whether l is one of the five levels.
+func (l Level) Valid() bool {
+	_, ok := severities[l]
+	return ok
+}
+
+// Severity is l as Trail's severity. An unknown level is medium.
 func (l Level) Severity() trail.Severity {
-	switch l {
-	case LevelInformational:
-		return trail.SeverityInfo
-	case LevelLow, LevelMedium, LevelHigh, LevelCritical:
-		return trail.Severity(l)
+	if s, ok := severities[l]; ok {
+		return s
 	}
 	return trail.SeverityMedium
 }

@@ -119,7 +119,7 @@ func (p *parser) check(n *yaml.Node, path string, depth int) bool {
 				return false
 			}
 		}
-	case yaml.SequenceNode, yaml.DocumentNode:
+	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			if !p.check(c, trail.PathIndex(path, i), depth+1) {
 				return false
@@ -139,12 +139,12 @@ func join(path, key string) string {
 // document parses one YAML document: a detection rule or a correlation
 // rule.
 func (p *parser) document(doc *yaml.Node) *Rule {
-	if !p.check(doc, "", 0) {
-		return nil
-	}
 	n := doc
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
+	}
+	if !p.check(n, "", 0) {
+		return nil
 	}
 	if n.Kind != yaml.MappingNode {
 		p.fail("", "a rule is a YAML mapping (title, detection or correlation, …)")
