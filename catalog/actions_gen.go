@@ -398,4 +398,6 @@ const (
 	SubjectErased = "subject_erased"
 	// SigningKeyRotated is "signing_key_rotated" (audit, success): The key that signs the log's checkpoints was rotated: the checkpoint of this event is signed by both keys and names both, later checkpoints by the new key alone.
 	SigningKeyRotated = "signing_key_rotated"
+	// AlertRaised is "alert_raised" (security, info): A detection rule matched the log: the alert names the rule, its window and the seqs of its evidence.
+	AlertRaised = "alert_raised"
 )
