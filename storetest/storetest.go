@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"OpenAttempts", testOpenAttempts},
 		{"RefusesTrailRecords", testRefusesTrailRecords},
 		{"IdempotencyAcrossAddresses", testIdempotencyAcrossAddresses},
+		{"Index", testIndex},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
