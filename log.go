@@ -44,8 +44,12 @@ func (n TreeNode) Seq() uint64 { return (n.Index + 1) << n.Level }
 //     every tenant it appended to, in the same transaction as the events.
 //   - A store MUST refuse to open when a tenant's latest checkpoint does not
 //     verify under its signer's key.
-//   - ScanLeaves and Checkpoints MUST return rows as stored, with no check of
-//     their own, so that verification sees what an intruder left.
+//   - ScanLeaves, ScanIndex, Checkpoints and SizeRecords MUST return what is
+//     stored, with no check of their own, so that verification sees what an
+//     intruder left.
+//   - Every column and row a read selects on MUST be in ScanIndex, and
+//     every record of the log's size the store keeps beside its rows and
+//     checkpoints in SizeRecords: verification holds the rows to them.
 type Log interface {
 	// Checkpoint returns tenant's latest signed checkpoint (a C2SP signed
 	// note), or ENOTFOUND when tenant has no events.
@@ -60,4 +64,39 @@ type Log interface {
 	// seq order (to == 0: through the last), stopping at fn's first error.
 	// The Leaf and its slices are only valid during the call.
 	ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn func(Leaf) error) error
+	// ScanIndex calls fn, in seq order, for each seq with from <= seq < to
+	// (to == 0: through the last) at which the store keeps index values
+	// (an event row's columns, targets rows), stopping at fn's first
+	// error. fn may keep the row.
+	ScanIndex(ctx context.Context, tenant string, from, to uint64, fn func(IndexRow) error) error
+	// SizeRecords returns each record the store keeps of the size of
+	// tenant's log apart from its rows and checkpoints (none for a tenant
+	// it knows nothing of).
+	SizeRecords(ctx context.Context, tenant string) ([]SizeRecord, error)
+}
+
+// SizeRecord is one place a store records how large a tenant's log is,
+// beside the rows themselves: a log shorter than it has lost its tail.
+type SizeRecord struct {
+	// Where names the record for a report ("the heads row").
+	Where string `json:"where"`
+	// Size is the size it records.
+	Size uint64 `json:"size"`
+	// Head reports a record the store moves to the log's size in the
+	// transaction of every append, with its checkpoint (a head): the log
+	// then held exactly Size rows, and its latest checkpoint was of that
+	// size. Otherwise the log held at least Size rows (an idempotency key
+	// naming its seqs).
+	Head bool `json:"head"`
+}
+
+// HeadSizes returns the size records of a store that keeps its head's size
+// in the record where names, and whose idempotency keys name seqs up to
+// keys (0: none do).
+func HeadSizes(where string, size, keys uint64) []SizeRecord {
+	out := []SizeRecord{{Where: where, Size: size, Head: true}}
+	if keys > 0 {
+		out = append(out, SizeRecord{Where: "the idempotency keys", Size: keys})
+	}
+	return out
 }

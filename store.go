@@ -185,35 +185,50 @@ func NotBefore(t, floor time.Time) time.Time {
 
 // Matches reports whether ev passes every filter of q (all but the cursor,
 // the limit and OpenAttempts, which depends on other events: see
-// OpenAttempt). Stores that filter in memory use it; SQL stores mirror it, and the
-// conformance suite holds them to the same answers.
-func (q *Query) Matches(ev *Event) bool {
+// OpenAttempt). Stores that filter in memory use it; SQL stores mirror it,
+// check each row they return with it (Confirm), and the conformance suite
+// holds them to the same answers.
+func (q *Query) Matches(ev *Event) bool { return q.mismatch(ev) == "" }
+
+// mismatch returns the name of the first filter of q that ev fails (as
+// Matches decides), or "".
+func (q *Query) mismatch(ev *Event) string {
+	for _, f := range [...]struct{ name, want, got string }{
+		{"tenant", q.Tenant, ev.Tenant},
+		{"actor", q.ActorID, ev.Actor.ID},
+		{"actor_type", string(q.ActorType), string(ev.Actor.Type)},
+		{"category", q.Category, ev.Category},
+		{"outcome", string(q.Outcome), string(ev.Outcome)},
+		{"organization", q.Organization, ev.Scope.Organization},
+		{"workspace", q.Workspace, ev.Scope.Workspace},
+		{"team", q.Team, ev.Scope.Team},
+		{"correlation_id", q.CorrelationID, ev.CorrelationID},
+	} {
+		if f.want != "" && f.got != f.want {
+			return f.name
+		}
+	}
 	switch {
-	case q.Tenant != "" && ev.Tenant != q.Tenant,
-		q.ActorID != "" && ev.Actor.ID != q.ActorID,
-		q.ActorType != "" && ev.Actor.Type != q.ActorType,
-		len(q.Actions) > 0 && !slices.Contains(q.Actions, ev.Action),
-		q.Category != "" && ev.Category != q.Category,
-		q.Outcome != "" && ev.Outcome != q.Outcome,
-		q.Organization != "" && ev.Scope.Organization != q.Organization,
-		q.Workspace != "" && ev.Scope.Workspace != q.Workspace,
-		q.Team != "" && ev.Scope.Team != q.Team,
-		q.CorrelationID != "" && ev.CorrelationID != q.CorrelationID,
-		!q.RecordedAfter.IsZero() && ev.RecordedAt.Before(q.RecordedAfter),
-		!q.RecordedBefore.IsZero() && !ev.RecordedAt.Before(q.RecordedBefore),
-		!q.OccurredAfter.IsZero() && ev.OccurredAt.Before(q.OccurredAfter),
-		!q.OccurredBefore.IsZero() && !ev.OccurredAt.Before(q.OccurredBefore):
-		return false
+	case len(q.Actions) > 0 && !slices.Contains(q.Actions, ev.Action):
+		return "action"
+	case !q.RecordedAfter.IsZero() && ev.RecordedAt.Before(q.RecordedAfter):
+		return "recorded_after"
+	case !q.RecordedBefore.IsZero() && !ev.RecordedAt.Before(q.RecordedBefore):
+		return "recorded_before"
+	case !q.OccurredAfter.IsZero() && ev.OccurredAt.Before(q.OccurredAfter):
+		return "occurred_after"
+	case !q.OccurredBefore.IsZero() && !ev.OccurredAt.Before(q.OccurredBefore):
+		return "occurred_before"
 	}
 	if q.TargetType == "" && q.TargetID == "" {
-		return true
+		return ""
 	}
 	for _, t := range ev.Targets {
 		if (q.TargetType == "" || t.Type == q.TargetType) && (q.TargetID == "" || t.ID == q.TargetID) {
-			return true
+			return ""
 		}
 	}
-	return false
+	return "target"
 }
 
 // Clone returns a copy of ev that shares no slices or maps with it, so a

@@ -389,3 +389,42 @@ func seqRange(from, to uint64, n int) (uint64, uint64) {
 	}
 	return max(from, 1), to
 }
+
+// ScanIndex calls fn with the index values of each event with from <= seq
+// < to: memory keeps none apart from the events, so they are what the
+// events give (a pruned event's are empty).
+func (s *Store) ScanIndex(ctx context.Context, tenant string, from, to uint64, fn func(trail.IndexRow) error) error {
+	s.mu.RLock()
+	var evs []*trail.Event
+	if tl := s.tenants[tenant]; tl != nil {
+		evs = tl.events // never changed once appended (prune copies it)
+	}
+	s.mu.RUnlock()
+	from, to = seqRange(from, to, len(evs))
+	for seq := from; seq < to; seq++ {
+		r := trail.IndexRow{Seq: seq, Pruned: evs[seq-1] == nil}
+		if !r.Pruned {
+			r.Index = trail.IndexOf(evs[seq-1])
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SizeRecords returns the size of tenant's head and the last seq its
+// idempotency keys name.
+func (s *Store) SizeRecords(ctx context.Context, tenant string) ([]trail.SizeRecord, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	tl := s.tenants[tenant]
+	if tl == nil {
+		return nil, nil
+	}
+	var keys uint64
+	for _, e := range tl.idem {
+		keys = max(keys, uint64(e.first+e.n))
+	}
+	return trail.HeadSizes("the head", tl.head.Seq, keys), nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -170,4 +171,104 @@ func (db *DB) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn
 		from = rs[len(rs)-1].seq + 1
 	}
 	return nil
+}
+
+// ScanIndex reads the index columns of the events rows and the
+// event_targets rows in chunks of logChunk events, each chunk in one
+// read-only snapshot, read whole before fn runs.
+func (db *DB) ScanIndex(ctx context.Context, tenant string, from, to uint64, fn func(trail.IndexRow) error) error {
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.inflight.Done()
+	lo, hi := int64(min(max(from, 1), math.MaxInt64)), int64(math.MaxInt64)
+	if to != 0 && to < math.MaxInt64 {
+		hi = int64(to)
+	}
+	for lo < hi {
+		var rows []trail.IndexRow
+		err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+			var err error
+			rows, lo, err = readIndex(ctx, tx, tenant, lo, hi)
+			return err
+		})
+		if err != nil {
+			return internal(err, "read index")
+		}
+		for _, r := range rows {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readIndex reads the index values of up to logChunk events rows from seq
+// lo on (below hi), and the event_targets rows of the seqs they span, and
+// returns them by seq with the seq the next chunk starts at.
+func readIndex(ctx context.Context, tx pgx.Tx, tenant string, lo, hi int64) ([]trail.IndexRow, int64, error) {
+	rows, err := tx.Query(ctx, `SELECT seq, id, recorded_at, recorded_ns, occurred_at, occurred_ns, action, category, outcome,
+		actor_id, actor_type, organization, workspace, team, correlation_id, pruned IS NOT NULL
+		FROM events WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4`, tenant, lo, hi, logChunk)
+	if err != nil {
+		return nil, 0, err
+	}
+	var (
+		out      []trail.IndexRow
+		r        trail.IndexRow
+		seq      int64
+		id       [16]byte
+		rec, occ time.Time
+		rns, ons int32
+	)
+	ix := &r.Index
+	if _, err := pgx.ForEachRow(rows, []any{&seq, &id, &rec, &rns, &occ, &ons, &ix.Action, &ix.Category, &ix.Outcome,
+		&ix.ActorID, &ix.ActorType, &ix.Organization, &ix.Workspace, &ix.Team, &ix.CorrelationID, &r.Pruned}, func() error {
+		r.Seq, ix.ID = uint64(seq), trail.FormatID(id)
+		ix.RecordedAt, ix.OccurredAt = rec.UTC().Add(time.Duration(rns)), occ.UTC().Add(time.Duration(ons))
+		out = append(out, r)
+		return nil
+	}); err != nil {
+		return nil, 0, err
+	}
+	end := hi
+	if len(out) == logChunk {
+		end = int64(out[len(out)-1].Seq) + 1
+	}
+	trows, err := tx.Query(ctx, "SELECT seq, type, id FROM event_targets WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq", tenant, lo, end)
+	if err != nil {
+		return nil, 0, err
+	}
+	var (
+		targets []trail.SeqTarget
+		t       trail.SeqTarget
+	)
+	if _, err := pgx.ForEachRow(trows, []any{&seq, &t.Target.Type, &t.Target.ID}, func() error {
+		t.Seq = uint64(seq)
+		targets = append(targets, t)
+		return nil
+	}); err != nil {
+		return nil, 0, err
+	}
+	return trail.WithTargets(out, targets), end, nil
+}
+
+// SizeRecords returns the size tenant's heads row records and the last seq
+// its idempotency keys name.
+func (db *DB) SizeRecords(ctx context.Context, tenant string) ([]trail.SizeRecord, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.inflight.Done()
+	var seq, keys int64
+	err := db.pool.QueryRow(ctx, `SELECT h.seq, (SELECT coalesce(max(first_seq + n - 1), 0) FROM idempotency WHERE tenant = h.tenant)
+		FROM heads h WHERE h.tenant = $1`, tenant).Scan(&seq, &keys)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, internal(err, "read size records")
+	}
+	return trail.HeadSizes("the heads row", uint64(seq), uint64(keys)), nil
 }

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -136,7 +137,7 @@ func (a *admin) tamper(ctx context.Context, stmts ...[]any) error {
 		return err
 	}
 	defer tx.Rollback(ctx)
-	tables := []string{"events", "event_targets", "checkpoints"}
+	tables := []string{"events", "event_targets", "checkpoints", "heads"}
 	for _, table := range tables {
 		if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" DISABLE TRIGGER USER"); err != nil {
 			return err
@@ -204,6 +205,56 @@ func (a *admin) Swap(ctx context.Context, tenant string, x, y uint64) error {
 
 func (a *admin) SetCheckpoint(ctx context.Context, tenant string, size uint64, note []byte) error {
 	return a.tamper(ctx, []any{"UPDATE checkpoints SET note = $3 WHERE tenant = $1 AND size = $2", tenant, int64(size), note})
+}
+
+func (a *admin) SetColumn(ctx context.Context, tenant string, seq uint64, column, value string) error {
+	return a.tamper(ctx, []any{"UPDATE events SET " + column + " = $3 WHERE tenant = $1 AND seq = $2", tenant, int64(seq), value})
+}
+
+func (a *admin) SetTargets(ctx context.Context, tenant string, seq uint64, targets []trail.Target) error {
+	stmts := [][]any{{"DELETE FROM event_targets WHERE tenant = $1 AND seq = $2", tenant, int64(seq)}}
+	for _, tg := range targets {
+		stmts = append(stmts, []any{"INSERT INTO event_targets (tenant, seq, type, id) VALUES ($1, $2, $3, $4)", tenant, int64(seq), tg.Type, tg.ID})
+	}
+	return a.tamper(ctx, stmts...)
+}
+
+func (a *admin) Rollback(ctx context.Context, tenant string, size uint64, head, keys bool) error {
+	stmts := [][]any{
+		{"DELETE FROM event_targets WHERE tenant = $1 AND seq > $2", tenant, int64(size)},
+		{"DELETE FROM events WHERE tenant = $1 AND seq > $2", tenant, int64(size)},
+		{"DELETE FROM checkpoints WHERE tenant = $1 AND size > $2", tenant, int64(size)},
+	}
+	if head {
+		// The head as the commit of size left it: its seq, time and tree.
+		edge, err := a.edge(ctx, tenant, size)
+		if err != nil {
+			return err
+		}
+		stmts = append(stmts, []any{`UPDATE heads SET seq = $2, tree = $3, (recorded_at, recorded_ns) =
+			(SELECT recorded_at, recorded_ns FROM events WHERE tenant = $1 AND seq = $2) WHERE tenant = $1`, tenant, int64(size), edge})
+	}
+	if keys {
+		stmts = append(stmts, []any{"DELETE FROM idempotency WHERE tenant = $1 AND first_seq + n - 1 > $2", tenant, int64(size)})
+	}
+	return a.tamper(ctx, stmts...)
+}
+
+// edge returns the right edge of tenant's tree of size, from the rows that
+// hold its peaks: what the heads row keeps.
+func (a *admin) edge(ctx context.Context, tenant string, size uint64) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	peaks, err := tlog.ReadTreeHashes(tlog.PeakNodes(size), func(seqs []uint64) ([][]byte, error) {
+		out := make([][]byte, len(seqs))
+		for i, seq := range seqs {
+			if err := a.conn.QueryRow(ctx, "SELECT hashes FROM events WHERE tenant = $1 AND seq = $2", tenant, int64(seq)).Scan(&out[i]); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	})
+	return bytes.Join(peaks, nil), err
 }
 
 // TestTwoProcesses has two stores on one database, as two Trail processes

@@ -55,23 +55,31 @@ func readRange(ctx context.Context, q querier, tenant string, from, to int64, li
 	if lastSeq != nil {
 		*lastSeq = seq
 	}
-	return decodeAll(bodies)
+	return decodeAll(bodies, nil)
 }
 
-func decodeAll(bodies [][]byte) ([]*trail.Event, error) {
+// decodeAll decodes stored bodies, each checked by check (a trail.Query's
+// Confirm) when it is not nil.
+func decodeAll(bodies [][]byte, check func(*trail.Event) error) ([]*trail.Event, error) {
 	evs := make([]*trail.Event, len(bodies))
 	for i, b := range bodies {
 		ev, err := decode(b)
 		if err != nil {
 			return nil, err
 		}
+		if check != nil {
+			if err := check(ev); err != nil {
+				return nil, err
+			}
+		}
 		evs[i] = ev
 	}
 	return evs, nil
 }
 
-// one returns the event a query of one body finds, or ENOTFOUND.
-func (db *DB) one(ctx context.Context, notFound string, sql string, args ...any) (*trail.Event, error) {
+// one returns the event a query of one body finds, checked by check
+// (trail.ConfirmKey), or ENOTFOUND.
+func (db *DB) one(ctx context.Context, check func(*trail.Event) error, notFound string, sql string, args ...any) (*trail.Event, error) {
 	if err := db.enter(); err != nil {
 		return nil, err
 	}
@@ -84,7 +92,11 @@ func (db *DB) one(ctx context.Context, notFound string, sql string, args ...any)
 	if err != nil {
 		return nil, internal(err, "read an event")
 	}
-	return decode(body)
+	evs, err := decodeAll([][]byte{body}, check)
+	if err != nil {
+		return nil, err
+	}
+	return evs[0], nil
 }
 
 // Get returns one event by id. An id that is not a UUID names no event.
@@ -93,7 +105,8 @@ func (db *DB) Get(ctx context.Context, tenant, id string) (*trail.Event, error) 
 	if !ok {
 		return nil, trail.Errorf(trail.ENOTFOUND, "no event %q", id)
 	}
-	return db.one(ctx, "no event "+strconv.Quote(id), "SELECT body FROM events WHERE tenant = $1 AND id = $2 AND pruned IS NULL", tenant, u)
+	check := func(ev *trail.Event) error { return trail.ConfirmKey(ev, tenant, id, 0) }
+	return db.one(ctx, check, "no event "+strconv.Quote(id), "SELECT body FROM events WHERE tenant = $1 AND id = $2 AND pruned IS NULL", tenant, u)
 }
 
 // GetSeq returns the event at seq in tenant's log.
@@ -102,7 +115,8 @@ func (db *DB) GetSeq(ctx context.Context, tenant string, seq uint64) (*trail.Eve
 	if seq == 0 || seq > math.MaxInt64 {
 		return nil, trail.Errorf(trail.ENOTFOUND, "%s", notFound)
 	}
-	return db.one(ctx, notFound, "SELECT body FROM events WHERE tenant = $1 AND seq = $2 AND pruned IS NULL", tenant, int64(seq))
+	check := func(ev *trail.Event) error { return trail.ConfirmKey(ev, tenant, "", seq) }
+	return db.one(ctx, check, notFound, "SELECT body FROM events WHERE tenant = $1 AND seq = $2 AND pruned IS NULL", tenant, int64(seq))
 }
 
 // Scan calls fn for each of tenant's events with from <= seq < to, in seq
@@ -205,7 +219,7 @@ func (db *DB) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
 		bodies = bodies[:limit]
 		page.Next = trail.EncodeCursor(uint64(seqs[limit-1]), q.Descending)
 	}
-	if page.Events, err = decodeAll(bodies); err != nil {
+	if page.Events, err = decodeAll(bodies, q.Confirm); err != nil {
 		return nil, err
 	}
 	if len(page.Events) == 0 {

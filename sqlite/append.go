@@ -31,6 +31,9 @@ type appender = ledger.Log
 // workspace, team and correlation_id to empty strings, deletes its
 // targets rows, and sets pruned to the record's seq; hashes and the other
 // columns stay.
+//
+// Each commit also moves the size in each tenant's row (tenants.size) to
+// the size its checkpoint signs; a log found shorter than it is refused.
 type backend DB
 
 // group is the writer's open transaction and what the batches in it wrote.
@@ -121,19 +124,31 @@ func (t *tx) Head(ctx context.Context) (ledger.Stored, error) {
 		t.tid = h.tid
 		return ledger.Stored{Kept: h.head}, nil
 	}
-	st, err := t.load()
-	return st, t.fail(err)
+	st, size, err := t.load()
+	if err != nil {
+		return st, t.fail(err)
+	}
+	if size > st.Seq {
+		// Rows deleted with their checkpoints: the tree would be continued
+		// from an earlier size, and the size could not be written.
+		return st, trail.Errorf(trail.EINTERNAL, "sqlite: tenant %s: the log ends at seq %d but its tenants row records size %d "+
+			"(run trail verify); refusing to append", t.b.Tenant, st.Seq, size)
+	}
+	return st, nil
 }
 
-func (t *tx) load() (ledger.Stored, error) {
+// load reads the tenant's head (creating its row in tenants), and the size
+// its row records.
+func (t *tx) load() (ledger.Stored, uint64, error) {
 	var st ledger.Stored
+	var size uint64
 	q := t.g.tx
-	err := q.QueryRowContext(bg, "SELECT tid FROM tenants WHERE name = ?", t.b.Tenant).Scan(&t.tid)
+	err := q.QueryRowContext(bg, "SELECT tid, size FROM tenants WHERE name = ?", t.b.Tenant).Scan(&t.tid, &size)
 	if err == sql.ErrNoRows {
 		err = q.QueryRowContext(bg, "INSERT INTO tenants (name) VALUES (?) RETURNING tid", t.b.Tenant).Scan(&t.tid)
 	}
 	if err != nil {
-		return st, internal(err, "tenant")
+		return st, 0, internal(err, "tenant")
 	}
 	var key, rec int64
 	err = q.QueryRowContext(bg, "SELECT key, recorded_at FROM events WHERE key BETWEEN ? AND ? ORDER BY key DESC LIMIT 1",
@@ -141,28 +156,28 @@ func (t *tx) load() (ledger.Stored, error) {
 	switch {
 	case err == sql.ErrNoRows:
 	case err != nil:
-		return st, internal(err, "head")
+		return st, 0, internal(err, "head")
 	default:
 		st.Seq, st.RecordedAt = keySeq(key), time.Unix(0, rec).UTC()
 	}
 	st.LastRow = st.Seq // SQLite's head is its last row
 	if t.db.o.noTree {
-		return st, nil
+		return st, size, nil
 	}
 	peaks, err := tlog.ReadTreeHashes(tlog.PeakNodes(st.Seq), func(seqs []uint64) ([][]byte, error) {
 		return readHashes(bg, q, nil, t.tid, seqs)
 	})
 	if err != nil {
-		return st, trail.Errorf(trail.EINTERNAL, "sqlite: the tree's right edge cannot be read (run trail verify): %v", err)
+		return st, 0, trail.Errorf(trail.EINTERNAL, "sqlite: the tree's right edge cannot be read (run trail verify): %v", err)
 	}
 	for _, p := range peaks {
 		st.Edge = append(st.Edge, p...)
 	}
 	err = q.QueryRowContext(bg, "SELECT note FROM checkpoints WHERE tid = ? ORDER BY size DESC LIMIT 1", t.tid).Scan(&st.Latest)
 	if err != nil && err != sql.ErrNoRows {
-		return st, internal(err, "read checkpoint")
+		return st, 0, internal(err, "read checkpoint")
 	}
-	return st, nil
+	return st, size, nil
 }
 
 // Earlier reads the key's first use, and its events. They may be among
@@ -312,6 +327,13 @@ func (g *group) finish() error {
 		}
 		if _, err := g.tx.ExecContext(bg, "INSERT OR ROLLBACK INTO checkpoints (tid, size, note) VALUES (?, ?, ?)", g.heads[tenant].tid, cp.Size, note); err != nil {
 			return internal(err, "insert checkpoint")
+		}
+	}
+	for _, h := range g.heads {
+		// The size beside the rows (tenants.size): trail verify holds the
+		// rows to it.
+		if _, err := g.tx.ExecContext(bg, "UPDATE tenants SET size = ? WHERE tid = ?", h.head.Seq, h.tid); err != nil {
+			return internal(err, "record the log's size")
 		}
 	}
 	return internal(g.tx.Commit(), "commit")

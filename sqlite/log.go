@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"strings"
+	"time"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/tlog"
@@ -214,4 +216,113 @@ func (db *DB) readLeaves(ctx context.Context, tid int64, from, to uint64) leafCh
 		}
 	}
 	return c
+}
+
+// indexChunk is how many event rows one read of ScanIndex takes.
+const indexChunk = 1024
+
+// ScanIndex reads the index columns of the events rows and the targets
+// rows in chunks of keys, each chunk in one read transaction (so that its
+// two reads see one snapshot) and passed to fn after it ends.
+func (db *DB) ScanIndex(ctx context.Context, tenant string, from, to uint64, fn func(trail.IndexRow) error) error {
+	tid, err := db.tid(ctx, tenant)
+	if err != nil || tid == 0 {
+		return err
+	}
+	if to == 0 || to > maxSeq+1 {
+		to = maxSeq + 1
+	}
+	for lo, hi := rowKey(tid, max(from, 1)), rowKey(tid, 0)+int64(to); lo < hi; {
+		var rows []trail.IndexRow
+		err := db.readTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			rows, lo, err = readIndex(ctx, tx, lo, hi)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readIndex reads the index values of up to indexChunk events rows from key
+// lo on (below hi), and the targets rows of the keys they span, and returns
+// them by seq with the key the next chunk starts at.
+func readIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.IndexRow, int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT key, id, recorded_at, occurred_at, action, category, outcome, actor_id, actor_type,
+		organization, workspace, team, correlation_id, pruned IS NOT NULL FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`, lo, hi, indexChunk)
+	if err != nil {
+		return nil, 0, internal(err, "read index")
+	}
+	var out []trail.IndexRow
+	for rows.Next() {
+		var (
+			key, rec, occ int64
+			id            []byte
+			r             trail.IndexRow
+			ix            = &r.Index
+		)
+		if err := rows.Scan(&key, &id, &rec, &occ, &ix.Action, &ix.Category, &ix.Outcome, &ix.ActorID, &ix.ActorType,
+			&ix.Organization, &ix.Workspace, &ix.Team, &ix.CorrelationID, &r.Pruned); err != nil {
+			rows.Close()
+			return nil, 0, internal(err, "read index")
+		}
+		r.Seq, ix.ID = keySeq(key), formatID(id)
+		ix.RecordedAt, ix.OccurredAt = time.Unix(0, rec).UTC(), time.Unix(0, occ).UTC()
+		out = append(out, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, internal(err, "read index")
+	}
+	end := hi
+	if len(out) == indexChunk {
+		end = rowKey(lo>>seqBits, out[len(out)-1].Seq) + 1
+	}
+	trows, err := tx.QueryContext(ctx, "SELECT key, type, id FROM targets INDEXED BY targets_key WHERE key >= ? AND key < ? ORDER BY key", lo, end)
+	if err != nil {
+		return nil, 0, internal(err, "read index")
+	}
+	defer trows.Close()
+	var targets []trail.SeqTarget
+	for trows.Next() {
+		var key int64
+		var t trail.SeqTarget
+		if err := trows.Scan(&key, &t.Target.Type, &t.Target.ID); err != nil {
+			return nil, 0, internal(err, "read index")
+		}
+		t.Seq = keySeq(key)
+		targets = append(targets, t)
+	}
+	return trail.WithTargets(out, targets), end, internal(trows.Err(), "read index")
+}
+
+// formatID is the text of a stored id (hex when it is not 16 bytes, as no
+// id the store writes is).
+func formatID(id []byte) string {
+	if len(id) == 16 {
+		return trail.FormatID([16]byte(id))
+	}
+	return hex.EncodeToString(id)
+}
+
+// SizeRecords returns the size tenant's row in tenants records and the
+// last seq its idempotency keys name.
+func (db *DB) SizeRecords(ctx context.Context, tenant string) ([]trail.SizeRecord, error) {
+	var size, keys int64
+	err := db.r.QueryRowContext(ctx, `SELECT t.size, (SELECT coalesce(max(first_seq + n - 1), 0) FROM idempotency WHERE tid = t.tid)
+		FROM tenants t WHERE t.name = ?`, tenant).Scan(&size, &keys)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, internal(err, "read size records")
+	}
+	return trail.HeadSizes("the tenants row", uint64(size), uint64(keys)), nil
 }

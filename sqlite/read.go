@@ -60,10 +60,12 @@ func readRange(ctx context.Context, q querier, tid int64, from, to uint64) ([]*t
 	if err != nil {
 		return nil, internal(err, "read")
 	}
-	return decodeRows(rows)
+	return decodeRows(rows, nil)
 }
 
-func decodeRows(rows *sql.Rows) ([]*trail.Event, error) {
+// decodeRows decodes the bodies rows select, each checked by check (a
+// trail.Query's Confirm, trail.ConfirmKey) when it is not nil.
+func decodeRows(rows *sql.Rows, check func(*trail.Event) error) ([]*trail.Event, error) {
 	defer rows.Close()
 	var out []*trail.Event
 	for rows.Next() {
@@ -75,17 +77,22 @@ func decodeRows(rows *sql.Rows) ([]*trail.Event, error) {
 		if err != nil {
 			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: stored event does not decode: %v", err)
 		}
+		if check != nil {
+			if err := check(ev); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, ev)
 	}
 	return out, internal(rows.Err(), "read")
 }
 
-func getOne(ctx context.Context, q querier, query string, args ...any) (*trail.Event, bool, error) {
+func getOne(ctx context.Context, q querier, check func(*trail.Event) error, query string, args ...any) (*trail.Event, bool, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, false, internal(err, "read")
 	}
-	evs, err := decodeRows(rows)
+	evs, err := decodeRows(rows, check)
 	if err != nil || len(evs) == 0 {
 		return nil, false, err
 	}
@@ -96,7 +103,8 @@ func getOne(ctx context.Context, q querier, query string, args ...any) (*trail.E
 func (db *DB) Get(ctx context.Context, tenant, id string) (*trail.Event, error) {
 	u, ok := trail.ParseID(id)
 	if ok {
-		ev, found, err := getOne(ctx, db.r, "SELECT e.body FROM events e JOIN tenants t ON t.tid = e.key >> 40 WHERE e.id = ? AND t.name = ? AND e.pruned IS NULL", u[:], tenant)
+		check := func(ev *trail.Event) error { return trail.ConfirmKey(ev, tenant, id, 0) }
+		ev, found, err := getOne(ctx, db.r, check, "SELECT e.body FROM events e JOIN tenants t ON t.tid = e.key >> 40 WHERE e.id = ? AND t.name = ? AND e.pruned IS NULL", u[:], tenant)
 		if err != nil || found {
 			return ev, err
 		}
@@ -107,7 +115,8 @@ func (db *DB) Get(ctx context.Context, tenant, id string) (*trail.Event, error) 
 // GetSeq returns the event at seq in tenant's log.
 func (db *DB) GetSeq(ctx context.Context, tenant string, seq uint64) (*trail.Event, error) {
 	if seq >= 1 && seq <= maxSeq {
-		ev, found, err := getOne(ctx, db.r, "SELECT e.body FROM tenants t JOIN events e ON e.key = (t.tid << 40) | ? WHERE t.name = ? AND e.pruned IS NULL", int64(seq), tenant)
+		check := func(ev *trail.Event) error { return trail.ConfirmKey(ev, tenant, "", seq) }
+		ev, found, err := getOne(ctx, db.r, check, "SELECT e.body FROM tenants t JOIN events e ON e.key = (t.tid << 40) | ? WHERE t.name = ? AND e.pruned IS NULL", int64(seq), tenant)
 		if err != nil || found {
 			return ev, err
 		}
@@ -339,7 +348,7 @@ func (db *DB) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
 			if err != nil {
 				return internal(err, "query")
 			}
-			more, err := decodeRows(rows)
+			more, err := decodeRows(rows, q.Confirm)
 			evs = append(evs, more...)
 			return err
 		})

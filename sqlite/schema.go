@@ -194,7 +194,23 @@ CREATE TRIGGER holds_release_only BEFORE UPDATE ON holds
 		OR NEW.reason IS NOT OLD.reason OR NEW.created_by IS NOT OLD.created_by OR NEW.created_at IS NOT OLD.created_at
 	BEGIN SELECT RAISE(ABORT, 'trail: a legal hold can only be released, once'); END;
 `,
-	// Consumers' positions in the tenants' logs (trail.CursorStore): a
+
+	// 3: what verification holds the rows to. Each tenant's row keeps the
+	// size its log reached (written with every commit's checkpoint; it only
+	// grows), so that a tail deleted with its checkpoints still shows; and
+	// targets are indexed by key, so that verification reads a seq's
+	// targets rows (planted ones too) in key order.
+	`
+ALTER TABLE tenants ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+DROP TRIGGER tenants_no_update;
+UPDATE tenants SET size = coalesce((SELECT max(key) & 1099511627775 FROM events
+	WHERE key BETWEEN (tenants.tid << 40) + 1 AND (tenants.tid << 40) + 1099511627775), 0);
+CREATE TRIGGER tenants_no_update BEFORE UPDATE ON tenants
+	WHEN NEW.tid IS NOT OLD.tid OR NEW.name IS NOT OLD.name OR NEW.size < OLD.size
+	BEGIN SELECT RAISE(ABORT, 'trail: tenants are append-only (a log''s size only grows)'); END;
+CREATE INDEX targets_key ON targets (key);
+`,
+	// 4: consumers' positions in the tenants' logs (trail.CursorStore): a
 	// stream's sink, a detection rule. Not events: updated in place, only
 	// forward (the trigger refuses a move back).
 	`

@@ -174,6 +174,40 @@ func (tm tamperer) SetCheckpoint(ctx context.Context, tenant string, size uint64
 	})
 }
 
+func (tm tamperer) SetColumn(ctx context.Context, tenant string, seq uint64, column, value string) error {
+	return tm.exec(ctx, tenant, func(key func(uint64) int64) [][]any {
+		return [][]any{{"UPDATE events SET " + column + " = ? WHERE key = ?", value, key(seq)}}
+	})
+}
+
+func (tm tamperer) SetTargets(ctx context.Context, tenant string, seq uint64, targets []trail.Target) error {
+	return tm.exec(ctx, tenant, func(key func(uint64) int64) [][]any {
+		stmts := [][]any{{"DELETE FROM targets WHERE key = ?", key(seq)}}
+		for _, tg := range targets {
+			stmts = append(stmts, []any{"INSERT INTO targets (id, key, type) VALUES (?, ?, ?)", tg.ID, key(seq), tg.Type})
+		}
+		return stmts
+	})
+}
+
+func (tm tamperer) Rollback(ctx context.Context, tenant string, size uint64, head, keys bool) error {
+	return tm.exec(ctx, tenant, func(key func(uint64) int64) [][]any {
+		tid := key(0) >> 40
+		stmts := [][]any{
+			{"DELETE FROM targets WHERE key > ? AND key <= ?", key(size), key(1<<40 - 1)},
+			{"DELETE FROM events WHERE key > ? AND key <= ?", key(size), key(1<<40 - 1)},
+			{"DELETE FROM checkpoints WHERE tid = ? AND size > ?", tid, size},
+		}
+		if head {
+			stmts = append(stmts, []any{"UPDATE tenants SET size = ? WHERE tid = ?", size, tid})
+		}
+		if keys {
+			stmts = append(stmts, []any{"DELETE FROM idempotency WHERE tid = ? AND first_seq + n - 1 > ?", tid, size})
+		}
+		return stmts
+	})
+}
+
 // rawExec runs stmt on the database file directly, bypassing the store.
 func rawExec(t *testing.T, path, stmt string) error {
 	t.Helper()

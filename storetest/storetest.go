@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"RefusesTrailRecords", testRefusesTrailRecords},
 		{"IdempotencyAcrossAddresses", testIdempotencyAcrossAddresses},
 		{"OneMeaning", testOneMeaning},
+		{"Index", testIndex},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

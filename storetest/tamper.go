@@ -3,6 +3,8 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -30,25 +32,53 @@ type Tamperer interface {
 	Swap(ctx context.Context, tenant string, a, b uint64) error
 	// SetCheckpoint replaces the stored checkpoint of size.
 	SetCheckpoint(ctx context.Context, tenant string, size uint64, note []byte) error
+	// SetColumn sets one text column a read selects on (actor_id,
+	// workspace, action, outcome, correlation_id) of the row at seq,
+	// leaving its bytes and hashes as they are.
+	SetColumn(ctx context.Context, tenant string, seq uint64, column, value string) error
+	// SetTargets replaces the targets rows of the event at seq with
+	// targets (none: they are deleted).
+	SetTargets(ctx context.Context, tenant string, seq uint64, targets []trail.Target) error
+	// Rollback takes the log back to size as someone would who wants it
+	// to look as if it never grew: it deletes the rows past size with
+	// their targets rows, and the checkpoints of larger sizes; with head,
+	// it also sets the store's head back to size (PostgreSQL's heads row,
+	// SQLite's tenants row), and with keys it deletes the idempotency keys
+	// that name seqs past size.
+	Rollback(ctx context.Context, tenant string, size uint64, head, keys bool) error
 }
 
 // RunTamper is the tamper matrix: for each way an administrator could
-// change the log behind the store's back, tlog.Verify must find it and name
-// the first damaged seq and the kind of damage. newDurable must return a
-// fresh, empty database each call, with a Tamper.
+// change the log behind the store's back, tlog.VerifyStore (what trail
+// verify runs) must find it and name the first damaged seq and the kind of
+// damage, with and without a checkpoint an auditor saved; a search the
+// change would mislead must fail, naming the seq, rather than answer. A
+// change nothing inside the database can show (a history rewritten and
+// re-signed, a consistent rollback) must look intact without the saved
+// checkpoint, with the report saying nothing outside vouches for it, and
+// be found with it. newDurable must return a fresh, empty database each
+// call, with a Tamper.
 func RunTamper(t *testing.T, newDurable func(t *testing.T) Durable) {
 	// The log each case starts from: 12 events in three commits, so there
-	// are checkpoints of sizes 4, 7 and 12.
+	// are checkpoints of sizes 4, 7 and 12; the last commit has an
+	// idempotency key. Seqs 1-4 are the logins of u-a to u-d, 5-7 of u-a
+	// to u-c, 8-12 of u-a to u-e, each with its session as target.
 	setup := func(t *testing.T) (Durable, []byte) {
 		d := newDurable(t)
 		s := d.open(t)
 		defer s.Close()
-		for _, n := range []int{4, 3, 5} {
+		for j, n := range []int{4, 3, 5} {
 			batch := make([]*trail.Event, n)
 			for i := range batch {
 				batch[i] = Login("u-" + string(rune('a'+i)))
 			}
-			appendOK(t, s, "acme", batch...)
+			var opts trail.AppendOptions
+			if j == 2 {
+				opts.IdempotencyKey = "k-3"
+			}
+			if _, err := s.Append(context.Background(), "acme", batch, opts); err != nil {
+				t.Fatal(err)
+			}
 		}
 		// An auditor keeps the checkpoint of size 7 somewhere else.
 		var saved []byte
@@ -91,22 +121,30 @@ func RunTamper(t *testing.T, newDurable func(t *testing.T) Durable) {
 	}
 
 	ctx := context.Background()
+	column := func(seq uint64, column, value string) func(t *testing.T, d Durable) error {
+		return func(t *testing.T, d Durable) error { return d.Tamper.SetColumn(ctx, "acme", seq, column, value) }
+	}
+	targets := func(seq uint64, targets ...trail.Target) func(t *testing.T, d Durable) error {
+		return func(t *testing.T, d Durable) error { return d.Tamper.SetTargets(ctx, "acme", seq, targets) }
+	}
+	session := func(actor string) trail.Target { return trail.Target{Type: "session", ID: "s-" + actor} }
 	for _, tc := range []struct {
 		name   string
 		tamper func(t *testing.T, d Durable) error
-		saved  bool // verify against the auditor's checkpoint too
+		hidden bool // only the saved checkpoint shows it
 		kind   tlog.Kind
 		seq    uint64
-		refuse bool // the store must refuse to append after it
+		refuse bool         // the store must refuse to append after it
+		search *trail.Query // a search the change misleads, which must fail naming seq
 	}{
 		{"ChangeOneByteOfContext", func(t *testing.T, d Durable) error {
 			l := leaves(t, d)[4]
 			return d.Tamper.SetBody(ctx, "acme", 5, replaceAt(t, l.Body, `"context"`, `"password"`, `"passwore"`))
-		}, false, tlog.Changed, 5, false},
+		}, false, tlog.Changed, 5, false, nil},
 		{"ChangeTheActor", func(t *testing.T, d Durable) error {
 			l := leaves(t, d)[5]
 			return d.Tamper.SetBody(ctx, "acme", 6, replaceAt(t, l.Body, `"actor"`, `"u-`, `"x-`))
-		}, false, tlog.Changed, 6, false},
+		}, false, tlog.Changed, 6, false, nil},
 		{"ChangeAnEventAndItsLeafHash", func(t *testing.T, d Durable) error {
 			l := leaves(t, d)[1]
 			body := replaceAt(t, l.Body, `"actor"`, `"u-`, `"x-`)
@@ -114,23 +152,23 @@ func RunTamper(t *testing.T, newDurable func(t *testing.T) Durable) {
 				return err
 			}
 			return d.Tamper.SetHashes(ctx, "acme", 2, append(tlog.LeafHash(body), l.Hashes[trail.HashSize:]...))
-		}, false, tlog.Changed, 2, false},
+		}, false, tlog.Changed, 2, false, nil},
 		{"DeleteARow", func(t *testing.T, d Durable) error {
 			return d.Tamper.Delete(ctx, "acme", 3, 4)
-		}, false, tlog.Missing, 3, false},
+		}, false, tlog.Missing, 3, false, nil},
 		{"InsertAForgedRow", func(t *testing.T, d Durable) error {
 			l := leaves(t, d)
 			forged := replaceAt(t, l[11].Body, `"seq"`, `12`, `13`)
 			forged = replaceAt(t, forged, `"id":"0`, `"0`, `"f`)
 			tree := rebuild(t, l)
 			return d.Tamper.Insert(ctx, "acme", 13, forged, tree.Append(forged))
-		}, false, tlog.Extra, 13, true},
+		}, false, tlog.Extra, 13, true, nil},
 		{"SwapTwoRows", func(t *testing.T, d Durable) error {
 			return d.Tamper.Swap(ctx, "acme", 2, 9)
-		}, false, tlog.Reordered, 2, false},
+		}, false, tlog.Reordered, 2, false, nil},
 		{"TruncateTheTail", func(t *testing.T, d Durable) error {
 			return d.Tamper.Delete(ctx, "acme", 10, 0)
-		}, false, tlog.Missing, 10, true},
+		}, false, tlog.Missing, 10, true, nil},
 		{"CheckpointSignedByAnotherKey", func(t *testing.T, d Durable) error {
 			tree := rebuild(t, leaves(t, d)[:7])
 			note, err := OtherSigner().Sign("acme", 7, tree.Root())
@@ -138,10 +176,36 @@ func RunTamper(t *testing.T, newDurable func(t *testing.T) Durable) {
 				return err
 			}
 			return d.Tamper.SetCheckpoint(ctx, "acme", 7, note)
-		}, false, tlog.BadSignature, 7, false},
+		}, false, tlog.BadSignature, 7, false, nil},
 		{"RewriteHistoryAndResign", func(t *testing.T, d Durable) error {
 			return rewrite(t, d, leaves(t, d), replaceAt)
-		}, true, tlog.Fork, 0, false},
+		}, true, tlog.Fork, 0, false, nil},
+
+		// Only what searches read, the bytes and the tree untouched.
+		{"ChangeOnlyTheActorColumn", column(6, "actor_id", "u-z"), false, tlog.Index, 6, false, &trail.Query{ActorID: "u-z"}},
+		{"ChangeOnlyTheWorkspaceColumn", column(3, "workspace", "ws-9"), false, tlog.Index, 3, false, &trail.Query{Workspace: "ws-9"}},
+		{"ChangeOnlyTheActionColumn", column(4, "action", "user_login_failed"), false, tlog.Index, 4, false,
+			&trail.Query{Actions: []string{"user_login_failed"}}},
+		{"ChangeTheActionColumnToAPurgeRecord", column(8, "action", tlog.PrunedAction), false, tlog.Index, 8, false,
+			&trail.Query{Actions: []string{tlog.PrunedAction}}},
+		{"ChangeOnlyTheOutcomeColumn", column(9, "outcome", "failure"), false, tlog.Index, 9, false, &trail.Query{Outcome: trail.OutcomeFailure}},
+		{"ChangeOnlyTheCorrelationColumn", column(10, "correlation_id", "c-planted"), false, tlog.Index, 10, false,
+			&trail.Query{CorrelationID: "c-planted"}},
+		{"ChangeATargetsRow", targets(5, trail.Target{Type: "session", ID: "s-x"}), false, tlog.Index, 5, false, &trail.Query{TargetID: "s-x"}},
+		{"DeleteATargetsRow", targets(7), false, tlog.Index, 7, false, nil},
+		{"PlantATargetsRow", targets(2, session("u-b"), trail.Target{Type: "doc", ID: "d-planted"}), false, tlog.Index, 2, false,
+			&trail.Query{TargetType: "doc"}},
+
+		// Rollbacks to the checkpoint of size 7 (or 4).
+		{"RollBackRowsAndCheckpoints", func(t *testing.T, d Durable) error {
+			return d.Tamper.Rollback(ctx, "acme", 7, false, false)
+		}, false, tlog.Rollback, 8, true, nil},
+		{"RollBackRowsCheckpointsAndHead", func(t *testing.T, d Durable) error {
+			return d.Tamper.Rollback(ctx, "acme", 7, true, false) // the idempotency keys tell
+		}, false, tlog.Rollback, 8, false, nil},
+		{"RollBackEverything", func(t *testing.T, d Durable) error {
+			return d.Tamper.Rollback(ctx, "acme", 4, true, true)
+		}, true, tlog.Rollback, 5, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, saved := setup(t)
@@ -154,25 +218,30 @@ func RunTamper(t *testing.T, newDurable func(t *testing.T) Durable) {
 			}
 			defer s.Close()
 			v := Signer().Verifier()
-			var opts tlog.VerifyOptions
-			if tc.saved {
-				// Without the saved checkpoint, a rewrite re-signed with the
-				// real key is consistent: only an outside copy shows it.
-				if rep, err := tlog.Verify(ctx, s, "acme", v, opts); err != nil || !rep.OK() {
-					t.Fatalf("the rewritten log alone: %v %+v; want it to look intact", err, rep)
+			rep, err := tlog.VerifyStore(ctx, s, "acme", v, nil)
+			switch {
+			case err != nil:
+				t.Fatalf("VerifyStore: %v", err)
+			case tc.hidden && !rep.OK():
+				t.Fatalf("the log alone: %+v; want it to look intact, as nothing inside the database can show it", rep.Damage)
+			case tc.hidden && !strings.Contains(rep.Unvouched, "nothing outside the database vouches"):
+				t.Errorf("the report does not say that nothing outside vouches for the log: %q", rep.Unvouched)
+			case !tc.hidden:
+				checkFirst(t, "VerifyStore", rep, tc.kind, tc.seq)
+			}
+			// An auditor's checkpoint of size 7 finds it too.
+			if rep, err = tlog.VerifyStore(ctx, s, "acme", v, [][]byte{saved}); err != nil {
+				t.Fatalf("VerifyStore with the saved checkpoint: %v", err)
+			}
+			checkFirst(t, "VerifyStore with the saved checkpoint", rep, tc.kind, tc.seq)
+			if tc.search != nil {
+				q := *tc.search
+				q.Tenant = "acme"
+				page, err := s.Query(ctx, q)
+				if !errors.Is(err, trail.ErrIndex) || trail.ErrorCode(err) != trail.EINTERNAL ||
+					!strings.Contains(err.Error(), fmt.Sprintf("seq %d ", tc.seq)) || !strings.Contains(err.Error(), "run trail verify") {
+					t.Errorf("search %+v: %v, %v; want an EINTERNAL error naming seq %d and trail verify", q, page, err, tc.seq)
 				}
-				opts.Saved = [][]byte{saved}
-			}
-			rep, err := tlog.Verify(ctx, s, "acme", v, opts)
-			if err != nil {
-				t.Fatalf("Verify: %v", err)
-			}
-			first := rep.First()
-			if first == nil {
-				t.Fatalf("Verify found nothing: %+v", rep)
-			}
-			if first.Kind != tc.kind || (tc.seq != 0 && first.Seq != tc.seq) {
-				t.Errorf("first damage = %s at seq %d (%s); want %s at seq %d\nall: %+v", first.Kind, first.Seq, first.Detail, tc.kind, tc.seq, rep.Damage)
 			}
 			if !tc.refuse {
 				return
@@ -194,6 +263,18 @@ func RunTamper(t *testing.T, newDurable func(t *testing.T) Durable) {
 	}
 }
 
+// checkFirst fails t unless rep's first damage is kind at seq (0: any).
+func checkFirst(t *testing.T, what string, rep *tlog.Report, kind tlog.Kind, seq uint64) {
+	t.Helper()
+	first := rep.First()
+	if first == nil {
+		t.Fatalf("%s found nothing: %+v", what, rep)
+	}
+	if first.Kind != kind || (seq != 0 && first.Seq != seq) {
+		t.Errorf("%s: first damage = %s at seq %d (%s); want %s at seq %d\nall: %+v", what, first.Kind, first.Seq, first.Detail, kind, seq, rep.Damage)
+	}
+}
+
 // rebuild returns the tree of leaves' stored bytes.
 func rebuild(t *testing.T, leaves []trail.Leaf) *tlog.Tree {
 	tree, err := tlog.NewTree(0, nil)
@@ -206,9 +287,9 @@ func rebuild(t *testing.T, leaves []trail.Leaf) *tlog.Tree {
 	return tree
 }
 
-// rewrite changes the actor of seq 2 and makes everything after it agree:
-// every row's hashes recomputed, every checkpoint re-signed with the real
-// key, as someone holding the key could.
+// rewrite changes the actor of seq 2 (its email) and makes everything after
+// it agree: every row's hashes recomputed, every checkpoint re-signed with
+// the real key, as someone holding the key could.
 func rewrite(t *testing.T, d Durable, leaves []trail.Leaf, replaceAt func(*testing.T, []byte, string, string, string) []byte) error {
 	ctx := context.Background()
 	leaves[1].Body = replaceAt(t, leaves[1].Body, `"actor"`, `"u-`, `"x-`)

@@ -3,6 +3,7 @@ package tlog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -23,30 +24,56 @@ const PrunedAction = "audit_log_pruned"
 // log being verified is sound: Verify checks those events' rows like any
 // other, so a forged or changed record is damage of its own. A record
 // whose seq_ranges do not parse gives no range (and the rows it would have
-// covered are damage).
+// covered are damage). They are found by a search on the action, or, when
+// the store's index misleads it (trail.ErrIndex), by reading every event.
 func PrunedRanges(ctx context.Context, s trail.Store, tenant string) ([]PrunedRange, error) {
 	q := trail.Query{Tenant: tenant, Actions: []string{PrunedAction}, Limit: trail.MaxPageSize}
 	var out []PrunedRange
 	for {
 		page, err := s.Query(ctx, q)
+		if errors.Is(err, trail.ErrIndex) {
+			// An action column was changed behind the store's back (Verify
+			// says where): find the records in the events themselves.
+			return prunedRangesScanned(ctx, s, tenant)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("tlog: pruned ranges: %w", err)
 		}
 		for _, ev := range page.Events {
-			rs, err := ParseSeqRanges(ev.Context["seq_ranges"])
-			if ev.Action != PrunedAction || err != nil {
-				continue
-			}
-			policy, _ := ev.Context["policy"].(string)
-			for _, r := range rs {
-				out = append(out, PrunedRange{From: r[0], To: r[1], Policy: policy, At: ev.RecordedAt, BySeq: ev.Seq})
-			}
+			out = appendPrunedRanges(out, ev)
 		}
 		if page.Next == "" {
 			return out, nil
 		}
 		q.Cursor = page.Next
 	}
+}
+
+// prunedRangesScanned is PrunedRanges read from every event of the log.
+func prunedRangesScanned(ctx context.Context, s trail.Store, tenant string) ([]PrunedRange, error) {
+	var out []PrunedRange
+	err := s.Scan(ctx, tenant, 1, 0, func(ev *trail.Event) error {
+		out = appendPrunedRanges(out, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tlog: pruned ranges: %w", err)
+	}
+	return out, nil
+}
+
+// appendPrunedRanges appends the ranges ev records, if it is a pruning
+// record whose seq_ranges parse.
+func appendPrunedRanges(out []PrunedRange, ev *trail.Event) []PrunedRange {
+	rs, err := ParseSeqRanges(ev.Context["seq_ranges"])
+	if ev.Action != PrunedAction || err != nil {
+		return out
+	}
+	policy, _ := ev.Context["policy"].(string)
+	for _, r := range rs {
+		out = append(out, PrunedRange{From: r[0], To: r[1], Policy: policy, At: ev.RecordedAt, BySeq: ev.Seq})
+	}
+	return out
 }
 
 // SeqRanges returns the runs of consecutive seqs of seqs (sorted, with no

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -34,11 +35,19 @@ func signer(tb testing.TB, skey string) *Signer {
 }
 
 // memLog is a trail.Log held in memory, written the way a store writes
-// one, and open to tampering by tests.
+// one, and open to tampering by tests. Its index values are what
+// trail.IndexOf gives for each row's bytes as they are now, but where
+// index says otherwise.
 type memLog struct {
 	rows  []trail.Leaf // sorted by Seq
 	notes [][]byte     // checkpoints in write order
 	fail  error        // when set, ScanLeaves fails with it halfway
+	// index replaces the index values of a seq (nil: none kept), or adds
+	// some at a seq of no row.
+	index     map[uint64]*trail.IndexRow
+	indexFail error              // when set, ScanIndex fails with it
+	kept      []*trail.IndexRow  // by row: the values of keepIndex
+	sizes     []trail.SizeRecord // what SizeRecords returns
 }
 
 // buildLog appends bodies to a new log the way a store does: each commit
@@ -91,7 +100,7 @@ func events(n, size int) [][]byte {
 // clone returns a copy of l whose row and note lists can be changed
 // without changing l's (the bytes are shared: replace them, do not edit).
 func (l *memLog) clone() *memLog {
-	return &memLog{rows: slices.Clone(l.rows), notes: slices.Clone(l.notes)}
+	return &memLog{rows: slices.Clone(l.rows), notes: slices.Clone(l.notes), index: maps.Clone(l.index), indexFail: l.indexFail, sizes: slices.Clone(l.sizes)}
 }
 
 // row returns the index of the row of seq, or -1.
@@ -147,6 +156,67 @@ func (l *memLog) ScanLeaves(ctx context.Context, tenant string, from, to uint64,
 		}
 	}
 	return nil
+}
+
+// keepIndex stores the index values of every row as they are now, as a
+// SQL store keeps them beside its rows, so that ScanIndex does not derive
+// them on each call.
+func (l *memLog) keepIndex(tb testing.TB) *memLog {
+	tb.Helper()
+	l.kept = make([]*trail.IndexRow, len(l.rows))
+	for i, r := range l.rows {
+		ix, err := trail.CanonicalIndex(r.Body)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		l.kept[i] = &trail.IndexRow{Seq: r.Seq, Index: ix}
+	}
+	return l
+}
+
+func (l *memLog) ScanIndex(ctx context.Context, tenant string, from, to uint64, fn func(trail.IndexRow) error) error {
+	if l.indexFail != nil {
+		return l.indexFail
+	}
+	in := func(seq uint64) bool { return seq >= from && (to == 0 || seq < to) }
+	var out []trail.IndexRow
+	start, _ := slices.BinarySearchFunc(l.rows, from, func(r trail.Leaf, seq uint64) int { return cmp.Compare(r.Seq, seq) })
+	for i, r := range l.rows[start:] {
+		if !in(r.Seq) {
+			break
+		}
+		x, ok := l.index[r.Seq]
+		if !ok && start+i < len(l.kept) {
+			x, ok = l.kept[start+i], true
+		}
+		if ok {
+			if x != nil {
+				out = append(out, *x)
+			}
+			continue
+		}
+		ix := trail.IndexRow{Seq: r.Seq, Pruned: len(r.Body) == 0}
+		if ev, err := trail.UnmarshalCanonical(r.Body); err == nil {
+			ix.Index = trail.IndexOf(ev)
+		}
+		out = append(out, ix)
+	}
+	for seq, x := range l.index {
+		if in(seq) && l.row(seq) < 0 && x != nil {
+			out = append(out, *x)
+		}
+	}
+	slices.SortFunc(out, func(a, b trail.IndexRow) int { return cmp.Compare(a.Seq, b.Seq) })
+	for _, x := range out {
+		if err := fn(x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *memLog) SizeRecords(ctx context.Context, tenant string) ([]trail.SizeRecord, error) {
+	return l.sizes, nil
 }
 
 // mth is RFC 6962's Merkle Tree Hash, section 2.1, written from the RFC

@@ -36,6 +36,14 @@ const (
 	// Fork: the log does not extend a checkpoint an auditor saved: its
 	// history was rewritten and re-signed since.
 	Fork Kind = "fork"
+	// Index: a column or targets row that reads select on is not what the
+	// event's stored bytes give (trail.IndexOf), so searches miss the
+	// event or find it under what it is not.
+	Index Kind = "index"
+	// Rollback: the log is shorter than a record of its size says it was
+	// (the store's head, its idempotency keys, a saved checkpoint), or
+	// such a record was set back.
+	Rollback Kind = "rollback"
 )
 
 // MaxDamage bounds the damage a report lists (the lowest seqs are kept), so
@@ -76,6 +84,17 @@ type Report struct {
 	// accepted, by From: rows there whose payload is gone are retention's
 	// doing, recorded in the log, not damage.
 	Pruned []PrunedRange `json:"pruned,omitempty"`
+	// Sizes are the records of the log's size the store keeps beside its
+	// rows and checkpoints (Log.SizeRecords), which the rows were held to.
+	Sizes []trail.SizeRecord `json:"sizes,omitempty"`
+	// Vouched is the largest size of a saved checkpoint the log extends:
+	// its rows up to there are what an outside copy saw. 0 without one.
+	Vouched uint64 `json:"vouched"`
+	// Unvouched, when set, says what nothing outside the database vouches
+	// for: the rows past Vouched could have been rolled back, or
+	// rewritten and re-signed with the signing key, with every record
+	// inside the database changed to agree, and Verify would not know.
+	Unvouched string `json:"unvouched,omitempty"`
 }
 
 // OK reports whether no damage was found.
@@ -108,9 +127,13 @@ type VerifyOptions struct {
 // stored body must hash to its stored leaf hash and claim its row's seq,
 // the tree rebuilt from the bodies must reproduce every stored node and
 // every checkpoint's root, seqs must run 1, 2, 3... up to the largest
-// checkpoint's size and no further, and every checkpoint must verify
-// under the key the log's key history (v.Follow) gives its size. The rules (a row gets at most one damage, the first that
-// applies in this order):
+// checkpoint's size and no further, every checkpoint must verify under
+// the key the log's key history (v.Follow) gives its size, every index
+// value reads select on (Log.ScanIndex) must be what the event's bytes
+// give, and the log must be as long as every record of its size
+// (Log.SizeRecords, saved checkpoints). The rules (a row gets at most one
+// damage of the rules about its bytes, the first that applies in this
+// order, and Index only when none applies):
 //
 //   - A gap before a row is Missing at the first absent seq; rows past
 //     the last read that a checkpoint covers are Missing at last+1.
@@ -131,6 +154,12 @@ type VerifyOptions struct {
 //     empty one is Changed at BySeq; neither covers any row. The row at
 //     BySeq must hold an audit_log_pruned event (Changed otherwise, or
 //     Missing when the log ends before it).
+//   - A row whose index values (its columns, its targets rows, its pruned
+//     mark) differ from what trail.IndexOf gives for the event its bytes
+//     hold (trail.CanonicalIndex) is Index, naming each column; a pruned
+//     row must have its cleared columns empty and no targets rows. Index
+//     values at a seq the log holds no row for (targets rows left or
+//     planted) are Index at that seq. The tree still stands for the log.
 //   - A stored checkpoint that does not verify is BadSignature at its
 //     size (0 when unparseable) and is then ignored (but when none is
 //     signed by a key v trusts, or the history reaches, Verify cannot
@@ -143,9 +172,16 @@ type VerifyOptions struct {
 //     Fork at the first seq after the largest saved checkpoint whose root
 //     matched, or 1: without the auditor's leaves Verify cannot tell where
 //     the two histories part, only that they do after that point. A saved
-//     checkpoint above the last row is Missing at last+1. A saved
+//     checkpoint above the last row is Rollback at last+1. A saved
 //     checkpoint of the tenant that the log's keys did not sign is Fork at
 //     1: the log's history was re-signed since it was saved.
+//   - A size record (read after the checkpoints, before the rows) above
+//     the last row is Rollback at last+1; a head record below the largest
+//     stored checkpoint is Rollback at its size+1 (it was set back).
+//
+// Report.Unvouched says what no saved checkpoint covers: a rollback (or a
+// rewrite re-signed with the signing key) of everything the database
+// holds, done consistently, looks intact without one.
 //
 // After the first damage to the rows (Changed, Missing, Reordered rows) or
 // Fork, the rebuilt tree no longer stands for the log, so node and root
@@ -155,7 +191,9 @@ type VerifyOptions struct {
 // checkpoint is signed by a trusted key (above), or when a saved
 // checkpoint cannot be read (EINVALID): damage goes in the report.
 // Each stored checkpoint costs a signature check, each row a SHA-256 of its
-// body (spread over GOMAXPROCS goroutines) and on average one of a node.
+// body and a read of its index values (spread over GOMAXPROCS goroutines,
+// each reading ScanIndex for its batch of rows) and on average a SHA-256
+// of a node.
 func Verify(ctx context.Context, l trail.Log, tenant string, v *Verifier, opts VerifyOptions) (*Report, error) {
 	if v == nil {
 		return nil, trail.Errorf(trail.EINVALID, "tlog: verify: no verifier key")
@@ -184,10 +222,18 @@ func Verify(ctx context.Context, l trail.Log, tenant string, v *Verifier, opts V
 	}
 	slices.SortStableFunc(w.targets, func(a, b target) int { return cmp.Compare(a.size, b.size) })
 	w.reach()
+	// Read after the checkpoints and before the rows: in a sound log a
+	// head is then at least the checkpoints' size and at most the rows'.
+	sizes, err := l.SizeRecords(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: verify: size records: %w", err)
+	}
+	rep.Sizes = sizes
 	if err := w.scan(ctx, l, tenant); err != nil {
 		return nil, fmt.Errorf("tlog: verify: %w", err)
 	}
 	w.end()
+	w.sizes(sizes)
 	if w.beyond != 0 {
 		// Rows past the checkpoints read at the start: appended while this
 		// ran (their commit wrote a checkpoint covering them, which a
@@ -206,7 +252,23 @@ func Verify(ctx context.Context, l trail.Log, tenant string, v *Verifier, opts V
 	}
 	rep.Leaves = w.rows
 	rep.Damage = w.d.sorted()
+	rep.Vouched, rep.Unvouched = w.agreeSaved, unvouched(w.agreeSaved, max(rep.Size, w.next-1), len(opts.Saved))
 	return rep, nil
+}
+
+// unvouched says what no saved checkpoint vouches for in a log of size
+// rows whose saved checkpoints (n of them) it extends up to vouched, or ""
+// when they cover it all.
+func unvouched(vouched, size uint64, n int) string {
+	const why = "a rollback, or a rewrite re-signed with the signing key, of everything the database holds would verify as intact; " +
+		"keep checkpoints outside it (trail checkpoint, then verify --checkpoint) or have a witness cosign them"
+	switch {
+	case n > 0 && vouched >= size:
+		return ""
+	case vouched == 0:
+		return "nothing outside the database vouches for this log: " + why
+	}
+	return fmt.Sprintf("nothing outside the database vouches for seqs %d to %d, past the saved checkpoint of size %d: %s", vouched+1, size, vouched, why)
 }
 
 // target is a root the rebuilt tree must have when it reaches size.
@@ -303,6 +365,7 @@ func (w *walk) row(r *row, body, hashes []byte) {
 	if len(w.records) > 0 && inside {
 		w.record(r, body)
 	}
+	sound := false // the row is inside and nothing above is wrong with it
 	switch {
 	case !inside:
 		if w.beyond == 0 {
@@ -311,7 +374,7 @@ func (w *walk) row(r *row, body, hashes []byte) {
 	case r.pruned && !r.leafOK:
 		w.fail(Changed, r.seq, "payload missing, and its stored hashes hold no leaf hash")
 	case r.pruned:
-		if !w.prunedOK(r.seq) {
+		if sound = w.prunedOK(r.seq); !sound {
 			w.d.add(Changed, r.seq, "payload missing with no purge record")
 		}
 	case !r.leafOK:
@@ -320,6 +383,12 @@ func (w *walk) row(r *row, body, hashes []byte) {
 		w.fail(Reordered, r.seq, "row %d holds an event with no top-level seq", r.seq)
 	case r.claim != r.seq:
 		w.fail(Reordered, r.seq, "row %d holds the event of seq %d", r.seq, r.claim)
+	default:
+		sound = true
+	}
+	if sound && r.index != "" {
+		// The tree still stands for the log: only reads are misled.
+		w.d.add(Index, r.seq, "%s", r.index)
 	}
 	if w.broken {
 		return
@@ -373,7 +442,20 @@ func (w *walk) end() {
 	}
 	for _, t := range w.targets {
 		if t.saved && t.size > last {
-			w.d.add(Missing, last+1, "the log ends at seq %d, below the saved checkpoint of size %d", last, t.size)
+			w.d.add(Rollback, last+1, "the log ends at seq %d, below the saved checkpoint of size %d: it was rolled back or its tail deleted", last, t.size)
+		}
+	}
+}
+
+// sizes holds the log to the records of its size the store keeps.
+func (w *walk) sizes(recs []trail.SizeRecord) {
+	last := w.next - 1
+	for _, r := range recs {
+		switch {
+		case r.Size > last:
+			w.d.add(Rollback, last+1, "the log ends at seq %d, short of the size %d recorded by %s: its last %d rows are gone", last, r.Size, r.Where, r.Size-last)
+		case r.Head && r.Size < w.covered:
+			w.d.add(Rollback, r.Size+1, "the size %d recorded by %s is below the signed checkpoint of size %d: it was set back", r.Size, r.Where, w.covered)
 		}
 	}
 }
@@ -393,15 +475,28 @@ type row struct {
 	leaf            [trail.HashSize]byte
 	claim           uint64
 	leafOK, claimOK bool
-	pruned          bool // no body: leaf is the stored leaf hash
+	pruned          bool   // no body: leaf is the stored leaf hash
+	index           string // what is wrong with its index values (indexDamage), or ""
 }
 
-// batch is a run of rows, their bytes back to back in data. done is closed
-// when they are hashed.
+// batch is a run of rows, their bytes back to back in data, and the index
+// values the store keeps for the seqs from lo to hi (exclusive; 0: through
+// the last), which the batches of a scan tile. done is closed when they
+// are hashed and compared.
 type batch struct {
-	rows []row
-	data []byte
-	done chan struct{}
+	rows    []row
+	data    []byte
+	lo, hi  uint64
+	ix      []trail.IndexRow
+	orphans []Damage // index values at seqs of no row
+	err     error    // reading the index values failed
+	done    chan struct{}
+}
+
+// reset empties b for the rows from seq lo on.
+func (b *batch) reset(lo uint64) {
+	b.rows, b.data, b.ix, b.orphans, b.err = b.rows[:0], b.data[:0], b.ix[:0], b.orphans[:0], nil
+	b.lo, b.hi, b.done = lo, 0, make(chan struct{})
 }
 
 func (b *batch) add(l trail.Leaf) {
@@ -416,6 +511,8 @@ func (b *batch) full() bool { return len(b.rows) >= batchRows || len(b.data) >= 
 
 // scan streams the rows through the hashing goroutines into w.row.
 func (w *walk) scan(ctx context.Context, l trail.Log, tenant string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	workers := runtime.GOMAXPROCS(0)
 	n := 2*workers + 2
 	free := make(chan *batch, n)
@@ -426,20 +523,32 @@ func (w *walk) scan(ctx context.Context, l trail.Log, tenant string) error {
 	order := make(chan *batch, n)
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() { hashRows(work) })
+		wg.Go(func() { hashRows(ctx, l, tenant, work) })
 	}
+	var indexErr error // the first failed read of index values; the walker's
 	wg.Go(func() {
 		for b := range order {
 			<-b.done
+			if b.err != nil && indexErr == nil {
+				indexErr = b.err
+				cancel()
+			}
 			for i := range b.rows {
 				r := &b.rows[i]
 				w.row(r, b.data[r.start:r.mid], b.data[r.mid:r.end])
+			}
+			for _, o := range b.orphans {
+				if o.Seq <= w.covered { // past it: appended while this ran
+					w.d.add(o.Kind, o.Seq, "%s", o.Detail)
+				}
 			}
 			free <- b
 		}
 	})
 	var cur *batch
-	send := func() {
+	lo := uint64(1) // where the next batch's index values start
+	send := func(hi uint64) {
+		cur.hi, lo = hi, hi
 		work <- cur
 		order <- cur
 		cur = nil
@@ -447,45 +556,91 @@ func (w *walk) scan(ctx context.Context, l trail.Log, tenant string) error {
 	err := l.ScanLeaves(ctx, tenant, 1, 0, func(leaf trail.Leaf) error {
 		if cur == nil {
 			cur = <-free
-			cur.rows, cur.data, cur.done = cur.rows[:0], cur.data[:0], make(chan struct{})
+			cur.reset(lo)
 		}
 		cur.add(leaf)
 		if cur.full() {
-			send()
+			send(leaf.Seq + 1)
 			return ctx.Err()
 		}
 		return nil
 	})
-	if err == nil && cur != nil {
-		send()
+	if err == nil {
+		// The last batch reads the index values to the end: those past
+		// the last row have no row.
+		if cur == nil {
+			cur = <-free
+			cur.reset(lo)
+		}
+		send(0)
 	}
 	close(work)
 	close(order)
 	wg.Wait()
+	if indexErr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		return fmt.Errorf("index values: %w", indexErr) // err is the cancel it caused
+	}
 	return err
 }
 
 // hashRows computes the leaf hash and claimed seq of each row of the
-// batches it receives.
-func hashRows(work <-chan *batch) {
+// batches it receives, and compares the index values the store keeps for
+// its seqs with what its bytes give.
+func hashRows(ctx context.Context, l trail.Log, tenant string, work <-chan *batch) {
 	for b := range work {
-		for i := range b.rows {
-			r := &b.rows[i]
-			body, hashes := b.data[r.start:r.mid], b.data[r.mid:r.end]
-			if r.pruned = len(body) == 0; r.pruned {
-				// Retention removed the payload and kept the leaf hash (an
-				// event's canonical bytes are never empty).
-				r.leafOK = len(hashes) >= trail.HashSize
-				if r.leafOK {
-					copy(r.leaf[:], hashes[:trail.HashSize])
-				}
-				continue
-			}
-			copy(r.leaf[:], LeafHash(body))
-			r.leafOK = len(hashes) >= trail.HashSize && bytes.Equal(hashes[:trail.HashSize], r.leaf[:])
-			r.claim, r.claimOK = claimedSeq(body)
+		hashBatch(b)
+		b.err = l.ScanIndex(ctx, tenant, b.lo, b.hi, func(ix trail.IndexRow) error {
+			b.ix = append(b.ix, ix)
+			return nil
+		})
+		if b.err == nil {
+			b.compare()
 		}
 		close(b.done)
+	}
+}
+
+// compare sets each row's index damage from the index values of the
+// batch's seqs, and lists those of seqs it holds no row of.
+func (b *batch) compare() {
+	ix := b.ix
+	orphan := func(x *trail.IndexRow) {
+		b.orphans = append(b.orphans, Damage{Kind: Index, Seq: x.Seq, Detail: orphanDamage(x)})
+	}
+	for i := range b.rows {
+		r := &b.rows[i]
+		for len(ix) > 0 && ix[0].Seq < r.seq {
+			orphan(&ix[0])
+			ix = ix[1:]
+		}
+		var mine *trail.IndexRow
+		if len(ix) > 0 && ix[0].Seq == r.seq {
+			mine, ix = &ix[0], ix[1:]
+		}
+		r.index = indexDamage(b.data[r.start:r.mid], mine)
+	}
+	for i := range ix {
+		orphan(&ix[i])
+	}
+}
+
+// hashBatch computes the leaf hash and claimed seq of each row of b.
+func hashBatch(b *batch) {
+	for i := range b.rows {
+		r := &b.rows[i]
+		body, hashes := b.data[r.start:r.mid], b.data[r.mid:r.end]
+		if r.pruned = len(body) == 0; r.pruned {
+			// Retention removed the payload and kept the leaf hash (an
+			// event's canonical bytes are never empty).
+			r.leafOK = len(hashes) >= trail.HashSize
+			if r.leafOK {
+				copy(r.leaf[:], hashes[:trail.HashSize])
+			}
+			continue
+		}
+		copy(r.leaf[:], LeafHash(body))
+		r.leafOK = len(hashes) >= trail.HashSize && bytes.Equal(hashes[:trail.HashSize], r.leaf[:])
+		r.claim, r.claimOK = claimedSeq(body)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/trailaudit/trail"
@@ -43,6 +44,45 @@ func editByte(body []byte) []byte {
 	b := slices.Clone(body)
 	b[60] ^= 1
 	return b
+}
+
+// indexed returns the index values a store keeps for body at seq, as
+// trail.IndexOf gives them, changed by edit: what an intruder left.
+func indexed(t *testing.T, seq uint64, body []byte, edit func(ix *trail.IndexRow)) *trail.IndexRow {
+	t.Helper()
+	ev, err := trail.UnmarshalCanonical(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := &trail.IndexRow{Seq: seq, Index: trail.IndexOf(ev)}
+	edit(ix)
+	return ix
+}
+
+// setIndex makes the index values of seq ix (nil: none).
+func (l *memLog) setIndex(seq uint64, ix *trail.IndexRow) *memLog {
+	if l.index == nil {
+		l.index = map[uint64]*trail.IndexRow{}
+	}
+	l.index[seq] = ix
+	return l
+}
+
+// cut keeps the rows up to size and the checkpoints of at most size, as a
+// rollback to the checkpoint of that size leaves them.
+func (l *memLog) cut(t *testing.T, size uint64) *memLog {
+	t.Helper()
+	l.rows = l.rows[:l.row(size)+1]
+	l.notes = slices.DeleteFunc(l.notes, func(n []byte) bool {
+		cp, err := ParseUnverified(n)
+		return err != nil || cp.Size > size
+	})
+	return l
+}
+
+// head records size as a store's head would.
+func head(size uint64) []trail.SizeRecord {
+	return []trail.SizeRecord{{Where: "the heads row", Size: size, Head: true}}
 }
 
 func TestVerify(t *testing.T) {
@@ -186,7 +226,76 @@ func TestVerify(t *testing.T) {
 			name:   "log cut back to 45 events and re-signed, verified with the checkpoint of size 50 saved before",
 			tamper: func(*memLog) *memLog { return buildLog(t, s, bodies[:45], tamperGroups...) },
 			saved:  []int{10},
-			want:   []string{"missing@46"},
+			want:   []string{"rollback@46"},
+		},
+		{
+			name: "the action column of seq 17 changed",
+			tamper: func(l *memLog) *memLog {
+				return l.setIndex(17, indexed(t, 17, bodies[16], func(ix *trail.IndexRow) { ix.Index.Action = "document.deleted" }))
+			},
+			want: []string{"index@17"},
+		},
+		{
+			name: "a targets row planted on seq 9, and one on seq 30 given another id",
+			tamper: func(l *memLog) *memLog {
+				l.setIndex(9, indexed(t, 9, bodies[8], func(ix *trail.IndexRow) { ix.Index.Targets = []trail.Target{{Type: "doc", ID: "d-1"}} }))
+				return l.setIndex(30, indexed(t, 30, bodies[29], func(ix *trail.IndexRow) { ix.Index.ID = "ev-31" }))
+			},
+			want: []string{"index@9", "index@30"},
+		},
+		{
+			name: "seq 5 marked pruned with its payload there",
+			tamper: func(l *memLog) *memLog {
+				return l.setIndex(5, indexed(t, 5, bodies[4], func(ix *trail.IndexRow) { ix.Pruned = true }))
+			},
+			want: []string{"index@5"},
+		},
+		{
+			name:   "no index values kept for seq 20",
+			tamper: func(l *memLog) *memLog { return l.setIndex(20, nil) },
+			want:   []string{"index@20"},
+		},
+		{
+			name: "row 20 deleted, its targets rows left; one planted past the end",
+			tamper: func(l *memLog) *memLog {
+				l.rows = slices.Delete(l.rows, 19, 20)
+				l.setIndex(20, &trail.IndexRow{Seq: 20, NoEvent: true, Index: trail.Index{Targets: []trail.Target{{Type: "doc", ID: "d-1"}}}})
+				return l.setIndex(60, &trail.IndexRow{Seq: 60, NoEvent: true, Index: trail.Index{Targets: []trail.Target{{Type: "doc", ID: "d-2"}}}})
+			},
+			want: []string{"index@20", "missing@20"},
+		},
+		{
+			name:   "the head records more rows than the log holds",
+			tamper: func(l *memLog) *memLog { l.sizes = head(52); return l },
+			want:   []string{"rollback@51"},
+		},
+		{
+			name:   "rows and checkpoints cut back to size 40, the head left at 50",
+			tamper: func(l *memLog) *memLog { l.sizes = head(50); return l.cut(t, 40) },
+			want:   []string{"rollback@41"},
+		},
+		{
+			name:   "the head set back to 30",
+			tamper: func(l *memLog) *memLog { l.sizes = head(30); return l },
+			want:   []string{"rollback@31"},
+		},
+		{
+			name: "idempotency keys name seqs past the end",
+			tamper: func(l *memLog) *memLog {
+				l.sizes = append(head(40), trail.SizeRecord{Where: "the idempotency keys", Size: 48})
+				return l.cut(t, 40)
+			},
+			want: []string{"rollback@41"},
+		},
+		{
+			name:   "everything cut back to size 40 consistently",
+			tamper: func(l *memLog) *memLog { l.sizes = head(40); return l.cut(t, 40) },
+		},
+		{
+			name:   "the same, verified with the checkpoint of size 50 saved before",
+			tamper: func(l *memLog) *memLog { l.sizes = head(40); return l.cut(t, 40) },
+			saved:  []int{10},
+			want:   []string{"rollback@41"},
 		},
 	}
 	for _, tc := range tests {
@@ -246,6 +355,82 @@ func TestVerifyReport(t *testing.T) {
 	}
 }
 
+// TestVerifyUnvouched: the report says what no checkpoint kept outside the
+// database vouches for, since a consistent rollback of everything inside
+// it cannot be seen from inside.
+func TestVerifyUnvouched(t *testing.T) {
+	s := signer(t, testKey)
+	l := buildLog(t, s, events(tamperEvents, 200), tamperGroups...)
+	for _, tc := range []struct {
+		name    string
+		saved   [][]byte
+		vouched uint64
+		says    string // in Unvouched; "" for none
+	}{
+		{"no saved checkpoint", nil, 0, "nothing outside the database vouches for this log: a rollback"},
+		{"the checkpoint of size 31 saved", [][]byte{l.notes[7]}, 31, "vouches for seqs 32 to 50, past the saved checkpoint of size 31"},
+		{"the latest checkpoint saved", [][]byte{l.notes[7], l.notes[10]}, 50, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := Verify(context.Background(), l, testTenant, s.Verifier(), VerifyOptions{Saved: tc.saved})
+			if err != nil || !rep.OK() {
+				t.Fatalf("Verify: %v %+v", err, rep)
+			}
+			if rep.Vouched != tc.vouched || (tc.says == "") != (rep.Unvouched == "") || !strings.Contains(rep.Unvouched, tc.says) {
+				t.Errorf("vouched %d, unvouched %q; want %d and %q", rep.Vouched, rep.Unvouched, tc.vouched, tc.says)
+			}
+		})
+	}
+}
+
+// TestIndexDamage: what a report says of a row whose index values are not
+// what its bytes give.
+func TestIndexDamage(t *testing.T) {
+	body := []byte(`{"action":"document.viewed","actor":{"id":"u-1","type":"user"},"id":"ev-1","seq":1,` +
+		`"targets":[{"id":"d-1","type":"doc"},{"id":"d-1","type":"doc"},{"id":"f-1","type":"folder"}],"tenant":"acme","v":1}`)
+	doc, folder := trail.Target{Type: "doc", ID: "d-1"}, trail.Target{Type: "folder", ID: "f-1"}
+	for _, tc := range []struct {
+		name string
+		body []byte
+		edit func(ix *trail.IndexRow)
+		want string
+	}{
+		{"as the bytes give", body, func(*trail.IndexRow) {}, ""},
+		{"targets in another order", body, func(ix *trail.IndexRow) { ix.Index.Targets = []trail.Target{folder, doc} }, ""},
+		{"actor_id changed", body, func(ix *trail.IndexRow) { ix.Index.ActorID = "x-1" },
+			`column actor_id holds "x-1", the event says "u-1"`},
+		{"two columns changed", body, func(ix *trail.IndexRow) { ix.Index.Outcome, ix.Index.Workspace = "failure", "ws-9" },
+			`column outcome holds "failure", the event says ""; column workspace holds "ws-9", the event says ""`},
+		{"a targets row deleted", body, func(ix *trail.IndexRow) { ix.Index.Targets = []trail.Target{folder} },
+			"the event's target (doc, d-1) has no targets row"},
+		{"a targets row changed", body, func(ix *trail.IndexRow) { ix.Index.Targets[0].ID = "d-2" },
+			"the event's target (doc, d-1) has no targets row; targets row (doc, d-2) names no target of the event"},
+		{"a targets row planted", body, func(ix *trail.IndexRow) {
+			ix.Index.Targets = append(ix.Index.Targets, trail.Target{Type: "doc", ID: "d-0"})
+		},
+			"targets row (doc, d-0) names no target of the event"},
+		{"a targets row stored twice", body, func(ix *trail.IndexRow) { ix.Index.Targets = append(ix.Index.Targets, doc) },
+			"targets row (doc, d-1) is stored twice"},
+		{"marked pruned", body, func(ix *trail.IndexRow) { ix.Pruned = true },
+			"column pruned marks it pruned though its payload is there: reads skip it"},
+		{"bytes that do not decode", []byte(`{"action":1,"v":1}`), func(*trail.IndexRow) {},
+			"its stored bytes do not decode, so its index cannot be checked: canonical event: json: cannot unmarshal number"},
+		{"pruned as retention leaves it", nil, func(ix *trail.IndexRow) { ix.Index, ix.Pruned = trail.Index{Action: "document.viewed"}, true }, ""},
+		{"pruned, but not marked", nil, func(ix *trail.IndexRow) { ix.Index = trail.Index{} },
+			"its payload is gone but column pruned does not say so: reads fail on it"},
+		{"pruned, with a column and a targets row planted", nil, func(ix *trail.IndexRow) {
+			ix.Pruned, ix.Index = true, trail.Index{ActorID: "u-1", Targets: []trail.Target{doc}}
+		}, `column actor_id holds "u-1", which pruning clears; targets row (doc, d-1) is left of a pruned event`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ix := indexed(t, 1, body, tc.edit)
+			if got := indexDamage(tc.body, ix); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+				t.Errorf("indexDamage = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestVerifyMaxDamage checks that a log damaged throughout gives a report
 // of the MaxDamage lowest seqs.
 func TestVerifyMaxDamage(t *testing.T) {
@@ -269,6 +454,8 @@ func TestVerifyErrors(t *testing.T) {
 	l := buildLog(t, s, events(10, 100), 3)
 	broken := l.clone()
 	broken.fail = errors.New("disk on fire")
+	noIndex := l.clone()
+	noIndex.indexFail = trail.Errorf(trail.EINTERNAL, "index on fire")
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
 	globex, err := s.Sign("globex", 3, mth(events(3, 100)))
@@ -283,6 +470,7 @@ func TestVerifyErrors(t *testing.T) {
 		code  string
 	}{
 		{"scan fails", ctx, broken, nil, trail.EINTERNAL},
+		{"index scan fails", ctx, noIndex, nil, trail.EINTERNAL},
 		{"context canceled", canceled, l, nil, trail.EINTERNAL},
 		{"saved checkpoint of another tenant", ctx, l, [][]byte{globex}, trail.EINVALID},
 		{"saved checkpoint not a note", ctx, l, [][]byte{[]byte("size 3")}, trail.EINVALID},

@@ -223,9 +223,12 @@ func newVerifyCmd(e *env) *cobra.Command {
 		Short: "Check that a log (or an exported bundle) is intact",
 		Long: `Verify reads the tenant's whole log and checks it: every stored event hashes to
 its leaf, seqs run 1, 2, 3... with no gap, the Merkle tree rebuilt from the
-stored bytes has every stored node and every signed checkpoint's root, and
+stored bytes has every stored node and every signed checkpoint's root,
 every checkpoint is signed by the key its place in the log's key history
-gives it (below).
+gives it (below), every column and targets row that searches read says what
+the stored bytes say, and the log is as long as every record the store
+keeps of its size. A note says what nothing outside the database vouches
+for: only a saved checkpoint shows a rollback of everything in it.
 
 With --checkpoint FILE (repeatable; a checkpoint saved earlier with trail
 checkpoint), it also proves the log extends it: this finds a history that was
@@ -236,7 +239,7 @@ with no database: each event's inclusion proof against the bundle's signed
 checkpoint.
 
 It names the first damaged seq and the kind of damage: changed, missing,
-extra, reordered, bad_signature or fork. Events whose payload retention
+extra, reordered, bad_signature, fork, index or rollback. Events whose payload retention
 removed (trail retention) are listed as pruned, with the policy and time of
 the audit_log_pruned event that records them: they are not damage; a
 payload missing with no such record is.` + trustHelp + `
@@ -297,6 +300,9 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 				printKeys(e.stdout, rep.Keys)
 				printPrunedRanges(e.stdout, rep.Pruned)
 				printDamage(e.stdout, rep.Damage)
+				if rep.Unvouched != "" {
+					fmt.Fprintln(e.stdout, "note:", rep.Unvouched)
+				}
 			}
 			if !rep.OK() {
 				return errFound
