@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,8 +210,11 @@ func TestRefusalStopsTheSink(t *testing.T) {
 	if !stream.IsRefused(err) {
 		t.Fatalf("Run = %v, want a refusal", err)
 	}
-	if st := sk.Status(); !st.Stopped || st.Cursor != 0 || st.LastError == "" {
-		t.Errorf("status %+v, want stopped at cursor 0 with the error", st)
+	if st := sk.Status(); !st.Stopped || st.Cursor != 0 || !strings.Contains(st.LastError, "400 Bad Request: schema says no") {
+		t.Errorf("status %+v, want stopped at cursor 0 with the receiver's answer", st)
+	}
+	if !stream.Final(err) {
+		t.Errorf("Final(%v) = false: a refusal stops the sink for good", err)
 	}
 }
 
@@ -225,8 +229,9 @@ func TestLogBehindCursorStops(t *testing.T) {
 	_, srv := newReceiver(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := newSink(t, s, srv.URL).Run(ctx); trail.ErrorCode(err) != trail.EINTERNAL {
-		t.Fatalf("Run = %v, want EINTERNAL: the log went back", err)
+	err := newSink(t, s, srv.URL).Run(ctx)
+	if trail.ErrorCode(err) != trail.EINTERNAL || !stream.Final(err) {
+		t.Fatalf("Run = %v (final %v), want EINTERNAL, final: the log went back", err, stream.Final(err))
 	}
 }
 
@@ -256,5 +261,38 @@ func TestSplunkEnvelope(t *testing.T) {
 	}
 	if len(got) != 2 || got[0]["sourcetype"] != "trail:event" || got[0]["time"] != 1796292000.0 || got[1]["sourcetype"] != "trail:checkpoint" {
 		t.Fatalf("collector got %v", got)
+	}
+}
+
+// downCursors is a cursor store that is down: every call fails.
+type downCursors struct{}
+
+func (downCursors) Cursor(ctx context.Context, name, tenant string) (uint64, error) {
+	return 0, trail.Errorf(trail.EINTERNAL, "store: connection refused")
+}
+
+func (downCursors) SetCursor(ctx context.Context, name, tenant string, seq uint64) error {
+	return trail.Errorf(trail.EINTERNAL, "store: connection refused")
+}
+
+// A store that fails stops a run, but not for good: running the sink again
+// is worth it (stream/sinks does).
+func TestStoreFailureIsNotFinal(t *testing.T) {
+	s := newStore(t)
+	_, srv := newReceiver(t)
+	wh, err := stream.NewWebhook(srv.URL, stream.WebhookOptions{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := stream.New(stream.Config{Name: "siem", Tenant: "acme", Log: s, Cursors: downCursors{}, Transport: wh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sk.Run(context.Background())
+	if err == nil || stream.Final(err) {
+		t.Fatalf("Run = %v (final %v), want an error worth a retry", err, stream.Final(err))
+	}
+	if st := sk.Status(); st.LastError != "store: connection refused" {
+		t.Errorf("status %+v, want the store's message", st)
 	}
 }
