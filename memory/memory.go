@@ -36,6 +36,7 @@ type Store struct {
 	kr      keyring              // API keys and saved actions (keys.go)
 	cursors map[cursorKey]uint64 // consumers' positions (cursors.go)
 	holds   holds                // legal holds (lifecycle.go)
+	sinks   []*trail.SinkConfig  // sinks' configurations, in the order put (sinks.go)
 }
 
 type appender = ledger.Log

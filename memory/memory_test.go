@@ -29,3 +29,9 @@ func TestCursors(t *testing.T) {
 		return memory.New(storetest.Validator(), storetest.Signer())
 	})
 }
+
+func TestSinks(t *testing.T) {
+	storetest.RunSinks(t, func(t *testing.T) trail.SinkStore {
+		return memory.New(storetest.Validator(), storetest.Signer())
+	})
+}

@@ -857,3 +857,33 @@ func TestCursors(t *testing.T) {
 		return open(t, pgtest.NewSchema(t), postgres.Options{})
 	})
 }
+
+func TestSinks(t *testing.T) {
+	storetest.RunSinks(t, func(t *testing.T) trail.SinkStore {
+		return open(t, pgtest.NewSchema(t), postgres.Options{})
+	})
+	storetest.RunSinksDurable(t, durable)
+
+	// trail_app may put, read and delete sinks, and not change one.
+	t.Run("AppRole", func(t *testing.T) {
+		ctx := context.Background()
+		schema := pgtest.NewSchema(t)
+		open(t, schema, postgres.Options{}) // migrates as the owner
+		app, conn := openAsApp(t, schema)
+		c := &trail.SinkConfig{Tenant: "acme", Name: "siem", Kind: trail.SinkWebhook, URL: "https://siem.example.com/", Secret: storetest.WebhookSecret}
+		if err := app.PutSink(ctx, c); err != nil {
+			t.Fatalf("PutSink as trail_app: %v", err)
+		}
+		if _, err := app.GetSink(ctx, "acme", "siem"); err != nil {
+			t.Fatalf("GetSink as trail_app: %v", err)
+		}
+		if err := app.DeleteSink(ctx, "acme", "siem"); err != nil {
+			t.Fatalf("DeleteSink as trail_app: %v", err)
+		}
+		_, err := conn.Exec(ctx, "UPDATE sinks SET url = 'https://evil.example.com/'")
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("trail_app updated a sink: %v; want permission denied", err)
+		}
+	})
+}

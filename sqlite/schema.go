@@ -225,6 +225,26 @@ CREATE TRIGGER cursors_forward BEFORE UPDATE ON cursors
 	WHEN NEW.seq < OLD.seq
 	BEGIN SELECT RAISE(ABORT, 'trail: a cursor never moves back'); END;
 `,
+	// 5: the sinks' configurations (trail.SinkStore, sinks.go), in the order
+	// put (the rowid). Not events: deleted when a sink is removed (its
+	// cursor stays). secret is a webhook's signing key, which the sink
+	// needs in clear to sign.
+	`
+CREATE TABLE sinks (
+	tenant     TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	kind       TEXT NOT NULL,
+	url        TEXT NOT NULL,
+	address    TEXT NOT NULL,
+	secret     TEXT NOT NULL,
+	format     TEXT NOT NULL,
+	tls        INTEGER NOT NULL,
+	subject    TEXT NOT NULL,
+	created_at INTEGER NOT NULL, -- Unix nanoseconds
+	created_by TEXT NOT NULL,
+	UNIQUE (tenant, name)
+);
+`,
 }
 
 // SchemaVersion is the schema version this build writes and reads.

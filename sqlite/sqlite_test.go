@@ -387,3 +387,10 @@ func TestCursors(t *testing.T) {
 		return open(t, filepath.Join(t.TempDir(), "trail.db"))
 	})
 }
+
+func TestSinks(t *testing.T) {
+	storetest.RunSinks(t, func(t *testing.T) trail.SinkStore {
+		return open(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+	storetest.RunSinksDurable(t, newDurable)
+}

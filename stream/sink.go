@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -136,9 +137,38 @@ func (s *Sink) Run(ctx context.Context) error {
 	if ctx.Err() != nil && !IsRefused(err) {
 		return nil
 	}
-	s.update(func(st *Status) { st.Stopped, st.LastError = true, trail.ErrorMessage(err) })
+	// A refusal is the receiver's answer, which the sink's owner needs to
+	// see; any other error shows only its caller-safe message.
+	msg := trail.ErrorMessage(err)
+	if IsRefused(err) {
+		msg = err.Error()
+	}
+	s.update(func(st *Status) { st.Stopped, st.LastError = true, msg })
 	s.c.Logger.ErrorContext(ctx, "stream: sink stopped", "sink", s.c.Name, "tenant", s.c.Tenant, "err", err)
 	return err
+}
+
+// Final reports whether err, returned by Run, stopped the sink for good:
+// the receiver refused a message, or the log is not one the sink can go
+// on streaming (it went back behind the cursor, lacks an event its
+// checkpoint covers, or has a checkpoint that does not parse). Running the
+// sink again would fail the same way until someone looks. Any other error
+// (the store failing, another runner of the sink moving its cursor) is
+// worth running it again.
+func Final(err error) bool {
+	var b *broken
+	return IsRefused(err) || errors.As(err, &b)
+}
+
+// broken is the error of a log the sink cannot go on streaming.
+type broken struct{ err *trail.Error }
+
+func (b *broken) Error() string { return b.err.Error() }
+func (b *broken) Unwrap() error { return b.err }
+
+// brokenLog returns a broken log's error, EINTERNAL with the message.
+func brokenLog(format string, args ...any) error {
+	return &broken{trail.Errorf(trail.EINTERNAL, format, args...)}
 }
 
 func (s *Sink) run(ctx context.Context) error {
@@ -157,7 +187,7 @@ func (s *Sink) run(ctx context.Context) error {
 		}
 		s.update(func(st *Status) { st.Head = size })
 		if cursor > size {
-			return trail.Errorf(trail.EINTERNAL, "stream: sink %s: its cursor is at %d but the log's latest checkpoint is of size %d: the log went back (run trail verify)", s.c.Name, cursor, size)
+			return brokenLog("stream: sink %s: its cursor is at %d but the log's latest checkpoint is of size %d: the log went back (run trail verify)", s.c.Name, cursor, size)
 		}
 		m := &Message{Sink: s.c.Name, Tenant: s.c.Tenant}
 		if cursor < size {
@@ -206,7 +236,7 @@ func (s *Sink) latest(ctx context.Context) ([]byte, uint64, error) {
 	}
 	cp, err := tlog.ParseUnverified(note)
 	if err != nil {
-		return nil, 0, trail.Errorf(trail.EINTERNAL, "stream: the latest checkpoint does not parse (run trail verify): %v", err)
+		return nil, 0, brokenLog("stream: the latest checkpoint does not parse (run trail verify): %v", err)
 	}
 	return note, cp.Size, nil
 }
@@ -216,7 +246,7 @@ func (s *Sink) read(ctx context.Context, from, to uint64) ([]Record, error) {
 	recs := make([]Record, 0, to-from+1)
 	err := s.c.Log.ScanLeaves(ctx, s.c.Tenant, from, to+1, func(l trail.Leaf) error {
 		if want := from + uint64(len(recs)); l.Seq != want {
-			return trail.Errorf(trail.EINTERNAL, "stream: the log has no event at seq %d (run trail verify)", want)
+			return brokenLog("stream: the log has no event at seq %d (run trail verify)", want)
 		}
 		r := Record{Seq: l.Seq}
 		if len(l.Body) > 0 {
@@ -224,13 +254,13 @@ func (s *Sink) read(ctx context.Context, from, to uint64) ([]Record, error) {
 		} else if len(l.Hashes) >= trail.HashSize {
 			r.LeafHash = append([]byte(nil), l.Hashes[:trail.HashSize]...)
 		} else {
-			return trail.Errorf(trail.EINTERNAL, "stream: the pruned event at seq %d has no leaf hash (run trail verify)", l.Seq)
+			return brokenLog("stream: the pruned event at seq %d has no leaf hash (run trail verify)", l.Seq)
 		}
 		recs = append(recs, r)
 		return nil
 	})
 	if err == nil && uint64(len(recs)) != to-from+1 {
-		err = trail.Errorf(trail.EINTERNAL, "stream: the log has no event at seq %d (run trail verify)", from+uint64(len(recs)))
+		err = brokenLog("stream: the log has no event at seq %d (run trail verify)", from+uint64(len(recs)))
 	}
 	return recs, err
 }

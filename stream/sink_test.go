@@ -1,30 +1,24 @@
 package stream_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/streamtest"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/stream"
 )
 
-const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+const secret = storetest.WebhookSecret
 
 func newStore(t *testing.T) *memory.Store {
 	t.Helper()
@@ -42,80 +36,8 @@ func appendN(t *testing.T, s trail.Store, n int) {
 	}
 }
 
-// receiver is a webhook receiver as a SIEM's would be: it checks the
-// Standard Webhooks signature by hand from the spec, then every line with
-// a stream.Checker. fail makes it answer 503 to that many requests first
-// (after reading them: a receiver that stored a batch and then failed to
-// answer), refuse to answer 400 to all.
-type receiver struct {
-	t       *testing.T
-	mu      sync.Mutex
-	check   *stream.Checker
-	fail    int
-	refuse  bool
-	ids     map[string]int // webhook-id → deliveries
-	dups    int
-	lines   int
-	lastErr error
-}
-
-func newReceiver(t *testing.T) (*receiver, *httptest.Server) {
-	r := &receiver{t: t, check: stream.NewChecker(storetest.Signer().Verifier()), ids: map[string]int{}}
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return r, srv
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	id, ts := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
-	key, _ := base64.StdEncoding.DecodeString(secret[len("whsec_"):])
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(id + "." + ts + "." + string(body)))
-	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
-	if sec, err := strconv.ParseInt(ts, 10, 64); err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute || req.Header.Get("webhook-signature") != want {
-		http.Error(w, "bad signature", http.StatusUnauthorized)
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.refuse {
-		http.Error(w, "schema says no", http.StatusBadRequest)
-		return
-	}
-	r.ids[id]++
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var l stream.Line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			r.lastErr = err
-			continue
-		}
-		r.lines++
-		dup, err := r.check.Line(&l)
-		if dup {
-			r.dups++
-		}
-		if err != nil {
-			r.lastErr = err
-		}
-	}
-	if r.fail > 0 {
-		r.fail--
-		http.Error(w, "try later", http.StatusServiceUnavailable)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (r *receiver) verified() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.lastErr != nil {
-		r.t.Fatalf("receiver: %v", r.lastErr)
-	}
-	return r.check.Verified("acme")
+func newReceiver(t *testing.T) *streamtest.Receiver {
+	return streamtest.NewReceiver(t, secret, storetest.Signer().Verifier())
 }
 
 func newSink(t *testing.T, s *memory.Store, url string) *stream.Sink {
@@ -140,15 +62,7 @@ func run(t *testing.T, sk *stream.Sink) (stop func() error) {
 	return func() error { cancel(); return <-done }
 }
 
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if ok() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
+var eventually = streamtest.Eventually
 
 // Everything recorded reaches the receiver, which can check it all against
 // the signed checkpoints: events appended while the sink runs, a pruned
@@ -156,19 +70,19 @@ func eventually(t *testing.T, what string, ok func() bool) {
 // redeliveries told apart), and a sink restarted from its cursor.
 func TestWebhookDeliversEverythingCheckably(t *testing.T) {
 	s := newStore(t)
-	rcv, srv := newReceiver(t)
+	rcv := newReceiver(t)
 	appendN(t, s, 20)
 	// Retention prunes seq 3 before the sink starts: the receiver gets its
 	// leaf hash, and its tree still adds up.
 	if _, err := s.AppendOwn(context.Background(), "acme", ledger.Prune([]uint64{3}, storetest.PruneRecord("test", 3))); err != nil {
 		t.Fatal(err)
 	}
-	rcv.fail = 3
-	sk := newSink(t, s, srv.URL)
+	rcv.Fail(3)
+	sk := newSink(t, s, rcv.URL)
 	stop := run(t, sk)
-	eventually(t, "the first 21 events verified", func() bool { return rcv.verified() == 21 })
+	eventually(t, "the first 21 events verified", func() bool { return rcv.Verified("acme") == 21 })
 	appendN(t, s, 15)
-	eventually(t, "36 events verified", func() bool { return rcv.verified() == 36 })
+	eventually(t, "36 events verified", func() bool { return rcv.Verified("acme") == 36 })
 	// The cursor moves once the sink has the receiver's answer: after the
 	// receiver has checked the events.
 	eventually(t, "the cursor at 36", func() bool { return sk.Status().Cursor == 36 })
@@ -179,27 +93,21 @@ func TestWebhookDeliversEverythingCheckably(t *testing.T) {
 	if st.Cursor != 36 || st.Lag != 0 || st.Failures < 3 || st.Stopped {
 		t.Errorf("status %+v, want cursor 36, no lag, at least 3 failures, running", st)
 	}
-	rcv.mu.Lock()
-	if rcv.dups == 0 {
+	if _, dups := rcv.Lines(); dups == 0 {
 		t.Error("the receiver saw no redelivery, though it failed after reading three batches")
 	}
-	rcv.mu.Unlock()
 	// A new sink of the same name resumes from the cursor in the store.
 	appendN(t, s, 5)
-	rcv.mu.Lock()
-	lines := rcv.lines
-	rcv.mu.Unlock()
-	sk2 := newSink(t, s, srv.URL)
+	lines, _ := rcv.Lines()
+	sk2 := newSink(t, s, rcv.URL)
 	stop = run(t, sk2)
-	eventually(t, "41 events verified", func() bool { return rcv.verified() == 41 })
+	eventually(t, "41 events verified", func() bool { return rcv.Verified("acme") == 41 })
 	eventually(t, "the cursor at 41", func() bool { return sk2.Status().Cursor == 41 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
-	if got := rcv.lines - lines; got > 5+2 { // the 5 events and a checkpoint or two
-		t.Errorf("the restarted sink sent %d lines, want only what was new", got)
+	if now, _ := rcv.Lines(); now-lines > 5+2 { // the 5 events and a checkpoint or two
+		t.Errorf("the restarted sink sent %d lines, want only what was new", now-lines)
 	}
 	if c, _ := s.Cursor(context.Background(), "sink.siem", "acme"); c != 41 {
 		t.Errorf("cursor %d, want 41", c)
@@ -210,18 +118,21 @@ func TestWebhookDeliversEverythingCheckably(t *testing.T) {
 // skip the message, and its cursor stays where the receiver left it.
 func TestRefusalStopsTheSink(t *testing.T) {
 	s := newStore(t)
-	rcv, srv := newReceiver(t)
-	rcv.refuse = true
+	rcv := newReceiver(t)
+	rcv.Refuse(true)
 	appendN(t, s, 3)
-	sk := newSink(t, s, srv.URL)
+	sk := newSink(t, s, rcv.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := sk.Run(ctx)
 	if !stream.IsRefused(err) {
 		t.Fatalf("Run = %v, want a refusal", err)
 	}
-	if st := sk.Status(); !st.Stopped || st.Cursor != 0 || st.LastError == "" {
-		t.Errorf("status %+v, want stopped at cursor 0 with the error", st)
+	if st := sk.Status(); !st.Stopped || st.Cursor != 0 || !strings.Contains(st.LastError, "400 Bad Request: schema says no") {
+		t.Errorf("status %+v, want stopped at cursor 0 with the receiver's answer", st)
+	}
+	if !stream.Final(err) {
+		t.Errorf("Final(%v) = false: a refusal stops the sink for good", err)
 	}
 }
 
@@ -233,11 +144,12 @@ func TestLogBehindCursorStops(t *testing.T) {
 	if err := s.SetCursor(context.Background(), "sink.siem", "acme", 10); err != nil {
 		t.Fatal(err)
 	}
-	_, srv := newReceiver(t)
+	rcv := newReceiver(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := newSink(t, s, srv.URL).Run(ctx); trail.ErrorCode(err) != trail.EINTERNAL {
-		t.Fatalf("Run = %v, want EINTERNAL: the log went back", err)
+	err := newSink(t, s, rcv.URL).Run(ctx)
+	if trail.ErrorCode(err) != trail.EINTERNAL || !stream.Final(err) {
+		t.Fatalf("Run = %v (final %v), want EINTERNAL, final: the log went back", err, stream.Final(err))
 	}
 }
 
@@ -267,5 +179,38 @@ func TestSplunkEnvelope(t *testing.T) {
 	}
 	if len(got) != 2 || got[0]["sourcetype"] != "trail:event" || got[0]["time"] != 1796292000.0 || got[1]["sourcetype"] != "trail:checkpoint" {
 		t.Fatalf("collector got %v", got)
+	}
+}
+
+// downCursors is a cursor store that is down: every call fails.
+type downCursors struct{}
+
+func (downCursors) Cursor(ctx context.Context, name, tenant string) (uint64, error) {
+	return 0, trail.Errorf(trail.EINTERNAL, "store: connection refused")
+}
+
+func (downCursors) SetCursor(ctx context.Context, name, tenant string, seq uint64) error {
+	return trail.Errorf(trail.EINTERNAL, "store: connection refused")
+}
+
+// A store that fails stops a run, but not for good: running the sink again
+// is worth it (stream/sinks does).
+func TestStoreFailureIsNotFinal(t *testing.T) {
+	s := newStore(t)
+	rcv := newReceiver(t)
+	wh, err := stream.NewWebhook(rcv.URL, stream.WebhookOptions{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := stream.New(stream.Config{Name: "siem", Tenant: "acme", Log: s, Cursors: downCursors{}, Transport: wh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sk.Run(context.Background())
+	if err == nil || stream.Final(err) {
+		t.Fatalf("Run = %v (final %v), want an error worth a retry", err, stream.Final(err))
+	}
+	if st := sk.Status(); st.LastError != "store: connection refused" {
+		t.Errorf("status %+v, want the store's message", st)
 	}
 }

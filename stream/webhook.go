@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trailaudit/trail"
 )
 
 var _ Transport = (*Webhook)(nil)
@@ -61,9 +63,9 @@ func NewWebhook(url string, o WebhookOptions) (*Webhook, error) {
 }
 
 func decodeSecret(s string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
-	if err != nil || len(b) < 16 {
-		return nil, fmt.Errorf("stream: webhook secret: want whsec_ and at least 16 bytes in base64")
+	b, err := trail.ParseWebhookSecret(s)
+	if err != nil {
+		return nil, fmt.Errorf("stream: webhook secret: %w", err)
 	}
 	return b, nil
 }

@@ -7,39 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/trailaudit/trail"
-	"github.com/trailaudit/trail/internal/testenv"
+	"github.com/trailaudit/trail/internal/streamtest"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/stream"
 	"github.com/trailaudit/trail/stream/natsjs"
 )
 
-// connect connects to the NATS server with JetStream at 127.0.0.1:4222
-// and makes a stream of its own for the test, removed after.
-func connect(t *testing.T) (*nats.Conn, jetstream.Stream, string) {
-	t.Helper()
-	nc, err := nats.Connect("nats://127.0.0.1:4222", nats.Timeout(2*time.Second))
-	if err != nil {
-		testenv.Missing(t, "NATS at 127.0.0.1:4222: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("TRAIL_TEST_%d", time.Now().UnixNano())
-	prefix := "trailtest." + name
-	ctx := context.Background()
-	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{prefix + ".>"}, Duplicates: time.Minute})
-	if err != nil {
-		testenv.Missing(t, "a JetStream stream on 127.0.0.1:4222 (is JetStream enabled?): %v", err)
-	}
-	t.Cleanup(func() { js.DeleteStream(context.Background(), name) })
-	return nc, st, prefix
-}
+var connect = streamtest.JetStream
 
 // Every event reaches the JetStream stream once, in order, with its id as
 // Nats-Msg-Id (a redelivered message is dropped by the stream), and a

@@ -1,0 +1,144 @@
+// Package streamtest helps the tests of streams: a webhook receiver as a
+// SIEM's would be, which checks every signature by the Standard Webhooks
+// spec and every line with a stream.Checker.
+package streamtest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/stream"
+	"github.com/trailaudit/trail/tlog"
+)
+
+// Receiver is a webhook receiver on 127.0.0.1. It checks the Standard
+// Webhooks signature by hand from the spec, then every line with a
+// stream.Checker. Fail makes it answer 503 to that many requests (after
+// reading them: a receiver that stored a batch and then failed to
+// answer); Refuse makes it answer 400 to all.
+type Receiver struct {
+	URL string
+
+	t      *testing.T
+	secret string
+	mu     sync.Mutex
+	check  *stream.Checker
+	fail   int
+	refuse bool
+	ids    map[string]int // webhook-id → deliveries
+	dups   int
+	lines  int
+	err    error
+}
+
+// NewReceiver starts a receiver checking signatures under secret and
+// checkpoints with v. It stops when the test ends.
+func NewReceiver(t *testing.T, secret string, v *tlog.Verifier) *Receiver {
+	r := &Receiver{t: t, secret: secret, check: stream.NewChecker(v), ids: map[string]int{}}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	r.URL = srv.URL
+	return r
+}
+
+// Fail makes the receiver fail the next n requests, after reading them.
+func (r *Receiver) Fail(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fail = n
+}
+
+// Refuse makes the receiver refuse every request (400), or stop refusing.
+func (r *Receiver) Refuse(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refuse = on
+}
+
+// ServeHTTP receives one message.
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	id, ts := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(r.secret, "whsec_"))
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id + "." + ts + "." + string(body)))
+	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	if sec, err := strconv.ParseInt(ts, 10, 64); err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute || req.Header.Get("webhook-signature") != want {
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refuse {
+		http.Error(w, "schema says no", http.StatusBadRequest)
+		return
+	}
+	r.ids[id]++
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l stream.Line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			r.err = err
+			continue
+		}
+		r.lines++
+		dup, err := r.check.Line(&l)
+		if dup {
+			r.dups++
+		}
+		if err != nil {
+			r.err = err
+		}
+	}
+	if r.fail > 0 {
+		r.fail--
+		http.Error(w, "try later", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Verified returns how many of tenant's events the receiver has verified
+// against a signed checkpoint. A line that failed its checks fails the
+// test.
+func (r *Receiver) Verified(tenant string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		r.t.Fatalf("receiver: %v", r.err)
+	}
+	return r.check.Verified(tenant)
+}
+
+// Lines returns how many lines the receiver has read, and how many of
+// them were redeliveries.
+func (r *Receiver) Lines() (lines, dups int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lines, r.dups
+}
+
+// Eventually waits up to 10 seconds for ok, or fails the test naming what
+// it waited for.
+func Eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
