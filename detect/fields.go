@@ -137,9 +137,15 @@ var fields = map[string]getter{
 	"actor.email": func(in *input, b []val) []val { return str(b, in.ev.Actor.Email) },
 	"actor.roles": func(in *input, b []val) []val { return strs(b, in.ev.Actor.Roles, func(r string) string { return r }) },
 
-	"targets.id":   func(in *input, b []val) []val { return strs(b, in.ev.Targets, func(t trail.Target) string { return t.ID }) },
-	"targets.type": func(in *input, b []val) []val { return strs(b, in.ev.Targets, func(t trail.Target) string { return t.Type }) },
-	"targets.name": func(in *input, b []val) []val { return strs(b, in.ev.Targets, func(t trail.Target) string { return t.Name }) },
+	"targets.id": func(in *input, b []val) []val {
+		return strs(b, in.ev.Targets, func(t trail.Target) string { return t.ID })
+	},
+	"targets.type": func(in *input, b []val) []val {
+		return strs(b, in.ev.Targets, func(t trail.Target) string { return t.Type })
+	},
+	"targets.name": func(in *input, b []val) []val {
+		return strs(b, in.ev.Targets, func(t trail.Target) string { return t.Name })
+	},
 
 	"request.ip":         func(in *input, b []val) []val { return str(b, in.ev.Request.IP) },
 	"request.user_agent": func(in *input, b []val) []val { return str(b, in.ev.Request.UserAgent) },

@@ -287,7 +287,7 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("ParseRules = %v, want EINVALID", err)
 			}
 			if !hasFieldError(err, tc.path, tc.msg) {
-					t.Errorf("ParseRules: %v\nwant a field error at %q saying %q", err, tc.path, tc.msg)
+				t.Errorf("ParseRules: %v\nwant a field error at %q saying %q", err, tc.path, tc.msg)
 			}
 		})
 	}

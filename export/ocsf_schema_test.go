@@ -3,16 +3,14 @@ package export
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
-	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/export/internal/ocsfschema"
 )
 
 // The OCSF export is held to the schema itself: testdata/ocsf-1.3.0.rules.json
@@ -21,35 +19,13 @@ import (
 // objects they reach, with its requirement, type, enum and the classes'
 // constraints), and every event the export writes must satisfy it.
 
-type ocsfRules struct {
-	Version string                `json:"version"`
-	Classes map[string]*ocsfShape `json:"classes"`
-	Objects map[string]*ocsfShape `json:"objects"`
-}
-
-type ocsfShape struct {
-	Name       string               `json:"name"`
-	Attrs      map[string]*ocsfAttr `json:"attributes"`
-	AtLeastOne []string             `json:"at_least_one"`
-	JustOne    []string             `json:"just_one"`
-}
-
-type ocsfAttr struct {
-	Requirement string   `json:"requirement"`
-	Type        string   `json:"type"`
-	Object      string   `json:"object"`
-	Array       bool     `json:"array"`
-	Profile     string   `json:"profile"`
-	Enum        []string `json:"enum"`
-}
-
-func loadOCSFRules(t *testing.T) *ocsfRules {
+func loadOCSFRules(t *testing.T) *ocsfschema.Rules {
 	t.Helper()
 	b, err := os.ReadFile("testdata/ocsf-1.3.0.rules.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r ocsfRules
+	var r ocsfschema.Rules
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -57,120 +33,6 @@ func loadOCSFRules(t *testing.T) *ocsfRules {
 		t.Fatalf("the rules are of OCSF %s, the export writes %s", r.Version, OCSFVersion)
 	}
 	return &r
-}
-
-// validate returns what is wrong with an encoded OCSF event, by path.
-func (r *ocsfRules) validate(event []byte) []string {
-	var v map[string]any
-	d := json.NewDecoder(bytes.NewReader(event))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		return []string{err.Error()}
-	}
-	uid := fmt.Sprint(v["class_uid"])
-	class := r.Classes[uid]
-	if class == nil {
-		return []string{"class_uid " + uid + ": not a class the rules know"}
-	}
-	profiles := map[string]bool{}
-	if md, ok := v["metadata"].(map[string]any); ok {
-		if ps, ok := md["profiles"].([]any); ok {
-			for _, p := range ps {
-				profiles[fmt.Sprint(p)] = true
-			}
-		}
-	}
-	var errs []string
-	r.check(&errs, "", v, class, profiles)
-	sort.Strings(errs)
-	return errs
-}
-
-func (r *ocsfRules) check(errs *[]string, path string, v map[string]any, s *ocsfShape, profiles map[string]bool) {
-	fail := func(format string, args ...any) { *errs = append(*errs, fmt.Sprintf(format, args...)) }
-	for name, val := range v {
-		a := s.Attrs[name]
-		if a == nil {
-			fail("%s%s: not an attribute of %s", path, name, s.Name)
-			continue
-		}
-		r.value(errs, path+name, val, a, profiles)
-	}
-	for name, a := range s.Attrs {
-		if a.Requirement == "required" && (a.Profile == "" || profiles[a.Profile]) && v[name] == nil {
-			fail("%s%s: required by %s", path, name, s.Name)
-		}
-	}
-	count := func(names []string) int {
-		n := 0
-		for _, name := range names {
-			if v[name] != nil {
-				n++
-			}
-		}
-		return n
-	}
-	if len(s.AtLeastOne) > 0 && count(s.AtLeastOne) == 0 {
-		fail("%s: %s needs at least one of %v", strings.TrimSuffix(path, "."), s.Name, s.AtLeastOne)
-	}
-	if len(s.JustOne) > 0 && count(s.JustOne) != 1 {
-		fail("%s: %s needs just one of %v", strings.TrimSuffix(path, "."), s.Name, s.JustOne)
-	}
-}
-
-func (r *ocsfRules) value(errs *[]string, path string, val any, a *ocsfAttr, profiles map[string]bool) {
-	fail := func(format string, args ...any) { *errs = append(*errs, path+": "+fmt.Sprintf(format, args...)) }
-	if a.Array {
-		list, ok := val.([]any)
-		if !ok {
-			fail("want an array")
-			return
-		}
-		one := *a
-		one.Array = false
-		for i, el := range list {
-			r.value(errs, fmt.Sprintf("%s[%d]", path, i), el, &one, profiles)
-		}
-		return
-	}
-	if a.Object != "" {
-		obj, ok := val.(map[string]any)
-		if !ok {
-			fail("want a %s object", a.Object)
-			return
-		}
-		if a.Object == "object" { // OCSF's open object (unmapped)
-			return
-		}
-		s := r.Objects[a.Object]
-		if s == nil {
-			fail("object %s is not in the rules", a.Object)
-			return
-		}
-		r.check(errs, path+".", obj, s, profiles)
-		return
-	}
-	switch a.Type {
-	case "string_t":
-		if _, ok := val.(string); !ok {
-			fail("want a string, have %v", val)
-		}
-	case "integer_t", "long_t":
-		if n, ok := val.(json.Number); !ok || strings.ContainsAny(n.String(), ".eE") {
-			fail("want an integer, have %v", val)
-		}
-	case "float_t":
-		if _, ok := val.(json.Number); !ok {
-			fail("want a number, have %v", val)
-		}
-	case "boolean_t":
-		if _, ok := val.(bool); !ok {
-			fail("want a boolean, have %v", val)
-		}
-	}
-	if len(a.Enum) > 0 && !slices.Contains(a.Enum, fmt.Sprint(val)) {
-		fail("%v is not one of %v", val, a.Enum)
-	}
 }
 
 // TestOCSFValidBySchema writes events of every built-in action, in shapes
@@ -212,7 +74,7 @@ func TestOCSFValidBySchema(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if errs := rules.validate(b); len(errs) > 0 {
+			if errs := rules.Validate(b); len(errs) > 0 {
 				bad++
 				if bad <= 20 {
 					t.Errorf("%s, %s (class %d): %s", sh.name, a.Name, oe.ClassUID, strings.Join(errs, "; "))
@@ -229,7 +91,7 @@ func TestOCSFValidBySchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, line := range bytes.Split(bytes.TrimSpace(golden), []byte("\n")) {
-		if errs := rules.validate(line); len(errs) > 0 {
+		if errs := rules.Validate(line); len(errs) > 0 {
 			t.Errorf("ocsf.golden line %d: %s", i+1, strings.Join(errs, "; "))
 		}
 	}
@@ -241,7 +103,7 @@ func TestOCSFValidatorFinds(t *testing.T) {
 	rules := loadOCSFRules(t)
 	const valid = `{"class_uid":3004,"category_uid":3,"activity_id":1,"type_uid":300401,"time":1,"severity_id":1,` +
 		`"metadata":{"version":"1.3.0","product":{"name":"Trail","vendor_name":"Trail"}},"entity":{"uid":"e-1"}}`
-	if errs := rules.validate([]byte(valid)); len(errs) > 0 {
+	if errs := rules.Validate([]byte(valid)); len(errs) > 0 {
 		t.Fatalf("a valid event: %v", errs)
 	}
 	for _, tt := range []struct{ old, new, want string }{
@@ -259,7 +121,7 @@ func TestOCSFValidatorFinds(t *testing.T) {
 		if edited == valid {
 			t.Fatalf("edit %q changes nothing", tt.old)
 		}
-		if errs := strings.Join(rules.validate([]byte(edited)), "; "); !strings.Contains(errs, tt.want) {
+		if errs := strings.Join(rules.Validate([]byte(edited)), "; "); !strings.Contains(errs, tt.want) {
 			t.Errorf("%s: errors %q, want %q", edited, errs, tt.want)
 		}
 	}

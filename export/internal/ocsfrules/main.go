@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/trailaudit/trail/export/internal/ocsfschema"
 )
 
 // The classes the export writes, by class_uid, and their files.
@@ -27,34 +29,6 @@ var classes = map[string]string{
 	"3002": "events/iam/authentication.json",
 	"3004": "events/iam/entity_management.json",
 	"6003": "events/application/api.json",
-}
-
-// Rules is the compiled file.
-type Rules struct {
-	Version string            `json:"version"`
-	Classes map[string]*Shape `json:"classes"`
-	Objects map[string]*Shape `json:"objects"`
-}
-
-// Shape is a class or an object: its attributes and constraints.
-type Shape struct {
-	Name       string           `json:"name"`
-	Attrs      map[string]*Attr `json:"attributes"`
-	AtLeastOne []string         `json:"at_least_one,omitempty"`
-	JustOne    []string         `json:"just_one,omitempty"`
-}
-
-// Attr is one attribute: its requirement (required, recommended,
-// optional), its base type (string_t, integer_t, long_t, float_t,
-// boolean_t, json_t) or object (the object's name), whether it is an
-// array, and its enum's values, when it has one.
-type Attr struct {
-	Requirement string   `json:"requirement"`
-	Type        string   `json:"type,omitempty"`
-	Object      string   `json:"object,omitempty"`
-	Array       bool     `json:"array,omitempty"`
-	Profile     string   `json:"profile,omitempty"` // required only when the event applies this profile
-	Enum        []string `json:"enum,omitempty"`
 }
 
 type file struct {
@@ -69,7 +43,7 @@ type compiler struct {
 	root    string
 	dict    map[string]map[string]any
 	types   map[string]map[string]any
-	objects map[string]*Shape
+	objects map[string]*ocsfschema.Shape
 }
 
 func main() {
@@ -82,7 +56,7 @@ func main() {
 }
 
 func run(root string) error {
-	c := &compiler{root: root, objects: map[string]*Shape{}}
+	c := &compiler{root: root, objects: map[string]*ocsfschema.Shape{}}
 	var dict struct {
 		Attributes map[string]map[string]any `json:"attributes"`
 		Types      struct {
@@ -99,7 +73,7 @@ func run(root string) error {
 	if err := c.read("version.json", &version); err != nil {
 		return err
 	}
-	out := Rules{Version: version.Version, Classes: map[string]*Shape{}}
+	out := ocsfschema.Rules{Version: version.Version, Classes: map[string]*ocsfschema.Shape{}}
 	for uid, path := range classes {
 		s, err := c.shape(path, "events")
 		if err != nil {
@@ -123,9 +97,9 @@ func (c *compiler) read(path string, v any) error {
 
 // shape compiles the class or object in path (kind: "events" or
 // "objects", where its parents are found).
-func (c *compiler) shape(path, kind string) (*Shape, error) {
+func (c *compiler) shape(path, kind string) (*ocsfschema.Shape, error) {
 	attrs := map[string]map[string]any{}
-	s := &Shape{}
+	s := &ocsfschema.Shape{}
 	var walk func(path string, own bool) error
 	walk = func(path string, own bool) error {
 		var f file
@@ -163,7 +137,7 @@ func (c *compiler) shape(path, kind string) (*Shape, error) {
 	if err := walk(path, true); err != nil {
 		return nil, err
 	}
-	s.Attrs = map[string]*Attr{}
+	s.Attrs = map[string]*ocsfschema.Attr{}
 	for _, name := range slices.Sorted(maps.Keys(attrs)) {
 		a, err := c.attr(name, attrs[name])
 		if err != nil {
@@ -264,11 +238,11 @@ func mergeDef(dst, def map[string]any) {
 
 // attr resolves one attribute against the dictionary: its type, and for
 // an object its shape (compiled once).
-func (c *compiler) attr(name string, def map[string]any) (*Attr, error) {
+func (c *compiler) attr(name string, def map[string]any) (*ocsfschema.Attr, error) {
 	d := map[string]any{}
 	mergeDef(d, c.dict[name])
 	mergeDef(d, def)
-	a := &Attr{Requirement: str(d["requirement"]), Array: d["is_array"] == true, Profile: str(d["$profile"])}
+	a := &ocsfschema.Attr{Requirement: str(d["requirement"]), Array: d["is_array"] == true, Profile: str(d["$profile"])}
 	if a.Requirement == "" {
 		a.Requirement = "optional"
 	}
