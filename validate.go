@@ -586,7 +586,7 @@ func CheckTenant(t string) string {
 // prefixed with the event's index ("[3].actor.id"), and then nothing of the
 // batch may be stored.
 func (v *Validator) PrepareBatch(tenant string, events []*Event, p Policy, now time.Time) ([]*Event, error) {
-	if m := CheckTenant(tenant); m != "" {
+	if m := CheckLog(tenant); m != "" {
 		return nil, Invalid("event refused", FieldError{Path: "tenant", Message: m})
 	}
 	if len(events) == 0 {

@@ -35,6 +35,7 @@ type backend interface {
 	ledger.Writer
 	trail.KeyStore
 	trail.ActionStore
+	trail.HoldStore
 }
 
 // backends open a fresh store of each kind, with cat as its catalog.
@@ -78,13 +79,14 @@ type harness struct {
 
 // newHarness starts the API on a fresh store. Keys: "admin" (acme, every
 // scope), "acme" (acme: ingest, read, export, verify), "globex" (globex:
-// the same), and "acme-<scope>" for each scope alone.
+// the same), "acme-<scope>" for each scope alone, and the operator
+// credential "operator".
 func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, limits trailhttp.Limits) *harness {
 	t.Helper()
 	cat := catalog.Default()
 	store := open(t, cat)
 	t.Cleanup(func() { store.Close() })
-	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store,
+	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store, Holds: store,
 		Verifier: storetest.Signer().Verifier(), Limits: limits, Logger: slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
@@ -100,7 +102,20 @@ func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, l
 	for _, s := range trail.KeyScopes {
 		h.key("acme-"+string(s), "acme", s)
 	}
+	h.operator("operator")
 	return h
+}
+
+// operator makes an operator credential named name.
+func (h *harness) operator(name string) {
+	text, k, err := trail.NewOperatorKey(name, time.Now())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.store.CreateKey(context.Background(), k); err != nil {
+		h.t.Fatal(err)
+	}
+	h.keys[name] = text
 }
 
 func (h *harness) key(name, tenant string, scopes ...trail.KeyScope) {
@@ -612,11 +627,11 @@ func testActionsAndKeys(t *testing.T, h *harness) {
 		Key    string
 		Record trail.APIKey
 	}
-	h.ok(201, "admin", "POST", "/v1/keys", `{"tenant":"initech","name":"ingest","scopes":["ingest","read"]}`, &created)
+	h.ok(201, "operator", "POST", "/v1/keys", `{"tenant":"initech","name":"ingest","scopes":["ingest","read"]}`, &created)
 	h.keys["initech"] = created.Key
 	h.ok(201, "initech", "POST", "/v1/events", login, nil)
-	h.problem(400, trail.EINVALID, "admin", "POST", "/v1/keys", "application/json", `{"tenant":"initech","scopes":["root"]}`)
-	h.ok(200, "admin", "DELETE", "/v1/keys/"+created.Record.ID, "", nil)
+	h.problem(400, trail.EINVALID, "operator", "POST", "/v1/keys", "application/json", `{"tenant":"initech","scopes":["root"]}`)
+	h.ok(200, "operator", "DELETE", "/v1/keys/"+created.Record.ID, "", nil)
 	h.problem(401, trail.EUNAUTHORIZED, "initech", "GET", "/v1/events", "", "")
 	var granted, revoked int
 	for _, ev := range h.events("initech") {
