@@ -67,6 +67,7 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 	var one struct{ Event *trail.Event }
 	h.ok(201, "admin", "POST", "/v1/events", acmeEvent, &one)
 	h.ok(201, "admin", "POST", "/v1/holds", `{"id":"h-acme","filter":{"actor_id":"acme-u-7"},"reason":"acme's case"}`, nil)
+	h.ok(201, "admin", "POST", "/v1/actions", `{"name":"acme_only","category":"billing","outcome":"success","description":"acme's secret process"}`, nil)
 	acmeKey := h.keyID("acme")
 
 	// Each route's request about acme's objects, and the same request
@@ -83,7 +84,7 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 		"GET /v1/proofs/inclusion":     {path: "/v1/proofs/inclusion?seq=1"},
 		"GET /v1/proofs/consistency":   {path: "/v1/proofs/consistency?from=1"},
 		"GET /v1/actions":              {path: "/v1/actions?category=billing"},
-		"POST /v1/actions":             {path: "/v1/actions", body: `{"name":"beta_only","category":"billing","outcome":"success"}`},
+		"POST /v1/actions":             {path: "/v1/actions", body: `{"name":"acme_only","category":"billing","outcome":"failure","description":"beta's"}`},
 		"GET /v1/keys":                 {path: "/v1/keys?tenant=acme", probe: "/v1/keys?tenant=nobody"},
 		"POST /v1/keys":                {path: "/v1/keys", body: `{"tenant":"acme","scopes":["admin"]}`, probe: "/v1/keys"},
 		"DELETE /v1/keys/{id}":         {path: "/v1/keys/" + acmeKey, probe: "/v1/keys/000000000000"},
@@ -117,7 +118,7 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 				}
 				status, _, b := h.do(key, method, c.path, ct, c.body)
 				for _, m := range markers {
-					if strings.Contains(string(b), m) && !strings.Contains(c.path, m) {
+					if strings.Contains(string(b), m) && !strings.Contains(c.path+c.body, m) {
 						t.Errorf("%s %s: the answer shows acme's %s: %d %s", method, c.path, m, status, b)
 					}
 				}
@@ -143,6 +144,11 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 	holds, _ := h.store.Holds(context.Background(), "acme")
 	if len(holds) != 1 || holds[0].Reason != "acme's case" || !holds[0].ReleasedAt.IsZero() {
 		t.Errorf("acme's holds changed: %+v", holds)
+	}
+	var acts struct{ Actions []*trail.Action }
+	h.ok(200, "acme", "GET", "/v1/actions?category=billing", "", &acts)
+	if len(acts.Actions) != 1 || acts.Actions[0].Description != "acme's secret process" {
+		t.Errorf("acme's custom actions changed: %+v", acts.Actions)
 	}
 	var ev trail.Event
 	h.ok(200, "acme", "GET", "/v1/events/"+one.Event.ID, "", &ev)

@@ -221,6 +221,7 @@ func TestAPI(t *testing.T) {
 			t.Run("ReadsAreRecorded", func(t *testing.T) { testReadsRecorded(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("Export", func(t *testing.T) { testExport(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("ActionsAndKeys", func(t *testing.T) { testActionsAndKeys(t, newHarness(t, b.open, trailhttp.Limits{})) })
+			t.Run("ActionsPerTenant", func(t *testing.T) { testActionsPerTenant(t, newHarness(t, b.open, trailhttp.Limits{})) })
 		})
 	}
 }
@@ -614,7 +615,7 @@ func testActionsAndKeys(t *testing.T, h *harness) {
 		t.Errorf("event of a registered action: %+v", one.Event)
 	}
 	saved, err := h.store.SavedActions(context.Background())
-	if err != nil || len(saved) != 1 || saved[0].Name != "invoice_paid" {
+	if err != nil || len(saved) != 1 || saved[0].Action.Name != "invoice_paid" || saved[0].Tenant != "acme" {
 		t.Errorf("saved actions: %v %v", saved, err)
 	}
 	var acts struct{ Actions []*trail.Action }
@@ -644,6 +645,47 @@ func testActionsAndKeys(t *testing.T, h *harness) {
 	}
 	if granted != 1 || revoked != 1 {
 		t.Errorf("initech's log records %d grants and %d revocations of keys, want 1 and 1", granted, revoked)
+	}
+}
+
+// testActionsPerTenant: a custom action is its tenant's alone: no other
+// tenant sees it or can ingest it, another may register the same name with
+// its own definition, and each tenant's events take its own definition.
+func testActionsPerTenant(t *testing.T, h *harness) {
+	h.key("globex-admin", "globex", trail.KeyScopes...)
+	h.ok(201, "admin", "POST", "/v1/actions", `{"name":"invoice_paid","category":"billing","outcome":"success","description":"acme's invoices","context":[{"key":"amount","type":"number","required":true}]}`, nil)
+	var acts struct{ Actions []*trail.Action }
+	h.ok(200, "globex", "GET", "/v1/actions?category=billing", "", &acts)
+	if len(acts.Actions) != 0 {
+		t.Errorf("globex sees acme's custom action: %+v", acts.Actions[0])
+	}
+	p := h.problem(400, trail.EINVALID, "globex", "POST", "/v1/events", "application/json", `{"action":"invoice_paid","actor":{"type":"user","id":"u-1"}}`)
+	if !hasPath(p, "[0].action") {
+		t.Errorf("globex ingesting acme's custom action: %+v", p)
+	}
+	var theirs trail.Action
+	h.ok(201, "globex-admin", "POST", "/v1/actions", `{"name":"invoice_paid","category":"payments","outcome":"failure","description":"globex's"}`, &theirs)
+	h.problem(409, trail.ECONFLICT, "globex-admin", "POST", "/v1/actions", "application/json", `{"name":"invoice_paid","category":"payments","outcome":"failure"}`)
+	h.problem(409, trail.ECONFLICT, "globex-admin", "POST", "/v1/actions", "application/json", `{"name":"user_logout","category":"payments","outcome":"failure"}`)
+	for key, want := range map[string]string{"acme": "billing", "globex": "payments"} {
+		var one struct{ Event *trail.Event }
+		h.ok(201, key, "POST", "/v1/events", `{"action":"invoice_paid","actor":{"type":"user","id":"u-1"},"context":{"amount":1}}`, &one)
+		if one.Event.Category != want || len(one.Event.Violations) != 0 {
+			t.Errorf("%s's invoice_paid: %+v, want category %s", key, one.Event, want)
+		}
+		h.ok(200, key, "GET", "/v1/actions?outcome=failure&category=payments", "", &acts)
+		if got := len(acts.Actions); got != map[string]int{"acme": 0, "globex": 1}[key] {
+			t.Errorf("%s lists %d of globex's actions", key, got)
+		}
+	}
+	saved, err := h.store.SavedActions(context.Background())
+	if err != nil || len(saved) != 2 || saved[0].Tenant != "acme" || saved[1].Tenant != "globex" || saved[1].Action.Description != "globex's" {
+		t.Errorf("saved actions: %+v, %v", saved, err)
+	}
+	// The UI's catalog is the tenant's too.
+	body := signIn(h, "globex").get(200, "/ui/actions?q=invoice")
+	if strings.Contains(body, "acme&#39;s invoices") || !strings.Contains(body, "globex&#39;s") {
+		t.Errorf("globex's UI catalog:\n%s", body)
 	}
 }
 

@@ -73,7 +73,7 @@ type deployment struct {
 	Holds   trail.HoldStore   // legal holds
 	Actions trail.ActionStore // saved custom actions
 	Sealer  *erasure.Sealer   // seals on append, opens on read, erases
-	Catalog *catalog.Catalog  // the built-in actions and the saved ones
+	Catalog *catalog.Catalog  // the built-in actions, and each tenant's saved ones in its view (For)
 	Signer  *tlog.Signer      // signs checkpoints; nil when opened read-only
 
 	closers []func() error // in the order to close
@@ -169,13 +169,22 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 	d.closers = append([]func() error{db.Close}, d.closers...)
 	d.Store, d.Writer, d.Keys, d.Holds, d.Actions = db, db, db, db, db
 	d.Reader = erasure.Wrap(db, d.Sealer)
+	// What the migrations this open ran did (whichever store opened first
+	// ran them), said once.
+	for _, s := range []any{keys, db} {
+		if n, ok := s.(interface{ MigrationNotes() []string }); ok {
+			for _, note := range n.MigrationNotes() {
+				fmt.Fprintf(e.stderr, "trail: migration: %s\n", note)
+			}
+		}
+	}
 	saved, err := db.SavedActions(ctx)
 	if err != nil {
 		return err
 	}
-	for _, a := range saved {
-		if err := d.Catalog.Register(*a); err != nil {
-			return fmt.Errorf("saved custom action %s: %w", a.Name, err)
+	for _, sa := range saved {
+		if err := d.Catalog.For(sa.Tenant).Register(*sa.Action); err != nil {
+			return fmt.Errorf("saved custom action %s of tenant %s: %w", sa.Action.Name, sa.Tenant, err)
 		}
 	}
 	return nil
