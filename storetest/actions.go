@@ -79,7 +79,9 @@ func RunActionMigration(t *testing.T, d Durable, legacy Legacy) {
 		{Tenant: "beta", Action: defs["invoice_paid"]}, // its log used it
 		{Tenant: "gamma", Action: defs["report_run"]},
 	}
-	slices.SortFunc(got, func(a, b trail.SavedAction) int { return strings.Compare(a.Action.Name+a.Tenant, b.Action.Name+b.Tenant) })
+	slices.SortFunc(got, func(a, b trail.SavedAction) int {
+		return strings.Compare(a.Action.Name+a.Tenant, b.Action.Name+b.Tenant)
+	})
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("saved actions after the migration (-want +got):\n%s", diff)
 	}
