@@ -31,7 +31,7 @@ func newSealedHarness(t *testing.T) *harness {
 	store := memory.New(v, storetest.Signer())
 	t.Cleanup(func() { store.Close() })
 	srv, err := trailhttp.New(trailhttp.Config{Store: erasure.Wrap(store, sealer), Writer: store, Keys: store, Catalog: cat,
-		Actions: store, Holds: store, Eraser: sealer, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler),
+		Actions: store, Holds: store, Tenants: store, Eraser: sealer, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +88,7 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 		"GET /v1/keys":                 {path: "/v1/keys?tenant=acme", probe: "/v1/keys?tenant=nobody"},
 		"POST /v1/keys":                {path: "/v1/keys", body: `{"tenant":"acme","scopes":["admin"]}`, probe: "/v1/keys"},
 		"DELETE /v1/keys/{id}":         {path: "/v1/keys/" + acmeKey, probe: "/v1/keys/000000000000"},
+		"GET /v1/tenants":              {path: "/v1/tenants"},
 		"GET /v1/holds":                {path: "/v1/holds"},
 		"POST /v1/holds":               {path: "/v1/holds", body: `{"id":"h-beta","filter":{"actor_id":"b-1"},"reason":"beta's case"}`},
 		"DELETE /v1/holds/{id}":        {path: "/v1/holds/h-acme?reason=x", probe: "/v1/holds/h-nobody?reason=x"},
@@ -252,6 +253,22 @@ func TestOperators(t *testing.T) {
 	h.problem(404, trail.ENOTFOUND, "operator", "DELETE", "/v1/keys/"+h.keyID("operator"), "", "")
 	h.problem(400, trail.EINVALID, "operator", "POST", "/v1/keys", "application/json", `{"tenant":"_operators","scopes":["admin"]}`)
 	h.problem(400, trail.EINVALID, "operator", "POST", "/v1/keys", "application/json", `{"scopes":["admin"]}`)
+
+	// The tenants, known by their logs, for operators alone; the read is on
+	// the operators' record.
+	var tenantList struct{ Tenants []struct{ Name string } }
+	h.ok(200, "operator", "GET", "/v1/tenants", "", &tenantList)
+	var names []string
+	for _, tn := range tenantList.Tenants {
+		names = append(names, tn.Name)
+	}
+	if want := []string{"acme", "globex", "initech"}; !slices.Equal(names, want) {
+		t.Errorf("GET /v1/tenants = %v, want %v", names, want)
+	}
+	if evs := h.events(trail.OperatorTenant); evs[len(evs)-1].Action != catalog.DataViewed || evs[len(evs)-1].Context["data_type"] != "tenants" {
+		t.Errorf("the operators' log does not record the list of tenants: %+v", evs[len(evs)-1])
+	}
+	h.problem(403, trail.EFORBIDDEN, "admin", "GET", "/v1/tenants", "", "")
 
 	// No tenant's data, and no UI.
 	for _, r := range routes {

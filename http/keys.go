@@ -126,3 +126,35 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, k *trail.APIK
 	}
 	return writeJSON(w, http.StatusOK, rk)
 }
+
+// tenantView is a tenant as GET /v1/tenants lists it.
+type tenantView struct {
+	Name string `json:"name"`
+}
+
+// listTenants lists the tenants, known by having a log, for an operator:
+// a read recorded in the operators' log.
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	if s.c.Tenants == nil {
+		return trail.Errorf(trail.EINTERNAL, "this server lists no tenants")
+	}
+	names, err := s.c.Tenants.Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []tenantView{}
+	for _, n := range names {
+		if n != trail.OperatorTenant {
+			out = append(out, tenantView{Name: n})
+		}
+	}
+	rec := viewed("tenants", []any{"*"}, map[string]any{"results": len(out)})
+	rec.tenant = trail.OperatorTenant
+	if err := s.audit(r, k, rec); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
+}

@@ -47,6 +47,7 @@ type Config struct {
 	Catalog  *catalog.Catalog
 	Actions  trail.ActionStore // where registered custom actions are kept; nil: not kept
 	Holds    trail.HoldStore   // legal holds (the /v1/holds routes); nil: none kept
+	Tenants  trail.TenantLister // the tenants GET /v1/tenants lists; nil: none listed
 	Eraser   *erasure.Sealer   // erases data subjects (POST /v1/subjects/{id}/erase); nil: no sealing
 	Verifier *tlog.Verifier    // checks the checkpoints the API serves
 	Logger   *slog.Logger      // default: slog.Default()
@@ -220,6 +221,7 @@ func (s *Server) routesInit() {
 	managed("GET /v1/keys", s.listKeys)
 	managed("POST /v1/keys", s.postKey)
 	managed("DELETE /v1/keys/{id}", s.revokeKey)
+	add(Route{Pattern: "GET /v1/tenants", Credential: OperatorCredential}, s.listTenants)
 	route("GET /v1/holds", trail.ScopeAdmin, s.listHolds)
 	route("POST /v1/holds", trail.ScopeAdmin, s.postHold)
 	route("DELETE /v1/holds/{id}", trail.ScopeAdmin, s.releaseHold)

@@ -36,6 +36,7 @@ type backend interface {
 	trail.KeyStore
 	trail.ActionStore
 	trail.HoldStore
+	trail.TenantLister
 }
 
 // backends open a fresh store of each kind, with cat as its catalog.
@@ -86,7 +87,7 @@ func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, l
 	cat := catalog.Default()
 	store := open(t, cat)
 	t.Cleanup(func() { store.Close() })
-	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store, Holds: store,
+	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store, Holds: store, Tenants: store,
 		Verifier: storetest.Signer().Verifier(), Limits: limits, Logger: slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {

@@ -115,7 +115,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	}
 	defer d.Close()
 	srv, err := trailhttp.New(trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions,
-		Holds: d.Holds, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
+		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}

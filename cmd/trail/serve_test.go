@@ -89,6 +89,9 @@ func TestServeBlackBox(t *testing.T) {
 	if b := api("GET", "/v1/keys?tenant=default", "", 200); !strings.Contains(string(b), "bootstrap admin") {
 		t.Errorf("the operator's list of default's keys: %s", b)
 	}
+	if b := api("GET", "/v1/tenants", "", 200); !strings.Contains(string(b), `{"name":"default"}`) {
+		t.Errorf("the operator's list of tenants: %s", b)
+	}
 	api("GET", "/v1/events", "", 403)
 	as = key.admin
 	stop()
