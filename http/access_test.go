@@ -69,6 +69,10 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 	h.ok(201, "admin", "POST", "/v1/holds", `{"id":"h-acme","filter":{"actor_id":"acme-u-7"},"reason":"acme's case"}`, nil)
 	h.ok(201, "admin", "POST", "/v1/actions", `{"name":"acme_only","category":"billing","outcome":"success","description":"acme's secret process"}`, nil)
 	acmeKey := h.keyID("acme")
+	// An operator's change, recorded (sealed) in beta's log and the
+	// operators'.
+	h.operator("operator")
+	h.ok(201, "operator", "POST", "/v1/keys", `{"tenant":"beta","name":"by the operator","scopes":["read"]}`, nil)
 
 	// Each route's request about acme's objects, and the same request
 	// about objects nobody has (probe: "" when the route names none).
@@ -228,6 +232,10 @@ func TestOperators(t *testing.T) {
 	h.ok(200, "operator", "GET", "/v1/keys?tenant=initech", "", &list)
 	if len(list.Keys) != 1 || list.Keys[0].ID != created.Record.ID {
 		t.Errorf("initech's keys: %+v", list.Keys)
+	}
+	if evs := h.events("initech"); evs[len(evs)-1].Action != catalog.DataViewed || evs[len(evs)-1].Context["data_type"] != "api_keys" ||
+		evs[len(evs)-1].Actor.Type != trail.ActorOperator {
+		t.Errorf("initech's log does not record the operator's look at its keys: %+v", evs[len(evs)-1])
 	}
 
 	// A tenant's admin: its own tenant's keys only.

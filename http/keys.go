@@ -1,6 +1,7 @@
 package http
 
 import (
+	"cmp"
 	"net/http"
 
 	"github.com/trailaudit/trail"
@@ -77,7 +78,7 @@ func (s *Server) postKey(w http.ResponseWriter, r *http.Request, k *trail.APIKey
 }
 
 // listKeys lists the admin's own tenant's keys, or, for an operator, those
-// of ?tenant= or of every tenant.
+// of ?tenant= or of every tenant (a read on record).
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "tenant"); err != nil {
@@ -95,6 +96,15 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 	for _, rk := range keys {
 		if manages(k, rk) {
 			out = append(out, rk)
+		}
+	}
+	if k.Operator() {
+		// An operator's look at a tenant's keys is on that tenant's record
+		// (and the operators'); at every tenant's, on the operators'.
+		rec := viewed("api_keys", []any{"*"}, map[string]any{"results": len(out)})
+		rec.tenant = cmp.Or(tenant, trail.OperatorTenant)
+		if err := s.audit(r, k, rec); err != nil {
+			return err
 		}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"keys": out})
