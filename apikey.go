@@ -13,9 +13,11 @@ import (
 	"time"
 )
 
-// KeyScope is one thing an API key may do (not to be confused with an
-// event's Scope). A request needs the scope of its
-// route; the tenant it acts on always comes from the key.
+// KeyScope is one thing a tenant's API key may do (not to be confused
+// with an event's Scope). A request needs the scope of its route; the
+// tenant it acts on always comes from the key. No scope reaches beyond the
+// key's tenant: managing tenants takes an operator credential
+// (NewOperatorKey), a different kind of credential.
 type KeyScope string
 
 // The scopes.
@@ -24,7 +26,7 @@ const (
 	ScopeRead   KeyScope = "read"   // query events and the catalog
 	ScopeExport KeyScope = "export" // export events
 	ScopeVerify KeyScope = "verify" // checkpoints, proofs and verification
-	ScopeAdmin  KeyScope = "admin"  // manage keys (of any tenant) and custom actions
+	ScopeAdmin  KeyScope = "admin"  // manage the key's own tenant: its keys, holds, erasures and custom actions
 )
 
 // KeyScopes lists every scope, in a fixed order.
@@ -44,6 +46,10 @@ type APIKey struct {
 	RevokedAt time.Time  `json:"revoked_at,omitzero"`
 	Hash      []byte     `json:"-"` // SHA-256 of the secret part
 }
+
+// Operator reports whether k is an operator credential rather than a
+// tenant's key: one kept under the reserved tenant OperatorTenant.
+func (k *APIKey) Operator() bool { return k.Tenant == OperatorTenant }
 
 // Has reports whether k carries scope s.
 func (k *APIKey) Has(s KeyScope) bool { return slices.Contains(k.Scopes, s) }
@@ -69,6 +75,43 @@ type KeyStore interface {
 // keyPrefix begins every API key's text: "trail_" KEYID "_" SECRET.
 const keyPrefix = "trail_"
 
+// OperatorKeyPrefix begins every operator credential's text:
+// "trailop_" KEYID "_" SECRET.
+const OperatorKeyPrefix = "trailop_"
+
+// OperatorTenant is the reserved tenant the operator credentials are kept
+// under in the KeyStore, and whose log records what operators do. No
+// tenant can take the name: CheckTenant refuses it (a tenant's name starts
+// with a letter or digit), so neither events nor keys of a tenant reach it.
+const OperatorTenant = "_operators"
+
+// CheckLog is CheckTenant, except that it also accepts OperatorTenant: the
+// names of the logs Trail keeps (the tenants' and the operators'). Only
+// Trail's own records reach the operators' log (the pipeline refuses an
+// outside append to it).
+func CheckLog(log string) string {
+	if log == OperatorTenant {
+		return ""
+	}
+	return CheckTenant(log)
+}
+
+// NewOperatorKey makes an operator credential: the kind of credential that
+// manages tenants (their keys, for any tenant) rather than acting on one
+// tenant's data. It is an APIKey of tenant OperatorTenant with no scopes,
+// whose text (trailop_ID_SECRET) is shown once. Only the CLI and the
+// service's bootstrap make one: no route of the API does.
+func NewOperatorKey(name string, now time.Time) (text string, k *APIKey, err error) {
+	if len(name) > 200 {
+		return "", nil, Invalid("bad operator credential", FieldError{Path: "name", Message: "longer than 200 bytes"})
+	}
+	text, k, err = newKey(OperatorTenant, name, nil, now)
+	if err != nil {
+		return "", nil, err
+	}
+	return OperatorKeyPrefix + strings.TrimPrefix(text, keyPrefix), k, nil
+}
+
 // NewAPIKey makes a key for tenant: 32 random bytes of secret, a random
 // 12-character id, and the text the caller is shown once (trail_ID_SECRET).
 // The record keeps only the secret's hash.
@@ -91,6 +134,12 @@ func NewAPIKey(tenant, name string, scopes []KeyScope, now time.Time) (text stri
 	if len(fe) > 0 {
 		return "", nil, Invalid("bad API key", fe...)
 	}
+	return newKey(tenant, name, scopes, now)
+}
+
+// newKey makes the key record and its text (trail_ID_SECRET) from
+// arguments already checked.
+func newKey(tenant, name string, scopes []KeyScope, now time.Time) (text string, k *APIKey, err error) {
 	var id [6]byte
 	var secret [32]byte
 	if _, err := rand.Read(id[:]); err != nil {
@@ -111,13 +160,19 @@ func NewAPIKey(tenant, name string, scopes []KeyScope, now time.Time) (text stri
 	return keyPrefix + k.ID + "_" + s, k, nil
 }
 
-// ParseAPIKey splits a key's text into its id and the hash of its secret,
-// or returns EUNAUTHORIZED when it is not shaped like a key.
+// ParseAPIKey splits a key's text (a tenant's key, trail_ID_SECRET, or an
+// operator credential, trailop_ID_SECRET) into its id and the hash of its
+// secret, or returns EUNAUTHORIZED when it is not shaped like either.
+// Whether the text is an operator's is its prefix; the record found by the
+// id must be of the same kind (see APIKey.Operator).
 func ParseAPIKey(text string) (id string, hash []byte, err error) {
 	rest, ok := strings.CutPrefix(text, keyPrefix)
+	if !ok {
+		rest, ok = strings.CutPrefix(text, OperatorKeyPrefix)
+	}
 	id, secret, ok2 := strings.Cut(rest, "_")
 	if !ok || !ok2 || len(id) != 12 || len(secret) != 43 {
-		return "", nil, Errorf(EUNAUTHORIZED, "not an API key (want trail_ID_SECRET)")
+		return "", nil, Errorf(EUNAUTHORIZED, "not an API key (want trail_ID_SECRET, or trailop_ID_SECRET for an operator)")
 	}
 	h := sha256.Sum256([]byte(secret))
 	return id, h[:], nil

@@ -39,12 +39,15 @@ const (
 	ActorService ActorType = "service" // another program acting on its own behalf
 	ActorSystem  ActorType = "system"  // the app itself: jobs, schedulers, signal handlers
 	ActorAPIKey  ActorType = "api_key" // a Trail API key: set by Trail itself (its audited reads), refused from callers
+	// ActorOperator is a Trail operator credential: set by Trail itself
+	// (what operators do to tenants), refused from callers.
+	ActorOperator ActorType = "operator"
 )
 
 // Valid reports whether t is one of the defined actor types.
 func (t ActorType) Valid() bool {
 	switch t {
-	case ActorUser, ActorService, ActorSystem, ActorAPIKey:
+	case ActorUser, ActorService, ActorSystem, ActorAPIKey, ActorOperator:
 		return true
 	}
 	return false

@@ -4,17 +4,44 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 )
 
-// ActionStore keeps the custom actions registered at run time (POST
-// /v1/actions), so that they survive a restart: the service loads them into
-// the catalog when it starts.
+// ActionStore keeps the custom actions each tenant registered at run time
+// (POST /v1/actions), so that they survive a restart: the service loads
+// them into each tenant's view of the catalog when it starts. A
+// registration is its tenant's alone: two tenants may save the same name
+// with different definitions.
 //
-// Contract: SaveAction MUST refuse a name already saved (ECONFLICT);
-// SavedActions returns them in the order they were saved.
+// Contract: SaveAction MUST refuse a tenant name CheckTenant refuses
+// (EINVALID) and a name the tenant saved already (ECONFLICT); SavedActions
+// returns every tenant's, in the order they were saved, each a copy the
+// caller may change.
 type ActionStore interface {
-	SaveAction(ctx context.Context, a *Action) error
-	SavedActions(ctx context.Context) ([]*Action, error)
+	SaveAction(ctx context.Context, tenant string, a *Action) error
+	SavedActions(ctx context.Context) ([]SavedAction, error)
+}
+
+// SavedAction is a custom action a tenant registered.
+type SavedAction struct {
+	Tenant string
+	Action *Action
+}
+
+// CheckSavedAction refuses what no ActionStore saves, naming the field:
+// what every SaveAction checks first.
+func CheckSavedAction(tenant string, a *Action) error {
+	var fe []FieldError
+	if m := CheckTenant(tenant); m != "" {
+		fe = append(fe, FieldError{Path: "tenant", Message: m})
+	}
+	if a == nil || a.Name == "" {
+		fe = append(fe, FieldError{Path: "name", Message: "required"})
+	}
+	if len(fe) > 0 {
+		return Invalid("bad action", fe...)
+	}
+	return nil
 }
 
 // Sealer encrypts the personal data of prepared events under their data
@@ -60,4 +87,15 @@ func NewSubjectKey() (SubjectKey, error) {
 		return SubjectKey{}, err
 	}
 	return SubjectKey{ID: hex.EncodeToString(id[:]), Key: key}, nil
+}
+
+// ActionMigrationNote is what a store's migration of the custom actions
+// saved before they were per tenant says of the action name: the tenants
+// (comma-separated, "" for none) it was given to, those whose log
+// recorded its registration or holds an event of it.
+func ActionMigrationNote(name, tenants string) string {
+	if tenants == "" {
+		return fmt.Sprintf("custom action %s, saved when custom actions were shared by every tenant, is in no tenant's log, so no tenant has it now: register it again in the tenant that needs it", name)
+	}
+	return fmt.Sprintf("custom action %s, saved when custom actions were shared by every tenant, now belongs to tenant %s (whose log registered or used it); other tenants no longer see it", name, tenants)
 }

@@ -100,3 +100,12 @@ func HeadSizes(where string, size, keys uint64) []SizeRecord {
 	}
 	return out
 }
+
+// TenantLister lists the logs a store holds: how an operator finds the
+// tenants (GET /v1/tenants). A tenant is known by having a log.
+//
+// Contract: Tenants returns the name of every log holding at least one
+// event (the operators' log, OperatorTenant, included), in byte order.
+type TenantLister interface {
+	Tenants(ctx context.Context) ([]string, error)
+}

@@ -131,7 +131,7 @@ type Page struct {
 // target, correlation.
 func (q *Query) Check() error {
 	var fe []FieldError
-	if m := CheckTenant(q.Tenant); m != "" {
+	if m := CheckLog(q.Tenant); m != "" {
 		fe = append(fe, FieldError{Path: "tenant", Message: m})
 	}
 	for _, f := range []struct{ path, value string }{

@@ -22,6 +22,24 @@ type ActionResolver interface {
 	Resolve(name string) (*Action, bool)
 }
 
+// TenantResolver is an ActionResolver with a view of its actions for each
+// tenant: the shared ones and the tenant's own. The catalog package
+// implements it; Validator.PrepareBatch resolves a tenant's events through
+// that tenant's view.
+type TenantResolver interface {
+	ActionResolver
+	ForTenant(tenant string) ActionResolver
+}
+
+// ResolverFor returns the view of r for tenant: r's own when r is a
+// TenantResolver, else r.
+func ResolverFor(r ActionResolver, tenant string) ActionResolver {
+	if tr, ok := r.(TenantResolver); ok {
+		return tr.ForTenant(tenant)
+	}
+	return r
+}
+
 // Redactor removes secrets from an event before it is stored, recording the
 // paths it replaced in Event.Redacted. The redact package implements it.
 type Redactor interface {
@@ -82,12 +100,17 @@ type Validator struct {
 // returns an EINVALID error naming every offending field, and ev must not be
 // stored.
 func (v *Validator) Prepare(ev *Event, p Policy, now time.Time) error {
+	return v.prepare(ev, p, now, v.Actions)
+}
+
+// prepare is Prepare resolving actions in actions.
+func (v *Validator) prepare(ev *Event, p Policy, now time.Time, actions ActionResolver) error {
 	c := checker{lim: v.Limits, ev: ev}
 	if c.lim == (Limits{}) {
 		c.lim = DefaultLimits()
 	}
 	c.assigned()
-	def := c.action(v.Actions, p)
+	def := c.action(actions, p)
 	c.actor()
 	c.targets()
 	c.request()
@@ -586,13 +609,14 @@ func CheckTenant(t string) string {
 // prefixed with the event's index ("[3].actor.id"), and then nothing of the
 // batch may be stored.
 func (v *Validator) PrepareBatch(tenant string, events []*Event, p Policy, now time.Time) ([]*Event, error) {
-	if m := CheckTenant(tenant); m != "" {
+	if m := CheckLog(tenant); m != "" {
 		return nil, Invalid("event refused", FieldError{Path: "tenant", Message: m})
 	}
 	if len(events) == 0 {
 		return nil, Invalid("empty batch: nothing to append")
 	}
 	now = now.UTC()
+	actions := ResolverFor(v.Actions, tenant) // a tenant's events resolve in its view of the catalog
 	out := make([]*Event, len(events))
 	var fe []FieldError
 	for i, in := range events {
@@ -605,7 +629,7 @@ func (v *Validator) PrepareBatch(tenant string, events []*Event, p Policy, now t
 			fe = append(fe, FieldError{Path: PathIndex("", i) + ".tenant", Message: "differs from the tenant appending it; leave it out"})
 			continue
 		}
-		if err := v.Prepare(ev, p, now); err != nil {
+		if err := v.prepare(ev, p, now, actions); err != nil {
 			for _, f := range ErrorFields(err) {
 				f.Path = PathIndex("", i) + "." + f.Path
 				fe = append(fe, f)

@@ -8,7 +8,10 @@
 // with no code or schema change.
 //
 // Start with Default, which returns a fresh catalog holding the built-in
-// actions; pass it to trail.Validator as its Actions.
+// actions; pass it to trail.Validator as its Actions. A catalog shared by
+// tenants gives each its own view (For): the shared actions, read-only,
+// and the tenant's custom actions, which no other tenant sees; the
+// Validator resolves each tenant's events in its view.
 package catalog
 
 //go:generate go run gen_main.go
@@ -28,16 +31,72 @@ import (
 //go:embed actions.json
 var builtin []byte
 
-var _ trail.ActionResolver = (*Catalog)(nil)
+var _ trail.TenantResolver = (*Catalog)(nil)
 
 // Catalog holds action definitions by name and alias. It is safe for
 // concurrent use: Register may run while events are being validated.
+//
+// A Catalog is either shared (Default, Parse) or one tenant's view of a
+// shared one (For). A view resolves, lists and registers as a catalog
+// does, over the shared actions and its own: what is registered in a view
+// is in that view alone, and a name a view registers is free in every
+// other view. What is registered in the shared catalog itself is in every
+// view: the service never does, and a deployment of one tenant may.
 type Catalog struct {
 	mu         sync.RWMutex
-	actions    []*trail.Action          // in file order, then custom actions in registration order
-	byName     map[string]*trail.Action // names and aliases
-	categories []Category
-	retention  []RetentionClass
+	actions    []*trail.Action          // in file order, then custom actions in registration order (a view: its own)
+	byName     map[string]*trail.Action // names and aliases (a view: its own)
+	categories []Category               // a view: the categories its own actions added
+	retention  []RetentionClass         // a view: none (the shared catalog's)
+
+	base    *Catalog            // a view's shared catalog; nil for a shared one
+	tenants map[string]*Catalog // a shared catalog's views, by tenant
+}
+
+// For returns tenant's view of the catalog (of the shared catalog, when c
+// is a view), made at its first use.
+func (c *Catalog) For(tenant string) *Catalog {
+	if c.base != nil {
+		return c.base.For(tenant)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.tenants[tenant]
+	if !ok {
+		if c.tenants == nil {
+			c.tenants = map[string]*Catalog{}
+		}
+		v = &Catalog{byName: map[string]*trail.Action{}, base: c}
+		c.tenants[tenant] = v
+	}
+	return v
+}
+
+// ForTenant is For as a trail.TenantResolver.
+func (c *Catalog) ForTenant(tenant string) trail.ActionResolver { return c.For(tenant) }
+
+// lookup returns the action of exactly name (a name or an alias): the
+// shared catalog's, else the view's own. The caller holds c.mu.
+func (c *Catalog) lookup(name string) (*trail.Action, bool) {
+	if c.base != nil {
+		c.base.mu.RLock()
+		a, ok := c.base.byName[name]
+		c.base.mu.RUnlock()
+		if ok {
+			return a, true
+		}
+	}
+	a, ok := c.byName[name]
+	return a, ok
+}
+
+// shared returns the catalog c's shared actions live in: c, or a view's
+// base.
+func (c *Catalog) shared() *Catalog {
+	if c.base != nil {
+		return c.base
+	}
+	return c
 }
 
 // Category groups related actions (authentication, entry, remittance, …).
@@ -152,9 +211,9 @@ func (c *Catalog) retentionClass(name string) (RetentionClass, bool) {
 // (LOGIN_SUCCESS) resolve too. The returned action must not be modified.
 func (c *Catalog) Resolve(name string) (*trail.Action, bool) {
 	c.mu.RLock()
-	a, ok := c.byName[name]
+	a, ok := c.lookup(name)
 	if !ok {
-		a, ok = c.byName[strings.ToLower(name)]
+		a, ok = c.lookup(strings.ToLower(name))
 	}
 	c.mu.RUnlock()
 	return a, ok
@@ -178,18 +237,18 @@ func (c *Catalog) Register(a trail.Action) error {
 	for i, t := range a.Compliance {
 		a.Compliance[i] = trail.NormalizeCompliance(t)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.retentionClass(a.Retention); !ok {
+	if !slices.ContainsFunc(c.RetentionClasses(), func(r RetentionClass) bool { return r.Name == a.Retention }) {
 		return trail.Invalid("invalid action definition", trail.FieldError{Path: "retention", Message: fmt.Sprintf("no retention class %q", a.Retention)})
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if a.Attempt != "" {
-		if at, ok := c.byName[a.Attempt]; !ok || at.Outcome != trail.OutcomeAttempted {
+		if at, ok := c.lookup(a.Attempt); !ok || at.Outcome != trail.OutcomeAttempted {
 			return trail.Invalid("invalid action definition", trail.FieldError{Path: "attempt", Message: fmt.Sprintf("%q is not an attempted action", a.Attempt)})
 		}
 	}
 	for _, n := range append([]string{a.Name}, a.Aliases...) {
-		if prev, ok := c.byName[n]; ok {
+		if prev, ok := c.lookup(n); ok {
 			return trail.Errorf(trail.ECONFLICT, "action name %q is taken by %s", n, prev.Name)
 		}
 	}
@@ -201,7 +260,7 @@ func (c *Catalog) Register(a trail.Action) error {
 		c.byName[n] = def
 	}
 	c.actions = append(c.actions, def)
-	if !c.hasCategory(a.Category) {
+	if !c.hasCategory(a.Category) && (c.base == nil || !slices.ContainsFunc(c.base.Categories(), func(k Category) bool { return k.Name == a.Category })) {
 		c.categories = append(c.categories, Category{Name: a.Category})
 	}
 	return nil
@@ -221,9 +280,12 @@ func (c *Catalog) Actions(f Filter) []*trail.Action {
 	if f.Compliance != "" {
 		tag = trail.NormalizeCompliance(f.Compliance)
 	}
+	var out []*trail.Action
+	if c.base != nil {
+		out = c.base.Actions(f)
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	var out []*trail.Action
 	for _, a := range c.actions {
 		if (f.Category == "" || a.Category == f.Category) &&
 			(f.Outcome == "" || a.Outcome == f.Outcome) &&
@@ -234,15 +296,21 @@ func (c *Catalog) Actions(f Filter) []*trail.Action {
 	return out
 }
 
-// Categories returns the categories, in catalog order.
+// Categories returns the categories, in catalog order (a view: the shared
+// ones, then those its own actions added).
 func (c *Catalog) Categories() []Category {
+	var out []Category
+	if c.base != nil {
+		out = c.base.Categories()
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return slices.Clone(c.categories)
+	return append(out, c.categories...)
 }
 
 // RetentionClasses returns the retention classes, in catalog order.
 func (c *Catalog) RetentionClasses() []RetentionClass {
+	c = c.shared()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return slices.Clone(c.retention)
@@ -253,9 +321,12 @@ func (c *Catalog) RetentionClasses() []RetentionClass {
 // failure is user_login_failed. It is how a recorded attempt finds its
 // matching result.
 func (c *Catalog) Results(attempt string) map[trail.Outcome]*trail.Action {
+	out := map[trail.Outcome]*trail.Action{}
+	if c.base != nil {
+		out = c.base.Results(attempt)
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	out := map[trail.Outcome]*trail.Action{}
 	for _, a := range c.actions {
 		if a.Attempt == attempt {
 			if _, dup := out[a.Outcome]; !dup {

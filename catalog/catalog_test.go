@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
@@ -321,5 +322,69 @@ func TestEveryActionIsWellDescribed(t *testing.T) {
 		if a.Outcome == trail.OutcomeAttempted && len(c.Results(a.Name)) == 0 {
 			t.Errorf("%s: an attempt that no result closes", a.Name)
 		}
+	}
+}
+
+// TestTenantViews: a tenant's view of a shared catalog holds the built-in
+// actions and the tenant's own custom actions alone; two tenants may
+// register one name with different definitions; a built-in name stays
+// taken in every view; a tenant's events resolve in its view.
+func TestTenantViews(t *testing.T) {
+	shared := catalog.Default()
+	acme, beta := shared.For("acme"), shared.For("beta")
+	if shared.For("acme") != acme || acme.For("beta") != beta {
+		t.Fatal("For does not return the one view of a tenant")
+	}
+	mine := trail.Action{Name: "invoice_paid", Category: "billing", Outcome: trail.OutcomeSuccess, Description: "acme's",
+		Context: []trail.ContextKey{{Key: "iban", Type: trail.TypeString, Personal: true}}}
+	theirs := trail.Action{Name: "invoice_paid", Category: "payments", Outcome: trail.OutcomeFailure, Description: "beta's"}
+	if err := acme.Register(mine); err != nil {
+		t.Fatal(err)
+	}
+	if err := beta.Register(theirs); err != nil {
+		t.Fatalf("beta registering a name acme has: %v", err)
+	}
+	for _, tc := range []struct {
+		view *catalog.Catalog
+		want string // the description of invoice_paid; "" for none
+	}{{acme, "acme's"}, {beta, "beta's"}, {shared.For("gamma"), ""}, {shared, ""}} {
+		a, ok := tc.view.Resolve("invoice_paid")
+		if got := ""; ok {
+			got = a.Description
+			if got != tc.want {
+				t.Errorf("invoice_paid resolves to %q, want %q", got, tc.want)
+			}
+		} else if tc.want != "" {
+			t.Errorf("invoice_paid does not resolve, want %q", tc.want)
+		}
+		n := len(tc.view.Actions(catalog.Filter{}))
+		if want := len(shared.Actions(catalog.Filter{})) + min(len(tc.want), 1); n != want {
+			t.Errorf("the view lists %d actions, want %d", n, want)
+		}
+		if _, ok := tc.view.Resolve(catalog.UserLogout); !ok {
+			t.Error("a built-in action does not resolve in a view")
+		}
+	}
+	if slices.ContainsFunc(acme.Categories(), func(k catalog.Category) bool { return k.Name == "payments" }) {
+		t.Error("beta's new category shows in acme's view")
+	}
+	if code := trail.ErrorCode(acme.Register(trail.Action{Name: "user_logout", Category: "x1", Outcome: trail.OutcomeSuccess})); code != trail.ECONFLICT {
+		t.Errorf("a view registering a built-in name: %s, want conflict", code)
+	}
+	if got := beta.Results("invoice_paid"); len(got) != 0 {
+		t.Errorf("results of a non-attempt: %v", got)
+	}
+
+	// The validator resolves a tenant's events in the tenant's view.
+	v := &trail.Validator{Actions: shared}
+	ev := &trail.Event{Action: "invoice_paid", Actor: trail.Actor{Type: trail.ActorUser, ID: "u-1"}}
+	for tenant, want := range map[string]string{"acme": "billing", "beta": "payments"} {
+		out, err := v.PrepareBatch(tenant, []*trail.Event{ev}, trail.Policy{}, time.Now())
+		if err != nil || out[0].Category != want {
+			t.Errorf("%s's invoice_paid: %v, %v; want category %s", tenant, out, err, want)
+		}
+	}
+	if _, err := v.PrepareBatch("gamma", []*trail.Event{ev}, trail.Policy{}, time.Now()); trail.ErrorCode(err) != trail.EINVALID {
+		t.Errorf("gamma's invoice_paid, which gamma never registered: %v, want it refused", err)
 	}
 }

@@ -116,6 +116,7 @@ func New(c Config) (*Engine, error) {
 	if c.Actions == nil {
 		c.Actions = catalog.Default()
 	}
+	c.Actions = trail.ResolverFor(c.Actions, c.Tenant) // the tenant's custom actions are its own
 	if c.Batch <= 0 {
 		c.Batch = 1000
 	}

@@ -201,7 +201,7 @@ func (s *Sealer) candidates(ev *trail.Event) []field {
 		}
 	}
 	start := len(out)
-	def := s.resolve(ev.Action)
+	def := s.resolve(ev.Tenant, ev.Action)
 	for k := range ev.Context {
 		if !personalKey(def, k) {
 			continue
@@ -226,12 +226,14 @@ func targetField(ev *trail.Event, i int) field {
 // empty reports whether a field holds nothing to seal.
 func empty(v any) bool { return v == nil || v == "" }
 
-// resolve returns the catalog's definition of action (nil: none).
-func (s *Sealer) resolve(action string) *trail.Action {
+// resolve returns the definition of action in tenant's view of the
+// catalog (nil: none): a tenant's custom action says which of its context
+// keys are personal for that tenant alone.
+func (s *Sealer) resolve(tenant, action string) *trail.Action {
 	if s.actions == nil {
 		return nil
 	}
-	a, _ := s.actions.Resolve(action)
+	a, _ := trail.ResolverFor(s.actions, tenant).Resolve(action)
 	return a
 }
 

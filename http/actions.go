@@ -65,22 +65,28 @@ func depth(b []byte) int {
 	return most
 }
 
-// listActions answers the catalog, filtered by category, compliance tag and
-// outcome.
+// catalogOf returns the catalog as k's tenant sees it: the built-in
+// actions, shared and read-only, and the custom actions its tenant
+// registered, which no other tenant sees.
+func (s *Server) catalogOf(k *trail.APIKey) *catalog.Catalog { return s.c.Catalog.For(k.Tenant) }
+
+// listActions answers the key's tenant's view of the catalog, filtered by
+// category, compliance tag and outcome.
 func (s *Server) listActions(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "category", "compliance", "outcome"); err != nil {
 		return err
 	}
-	acts := s.c.Catalog.Actions(catalog.Filter{Category: q.Get("category"), Compliance: q.Get("compliance"), Outcome: trail.Outcome(q.Get("outcome"))})
+	acts := s.catalogOf(k).Actions(catalog.Filter{Category: q.Get("category"), Compliance: q.Get("compliance"), Outcome: trail.Outcome(q.Get("outcome"))})
 	if acts == nil {
 		acts = []*trail.Action{}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"actions": acts})
 }
 
-// postAction registers a custom action in the catalog (and keeps it, so it
-// is there after a restart), and records the change.
+// postAction registers a custom action in the key's tenant's view of the
+// catalog alone (and keeps it, so it is there after a restart), and
+// records the change.
 func (s *Server) postAction(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 	if err := onlyParams(r.URL.Query()); err != nil {
 		return err
@@ -93,12 +99,12 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request, k *trail.API
 	if err := decodeStrict(body, &a); err != nil {
 		return err
 	}
-	if err := s.c.Catalog.Register(a); err != nil {
+	if err := s.catalogOf(k).Register(a); err != nil {
 		return err
 	}
-	def, _ := s.c.Catalog.Resolve(a.Name)
+	def, _ := s.catalogOf(k).Resolve(a.Name)
 	if s.c.Actions != nil {
-		if err := s.c.Actions.SaveAction(r.Context(), def); err != nil {
+		if err := s.c.Actions.SaveAction(r.Context(), k.Tenant, def); err != nil {
 			return err
 		}
 	}

@@ -117,29 +117,41 @@ func keyChanged(action string, k *trail.APIKey) record {
 // and so the request, fail.
 var maxUserAgent = trail.DefaultLimits().MaxText
 
-// audit writes rec, with the key k as its actor and r as its request. It
-// returns the error of a record that could not be written, and the request
-// must then be refused: an audit trail whose reads go unrecorded when the
-// store fails would let someone read unseen by making it fail.
+// audit writes rec, with the credential k as its actor and r as its
+// request. It returns the error of a record that could not be written, and
+// the request must then be refused: an audit trail whose reads go
+// unrecorded when the store fails would let someone read unseen by making
+// it fail. What an operator does to a tenant is recorded twice: in that
+// tenant's log and in the operators' own (trail.OperatorTenant), naming
+// the tenant.
 func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 	tenant := cmp.Or(rec.tenant, k.Tenant)
-	ev := &trail.Event{
-		Action: rec.action,
-		Actor:  trail.Actor{Type: trail.ActorAPIKey, ID: k.ID, Name: k.Name},
-		Request: trail.Request{
-			IP: s.clientIP(r), UserAgent: truncate(trail.ValidText(r.UserAgent()), maxUserAgent), Method: r.Method, Path: trail.ValidText(r.URL.Path),
-			RequestID: requestID(r),
-		},
-		Context:       rec.context,
-		CorrelationID: rec.correlation,
+	logs := []string{tenant}
+	if k.Operator() && tenant != trail.OperatorTenant {
+		logs = append(logs, trail.OperatorTenant)
 	}
-	if err := s.appendRecord(r.Context(), tenant, ev); err != nil {
-		s.log.ErrorContext(r.Context(), "recording a read failed; the read is refused", "action", rec.action, "tenant", tenant, "err", err)
-		refused := &trail.Error{Code: trail.EINTERNAL, Message: "the read could not be recorded in the audit log, so it is refused"}
-		if code := trail.ErrorCode(err); storeDown(code) { // the caller may retry: say so, and why
-			refused.Code, refused.Message = code, refused.Message+": "+trail.ErrorMessage(err)
+	for _, lg := range logs {
+		ev := &trail.Event{
+			Action: rec.action,
+			Actor:  keyActor(k),
+			Request: trail.Request{
+				IP: s.clientIP(r), UserAgent: truncate(trail.ValidText(r.UserAgent()), maxUserAgent), Method: r.Method, Path: trail.ValidText(r.URL.Path),
+				RequestID: requestID(r),
+			},
+			Context:       maps.Clone(rec.context),
+			CorrelationID: rec.correlation,
 		}
-		return refused
+		if lg != tenant {
+			ev.Context["tenant"] = tenant
+		}
+		if err := s.appendRecord(r.Context(), lg, ev); err != nil {
+			s.log.ErrorContext(r.Context(), "recording a read failed; the read is refused", "action", rec.action, "tenant", lg, "err", err)
+			refused := &trail.Error{Code: trail.EINTERNAL, Message: "the read could not be recorded in the audit log, so it is refused"}
+			if code := trail.ErrorCode(err); storeDown(code) { // the caller may retry: say so, and why
+				refused.Code, refused.Message = code, refused.Message+": "+trail.ErrorMessage(err)
+			}
+			return refused
+		}
 	}
 	return nil
 }

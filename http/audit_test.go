@@ -102,7 +102,7 @@ func TestRecordedRoutes(t *testing.T) {
 		{"acme-export", "GET", "/v1/export?actor=u-1&format=csv", "", "", exportRecords("csv", "[actor]", "actor=u-1&format=csv", "api_request", 1)},
 		{"admin", "POST", "/v1/actions", `{"name":"invoice_paid","category":"billing","outcome":"success"}`, "", []wantRecord{{catalog.AdminConfigChanged, map[string]any{
 			"config_key": "action:invoice_paid", "old_value": nil, "new_value": "invoice_paid", "changed_by": present{}}}}},
-		{"admin", "POST", "/v1/keys", `{"tenant":"initech","name":"ci","scopes":["read","ingest"]}`, "initech", []wantRecord{{catalog.PermissionGranted, map[string]any{
+		{"admin", "POST", "/v1/keys", `{"tenant":"acme","name":"ci","scopes":["read","ingest"]}`, "", []wantRecord{{catalog.PermissionGranted, map[string]any{
 			"permission": "api_key:ingest,read", "target_user_id": present{}, "reason": "ci"}}}},
 		{"admin", "DELETE", "/v1/keys/" + doomed, "", "", []wantRecord{{catalog.PermissionRevoked, map[string]any{
 			"permission": "api_key:read", "target_user_id": doomed, "reason": "doomed"}}}},

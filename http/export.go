@@ -60,7 +60,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 	w.Header().Set("Content-Type", f.ContentType())
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-events.%s"`, k.Tenant, extension(f)))
 	cw := &countingWriter{w: w}
-	ew, err := export.NewWriter(cw, f, s.c.Catalog)
+	ew, err := export.NewWriter(cw, f, s.catalogOf(k))
 	if err != nil {
 		return err
 	}

@@ -16,8 +16,12 @@ type holdRequest struct {
 	Reason string           `json:"reason"`
 }
 
-// keyActor is an API key as the actor of what it does.
+// keyActor is a credential as the actor of what it does: an API key, or
+// an operator.
 func keyActor(k *trail.APIKey) trail.Actor {
+	if k.Operator() {
+		return trail.Actor{Type: trail.ActorOperator, ID: k.ID, Name: k.Name}
+	}
 	return trail.Actor{Type: trail.ActorAPIKey, ID: k.ID, Name: k.Name}
 }
 

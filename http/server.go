@@ -4,9 +4,11 @@
 //
 // Start with New, then serve Server.Handler (cmd/trail's serve does, with
 // timeouts and a graceful shutdown). Every /v1 route but the OpenAPI
-// document needs an API key (Authorization: Bearer trail_ID_SECRET) with the
-// route's scope; the tenant every request acts on is the key's, never one
-// named in the request. Reading the log is itself recorded in the log: each
+// document needs a credential (Server.Access says which): a tenant's API
+// key (Authorization: Bearer trail_ID_SECRET) with the route's scope, for
+// which the tenant every request acts on is the key's, never one named in
+// the request; or, for managing tenants, an operator credential
+// (trailop_ID_SECRET), which acts on no tenant's data. Reading the log is itself recorded in the log: each
 // query, export and proof appends an event (data_viewed,
 // data_export_attempted / data_exported / data_export_failed) with the key
 // as actor, and a read whose record cannot be written is refused.
@@ -45,6 +47,7 @@ type Config struct {
 	Catalog  *catalog.Catalog
 	Actions  trail.ActionStore // where registered custom actions are kept; nil: not kept
 	Holds    trail.HoldStore   // legal holds (the /v1/holds routes); nil: none kept
+	Tenants  trail.TenantLister // the tenants GET /v1/tenants lists; nil: none listed
 	Eraser   *erasure.Sealer   // erases data subjects (POST /v1/subjects/{id}/erase); nil: no sealing
 	Verifier *tlog.Verifier    // checks the checkpoints the API serves
 	Logger   *slog.Logger      // default: slog.Default()
@@ -93,7 +96,7 @@ type Server struct {
 	c       Config
 	log     *slog.Logger
 	mux     *http.ServeMux
-	routes  []string // "METHOD /path" of every route, for the OpenAPI check
+	routes  []Route // every route with its credential, for Access and the OpenAPI check
 	metrics *metrics
 	limiter *limiter
 
@@ -140,7 +143,44 @@ func New(c Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Routes returns "METHOD /path" for every route the server answers.
-func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
+func (s *Server) Routes() []string {
+	out := make([]string, len(s.routes))
+	for i, r := range s.routes {
+		out[i] = r.Pattern
+	}
+	return out
+}
+
+// Credential is the kind of credential a route takes.
+type Credential string
+
+// The kinds of credential.
+const (
+	// NoCredential: the route is open.
+	NoCredential Credential = "none"
+	// TenantKey: a tenant's API key with the route's scope; the route acts
+	// on the key's tenant alone.
+	TenantKey Credential = "tenant"
+	// OperatorCredential: an operator credential; no tenant's key, whatever
+	// its scopes.
+	OperatorCredential Credential = "operator"
+	// TenantOrOperator: a tenant's key with the route's scope, acting on its
+	// own tenant alone, or an operator credential, acting on any tenant.
+	TenantOrOperator Credential = "tenant or operator"
+)
+
+// Route is one route of the API and what it takes: the one statement of
+// who may call it, which docs/design.md's access table and openapi.json's
+// x-trail-credential are checked against.
+type Route struct {
+	Pattern    string         // "METHOD /path"
+	Credential Credential     // the kind of credential it takes
+	Scope      trail.KeyScope // the scope a tenant's key needs; "" when none does
+}
+
+// Access returns every route the server answers with the credential it
+// takes, in the order they were added.
+func (s *Server) Access() []Route { return append([]Route(nil), s.routes...) }
 
 // handlerFunc is a route's handler: it writes a response or returns an
 // error, which becomes problem details.
@@ -148,7 +188,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, k *trail.APIKey) e
 
 func (s *Server) routesInit() {
 	open := func(pattern string, h http.HandlerFunc) {
-		s.routes = append(s.routes, pattern)
+		s.routes = append(s.routes, Route{Pattern: pattern, Credential: NoCredential})
 		s.mux.Handle(pattern, h)
 	}
 	open("GET /healthz", s.healthz)
@@ -156,9 +196,17 @@ func (s *Server) routesInit() {
 	open("GET /metrics", s.metricsHandler().ServeHTTP)
 	open("GET /v1/openapi.json", s.openapi)
 
+	add := func(rt Route, h handlerFunc) {
+		s.routes = append(s.routes, rt)
+		s.mux.Handle(rt.Pattern, s.authed(rt, h))
+	}
 	route := func(pattern string, scope trail.KeyScope, h handlerFunc) {
-		s.routes = append(s.routes, pattern)
-		s.mux.Handle(pattern, s.authed(pattern, scope, h))
+		add(Route{Pattern: pattern, Credential: TenantKey, Scope: scope}, h)
+	}
+	// managed routes are a tenant's admin's for its own tenant, and an
+	// operator's for any tenant.
+	managed := func(pattern string, h handlerFunc) {
+		add(Route{Pattern: pattern, Credential: TenantOrOperator, Scope: trail.ScopeAdmin}, h)
 	}
 	route("POST /v1/events", trail.ScopeIngest, s.postEvent)
 	route("POST /v1/events:batch", trail.ScopeIngest, s.postBatch)
@@ -170,9 +218,10 @@ func (s *Server) routesInit() {
 	route("GET /v1/proofs/consistency", trail.ScopeVerify, s.consistency)
 	route("GET /v1/actions", trail.ScopeRead, s.listActions)
 	route("POST /v1/actions", trail.ScopeAdmin, s.postAction)
-	route("GET /v1/keys", trail.ScopeAdmin, s.listKeys)
-	route("POST /v1/keys", trail.ScopeAdmin, s.postKey)
-	route("DELETE /v1/keys/{id}", trail.ScopeAdmin, s.revokeKey)
+	managed("GET /v1/keys", s.listKeys)
+	managed("POST /v1/keys", s.postKey)
+	managed("DELETE /v1/keys/{id}", s.revokeKey)
+	add(Route{Pattern: "GET /v1/tenants", Credential: OperatorCredential}, s.listTenants)
 	route("GET /v1/holds", trail.ScopeAdmin, s.listHolds)
 	route("POST /v1/holds", trail.ScopeAdmin, s.postHold)
 	route("DELETE /v1/holds/{id}", trail.ScopeAdmin, s.releaseHold)
@@ -181,9 +230,10 @@ func (s *Server) routesInit() {
 	s.mux.Handle("/ui/", s.uiRoutes()) // the web UI (ui.go), outside the API's routes
 }
 
-// authed wraps a route: request id, the key and its scope, the rate limit,
-// metrics, and errors as problem details.
-func (s *Server) authed(pattern string, scope trail.KeyScope, h handlerFunc) http.Handler {
+// authed wraps a route: request id, the credential (its kind and scope),
+// the rate limit, metrics, and errors as problem details.
+func (s *Server) authed(rt Route, h handlerFunc) http.Handler {
+	pattern := rt.Pattern
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
 		r = r.WithContext(withRequestID(r, w, t0))
@@ -192,8 +242,8 @@ func (s *Server) authed(pattern string, scope trail.KeyScope, h handlerFunc) htt
 			if err != nil {
 				return err
 			}
-			if !k.Has(scope) {
-				return trail.Errorf(trail.EFORBIDDEN, "this key lacks the %s scope", scope)
+			if err := rt.allows(k); err != nil {
+				return err
 			}
 			if wait, ok := s.limiter.allow(k.ID, s.c.Now()); !ok {
 				w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
@@ -206,6 +256,22 @@ func (s *Server) authed(pattern string, scope trail.KeyScope, h handlerFunc) htt
 		}
 		s.metrics.requests.WithLabelValues(pattern).Observe(time.Since(t0).Seconds())
 	})
+}
+
+// allows returns the refusal of credential k on route rt, or nil: the one
+// place the kind of credential and the scope a route takes are checked.
+func (rt Route) allows(k *trail.APIKey) error {
+	switch {
+	case k.Operator() && rt.Credential != OperatorCredential && rt.Credential != TenantOrOperator:
+		return trail.Errorf(trail.EFORBIDDEN, "an operator credential manages tenants and acts on no tenant's data: use a key of the tenant")
+	case k.Operator():
+		return nil
+	case rt.Credential == OperatorCredential:
+		return trail.Errorf(trail.EFORBIDDEN, "this route takes an operator credential (trail operator create); a tenant's key manages only its own tenant")
+	case !k.Has(rt.Scope):
+		return trail.Errorf(trail.EFORBIDDEN, "this key lacks the %s scope", rt.Scope)
+	}
+	return nil
 }
 
 // authenticate finds the request's key: present, well formed, known, not
@@ -239,7 +305,9 @@ func (s *Server) authenticate(r *http.Request) (*trail.APIKey, error) {
 		s.keys[id] = ck
 		s.keyMu.Unlock()
 	}
-	if !ck.k.Matches(hash) {
+	// An operator's record is used only with an operator's text, and a
+	// tenant's only with a tenant's: the text says what it is.
+	if !ck.k.Matches(hash) || ck.k.Operator() != strings.HasPrefix(strings.TrimSpace(text), trail.OperatorKeyPrefix) {
 		return nil, trail.Errorf(trail.EUNAUTHORIZED, "unknown API key")
 	}
 	if ck.k.Revoked() {

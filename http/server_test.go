@@ -35,6 +35,8 @@ type backend interface {
 	ledger.Writer
 	trail.KeyStore
 	trail.ActionStore
+	trail.HoldStore
+	trail.TenantLister
 }
 
 // backends open a fresh store of each kind, with cat as its catalog.
@@ -78,13 +80,14 @@ type harness struct {
 
 // newHarness starts the API on a fresh store. Keys: "admin" (acme, every
 // scope), "acme" (acme: ingest, read, export, verify), "globex" (globex:
-// the same), and "acme-<scope>" for each scope alone.
+// the same), "acme-<scope>" for each scope alone, and the operator
+// credential "operator".
 func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, limits trailhttp.Limits) *harness {
 	t.Helper()
 	cat := catalog.Default()
 	store := open(t, cat)
 	t.Cleanup(func() { store.Close() })
-	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store,
+	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store, Holds: store, Tenants: store,
 		Verifier: storetest.Signer().Verifier(), Limits: limits, Logger: slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
@@ -100,7 +103,20 @@ func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, l
 	for _, s := range trail.KeyScopes {
 		h.key("acme-"+string(s), "acme", s)
 	}
+	h.operator("operator")
 	return h
+}
+
+// operator makes an operator credential named name.
+func (h *harness) operator(name string) {
+	text, k, err := trail.NewOperatorKey(name, time.Now())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.store.CreateKey(context.Background(), k); err != nil {
+		h.t.Fatal(err)
+	}
+	h.keys[name] = text
 }
 
 func (h *harness) key(name, tenant string, scopes ...trail.KeyScope) {
@@ -206,6 +222,7 @@ func TestAPI(t *testing.T) {
 			t.Run("ReadsAreRecorded", func(t *testing.T) { testReadsRecorded(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("Export", func(t *testing.T) { testExport(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("ActionsAndKeys", func(t *testing.T) { testActionsAndKeys(t, newHarness(t, b.open, trailhttp.Limits{})) })
+			t.Run("ActionsPerTenant", func(t *testing.T) { testActionsPerTenant(t, newHarness(t, b.open, trailhttp.Limits{})) })
 		})
 	}
 }
@@ -599,7 +616,7 @@ func testActionsAndKeys(t *testing.T, h *harness) {
 		t.Errorf("event of a registered action: %+v", one.Event)
 	}
 	saved, err := h.store.SavedActions(context.Background())
-	if err != nil || len(saved) != 1 || saved[0].Name != "invoice_paid" {
+	if err != nil || len(saved) != 1 || saved[0].Action.Name != "invoice_paid" || saved[0].Tenant != "acme" {
 		t.Errorf("saved actions: %v %v", saved, err)
 	}
 	var acts struct{ Actions []*trail.Action }
@@ -612,11 +629,11 @@ func testActionsAndKeys(t *testing.T, h *harness) {
 		Key    string
 		Record trail.APIKey
 	}
-	h.ok(201, "admin", "POST", "/v1/keys", `{"tenant":"initech","name":"ingest","scopes":["ingest","read"]}`, &created)
+	h.ok(201, "operator", "POST", "/v1/keys", `{"tenant":"initech","name":"ingest","scopes":["ingest","read"]}`, &created)
 	h.keys["initech"] = created.Key
 	h.ok(201, "initech", "POST", "/v1/events", login, nil)
-	h.problem(400, trail.EINVALID, "admin", "POST", "/v1/keys", "application/json", `{"tenant":"initech","scopes":["root"]}`)
-	h.ok(200, "admin", "DELETE", "/v1/keys/"+created.Record.ID, "", nil)
+	h.problem(400, trail.EINVALID, "operator", "POST", "/v1/keys", "application/json", `{"tenant":"initech","scopes":["root"]}`)
+	h.ok(200, "operator", "DELETE", "/v1/keys/"+created.Record.ID, "", nil)
 	h.problem(401, trail.EUNAUTHORIZED, "initech", "GET", "/v1/events", "", "")
 	var granted, revoked int
 	for _, ev := range h.events("initech") {
@@ -629,6 +646,47 @@ func testActionsAndKeys(t *testing.T, h *harness) {
 	}
 	if granted != 1 || revoked != 1 {
 		t.Errorf("initech's log records %d grants and %d revocations of keys, want 1 and 1", granted, revoked)
+	}
+}
+
+// testActionsPerTenant: a custom action is its tenant's alone: no other
+// tenant sees it or can ingest it, another may register the same name with
+// its own definition, and each tenant's events take its own definition.
+func testActionsPerTenant(t *testing.T, h *harness) {
+	h.key("globex-admin", "globex", trail.KeyScopes...)
+	h.ok(201, "admin", "POST", "/v1/actions", `{"name":"invoice_paid","category":"billing","outcome":"success","description":"acme's invoices","context":[{"key":"amount","type":"number","required":true}]}`, nil)
+	var acts struct{ Actions []*trail.Action }
+	h.ok(200, "globex", "GET", "/v1/actions?category=billing", "", &acts)
+	if len(acts.Actions) != 0 {
+		t.Errorf("globex sees acme's custom action: %+v", acts.Actions[0])
+	}
+	p := h.problem(400, trail.EINVALID, "globex", "POST", "/v1/events", "application/json", `{"action":"invoice_paid","actor":{"type":"user","id":"u-1"}}`)
+	if !hasPath(p, "[0].action") {
+		t.Errorf("globex ingesting acme's custom action: %+v", p)
+	}
+	var theirs trail.Action
+	h.ok(201, "globex-admin", "POST", "/v1/actions", `{"name":"invoice_paid","category":"payments","outcome":"failure","description":"globex's"}`, &theirs)
+	h.problem(409, trail.ECONFLICT, "globex-admin", "POST", "/v1/actions", "application/json", `{"name":"invoice_paid","category":"payments","outcome":"failure"}`)
+	h.problem(409, trail.ECONFLICT, "globex-admin", "POST", "/v1/actions", "application/json", `{"name":"user_logout","category":"payments","outcome":"failure"}`)
+	for key, want := range map[string]string{"acme": "billing", "globex": "payments"} {
+		var one struct{ Event *trail.Event }
+		h.ok(201, key, "POST", "/v1/events", `{"action":"invoice_paid","actor":{"type":"user","id":"u-1"},"context":{"amount":1}}`, &one)
+		if one.Event.Category != want || len(one.Event.Violations) != 0 {
+			t.Errorf("%s's invoice_paid: %+v, want category %s", key, one.Event, want)
+		}
+		h.ok(200, key, "GET", "/v1/actions?outcome=failure&category=payments", "", &acts)
+		if got := len(acts.Actions); got != map[string]int{"acme": 0, "globex": 1}[key] {
+			t.Errorf("%s lists %d of globex's actions", key, got)
+		}
+	}
+	saved, err := h.store.SavedActions(context.Background())
+	if err != nil || len(saved) != 2 || saved[0].Tenant != "acme" || saved[1].Tenant != "globex" || saved[1].Action.Description != "globex's" {
+		t.Errorf("saved actions: %+v, %v", saved, err)
+	}
+	// The UI's catalog is the tenant's too.
+	body := signIn(h, "globex").get(200, "/ui/actions?q=invoice")
+	if strings.Contains(body, "acme&#39;s invoices") || !strings.Contains(body, "globex&#39;s") {
+		t.Errorf("globex's UI catalog:\n%s", body)
 	}
 }
 

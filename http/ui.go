@@ -198,10 +198,16 @@ func (s *Server) uiKey(r *http.Request) (*trail.APIKey, error) {
 }
 
 // authenticateText authenticates a key given as text (from the sign-in
-// form or the session cookie) through authenticate.
+// form or the session cookie) through authenticate. The UI shows one
+// tenant's log, so it takes tenants' keys alone: an operator credential
+// acts on no tenant's data.
 func (s *Server) authenticateText(r *http.Request, text string) (*trail.APIKey, error) {
 	req := (&http.Request{Header: http.Header{"Authorization": {"Bearer " + text}}}).WithContext(r.Context())
-	return s.authenticate(req)
+	k, err := s.authenticate(req)
+	if err == nil && k.Operator() {
+		return nil, trail.Errorf(trail.EUNAUTHORIZED, "an operator credential manages tenants and shows no tenant's log: sign in with a key of the tenant")
+	}
+	return k, err
 }
 
 // uiSignedOut answers a request with no valid session: a redirect to the

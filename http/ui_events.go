@@ -140,9 +140,9 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 	in := r.URL.Query()
 	f := readFilter(in)
 	filters := f.values()
-	d := &eventsPage{F: f, Outcomes: trail.Outcomes, Categories: s.c.Catalog.Categories(),
+	d := &eventsPage{F: f, Outcomes: trail.Outcomes, Categories: s.catalogOf(k).Categories(),
 		ActorTypes: []trail.ActorType{trail.ActorUser, trail.ActorService, trail.ActorSystem, trail.ActorAPIKey}}
-	for _, a := range s.c.Catalog.Actions(catalog.Filter{}) {
+	for _, a := range s.catalogOf(k).Actions(catalog.Filter{}) {
 		d.Actions = append(d.Actions, a.Name)
 	}
 	q, err := parseQuery(filters, k.Tenant, false)
@@ -287,7 +287,7 @@ func (s *Server) uiEventData(r *http.Request, k *trail.APIKey) (*eventPage, erro
 		return nil, err
 	}
 	d := &eventPage{Ev: ev, VerifyURL: "/ui/events/" + url.PathEscape(ev.ID) + "/verify"}
-	d.Def, _ = s.c.Catalog.Resolve(ev.Action)
+	d.Def, _ = s.catalogOf(k).Resolve(ev.Action)
 	if ev.CorrelationID != "" {
 		p, err := s.c.Store.Query(r.Context(), trail.Query{Tenant: k.Tenant, CorrelationID: ev.CorrelationID, Limit: 50})
 		if err != nil {
@@ -338,9 +338,9 @@ type actionGroup struct {
 func (s *Server) uiActions(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 	in := r.URL.Query()
 	d := &actionsPage{Category: in.Get("category"), Outcome: in.Get("outcome"), Compliance: strings.TrimSpace(in.Get("compliance")),
-		Search: strings.TrimSpace(in.Get("q")), Categories: s.c.Catalog.Categories(), Outcomes: trail.Outcomes}
-	d.Total = len(s.c.Catalog.Actions(catalog.Filter{}))
-	acts := s.c.Catalog.Actions(catalog.Filter{Category: d.Category, Outcome: trail.Outcome(d.Outcome), Compliance: d.Compliance})
+		Search: strings.TrimSpace(in.Get("q")), Categories: s.catalogOf(k).Categories(), Outcomes: trail.Outcomes}
+	d.Total = len(s.catalogOf(k).Actions(catalog.Filter{}))
+	acts := s.catalogOf(k).Actions(catalog.Filter{Category: d.Category, Outcome: trail.Outcome(d.Outcome), Compliance: d.Compliance})
 	needle := strings.ToLower(d.Search)
 	for _, c := range d.Categories {
 		g := actionGroup{Category: c}

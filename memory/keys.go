@@ -19,8 +19,8 @@ var (
 type keyring struct {
 	keys        []*trail.APIKey // in creation order
 	keyByID     map[string]*trail.APIKey
-	actions     [][]byte // the saved definitions (JSON), in the order saved
-	actionNames map[string]bool
+	actions     []savedAction      // in the order saved
+	actionNames map[[2]string]bool // tenant, name
 }
 
 // CreateKey stores k, or returns ECONFLICT when its ID is taken.
@@ -102,14 +102,14 @@ func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
 	return nil
 }
 
-// SaveAction keeps a custom action's definition, or returns ECONFLICT when
-// one of that name is saved already.
-func (s *Store) SaveAction(ctx context.Context, a *trail.Action) error {
+// SaveAction keeps tenant's custom action, or returns ECONFLICT when the
+// tenant saved one of that name already.
+func (s *Store) SaveAction(ctx context.Context, tenant string, a *trail.Action) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if a == nil || a.Name == "" {
-		return trail.Invalid("bad action", trail.FieldError{Path: "name", Message: "required"})
+	if err := trail.CheckSavedAction(tenant, a); err != nil {
+		return err
 	}
 	def, err := json.Marshal(a)
 	if err != nil {
@@ -121,31 +121,37 @@ func (s *Store) SaveAction(ctx context.Context, a *trail.Action) error {
 		return trail.Errorf(trail.EINTERNAL, "store is closed")
 	}
 	if s.kr.actionNames == nil {
-		s.kr.actionNames = map[string]bool{}
+		s.kr.actionNames = map[[2]string]bool{}
 	}
-	if s.kr.actionNames[a.Name] {
+	if s.kr.actionNames[[2]string{tenant, a.Name}] {
 		return trail.Errorf(trail.ECONFLICT, "action %s is saved already", a.Name)
 	}
-	s.kr.actionNames[a.Name] = true
-	s.kr.actions = append(s.kr.actions, def)
+	s.kr.actionNames[[2]string{tenant, a.Name}] = true
+	s.kr.actions = append(s.kr.actions, savedAction{tenant: tenant, def: def})
 	return nil
 }
 
-// SavedActions returns the saved custom actions in the order they were
-// saved. Each is decoded afresh, as the durable stores do, so a caller may
-// change what it gets.
-func (s *Store) SavedActions(ctx context.Context) ([]*trail.Action, error) {
+// SavedActions returns every tenant's saved custom actions in the order
+// they were saved. Each is decoded afresh, as the durable stores do, so a
+// caller may change what it gets.
+func (s *Store) SavedActions(ctx context.Context) ([]trail.SavedAction, error) {
 	s.mu.RLock()
-	defs := s.kr.actions // append-only: the elements never change
+	saved := s.kr.actions // append-only: the elements never change
 	s.mu.RUnlock()
-	out := make([]*trail.Action, len(defs))
-	for i, def := range defs {
-		out[i] = new(trail.Action)
-		if err := json.Unmarshal(def, out[i]); err != nil {
+	out := make([]trail.SavedAction, len(saved))
+	for i, sa := range saved {
+		out[i] = trail.SavedAction{Tenant: sa.tenant, Action: new(trail.Action)}
+		if err := json.Unmarshal(sa.def, out[i].Action); err != nil {
 			return nil, trail.Errorf(trail.EINTERNAL, "saved action does not decode: %v", err)
 		}
 	}
 	return out, nil
+}
+
+// savedAction is a tenant's saved definition (JSON).
+type savedAction struct {
+	tenant string
+	def    []byte
 }
 
 func cloneKey(k *trail.APIKey) *trail.APIKey {

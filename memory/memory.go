@@ -10,6 +10,7 @@ package memory
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -329,6 +330,23 @@ func (s *Store) Checkpoint(ctx context.Context, tenant string) ([]byte, error) {
 		return tl.notes[len(tl.notes)-1], nil
 	}
 	return nil, trail.Errorf(trail.ENOTFOUND, "tenant %s has no checkpoint", tenant)
+}
+
+var _ trail.TenantLister = (*Store)(nil)
+
+// Tenants returns the name of every log that holds an event, in byte
+// order.
+func (s *Store) Tenants(ctx context.Context) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := []string{}
+	for name, tl := range s.tenants {
+		if len(tl.notes) > 0 {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // Checkpoints calls fn with each of tenant's checkpoints in order.

@@ -139,11 +139,11 @@ func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
 	return nil
 }
 
-// SaveAction keeps a custom action's definition (as JSON), or returns
-// ECONFLICT when one of that name is saved already.
-func (db *DB) SaveAction(ctx context.Context, a *trail.Action) error {
-	if a == nil || a.Name == "" {
-		return trail.Invalid("bad action", trail.FieldError{Path: "name", Message: "required"})
+// SaveAction keeps tenant's custom action (its definition as JSON), or
+// returns ECONFLICT when the tenant saved one of that name already.
+func (db *DB) SaveAction(ctx context.Context, tenant string, a *trail.Action) error {
+	if err := trail.CheckSavedAction(tenant, a); err != nil {
+		return err
 	}
 	def, err := json.Marshal(a)
 	if err != nil {
@@ -153,8 +153,8 @@ func (db *DB) SaveAction(ctx context.Context, a *trail.Action) error {
 		return err
 	}
 	defer db.inflight.Done()
-	tag, err := db.pool.Exec(ctx, "INSERT INTO custom_actions (name, definition, saved_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-		a.Name, def, db.o.Now().UnixNano())
+	tag, err := db.pool.Exec(ctx, "INSERT INTO tenant_actions (tenant, name, definition, saved_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, name) DO NOTHING",
+		tenant, a.Name, def, db.o.Now().UnixNano())
 	if err != nil {
 		return internal(err, "save action")
 	}
@@ -164,29 +164,30 @@ func (db *DB) SaveAction(ctx context.Context, a *trail.Action) error {
 	return nil
 }
 
-// SavedActions returns the saved custom actions in the order they were
-// saved.
-func (db *DB) SavedActions(ctx context.Context) ([]*trail.Action, error) {
+// SavedActions returns every tenant's saved custom actions in the order
+// they were saved.
+func (db *DB) SavedActions(ctx context.Context) ([]trail.SavedAction, error) {
 	if err := db.enter(); err != nil {
 		return nil, err
 	}
 	defer db.inflight.Done()
-	rows, err := db.pool.Query(ctx, "SELECT definition FROM custom_actions ORDER BY n")
+	rows, err := db.pool.Query(ctx, "SELECT tenant, definition FROM tenant_actions ORDER BY n")
 	if err != nil {
 		return nil, internal(err, "read saved actions")
 	}
 	defer rows.Close()
-	out := []*trail.Action{}
+	out := []trail.SavedAction{}
 	for rows.Next() {
+		var sa trail.SavedAction
 		var def []byte
-		if err := rows.Scan(&def); err != nil {
+		if err := rows.Scan(&sa.Tenant, &def); err != nil {
 			return nil, internal(err, "read saved actions")
 		}
-		a := new(trail.Action)
-		if err := json.Unmarshal(def, a); err != nil {
+		sa.Action = new(trail.Action)
+		if err := json.Unmarshal(def, sa.Action); err != nil {
 			return nil, trail.Errorf(trail.EINTERNAL, "postgres: saved action does not decode: %v", err)
 		}
-		out = append(out, a)
+		out = append(out, sa)
 	}
 	return out, internal(rows.Err(), "read saved actions")
 }

@@ -272,3 +272,28 @@ func (db *DB) SizeRecords(ctx context.Context, tenant string) ([]trail.SizeRecor
 	}
 	return trail.HeadSizes("the heads row", uint64(seq), uint64(keys)), nil
 }
+
+var _ trail.TenantLister = (*DB)(nil)
+
+// Tenants returns the name of every log that holds an event, in byte
+// order.
+func (db *DB) Tenants(ctx context.Context) ([]string, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.inflight.Done()
+	rows, err := db.pool.Query(ctx, "SELECT tenant FROM heads WHERE seq > 0 ORDER BY tenant")
+	if err != nil {
+		return nil, internal(err, "list tenants")
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, internal(err, "list tenants")
+		}
+		out = append(out, name)
+	}
+	return out, internal(rows.Err(), "list tenants")
+}

@@ -44,6 +44,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -106,6 +107,7 @@ type DB struct {
 	mu       sync.RWMutex // guards closed against inflight.Add
 	closed   bool
 	inflight sync.WaitGroup
+	notes    []string // what the migrations Open ran did (MigrationNotes)
 }
 
 // Open connects to the database named by connString (a PostgreSQL URL or
@@ -127,7 +129,7 @@ func Open(ctx context.Context, connString string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, schema, err := connect(ctx, connString, o.Schema, 0)
+	pool, schema, notes, err := connect(ctx, connString, o.Schema, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -137,20 +139,26 @@ func Open(ctx context.Context, connString string, o Options) (*DB, error) {
 			return nil, fmt.Errorf("postgres: schema %q: %w", schema, err)
 		}
 	}
-	db.appender, db.pool, db.o.Schema = l, pool, schema
+	db.appender, db.pool, db.o.Schema, db.notes = l, pool, schema, notes
 	return db, nil
 }
+
+// MigrationNotes says what the schema migrations Open ran did that an
+// operator should know (none when it ran none, or they changed nothing of
+// note): which tenants the custom actions saved before they were per
+// tenant were given to.
+func (db *DB) MigrationNotes() []string { return slices.Clone(db.notes) }
 
 // connect opens a pool of connections to connString that search only
 // schema (default: the connection string's search_path parameter, else
 // "public"), and migrates that schema to the current version (see migrate):
 // what Open and OpenSubjectKeys share. maxConns, when not zero, bounds the
 // pool unless the connection string sets pool_max_conns. It returns the
-// pool and the schema.
-func connect(ctx context.Context, connString, schema string, maxConns int32) (*pgxpool.Pool, string, error) {
+// pool, the schema and what the migrations it ran said.
+func connect(ctx context.Context, connString, schema string, maxConns int32) (*pgxpool.Pool, string, []string, error) {
 	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
-		return nil, "", fmt.Errorf("postgres: %w", err)
+		return nil, "", nil, fmt.Errorf("postgres: %w", err)
 	}
 	if schema == "" {
 		// A search_path in the URL (?search_path=trail) names the schema.
@@ -168,13 +176,14 @@ func connect(ctx context.Context, connString, schema string, maxConns int32) (*p
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, "", fmt.Errorf("postgres: %w", err)
+		return nil, "", nil, fmt.Errorf("postgres: %w", err)
 	}
-	if err := migrate(ctx, pool, schema); err != nil {
+	notes, err := migrate(ctx, pool, schema)
+	if err != nil {
 		pool.Close()
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return pool, schema, nil
+	return pool, schema, notes, nil
 }
 
 // checkSigner refuses a signer that did not sign each tenant's latest

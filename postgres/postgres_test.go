@@ -798,7 +798,7 @@ func TestKeys(t *testing.T) {
 		if err := app.RevokeKey(ctx, k.ID, time.Now()); err != nil {
 			t.Fatalf("RevokeKey as trail_app: %v", err)
 		}
-		if err := app.SaveAction(ctx, &trail.Action{Name: "badge_scanned", Category: "physical", Outcome: trail.OutcomeInfo}); err != nil {
+		if err := app.SaveAction(ctx, "acme", &trail.Action{Name: "badge_scanned", Category: "physical", Outcome: trail.OutcomeInfo}); err != nil {
 			t.Fatalf("SaveAction as trail_app: %v", err)
 		}
 		if ks, err := app.Keys(ctx, "acme"); err != nil || len(ks) != 1 || !ks[0].Revoked() {
@@ -885,5 +885,17 @@ func TestSinks(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Code != "42501" {
 			t.Errorf("trail_app updated a sink: %v; want permission denied", err)
 		}
+	})
+}
+
+// TestActionMigration: migration 6 gives the custom actions saved when one
+// catalog served every tenant to the tenants whose logs registered or used
+// them.
+func TestActionMigration(t *testing.T) {
+	storetest.RunActionMigration(t, durable(t), storetest.Legacy{
+		Undo: []string{"DROP TABLE tenant_actions", "DELETE FROM schema_migrations WHERE version = 6"},
+		Save: func(name string, def []byte) string {
+			return fmt.Sprintf("INSERT INTO custom_actions (name, definition, saved_at) VALUES ('%s', decode('%x', 'hex'), 1)", name, def)
+		},
 	})
 }

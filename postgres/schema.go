@@ -54,11 +54,12 @@ const migrateLock int64 = 0x74726169_6c000001
 // migrate brings the schema up to schemaVersion in one transaction under
 // the migration lock, or refuses a database that is already newer. A
 // database already current gets no DDL, so a role without CREATE (a
-// trail_app member) can open it.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (err error) {
+// trail_app member) can open it. It returns what the migrations it ran
+// have to tell the operator (migrationNotes).
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (notes []string, err error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: connect: %w", err)
+		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -66,48 +67,81 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (err error)
 		}
 	}()
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLock); err != nil {
-		return fmt.Errorf("postgres: take the migration lock: %w", err)
+		return nil, fmt.Errorf("postgres: take the migration lock: %w", err)
 	}
 	var hasSchema, hasTable bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1),
 		to_regclass(quote_ident($1) || '.schema_migrations') IS NOT NULL`, schema).Scan(&hasSchema, &hasTable); err != nil {
-		return fmt.Errorf("postgres: read the schema version: %w", err)
+		return nil, fmt.Errorf("postgres: read the schema version: %w", err)
 	}
 	if !hasSchema {
 		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-			return fmt.Errorf("postgres: create schema %q: %w", schema, err)
+			return nil, fmt.Errorf("postgres: create schema %q: %w", schema, err)
 		}
 	}
 	// The pool's connections search the schema already; say so here too, as
 	// it may not have existed when this connection started.
 	if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fmt.Errorf("postgres: set search_path: %w", err)
+		return nil, fmt.Errorf("postgres: set search_path: %w", err)
 	}
 	if !hasTable {
 		if _, err := tx.Exec(ctx, `CREATE TABLE schema_migrations (
 			version    integer     PRIMARY KEY,
 			applied_at timestamptz NOT NULL DEFAULT now()
 		)`); err != nil {
-			return fmt.Errorf("postgres: create schema_migrations: %w", err)
+			return nil, fmt.Errorf("postgres: create schema_migrations: %w", err)
 		}
 	}
 	var version int
 	if err := tx.QueryRow(ctx, "SELECT COALESCE(max(version), 0) FROM schema_migrations").Scan(&version); err != nil {
-		return fmt.Errorf("postgres: read the schema version: %w", err)
+		return nil, fmt.Errorf("postgres: read the schema version: %w", err)
 	}
 	if version > schemaVersion {
-		return trail.Errorf(trail.EINTERNAL, "postgres: the database schema %q is at version %d, newer than this build of Trail knows (version %d): upgrade Trail", schema, version, schemaVersion)
+		return nil, trail.Errorf(trail.EINTERNAL, "postgres: the database schema %q is at version %d, newer than this build of Trail knows (version %d): upgrade Trail", schema, version, schemaVersion)
 	}
 	for v := version + 1; v <= schemaVersion; v++ {
 		if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
-			return fmt.Errorf("postgres: migrate schema %q to version %d: %w", schema, v, err)
+			return nil, fmt.Errorf("postgres: migrate schema %q to version %d: %w", schema, v, err)
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", v); err != nil {
-			return fmt.Errorf("postgres: migrate schema %q to version %d: %w", schema, v, err)
+			return nil, fmt.Errorf("postgres: migrate schema %q to version %d: %w", schema, v, err)
 		}
+		said, err := migrationNotes(ctx, tx, v)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: migrate schema %q to version %d: %w", schema, v, err)
+		}
+		notes = append(notes, said...)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres: migrate schema %q: %w", schema, err)
+		return nil, fmt.Errorf("postgres: migrate schema %q: %w", schema, err)
 	}
-	return nil
+	return notes, nil
+}
+
+// actionsMigration is the version whose migration gave the shared custom
+// actions to tenants (0006_tenant_actions.sql).
+const actionsMigration = 6
+
+// migrationNotes says what migration to version v did, for the operator;
+// it runs in the migration's transaction. Only the migration of custom
+// actions to tenants has anything to say.
+func migrationNotes(ctx context.Context, tx pgx.Tx, v int) ([]string, error) {
+	if v != actionsMigration {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT c.name, coalesce(string_agg(a.tenant, ', ' ORDER BY a.n), '') FROM custom_actions c
+		LEFT JOIN tenant_actions a ON a.name = c.name GROUP BY c.name, c.n ORDER BY c.n`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var notes []string
+	for rows.Next() {
+		var name, tenants string
+		if err := rows.Scan(&name, &tenants); err != nil {
+			return nil, err
+		}
+		notes = append(notes, trail.ActionMigrationNote(name, tenants))
+	}
+	return notes, rows.Err()
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,7 +18,8 @@ import (
 // DB's, so that it can be opened before the DB (the DB's Validator seals
 // with an erasure.Sealer built on it). It is safe for concurrent use.
 type SubjectKeys struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	notes []string // what the migrations its open ran did (MigrationNotes)
 }
 
 var _ trail.SubjectKeyStore = (*SubjectKeys)(nil)
@@ -32,12 +34,16 @@ const subjectKeyConns = 4
 // migrates Trail's schema to the current version, as Open does, so that
 // either may be opened first. A schema newer than this binary is refused.
 func OpenSubjectKeys(ctx context.Context, connString string) (*SubjectKeys, error) {
-	pool, _, err := connect(ctx, connString, "", subjectKeyConns)
+	pool, _, notes, err := connect(ctx, connString, "", subjectKeyConns)
 	if err != nil {
 		return nil, err
 	}
-	return &SubjectKeys{pool: pool}, nil
+	return &SubjectKeys{pool: pool, notes: notes}, nil
 }
+
+// MigrationNotes is DB.MigrationNotes of the migrations this open ran
+// (whichever of Open and OpenSubjectKeys comes first migrates).
+func (sk *SubjectKeys) MigrationNotes() []string { return slices.Clone(sk.notes) }
 
 // Close waits for the calls in flight and closes the pool. Calls after
 // Close fail.

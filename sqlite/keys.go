@@ -15,7 +15,7 @@ var (
 	_ trail.ActionStore = (*DB)(nil)
 )
 
-// API keys and saved actions live in api_keys and custom_actions (see
+// API keys and saved actions live in api_keys and tenant_actions (see
 // schema.go), beside the events.
 //
 // Their writes do not go through the writer connection: it is held by the
@@ -159,11 +159,11 @@ func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
 	})
 }
 
-// SaveAction keeps a custom action's definition (as JSON), or returns
-// ECONFLICT when one of that name is saved already.
-func (db *DB) SaveAction(ctx context.Context, a *trail.Action) error {
-	if a == nil || a.Name == "" {
-		return trail.Invalid("bad action", trail.FieldError{Path: "name", Message: "required"})
+// SaveAction keeps tenant's custom action (its definition as JSON), or
+// returns ECONFLICT when the tenant saved one of that name already.
+func (db *DB) SaveAction(ctx context.Context, tenant string, a *trail.Action) error {
+	if err := trail.CheckSavedAction(tenant, a); err != nil {
+		return err
 	}
 	def, err := json.Marshal(a)
 	if err != nil {
@@ -171,36 +171,37 @@ func (db *DB) SaveAction(ctx context.Context, a *trail.Action) error {
 	}
 	return db.adminTx(ctx, "save action", func(tx *sql.Tx) error {
 		var taken bool
-		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM custom_actions WHERE name = ?)", a.Name).Scan(&taken); err != nil {
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM tenant_actions WHERE tenant = ? AND name = ?)", tenant, a.Name).Scan(&taken); err != nil {
 			return err
 		}
 		if taken {
 			return trail.Errorf(trail.ECONFLICT, "action %s is saved already", a.Name)
 		}
-		_, err := tx.ExecContext(ctx, "INSERT INTO custom_actions (name, definition, saved_at) VALUES (?, ?, ?)", a.Name, def, db.o.Now().UnixNano())
+		_, err := tx.ExecContext(ctx, "INSERT INTO tenant_actions (tenant, name, definition, saved_at) VALUES (?, ?, ?, ?)", tenant, a.Name, def, db.o.Now().UnixNano())
 		return err
 	})
 }
 
-// SavedActions returns the saved custom actions in the order they were
-// saved.
-func (db *DB) SavedActions(ctx context.Context) ([]*trail.Action, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT definition FROM custom_actions ORDER BY rowid")
+// SavedActions returns every tenant's saved custom actions in the order
+// they were saved.
+func (db *DB) SavedActions(ctx context.Context) ([]trail.SavedAction, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT tenant, definition FROM tenant_actions ORDER BY rowid")
 	if err != nil {
 		return nil, internal(err, "read saved actions")
 	}
 	defer rows.Close()
-	out := []*trail.Action{}
+	out := []trail.SavedAction{}
 	for rows.Next() {
+		var sa trail.SavedAction
 		var def []byte
-		if err := rows.Scan(&def); err != nil {
+		if err := rows.Scan(&sa.Tenant, &def); err != nil {
 			return nil, internal(err, "read saved actions")
 		}
-		a := new(trail.Action)
-		if err := json.Unmarshal(def, a); err != nil {
+		sa.Action = new(trail.Action)
+		if err := json.Unmarshal(def, sa.Action); err != nil {
 			return nil, trail.Errorf(trail.EINTERNAL, "sqlite: saved action does not decode: %v", err)
 		}
-		out = append(out, a)
+		out = append(out, sa)
 	}
 	return out, internal(rows.Err(), "read saved actions")
 }

@@ -326,3 +326,25 @@ func (db *DB) SizeRecords(ctx context.Context, tenant string) ([]trail.SizeRecor
 	}
 	return trail.HeadSizes("the tenants row", uint64(size), uint64(keys)), nil
 }
+
+var _ trail.TenantLister = (*DB)(nil)
+
+// Tenants returns the name of every log that holds an event (one with a
+// checkpoint), in byte order.
+func (db *DB) Tenants(ctx context.Context) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT name FROM tenants t WHERE EXISTS (SELECT 1 FROM checkpoints c WHERE c.tid = t.tid)
+		ORDER BY name`)
+	if err != nil {
+		return nil, internal(err, "list tenants")
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, internal(err, "list tenants")
+		}
+		out = append(out, name)
+	}
+	return out, internal(rows.Err(), "list tenants")
+}

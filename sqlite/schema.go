@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/trailaudit/trail"
 )
 
 // migrations are the schema's versions, in order: migrations[i] takes a
@@ -245,6 +247,66 @@ CREATE TABLE sinks (
 	UNIQUE (tenant, name)
 );
 `,
+	// 6: custom actions per tenant (trail.ActionStore): tenant_actions, in
+	// the order saved (the rowid). custom_actions, of the actions saved when
+	// the catalog was shared by every tenant, stays as it was (append-only)
+	// and is read no more: each of its actions is given to the tenant whose
+	// log records its registration (admin_config_changed of config_key
+	// action:NAME) and to every tenant whose log holds an event of it, so no
+	// tenant that used one loses it. One no log names goes to no tenant;
+	// migrationNotes says what this did.
+	`
+CREATE TABLE tenant_actions (
+	tenant     TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	definition BLOB NOT NULL,    -- the trail.Action as JSON
+	saved_at   INTEGER NOT NULL, -- Unix nanoseconds
+	UNIQUE (tenant, name)
+);
+CREATE TRIGGER tenant_actions_no_replace BEFORE INSERT ON tenant_actions
+	WHEN EXISTS (SELECT 1 FROM tenant_actions WHERE tenant = NEW.tenant AND name = NEW.name)
+	BEGIN SELECT RAISE(ABORT, 'trail: saved actions are never replaced'); END;
+CREATE TRIGGER tenant_actions_no_update BEFORE UPDATE ON tenant_actions
+	BEGIN SELECT RAISE(ABORT, 'trail: saved actions are never changed'); END;
+CREATE TRIGGER tenant_actions_no_delete BEFORE DELETE ON tenant_actions
+	BEGIN SELECT RAISE(ABORT, 'trail: saved actions are never deleted'); END;
+INSERT INTO tenant_actions (tenant, name, definition, saved_at)
+SELECT t.name, c.name, c.definition, c.saved_at FROM custom_actions c CROSS JOIN tenants t
+WHERE EXISTS (SELECT 1 FROM events e WHERE e.action = c.name
+		AND e.key BETWEEN (t.tid << 40) + 1 AND (t.tid << 40) + 1099511627775)
+	OR EXISTS (SELECT 1 FROM events e WHERE e.action = 'admin_config_changed'
+		AND e.key BETWEEN (t.tid << 40) + 1 AND (t.tid << 40) + 1099511627775
+		AND instr(CAST(e.body AS TEXT), '"config_key":"action:' || c.name || '"') > 0)
+ORDER BY c.rowid, t.tid;
+`,
+}
+
+// actionsMigration is the version whose migration gave the shared custom
+// actions to tenants.
+const actionsMigration = 6
+
+// migrationNotes says what migration to version v did, for the operator;
+// it runs in the migration's transaction. Only the migration of custom
+// actions to tenants has anything to say.
+func migrationNotes(ctx context.Context, tx *sql.Tx, v int) ([]string, error) {
+	if v != actionsMigration {
+		return nil, nil
+	}
+	var notes []string
+	rows, err := tx.QueryContext(ctx, `SELECT c.name, coalesce(group_concat(a.tenant, ', '), '') FROM custom_actions c
+		LEFT JOIN tenant_actions a ON a.name = c.name GROUP BY c.name ORDER BY min(c.rowid)`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, tenants string
+		if err := rows.Scan(&name, &tenants); err != nil {
+			return nil, err
+		}
+		notes = append(notes, trail.ActionMigrationNote(name, tenants))
+	}
+	return notes, rows.Err()
 }
 
 // SchemaVersion is the schema version this build writes and reads.
@@ -260,24 +322,25 @@ func rowKey(tid int64, seq uint64) int64 { return tid<<seqBits | int64(seq) }
 func keySeq(key int64) uint64 { return uint64(key) & maxSeq }
 
 // migrate brings the database to SchemaVersion, each step in its own
-// transaction, and refuses a database newer than this build.
-func migrate(ctx context.Context, c *sql.Conn) error {
+// transaction, and refuses a database newer than this build. It returns
+// what the steps it ran have to tell the operator (migrationNotes).
+func migrate(ctx context.Context, c *sql.Conn) (notes []string, err error) {
 	for {
 		tx, err := c.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one migrator at a time
 		if err != nil {
-			return fmt.Errorf("migrate: %w", err)
+			return nil, fmt.Errorf("migrate: %w", err)
 		}
 		var v int
 		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("migrate: read schema version: %w", err)
+			return nil, fmt.Errorf("migrate: read schema version: %w", err)
 		}
 		if v > SchemaVersion {
 			tx.Rollback()
-			return fmt.Errorf("database schema version %d is newer than this build of Trail understands (%d): upgrade Trail", v, SchemaVersion)
+			return nil, fmt.Errorf("database schema version %d is newer than this build of Trail understands (%d): upgrade Trail", v, SchemaVersion)
 		}
 		if v == SchemaVersion {
-			return tx.Rollback()
+			return notes, tx.Rollback()
 		}
 		if v == 1 {
 			// Events stored before the tamper-evident log have no tree
@@ -286,24 +349,30 @@ func migrate(ctx context.Context, c *sql.Conn) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").Scan(&n); err != nil {
 				tx.Rollback()
-				return fmt.Errorf("migrate: %w", err)
+				return nil, fmt.Errorf("migrate: %w", err)
 			}
 			if n > 0 {
 				tx.Rollback()
-				return fmt.Errorf("database schema version 1 holds events from before the tamper-evident log, which cannot be added to them: " +
+				return nil, fmt.Errorf("database schema version 1 holds events from before the tamper-evident log, which cannot be added to them: " +
 					"export them with an older build (trail query --json) and ingest them into a new data directory")
 			}
 		}
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("migrate to version %d: %w", v+1, err)
+			return nil, fmt.Errorf("migrate to version %d: %w", v+1, err)
+		}
+		said, err := migrationNotes(ctx, tx, v+1)
+		if err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("migrate to version %d: %w", v+1, err)
 		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("migrate to version %d: %w", v+1, err)
+			return nil, fmt.Errorf("migrate to version %d: %w", v+1, err)
 		}
 		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migrate to version %d: %w", v+1, err)
+			return nil, fmt.Errorf("migrate to version %d: %w", v+1, err)
 		}
+		notes = append(notes, said...)
 	}
 }

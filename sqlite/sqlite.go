@@ -106,7 +106,14 @@ type DB struct {
 	hashesStmt *sql.Stmt // hashesQuery on r
 	tids       sync.Map  // tenant name → tid, for reads (tenants are append-only)
 	scanAhead  int       // chunks ScanLeaves reads at once (0: Readers); benchmarks set it
+	notes      []string  // what the migrations this Open ran did (MigrationNotes)
 }
+
+// MigrationNotes says what the schema migrations Open ran did that an
+// operator should know (none when it ran none, or they changed nothing of
+// note): which tenants the custom actions saved before they were per
+// tenant were given to.
+func (db *DB) MigrationNotes() []string { return slices.Clone(db.notes) }
 
 // Open opens (creating if needed) the database at path, migrates it to the
 // current schema and starts its writer. The directory is created too.
@@ -172,11 +179,12 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if db.w, err = wdb.Conn(ctx); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
-	schema := migrate
 	if o.ReadOnly {
-		schema = checkVersion
+		err = checkVersion(ctx, db.w)
+	} else {
+		db.notes, err = migrate(ctx, db.w)
 	}
-	if err := schema(ctx, db.w); err != nil {
+	if err != nil {
 		return fail(fmt.Errorf("sqlite: %s: %w", path, err))
 	}
 	if o.Signer != nil {

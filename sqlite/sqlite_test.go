@@ -263,14 +263,14 @@ func TestKeys(t *testing.T) {
 		if err := db.CreateKey(ctx, k); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.SaveAction(ctx, &trail.Action{Name: "badge_scanned", Category: "physical", Outcome: trail.OutcomeInfo}); err != nil {
+		if err := db.SaveAction(ctx, "acme", &trail.Action{Name: "badge_scanned", Category: "physical", Outcome: trail.OutcomeInfo}); err != nil {
 			t.Fatal(err)
 		}
 		for _, stmt := range []string{
 			"INSERT OR REPLACE INTO api_keys (id, tenant, name, scopes, hash, created_at) VALUES ('" + k.ID + "', 'evil', '', 'admin', x'00', 1)",
 			"REPLACE INTO api_keys (id, tenant, name, scopes, hash, created_at) VALUES ('" + k.ID + "', 'evil', '', 'admin', x'00', 1)",
 			"UPDATE OR REPLACE api_keys SET revoked_at = 1, hash = x'00'",
-			"INSERT OR REPLACE INTO custom_actions (name, definition, saved_at) VALUES ('badge_scanned', x'7b7d', 1)",
+			"INSERT OR REPLACE INTO tenant_actions (tenant, name, definition, saved_at) VALUES ('acme', 'badge_scanned', x'7b7d', 1)",
 		} {
 			if err := rawExec(t, path, stmt); err == nil {
 				t.Errorf("the database ran %q", stmt)
@@ -307,7 +307,7 @@ func TestKeys(t *testing.T) {
 						err = db.RevokeKey(ctx, k.ID, time.Now())
 					}
 					if err == nil && j == 0 {
-						err = db.SaveAction(ctx, &trail.Action{Name: fmt.Sprintf("custom_%d", i), Category: "custom", Outcome: trail.OutcomeInfo})
+						err = db.SaveAction(ctx, "acme", &trail.Action{Name: fmt.Sprintf("custom_%d", i), Category: "custom", Outcome: trail.OutcomeInfo})
 					}
 					if err != nil {
 						t.Errorf("key write: %v", err)
@@ -393,4 +393,16 @@ func TestSinks(t *testing.T) {
 		return open(t, filepath.Join(t.TempDir(), "trail.db"))
 	})
 	storetest.RunSinksDurable(t, newDurable)
+}
+
+// TestActionMigration: migration 6 gives the custom actions saved when one
+// catalog served every tenant to the tenants whose logs registered or used
+// them.
+func TestActionMigration(t *testing.T) {
+	storetest.RunActionMigration(t, newDurable(t), storetest.Legacy{
+		Undo: []string{"DROP TABLE tenant_actions", "PRAGMA user_version = 5"},
+		Save: func(name string, def []byte) string {
+			return fmt.Sprintf("INSERT INTO custom_actions (name, definition, saved_at) VALUES ('%s', X'%x', 1)", name, def)
+		},
+	})
 }

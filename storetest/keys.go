@@ -398,20 +398,26 @@ func testSaveAction(t *testing.T, s KeyStore) {
 		t.Fatalf("SavedActions of an empty store = %v, %v; want none", got, err)
 	}
 	checkAllSet(t, fullAction("x"))
-	want := []*trail.Action{
-		fullAction("invoice_paid"),
-		{Name: "badge_scanned", Category: "physical", Outcome: trail.OutcomeInfo, Custom: true},
-		fullAction("an_invoice_refunded"),
+	badge := &trail.Action{Name: "badge_scanned", Category: "physical", Outcome: trail.OutcomeInfo, Custom: true}
+	theirs := fullAction("badge_scanned") // globex's badge_scanned: the same name, its own definition
+	theirs.Description = "another definition"
+	want := []trail.SavedAction{
+		{Tenant: "acme", Action: fullAction("invoice_paid")},
+		{Tenant: "acme", Action: badge},
+		{Tenant: "globex", Action: theirs},
+		{Tenant: "acme", Action: fullAction("an_invoice_refunded")},
 	}
-	for _, a := range want {
-		if err := s.SaveAction(ctx, a); err != nil {
-			t.Fatalf("SaveAction(%s): %v", a.Name, err)
+	for _, sa := range want {
+		if err := s.SaveAction(ctx, sa.Tenant, sa.Action); err != nil {
+			t.Fatalf("SaveAction(%s, %s): %v", sa.Tenant, sa.Action.Name, err)
 		}
 	}
 	other := fullAction("badge_scanned")
-	other.Description = "another definition"
-	wantCode(t, "SaveAction of a saved name", s.SaveAction(ctx, other), trail.ECONFLICT)
-	wantCode(t, "SaveAction of the same action again", s.SaveAction(ctx, fullAction("invoice_paid")), trail.ECONFLICT)
+	other.Description = "yet another definition"
+	wantCode(t, "SaveAction of a name the tenant saved", s.SaveAction(ctx, "acme", other), trail.ECONFLICT)
+	wantCode(t, "SaveAction of the same action again", s.SaveAction(ctx, "acme", fullAction("invoice_paid")), trail.ECONFLICT)
+	wantCode(t, "SaveAction of no tenant", s.SaveAction(ctx, "", fullAction("x_y")), trail.EINVALID)
+	wantCode(t, "SaveAction of the operators' tenant", s.SaveAction(ctx, trail.OperatorTenant, fullAction("x_y")), trail.EINVALID)
 	got, err := s.SavedActions(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -420,7 +426,7 @@ func testSaveAction(t *testing.T, s KeyStore) {
 		t.Errorf("SavedActions (-saved +got):\n%s", diff)
 	}
 	// What a caller gets is its own.
-	got[0].Aliases[0], got[0].Context[0].Key = "changed", "changed"
+	got[0].Action.Aliases[0], got[0].Action.Context[0].Key = "changed", "changed"
 	if again, err := s.SavedActions(ctx); err != nil || !cmp.Equal(want, again) {
 		t.Errorf("changing what SavedActions returned changed what is saved (%v)", err)
 	}
@@ -454,7 +460,7 @@ func testKeysReopen(t *testing.T, d Durable) {
 		t.Fatal(err)
 	}
 	for _, a := range []*trail.Action{fullAction("invoice_paid"), fullAction("invoice_voided")} {
-		if err := s.SaveAction(ctx, a); err != nil {
+		if err := s.SaveAction(ctx, "acme", a); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -489,7 +495,7 @@ func testKeysReopen(t *testing.T, d Durable) {
 		t.Errorf("RevokedAt after reopen = %v, want the first revocation's %v", got.RevokedAt, keyTime.Add(time.Hour))
 	}
 	wantCode(t, "CreateKey after reopen of a stored id", s.CreateKey(ctx, before[0]), trail.ECONFLICT)
-	wantCode(t, "SaveAction after reopen of a saved name", s.SaveAction(ctx, fullAction("invoice_paid")), trail.ECONFLICT)
+	wantCode(t, "SaveAction after reopen of a saved name", s.SaveAction(ctx, "acme", fullAction("invoice_paid")), trail.ECONFLICT)
 }
 
 func testKeysRefuseChanges(t *testing.T, d Durable) {
@@ -503,7 +509,7 @@ func testKeysRefuseChanges(t *testing.T, d Durable) {
 	if err := s.RevokeKey(ctx, gone.ID, keyTime.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveAction(ctx, fullAction("invoice_paid")); err != nil {
+	if err := s.SaveAction(ctx, "acme", fullAction("invoice_paid")); err != nil {
 		t.Fatal(err)
 	}
 	keys := listKeys(t, s, "")
@@ -523,8 +529,9 @@ func testKeysRefuseChanges(t *testing.T, d Durable) {
 		"UPDATE api_keys SET revoked_at = revoked_at + 1 WHERE id = '" + gone.ID + "'", // move a revocation
 		"UPDATE api_keys SET revoked_at = 1, hash = hash || hash WHERE id = '" + live.ID + "'",
 		"UPDATE api_keys SET id = 'x' WHERE id = '" + live.ID + "'",
-		"DELETE FROM custom_actions",
-		"UPDATE custom_actions SET definition = definition || definition",
+		"DELETE FROM tenant_actions",
+		"UPDATE tenant_actions SET definition = definition || definition",
+		"UPDATE tenant_actions SET tenant = 'globex'",
 	} {
 		if err := d.Exec(ctx, stmt); err == nil {
 			t.Errorf("the database ran %q: it must refuse to delete or change a key but to revoke it once, and to change saved actions", stmt)

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"IdempotencyAcrossAddresses", testIdempotencyAcrossAddresses},
 		{"OneMeaning", testOneMeaning},
 		{"Index", testIndex},
+		{"Tenants", testTenants},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

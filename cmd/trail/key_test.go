@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -78,5 +79,26 @@ func TestKeyRotateRetiresTheOldKey(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "none.key")); !os.IsNotExist(err) {
 		t.Errorf("key rotate made a key: %v", err)
+	}
+}
+
+// TestActionMigrationSaid: the first command to open a store saved before
+// custom actions were per tenant says what the migration did with them.
+func TestActionMigrationSaid(t *testing.T) {
+	dir := fixture(t) // acme's log
+	tamper(t, dir, "custom_actions", func(db *sql.DB) {
+		for _, stmt := range []string{"DROP TABLE tenant_actions", "PRAGMA user_version = 5",
+			`INSERT INTO custom_actions (name, definition, saved_at) VALUES ('badge_scanned', '{"name":"badge_scanned","category":"physical","outcome":"info","custom":true}', 1)`} {
+			if _, err := db.Exec(stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+	})
+	code, out := runIn(dir, nil, "keys", "list")
+	if code != 0 || !strings.Contains(out, "trail: migration: custom action badge_scanned, saved when custom actions were shared by every tenant, is in no tenant's log") {
+		t.Errorf("the first open after the migration: exit %d\n%s", code, out)
+	}
+	if _, out := runIn(dir, nil, "keys", "list"); strings.Contains(out, "migration") {
+		t.Errorf("the second open says the migration again:\n%s", out)
 	}
 }

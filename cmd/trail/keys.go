@@ -21,7 +21,9 @@ func newKeysCmd(e *env) *cobra.Command {
 tenant, which every request made with it acts for, and carries scopes that
 say what it may do: ingest (append events), read (query events and the
 catalog), export, verify (checkpoints, proofs and verification) and
-admin (manage keys of any tenant, and custom actions).
+admin (manage the key's own tenant: its keys, holds, erasures and custom
+actions). Managing every tenant takes an operator credential (trail
+operator create), which these commands list and revoke too.
 
 A key's text (trail_ID_SECRET) is printed once, when it is created: the
 store keeps only a hash of its secret. A key is never deleted, only revoked.
@@ -235,7 +237,7 @@ input, which keeps the text out of the shell's history.`,
 				}
 				id = strings.TrimSpace(string(b))
 			}
-			if strings.HasPrefix(id, "trail_") {
+			if strings.HasPrefix(id, "trail_") || strings.HasPrefix(id, trail.OperatorKeyPrefix) {
 				kid, _, err := trail.ParseAPIKey(id)
 				if err != nil {
 					return usageError("%s", trail.ErrorMessage(err))

@@ -567,7 +567,7 @@ func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, tf
 // openLog checks the tenant flag, says on says which keys it trusts (tf)
 // and opens the store read-only.
 func openLog(ctx context.Context, e *env, sf *storeFlags, tenant string, tf *trustFlags, says io.Writer) (*deployment, *trust, error) {
-	if m := trail.CheckTenant(tenant); m != "" {
+	if m := trail.CheckLog(tenant); m != "" {
 		return nil, nil, usageError("--tenant: %s", m)
 	}
 	tr, err := tf.resolve(e, sf)

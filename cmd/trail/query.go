@@ -123,7 +123,7 @@ func (ff *filterFlags) register(cmd *cobra.Command, tenantUsage string) {
 // naming the flag.
 func (ff *filterFlags) query(now time.Time) (trail.Query, error) {
 	q := ff.q
-	if m := trail.CheckTenant(q.Tenant); m != "" {
+	if m := trail.CheckLog(q.Tenant); m != "" {
 		return q, usageError("--tenant: %s", m)
 	}
 	var err error

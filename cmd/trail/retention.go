@@ -103,7 +103,7 @@ func (f *retentionFlags) plan(ctx context.Context, e *env, writer bool) (*deploy
 		// Holds select by actor id, target id and recorded_at, which
 		// sealing leaves in clear: the plan reads the store as it is.
 		var p *retention.Plan
-		if p, err = retention.NewPlan(ctx, d.Store, f.tenant, d.Catalog, rules, holds, now); err == nil {
+		if p, err = retention.NewPlan(ctx, d.Store, f.tenant, d.Catalog.For(f.tenant), rules, holds, now); err == nil {
 			return d, p, nil
 		}
 	}

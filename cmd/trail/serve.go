@@ -30,14 +30,18 @@ func newServeCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--data DIR | --postgres URL]",
 		Short: "Run the Trail service (HTTP API and web UI)",
-		Long: `Serve runs the HTTP API on --addr (default 127.0.0.1:8080) over the embedded
-SQLite database in --data (default ./trail-data) or PostgreSQL (--postgres).
-It prints the address it listens on (with --addr 127.0.0.1:0, the port it
-got).
+		Long: `Serve runs the HTTP API and the web UI on --addr (default 127.0.0.1:8080)
+over the embedded SQLite database in --data (default ./trail-data) or
+PostgreSQL (--postgres). It binds the address first; then it prints the
+web UI's address (with --addr 127.0.0.1:0, the port it got).
 
-On first start it makes the signing key (DATA/log.key) and a bootstrap admin
-API key for tenant --bootstrap-tenant, printed once and stored only hashed:
-create the apps' keys with it (POST /v1/keys, or trail keys create).
+On first start it makes the signing key (DATA/log.key), an operator
+credential (which manages every tenant's keys) and a bootstrap admin API
+key for tenant --bootstrap-tenant, each printed once and stored only
+hashed: create the apps' keys with them (POST /v1/keys, or trail keys
+create). It makes an operator credential at any start that finds none;
+when one exists it is not shown again, and serve says how to make
+another.
 
 SIGINT or SIGTERM stops it gracefully: it stops accepting, lets requests in
 flight finish (every acknowledged event is committed), and closes the store.
@@ -98,23 +102,22 @@ func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) error {
 
 func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	// Bind first: a server that cannot listen makes no credential, which
+	// it could then never show.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return usageError("--addr %s: %v (is another server using it? pick another --addr)", addr, err)
+	}
+	defer ln.Close()
 	d, err := sf.open(ctx, e, true)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
 	defer d.Close()
-	bootstrap, err := bootstrapKey(ctx, d.Keys, tenant)
-	if err != nil {
-		return &exitError{code: 1, err: err}
-	}
 	srv, err := trailhttp.New(trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions,
-		Holds: d.Holds, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
+		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
 	if err != nil {
 		return &exitError{code: 1, err: err}
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return usageError("--addr: %v", err)
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
@@ -125,9 +128,10 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(e.stdout, "Trail is listening on http://%s (web UI: http://%s/ui/)\n", ln.Addr(), ln.Addr())
-	if bootstrap != "" {
-		fmt.Fprintf(e.stdout, "Bootstrap admin API key for tenant %s (shown once, stored only hashed):\n%s\n", tenant, bootstrap)
+	fmt.Fprintf(e.stdout, "Trail web UI: http://%s/ui/\n", ln.Addr())
+	fmt.Fprintf(e.stdout, "Trail is listening on http://%s (API under /v1/)\n", ln.Addr())
+	if err := bootstrap(ctx, e, d.Keys, tenant, sf); err != nil {
+		return &exitError{code: 1, err: err}
 	}
 	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", d.Signer.VerifierKey())
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -152,16 +156,58 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	return nil
 }
 
-// bootstrapKey makes an admin key when the store has none at all, and
-// returns its text ("" when keys exist).
-func bootstrapKey(ctx context.Context, keys trail.KeyStore, tenant string) (string, error) {
+// bootstrap makes and prints, once the server is bound, the credentials a
+// new deployment needs: an operator credential when there is no live one,
+// and an admin key for tenant when no tenant has a key. A credential that
+// exists is never shown again (only its hash is kept), so when it makes no
+// operator credential it says how to make another.
+func bootstrap(ctx context.Context, e *env, keys trail.KeyStore, tenant string, sf *storeFlags) error {
 	all, err := keys.Keys(ctx, "")
-	if err != nil || len(all) > 0 {
-		return "", err
-	}
-	text, k, err := trail.NewAPIKey(tenant, "bootstrap admin", trail.KeyScopes, time.Now())
 	if err != nil {
-		return "", err
+		return err
 	}
-	return text, keys.CreateKey(ctx, k)
+	operators, tenants := 0, 0
+	for _, k := range all {
+		switch {
+		case k.Operator() && !k.Revoked():
+			operators++
+		case !k.Operator():
+			tenants++
+		}
+	}
+	if operators == 0 {
+		text, k, err := trail.NewOperatorKey("bootstrap operator", time.Now())
+		if err != nil {
+			return err
+		}
+		if err := keys.CreateKey(ctx, k); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Operator credential (manages every tenant's keys; shown once, stored only hashed):\n%s\n", text)
+	} else {
+		fmt.Fprintf(e.stdout, "Operator credentials exist and are not shown again; to make another: trail operator create --name NAME%s\n", storeArgs(sf))
+	}
+	if tenants == 0 {
+		text, k, err := trail.NewAPIKey(tenant, "bootstrap admin", trail.KeyScopes, time.Now())
+		if err != nil {
+			return err
+		}
+		if err := keys.CreateKey(ctx, k); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Bootstrap admin API key for tenant %s (shown once, stored only hashed):\n%s\n", tenant, text)
+	}
+	return nil
+}
+
+// storeArgs is what a command must be given to find the store serve uses,
+// as a hint: the flags, never a URL's secrets.
+func storeArgs(sf *storeFlags) string {
+	switch {
+	case sf.postgres != "":
+		return " --postgres URL"
+	case sf.data != "trail-data":
+		return " --data " + sf.data
+	}
+	return ""
 }

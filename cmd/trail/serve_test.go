@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,14 +31,32 @@ func TestServeBlackBox(t *testing.T) {
 	}
 	data := filepath.Join(dir, "data")
 
-	url, key, stop := startServe(t, bin, data)
-	if key == "" {
-		t.Fatal("first start printed no bootstrap admin key")
+	// A first start on a port that is taken makes nothing; the next start
+	// makes and prints the credentials.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	out, err := exec.Command(bin, "serve", "--addr", taken.Addr().String(), "--data", data).CombinedOutput()
+	taken.Close()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("serve on a taken port: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("serve on a taken port made %s (%v): a credential made there is never shown", data, err)
+	}
+	url, key, stop := startServe(t, bin, data)
+	if key.admin == "" || key.operator == "" {
+		t.Fatalf("first start printed no bootstrap admin key or no operator credential: %+v", key)
+	}
+	if !strings.HasPrefix(key.first, "Trail web UI: "+url+"/ui/") {
+		t.Errorf("the first line printed is %q; want the web UI's address first", key.first)
+	}
+	as := key.admin
 	api := func(method, path, body string, want int) []byte {
 		t.Helper()
 		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Authorization", "Bearer "+as)
 		if body != "" {
 			req.Header.Set("Content-Type", "application/x-ndjson")
 		}
@@ -66,28 +85,58 @@ func TestServeBlackBox(t *testing.T) {
 	api("GET", "/v1/proofs/inclusion?seq=2", "", 200)
 	var cp struct{ Size uint64 }
 	json.Unmarshal(api("GET", "/v1/checkpoint", "", 200), &cp)
+	as = key.operator
+	if b := api("GET", "/v1/keys?tenant=default", "", 200); !strings.Contains(string(b), "bootstrap admin") {
+		t.Errorf("the operator's list of default's keys: %s", b)
+	}
+	if b := api("GET", "/v1/tenants", "", 200); !strings.Contains(string(b), `{"name":"default"}`) {
+		t.Errorf("the operator's list of tenants: %s", b)
+	}
+	api("GET", "/v1/events", "", 403)
+	as = key.admin
 	stop()
 
 	url, again, stop2 := startServe(t, bin, data)
 	defer stop2()
-	if again != "" {
-		t.Error("a second start printed another bootstrap key")
+	if again.admin != "" || again.operator != "" {
+		t.Error("a second start printed another bootstrap credential")
+	}
+	if !strings.Contains(again.hint, "trail operator create --name NAME --data "+data) {
+		t.Errorf("a second start does not say how to make another operator credential: %q", again.hint)
 	}
 	var cp2 struct{ Size uint64 }
 	json.Unmarshal(api("GET", "/v1/checkpoint", "", 200), &cp2)
 	if cp2.Size < cp.Size {
 		t.Errorf("after a restart the log has %d events, before %d", cp2.Size, cp.Size)
 	}
-	out, err := exec.Command(bin, "verify", "--tenant", "default", "--data", data).CombinedOutput()
+	out, err = exec.Command(bin, "verify", "--tenant", "default", "--data", data).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "intact") {
 		t.Fatalf("trail verify: %v\n%s", err, out)
 	}
 }
 
-// startServe starts trail serve on a free port and returns its URL, the
-// bootstrap key it printed ("" when none), and a function that stops it
-// with SIGTERM and checks it exited cleanly.
-func startServe(t *testing.T, bin, data string) (url, bootstrap string, stop func()) {
+// printed is what trail serve printed at start: its first line, the
+// bootstrap admin key and operator credential ("" when none), and the hint
+// on making another operator credential ("" when none).
+type printed struct {
+	first, admin, operator, hint string
+}
+
+// exitCode is the exit code of a command that ended with err.
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// startServe starts trail serve on a free port and returns its URL, what
+// it printed, and a function that stops it with SIGTERM and checks it
+// exited cleanly.
+func startServe(t *testing.T, bin, data string) (url string, bootstrap printed, stop func()) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
 	cmd.Stderr = os.Stderr
@@ -112,13 +161,20 @@ func startServe(t *testing.T, bin, data string) (url, bootstrap string, stop fun
 	for done := false; !done; {
 		select {
 		case l, ok := <-lines:
+			if bootstrap.first == "" {
+				bootstrap.first = l
+			}
 			switch m := listen.FindStringSubmatch(l); {
 			case !ok:
 				t.Fatal("trail serve exited before it was ready")
 			case m != nil:
 				url = m[1]
 			case strings.HasPrefix(l, "trail_"):
-				bootstrap = l
+				bootstrap.admin = l
+			case strings.HasPrefix(l, "trailop_"):
+				bootstrap.operator = l
+			case strings.Contains(l, "trail operator create"):
+				bootstrap.hint = l
 			case strings.HasPrefix(l, "Verifier key"):
 				done = true
 			}
@@ -139,5 +195,23 @@ func startServe(t *testing.T, bin, data string) (url, bootstrap string, stop fun
 				t.Errorf("trail serve after SIGTERM: %v", err)
 			}
 		})
+	}
+}
+
+// TestServePortTaken: a server that cannot bind its address says so and
+// makes nothing, so no credential is made that could never be shown.
+func TestServePortTaken(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	code, out := runIn(dir, nil, "serve", "--addr", taken.Addr().String(), "--data", "data")
+	if code != exitUsage || !strings.Contains(out, "--addr "+taken.Addr().String()+": ") || !strings.Contains(out, "address already in use") {
+		t.Errorf("serve on a taken port: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Errorf("serve on a taken port made its data directory (%v)", err)
 	}
 }

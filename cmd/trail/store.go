@@ -55,6 +55,9 @@ type backend interface {
 	trail.KeyStore
 	trail.HoldStore
 	trail.ActionStore
+	trail.TenantLister
+	// MigrationNotes says what the schema migrations its open ran did.
+	MigrationNotes() []string
 }
 
 var (
@@ -66,15 +69,16 @@ var (
 // opened once (storeFlags.open) and closed once (Close). Every command
 // takes what it needs from it; nothing discovers a capability at run time.
 type deployment struct {
-	Store   trail.Store       // the log as stored: personal data sealed
-	Reader  trail.Store       // Store with personal data opened (or reading as erased): what people are shown
-	Writer  ledger.Writer     // Trail's own records: holds, erasures, prunes
-	Keys    trail.KeyStore    // API keys
-	Holds   trail.HoldStore   // legal holds
-	Actions trail.ActionStore // saved custom actions
-	Sealer  *erasure.Sealer   // seals on append, opens on read, erases
-	Catalog *catalog.Catalog  // the built-in actions and the saved ones
-	Signer  *tlog.Signer      // signs checkpoints; nil when opened read-only
+	Store   trail.Store        // the log as stored: personal data sealed
+	Reader  trail.Store        // Store with personal data opened (or reading as erased): what people are shown
+	Writer  ledger.Writer      // Trail's own records: holds, erasures, prunes
+	Keys    trail.KeyStore     // API keys
+	Holds   trail.HoldStore    // legal holds
+	Actions trail.ActionStore  // saved custom actions
+	Tenants trail.TenantLister // the tenants' logs
+	Sealer  *erasure.Sealer    // seals on append, opens on read, erases
+	Catalog *catalog.Catalog   // the built-in actions, and each tenant's saved ones in its view (For)
+	Signer  *tlog.Signer       // signs checkpoints; nil when opened read-only
 
 	closers []func() error // in the order to close
 }
@@ -138,11 +142,13 @@ func (f *storeFlags) openFor(ctx context.Context, e *env, a access) (*deployment
 func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) error {
 	var keys trail.SubjectKeyStore
 	var db backend
+	var notes []string // what the migrations run by these opens did
 	if f.postgres != "" {
 		pk, err := postgres.OpenSubjectKeys(ctx, f.postgres)
 		if err != nil {
 			return err
 		}
+		notes = pk.MigrationNotes() // the first open migrates
 		keys, d.closers = pk, append(d.closers, pk.Close)
 		d.Sealer = erasure.NewSealer(keys, d.Catalog)
 		pg, err := postgres.Open(ctx, f.postgres, postgres.Options{Validator: newValidator(d.Catalog, d.Sealer), Signer: d.Signer})
@@ -167,15 +173,19 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 	}
 	// The store closes before the keys its appends seal with.
 	d.closers = append([]func() error{db.Close}, d.closers...)
-	d.Store, d.Writer, d.Keys, d.Holds, d.Actions = db, db, db, db, db
+	d.Store, d.Writer, d.Keys, d.Holds, d.Actions, d.Tenants = db, db, db, db, db, db
 	d.Reader = erasure.Wrap(db, d.Sealer)
+	// What the migrations these opens ran did, said once.
+	for _, note := range append(notes, db.MigrationNotes()...) {
+		fmt.Fprintf(e.stderr, "trail: migration: %s\n", note)
+	}
 	saved, err := db.SavedActions(ctx)
 	if err != nil {
 		return err
 	}
-	for _, a := range saved {
-		if err := d.Catalog.Register(*a); err != nil {
-			return fmt.Errorf("saved custom action %s: %w", a.Name, err)
+	for _, sa := range saved {
+		if err := d.Catalog.For(sa.Tenant).Register(*sa.Action); err != nil {
+			return fmt.Errorf("saved custom action %s of tenant %s: %w", sa.Action.Name, sa.Tenant, err)
 		}
 	}
 	return nil

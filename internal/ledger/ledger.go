@@ -210,6 +210,10 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 	if f := keyError(opts.IdempotencyKey); f != nil {
 		return nil, trail.Invalid("bad append options", *f)
 	}
+	if !own && tenant == trail.OperatorTenant {
+		return nil, trail.Invalid("event refused", trail.FieldError{Path: "tenant",
+			Message: "the operators' log holds only Trail's own records of what operators do"})
+	}
 	b := &Batch{Tenant: tenant, Key: opts.IdempotencyKey}
 	if b.Key != "" {
 		var err error
@@ -275,8 +279,8 @@ func keyError(key string) *trail.FieldError {
 
 // Refuse returns the field errors of an outside caller's event i that
 // only Trail may write: one of Trail's own records (its action's catalog
-// sources name Trail), or an actor of type api_key (Trail's credential,
-// set by the server for its audited reads). trail validate reports them
+// sources name Trail), or an actor of type api_key or operator (Trail's
+// credentials, set by the server for what they do). trail validate reports them
 // with it.
 func Refuse(actions trail.ActionResolver, i int, ev *trail.Event) []trail.FieldError {
 	var fe []trail.FieldError
@@ -284,9 +288,9 @@ func Refuse(actions trail.ActionResolver, i int, ev *trail.Event) []trail.FieldE
 		fe = append(fe, trail.FieldError{Path: trail.PathIndex("", i) + ".action",
 			Message: def.Name + " is recorded by Trail itself (retention, legal holds, erasure), never appended by a caller"})
 	}
-	if ev.Actor.Type == trail.ActorAPIKey {
+	if ev.Actor.Type == trail.ActorAPIKey || ev.Actor.Type == trail.ActorOperator {
 		fe = append(fe, trail.FieldError{Path: trail.PathIndex("", i) + ".actor.type",
-			Message: "api_key actors are Trail's own (the records of its API keys' reads); record an app's callers as service or user"})
+			Message: string(ev.Actor.Type) + " actors are Trail's own (the records of what its API keys and operators do); record an app's callers as service or user"})
 	}
 	return fe
 }
