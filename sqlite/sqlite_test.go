@@ -394,3 +394,10 @@ func TestSinks(t *testing.T) {
 	})
 	storetest.RunSinksDurable(t, newDurable)
 }
+
+func TestSessions(t *testing.T) {
+	storetest.RunSessions(t, func(t *testing.T) trail.SessionStore {
+		return open(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+	storetest.RunSessionsDurable(t, newDurable)
+}
