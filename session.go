@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"time"
 )
@@ -70,10 +69,11 @@ func (s *Session) Touch(now time.Time) bool {
 	return true
 }
 
-// Ref names s in records and logs: 16 hex digits of its hash, which tell
-// nothing of its id (the cookie) but are the same for every record of one
-// session.
-func (s *Session) Ref() string { return hex.EncodeToString(s.Hash[:8]) }
+// Ref names s in records and logs: the first 12 bytes of its hash in
+// base64url (16 characters), which tell nothing of its id (the cookie) but
+// are the same for every record of one session. (Not hex: 16 hex digits are
+// now and then all decimal, and may pass for a card number.)
+func (s *Session) Ref() string { return base64.RawURLEncoding.EncodeToString(s.Hash[:12]) }
 
 // SessionStore keeps the web UI's sessions, in the store's database.
 //

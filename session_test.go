@@ -26,6 +26,10 @@ func TestSessionID(t *testing.T) {
 	if got, err := trail.ParseSessionID(text); err != nil || !bytes.Equal(got, hash) {
 		t.Errorf("ParseSessionID(%q) = %x, %v; want its hash", text, got, err)
 	}
+	ref := (&trail.Session{Hash: hash}).Ref()
+	if len(ref) != 16 || strings.Contains(text, ref) || ref != base64.RawURLEncoding.EncodeToString(hash[:12]) {
+		t.Errorf("Ref = %q: want 16 characters of the hash, nothing of the id", ref)
+	}
 	other, _, _ := trail.NewSessionID()
 	if other == text {
 		t.Error("two session ids are the same")

@@ -55,6 +55,7 @@ type backend interface {
 	trail.KeyStore
 	trail.HoldStore
 	trail.ActionStore
+	trail.SessionStore
 }
 
 var (
@@ -75,6 +76,8 @@ type deployment struct {
 	Sealer  *erasure.Sealer   // seals on append, opens on read, erases
 	Catalog *catalog.Catalog  // the built-in actions and the saved ones
 	Signer  *tlog.Signer      // signs checkpoints; nil when opened read-only
+
+	Sessions trail.SessionStore // the web UI's sessions
 
 	closers []func() error // in the order to close
 }
@@ -168,6 +171,7 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 	// The store closes before the keys its appends seal with.
 	d.closers = append([]func() error{db.Close}, d.closers...)
 	d.Store, d.Writer, d.Keys, d.Holds, d.Actions = db, db, db, db, db
+	d.Sessions = db
 	d.Reader = erasure.Wrap(db, d.Sealer)
 	saved, err := db.SavedActions(ctx)
 	if err != nil {
