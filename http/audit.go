@@ -18,7 +18,8 @@ import (
 
 // A record is an event the server writes in a log about a request it
 // served with an API key: a read of the log (data_viewed, or the
-// data_export_* records of an export) or a change an admin key made. The
+// data_export_* records of an export), a change an admin key made, or a
+// UI sign-in, sign-out or failed sign-in (session.go). The
 // functions below make each kind the server writes; Server.audit writes
 // one. A record is built for one request and written once.
 type record struct {
@@ -26,6 +27,7 @@ type record struct {
 	context     map[string]any
 	correlation string // ties the records of one export together
 	tenant      string // the log it goes in; "" is the key's tenant's
+	what        string // what is refused when it cannot be written; "" is a read
 }
 
 // viewed is the record of a read of dataType (audit_events, audit_event or
@@ -136,17 +138,21 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 			Actor:  keyActor(k),
 			Request: trail.Request{
 				IP: s.clientIP(r), UserAgent: truncate(trail.ValidText(r.UserAgent()), maxUserAgent), Method: r.Method, Path: trail.ValidText(r.URL.Path),
-				RequestID: requestID(r),
+				RequestID: requestID(r), SessionID: sessionRef(r),
 			},
 			Context:       maps.Clone(rec.context),
 			CorrelationID: rec.correlation,
 		}
 		if lg != tenant {
+			if ev.Context == nil {
+				ev.Context = map[string]any{}
+			}
 			ev.Context["tenant"] = tenant
 		}
 		if err := s.appendRecord(r.Context(), lg, ev); err != nil {
-			s.log.ErrorContext(r.Context(), "recording a read failed; the read is refused", "action", rec.action, "tenant", lg, "err", err)
-			refused := &trail.Error{Code: trail.EINTERNAL, Message: "the read could not be recorded in the audit log, so it is refused"}
+			what := cmp.Or(rec.what, "read")
+			s.log.ErrorContext(r.Context(), "recording a "+what+" failed; the "+what+" is refused", "action", rec.action, "tenant", lg, "err", err)
+			refused := &trail.Error{Code: trail.EINTERNAL, Message: "the " + what + " could not be recorded in the audit log, so it is refused"}
 			if code := trail.ErrorCode(err); storeDown(code) { // the caller may retry: say so, and why
 				refused.Code, refused.Message = code, refused.Message+": "+trail.ErrorMessage(err)
 			}

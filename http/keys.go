@@ -134,6 +134,9 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, k *trail.APIK
 	if err := s.audit(r, k, keyRevoked(rk)); err != nil {
 		return err
 	}
+	if err := s.endKeySessions(r, k, rk); err != nil { // its UI sessions (session.go)
+		return err
+	}
 	return writeJSON(w, http.StatusOK, rk)
 }
 

@@ -39,7 +39,7 @@ func TestHoldsAndErasure(t *testing.T) {
 	}
 	defer db.Close()
 	srv, err := trailhttp.New(trailhttp.Config{Store: erasure.Wrap(db, sealer), Writer: db, Keys: db, Holds: db, Eraser: sealer, Catalog: cat,
-		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
+		Sessions: db, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +53,7 @@ func TestHoldsAndErasure(t *testing.T) {
 	if err := db.CreateKey(ctx, vk); err != nil {
 		t.Fatal(err)
 	}
+	sessions := map[string]*http.Cookie{} // key text → its UI session
 	callAs := func(key, method, path, body string, want int) []byte {
 		t.Helper()
 		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
@@ -61,7 +62,11 @@ func TestHoldsAndErasure(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		if strings.HasPrefix(path, "/ui/") {
-			req.AddCookie(&http.Cookie{Name: "trail_session", Value: key})
+			if sessions[key] == nil {
+				h := &harness{t: t, url: ts.URL, keys: map[string]string{"key": key}}
+				sessions[key] = signIn(h, "key").cookie
+			}
+			req.AddCookie(sessions[key])
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -18,6 +18,7 @@ type metrics struct {
 	redactions prometheus.Counter
 	refused    *prometheus.CounterVec
 	requests   *prometheus.HistogramVec
+	signins    *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -47,8 +48,11 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Name: "trail_request_seconds", Help: "API request latency by route.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route"}),
+		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trail_ui_signins_total", Help: "Web UI sign-ins by result: success, failure, throttled (refused unchecked: too many failures from the address).",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.appended, m.batchSize, m.commit, m.marked, m.redactions, m.refused, m.requests,
+	for _, c := range []prometheus.Collector{m.appended, m.batchSize, m.commit, m.marked, m.redactions, m.refused, m.requests, m.signins,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

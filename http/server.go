@@ -18,6 +18,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -58,6 +59,13 @@ type Config struct {
 	Limits         Limits
 	Registry       *prometheus.Registry // for /metrics; default: a new one
 	Now            func() time.Time     // default time.Now
+	// Sessions keeps the web UI's sessions (session.go); nil: nobody can
+	// sign in to the UI.
+	Sessions trail.SessionStore
+	// SessionIdle ends a UI session unused for this long (default 30
+	// minutes); SessionMax ends it this long after sign-in, however much
+	// it is used (default 12 hours).
+	SessionIdle, SessionMax time.Duration
 }
 
 // Limits bound what one request may ask. Zero fields take the defaults.
@@ -68,6 +76,11 @@ type Limits struct {
 	Rate         float64 // requests per second per key (default 2000; negative: no limit)
 	Burst        int     // requests a key may make at once above its rate (default twice the rate)
 	KeyCacheTTL  time.Duration
+	// SignInFailures is how many failed UI sign-ins one client address
+	// may make in SignInWindow before it must wait (defaults 5 and 15
+	// minutes).
+	SignInFailures int
+	SignInWindow   time.Duration
 }
 
 func (l *Limits) defaults() {
@@ -89,6 +102,12 @@ func (l *Limits) defaults() {
 	if l.KeyCacheTTL <= 0 {
 		l.KeyCacheTTL = 5 * time.Second
 	}
+	if l.SignInFailures <= 0 {
+		l.SignInFailures = 5
+	}
+	if l.SignInWindow <= 0 {
+		l.SignInWindow = 15 * time.Minute
+	}
 }
 
 // Server answers the API. Create it with New.
@@ -99,6 +118,7 @@ type Server struct {
 	routes  []Route // every route with its credential, for Access and the OpenAPI check
 	metrics *metrics
 	limiter *limiter
+	signins *failures // failed UI sign-ins by client address (session.go)
 
 	keyMu sync.Mutex
 	keys  map[string]cachedKey
@@ -128,9 +148,15 @@ func New(c Config) (*Server, error) {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
+	if c.SessionIdle <= 0 {
+		c.SessionIdle = 30 * time.Minute
+	}
+	if c.SessionMax <= 0 {
+		c.SessionMax = 12 * time.Hour
+	}
 	c.Limits.defaults()
 	s := &Server{c: c, log: c.Logger, mux: http.NewServeMux(), keys: map[string]cachedKey{},
-		limiter: newLimiter(c.Limits.Rate, c.Limits.Burst)}
+		limiter: newLimiter(c.Limits.Rate, c.Limits.Burst), signins: newFailures(c.Limits.SignInFailures, c.Limits.SignInWindow)}
 	var err error
 	if s.metrics, err = newMetrics(c.Registry); err != nil {
 		return nil, err
@@ -288,32 +314,43 @@ func (s *Server) authenticate(r *http.Request) (*trail.APIKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	k, err := s.key(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	// An operator's record is used only with an operator's text, and a
+	// tenant's only with a tenant's: the text says what it is.
+	if !k.Matches(hash) || k.Operator() != strings.HasPrefix(strings.TrimSpace(text), trail.OperatorKeyPrefix) {
+		return nil, trail.Errorf(trail.EUNAUTHORIZED, "unknown API key")
+	}
+	if k.Revoked() {
+		return nil, trail.Errorf(trail.EUNAUTHORIZED, "this API key was revoked")
+	}
+	return k, nil
+}
+
+// key returns the record of the key id, revoked or not, from the cache
+// (for at most Limits.KeyCacheTTL) or the store; EUNAUTHORIZED when there
+// is none.
+func (s *Server) key(ctx context.Context, id string) (*trail.APIKey, error) {
 	now := s.c.Now()
 	s.keyMu.Lock()
 	ck, ok := s.keys[id]
 	s.keyMu.Unlock()
-	if !ok || now.Sub(ck.fetched) > s.c.Limits.KeyCacheTTL {
-		k, err := s.c.Keys.Key(r.Context(), id)
-		if trail.ErrorCode(err) == trail.ENOTFOUND {
-			return nil, trail.Errorf(trail.EUNAUTHORIZED, "unknown API key")
-		}
-		if err != nil {
-			return nil, err
-		}
-		ck = cachedKey{k: k, fetched: now}
-		s.keyMu.Lock()
-		s.keys[id] = ck
-		s.keyMu.Unlock()
+	if ok && now.Sub(ck.fetched) <= s.c.Limits.KeyCacheTTL {
+		return ck.k, nil
 	}
-	// An operator's record is used only with an operator's text, and a
-	// tenant's only with a tenant's: the text says what it is.
-	if !ck.k.Matches(hash) || ck.k.Operator() != strings.HasPrefix(strings.TrimSpace(text), trail.OperatorKeyPrefix) {
+	k, err := s.c.Keys.Key(ctx, id)
+	if trail.ErrorCode(err) == trail.ENOTFOUND {
 		return nil, trail.Errorf(trail.EUNAUTHORIZED, "unknown API key")
 	}
-	if ck.k.Revoked() {
-		return nil, trail.Errorf(trail.EUNAUTHORIZED, "this API key was revoked")
+	if err != nil {
+		return nil, err
 	}
-	return ck.k, nil
+	s.keyMu.Lock()
+	s.keys[id] = cachedKey{k: k, fetched: now}
+	s.keyMu.Unlock()
+	return k, nil
 }
 
 // forgetKey drops a key from the cache (after a revocation).

@@ -37,6 +37,7 @@ type backend interface {
 	trail.ActionStore
 	trail.HoldStore
 	trail.TenantLister
+	trail.SessionStore
 }
 
 // backends open a fresh store of each kind, with cat as its catalog.
@@ -84,12 +85,20 @@ type harness struct {
 // credential "operator".
 func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, limits trailhttp.Limits) *harness {
 	t.Helper()
+	return newHarnessWith(t, open, func(c *trailhttp.Config) { c.Limits = limits })
+}
+
+// newHarnessWith is newHarness with the server's config changed by edit.
+func newHarnessWith(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, edit func(*trailhttp.Config)) *harness {
+	t.Helper()
 	cat := catalog.Default()
 	store := open(t, cat)
 	t.Cleanup(func() { store.Close() })
-	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store, Holds: store, Tenants: store,
-		Verifier: storetest.Signer().Verifier(), Limits: limits, Logger: slog.New(slog.DiscardHandler),
-		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	c := trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store, Holds: store, Tenants: store, Sessions: store,
+		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	edit(&c)
+	srv, err := trailhttp.New(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,10 @@ package http
 // the two things that are better live: the event list's tail and an event's
 // verification. Every page reads without JavaScript.
 //
-// Sign-in takes an API key and keeps its text in an HttpOnly,
-// SameSite=Strict cookie (Secure over TLS) scoped to /ui/; each request
-// authenticates it exactly as the API authenticates a bearer key, so a
+// Sign-in takes an API key, checks it as the API would, and opens a
+// server-side session (session.go) whose random id goes in an HttpOnly,
+// SameSite=Strict cookie (Secure over TLS) scoped to /ui/; the key's text
+// is kept nowhere. Each request finds the session and checks its key, so a
 // revoked key stops working in the UI as it does in the API, and the key's
 // tenant and scopes bound everything shown.
 //
@@ -30,6 +31,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -50,10 +52,8 @@ import (
 var uiFiles embed.FS
 
 const (
-	// uiCookie holds the signed-in API key's text.
+	// uiCookie holds the session's id (trail.NewSessionID).
 	uiCookie = "trail_session"
-	// uiCookieAge bounds a session: the key must be given again after it.
-	uiCookieAge = 12 * time.Hour
 	// uiCSP is the Content-Security-Policy of every UI response.
 	uiCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -163,11 +163,12 @@ func (s *Server) uiPage(h uiHandler, scopes ...trail.KeyScope) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
 		r = r.WithContext(withRequestID(r, w, t0))
-		k, err := s.uiKey(r)
+		sess, k, err := s.uiSession(r)
 		if err != nil {
 			s.uiSignedOut(w, r, err)
 			return
 		}
+		r = withSession(r, sess)
 		err = func() error {
 			for _, sc := range scopes {
 				if !k.Has(sc) {
@@ -187,18 +188,8 @@ func (s *Server) uiPage(h uiHandler, scopes ...trail.KeyScope) http.Handler {
 	})
 }
 
-// uiKey authenticates the session cookie's key exactly as the API
-// authenticates a bearer key.
-func (s *Server) uiKey(r *http.Request) (*trail.APIKey, error) {
-	c, err := r.Cookie(uiCookie)
-	if err != nil || c.Value == "" {
-		return nil, trail.Errorf(trail.EUNAUTHORIZED, "not signed in")
-	}
-	return s.authenticateText(r, c.Value)
-}
-
 // authenticateText authenticates a key given as text (from the sign-in
-// form or the session cookie) through authenticate. The UI shows one
+// form) through authenticate. The UI shows one
 // tenant's log, so it takes tenants' keys alone: an operator credential
 // acts on no tenant's data.
 func (s *Server) authenticateText(r *http.Request, text string) (*trail.APIKey, error) {
@@ -212,18 +203,19 @@ func (s *Server) authenticateText(r *http.Request, text string) (*trail.APIKey, 
 
 // uiSignedOut answers a request with no valid session: a redirect to the
 // sign-in page (an htmx request is told to go there with HX-Redirect). A
-// cookie whose key no longer works (revoked, say) is cleared.
+// cookie whose session has ended (signed out, timed out, its key revoked)
+// is cleared.
 func (s *Server) uiSignedOut(w http.ResponseWriter, r *http.Request, err error) {
 	why := ""
 	if c, cerr := r.Cookie(uiCookie); cerr == nil && c.Value != "" {
 		if trail.ErrorCode(err) != trail.EUNAUTHORIZED {
-			// The key could not be checked (the store failed): say so,
-			// and keep the session for when the store answers again.
+			// The session could not be checked (the store failed): say
+			// so, and keep the cookie for when the store answers again.
 			s.uiFail(w, r, nil, err)
 			return
 		}
 		http.SetCookie(w, s.uiSessionCookie(r, ""))
-		why = "invalid"
+		why = "ended"
 	}
 	v := url.Values{}
 	if r.Method == http.MethodGet && r.Header.Get("HX-Request") == "" {
@@ -244,11 +236,12 @@ func (s *Server) uiSignedOut(w http.ResponseWriter, r *http.Request, err error) 
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
-// uiSessionCookie returns the session cookie holding text; empty text
-// clears it.
+// uiSessionCookie returns the session cookie holding the session id
+// text; empty text clears it. The browser keeps it until the session's
+// absolute timeout at most; the server decides whether it is still good.
 func (s *Server) uiSessionCookie(r *http.Request, text string) *http.Cookie {
 	c := &http.Cookie{Name: uiCookie, Value: text, Path: "/ui/", HttpOnly: true, Secure: s.uiTLS(r),
-		SameSite: http.SameSiteStrictMode, MaxAge: int(uiCookieAge / time.Second)}
+		SameSite: http.SameSiteStrictMode, MaxAge: int(s.c.SessionMax / time.Second)}
 	if text == "" {
 		c.MaxAge = -1
 	}
@@ -364,13 +357,13 @@ func (s *Server) uiStatic(w http.ResponseWriter, r *http.Request) {
 // uiSignin shows the sign-in form (or, signed in already, goes on).
 func (s *Server) uiSignin(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
-	if _, err := s.uiKey(r); err == nil {
+	if _, _, err := s.uiSession(r); err == nil {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	d := signinPage{Next: next}
-	if r.URL.Query().Get("why") == "invalid" {
-		d.Error = "Your session's key is no longer accepted (it may have been revoked). Sign in with a valid key."
+	d := s.signinPage(next)
+	if r.URL.Query().Get("why") == "ended" {
+		d.Error = "Your session has ended: it was signed out, it was left unused too long or reached its time limit, or its key was revoked. Sign in again."
 	}
 	if err := s.uiRender(w, r, http.StatusOK, "signin", nil, "Sign in", d); err != nil {
 		s.uiFail(w, r, nil, err)
@@ -379,37 +372,98 @@ func (s *Server) uiSignin(w http.ResponseWriter, r *http.Request) {
 
 type signinPage struct {
 	Next, Error string
+	Idle, Max   string // the session timeouts, for people
+}
+
+func (s *Server) signinPage(next string) signinPage {
+	return signinPage{Next: next, Idle: humanWait(s.c.SessionIdle), Max: humanWait(s.c.SessionMax)}
 }
 
 // uiSigninPost checks the key from the form and, when the API would accept
-// it, keeps it in the session cookie. A wrong key sets no cookie.
+// it, opens a session and sets its cookie. A wrong key sets no cookie and
+// counts against the client's address; an address over its failures is
+// refused (429) before its key is looked at.
 func (s *Server) uiSigninPost(w http.ResponseWriter, r *http.Request) {
+	r = r.WithContext(withRequestID(r, w, time.Now()))
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
 		s.uiFail(w, r, nil, trail.Errorf(trail.EINVALID, "the sign-in form could not be read"))
 		return
 	}
-	text := strings.TrimSpace(r.PostFormValue("key"))
-	next := safeNext(r.PostFormValue("next"))
-	if _, err := s.authenticateText(r, text); err != nil {
-		d := signinPage{Next: next, Error: "That key was not accepted: " + trail.ErrorMessage(err) + "."}
-		status := http.StatusUnauthorized
-		if trail.ErrorCode(err) != trail.EUNAUTHORIZED {
-			s.log.ErrorContext(r.Context(), "UI sign-in failed", "err", err)
-			d.Error, status = "The key could not be checked just now; try again.", http.StatusInternalServerError
-		}
-		s.metrics.refused.WithLabelValues(trail.ErrorCode(err)).Inc()
-		if err := s.uiRender(w, r, status, "signin", nil, "Sign in", d); err != nil {
-			s.uiFail(w, r, nil, err)
-		}
+	if s.c.Sessions == nil {
+		s.uiFail(w, r, nil, errNoSessions)
 		return
 	}
+	text := strings.TrimSpace(r.PostFormValue("key"))
+	d := s.signinPage(safeNext(r.PostFormValue("next")))
+	addr := s.clientIP(r)
+	// refuse answers with the sign-in page saying why.
+	refuse := func(err error, msg string) {
+		p := s.failed(w, r, err, "UI sign-in refused")
+		d.Error = msg
+		if err := s.uiRender(w, r, p.Status, "signin", nil, "Sign in", d); err != nil {
+			s.uiFail(w, r, nil, err)
+		}
+	}
+	if wait := s.signins.wait(addr, s.c.Now()); wait > 0 {
+		s.metrics.signins.WithLabelValues("throttled").Inc()
+		s.log.WarnContext(r.Context(), "UI sign-in throttled", "client_ip", addr, "retry_after", wait)
+		w.Header().Set("Retry-After", retryAfter(wait))
+		msg := fmt.Sprintf("Too many failed sign-ins from your address (%d in %s): try again in %s.",
+			s.c.Limits.SignInFailures, humanWait(s.c.Limits.SignInWindow), humanWait(wait))
+		refuse(&apiError{code: eTooMany, msg: msg}, msg)
+		return
+	}
+	k, err := s.authenticateText(r, text)
+	if err != nil {
+		if trail.ErrorCode(err) != trail.EUNAUTHORIZED {
+			refuse(err, "The key could not be checked just now; try again.")
+			return
+		}
+		n, rerr := s.signinFailed(r, text, addr, err)
+		if rerr != nil {
+			s.uiFail(w, r, nil, rerr)
+			return
+		}
+		msg := "That key was not accepted: " + trail.ErrorMessage(err) + "."
+		if n >= s.c.Limits.SignInFailures {
+			msg += fmt.Sprintf(" Your address has had %d failed sign-ins in %s: the next must wait.", n, humanWait(s.c.Limits.SignInWindow))
+		}
+		refuse(err, msg)
+		return
+	}
+	text, err = s.startSession(r, k)
+	if err != nil {
+		s.uiFail(w, r, nil, err)
+		return
+	}
+	s.metrics.signins.WithLabelValues("success").Inc()
 	http.SetCookie(w, s.uiSessionCookie(r, text))
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 }
 
-// uiSignout clears the session cookie.
+// uiSignout ends the session: deletes it, so its cookie is refused from
+// then on, wherever it was copied to, records that, and clears the cookie.
+// A session that could not be deleted keeps its cookie, and the page says
+// so.
 func (s *Server) uiSignout(w http.ResponseWriter, r *http.Request) {
+	r = r.WithContext(withRequestID(r, w, time.Now()))
+	sess, k, err := s.uiSession(r)
+	if err != nil && trail.ErrorCode(err) != trail.EUNAUTHORIZED {
+		s.uiFail(w, r, nil, err) // the session could not be checked: it may stand
+		return
+	}
+	if err == nil {
+		if err := s.c.Sessions.DeleteSession(r.Context(), sess.Hash); err != nil && trail.ErrorCode(err) != trail.ENOTFOUND {
+			s.uiFail(w, r, k, err) // it still stands, and so does its cookie
+			return
+		}
+		if err := s.endSession(r, sess, k); err != nil {
+			http.SetCookie(w, s.uiSessionCookie(r, ""))
+			s.uiFail(w, r, nil, err) // ended, but not recorded
+			return
+		}
+	}
 	http.SetCookie(w, s.uiSessionCookie(r, ""))
 	http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
 }

@@ -121,7 +121,7 @@ func newDemo(t *testing.T) *demo {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	srv, err := trailhttp.New(trailhttp.Config{Store: db, Writer: db, Keys: db, Catalog: cat, Actions: db,
+	srv, err := trailhttp.New(trailhttp.Config{Store: db, Writer: db, Keys: db, Catalog: cat, Actions: db, Sessions: db,
 		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

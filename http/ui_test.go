@@ -80,11 +80,12 @@ func (u *uiSession) get(want int, path string, hdr ...string) string {
 	return body
 }
 
-// signIn signs in with the named key through the form.
-func signIn(h *harness, name string) *uiSession {
+// signIn signs in with the named key through the form, sending the
+// headers hdr (name, value, ...).
+func signIn(h *harness, name string, hdr ...string) *uiSession {
 	h.t.Helper()
 	u := &uiSession{h: h}
-	res, body := u.request("POST", "/ui/signin", url.Values{"key": {h.keys[name]}})
+	res, body := u.request("POST", "/ui/signin", url.Values{"key": {h.keys[name]}}, hdr...)
 	if res.StatusCode != http.StatusSeeOther {
 		h.t.Fatalf("sign in as %s: %d\n%s", name, res.StatusCode, body)
 	}
@@ -168,7 +169,8 @@ func testUISignIn(t *testing.T, h *harness) {
 		}
 	}
 
-	// The right key: a cookie holding it, HttpOnly, SameSite=Strict, on /ui/.
+	// The right key: a cookie holding a session id (not the key),
+	// HttpOnly, SameSite=Strict, on /ui/.
 	res, _ := anon.request("POST", "/ui/signin", url.Values{"key": {h.keys["acme"]}, "next": {"/ui/health"}})
 	if res.StatusCode != 303 || res.Header.Get("Location") != "/ui/health" {
 		t.Fatalf("sign in: %d to %q", res.StatusCode, res.Header.Get("Location"))
@@ -178,8 +180,8 @@ func testUISignIn(t *testing.T, h *harness) {
 		t.Fatalf("sign in set %d cookies", len(cs))
 	}
 	c := cs[0]
-	if c.Name != "trail_session" || c.Value != h.keys["acme"] || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode ||
-		c.Path != "/ui/" || c.Secure || c.MaxAge != 12*3600 {
+	if _, err := trail.ParseSessionID(c.Value); c.Name != "trail_session" || err != nil || strings.Contains(c.Value, h.keys["acme"][19:]) ||
+		!c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/ui/" || c.Secure || c.MaxAge != 12*3600 {
 		t.Errorf("session cookie %+v (raw %q)", c, res.Header.Get("Set-Cookie"))
 	}
 	// Secure when the browser came over TLS (here: through a trusted proxy).
@@ -206,10 +208,10 @@ func testUISignIn(t *testing.T, h *harness) {
 	// Revoking the key ends the session at once.
 	h.ok(200, "admin", "DELETE", "/v1/keys/"+h.keys["acme"][len("trail_"):len("trail_")+12], "", nil)
 	res, _ = u.request("GET", "/ui/", nil)
-	if res.StatusCode != 303 || !strings.Contains(res.Header.Get("Location"), "why=invalid") || len(res.Cookies()) != 1 || res.Cookies()[0].MaxAge >= 0 {
+	if res.StatusCode != 303 || !strings.Contains(res.Header.Get("Location"), "why=ended") || len(res.Cookies()) != 1 || res.Cookies()[0].MaxAge >= 0 {
 		t.Errorf("after revocation: %d to %q, cookies %+v", res.StatusCode, res.Header.Get("Location"), res.Cookies())
 	}
-	// Sign out clears the cookie.
+	// Sign out clears the cookie (and ends the session: session_test.go).
 	u = signIn(h, "acme-read")
 	res, _ = u.request("POST", "/ui/signout", url.Values{})
 	if res.StatusCode != 303 || len(res.Cookies()) != 1 || res.Cookies()[0].Value != "" || res.Cookies()[0].MaxAge >= 0 {
@@ -418,19 +420,19 @@ func testUITimeline(t *testing.T, h *harness) {
 	}
 	h.appendEvent(`{"action":"user_login_attempted","actor":{"type":"user","id":"u-9"},"correlation_id":"c-9","context":{"email":"u9@example.com","method":"password"}}`)
 	h.appendEvent(`{"action":"user_login_failed","actor":{"type":"user","id":"u-9"},"correlation_id":"c-9","context":{"email":"u9@example.com","reason":"invalid_password","attempts":1}}`)
-	u := signIn(h, "acme")
+	u := signIn(h, "acme") // seq 58: the record of the sign-in
 	rows := func(body string) int { return strings.Count(body, `data-label="Seq"`) }
 
 	// Newest first, a page of 50, then the rest.
 	body := u.get(200, "/ui/")
-	if rows(body) != 50 || strings.Index(body, ">57<") > strings.Index(body, ">56<") {
+	if rows(body) != 50 || strings.Index(body, ">58<") > strings.Index(body, ">57<") {
 		t.Errorf("first page: %d rows, newest first?", rows(body))
 	}
 	next := regexp.MustCompile(`href="(/ui/\?cursor=[^"]+)"[^>]*>Older`).FindStringSubmatch(body)
 	if next == nil {
 		t.Fatal("no link to the older page")
 	}
-	if body := u.get(200, strings.ReplaceAll(next[1], "&amp;", "&")); rows(body) != 7 || !strings.Contains(body, "Newest") {
+	if body := u.get(200, strings.ReplaceAll(next[1], "&amp;", "&")); rows(body) != 8 || !strings.Contains(body, "Newest") {
 		t.Errorf("second page: %d rows", rows(body))
 	}
 	// Filters: actor, several actions, category, outcome, time range.
@@ -501,12 +503,14 @@ func testUIReadsRecorded(t *testing.T, h *harness) {
 }
 
 func testUITail(t *testing.T, h *harness) {
-	first := h.appendEvent(login)
+	h.appendEvent(login)
 	u := signIn(h, "acme")
+	evs := h.events("acme")
+	last := evs[len(evs)-1] // the record of the sign-in
 	page := u.get(200, "/ui/")
 	m := regexp.MustCompile(`hx-get="(/ui/tail\?after=\d+)"`).FindStringSubmatch(page)
-	if m == nil || m[1] != fmt.Sprintf("/ui/tail?after=%d", first.Seq) {
-		t.Fatalf("the timeline has no tail poller after seq %d: %v", first.Seq, m)
+	if m == nil || m[1] != fmt.Sprintf("/ui/tail?after=%d", last.Seq) {
+		t.Fatalf("the timeline has no tail poller after seq %d: %v", last.Seq, m)
 	}
 	poll := func(path string) (string, string) {
 		t.Helper()
@@ -608,8 +612,9 @@ func testUIExport(t *testing.T, h *harness) {
 	if strings.Count(body, "\n") != 2 || !strings.Contains(body, "u-1") {
 		t.Errorf("the CSV export of u-1's events:\n%s", body)
 	}
+	// The three logins, and the record of the sign-in.
 	res, body = u.request("GET", "/ui/export?format=ndjson&action=user_login_success", nil)
-	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/x-ndjson") || strings.Count(body, "\n") != 3 {
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/x-ndjson") || strings.Count(body, "\n") != 4 {
 		t.Errorf("NDJSON export: %d\n%s", res.StatusCode, body)
 	}
 	var attempted, done int

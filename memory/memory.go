@@ -38,6 +38,7 @@ type Store struct {
 	cursors map[cursorKey]uint64 // consumers' positions (cursors.go)
 	holds   holds                // legal holds (lifecycle.go)
 	sinks   []*trail.SinkConfig  // sinks' configurations, in the order put (sinks.go)
+	ui      sessions             // the web UI's sessions (sessions.go)
 }
 
 type appender = ledger.Log

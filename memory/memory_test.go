@@ -35,3 +35,9 @@ func TestSinks(t *testing.T) {
 		return memory.New(storetest.Validator(), storetest.Signer())
 	})
 }
+
+func TestSessions(t *testing.T) {
+	storetest.RunSessions(t, func(t *testing.T) trail.SessionStore {
+		return memory.New(storetest.Validator(), storetest.Signer())
+	})
+}

@@ -858,6 +858,37 @@ func TestCursors(t *testing.T) {
 	})
 }
 
+func TestSessions(t *testing.T) {
+	storetest.RunSessions(t, func(t *testing.T) trail.SessionStore {
+		return open(t, pgtest.NewSchema(t), postgres.Options{})
+	})
+	storetest.RunSessionsDurable(t, durable)
+
+	// trail_app may create, touch and delete sessions.
+	t.Run("AppRole", func(t *testing.T) {
+		ctx := context.Background()
+		schema := pgtest.NewSchema(t)
+		open(t, schema, postgres.Options{}) // migrates as the owner
+		app, _ := openAsApp(t, schema)
+		_, hash, err := trail.NewSessionID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		s := &trail.Session{Hash: hash, Tenant: "acme", Kind: trail.SessionKey, KeyID: "0123456789ab", CreatedAt: now, SeenAt: now,
+			Idle: time.Minute, ExpiresAt: now.Add(time.Hour)}
+		if err := app.CreateSession(ctx, s); err != nil {
+			t.Fatalf("CreateSession as trail_app: %v", err)
+		}
+		if _, err := app.TouchSession(ctx, hash, now.Add(30*time.Second)); err != nil {
+			t.Fatalf("TouchSession as trail_app: %v", err)
+		}
+		if n, err := app.DeleteEndedSessions(ctx, now.Add(2*time.Hour)); err != nil || n != 1 {
+			t.Fatalf("DeleteEndedSessions as trail_app: %d, %v", n, err)
+		}
+	})
+}
+
 func TestSinks(t *testing.T) {
 	storetest.RunSinks(t, func(t *testing.T) trail.SinkStore {
 		return open(t, pgtest.NewSchema(t), postgres.Options{})
@@ -893,7 +924,7 @@ func TestSinks(t *testing.T) {
 // them.
 func TestActionMigration(t *testing.T) {
 	storetest.RunActionMigration(t, durable(t), storetest.Legacy{
-		Undo: []string{"DROP TABLE tenant_actions", "DELETE FROM schema_migrations WHERE version = 6"},
+		Undo: []string{"DROP TABLE sessions", "DROP TABLE tenant_actions", "DELETE FROM schema_migrations WHERE version >= 6"},
 		Save: func(name string, def []byte) string {
 			return fmt.Sprintf("INSERT INTO custom_actions (name, definition, saved_at) VALUES ('%s', decode('%x', 'hex'), 1)", name, def)
 		},

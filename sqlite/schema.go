@@ -279,6 +279,27 @@ WHERE EXISTS (SELECT 1 FROM events e WHERE e.action = c.name
 		AND instr(CAST(e.body AS TEXT), '"config_key":"action:' || c.name || '"') > 0)
 ORDER BY c.rowid, t.tid;
 `,
+	// 7: the web UI's sessions (trail.SessionStore, sessions.go). Not
+	// events: a row is deleted when its session ends (signed out, its key
+	// revoked, or swept once ended). hash is the SHA-256 of the session
+	// id, which is never stored. deadline is trail.Session.Deadline, kept
+	// beside its parts so that a sweep is one range of an index.
+	`
+CREATE TABLE sessions (
+	hash       BLOB PRIMARY KEY,
+	tenant     TEXT NOT NULL,
+	kind       TEXT NOT NULL,
+	key_id     TEXT NOT NULL,
+	subject    TEXT NOT NULL,
+	created_at INTEGER NOT NULL, -- Unix nanoseconds, as every time here
+	seen_at    INTEGER NOT NULL,
+	idle       INTEGER NOT NULL, -- nanoseconds
+	expires_at INTEGER NOT NULL,
+	deadline   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_key ON sessions (key_id);
+CREATE INDEX sessions_deadline ON sessions (deadline);
+`,
 }
 
 // actionsMigration is the version whose migration gave the shared custom

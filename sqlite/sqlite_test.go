@@ -400,9 +400,16 @@ func TestSinks(t *testing.T) {
 // them.
 func TestActionMigration(t *testing.T) {
 	storetest.RunActionMigration(t, newDurable(t), storetest.Legacy{
-		Undo: []string{"DROP TABLE tenant_actions", "PRAGMA user_version = 5"},
+		Undo: []string{"DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5"},
 		Save: func(name string, def []byte) string {
 			return fmt.Sprintf("INSERT INTO custom_actions (name, definition, saved_at) VALUES ('%s', X'%x', 1)", name, def)
 		},
 	})
+}
+
+func TestSessions(t *testing.T) {
+	storetest.RunSessions(t, func(t *testing.T) trail.SessionStore {
+		return open(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+	storetest.RunSessionsDurable(t, newDurable)
 }

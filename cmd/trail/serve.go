@@ -26,6 +26,7 @@ func newServeCmd(e *env) *cobra.Command {
 		tenant   string
 		shutdown time.Duration
 		rate     float64
+		sessions sessionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--data DIR | --postgres URL]",
@@ -46,16 +47,24 @@ another.
 SIGINT or SIGTERM stops it gracefully: it stops accepting, lets requests in
 flight finish (every acknowledged event is committed), and closes the store.
 
+The web UI (/ui/) signs in with an API key and keeps a session on the
+server: it ends when signed out, when its key is revoked, after
+--session-idle unused (default 30m) and --session-max after sign-in
+(default 12h). Five failed sign-ins from one address in 15 minutes make it
+wait.
+
 Every flag has an environment variable: TRAIL_ADDR, TRAIL_DATA,
 TRAIL_POSTGRES, TRAIL_SIGNING_KEY, TRAIL_TRUSTED_PROXIES (comma-separated),
-TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT. A flag given wins over its variable. (TRAIL_DATA,
+TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT, TRAIL_SESSION_IDLE,
+TRAIL_SESSION_MAX. A flag given wins over its variable. (TRAIL_DATA,
 TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		Example: `  trail serve
   TRAIL_POSTGRES=postgres://trail@db/trail trail serve --addr :8080 --trusted-proxy 10.0.0.0/8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := fromEnv(cmd, e, map[string]string{"addr": "TRAIL_ADDR", "trusted-proxy": "TRAIL_TRUSTED_PROXIES",
-				"bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT", "rate-limit": "TRAIL_RATE_LIMIT"}); err != nil {
+				"bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT", "rate-limit": "TRAIL_RATE_LIMIT",
+				"session-idle": "TRAIL_SESSION_IDLE", "session-max": "TRAIL_SESSION_MAX"}); err != nil {
 				return err
 			}
 			var trusted []netip.Prefix
@@ -73,7 +82,10 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 			if m := trail.CheckTenant(tenant); m != "" {
 				return usageError("--bootstrap-tenant: %s", m)
 			}
-			return serve(cmd.Context(), e, &sf, addr, trusted, tenant, shutdown, rate)
+			if err := sessions.check(); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), e, &sf, addr, trusted, tenant, shutdown, rate, sessions)
 		},
 	}
 	sf.register(cmd)
@@ -83,7 +95,24 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 	f.StringVar(&tenant, "bootstrap-tenant", "default", "tenant of the bootstrap admin key made on first start")
 	f.DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful stop waits for requests in flight")
 	f.Float64Var(&rate, "rate-limit", 0, "requests per second each API key may make (0: the default, 2000; negative: no limit)")
+	f.DurationVar(&sessions.idle, "session-idle", 30*time.Minute, "a web UI session ends after this long unused")
+	f.DurationVar(&sessions.max, "session-max", 12*time.Hour, "a web UI session ends this long after sign-in, however used")
 	return cmd
+}
+
+// sessionFlags are the web UI sessions' timeouts.
+type sessionFlags struct{ idle, max time.Duration }
+
+func (f sessionFlags) check() error {
+	switch {
+	case f.idle <= 0:
+		return usageError("--session-idle: want a positive duration (30m)")
+	case f.max <= 0:
+		return usageError("--session-max: want a positive duration (12h)")
+	case f.idle > f.max:
+		return usageError("--session-idle %v is longer than --session-max %v", f.idle, f.max)
+	}
+	return nil
 }
 
 // fromEnv sets each flag not given on the command line from its
@@ -100,7 +129,8 @@ func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) error {
 	return nil
 }
 
-func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64) error {
+func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64,
+	sessions sessionFlags) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	// Bind first: a server that cannot listen makes no credential, which
 	// it could then never show.
@@ -115,7 +145,8 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	}
 	defer d.Close()
 	srv, err := trailhttp.New(trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions,
-		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
+		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate},
+		Sessions: d.Sessions, SessionIdle: sessions.idle, SessionMax: sessions.max})
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}

@@ -83,6 +83,33 @@ func TestServeBlackBox(t *testing.T) {
 		t.Fatalf("export: %s", b)
 	}
 	api("GET", "/v1/proofs/inclusion?seq=2", "", 200)
+	// The web UI: signing in opens a session kept in the store.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	ui := func(method, path, form string, cookie *http.Cookie, want int) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, url+path, strings.NewReader(form))
+		if method == "POST" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("%s %s: %d, want %d", method, path, res.StatusCode, want)
+		}
+		return res
+	}
+	res := ui("POST", "/ui/signin", "key="+key.admin, nil, http.StatusSeeOther)
+	if len(res.Cookies()) != 1 || strings.Contains(res.Cookies()[0].Value, key.admin) {
+		t.Fatalf("sign-in cookies: %v", res.Cookies())
+	}
+	session := res.Cookies()[0]
+	ui("GET", "/ui/", "", session, http.StatusOK)
 	var cp struct{ Size uint64 }
 	json.Unmarshal(api("GET", "/v1/checkpoint", "", 200), &cp)
 	as = key.operator
@@ -104,6 +131,10 @@ func TestServeBlackBox(t *testing.T) {
 	if !strings.Contains(again.hint, "trail operator create --name NAME --data "+data) {
 		t.Errorf("a second start does not say how to make another operator credential: %q", again.hint)
 	}
+	// The session outlives the restart, until it is signed out.
+	ui("GET", "/ui/", "", session, http.StatusOK)
+	ui("POST", "/ui/signout", "", session, http.StatusSeeOther)
+	ui("GET", "/ui/", "", session, http.StatusSeeOther)
 	var cp2 struct{ Size uint64 }
 	json.Unmarshal(api("GET", "/v1/checkpoint", "", 200), &cp2)
 	if cp2.Size < cp.Size {

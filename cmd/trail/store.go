@@ -58,6 +58,7 @@ type backend interface {
 	trail.TenantLister
 	// MigrationNotes says what the schema migrations its open ran did.
 	MigrationNotes() []string
+	trail.SessionStore
 }
 
 var (
@@ -79,6 +80,8 @@ type deployment struct {
 	Sealer  *erasure.Sealer    // seals on append, opens on read, erases
 	Catalog *catalog.Catalog   // the built-in actions, and each tenant's saved ones in its view (For)
 	Signer  *tlog.Signer       // signs checkpoints; nil when opened read-only
+
+	Sessions trail.SessionStore // the web UI's sessions
 
 	closers []func() error // in the order to close
 }
@@ -174,6 +177,7 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 	// The store closes before the keys its appends seal with.
 	d.closers = append([]func() error{db.Close}, d.closers...)
 	d.Store, d.Writer, d.Keys, d.Holds, d.Actions, d.Tenants = db, db, db, db, db, db
+	d.Sessions = db
 	d.Reader = erasure.Wrap(db, d.Sealer)
 	// What the migrations these opens ran did, said once.
 	for _, note := range append(notes, db.MigrationNotes()...) {
