@@ -245,6 +245,12 @@ CREATE TABLE sinks (
 	UNIQUE (tenant, name)
 );
 `,
+	// 6: what a sink does with a message its receiver refuses for good
+	// (trail.SinkConfig.OnRefusal): stop (the default, and what every
+	// sink stored before did) or skip, recording the skip in the log.
+	`
+ALTER TABLE sinks ADD COLUMN on_refusal TEXT NOT NULL DEFAULT 'stop';
+`,
 }
 
 // SchemaVersion is the schema version this build writes and reads.
