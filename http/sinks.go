@@ -236,3 +236,28 @@ func (s *Server) resumeSink(w http.ResponseWriter, r *http.Request, k *trail.API
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"resumed": name, "recorded_seq": seq})
 }
+
+// sinksPage is the data of the UI's sinks page.
+type sinksPage struct {
+	Running bool // this server runs the sinks
+	Sinks   []sinkView
+}
+
+// uiSinks shows the key's tenant's sinks with their statuses: read-only
+// (changes go through the API or the CLI, which record them). It is not a
+// read of the log, so it is not recorded.
+func (s *Server) uiSinks(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	ss, err := s.sinkStore()
+	if err != nil {
+		return err
+	}
+	cs, err := ss.Sinks(r.Context(), k.Tenant)
+	if err != nil {
+		return err
+	}
+	d := &sinksPage{Running: s.c.SinkRunner != nil}
+	for _, c := range cs {
+		d.Sinks = append(d.Sinks, s.view(c))
+	}
+	return s.uiRender(w, r, http.StatusOK, "sinks", k, "Sinks", d)
+}

@@ -332,3 +332,52 @@ func TestSinksAPIResumeAndMetrics(t *testing.T) {
 	s.call("admin", "DELETE", "/v1/sinks/siem", "", 200)
 	streamtest.Eventually(t, "the removed sink's series gone", func() bool { return !strings.Contains(metrics(), "trail_sink_stopped{") })
 }
+
+// ui fetches a UI page with key's session and returns its status and body.
+func (s *sinkServer) ui(key, path string) (int, string) {
+	s.t.Helper()
+	req, _ := http.NewRequest("GET", s.url+path, nil)
+	req.AddCookie(&http.Cookie{Name: "trail_session", Value: s.keys[key]})
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// The UI's sinks page shows the tenant's sinks with their status, a
+// receiver's answer escaped (it is the receiver's text); an admin key's
+// navigation links it; a key without admin gets 403 and no link; another
+// tenant sees none of them.
+func TestUISinksPage(t *testing.T) {
+	s := newSinkServer(t, true)
+	s.appendN("acme", 2)
+	hostileReceiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `<script>alert(1)</script>`, http.StatusBadRequest)
+	}))
+	defer hostileReceiver.Close()
+	s.call("admin", "POST", "/v1/sinks", `{"name":"siem","kind":"webhook","url":"`+hostileReceiver.URL+`","secret":"`+storetest.WebhookSecret+`"}`, 201)
+	s.call("admin", "POST", "/v1/sinks", `{"name":"rsyslog","kind":"syslog","address":"logs.example.com:6514","tls":true,"on_refusal":"skip"}`, 201)
+	streamtest.Eventually(t, "the webhook sink stopped", func() bool { return s.sink("admin", "siem").Status.Stopped })
+	status, page := s.ui("admin", "/ui/sinks")
+	if status != 200 {
+		t.Fatalf("/ui/sinks: %d\n%s", status, page)
+	}
+	for _, want := range []string{`id="sink-siem"`, `id="sink-rsyslog"`, `>stopped<`, "logs.example.com:6514", ">skip<", "&lt;script&gt;alert(1)&lt;/script&gt;",
+		`href="/ui/sinks" aria-current="page"`, `of 3</span>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/ui/sinks lacks %s", want)
+		}
+	}
+	if strings.Contains(page, "<script>alert") || strings.Contains(page, "whsec_") {
+		t.Error("/ui/sinks shows the receiver's markup unescaped, or a secret")
+	}
+	if status, page := s.ui("reader", "/ui/sinks"); status != 403 || strings.Contains(page, `href="/ui/sinks"`) {
+		t.Errorf("a read key: /ui/sinks %d, links it %v; want 403 and no link", status, strings.Contains(page, `href="/ui/sinks"`))
+	}
+	if status, page := s.ui("globex", "/ui/sinks"); status != 200 || strings.Contains(page, "sink-siem") || !strings.Contains(page, "No sinks") {
+		t.Errorf("globex: /ui/sinks %d shows acme's sinks", status)
+	}
+}
