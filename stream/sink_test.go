@@ -164,6 +164,7 @@ func TestSkipSendsAStandIn(t *testing.T) {
 	})
 	stop := run(t, sk)
 	eventually(t, "the 12 events verified", func() bool { return rcv.Verified("acme") == 12 })
+	eventually(t, "the cursor at 12", func() bool { return sk.Status().Cursor == 12 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
