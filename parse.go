@@ -244,3 +244,16 @@ func hex4(b []byte) rune {
 	}
 	return r
 }
+
+// CheckMembers returns the field errors of data, a JSON document to be
+// decoded into v (a pointer to a struct) by encoding/json: members given
+// twice, names not exactly v's json names (in another case), invalid
+// UTF-8 and lone surrogate escapes, each at its path. It is what
+// ParseEvent refuses, for any body decoded into a struct; data that is not
+// valid JSON has none (the decoder refuses it).
+func CheckMembers(data []byte, v any) []FieldError {
+	if !json.Valid(data) {
+		return nil
+	}
+	return checkMembers(data, shapeOf(reflect.TypeOf(v)))
+}

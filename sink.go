@@ -26,6 +26,13 @@ const (
 // SinkKinds lists every kind, in a fixed order.
 var SinkKinds = []SinkKind{SinkWebhook, SinkSyslog, SinkNATS}
 
+// What a sink does with a message its receiver refuses for good
+// (SinkConfig.OnRefusal).
+const (
+	OnRefusalStop = "stop" // stop the sink, with an alert (the default)
+	OnRefusalSkip = "skip" // leave the refused events out, and record the skip in the log
+)
+
 // The formats of a webhook sink.
 const (
 	FormatNDJSON = "ndjson" // one stream line (event or checkpoint) per line
@@ -53,7 +60,12 @@ type SinkConfig struct {
 	// TLS makes a syslog sink's connection TLS.
 	TLS bool `json:"tls,omitempty"`
 	// Subject is a nats sink's subject prefix; the tenant is appended.
-	Subject   string    `json:"subject,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	// OnRefusal is what a sink does with a message its receiver refuses
+	// for good: stop (the default: the sink stops, with an alert, until
+	// someone resumes it) or skip (the refused events are left out and
+	// the skip is recorded in the tenant's log, sink_skipped).
+	OnRefusal string    `json:"on_refusal"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by"` // who configured it
 }
@@ -102,8 +114,8 @@ const (
 )
 
 // PrepareSink checks a sink's config and returns a copy with its time in
-// UTC, a zero CreatedAt set to now, and a webhook's Format defaulted to
-// ndjson: what every SinkStore's PutSink does first. It names every bad
+// UTC, a zero CreatedAt set to now, a webhook's Format defaulted to ndjson
+// and an empty OnRefusal to stop: what every SinkStore's PutSink does first. It names every bad
 // field.
 func PrepareSink(c *SinkConfig, now time.Time) (*SinkConfig, error) {
 	if c == nil {
@@ -117,6 +129,9 @@ func PrepareSink(c *SinkConfig, now time.Time) (*SinkConfig, error) {
 	if p.Kind == SinkWebhook && p.Format == "" {
 		p.Format = FormatNDJSON
 	}
+	if p.OnRefusal == "" {
+		p.OnRefusal = OnRefusalStop
+	}
 	var fe []FieldError
 	bad := func(path, msg string) { fe = append(fe, FieldError{Path: path, Message: msg}) }
 	if m := CheckTenant(p.Tenant); m != "" {
@@ -127,6 +142,9 @@ func PrepareSink(c *SinkConfig, now time.Time) (*SinkConfig, error) {
 	}
 	if f := CheckTime("created_at", p.CreatedAt); f != nil {
 		fe = append(fe, *f)
+	}
+	if p.OnRefusal != OnRefusalStop && p.OnRefusal != OnRefusalSkip {
+		bad("on_refusal", fmt.Sprintf("%q is not one of stop, skip", p.OnRefusal))
 	}
 	if len(p.CreatedBy) > MaxNameLen {
 		bad("created_by", fmt.Sprintf("longer than %d bytes", MaxNameLen))

@@ -1,6 +1,7 @@
 package trail_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -52,6 +53,9 @@ func TestPrepareSink(t *testing.T) {
 		{"no kind", with(nats, func(c *trail.SinkConfig) { c.Kind, c.URL, c.Subject = "", "", "" }), []string{"kind"}},
 		{"unknown kind", with(nats, func(c *trail.SinkConfig) { c.Kind, c.URL, c.Subject = "kafka", "", "" }), []string{"kind"}},
 		{"bad tenant and name", with(webhook, func(c *trail.SinkConfig) { c.Tenant, c.Name = "", "Has Space" }), []string{"tenant", "name"}},
+		{"skip on refusal", with(syslog, func(c *trail.SinkConfig) { c.OnRefusal = trail.OnRefusalSkip }), nil},
+		{"stop on refusal", with(nats, func(c *trail.SinkConfig) { c.OnRefusal = trail.OnRefusalStop }), nil},
+		{"unknown on refusal", with(webhook, func(c *trail.SinkConfig) { c.OnRefusal = "retry" }), []string{"on_refusal"}},
 		{"long creator", with(webhook, func(c *trail.SinkConfig) { c.CreatedBy = strings.Repeat("x", 129) }), []string{"created_by"}},
 	}
 	for _, tt := range tests {
@@ -67,6 +71,9 @@ func TestPrepareSink(t *testing.T) {
 				}
 				if !p.CreatedAt.Equal(sinkNow) || p.Kind == trail.SinkWebhook && p.Format == "" {
 					t.Errorf("prepared %+v: want created now, a webhook's format set", p)
+				}
+				if want := cmp.Or(tt.c.OnRefusal, trail.OnRefusalStop); p.OnRefusal != want {
+					t.Errorf("on_refusal %q, want %q", p.OnRefusal, want)
 				}
 				return
 			}
@@ -122,7 +129,7 @@ func FuzzPrepareSink(f *testing.F) {
 	f.Add("acme", "x", "webhook", "http://[::1]:80/", "", "whsec_", "splunk", false, "")
 	f.Fuzz(func(t *testing.T, tenant, name, kind, url, addr, secret, format string, tls bool, subject string) {
 		c := &trail.SinkConfig{Tenant: tenant, Name: name, Kind: trail.SinkKind(kind), URL: url, Address: addr, Secret: secret,
-			Format: format, TLS: tls, Subject: subject}
+			Format: format, TLS: tls, Subject: subject, OnRefusal: map[bool]string{true: "skip"}[len(name)%2 == 1]}
 		p, err := trail.PrepareSink(c, sinkNow)
 		if err != nil {
 			if trail.ErrorCode(err) != trail.EINVALID || len(trail.ErrorFields(err)) == 0 {

@@ -398,6 +398,12 @@ const (
 	SubjectErased = "subject_erased"
 	// SigningKeyRotated is "signing_key_rotated" (audit, success): The key that signs the log's checkpoints was rotated: the checkpoint of this event is signed by both keys and names both, later checkpoints by the new key alone.
 	SigningKeyRotated = "signing_key_rotated"
+	// SinkStopped is "sink_stopped" (audit, failure): A sink stopped for good: its receiver refused a message (and the sink does not skip), or the log is not one it can go on streaming. It delivers nothing more until resumed.
+	SinkStopped = "sink_stopped"
+	// SinkSkipped is "sink_skipped" (audit, info): A sink's receiver refused an event for good and the sink, configured to skip, sent its leaf hash marked skipped in its place: the receiver's tree still checks, and this record says what it lacks.
+	SinkSkipped = "sink_skipped"
+	// SinkResumed is "sink_resumed" (audit, success): A sink that had stopped for good was run again from its cursor.
+	SinkResumed = "sink_resumed"
 	// AlertRaised is "alert_raised" (security, info): A detection rule matched the log: the alert names the rule, its window and the seqs of its evidence.
 	AlertRaised = "alert_raised"
 )

@@ -31,7 +31,7 @@ func newSealedHarness(t *testing.T) *harness {
 	store := memory.New(v, storetest.Signer())
 	t.Cleanup(func() { store.Close() })
 	srv, err := trailhttp.New(trailhttp.Config{Store: erasure.Wrap(store, sealer), Writer: store, Keys: store, Catalog: cat,
-		Actions: store, Holds: store, Tenants: store, Eraser: sealer, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler),
+		Actions: store, Holds: store, Tenants: store, Sinks: store, Eraser: sealer, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +68,7 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 	h.ok(201, "admin", "POST", "/v1/events", acmeEvent, &one)
 	h.ok(201, "admin", "POST", "/v1/holds", `{"id":"h-acme","filter":{"actor_id":"acme-u-7"},"reason":"acme's case"}`, nil)
 	h.ok(201, "admin", "POST", "/v1/actions", `{"name":"acme_only","category":"billing","outcome":"success","description":"acme's secret process"}`, nil)
+	h.ok(201, "admin", "POST", "/v1/sinks", `{"name":"acme-siem","kind":"webhook","url":"https://siem.acme.example/in"}`, nil)
 	acmeKey := h.keyID("acme")
 	// An operator's change, recorded (sealed) in beta's log and the
 	// operators'.
@@ -97,8 +98,13 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 		"POST /v1/holds":               {path: "/v1/holds", body: `{"id":"h-beta","filter":{"actor_id":"b-1"},"reason":"beta's case"}`},
 		"DELETE /v1/holds/{id}":        {path: "/v1/holds/h-acme?reason=x", probe: "/v1/holds/h-nobody?reason=x"},
 		"POST /v1/subjects/{id}/erase": {path: "/v1/subjects/acme-u-7/erase", body: `{"reason":"beta asks"}`, probe: "/v1/subjects/nobody-9/erase"},
+		"GET /v1/sinks":                {path: "/v1/sinks"},
+		"POST /v1/sinks":               {path: "/v1/sinks", body: `{"name":"beta-siem","kind":"webhook","url":"https://siem.beta.example/in"}`},
+		"GET /v1/sinks/{name}":         {path: "/v1/sinks/acme-siem", probe: "/v1/sinks/nobody-siem"},
+		"DELETE /v1/sinks/{name}":      {path: "/v1/sinks/acme-siem", probe: "/v1/sinks/nobody-siem"},
+		"POST /v1/sinks/{name}/resume": {path: "/v1/sinks/acme-siem/resume", probe: "/v1/sinks/nobody-siem/resume"},
 	}
-	markers := []string{one.Event.ID, "acme-u-7", "acme7@example.com", h.keyID("admin"), acmeKey, "h-acme", "acme's", "acme_only", `"acme"`}
+	markers := []string{one.Event.ID, "siem.acme.example", "acme-u-7", "acme7@example.com", h.keyID("admin"), acmeKey, "h-acme", "acme's", "acme_only", `"acme"`}
 	// probeBody is the body of a probe: for POST /v1/keys, the same but
 	// naming a tenant nobody has.
 	probeBody := func(c call) string { return strings.ReplaceAll(c.body, `"acme"`, `"nobody"`) }
@@ -154,6 +160,9 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 	h.ok(200, "acme", "GET", "/v1/actions?category=billing", "", &acts)
 	if len(acts.Actions) != 1 || acts.Actions[0].Description != "acme's secret process" {
 		t.Errorf("acme's custom actions changed: %+v", acts.Actions)
+	}
+	if sk, err := h.store.GetSink(context.Background(), "acme", "acme-siem"); err != nil || sk.URL != "https://siem.acme.example/in" {
+		t.Errorf("acme's sink changed: %+v %v", sk, err)
 	}
 	var ev trail.Event
 	h.ok(200, "acme", "GET", "/v1/events/"+one.Event.ID, "", &ev)

@@ -10,11 +10,15 @@ import (
 	"github.com/trailaudit/trail/catalog"
 )
 
-// decodeStrict decodes a JSON body into v, refusing unknown members (named
-// in the error), trailing data and deep nesting.
+// decodeStrict decodes a JSON body into v, refusing unknown members,
+// members given twice or in another case (named in the error), trailing
+// data and deep nesting.
 func decodeStrict(body []byte, v any) error {
 	if depth(body) > 16 {
 		return trail.Invalid("the body is nested too deeply (limit 16)")
+	}
+	if fe := trail.CheckMembers(body, v); len(fe) > 0 {
+		return trail.Invalid("the body has members given twice, in another case, or with bad text", fe...)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

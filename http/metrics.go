@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -63,4 +64,52 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 
 func (s *Server) metricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+}
+
+// sinkCollector exports the status of each sink the server runs, labelled
+// by tenant and sink: one series per configured sink, read at each scrape.
+type sinkCollector struct {
+	r   SinkRunner
+	now func() time.Time
+}
+
+var (
+	sinkLabels     = []string{"tenant", "sink"}
+	sinkLagEvents  = prometheus.NewDesc("trail_sink_lag_events", "Events a sink has yet to deliver (the latest checkpoint's size less its cursor).", sinkLabels, nil)
+	sinkLagSeconds = prometheus.NewDesc("trail_sink_lag_seconds", "How long the oldest event a sink has yet to deliver has waited (0 when caught up).", sinkLabels, nil)
+	sinkDelivered  = prometheus.NewDesc("trail_sink_delivered_total", "Messages a sink's receiver acknowledged, since this process started the sink.", sinkLabels, nil)
+	sinkFailures   = prometheus.NewDesc("trail_sink_failures_total", "Failed delivery attempts and runs of a sink, since this process started it.", sinkLabels, nil)
+	sinkSkipped    = prometheus.NewDesc("trail_sink_skipped_total", "Events a sink's receiver refused and the sink skipped (on_refusal skip), since this process started it.", sinkLabels, nil)
+	sinkStopped    = prometheus.NewDesc("trail_sink_stopped", "1 while a sink is stopped for good (a refusal, a log that went back): an alert; resume it once fixed.", sinkLabels, nil)
+)
+
+func (c sinkCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{sinkLagEvents, sinkLagSeconds, sinkDelivered, sinkFailures, sinkSkipped, sinkStopped} {
+		ch <- d
+	}
+}
+
+func (c sinkCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	for _, st := range c.r.Statuses("") {
+		v := statusView(st, now)
+		stopped := 0.0
+		if v.Stopped {
+			stopped = 1
+		}
+		for _, m := range []struct {
+			d *prometheus.Desc
+			t prometheus.ValueType
+			v float64
+		}{
+			{sinkLagEvents, prometheus.GaugeValue, float64(v.LagEvents)},
+			{sinkLagSeconds, prometheus.GaugeValue, v.LagSeconds},
+			{sinkDelivered, prometheus.CounterValue, float64(v.Delivered)},
+			{sinkFailures, prometheus.CounterValue, float64(v.Failures)},
+			{sinkSkipped, prometheus.CounterValue, float64(v.Skipped)},
+			{sinkStopped, prometheus.GaugeValue, stopped},
+		} {
+			ch <- prometheus.MustNewConstMetric(m.d, m.t, m.v, st.Tenant, st.Name)
+		}
+	}
 }

@@ -43,15 +43,21 @@ type Config struct {
 	Store trail.Store
 	// Writer is Trail's own path into Store: the records of audited reads,
 	// legal holds and erasures go through it (ingest never can).
-	Writer   ledger.Writer
-	Keys     trail.KeyStore
-	Catalog  *catalog.Catalog
-	Actions  trail.ActionStore // where registered custom actions are kept; nil: not kept
-	Holds    trail.HoldStore   // legal holds (the /v1/holds routes); nil: none kept
-	Tenants  trail.TenantLister // the tenants GET /v1/tenants lists; nil: none listed
-	Eraser   *erasure.Sealer   // erases data subjects (POST /v1/subjects/{id}/erase); nil: no sealing
-	Verifier *tlog.Verifier    // checks the checkpoints the API serves
-	Logger   *slog.Logger      // default: slog.Default()
+	Writer  ledger.Writer
+	Keys    trail.KeyStore
+	Catalog *catalog.Catalog
+	Actions trail.ActionStore  // where registered custom actions are kept; nil: not kept
+	Holds   trail.HoldStore    // legal holds (the /v1/holds routes); nil: none kept
+	Tenants trail.TenantLister // the tenants GET /v1/tenants lists; nil: none listed
+	Eraser  *erasure.Sealer    // erases data subjects (POST /v1/subjects/{id}/erase); nil: no sealing
+	// Sinks keeps the sinks' configurations (the /v1/sinks routes); nil:
+	// none kept. SinkRunner runs them (their status, a reload after a
+	// change, a resume); nil: they are not run by this server, and their
+	// status says so.
+	Sinks      trail.SinkStore
+	SinkRunner SinkRunner
+	Verifier   *tlog.Verifier // checks the checkpoints the API serves
+	Logger     *slog.Logger   // default: slog.Default()
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed:
 	// the client IP is the rightmost address in it that is not one of
 	// them. Empty: the connection's address is the client's.
@@ -161,6 +167,11 @@ func New(c Config) (*Server, error) {
 	if s.metrics, err = newMetrics(c.Registry); err != nil {
 		return nil, err
 	}
+	if c.SinkRunner != nil {
+		if err := c.Registry.Register(sinkCollector{r: c.SinkRunner, now: c.Now}); err != nil {
+			return nil, err
+		}
+	}
 	s.routesInit()
 	return s, nil
 }
@@ -252,6 +263,11 @@ func (s *Server) routesInit() {
 	route("POST /v1/holds", trail.ScopeAdmin, s.postHold)
 	route("DELETE /v1/holds/{id}", trail.ScopeAdmin, s.releaseHold)
 	route("POST /v1/subjects/{id}/erase", trail.ScopeAdmin, s.eraseSubject)
+	route("GET /v1/sinks", trail.ScopeAdmin, s.listSinks)
+	route("POST /v1/sinks", trail.ScopeAdmin, s.postSink)
+	route("GET /v1/sinks/{name}", trail.ScopeAdmin, s.getSink)
+	route("DELETE /v1/sinks/{name}", trail.ScopeAdmin, s.deleteSink)
+	route("POST /v1/sinks/{name}/resume", trail.ScopeAdmin, s.resumeSink)
 
 	s.mux.Handle("/ui/", s.uiRoutes()) // the web UI (ui.go), outside the API's routes
 }

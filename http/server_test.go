@@ -38,6 +38,7 @@ type backend interface {
 	trail.HoldStore
 	trail.TenantLister
 	trail.SessionStore
+	trail.SinkStore
 }
 
 // backends open a fresh store of each kind, with cat as its catalog.

@@ -89,7 +89,7 @@ type fullVerification struct {
 
 // uiPages are the page templates, each parsed with layout.html and
 // partials.html.
-var uiPages = []string{"signin", "events", "event", "health", "actions", "error"}
+var uiPages = []string{"signin", "events", "event", "health", "actions", "sinks", "error"}
 
 func newUI() *ui {
 	u := &ui{pages: map[string]*template.Template{}, static: map[string]string{}, mux: http.NewServeMux(),
@@ -128,6 +128,7 @@ func (s *Server) uiRoutes() http.Handler {
 	m.Handle("GET /ui/health", s.uiPage(s.uiHealth, trail.ScopeRead))
 	m.Handle("POST /ui/health/verify", s.uiPage(s.uiRunVerify, trail.ScopeVerify))
 	m.Handle("GET /ui/actions", s.uiPage(s.uiActions, trail.ScopeRead))
+	m.Handle("GET /ui/sinks", s.uiPage(s.uiSinks, trail.ScopeAdmin))
 	m.Handle("GET /ui/export", s.uiPage(s.uiExport, trail.ScopeExport))
 	m.Handle("/ui/", s.uiPage(func(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 		return trail.Errorf(trail.ENOTFOUND, "there is no page %s", r.URL.Path)

@@ -11,7 +11,7 @@ import (
 
 var _ trail.SinkStore = (*DB)(nil)
 
-// The sinks' configurations live in sinks (see migrations/0004_sinks.sql).
+// The sinks' configurations live in sinks (see migrations/0005_sinks.sql and 0009_sink_options.sql).
 // Each call is one statement.
 
 // PutSink stores c, or returns ECONFLICT when its tenant has a sink of
@@ -25,8 +25,8 @@ func (db *DB) PutSink(ctx context.Context, c *trail.SinkConfig) error {
 		return err
 	}
 	defer db.inflight.Done()
-	tag, err := db.pool.Exec(ctx, "INSERT INTO sinks ("+sinkColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (tenant, name) DO NOTHING",
-		p.Tenant, p.Name, string(p.Kind), p.URL, p.Address, p.Secret, p.Format, p.TLS, p.Subject, p.CreatedAt.UnixNano(), p.CreatedBy)
+	tag, err := db.pool.Exec(ctx, "INSERT INTO sinks ("+sinkColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tenant, name) DO NOTHING",
+		p.Tenant, p.Name, string(p.Kind), p.URL, p.Address, p.Secret, p.Format, p.TLS, p.Subject, p.CreatedAt.UnixNano(), p.CreatedBy, p.OnRefusal)
 	if err != nil {
 		return internal(err, "put sink")
 	}
@@ -36,14 +36,14 @@ func (db *DB) PutSink(ctx context.Context, c *trail.SinkConfig) error {
 	return nil
 }
 
-const sinkColumns = "tenant, name, kind, url, address, secret, format, tls, subject, created_at, created_by"
+const sinkColumns = "tenant, name, kind, url, address, secret, format, tls, subject, created_at, created_by, on_refusal"
 
 // scanSink reads one row of sinkColumns.
 func scanSink(row pgx.Row) (*trail.SinkConfig, error) {
 	c := &trail.SinkConfig{}
 	var kind string
 	var created int64
-	if err := row.Scan(&c.Tenant, &c.Name, &kind, &c.URL, &c.Address, &c.Secret, &c.Format, &c.TLS, &c.Subject, &created, &c.CreatedBy); err != nil {
+	if err := row.Scan(&c.Tenant, &c.Name, &kind, &c.URL, &c.Address, &c.Secret, &c.Format, &c.TLS, &c.Subject, &created, &c.CreatedBy, &c.OnRefusal); err != nil {
 		return nil, err
 	}
 	c.Kind, c.CreatedAt = trail.SinkKind(kind), time.Unix(0, created).UTC()

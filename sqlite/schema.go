@@ -300,6 +300,12 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_key ON sessions (key_id);
 CREATE INDEX sessions_deadline ON sessions (deadline);
 `,
+	// 8: what a sink does with a message its receiver refuses for good
+	// (trail.SinkConfig.OnRefusal): stop (the default, and what every
+	// sink stored before did) or skip, recording the skip in the log.
+	`
+ALTER TABLE sinks ADD COLUMN on_refusal TEXT NOT NULL DEFAULT 'stop';
+`,
 }
 
 // actionsMigration is the version whose migration gave the shared custom

@@ -29,20 +29,20 @@ func (db *DB) PutSink(ctx context.Context, c *trail.SinkConfig) error {
 		if taken {
 			return trail.Errorf(trail.ECONFLICT, "tenant %s has a sink %q already", p.Tenant, p.Name)
 		}
-		_, err := tx.ExecContext(ctx, "INSERT INTO sinks ("+sinkColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			p.Tenant, p.Name, string(p.Kind), p.URL, p.Address, p.Secret, p.Format, p.TLS, p.Subject, p.CreatedAt.UnixNano(), p.CreatedBy)
+		_, err := tx.ExecContext(ctx, "INSERT INTO sinks ("+sinkColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			p.Tenant, p.Name, string(p.Kind), p.URL, p.Address, p.Secret, p.Format, p.TLS, p.Subject, p.CreatedAt.UnixNano(), p.CreatedBy, p.OnRefusal)
 		return err
 	})
 }
 
-const sinkColumns = "tenant, name, kind, url, address, secret, format, tls, subject, created_at, created_by"
+const sinkColumns = "tenant, name, kind, url, address, secret, format, tls, subject, created_at, created_by, on_refusal"
 
 // scanSink reads one row of sinkColumns.
 func scanSink(row interface{ Scan(...any) error }) (*trail.SinkConfig, error) {
 	c := &trail.SinkConfig{}
 	var kind string
 	var created int64
-	if err := row.Scan(&c.Tenant, &c.Name, &kind, &c.URL, &c.Address, &c.Secret, &c.Format, &c.TLS, &c.Subject, &created, &c.CreatedBy); err != nil {
+	if err := row.Scan(&c.Tenant, &c.Name, &kind, &c.URL, &c.Address, &c.Secret, &c.Format, &c.TLS, &c.Subject, &created, &c.CreatedBy, &c.OnRefusal); err != nil {
 		return nil, err
 	}
 	c.Kind, c.CreatedAt = trail.SinkKind(kind), time.Unix(0, created).UTC()

@@ -88,7 +88,7 @@ func sampleSinks(tenant string) []*trail.SinkConfig {
 	return []*trail.SinkConfig{
 		{Tenant: tenant, Name: "siem", Kind: trail.SinkWebhook, URL: "https://siem.example.com/services/collector/event", Secret: WebhookSecret,
 			Format: trail.FormatSplunk, CreatedAt: sinkTime, CreatedBy: "key 3f9c2a7b1e04"},
-		{Tenant: tenant, Name: "rsyslog", Kind: trail.SinkSyslog, Address: "logs.example.com:6514", TLS: true, CreatedAt: sinkTime.Add(time.Second), CreatedBy: "cli:ops"},
+		{Tenant: tenant, Name: "rsyslog", Kind: trail.SinkSyslog, Address: "logs.example.com:6514", TLS: true, OnRefusal: trail.OnRefusalSkip, CreatedAt: sinkTime.Add(time.Second), CreatedBy: "cli:ops"},
 		{Tenant: tenant, Name: "bus", Kind: trail.SinkNATS, URL: "nats://trail:pw@127.0.0.1:4222", Subject: "trail.events", CreatedAt: sinkTime.Add(2 * time.Second)},
 	}
 }
@@ -127,12 +127,15 @@ func sinkNames(cs []*trail.SinkConfig) []string {
 }
 
 // Every field of every kind comes back as put, the secret included, the
-// time as the same instant in UTC.
+// time as the same instant in UTC, no on_refusal as stop.
 func testSinkRoundTrip(t *testing.T, s trail.SinkStore) {
 	for _, c := range sampleSinks("acme") {
 		putSink(t, s, c)
 		want := *c
 		want.CreatedAt = c.CreatedAt.UTC()
+		if want.OnRefusal == "" {
+			want.OnRefusal = trail.OnRefusalStop
+		}
 		if diff := cmp.Diff(&want, getSink(t, s, "acme", c.Name)); diff != "" {
 			t.Errorf("sink %s (-put +got):\n%s", c.Name, diff)
 		}
@@ -140,16 +143,17 @@ func testSinkRoundTrip(t *testing.T, s trail.SinkStore) {
 }
 
 // A zero CreatedAt is the store's clock; a webhook's format defaults to
-// ndjson; the caller's config is left as it was.
+// ndjson, what it does on a refusal to stop; the caller's config is left
+// as it was.
 func testSinkDefaults(t *testing.T, s trail.SinkStore) {
 	c := &trail.SinkConfig{Tenant: "acme", Name: "hook", Kind: trail.SinkWebhook, URL: "http://127.0.0.1:9/", Secret: WebhookSecret}
 	before := time.Now().Add(-time.Second)
 	putSink(t, s, c)
 	got := getSink(t, s, "acme", "hook")
-	if got.Format != trail.FormatNDJSON || got.CreatedAt.Before(before) || got.CreatedAt.After(time.Now().Add(time.Second)) || got.CreatedAt.Location() != time.UTC {
-		t.Errorf("got %+v: want format ndjson, created now in UTC", got)
+	if got.Format != trail.FormatNDJSON || got.OnRefusal != trail.OnRefusalStop || got.CreatedAt.Before(before) || got.CreatedAt.After(time.Now().Add(time.Second)) || got.CreatedAt.Location() != time.UTC {
+		t.Errorf("got %+v: want format ndjson, on_refusal stop, created now in UTC", got)
 	}
-	if c.Format != "" || !c.CreatedAt.IsZero() {
+	if c.Format != "" || c.OnRefusal != "" || !c.CreatedAt.IsZero() {
 		t.Errorf("PutSink changed the caller's config: %+v", c)
 	}
 }

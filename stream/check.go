@@ -26,6 +26,7 @@ type tenantCheck struct {
 	tree     *tlog.Tree
 	pending  []*tlog.Checkpoint // signed, ahead of the tree, by size
 	verified uint64
+	skipped  []uint64 // seqs that came as skipped stand-ins
 }
 
 // NewChecker returns a checker trusting v.
@@ -66,11 +67,14 @@ func (c *Checker) Line(l *Line) (dup bool, err error) {
 	case l.Seq > next:
 		return false, &Gap{Tenant: l.Tenant, Want: next, Got: l.Seq}
 	}
-	if l.Pruned {
-		if len(l.LeafHash) != trail.HashSize {
-			return false, fmt.Errorf("stream: tenant %s seq %d: a pruned event's leaf hash is %d bytes", l.Tenant, l.Seq, len(l.LeafHash))
+	if l.Pruned || l.Skipped {
+		if len(l.LeafHash) != trail.HashSize || l.Pruned && l.Skipped || l.Event != nil {
+			return false, fmt.Errorf("stream: tenant %s seq %d: a pruned or skipped event has a leaf hash of %d bytes alone", l.Tenant, l.Seq, len(l.LeafHash))
 		}
 		t.tree.AppendHash(l.LeafHash)
+		if l.Skipped {
+			t.skipped = append(t.skipped, l.Seq)
+		}
 	} else {
 		var claim struct {
 			Seq uint64 `json:"seq"`
@@ -122,6 +126,17 @@ func (c *Checker) Verified(tenant string) uint64 {
 		return t.verified
 	}
 	return 0
+}
+
+// Skipped returns the seqs of tenant's events that came as skipped
+// stand-ins (their leaf hash alone, the receiver having refused them): the
+// tree checks, but their bytes did not arrive. The log records each skip
+// (sink_skipped).
+func (c *Checker) Skipped(tenant string) []uint64 {
+	if t := c.tenants[tenant]; t != nil {
+		return append([]uint64(nil), t.skipped...)
+	}
+	return nil
 }
 
 // Received returns how many of tenant's events have arrived in order.

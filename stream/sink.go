@@ -47,6 +47,15 @@ type Config struct {
 	// doubles from MinBackoff (default 100ms) up to MaxBackoff (default
 	// 1m), with full jitter.
 	MinBackoff, MaxBackoff time.Duration
+	// Skip, when set, is called with each event the receiver refused for
+	// good (a refused message is sent in halves to find it) and records
+	// the skip (the supervisor appends sink_skipped to the log); then the
+	// sink sends in the event's place a stand-in, its seq and leaf hash
+	// marked skipped, which keeps the receiver's tree checkable, and goes
+	// on. An error from Skip ends Run with it (a refusal among its causes
+	// stops the sink for good), as does a stand-in refused too. Nil: a
+	// refusal stops the sink.
+	Skip func(ctx context.Context, r Record, reason string) error
 	// Logger gets one line per retry and one when the sink stops.
 	Logger *slog.Logger
 }
@@ -60,8 +69,9 @@ type Status struct {
 	// LagSince is when the oldest undelivered event was first seen
 	// undelivered (zero when caught up).
 	LagSince time.Time
-	// Delivered counts messages acknowledged, Failures failed attempts.
-	Delivered, Failures uint64
+	// Delivered counts messages acknowledged, Failures failed attempts,
+	// Skipped events the receiver refused and the sink skipped.
+	Delivered, Failures, Skipped uint64
 	// LastError is the last failure ("" after a success); Stopped is set
 	// when the sink stopped for good (a refusal, a log that went back).
 	LastError string
@@ -208,7 +218,7 @@ func (s *Sink) run(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := s.deliver(ctx, m); err != nil {
+		if err := s.send(ctx, m); err != nil {
 			return err
 		}
 		if n := len(m.Records); n > 0 {
@@ -263,6 +273,44 @@ func (s *Sink) read(ctx context.Context, from, to uint64) ([]Record, error) {
 		err = brokenLog("stream: the log has no event at seq %d (run trail verify)", from+uint64(len(recs)))
 	}
 	return recs, err
+}
+
+// send delivers m. A refusal stops the sink, unless it skips
+// (Config.Skip): then the refused message is sent in halves until the
+// refusal is narrowed down to one event, which is skipped and sent as a
+// stand-in.
+func (s *Sink) send(ctx context.Context, m *Message) error {
+	err := s.deliver(ctx, m)
+	var ref *Refused
+	if s.c.Skip == nil || !errors.As(err, &ref) || len(m.Records) == 0 {
+		return err
+	}
+	if len(m.Records) > 1 {
+		h := len(m.Records) / 2
+		first := &Message{Sink: m.Sink, Tenant: m.Tenant, Records: m.Records[:h]}
+		rest := *m
+		rest.Records = m.Records[h:]
+		if err := s.send(ctx, first); err != nil {
+			return err
+		}
+		return s.send(ctx, &rest)
+	}
+	r := m.Records[0]
+	if r.Body == nil {
+		return err // a leaf hash alone refused: a stand-in would be too
+	}
+	if err := s.c.Skip(ctx, r, ref.Reason); err != nil {
+		return fmt.Errorf("stream: sink %s: skipping seq %d: %w", s.c.Name, r.Seq, err)
+	}
+	stand := *m
+	stand.Records = []Record{{Seq: r.Seq, LeafHash: tlog.LeafHash(r.Body), Skipped: true}}
+	if err := s.deliver(ctx, &stand); err != nil {
+		return err
+	}
+	s.update(func(st *Status) { st.Skipped++ })
+	s.c.Logger.WarnContext(ctx, "stream: the receiver refused an event; the sink skipped it, as configured, and sent its leaf hash",
+		"sink", s.c.Name, "tenant", s.c.Tenant, "seq", r.Seq, "reason", ref.Reason)
+	return nil
 }
 
 // deliver sends m until the receiver acknowledges it, waiting between

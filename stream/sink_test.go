@@ -3,9 +3,11 @@ package stream_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,12 +43,17 @@ func newReceiver(t *testing.T) *streamtest.Receiver {
 }
 
 func newSink(t *testing.T, s *memory.Store, url string) *stream.Sink {
+	return newSkipSink(t, s, url, nil)
+}
+
+// newSkipSink is newSink with skip as its Config.Skip.
+func newSkipSink(t *testing.T, s *memory.Store, url string, skip func(context.Context, stream.Record, string) error) *stream.Sink {
 	t.Helper()
 	wh, err := stream.NewWebhook(url, stream.WebhookOptions{Secret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk, err := stream.New(stream.Config{Name: "siem", Tenant: "acme", Log: s, Cursors: s, Transport: wh,
+	sk, err := stream.New(stream.Config{Name: "siem", Tenant: "acme", Log: s, Cursors: s, Transport: wh, Skip: skip,
 		Batch: 7, Poll: 5 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +140,74 @@ func TestRefusalStopsTheSink(t *testing.T) {
 	}
 	if !stream.Final(err) {
 		t.Errorf("Final(%v) = false: a refusal stops the sink for good", err)
+	}
+}
+
+// A sink that skips: each event the receiver refuses (found by sending the
+// refused batch in halves) is handed to Skip, then sent as a stand-in (its
+// leaf hash, marked skipped), so the receiver still verifies the whole
+// tree against the checkpoints and knows which seqs it lacks the bytes of;
+// every other event arrives.
+func TestSkipSendsAStandIn(t *testing.T) {
+	s := newStore(t)
+	rcv := newReceiver(t)
+	rcv.RefuseSeq(4, 9)
+	appendN(t, s, 12)
+	type skip struct {
+		seq    uint64
+		reason string
+	}
+	var skipped []skip
+	sk := newSkipSink(t, s, rcv.URL, func(ctx context.Context, r stream.Record, reason string) error {
+		skipped = append(skipped, skip{r.Seq, reason})
+		return nil
+	})
+	stop := run(t, sk)
+	eventually(t, "the 12 events verified", func() bool { return rcv.Verified("acme") == 12 })
+	eventually(t, "the cursor at 12", func() bool { return sk.Status().Cursor == 12 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rcv.Skipped("acme"); !slices.Equal(got, []uint64{4, 9}) {
+		t.Errorf("the receiver got stand-ins for %v, want [4 9]", got)
+	}
+	if len(skipped) != 2 || skipped[0].seq != 4 || skipped[1].seq != 9 || !strings.Contains(skipped[0].reason, "seq 4: schema says no") {
+		t.Errorf("Skip called with %+v, want seqs 4 and 9 with the receiver's answer", skipped)
+	}
+	if st := sk.Status(); st.Skipped != 2 || st.Cursor != 12 || st.Stopped {
+		t.Errorf("status %+v, want 2 skipped, cursor 12, running", st)
+	}
+}
+
+// A skip that cannot be recorded ends the run with the error, and the
+// cursor stays where it was (before the message the event came in):
+// nothing is left out unrecorded. A
+// refusal among Skip's causes stops the sink for good.
+func TestSkipThatFailsIsNoHole(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		err   error
+		final bool
+	}{
+		{"the record fails", trail.Errorf(trail.EUNAVAILABLE, "store down"), false},
+		{"a refusal", fmt.Errorf("no skip of a skip: %w", &stream.Refused{Reason: "loop"}), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			rcv := newReceiver(t)
+			rcv.RefuseSeq(2)
+			appendN(t, s, 3)
+			sk := newSkipSink(t, s, rcv.URL, func(context.Context, stream.Record, string) error { return tt.err })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := sk.Run(ctx)
+			if !errors.Is(err, tt.err) || stream.Final(err) != tt.final {
+				t.Fatalf("Run = %v (final %v), want %v (final %v)", err, stream.Final(err), tt.err, tt.final)
+			}
+			if c, _ := s.Cursor(ctx, "sink.siem", "acme"); c != 0 || rcv.Verified("acme") != 0 || len(rcv.Skipped("acme")) != 0 {
+				t.Errorf("cursor %d, receiver verified %d, skipped %v; want cursor 0, nothing skipped", c, rcv.Verified("acme"), rcv.Skipped("acme"))
+			}
+		})
 	}
 }
 

@@ -11,7 +11,10 @@
 // reordering or a changed byte (client.StreamChecker does this). A receiver
 // that is down is retried with backoff and jitter for as long as it takes;
 // a message it refuses for good stops the sink (an audit stream must not
-// have silent holes).
+// have silent holes), unless the sink skips (Config.Skip): then the
+// refused event is recorded as skipped and sent as a stand-in, its seq and
+// leaf hash marked skipped, so the hole is in the open and the receiver's
+// tree still checks.
 //
 // Start with New, a Transport (NewWebhook here; natsjs.New for NATS
 // JetStream) and Sink.Run. A receiver checks what it got with a Checker.
@@ -25,11 +28,13 @@ import (
 
 // Record is one event of a tenant's log as streamed: its seq and its stored
 // bytes (the canonical form its leaf hash is of), or, for an event
-// retention pruned, the leaf hash that stands for it.
+// retention pruned or one the receiver refused and the sink skipped, the
+// leaf hash that stands for it.
 type Record struct {
 	Seq      uint64
-	Body     []byte // nil when pruned
-	LeafHash []byte // set only when pruned
+	Body     []byte // nil when pruned or skipped
+	LeafHash []byte // set only when pruned or skipped
+	Skipped  bool   // a stand-in for an event the receiver refused (Config.Skip)
 }
 
 // Message is one delivery: records of one tenant in seq order, with no gap
@@ -50,6 +55,9 @@ func (m *Message) ID() string {
 	if len(m.Records) == 0 {
 		return fmt.Sprintf("%s.%s.cp%d", m.Sink, m.Tenant, m.Size)
 	}
+	if len(m.Records) == 1 && m.Records[0].Skipped {
+		return fmt.Sprintf("%s.%s.%d.skipped", m.Sink, m.Tenant, m.Records[0].Seq) // not the ID of the message refused
+	}
 	return fmt.Sprintf("%s.%s.%d-%d", m.Sink, m.Tenant, m.Records[0].Seq, m.Records[len(m.Records)-1].Seq)
 }
 
@@ -62,7 +70,8 @@ type Line struct {
 	Seq        uint64          `json:"seq,omitempty"`
 	Event      json.RawMessage `json:"event,omitempty"`     // the stored bytes, verbatim
 	Pruned     bool            `json:"pruned,omitempty"`    // retention removed the event's bytes
-	LeafHash   []byte          `json:"leaf_hash,omitempty"` // a pruned event's leaf hash
+	Skipped    bool            `json:"skipped,omitempty"`   // the receiver refused the event and the sink skipped it (recorded in the log)
+	LeafHash   []byte          `json:"leaf_hash,omitempty"` // a pruned or skipped event's leaf hash
 	Checkpoint string          `json:"checkpoint,omitempty"`
 }
 
@@ -72,7 +81,7 @@ func (m *Message) Lines() []Line {
 	for _, r := range m.Records {
 		l := Line{Tenant: m.Tenant, Seq: r.Seq, Event: r.Body}
 		if r.Body == nil {
-			l.Pruned, l.LeafHash = true, r.LeafHash
+			l.Pruned, l.Skipped, l.LeafHash = !r.Skipped, r.Skipped, r.LeafHash
 		}
 		out = append(out, l)
 	}
@@ -97,7 +106,7 @@ func (m *Message) NDJSON() []byte {
 
 // Refused is the error of a receiver that refused a message for good (a
 // webhook's 4xx, a message too large for the bus): the sink stops rather
-// than skip it.
+// than skip it, unless it is configured to skip (Config.Skip).
 type Refused struct {
 	Reason string
 }

@@ -125,7 +125,7 @@ func (s *Syslog) Close() error {
 }
 
 // format returns l as one RFC 5424 message. Its TIMESTAMP is the event's
-// recorded_at (now for a checkpoint or a pruned event).
+// recorded_at (now for a checkpoint, a pruned or a skipped event).
 func (s *Syslog) format(l *Line) []byte {
 	msgid, ts := "event", time.Now().UTC()
 	switch {
@@ -133,6 +133,8 @@ func (s *Syslog) format(l *Line) []byte {
 		msgid = "checkpoint"
 	case l.Pruned:
 		msgid = "pruned"
+	case l.Skipped:
+		msgid = "skipped"
 	default:
 		var ev struct {
 			RecordedAt time.Time `json:"recorded_at"`

@@ -113,22 +113,7 @@ secrets; lose it and create another (and revoke this one).
 
 // keyUsageError turns trail.NewAPIKey's refusal into a usage error naming
 // the flags at fault.
-func keyUsageError(err error) error {
-	fields := trail.ErrorFields(err)
-	if len(fields) == 0 {
-		return &exitError{code: 1, err: err}
-	}
-	var msgs []string
-	for _, f := range fields {
-		field, _, _ := strings.Cut(f.Path, "[")
-		flag := keyFlags[field]
-		if flag == "" {
-			flag = f.Path
-		}
-		msgs = append(msgs, flag+": "+f.Message)
-	}
-	return usageError("%s", strings.Join(msgs, "; "))
-}
+func keyUsageError(err error) error { return flagUsageError(err, keyFlags) }
 
 func scopesText(s []trail.KeyScope) string {
 	out := make([]string, len(s))

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
 	trailhttp "github.com/trailaudit/trail/http"
+	"github.com/trailaudit/trail/stream/sinks"
 )
 
 func newServeCmd(e *env) *cobra.Command {
@@ -44,8 +46,13 @@ create). It makes an operator credential at any start that finds none;
 when one exists it is not shown again, and serve says how to make
 another.
 
+It runs the sinks configured in the store (POST /v1/sinks, trail sinks add):
+one per configuration, picked up at once when the API changes one, within
+5 seconds when the CLI does.
+
 SIGINT or SIGTERM stops it gracefully: it stops accepting, lets requests in
-flight finish (every acknowledged event is committed), and closes the store.
+flight finish (every acknowledged event is committed), stops the sinks
+(each cursor where its receiver left it), and closes the store.
 
 The web UI (/ui/) signs in with an API key and keeps a session on the
 server: it ends when signed out, when its key is revoked, after
@@ -144,8 +151,16 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 		return &exitError{code: 1, err: err}
 	}
 	defer d.Close()
+	// The sinks stream the log as stored (personal data sealed: the bytes
+	// the tree hashes), from a context of their own: they stop after the
+	// requests in flight, before the store closes.
+	sv, err := sinks.New(sinks.Config{Configs: d.Sinks, Log: d.Store, Cursors: d.Cursors, Writer: d.Writer, Logger: log})
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
 	srv, err := trailhttp.New(trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions,
-		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate},
+		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Sinks: d.Sinks, SinkRunner: sv, Verifier: d.Signer.Verifier(), Logger: log,
+		TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate},
 		Sessions: d.Sessions, SessionIdle: sessions.idle, SessionMax: sessions.max})
 	if err != nil {
 		return &exitError{code: 1, err: err}
@@ -167,6 +182,11 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", d.Signer.VerifierKey())
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	sinksCtx, cancelSinks := context.WithCancel(context.WithoutCancel(ctx))
+	sinksDone := make(chan struct{})
+	go func() { defer close(sinksDone); sv.Run(sinksCtx) }()
+	stopSinks := sync.OnceFunc(func() { cancelSinks(); <-sinksDone })
+	defer stopSinks()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
@@ -180,6 +200,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Error("requests still in flight at the deadline were cut", "err", err)
 	}
+	stopSinks()
 	if err := d.Close(); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("closing the store: %w", err)}
 	}

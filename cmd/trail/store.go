@@ -48,7 +48,8 @@ func newValidator(cat *catalog.Catalog, sealer trail.Sealer) *trail.Validator {
 }
 
 // backend is what each store package's DB is: the log, Trail's own path
-// into it, and the API keys, legal holds and custom actions it keeps.
+// into it, and the API keys, legal holds, custom actions, sinks and
+// cursors it keeps.
 type backend interface {
 	trail.Store
 	ledger.Writer
@@ -59,6 +60,8 @@ type backend interface {
 	// MigrationNotes says what the schema migrations its open ran did.
 	MigrationNotes() []string
 	trail.SessionStore
+	trail.SinkStore
+	trail.CursorStore
 }
 
 var (
@@ -77,6 +80,8 @@ type deployment struct {
 	Holds   trail.HoldStore    // legal holds
 	Actions trail.ActionStore  // saved custom actions
 	Tenants trail.TenantLister // the tenants' logs
+	Sinks   trail.SinkStore    // the sinks' configurations
+	Cursors trail.CursorStore  // consumers' positions in the logs (sinks, detection rules)
 	Sealer  *erasure.Sealer    // seals on append, opens on read, erases
 	Catalog *catalog.Catalog   // the built-in actions, and each tenant's saved ones in its view (For)
 	Signer  *tlog.Signer       // signs checkpoints; nil when opened read-only
@@ -176,7 +181,7 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 	}
 	// The store closes before the keys its appends seal with.
 	d.closers = append([]func() error{db.Close}, d.closers...)
-	d.Store, d.Writer, d.Keys, d.Holds, d.Actions, d.Tenants = db, db, db, db, db, db
+	d.Store, d.Writer, d.Keys, d.Holds, d.Actions, d.Tenants, d.Sinks, d.Cursors = db, db, db, db, db, db, db, db
 	d.Sessions = db
 	d.Reader = erasure.Wrap(db, d.Sealer)
 	// What the migrations these opens ran did, said once.

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,7 +28,9 @@ import (
 // Webhooks signature by hand from the spec, then every line with a
 // stream.Checker. Fail makes it answer 503 to that many requests (after
 // reading them: a receiver that stored a batch and then failed to
-// answer); Refuse makes it answer 400 to all.
+// answer); Refuse makes it answer 400 to all, RefuseSeq to a message
+// carrying the bytes of one of the events at those seqs (a stand-in for a
+// skipped one it takes).
 type Receiver struct {
 	URL string
 
@@ -37,7 +40,8 @@ type Receiver struct {
 	check  *stream.Checker
 	fail   int
 	refuse bool
-	ids    map[string]int // webhook-id → deliveries
+	seqs   map[uint64]bool // events refused
+	ids    map[string]int  // webhook-id → deliveries
 	dups   int
 	lines  int
 	err    error
@@ -67,6 +71,25 @@ func (r *Receiver) Refuse(on bool) {
 	r.refuse = on
 }
 
+// RefuseSeq makes the receiver refuse (400) every message carrying the
+// bytes of an event at one of seqs.
+func (r *Receiver) RefuseSeq(seqs ...uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seqs = map[uint64]bool{}
+	for _, s := range seqs {
+		r.seqs[s] = true
+	}
+}
+
+// Skipped returns the seqs of tenant's events that came as skipped
+// stand-ins.
+func (r *Receiver) Skipped(tenant string) []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.check.Skipped(tenant)
+}
+
 // ServeHTTP receives one message.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
@@ -85,7 +108,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "schema says no", http.StatusBadRequest)
 		return
 	}
-	r.ids[id]++
+	var lines []stream.Line
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -94,6 +117,14 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			r.err = err
 			continue
 		}
+		if l.Event != nil && r.seqs[l.Seq] {
+			http.Error(w, fmt.Sprintf("seq %d: schema says no", l.Seq), http.StatusBadRequest)
+			return
+		}
+		lines = append(lines, l)
+	}
+	r.ids[id]++
+	for _, l := range lines {
 		r.lines++
 		dup, err := r.check.Line(&l)
 		if dup {

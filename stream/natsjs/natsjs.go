@@ -16,11 +16,11 @@ import (
 
 var _ stream.Transport = (*Transport)(nil)
 
-// Transport publishes each line of a message (an event, a pruned event's
-// leaf hash, a checkpoint) as one message on subject Prefix + "." + tenant
+// Transport publishes each line of a message (an event, a pruned or
+// skipped event's leaf hash, a checkpoint) as one message on subject Prefix + "." + tenant
 // of a NATS JetStream stream, with the event's id as Nats-Msg-Id (so the
 // stream drops a redelivery within its duplicate window) and headers
-// Trail-Tenant, Trail-Seq and Trail-Kind (event, pruned, checkpoint). A
+// Trail-Tenant, Trail-Seq and Trail-Kind (event, pruned, skipped, checkpoint). A
 // message is acknowledged when JetStream has acknowledged every line, in
 // order. A line larger than the server's maximum payload refuses the
 // message for good; every other failure is retried.
@@ -63,6 +63,8 @@ func (j *Transport) Send(ctx context.Context, m *stream.Message) error {
 			id, kind = fmt.Sprintf("%s.%s.cp%d", m.Sink, m.Tenant, m.Size), "checkpoint"
 		case l.Pruned:
 			id, kind = fmt.Sprintf("%s.%d.pruned", m.Tenant, l.Seq), "pruned"
+		case l.Skipped:
+			id, kind = fmt.Sprintf("%s.%s.%d.skipped", m.Sink, m.Tenant, l.Seq), "skipped"
 		default:
 			var ev struct {
 				ID string `json:"id"`

@@ -7,8 +7,13 @@
 // that fails for a reason worth a retry (the store, the NATS server
 // unreachable) is run again with backoff and jitter; one that stops for
 // good (stream.Final: the receiver refused a message, the log went back)
-// stays stopped, with its error in its status, until its configuration is
-// removed or put again. Statuses says what each is doing.
+// stays stopped, with its error in its status, until it is resumed
+// (Resume) or its configuration is removed or put again. Such a stop is an
+// alert: a log line at error level, Status.Stopped (the server's
+// trail_sink_stopped metric) and a sink_stopped record in the tenant's
+// log. A sink configured to skip (on_refusal skip) records each event its
+// receiver refuses as sink_skipped and goes on. Statuses says what each is
+// doing.
 package sinks
 
 import (
@@ -27,6 +32,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/stream"
 	"github.com/trailaudit/trail/stream/natsjs"
 )
@@ -39,6 +45,9 @@ type Config struct {
 	// Cursors where their positions are kept. Required.
 	Log     trail.Log
 	Cursors trail.CursorStore
+	// Writer is where the supervisor's own records go: a sink stopped for
+	// good (sink_stopped), an event skipped (sink_skipped). Required.
+	Writer ledger.Writer
 	// Reload is how often the configurations are read again (default 5s).
 	Reload time.Duration
 	// MinBackoff and MaxBackoff bound the wait before a failed sink runs
@@ -67,8 +76,8 @@ type key struct{ tenant, name string }
 
 // New returns the supervisor c describes.
 func New(c Config) (*Supervisor, error) {
-	if c.Configs == nil || c.Log == nil || c.Cursors == nil {
-		return nil, errors.New("sinks: Configs, Log and Cursors are required")
+	if c.Configs == nil || c.Log == nil || c.Cursors == nil || c.Writer == nil {
+		return nil, errors.New("sinks: Configs, Log, Cursors and Writer are required")
 	}
 	if c.Reload <= 0 {
 		c.Reload = 5 * time.Second
@@ -109,6 +118,28 @@ func (sv *Supervisor) Reload() {
 	case sv.reload <- struct{}{}:
 	default:
 	}
+}
+
+// Resume runs again tenant's sink name, which stopped for good: from its
+// cursor, at once. It returns ENOTFOUND when the supervisor does not run
+// that sink, ECONFLICT when the sink has not stopped. The caller records
+// the resume (Resumed).
+func (sv *Supervisor) Resume(tenant, name string) error {
+	sv.mu.Lock()
+	r, ok := sv.runners[key{tenant, name}]
+	if ok && r.status().Stopped {
+		delete(sv.runners, key{tenant, name}) // the next sync starts it afresh
+	}
+	sv.mu.Unlock()
+	switch {
+	case !ok:
+		return trail.Errorf(trail.ENOTFOUND, "tenant %s has no sink %q running here", tenant, name)
+	case !r.status().Stopped:
+		return trail.Errorf(trail.ECONFLICT, "sink %q has not stopped: nothing to resume", name)
+	}
+	r.stop()
+	sv.Reload()
+	return nil
 }
 
 // Statuses returns the status of each of tenant's sinks (every tenant's
@@ -217,8 +248,9 @@ func (sv *Supervisor) supervise(r *runner) {
 		}
 		if stream.Final(err) || isConfigError(err) {
 			r.ended(err, true)
-			sv.c.Logger.ErrorContext(ctx, "sinks: sink stopped for good; remove it or put it again once fixed",
+			sv.c.Logger.ErrorContext(ctx, "sinks: sink stopped for good; resume it once fixed (POST /v1/sinks/NAME:resume)",
 				"tenant", r.cfg.Tenant, "sink", r.cfg.Name, "err", err)
+			sv.recordStop(ctx, r)
 			return
 		}
 		if time.Since(began) > sv.c.MaxBackoff {
@@ -245,6 +277,10 @@ func (sv *Supervisor) runOnce(ctx context.Context, r *runner) error {
 	defer done()
 	sc := sv.c.Sink
 	sc.Name, sc.Tenant, sc.Log, sc.Cursors, sc.Transport, sc.Logger = r.cfg.Name, r.cfg.Tenant, sv.c.Log, sv.c.Cursors, tr, sv.c.Logger
+	sc.Skip = nil
+	if r.cfg.OnRefusal == trail.OnRefusalSkip {
+		sc.Skip = sv.skipper(r.cfg.Tenant, r.cfg.Name)
+	}
 	sk, err := stream.New(sc)
 	if err != nil {
 		return configError{err}
@@ -317,7 +353,7 @@ type runner struct {
 	mu   sync.Mutex
 	sink *stream.Sink  // the current run's; nil between runs
 	last stream.Status // as the last run ended (or before the first)
-	base [2]uint64     // Delivered and Failures of the runs ended
+	base [3]uint64     // Delivered, Failures and Skipped of the runs ended
 }
 
 func newRunner(parent context.Context, c *trail.SinkConfig) *runner {
@@ -350,11 +386,19 @@ func (r *runner) ended(err error, final bool) {
 		st = r.sink.Status()
 		r.base[0] += st.Delivered
 		r.base[1] += st.Failures
+		r.base[2] += st.Skipped
 		r.sink = nil
 	}
 	r.base[1]++ // the run's end is a failure too
-	st.Delivered, st.Failures, st.Stopped = r.base[0], r.base[1], final
+	st.Delivered, st.Failures, st.Skipped, st.Stopped = r.base[0], r.base[1], r.base[2], final
 	r.last = st
+}
+
+// note adds to the status's last error.
+func (r *runner) note(msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last.LastError += "; " + msg
 }
 
 func (r *runner) status() stream.Status {
@@ -366,5 +410,6 @@ func (r *runner) status() stream.Status {
 	st := r.sink.Status()
 	st.Delivered += r.base[0]
 	st.Failures += r.base[1]
+	st.Skipped += r.base[2]
 	return st
 }

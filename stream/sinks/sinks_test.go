@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/internal/streamtest"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
@@ -57,7 +58,7 @@ func put(t *testing.T, db *sqlite.DB, c *trail.SinkConfig) {
 // the period otherwise), and returns it with a stop that waits for it.
 func start(t *testing.T, db *sqlite.DB, reload time.Duration) (*sinks.Supervisor, func()) {
 	t.Helper()
-	sv, err := sinks.New(sinks.Config{Configs: db, Log: db, Cursors: db, Reload: reload, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	sv, err := sinks.New(sinks.Config{Configs: db, Log: db, Cursors: db, Writer: db, Reload: reload, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 		Sink: stream.Config{Batch: 4, Poll: 5 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -149,9 +150,25 @@ func TestSupervisorRunsTheConfiguredSinks(t *testing.T) {
 	}
 }
 
+// recordAt returns the event at seq of tenant's log, which must be one of
+// the supervisor's records about sink name (action).
+func recordAt(t *testing.T, db *sqlite.DB, tenant string, seq uint64, action, name string) *trail.Event {
+	t.Helper()
+	ev, err := db.GetSeq(context.Background(), tenant, seq)
+	if err != nil {
+		t.Fatalf("seq %d: %v", seq, err)
+	}
+	if ev.Action != action || ev.Context["sink"] != name || ev.Actor.ID != sinks.Actor.ID || len(ev.Targets) != 1 || ev.Targets[0].ID != name {
+		t.Fatalf("seq %d is %s by %+v about %v, want %s about sink %s", seq, ev.Action, ev.Actor, ev.Context["sink"], action, name)
+	}
+	return ev
+}
+
 // A receiver that refuses a message for good stops its sink, which the
-// supervisor leaves stopped with the receiver's answer; the sink put again
-// (once the receiver is fixed) resumes from its cursor.
+// supervisor leaves stopped with the receiver's answer and records in the
+// tenant's log (sink_stopped: an alert that reaches the tenant's other
+// sinks); resumed (once the receiver is fixed), or put again, it goes on
+// from its cursor.
 func TestSupervisorLeavesARefusedSinkStopped(t *testing.T) {
 	db := openStore(t)
 	appendN(t, db, "acme", 3)
@@ -165,16 +182,90 @@ func TestSupervisorLeavesARefusedSinkStopped(t *testing.T) {
 	if !st.Stopped || st.Cursor != 0 || st.Failures != 1 || !strings.Contains(st.LastError, "schema says no") {
 		t.Fatalf("status %+v, want stopped at cursor 0 after one failure, with the receiver's answer", st)
 	}
+	streamtest.Eventually(t, "the stop recorded", func() bool { _, err := db.GetSeq(context.Background(), "acme", 4); return err == nil })
+	ev := recordAt(t, db, "acme", 4, catalog.SinkStopped, "siem")
+	if r, _ := ev.Context["reason"].(string); !strings.Contains(r, "schema says no") || fmt.Sprint(ev.Context["cursor"]) != "0" {
+		t.Errorf("sink_stopped context %v, want the receiver's answer and cursor 0", ev.Context)
+	}
+	if err := sv.Resume("acme", "nope"); trail.ErrorCode(err) != trail.ENOTFOUND {
+		t.Errorf("Resume of an unknown sink: %v, want ENOTFOUND", err)
+	}
 
+	rcv.Refuse(false)
+	if err := sv.Resume("acme", "siem"); err != nil {
+		t.Fatal(err)
+	}
+	streamtest.Eventually(t, "the resumed sink delivered the 3 events and its stop record", func() bool { return rcv.Verified("acme") == 4 })
+	if st := status(t, sv, "acme", "siem"); st.Stopped || st.LastError != "" {
+		t.Errorf("status %+v, want running", st)
+	}
+	if err := sv.Resume("acme", "siem"); trail.ErrorCode(err) != trail.ECONFLICT {
+		t.Errorf("Resume of a running sink: %v, want ECONFLICT", err)
+	}
+
+	// Put again, a stopped sink goes on from its cursor too.
+	rcv.Refuse(true)
+	appendN(t, db, "acme", 1)
+	streamtest.Eventually(t, "the sink stopped again", func() bool { st, ok := sv.Status("acme", "siem"); return ok && st.Stopped })
 	rcv.Refuse(false)
 	if err := db.DeleteSink(context.Background(), "acme", "siem"); err != nil {
 		t.Fatal(err)
 	}
 	put(t, db, webhook("acme", "siem", rcv.URL))
-	streamtest.Eventually(t, "the sink put again delivered", func() bool { return rcv.Verified("acme") == 3 })
-	if st := status(t, sv, "acme", "siem"); st.Stopped || st.LastError != "" {
-		t.Errorf("status %+v, want running", st)
+	streamtest.Eventually(t, "the sink put again delivered the event and the second stop record", func() bool { return rcv.Verified("acme") == 6 })
+}
+
+// A sink configured to skip records each event its receiver refuses
+// (sink_skipped: the sink, the seq, the receiver's answer), sends a
+// stand-in in its place, and goes on: the receiver verifies the whole log,
+// knowing which seqs it lacks the bytes of, and the records of the skips
+// reach it too.
+func TestSupervisorSkipsAndRecords(t *testing.T) {
+	db := openStore(t)
+	appendN(t, db, "acme", 6)
+	rcv := newReceiver(t)
+	rcv.RefuseSeq(2, 5)
+	c := webhook("acme", "siem", rcv.URL)
+	c.OnRefusal = trail.OnRefusalSkip
+	put(t, db, c)
+	sv, _ := start(t, db, time.Hour)
+	streamtest.Eventually(t, "the 6 events and the 2 skip records verified", func() bool { return rcv.Verified("acme") == 8 })
+	if got := rcv.Skipped("acme"); len(got) != 2 || got[0] != 2 || got[1] != 5 {
+		t.Errorf("stand-ins for %v, want [2 5]", got)
 	}
+	for i, seq := range []uint64{2, 5} {
+		ev := recordAt(t, db, "acme", uint64(7+i), catalog.SinkSkipped, "siem")
+		if r, _ := ev.Context["reason"].(string); fmt.Sprint(ev.Context["skipped_seq"]) != fmt.Sprint(seq) || !strings.Contains(r, fmt.Sprintf("seq %d: schema says no", seq)) {
+			t.Errorf("sink_skipped context %v, want seq %d and the receiver's answer", ev.Context, seq)
+		}
+	}
+	streamtest.Eventually(t, "the cursor at 8", func() bool { return status(t, sv, "acme", "siem").Cursor == 8 })
+	if st := status(t, sv, "acme", "siem"); st.Skipped != 2 || st.Stopped {
+		t.Errorf("status %+v, want 2 skipped, running, at 8", st)
+	}
+}
+
+// A skipping sink whose receiver refuses everything would record skips
+// forever (each record refused in turn): refused its own record of a
+// skip, it stops instead, with the alert.
+func TestSupervisorSkipsNoSkipOfASkip(t *testing.T) {
+	db := openStore(t)
+	appendN(t, db, "acme", 2)
+	rcv := newReceiver(t)
+	rcv.RefuseSeq(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	c := webhook("acme", "siem", rcv.URL)
+	c.OnRefusal = trail.OnRefusalSkip
+	put(t, db, c)
+	sv, _ := start(t, db, time.Hour)
+	streamtest.Eventually(t, "the sink stopped", func() bool { st, ok := sv.Status("acme", "siem"); return ok && st.Stopped })
+	st := status(t, sv, "acme", "siem")
+	if st.Skipped != 2 || !strings.Contains(st.LastError, "own record of a skip (seq 3)") {
+		t.Errorf("status %+v, want 2 skipped, then stopped at the record of the first", st)
+	}
+	recordAt(t, db, "acme", 3, catalog.SinkSkipped, "siem")
+	recordAt(t, db, "acme", 4, catalog.SinkSkipped, "siem")
+	streamtest.Eventually(t, "the stop recorded", func() bool { _, err := db.GetSeq(context.Background(), "acme", 5); return err == nil })
+	recordAt(t, db, "acme", 5, catalog.SinkStopped, "siem")
 }
 
 // A sink that fails for a reason worth a retry (here its NATS server
