@@ -9,16 +9,17 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/stream"
 	"github.com/trailaudit/trail/tlog"
 )
@@ -40,6 +41,7 @@ type Receiver struct {
 	ids    map[string]int // webhook-id → deliveries
 	dups   int
 	lines  int
+	raw    [][]byte // every line, as received
 	err    error
 }
 
@@ -51,6 +53,14 @@ func NewReceiver(t *testing.T, secret string, v *tlog.Verifier) *Receiver {
 	t.Cleanup(srv.Close)
 	r.URL = srv.URL
 	return r
+}
+
+// MapWith makes the receiver's checker hold each OCSF event to Trail's
+// mapping of its bytes (stream.Checker.MapWith).
+func (r *Receiver) MapWith(actions trail.ActionResolver) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.check.MapWith(actions)
 }
 
 // Fail makes the receiver fail the next n requests, after reading them.
@@ -89,13 +99,9 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var l stream.Line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			r.err = err
-			continue
-		}
 		r.lines++
-		dup, err := r.check.Line(&l)
+		r.raw = append(r.raw, bytes.Clone(sc.Bytes()))
+		dup, err := r.check.Check(sc.Bytes())
 		if dup {
 			r.dups++
 		}
@@ -129,6 +135,13 @@ func (r *Receiver) Lines() (lines, dups int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lines, r.dups
+}
+
+// Raw returns every line the receiver has read, as it read it.
+func (r *Receiver) Raw() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.raw)
 }
 
 // Eventually waits up to 10 seconds for ok, or fails the test naming what
