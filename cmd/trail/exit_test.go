@@ -85,6 +85,10 @@ func TestExitCodes(t *testing.T) {
 		{name: "bundle, under another key", args: "verify --bundle u-2.bundle --key other.pub", code: 3, out: `could not check: the bundle's checkpoint is not signed`},
 		{name: "bundle, no key", args: "verify --bundle u-2.bundle", code: 2, out: `no verifier key: pass --key`},
 		{name: "export a bundle, under another key", args: "export --tenant acme --verifiable --key other.pub", code: 3, out: `not signed by the trusted key`},
+		{name: "export as CSV", args: "export --tenant acme --format csv --out -", out: `^seq,id,recorded_at,(.|\n)*5 events exported`},
+		{name: "export as OCSF", args: "export --tenant acme --format ocsf", out: `^\{"class_uid":3002,(.|\n)*5 events exported`},
+		{name: "export, an unknown format", args: "export --tenant acme --format xml", code: 2, out: `--format: unknown export format: use one of ndjson, csv, ocsf`},
+		{name: "export a bundle as CSV", args: "export --tenant acme --verifiable --format csv --key audit.pub", code: 2, out: `--verifiable writes a bundle(.|\n)*no --format csv`},
 
 		// Each says so in its help.
 		{name: "verify --help", args: "verify --help", out: `Exit codes: 0 checked(.|\n)*3 could not check`},
