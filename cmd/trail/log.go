@@ -532,9 +532,12 @@ func eachEvent(ctx context.Context, store trail.Store, q trail.Query, fn func(*t
 func exportEvents(ctx context.Context, e *env, sf *storeFlags, q trail.Query, f export.Format, w io.Writer) (int, error) {
 	d, err := sf.open(ctx, e, false)
 	if err != nil {
-		return 0, &exitError{code: 1, err: err}
+		return 0, openError(err)
 	}
 	defer d.Close()
+	if q, err = checkQuery(ctx, d, q); err != nil {
+		return 0, err
+	}
 	ew, err := export.NewWriter(w, f, d.Catalog)
 	if err != nil {
 		return 0, usageError("--format: %s", trail.ErrorMessage(err))
@@ -559,6 +562,9 @@ func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, tf
 	store := d.Store
 	cp, err := latestCheckpoint(ctx, store, tr.v, q.Tenant)
 	if err != nil {
+		return 0, err
+	}
+	if q, err = checkQuery(ctx, d, q); err != nil {
 		return 0, err
 	}
 	bw, err := tlog.NewBundleWriter(w, store, q.Tenant, cp)
