@@ -446,7 +446,7 @@ With --verifiable it writes a bundle instead: the latest signed checkpoint,
 then each event's stored bytes with its inclusion proof. Anyone holding the
 verifier key can check the bundle with no database (trail verify --bundle).
 The checkpoint is checked first, as trail checkpoint checks it. A bundle
-has its own format: --verifiable takes no other --format.` + trustHelp + checkHelp,
+has its own format: --verifiable takes no other --format.` + queryHelp + trustHelp + checkHelp,
 		Example: `  trail export --tenant acme --since 30d --out acme.ndjson
   trail export --tenant acme --format csv --out - | head
   trail export --tenant acme --format ocsf --action user_login_failed > logins.ocsf.ndjson
