@@ -152,6 +152,9 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 	}
 	q, err := parseQuery(filters, k.Tenant, false)
 	if err == nil {
+		q, err = catalog.ResolveQueryActions(r.Context(), s.c.Catalog, s.c.Store, q)
+	}
+	if err == nil {
 		q.Descending, q.Limit, q.Cursor = true, uiPageSize, in.Get("cursor")
 		var p *trail.Page
 		if p, err = s.c.Store.Query(r.Context(), q); err == nil {

@@ -453,6 +453,14 @@ func testUITimeline(t *testing.T, h *harness) {
 	if body := u.get(400, "/ui/?since=yesterday"); !strings.Contains(body, "not an RFC 3339 time") {
 		t.Errorf("a bad time is not named:\n%s", body)
 	}
+	// An action no one has is named, with the nearest; an alias is
+	// searched by the action's name.
+	if body := u.get(400, "/ui/?action=user_login_faild"); !strings.Contains(body, "nearest: user_login_failed") {
+		t.Errorf("an unknown action is not named:\n%s", body)
+	}
+	if body := u.get(200, "/ui/?action=LOGIN_FAILED"); rows(body) != 1 {
+		t.Errorf("the alias LOGIN_FAILED: %d rows", rows(body))
+	}
 	if body := u.get(200, "/ui/?open_attempts=true"); rows(body) != 0 {
 		t.Errorf("open attempts: %d rows", rows(body))
 	}
