@@ -33,10 +33,12 @@ const (
 	OnRefusalSkip = "skip" // leave the refused events out, and record the skip in the log
 )
 
-// The formats of a webhook sink.
+// The formats of a sink: a webhook's takes any, a nats sink's ndjson or
+// ocsf; a syslog message's body is always Trail's line.
 const (
 	FormatNDJSON = "ndjson" // one stream line (event or checkpoint) per line
 	FormatSplunk = "splunk" // each line in the Splunk HTTP Event Collector's envelope
+	FormatOCSF   = "ocsf"   // each event as an OCSF 1.3 event naming tenant and seq; checkpoints as stream lines
 )
 
 // SinkConfig configures a sink: the stream of one tenant's log to one
@@ -55,7 +57,8 @@ type SinkConfig struct {
 	// Secret is a webhook's signing secret (whsec_ and base64). It is
 	// write-only: never encoded, so no read of a config shows it.
 	Secret string `json:"-"`
-	// Format is a webhook's body: ndjson (the default) or splunk.
+	// Format is a webhook's body: ndjson (the default), splunk or ocsf;
+	// a nats sink's messages: ndjson ("" too) or ocsf.
 	Format string `json:"format,omitempty"`
 	// TLS makes a syslog sink's connection TLS.
 	TLS bool `json:"tls,omitempty"`
@@ -170,8 +173,8 @@ func PrepareSink(c *SinkConfig, now time.Time) (*SinkConfig, error) {
 		} else if _, err := ParseWebhookSecret(p.Secret); err != nil {
 			bad("secret", err.Error())
 		}
-		if p.Format != FormatNDJSON && p.Format != FormatSplunk {
-			bad("format", fmt.Sprintf("%q is not one of ndjson, splunk", p.Format))
+		if p.Format != FormatNDJSON && p.Format != FormatSplunk && p.Format != FormatOCSF {
+			bad("format", fmt.Sprintf("%q is not one of ndjson, splunk, ocsf", p.Format))
 		}
 	case SinkSyslog:
 		only(p.Kind, "address", "tls")
@@ -179,9 +182,12 @@ func PrepareSink(c *SinkConfig, now time.Time) (*SinkConfig, error) {
 			bad("address", m)
 		}
 	case SinkNATS:
-		only(p.Kind, "url", "subject")
+		only(p.Kind, "url", "subject", "format")
 		if m := checkSinkURL(p.URL, "", "nats", "tls"); m != "" {
 			bad("url", m)
+		}
+		if p.Format != "" && p.Format != FormatNDJSON && p.Format != FormatOCSF {
+			bad("format", fmt.Sprintf("%q is not one of ndjson, ocsf", p.Format))
 		}
 		if m := CheckSubjectPrefix(p.Subject); m != "" {
 			bad("subject", m)

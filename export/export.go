@@ -91,7 +91,9 @@
 //	http_request       {uid (request id), http_method, url {path}, user_agent}
 //	unmapped           what OCSF has no attribute for, under Trail's names:
 //	                   category, reason, context, targets, scope,
-//	                   actor_roles, trace_id, violations, redacted
+//	                   actor_roles, trace_id, violations, redacted; and
+//	                   trail_event, the stored bytes, in an OCSF stream
+//	                   (MarshalOCSF)
 //
 // Optional members are written only when the event has a value for them.
 // This is a

@@ -1,7 +1,9 @@
 package export
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"io"
 	"strings"
 	"time"
@@ -427,6 +429,10 @@ type (
 		HTTPMethod string            `json:"http_method,omitempty"` // one OCSF 1.3's http_method does not list
 		Violations []trail.Violation `json:"violations,omitempty"`
 		Redacted   []string          `json:"redacted,omitempty"`
+		// TrailEvent is the event's stored bytes, verbatim, in an OCSF
+		// stream (MarshalOCSF): what a receiver checks against Trail's
+		// signed checkpoints.
+		TrailEvent json.RawMessage `json:"trail_event,omitempty"`
 	}
 )
 
@@ -447,6 +453,38 @@ func (o *ocsfWriter) Write(ev *trail.Event) error {
 	}
 	oe := toOCSF(ev, resolve(o.actions, ev))
 	return o.encode(&oe)
+}
+
+// MarshalOCSF returns ev as one OCSF event, encoded as the OCSF format
+// writes it (without the newline); actions is as for NewWriter. stored,
+// when not nil, is ev's stored bytes (its canonical form, which its leaf
+// hash is of), carried verbatim as unmapped.trail_event: an OCSF stream
+// (package stream) sends them so that its receiver can check the event
+// against Trail's signed checkpoints, and check that the rest is this
+// mapping of those bytes.
+func MarshalOCSF(ev *trail.Event, actions trail.ActionResolver, stored []byte) ([]byte, error) {
+	if ev == nil {
+		return nil, errNilEvent
+	}
+	oe := toOCSF(ev, resolve(actions, ev))
+	if stored != nil {
+		if !json.Valid(stored) {
+			return nil, trail.Errorf(trail.EINVALID, "export: the stored bytes of event %s are not JSON", ev.ID)
+		}
+		if oe.Unmapped == nil {
+			oe.Unmapped = &ocsfUnmapped{}
+		}
+		oe.Unmapped.TrailEvent = stored
+	}
+	// As the writer encodes: no HTML escaping, which would also change
+	// the stored bytes.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&oe); err != nil {
+		return nil, trail.Errorf(trail.EINVALID, "export: event cannot be written as JSON: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // millis returns t in milliseconds since the Unix epoch.

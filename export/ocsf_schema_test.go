@@ -10,7 +10,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
-	"github.com/trailaudit/trail/export/internal/ocsfschema"
+	"github.com/trailaudit/trail/internal/ocsfschema"
 )
 
 // The OCSF export is held to the schema itself: testdata/ocsf-1.3.0.rules.json
@@ -21,18 +21,11 @@ import (
 
 func loadOCSFRules(t *testing.T) *ocsfschema.Rules {
 	t.Helper()
-	b, err := os.ReadFile("testdata/ocsf-1.3.0.rules.json")
+	r, err := ocsfschema.Load("testdata/ocsf-1.3.0.rules.json", OCSFVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r ocsfschema.Rules
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
-	if r.Version != OCSFVersion {
-		t.Fatalf("the rules are of OCSF %s, the export writes %s", r.Version, OCSFVersion)
-	}
-	return &r
+	return r
 }
 
 // TestOCSFValidBySchema writes events of every built-in action, in shapes
@@ -124,5 +117,45 @@ func TestOCSFValidatorFinds(t *testing.T) {
 		if errs := strings.Join(rules.Validate([]byte(edited)), "; "); !strings.Contains(errs, tt.want) {
 			t.Errorf("%s: errors %q, want %q", edited, errs, tt.want)
 		}
+	}
+}
+
+// MarshalOCSF is the writer's line for one event; given the event's stored
+// bytes, it carries them verbatim (no HTML escaping, no reordering) in
+// unmapped.trail_event, and the event stays valid OCSF.
+func TestMarshalOCSF(t *testing.T) {
+	rules := loadOCSFRules(t)
+	cat := catalog.Default()
+	ev := &trail.Event{ID: "0190c1a2-0000-7000-8000-000000000009", Seq: 9, Tenant: "acme", Action: "user_login_success",
+		OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Actor: trail.Actor{ID: "u-1", Type: trail.ActorUser},
+		Request: trail.Request{UserAgent: "curl & <friends>"}}
+	var line bytes.Buffer
+	w, _ := NewWriter(&line, OCSF, cat)
+	if err := w.Write(ev); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	plain, err := MarshalOCSF(ev, cat, nil)
+	if err != nil || string(plain)+"\n" != line.String() {
+		t.Fatalf("MarshalOCSF = %s, %v; the writer wrote %s", plain, err, line.Bytes())
+	}
+	stored := []byte(`{"b":"<&>","a":1}`)
+	b, err := MarshalOCSF(ev, cat, stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := rules.Validate(b); len(errs) > 0 {
+		t.Errorf("not valid OCSF: %v", errs)
+	}
+	var got struct {
+		Unmapped struct {
+			TrailEvent json.RawMessage `json:"trail_event"`
+		} `json:"unmapped"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil || !bytes.Equal(got.Unmapped.TrailEvent, stored) {
+		t.Errorf("unmapped.trail_event = %s, %v; want %s verbatim", got.Unmapped.TrailEvent, err, stored)
+	}
+	if _, err := MarshalOCSF(ev, cat, []byte("{not json")); trail.ErrorCode(err) != trail.EINVALID {
+		t.Errorf("stored bytes that are not JSON: %v, want EINVALID", err)
 	}
 }

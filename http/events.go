@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
 )
 
 // readBody reads the whole body, up to limit bytes, and returns it with
@@ -362,6 +363,11 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, k *trail.API
 	v := r.URL.Query()
 	q, err := parseQuery(v, k.Tenant, true)
 	if err != nil {
+		return err
+	}
+	// A filter by an action no one has is a mistake to say, not an empty
+	// page; a tenant with no log yet just has no events.
+	if q, err = catalog.ResolveQueryActions(r.Context(), s.c.Catalog, s.c.Store, q); err != nil {
 		return err
 	}
 	p, err := s.c.Store.Query(r.Context(), q)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/export"
 )
 
@@ -40,6 +41,9 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 	}
 	q, err := parseQuery(v, k.Tenant, false)
 	if err != nil {
+		return err
+	}
+	if q, err = catalog.ResolveQueryActions(r.Context(), s.c.Catalog, s.c.Store, q); err != nil {
 		return err
 	}
 	if reason == "" {

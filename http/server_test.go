@@ -231,6 +231,7 @@ func TestAPI(t *testing.T) {
 			t.Run("ScopesAndTenants", func(t *testing.T) { testScopesAndTenants(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("ReadsAreRecorded", func(t *testing.T) { testReadsRecorded(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("Export", func(t *testing.T) { testExport(t, newHarness(t, b.open, trailhttp.Limits{})) })
+			t.Run("UnknownActionFilter", func(t *testing.T) { testUnknownActionFilter(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("ActionsAndKeys", func(t *testing.T) { testActionsAndKeys(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("ActionsPerTenant", func(t *testing.T) { testActionsPerTenant(t, newHarness(t, b.open, trailhttp.Limits{})) })
 		})
@@ -569,6 +570,37 @@ func (h *harness) serveFailing(t *testing.T, f *failing, edit ...func(*trailhttp
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts
+}
+
+// A search or export filtering by an action no one has is refused, naming
+// the filter and the nearest known names, before anything is read or
+// recorded; a tenant with no log yet just gets no events.
+func testUnknownActionFilter(t *testing.T, h *harness) {
+	var p struct{ Events []*trail.Event }
+	h.ok(200, "globex", "GET", "/v1/events", "", &p)
+	if len(p.Events) != 0 {
+		t.Fatalf("a new tenant's first read: %d events", len(p.Events))
+	}
+	h.ok(201, "acme", "POST", "/v1/events", login, nil)
+	before := len(h.events("acme"))
+	for _, tc := range []struct{ key, path string }{
+		{"acme", "/v1/events?action=user_login_success&action=user_login_sucess"},
+		{"acme-export", "/v1/export?action=user_login_sucess&format=csv"},
+		{"globex", "/v1/events?action=user_login_sucess"},
+	} {
+		pr := h.problem(400, trail.EINVALID, tc.key, "GET", tc.path, "", "")
+		if len(pr.Errors) != 1 || pr.Errors[0].Path != "action" || !strings.Contains(pr.Errors[0].Message, "nearest: user_login_success") {
+			t.Errorf("GET %s: %+v, want the action filter named, with user_login_success nearest", tc.path, pr)
+		}
+	}
+	if after := len(h.events("acme")); after != before {
+		t.Errorf("the refused reads recorded %d events", after-before)
+	}
+	// An alias is searched by the name the log records the action by.
+	h.ok(200, "acme", "GET", "/v1/events?action=LOGIN_SUCCESS", "", &p)
+	if len(p.Events) != 1 || p.Events[0].Action != "user_login_success" {
+		t.Errorf("search by the alias LOGIN_SUCCESS: %d events", len(p.Events))
+	}
 }
 
 func testExport(t *testing.T, h *harness) {

@@ -124,6 +124,9 @@ type eventsPage struct {
 	Outcomes   []trail.Outcome
 	ActorTypes []trail.ActorType
 	Events     []*trail.Event
+	Rows       []uiRow // Events, the viewer's own reads folded unless ShowReads
+	ShowReads  bool    // ?reads=show: the viewer's own reads shown one by one
+	ReadsURL   string  // the page with the other setting of ShowReads
 	Error      string
 	Fields     []trail.FieldError
 	Paged      bool   // showing an older page
@@ -140,12 +143,17 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 	in := r.URL.Query()
 	f := readFilter(in)
 	filters := f.values()
-	d := &eventsPage{F: f, Outcomes: trail.Outcomes, Categories: s.catalogOf(k).Categories(),
+	show := in.Get("reads") == "show"
+	links := readsLinks(filters, show) // what the page's own links carry
+	d := &eventsPage{F: f, ShowReads: show, Outcomes: trail.Outcomes, Categories: s.catalogOf(k).Categories(),
 		ActorTypes: []trail.ActorType{trail.ActorUser, trail.ActorService, trail.ActorSystem, trail.ActorAPIKey}}
 	for _, a := range s.catalogOf(k).Actions(catalog.Filter{}) {
 		d.Actions = append(d.Actions, a.Name)
 	}
 	q, err := parseQuery(filters, k.Tenant, false)
+	if err == nil {
+		q, err = catalog.ResolveQueryActions(r.Context(), s.c.Catalog, s.c.Store, q)
+	}
 	if err == nil {
 		q.Descending, q.Limit, q.Cursor = true, uiPageSize, in.Get("cursor")
 		var p *trail.Page
@@ -155,10 +163,12 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 			}
 			d.Events = p.Events
 			if p.Next != "" {
-				d.Next = withParam("/ui/", filters, "cursor", p.Next)
+				d.Next = withParam("/ui/", links, "cursor", p.Next)
 			}
 		}
 	}
+	d.Rows = foldOwnReads(d.Events, k, show, withParam("/ui/", readsLinks(filters, true), "cursor", q.Cursor))
+	d.ReadsURL = withParam("/ui/", readsLinks(filters, !show), "cursor", q.Cursor)
 	status := http.StatusOK
 	if err != nil {
 		if trail.ErrorCode(err) != trail.EINVALID {
@@ -167,7 +177,7 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 		d.Error, d.Fields, status = trail.ErrorMessage(err), trail.ErrorFields(err), http.StatusBadRequest
 	}
 	d.Paged = q.Cursor != ""
-	d.Newest = withParam("/ui/", filters, "", "")
+	d.Newest = withParam("/ui/", links, "", "")
 	if k.Has(trail.ScopeExport) {
 		d.ExportCSV = withParam("/ui/export", filters, "format", "csv")
 		d.ExportJSON = withParam("/ui/export", filters, "format", "ndjson")
@@ -179,31 +189,95 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 		} else if n, err := s.c.Store.Count(r.Context(), trail.Query{Tenant: k.Tenant}); err == nil {
 			newest = uint64(n) // nothing matches yet: tail from the end of the log
 		}
-		d.Tail = withParam("/ui/tail", filters, "after", strconv.FormatUint(newest, 10))
+		d.Tail = withParam("/ui/tail", links, "after", strconv.FormatUint(newest, 10))
 	}
 	return s.uiRender(w, r, status, "events", k, "Events", d)
+}
+
+// readsLinks returns the filters as the timeline's links carry them: with
+// reads=show when the viewer's own reads are shown one by one.
+func readsLinks(filters url.Values, show bool) url.Values {
+	if !show {
+		return filters
+	}
+	return withParamValues(filters, "reads", "show")
+}
+
+// uiRow is one line of the timeline: an event, or (Reads > 0) a run of
+// consecutive records of the viewer's own reads, folded into one line
+// that stands for them; the embedded event is then the run's newest.
+type uiRow struct {
+	*trail.Event
+	Reads   int      // how many reads the line stands for; 0 for an event
+	Oldest  uint64   // the seq of the run's oldest
+	Actions []string // the actions of the run, each once
+	After   bool     // the line follows another: "and N reads by you"
+	Show    string   // the page with the reads shown one by one
+}
+
+// ownRead reports whether ev records a read made with k, the viewer's own
+// credential: what the timeline folds, since every page the viewer opens
+// adds one. The records stay in the log, and ?reads=show shows them.
+func ownRead(ev *trail.Event, k *trail.APIKey) bool {
+	switch ev.Action {
+	case catalog.DataViewed, catalog.DataExportAttempted, catalog.DataExported, catalog.DataExportFailed:
+		return ev.Actor.Type == trail.ActorAPIKey && ev.Actor.ID == k.ID
+	}
+	return false
+}
+
+// foldOwnReads returns evs as the timeline's lines: each run of k's own
+// reads (consecutive in evs) folded into one line linking to show, unless
+// show is set.
+func foldOwnReads(evs []*trail.Event, k *trail.APIKey, show bool, showURL string) []uiRow {
+	rows := make([]uiRow, 0, len(evs))
+	for _, ev := range evs {
+		if show || !ownRead(ev, k) {
+			rows = append(rows, uiRow{Event: ev})
+			continue
+		}
+		if n := len(rows); n > 0 && rows[n-1].Reads > 0 {
+			r := &rows[n-1]
+			r.Reads++
+			r.Oldest = ev.Seq
+			if !slices.Contains(r.Actions, ev.Action) {
+				r.Actions = append(r.Actions, ev.Action)
+			}
+			continue
+		}
+		rows = append(rows, uiRow{Event: ev, Reads: 1, Oldest: ev.Seq, Actions: []string{ev.Action}, After: len(rows) > 0, Show: showURL})
+	}
+	return rows
 }
 
 // withParam returns path with the query v plus name=value (when name is
 // not empty).
 func withParam(path string, v url.Values, name, value string) string {
-	c := url.Values{}
-	for k, vals := range v {
-		c[k] = slices.Clone(vals)
-	}
-	if name != "" {
-		c.Set(name, value)
-	}
+	c := withParamValues(v, name, value)
 	if len(c) == 0 {
 		return path
 	}
 	return path + "?" + c.Encode()
 }
 
+// withParamValues returns a copy of v with name=value set (when name and
+// value are not empty).
+func withParamValues(v url.Values, name, value string) url.Values {
+	c := url.Values{}
+	for k, vals := range v {
+		c[k] = slices.Clone(vals)
+	}
+	if name != "" && value != "" {
+		c.Set(name, value)
+	}
+	return c
+}
+
 // tailFragment is the answer to a live tail poll.
 type tailFragment struct {
 	Next   string         // URL of the next poll
 	Events []*trail.Event // the new events, newest first
+	Rows   []uiRow        // Events as the timeline's lines
 	Every  string
 }
 
@@ -226,6 +300,7 @@ func (s *Server) uiTail(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 		return trail.Invalid("bad query parameters", trail.FieldError{Path: "after", Message: "want the seq to tail after"})
 	}
 	filters := readFilter(in).values()
+	show := in.Get("reads") == "show"
 	q, err := parseQuery(filters, k.Tenant, false)
 	if err != nil {
 		return err
@@ -250,7 +325,8 @@ func (s *Server) uiTail(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 	}
 	slices.Reverse(p.Events) // newest on top
 	s.uiFragment(w, http.StatusOK, "tail", tailFragment{
-		Next: withParam("/ui/tail", filters, "after", strconv.FormatUint(last, 10)), Events: p.Events, Every: uiTailEvery})
+		Next:   withParam("/ui/tail", readsLinks(filters, show), "after", strconv.FormatUint(last, 10)),
+		Events: p.Events, Rows: foldOwnReads(p.Events, k, show, withParam("/ui/", readsLinks(filters, true), "", "")), Every: uiTailEvery})
 	return nil
 }
 

@@ -139,6 +139,7 @@ func TestUI(t *testing.T) {
 			t.Run("Timeline", func(t *testing.T) { testUITimeline(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("ReadsRecorded", func(t *testing.T) { testUIReadsRecorded(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("Tail", func(t *testing.T) { testUITail(t, newHarness(t, b.open, trailhttp.Limits{})) })
+			t.Run("OwnReadsFolded", func(t *testing.T) { testUIOwnReads(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("VerifyAndHealth", func(t *testing.T) { testUIVerifyHealth(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("Export", func(t *testing.T) { testUIExport(t, newHarness(t, b.open, trailhttp.Limits{})) })
 		})
@@ -454,6 +455,14 @@ func testUITimeline(t *testing.T, h *harness) {
 	if body := u.get(400, "/ui/?since=yesterday"); !strings.Contains(body, "not an RFC 3339 time") {
 		t.Errorf("a bad time is not named:\n%s", body)
 	}
+	// An action no one has is named, with the nearest; an alias is
+	// searched by the action's name.
+	if body := u.get(400, "/ui/?action=user_login_faild"); !strings.Contains(body, "nearest: user_login_failed") {
+		t.Errorf("an unknown action is not named:\n%s", body)
+	}
+	if body := u.get(200, "/ui/?action=LOGIN_FAILED"); rows(body) != 1 {
+		t.Errorf("the alias LOGIN_FAILED: %d rows", rows(body))
+	}
 	if body := u.get(200, "/ui/?open_attempts=true"); rows(body) != 0 {
 		t.Errorf("open attempts: %d rows", rows(body))
 	}
@@ -499,6 +508,54 @@ func testUIReadsRecorded(t *testing.T, h *harness) {
 	u.get(200, "/ui/events/"+ev.ID+"/verify")
 	if got := h.reads(); strings.Join(got[len(got)-2:], "|") != "audit_event ui_event|audit_proof ui_verify" {
 		t.Errorf("a verification page records %q", got[len(got)-2:])
+	}
+}
+
+// The viewer's own reads (every page opened records one) are folded in
+// the timeline into one line per run, "and N reads by you", linking to the
+// page with them shown one by one (?reads=show, a toggle the page always
+// offers and its links keep); another credential's reads are events like
+// any other; and every read stays in the log.
+func testUIOwnReads(t *testing.T, h *harness) {
+	for i := range 3 {
+		h.appendEvent(loginOf(fmt.Sprintf("u-%d", i))) // seqs 1-3
+	}
+	u := signIn(h, "acme")
+	for range 3 {
+		u.get(200, "/ui/") // records seqs 4-6
+	}
+	signIn(h, "acme-read").get(200, "/ui/") // seq 7, by another key
+	rows := func(body string) int { return strings.Count(body, `data-label="Seq"`) }
+
+	body := u.get(200, "/ui/") // shows 1-7, records 8
+	if n := rows(body); n != 4 {
+		t.Errorf("%d event rows, want the 3 logins and the other key's read", n)
+	}
+	fold := regexp.MustCompile(`and 3 reads by you <span class="muted">\(data_viewed: still in the log\)</span> <a href="([^"]+)">show them</a></td>\s*<td class="num" data-label="Seqs">4–6</td>`).FindStringSubmatch(body)
+	if fold == nil {
+		t.Fatalf("no folded line for seqs 4-6:\n%s", body)
+	}
+	if strings.Count(body, "reads by you") != 1 || !strings.Contains(body, "your own reads folded") {
+		t.Errorf("want one fold and the toggle to show them:\n%s", body)
+	}
+	// The fold's link shows them one by one, and the page's links keep
+	// showing them.
+	shown := u.get(200, strings.ReplaceAll(fold[1], "&amp;", "&"))
+	if n := rows(shown); n != 8 || strings.Contains(shown, "reads by you") || !strings.Contains(shown, "fold them") {
+		t.Errorf("shown one by one: %d rows, want 8:\n%s", n, shown)
+	}
+	if !regexp.MustCompile(`hx-get="/ui/tail\?after=8&amp;reads=show"`).MatchString(shown) || !strings.Contains(shown, `<input type="hidden" name="reads" value="show">`) {
+		t.Errorf("the tail and the filter form do not keep showing the reads:\n%s", shown)
+	}
+	// A tail poll folds the viewer's new reads too (8 and 9: the pages
+	// just opened).
+	if tail := u.get(200, "/ui/tail?after=7", "HX-Request", "true"); !strings.Contains(tail, "2 reads by you") || rows(tail) != 0 {
+		t.Errorf("the tail's own reads are not folded:\n%s", tail)
+	}
+	// Folded, not gone: every read is in the log (seqs 4-9; a tail poll
+	// that found only echoes of the UI's reads records none).
+	if got := len(h.reads()); got != 6 {
+		t.Errorf("%d reads recorded, want 6", got)
 	}
 }
 

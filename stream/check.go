@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/export"
 	"github.com/trailaudit/trail/tlog"
 )
 
@@ -16,10 +17,13 @@ import (
 // before it. It rebuilds each tenant's Merkle tree from the events (a
 // pruned event by its leaf hash) and holds the tree to each checkpoint
 // once it has reached the checkpoint's size. A Checker follows streams
-// from their start (seq 1). It is not safe for concurrent use.
+// from their start (seq 1), in Trail's JSON or in OCSF (Check reads a line
+// of either). It is not safe for concurrent use.
 type Checker struct {
 	v       *tlog.Verifier
 	tenants map[string]*tenantCheck
+	remap   bool
+	actions trail.ActionResolver
 }
 
 type tenantCheck struct {
@@ -32,6 +36,87 @@ type tenantCheck struct {
 // NewChecker returns a checker trusting v.
 func NewChecker(v *tlog.Verifier) *Checker {
 	return &Checker{v: v, tenants: map[string]*tenantCheck{}}
+}
+
+// MapWith makes Check hold each OCSF event to the mapping of its checked
+// bytes (export.MarshalOCSF with actions, which must resolve as the
+// sink's did: the same catalog), so that not only the bytes carried but
+// every OCSF attribute is what Trail recorded. It returns c.
+func (c *Checker) MapWith(actions trail.ActionResolver) *Checker {
+	c.remap, c.actions = true, actions
+	return c
+}
+
+// ParseLine reads one line of a stream in either encoding: a Line, or an
+// OCSF event (it has a class_uid), whose metadata.tenant_uid and
+// metadata.sequence give its tenant and seq and whose
+// unmapped.trail_event its stored bytes, which must name the same id
+// (metadata.uid) and seq.
+func ParseLine(b []byte) (*Line, error) {
+	l, _, err := parseLine(b)
+	return l, err
+}
+
+// parseLine is ParseLine, also saying whether b is an OCSF event.
+func parseLine(b []byte) (l *Line, ocsf bool, err error) {
+	var probe struct {
+		ClassUID json.RawMessage `json:"class_uid"`
+		Metadata struct {
+			UID       string `json:"uid"`
+			Sequence  uint64 `json:"sequence"`
+			TenantUID string `json:"tenant_uid"`
+		} `json:"metadata"`
+		Unmapped struct {
+			TrailEvent json.RawMessage `json:"trail_event"`
+		} `json:"unmapped"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, false, fmt.Errorf("stream: a line that is not a JSON object: %w", err)
+	}
+	if probe.ClassUID == nil {
+		l = new(Line)
+		if err := json.Unmarshal(b, l); err != nil {
+			return nil, false, fmt.Errorf("stream: a line that is not a stream line: %w", err)
+		}
+		return l, false, nil
+	}
+	md := probe.Metadata
+	if md.TenantUID == "" || md.Sequence == 0 || len(probe.Unmapped.TrailEvent) == 0 {
+		return nil, true, fmt.Errorf("stream: an OCSF event without metadata.tenant_uid, metadata.sequence or unmapped.trail_event: it cannot be checked")
+	}
+	var claim struct {
+		ID  string `json:"id"`
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(probe.Unmapped.TrailEvent, &claim); err != nil || claim.ID != md.UID || claim.Seq != md.Sequence {
+		return nil, true, fmt.Errorf("stream: tenant %s: the OCSF event sent as %s seq %d carries the bytes of %s seq %d", md.TenantUID, md.UID, md.Sequence, claim.ID, claim.Seq)
+	}
+	return &Line{Tenant: md.TenantUID, Seq: md.Sequence, Event: probe.Unmapped.TrailEvent}, true, nil
+}
+
+// Check checks the next line of a stream, as sent (a Line or an OCSF
+// event, see ParseLine), as Line does.
+func (c *Checker) Check(b []byte) (dup bool, err error) {
+	l, ocsf, err := parseLine(b)
+	if err != nil {
+		return false, err
+	}
+	if dup, err = c.Line(l); err != nil || dup || !c.remap || !ocsf {
+		return dup, err
+	}
+	ev, err := trail.UnmarshalCanonical(l.Event)
+	if err != nil {
+		return false, fmt.Errorf("stream: tenant %s seq %d: %w", l.Tenant, l.Seq, err)
+	}
+	ev.Tenant = l.Tenant
+	want, err := export.MarshalOCSF(ev, c.actions, l.Event)
+	if err != nil {
+		return false, err
+	}
+	if !bytes.Equal(bytes.TrimSpace(b), want) {
+		return false, fmt.Errorf("stream: tenant %s seq %d: the OCSF event is not the mapping of the bytes Trail recorded", l.Tenant, l.Seq)
+	}
+	return false, nil
 }
 
 // Gap is the error of a stream that skipped or reordered events.

@@ -15,7 +15,8 @@ import (
 
 // Transport delivers a sink's messages to one receiver. Send returns nil
 // once the receiver has acknowledged m; a *Refused when the receiver
-// refused it for good; any other error is worth a retry (the receiver is
+// refused it for good; the error of Encoding.Line when m holds an event
+// the log has broken; any other error is worth a retry (the receiver is
 // down, slow or overloaded). It may be called again with the same message
 // after an error: receivers deduplicate by Message.ID.
 type Transport interface {
@@ -315,7 +316,8 @@ func (s *Sink) send(ctx context.Context, m *Message) error {
 
 // deliver sends m until the receiver acknowledges it, waiting between
 // attempts with exponential backoff and full jitter. It gives up only
-// when ctx is done or the receiver refuses m.
+// when ctx is done, the receiver refuses m, or the transport finds the
+// log broken (an event it cannot encode).
 func (s *Sink) deliver(ctx context.Context, m *Message) error {
 	wait := s.c.MinBackoff
 	for {
@@ -323,7 +325,7 @@ func (s *Sink) deliver(ctx context.Context, m *Message) error {
 		if err == nil {
 			return nil
 		}
-		if IsRefused(err) {
+		if Final(err) { // refused, or a log the transport cannot encode
 			return fmt.Errorf("stream: sink %s, message %s: %w", s.c.Name, m.ID(), err)
 		}
 		if ctx.Err() != nil {

@@ -8,7 +8,8 @@
 // acknowledged. It delivers only what a signed checkpoint covers, and sends
 // that checkpoint with the messages (at intervals, and whenever it has
 // caught up), so a receiver holding Trail's verifier key can find a gap, a
-// reordering or a changed byte (client.StreamChecker does this). A receiver
+// reordering or a changed byte (a Checker does this). A stream is in
+// Trail's JSON or in OCSF 1.3 (Encoding). A receiver
 // that is down is retried with backoff and jitter for as long as it takes;
 // a message it refuses for good stops the sink (an audit stream must not
 // have silent holes), unless the sink skips (Config.Skip): then the
@@ -63,8 +64,8 @@ func (m *Message) ID() string {
 
 // Line is one line of a stream's NDJSON: an event, a pruned event's leaf
 // hash, or a checkpoint. Every line names its tenant; an event's names its
-// seq. It is what the webhook and NATS transports send and what
-// client.StreamChecker reads.
+// seq. It is what the transports send (in an OCSF stream, for pruned
+// events and checkpoints: see Encoding) and what a Checker reads.
 type Line struct {
 	Tenant     string          `json:"tenant"`
 	Seq        uint64          `json:"seq,omitempty"`
@@ -95,11 +96,7 @@ func (m *Message) Lines() []Line {
 func (m *Message) NDJSON() []byte {
 	var b []byte
 	for _, l := range m.Lines() {
-		j, err := json.Marshal(l)
-		if err != nil {
-			panic(err) // a Line always encodes: its Event is valid JSON from the store
-		}
-		b = append(append(b, j...), '\n')
+		b = append(append(b, marshalLine(&l)...), '\n')
 	}
 	return b
 }

@@ -148,10 +148,7 @@ func (s *Syslog) format(l *Line) []byte {
 		sd += ` seq="` + strconv.FormatUint(l.Seq, 10) + `"`
 	}
 	sd += "]"
-	body, err := json.Marshal(l)
-	if err != nil {
-		panic(err) // a Line always encodes
-	}
+	body := marshalLine(l)
 	const pri = 13*8 + 6 // log audit, informational
 	return fmt.Appendf(nil, "<%d>1 %s %s trail - %s %s %s", pri, ts.Format("2006-01-02T15:04:05.000000Z07:00"), s.hostname, msgid, sd, body)
 }

@@ -19,7 +19,8 @@ import (
 
 var _ Transport = (*Webhook)(nil)
 
-// Webhook posts each message to a URL as NDJSON (one Line each), signed as
+// Webhook posts each message to a URL as NDJSON (one line each, in its
+// Encoding: Trail's Line or OCSF), signed as
 // Standard Webhooks prescribe (https://www.standardwebhooks.com): headers
 // webhook-id (the Message.ID, the same on every retry), webhook-timestamp
 // (Unix seconds) and webhook-signature ("v1," and the base64 HMAC-SHA256,
@@ -32,6 +33,7 @@ type Webhook struct {
 	client *http.Client
 	now    func() time.Time
 	splunk bool
+	enc    Encoding
 }
 
 // WebhookOptions configure a Webhook.
@@ -45,6 +47,9 @@ type WebhookOptions struct {
 	// ({"time":…,"source":"trail","sourcetype":"trail:event","event":…}),
 	// for a URL that is a collector's /services/collector/event.
 	Splunk bool
+	// Encoding writes the lines (default: Trail's Line). OCSF does not
+	// go with Splunk.
+	Encoding Encoding
 }
 
 // NewWebhook returns the transport posting to url.
@@ -56,10 +61,13 @@ func NewWebhook(url string, o WebhookOptions) (*Webhook, error) {
 	if !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "http://") {
 		return nil, fmt.Errorf("stream: webhook url %q: want http:// or https://", url)
 	}
+	if o.Splunk && o.Encoding.OCSF {
+		return nil, fmt.Errorf("stream: webhook: the Splunk envelope carries Trail's lines, not OCSF")
+	}
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Webhook{url: url, secret: secret, client: o.Client, now: time.Now, splunk: o.Splunk}, nil
+	return &Webhook{url: url, secret: secret, client: o.Client, now: time.Now, splunk: o.Splunk, enc: o.Encoding}, nil
 }
 
 func decodeSecret(s string) ([]byte, error) {
@@ -88,7 +96,10 @@ func sign(key []byte, id string, ts int64, body []byte) string {
 
 // Send posts m.
 func (w *Webhook) Send(ctx context.Context, m *Message) error {
-	body := m.NDJSON()
+	body, err := w.enc.NDJSON(m)
+	if err != nil {
+		return err
+	}
 	if w.splunk {
 		body = splunkEnvelope(m)
 	}
@@ -138,11 +149,7 @@ func splunkEnvelope(m *Message) []byte {
 			t := float64(ev.RecordedAt.UnixMilli()) / 1000
 			env.Time = &t
 		}
-		j, err := json.Marshal(env)
-		if err != nil {
-			panic(err) // a Line always encodes
-		}
-		b = append(append(b, j...), '\n')
+		b = append(append(b, marshalLine(&env)...), '\n')
 	}
 	return b
 }

@@ -85,6 +85,22 @@ func TestExitCodes(t *testing.T) {
 		{name: "bundle, under another key", args: "verify --bundle u-2.bundle --key other.pub", code: 3, out: `could not check: the bundle's checkpoint is not signed`},
 		{name: "bundle, no key", args: "verify --bundle u-2.bundle", code: 2, out: `no verifier key: pass --key`},
 		{name: "export a bundle, under another key", args: "export --tenant acme --verifiable --key other.pub", code: 3, out: `not signed by the trusted key`},
+		{name: "export as CSV", args: "export --tenant acme --format csv --out -", out: `^seq,id,recorded_at,(.|\n)*5 events exported`},
+		{name: "export as OCSF", args: "export --tenant acme --format ocsf", out: `^\{"class_uid":3002,(.|\n)*5 events exported`},
+		{name: "export, an unknown format", args: "export --tenant acme --format xml", code: 2, out: `--format: unknown export format: use one of ndjson, csv, ocsf`},
+		{name: "export a bundle as CSV", args: "export --tenant acme --verifiable --format csv --key audit.pub", code: 2, out: `--verifiable writes a bundle(.|\n)*no --format csv`},
+
+		// A search that can only find nothing says so: 3 nothing to read,
+		// 2 an action no one has (with the nearest names).
+		{name: "query, a tenant with no log", args: "query --tenant acmee", code: 3, out: `tenant acmee has no log: no events, no checkpoint \(is --tenant right\?\)`},
+		{name: "query, no Trail data", args: "query --tenant acme --data typo", code: 3, out: `no Trail data in typo \(no trail\.db there\): check --data or TRAIL_DATA`},
+		{name: "query, an unknown action", args: "query --tenant acme --action user_logout --action user_logn_failed", code: 2,
+			out: `--action: "user_logn_failed" is not an action the catalog knows, and no event of the tenant has it; nearest: user_login_failed`},
+		{name: "query, an alias", args: "query --tenant acme --action LOGOUT", out: `user_logout(.|\n)*5 events`},
+		{name: "export, a tenant with no log", args: "export --tenant acmee", code: 3, out: `tenant acmee has no log`},
+		{name: "export, an unknown action", args: "export --tenant acme --action user_login_sucess --format csv", code: 2, out: `nearest: user_login_success`},
+		{name: "export a bundle, an unknown action", args: "export --tenant acme --verifiable --key audit.pub --action user_login_sucess", code: 2, out: `nearest: user_login_success`},
+		{name: "verify, no Trail data", args: "verify --tenant acme --key audit.pub --data typo", code: 3, out: `could not check: the store cannot be read: no Trail data in typo`},
 
 		// Each says so in its help.
 		{name: "verify --help", args: "verify --help", out: `Exit codes: 0 checked(.|\n)*3 could not check`},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/export"
 	"github.com/trailaudit/trail/tlog"
 )
 
@@ -429,18 +430,26 @@ func newExportCmd(e *env) *cobra.Command {
 		tf         trustFlags
 		verifiable bool
 		out        string
+		format     string
 	)
 	cmd := &cobra.Command{
-		Use:   "export --tenant T [filters] [--verifiable] [--out FILE]",
-		Short: "Write a tenant's events as NDJSON, or as a verifiable bundle",
+		Use:   "export --tenant T [filters] [--format ndjson|csv|ocsf | --verifiable] [--out FILE|-]",
+		Short: "Write a tenant's events as NDJSON, CSV or OCSF, or as a verifiable bundle",
 		Long: `Export writes every event of the tenant that passes the filters (the same as
-trail query's), oldest first, one JSON event per line.
+trail query's), oldest first, in --format: ndjson (the default: one JSON
+event per line, as the API takes and returns them), csv (a header row, then
+a row per event, guarded against formula injection) or ocsf (one OCSF 1.3
+event per line). It writes to standard output, or to --out FILE (--out -
+is standard output too).
 
 With --verifiable it writes a bundle instead: the latest signed checkpoint,
 then each event's stored bytes with its inclusion proof. Anyone holding the
 verifier key can check the bundle with no database (trail verify --bundle).
-The checkpoint is checked first, as trail checkpoint checks it.` + trustHelp + checkHelp,
+The checkpoint is checked first, as trail checkpoint checks it. A bundle
+has its own format: --verifiable takes no other --format.` + queryHelp + trustHelp + checkHelp,
 		Example: `  trail export --tenant acme --since 30d --out acme.ndjson
+  trail export --tenant acme --format csv --out - | head
+  trail export --tenant acme --format ocsf --action user_login_failed > logins.ocsf.ndjson
   trail export --tenant acme --actor u-123 --verifiable --out u-123.bundle`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -449,26 +458,33 @@ The checkpoint is checked first, as trail checkpoint checks it.` + trustHelp + c
 			if err != nil {
 				return err
 			}
+			f, err := export.ParseFormat(format)
+			if err != nil {
+				return usageError("--format: %s", trail.ErrorMessage(err))
+			}
+			if verifiable && f != export.NDJSON {
+				return usageError("--verifiable writes a bundle, whose format is its own: it takes no --format %s", f)
+			}
 			w := e.stdout
-			if out != "" {
-				f, err := os.Create(e.path(out))
+			if out != "" && out != "-" {
+				file, err := os.Create(e.path(out))
 				if err != nil {
 					return usageError("--out: %v", err)
 				}
-				defer f.Close()
-				w = f
+				defer file.Close()
+				w = file
 			}
 			var n int
 			if verifiable {
 				n, err = exportBundle(ctx, e, &sf, q, &tf, w)
 			} else {
-				n, err = exportNDJSON(ctx, e, &sf, q, w)
+				n, err = exportEvents(ctx, e, &sf, q, f, w)
 			}
 			if err != nil {
 				return err
 			}
-			if f, ok := w.(*os.File); ok && out != "" {
-				if err := f.Sync(); err != nil {
+			if file, ok := w.(*os.File); ok && out != "" && out != "-" {
+				if err := file.Sync(); err != nil {
 					return &exitError{code: 1, err: err}
 				}
 			}
@@ -479,9 +495,10 @@ The checkpoint is checked first, as trail checkpoint checks it.` + trustHelp + c
 	sf.register(cmd)
 	ff.register(cmd, "tenant to export (required)")
 	tf.register(cmd)
-	f := cmd.Flags()
-	f.BoolVar(&verifiable, "verifiable", false, "write a bundle with the signed checkpoint and inclusion proofs")
-	f.StringVar(&out, "out", "", "file to write (default standard output)")
+	fl := cmd.Flags()
+	fl.BoolVar(&verifiable, "verifiable", false, "write a bundle with the signed checkpoint and inclusion proofs")
+	fl.StringVar(&format, "format", string(export.NDJSON), "ndjson, csv or ocsf")
+	fl.StringVar(&out, "out", "", "file to write; - or none: standard output")
 	return cmd
 }
 
@@ -510,17 +527,29 @@ func eachEvent(ctx context.Context, store trail.Store, q trail.Query, fn func(*t
 	}
 }
 
-func exportNDJSON(ctx context.Context, e *env, sf *storeFlags, q trail.Query, w io.Writer) (int, error) {
+// exportEvents writes the events q matches to w in format f, and returns
+// how many it wrote.
+func exportEvents(ctx context.Context, e *env, sf *storeFlags, q trail.Query, f export.Format, w io.Writer) (int, error) {
 	d, err := sf.open(ctx, e, false)
 	if err != nil {
-		return 0, &exitError{code: 1, err: err}
+		return 0, openError(err)
 	}
 	defer d.Close()
+	if q, err = checkQuery(ctx, d, q); err != nil {
+		return 0, err
+	}
+	ew, err := export.NewWriter(w, f, d.Catalog)
+	if err != nil {
+		return 0, usageError("--format: %s", trail.ErrorMessage(err))
+	}
 	n := 0
 	err = eachEvent(ctx, d.Reader, q, func(ev *trail.Event) error {
 		n++
-		return writeJSON(w, ev)
+		return ew.Write(ev)
 	})
+	if cerr := ew.Close(); err == nil && cerr != nil {
+		err = &exitError{code: 1, err: cerr}
+	}
 	return n, err
 }
 
@@ -533,6 +562,9 @@ func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, tf
 	store := d.Store
 	cp, err := latestCheckpoint(ctx, store, tr.v, q.Tenant)
 	if err != nil {
+		return 0, err
+	}
+	if q, err = checkQuery(ctx, d, q); err != nil {
 		return 0, err
 	}
 	bw, err := tlog.NewBundleWriter(w, store, q.Tenant, cp)

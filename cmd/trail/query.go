@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
 )
 
 func newQueryCmd(e *env) *cobra.Command {
@@ -27,7 +30,7 @@ line (NDJSON, the wire form).
 
 --since and --until bound recorded_at, Trail's own clock: an RFC 3339 time
 (2026-11-24T10:00:00Z), a date (2026-11-24) or a duration back from now (90m,
-24h, 7d). --since is inclusive, --until exclusive.`,
+24h, 7d). --since is inclusive, --until exclusive.` + queryHelp,
 		Example: `  trail query --tenant acme --actor u-123 --since 24h
   trail query --tenant acme --action user_login_failed --action access_denied --json`,
 		Args: cobra.NoArgs,
@@ -41,9 +44,12 @@ line (NDJSON, the wire form).
 			}
 			d, err := sf.open(cmd.Context(), e, false)
 			if err != nil {
-				return &exitError{code: 1, err: err}
+				return openError(err)
 			}
 			defer d.Close()
+			if q, err = checkQuery(cmd.Context(), d, q); err != nil {
+				return err
+			}
 			store := d.Reader
 			var tw *tabwriter.Writer
 			if !asJSON {
@@ -92,6 +98,45 @@ line (NDJSON, the wire form).
 	f.BoolVar(&ff.q.Descending, "newest-first", false, "newest events first")
 	f.BoolVar(&asJSON, "json", false, "print one JSON event per line")
 	return cmd
+}
+
+// queryHelp ends the help of the commands that search a tenant's events.
+const queryHelp = `
+
+A query that can only find nothing is a mistake, and says so: an --action
+that neither the catalog nor the tenant's log knows exits 2 (printing the
+nearest known names); a tenant with no log, or --data holding no Trail data,
+exits 3. A read creates nothing: no database where there was none.`
+
+// openError is the error of a search whose store did not open: exit 3
+// when --data holds no Trail data (nothing to read), else 1.
+func openError(err error) error {
+	var nd *noDataError
+	if errors.As(err, &nd) {
+		return &exitError{code: exitUnchecked, err: err}
+	}
+	return &exitError{code: 1, err: err}
+}
+
+// checkQuery returns q with its actions resolved (an alias searched by
+// the action's name), or the error of a query of d that can only match
+// nothing: a tenant with no log (exit 3), or an action filter naming an
+// action that neither the catalog nor the tenant's log knows (a usage
+// error naming the nearest known names).
+func checkQuery(ctx context.Context, d *deployment, q trail.Query) (trail.Query, error) {
+	if _, err := d.Store.Checkpoint(ctx, q.Tenant); trail.ErrorCode(err) == trail.ENOTFOUND {
+		return q, &exitError{code: exitUnchecked, err: fmt.Errorf("tenant %s has no log: no events, no checkpoint (is --tenant right?)", q.Tenant)}
+	} else if err != nil {
+		return q, &exitError{code: 1, err: err}
+	}
+	q, err := catalog.ResolveQueryActions(ctx, d.Catalog, d.Store, q)
+	if fe := trail.ErrorFields(err); trail.ErrorCode(err) == trail.EINVALID && len(fe) == 1 {
+		return q, usageError("--action: %s", fe[0].Message)
+	}
+	if err != nil {
+		return q, &exitError{code: 1, err: err}
+	}
+	return q, nil
 }
 
 // filterFlags are the query filters of the commands that select events.

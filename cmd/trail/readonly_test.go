@@ -73,3 +73,27 @@ func TestReadOnlyCopy(t *testing.T) {
 		})
 	}
 }
+
+// A read never creates a database where there was none: a --data that
+// names no Trail data (a typo) is said, exit 3, and left as it was.
+func TestReadCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	var pub, says bytes.Buffer
+	if code := run([]string{"keygen", "--name", "audit.example.com", "--out", "audit.key"}, &env{stdout: &pub, stderr: &says, dir: dir, vars: map[string]string{}}); code != 0 {
+		t.Fatalf("keygen: exit %d: %s", code, says.String())
+	}
+	for _, args := range [][]string{
+		{"query", "--tenant", "acme", "--data", "typo"},
+		{"export", "--tenant", "acme", "--data", "typo", "--format", "csv"},
+		{"verify", "--tenant", "acme", "--data", "typo", "--key", strings.Fields(pub.String())[0]},
+	} {
+		var out, errb bytes.Buffer
+		code := run(args, &env{stdout: &out, stderr: &errb, dir: dir, vars: map[string]string{}})
+		if code != 3 || !strings.Contains(errb.String(), "no Trail data in typo") {
+			t.Errorf("trail %s: exit %d, want 3 saying there is no Trail data\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, "typo")); !os.IsNotExist(err) {
+			t.Fatalf("trail %s made %s: %v", strings.Join(args, " "), filepath.Join(dir, "typo"), err)
+		}
+	}
+}

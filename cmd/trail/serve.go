@@ -154,7 +154,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	// The sinks stream the log as stored (personal data sealed: the bytes
 	// the tree hashes), from a context of their own: they stop after the
 	// requests in flight, before the store closes.
-	sv, err := sinks.New(sinks.Config{Configs: d.Sinks, Log: d.Store, Cursors: d.Cursors, Writer: d.Writer, Logger: log})
+	sv, err := sinks.New(sinks.Config{Configs: d.Sinks, Log: d.Store, Cursors: d.Cursors, Writer: d.Writer, Actions: d.Catalog, Logger: log})
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}

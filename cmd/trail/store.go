@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -166,6 +168,14 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 		db = pg
 	} else {
 		dir := e.path(f.data)
+		if a == readLog {
+			// A read opens nothing for writing and so creates nothing: a
+			// directory with no database is a mistake (a typo in --data),
+			// said as such rather than as an empty log.
+			if _, err := os.Stat(filepath.Join(dir, "trail.db")); errors.Is(err, fs.ErrNotExist) {
+				return &noDataError{dir: f.data}
+			}
+		}
 		kf, err := openSubjectKeys(ctx, e, filepath.Join(dir, "subject-keys.db"), a == readLog)
 		if err != nil {
 			return err
@@ -198,6 +208,13 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 		}
 	}
 	return nil
+}
+
+// noDataError is the error of a read where --data names no Trail data.
+type noDataError struct{ dir string }
+
+func (e *noDataError) Error() string {
+	return fmt.Sprintf("no Trail data in %s (no trail.db there): check --data or TRAIL_DATA", e.dir)
 }
 
 // subjectKeys is a store of subject keys that can be closed.

@@ -9,17 +9,18 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/stream"
 	"github.com/trailaudit/trail/tlog"
 )
@@ -44,6 +45,7 @@ type Receiver struct {
 	ids    map[string]int  // webhook-id → deliveries
 	dups   int
 	lines  int
+	raw    [][]byte // every line, as received
 	err    error
 }
 
@@ -55,6 +57,14 @@ func NewReceiver(t *testing.T, secret string, v *tlog.Verifier) *Receiver {
 	t.Cleanup(srv.Close)
 	r.URL = srv.URL
 	return r
+}
+
+// MapWith makes the receiver's checker hold each OCSF event to Trail's
+// mapping of its bytes (stream.Checker.MapWith).
+func (r *Receiver) MapWith(actions trail.ActionResolver) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.check.MapWith(actions)
 }
 
 // Fail makes the receiver fail the next n requests, after reading them.
@@ -108,12 +118,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "schema says no", http.StatusBadRequest)
 		return
 	}
-	var lines []stream.Line
+	var lines [][]byte
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var l stream.Line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+		l, err := stream.ParseLine(sc.Bytes())
+		if err != nil {
 			r.err = err
 			continue
 		}
@@ -121,12 +131,13 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			http.Error(w, fmt.Sprintf("seq %d: schema says no", l.Seq), http.StatusBadRequest)
 			return
 		}
-		lines = append(lines, l)
+		lines = append(lines, bytes.Clone(sc.Bytes()))
 	}
 	r.ids[id]++
-	for _, l := range lines {
+	for _, line := range lines {
 		r.lines++
-		dup, err := r.check.Line(&l)
+		r.raw = append(r.raw, line)
+		dup, err := r.check.Check(line)
 		if dup {
 			r.dups++
 		}
@@ -160,6 +171,13 @@ func (r *Receiver) Lines() (lines, dups int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lines, r.dups
+}
+
+// Raw returns every line the receiver has read, as it read it.
+func (r *Receiver) Raw() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.raw)
 }
 
 // Eventually waits up to 10 seconds for ok, or fails the test naming what

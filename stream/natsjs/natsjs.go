@@ -17,7 +17,8 @@ import (
 var _ stream.Transport = (*Transport)(nil)
 
 // Transport publishes each line of a message (an event, a pruned or
-// skipped event's leaf hash, a checkpoint) as one message on subject Prefix + "." + tenant
+// skipped event's leaf hash, a checkpoint), in its stream.Encoding (Trail's
+// Line, or an event as OCSF), as one message on subject Prefix + "." + tenant
 // of a NATS JetStream stream, with the event's id as Nats-Msg-Id (so the
 // stream drops a redelivery within its duplicate window) and headers
 // Trail-Tenant, Trail-Seq and Trail-Kind (event, pruned, skipped, checkpoint). A
@@ -27,11 +28,13 @@ var _ stream.Transport = (*Transport)(nil)
 type Transport struct {
 	js     jetstream.JetStream
 	prefix string
+	enc    stream.Encoding
 }
 
 // New returns the transport publishing through nc under prefix
-// (for example "trail.events"; the stream must capture prefix + ".>").
-func New(nc *nats.Conn, prefix string) (*Transport, error) {
+// (for example "trail.events"; the stream must capture prefix + ".>"),
+// each line in enc.
+func New(nc *nats.Conn, prefix string, enc stream.Encoding) (*Transport, error) {
 	if prefix == "" || strings.ContainsAny(prefix, " \t*>") || strings.HasSuffix(prefix, ".") {
 		return nil, fmt.Errorf("stream: NATS subject prefix %q: want tokens separated by dots, no wildcards", prefix)
 	}
@@ -39,7 +42,7 @@ func New(nc *nats.Conn, prefix string) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
 	}
-	return &Transport{js: js, prefix: prefix}, nil
+	return &Transport{js: js, prefix: prefix, enc: enc}, nil
 }
 
 // Send publishes m's lines and waits for their acknowledgements.
@@ -50,9 +53,9 @@ func (j *Transport) Send(ctx context.Context, m *stream.Message) error {
 	subject := j.prefix + "." + m.Tenant
 	futures := make([]jetstream.PubAckFuture, 0, len(m.Records)+1)
 	for _, l := range m.Lines() {
-		data, err := json.Marshal(l)
+		data, err := j.enc.Line(&l)
 		if err != nil {
-			return &stream.Refused{Reason: err.Error()}
+			return err // the log is broken at this event: final
 		}
 		msg := nats.NewMsg(subject)
 		msg.Data = data

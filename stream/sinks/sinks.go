@@ -58,6 +58,11 @@ type Config struct {
 	// and MaxBackoff are used (zero: stream's defaults); the rest is the
 	// supervisor's to set.
 	Sink stream.Config
+	// Actions resolves action names for the sinks in OCSF (class,
+	// severity), each sink through its tenant's view when Actions is a
+	// trail.TenantResolver (a catalog); nil maps from what the events
+	// carry.
+	Actions trail.ActionResolver
 	// Logger gets a line when a sink starts, fails or stops (default:
 	// none).
 	Logger *slog.Logger
@@ -270,7 +275,7 @@ func (sv *Supervisor) supervise(r *runner) {
 
 // runOnce builds r's transport and sink and runs it.
 func (sv *Supervisor) runOnce(ctx context.Context, r *runner) error {
-	tr, done, err := Transport(ctx, &r.cfg)
+	tr, done, err := Transport(ctx, &r.cfg, trail.ResolverFor(sv.c.Actions, r.cfg.Tenant))
 	if err != nil {
 		return err
 	}
@@ -301,15 +306,17 @@ func isConfigError(err error) bool {
 	return errors.As(err, &ce)
 }
 
-// Transport builds the transport c names, and returns what releases it
-// once the sink is done with it. A NATS sink connects to its server here
+// Transport builds the transport c names, writing its format (an OCSF
+// sink maps actions through actions; nil: from what the events carry),
+// and returns what releases it once the sink is done with it. A NATS sink connects to its server here
 // (an error worth a retry when the server is unreachable); a configuration
 // no transport can be built from is an error no retry cures.
-func Transport(ctx context.Context, c *trail.SinkConfig) (stream.Transport, func(), error) {
+func Transport(ctx context.Context, c *trail.SinkConfig, actions trail.ActionResolver) (stream.Transport, func(), error) {
 	nothing := func() {}
+	enc := stream.Encoding{OCSF: c.Format == trail.FormatOCSF, Actions: actions}
 	switch c.Kind {
 	case trail.SinkWebhook:
-		w, err := stream.NewWebhook(c.URL, stream.WebhookOptions{Secret: c.Secret, Splunk: c.Format == trail.FormatSplunk})
+		w, err := stream.NewWebhook(c.URL, stream.WebhookOptions{Secret: c.Secret, Splunk: c.Format == trail.FormatSplunk, Encoding: enc})
 		if err != nil {
 			return nil, nil, configError{err}
 		}
@@ -333,7 +340,7 @@ func Transport(ctx context.Context, c *trail.SinkConfig) (stream.Transport, func
 		if err != nil {
 			return nil, nil, fmt.Errorf("sinks: connect to NATS at %s: %w", c.Public().URL, err)
 		}
-		t, err := natsjs.New(nc, c.Subject)
+		t, err := natsjs.New(nc, c.Subject, enc)
 		if err != nil {
 			nc.Close()
 			return nil, nil, configError{err}

@@ -289,37 +289,45 @@ func TestTransportOfEachKind(t *testing.T) {
 		{Tenant: "acme", Name: "syslog", Kind: trail.SinkSyslog, Address: "logs.example.com:6514", TLS: true},
 		{Tenant: "acme", Name: "syslog", Kind: trail.SinkSyslog, Address: "logs.example.com:514"},
 	} {
-		tr, done, err := sinks.Transport(context.Background(), c)
+		tr, done, err := sinks.Transport(context.Background(), c, nil)
 		if err != nil || tr == nil {
 			t.Errorf("%s: %v", c.Kind, err)
 			continue
 		}
 		done()
 	}
-	if _, _, err := sinks.Transport(context.Background(), &trail.SinkConfig{Kind: "kafka"}); err == nil {
+	if _, _, err := sinks.Transport(context.Background(), &trail.SinkConfig{Kind: "kafka"}, nil); err == nil {
 		t.Error("a transport of an unknown kind")
 	}
 }
 
 // A NATS sink connects to the server its configuration names and
-// publishes there (the NATS server at 127.0.0.1:4222).
+// publishes there (the NATS server at 127.0.0.1:4222), in the format it
+// names.
 func TestSupervisorPublishesToNATS(t *testing.T) {
-	_, js, prefix := streamtest.JetStream(t)
-	db := openStore(t)
-	appendN(t, db, "acme", 5)
-	put(t, db, &trail.SinkConfig{Tenant: "acme", Name: "bus", Kind: trail.SinkNATS, URL: streamtest.NATSURL, Subject: prefix})
-	sv, stop := start(t, db, time.Hour)
-	streamtest.Eventually(t, "5 events published", func() bool { st, ok := sv.Status("acme", "bus"); return ok && st.Cursor == 5 })
-	stop()
-	info, err := js.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs < 6 { // the events and at least one checkpoint
-		t.Errorf("the stream holds %d messages, want the 5 events and a checkpoint", info.State.Msgs)
-	}
-	m, err := js.GetMsg(context.Background(), info.State.FirstSeq)
-	if err != nil || m.Subject != prefix+".acme" || m.Header.Get("Trail-Seq") != "1" {
-		t.Errorf("first message %+v, %v; want acme's seq 1", m, err)
+	for _, format := range []string{"", trail.FormatOCSF} {
+		t.Run("format "+format, func(t *testing.T) {
+			_, js, prefix := streamtest.JetStream(t)
+			db := openStore(t)
+			appendN(t, db, "acme", 5)
+			put(t, db, &trail.SinkConfig{Tenant: "acme", Name: "bus", Kind: trail.SinkNATS, URL: streamtest.NATSURL, Subject: prefix, Format: format})
+			sv, stop := start(t, db, time.Hour)
+			streamtest.Eventually(t, "5 events published", func() bool { st, ok := sv.Status("acme", "bus"); return ok && st.Cursor == 5 })
+			stop()
+			info, err := js.Info(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.State.Msgs < 6 { // the events and at least one checkpoint
+				t.Errorf("the stream holds %d messages, want the 5 events and a checkpoint", info.State.Msgs)
+			}
+			m, err := js.GetMsg(context.Background(), info.State.FirstSeq)
+			if err != nil || m.Subject != prefix+".acme" || m.Header.Get("Trail-Seq") != "1" {
+				t.Fatalf("first message %+v, %v; want acme's seq 1", m, err)
+			}
+			if ocsf := strings.Contains(string(m.Data), `"class_uid"`); ocsf != (format == trail.FormatOCSF) {
+				t.Errorf("format %q: first message %s", format, m.Data)
+			}
+		})
 	}
 }

@@ -20,7 +20,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/trailaudit/trail/export/internal/ocsfschema"
+	"github.com/trailaudit/trail/internal/ocsfschema"
 )
 
 // The classes the export writes, by class_uid, and their files.

@@ -1,12 +1,15 @@
-// Package ocsfschema holds the rules of an OCSF schema release that the
-// OCSF export is held to: written by ocsfrules (compiled from the schema's
-// own files), read and applied by the export's tests (Rules.Validate).
+// Package ocsfschema holds the rules of an OCSF schema release that
+// Trail's OCSF output is held to: written by export/internal/ocsfrules
+// (compiled from the schema's own files) into
+// export/testdata/ocsf-1.3.0.rules.json, read (Load) and applied
+// (Rules.Validate) by the tests of the export and of the OCSF streams.
 package ocsfschema
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -38,6 +41,23 @@ type Attr struct {
 	Array       bool     `json:"array,omitempty"`
 	Profile     string   `json:"profile,omitempty"` // required only when the event applies this profile
 	Enum        []string `json:"enum,omitempty"`
+}
+
+// Load reads the rules compiled into file and checks they are of OCSF
+// version.
+func Load(file, version string) (*Rules, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var r Rules
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("ocsfschema: %s: %w", file, err)
+	}
+	if r.Version != version {
+		return nil, fmt.Errorf("ocsfschema: %s holds the rules of OCSF %s, not %s", file, r.Version, version)
+	}
+	return &r, nil
 }
 
 // Validate returns what is wrong with an encoded OCSF event, by path.
