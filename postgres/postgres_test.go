@@ -858,6 +858,33 @@ func TestCursors(t *testing.T) {
 	})
 }
 
+func TestRules(t *testing.T) {
+	storetest.RunRules(t, func(t *testing.T) trail.RuleStore {
+		return open(t, pgtest.NewSchema(t), postgres.Options{})
+	})
+	storetest.RunRulesDurable(t, durable)
+
+	// trail_app may put, replace, read and delete rule files.
+	t.Run("AppRole", func(t *testing.T) {
+		ctx := context.Background()
+		schema := pgtest.NewSchema(t)
+		open(t, schema, postgres.Options{}) // migrates as the owner
+		app, _ := openAsApp(t, schema)
+		f := &trail.RuleFile{Tenant: "acme", Name: "mine", YAML: storetest.SigmaRule("r-1")}
+		for range 2 {
+			if err := app.PutRule(ctx, f); err != nil {
+				t.Fatalf("PutRule as trail_app: %v", err)
+			}
+		}
+		if _, err := app.GetRule(ctx, "acme", "mine"); err != nil {
+			t.Fatalf("GetRule as trail_app: %v", err)
+		}
+		if err := app.DeleteRule(ctx, "acme", "mine"); err != nil {
+			t.Fatalf("DeleteRule as trail_app: %v", err)
+		}
+	})
+}
+
 func TestSinks(t *testing.T) {
 	storetest.RunSinks(t, func(t *testing.T) trail.SinkStore {
 		return open(t, pgtest.NewSchema(t), postgres.Options{})

@@ -245,6 +245,19 @@ CREATE TABLE sinks (
 	UNIQUE (tenant, name)
 );
 `,
+	// 6: tenants' own detection rule files (trail.RuleStore, rules.go),
+	// Sigma YAML by name. Not events: replaced and deleted in place (each
+	// change is recorded in the tenant's log by package detect).
+	`
+CREATE TABLE rules (
+	tenant     TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	yaml       TEXT NOT NULL,
+	created_at INTEGER NOT NULL, -- Unix nanoseconds
+	created_by TEXT NOT NULL,
+	PRIMARY KEY (tenant, name)
+) WITHOUT ROWID;
+`,
 }
 
 // SchemaVersion is the schema version this build writes and reads.

@@ -388,6 +388,13 @@ func TestCursors(t *testing.T) {
 	})
 }
 
+func TestRules(t *testing.T) {
+	storetest.RunRules(t, func(t *testing.T) trail.RuleStore {
+		return open(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+	storetest.RunRulesDurable(t, newDurable)
+}
+
 func TestSinks(t *testing.T) {
 	storetest.RunSinks(t, func(t *testing.T) trail.SinkStore {
 		return open(t, filepath.Join(t.TempDir(), "trail.db"))
