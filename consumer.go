@@ -5,6 +5,15 @@ import (
 	"fmt"
 )
 
+// TenantLister lists the tenants that have a log: what runs over every
+// tenant's log (the detection engines) finds them through it. Every store
+// implements it.
+type TenantLister interface {
+	// Tenants returns every tenant with at least one event, in byte
+	// order.
+	Tenants(ctx context.Context) ([]string, error)
+}
+
 // CursorStore keeps where each of Trail's consumers of the log (a stream's
 // sink, a detection rule) has got to in each tenant's log: the last seq it
 // has finished with, so that after a restart it reads on from there. Every

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"slices"
 
 	"github.com/trailaudit/trail"
 )
@@ -33,4 +34,20 @@ func (s *Store) SetCursor(ctx context.Context, name, tenant string, seq uint64) 
 	}
 	s.cursors[k] = seq
 	return nil
+}
+
+var _ trail.TenantLister = (*Store)(nil)
+
+// Tenants returns every tenant with at least one event, in byte order.
+func (s *Store) Tenants(ctx context.Context) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := []string{}
+	for name, tl := range s.tenants {
+		if len(tl.events) > 0 {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -50,3 +50,27 @@ func (db *DB) SetCursor(ctx context.Context, name, tenant string, seq uint64) er
 	}
 	return internal(err, "set cursor")
 }
+
+var _ trail.TenantLister = (*DB)(nil)
+
+// Tenants returns every tenant with at least one event, in byte order.
+func (db *DB) Tenants(ctx context.Context) ([]string, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.inflight.Done()
+	rows, err := db.pool.Query(ctx, "SELECT tenant FROM heads WHERE seq > 0 ORDER BY tenant")
+	if err != nil {
+		return nil, internal(err, "read tenants")
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, internal(err, "read tenants")
+		}
+		out = append(out, name)
+	}
+	return out, internal(rows.Err(), "read tenants")
+}

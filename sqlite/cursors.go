@@ -42,3 +42,23 @@ func (db *DB) SetCursor(ctx context.Context, name, tenant string, seq uint64) er
 		return err
 	})
 }
+
+var _ trail.TenantLister = (*DB)(nil)
+
+// Tenants returns every tenant with at least one event, in byte order.
+func (db *DB) Tenants(ctx context.Context) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT name FROM tenants WHERE size > 0 ORDER BY name")
+	if err != nil {
+		return nil, internal(err, "read tenants")
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, internal(err, "read tenants")
+		}
+		out = append(out, name)
+	}
+	return out, internal(rows.Err(), "read tenants")
+}

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"GetSeq", testGetSeq},
 		{"Scan", testScan},
 		{"TenantIsolation", testTenantIsolation},
+		{"Tenants", testTenants},
 		{"Filters", testFilters},
 		{"CursorStableWhileAppending", testCursor},
 		{"RedactsBeforeStoring", testRedacts},
@@ -403,6 +404,37 @@ func testScan(t *testing.T, s trail.Store) {
 	}
 	if c, err := s.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || c != int64(len(stored)+1) {
 		t.Errorf("Count = %d, %v; want %d", c, err, len(stored)+1)
+	}
+}
+
+// Tenants lists the tenants that have events, in byte order; a refused
+// append makes none.
+func testTenants(t *testing.T, s trail.Store) {
+	tl, ok := s.(trail.TenantLister)
+	if !ok {
+		t.Fatalf("%T is not a trail.TenantLister", s)
+	}
+	ctx := context.Background()
+	list := func() []string {
+		t.Helper()
+		got, err := tl.Tenants(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := list(); got == nil || len(got) != 0 {
+		t.Errorf("an empty store lists %#v, want an empty list", got)
+	}
+	appendOK(t, s, "globex", Login("u-1"))
+	appendOK(t, s, "acme", Login("u-1"), Login("u-2"))
+	bad := Login("u-3")
+	bad.Action = ""
+	if _, err := s.Append(ctx, "initech", []*trail.Event{bad}, trail.AppendOptions{}); err == nil {
+		t.Fatal("an event with no action was stored")
+	}
+	if got, want := list(), []string{"acme", "globex"}; !cmp.Equal(got, want) {
+		t.Errorf("Tenants() = %v, want %v", got, want)
 	}
 }
 
