@@ -61,6 +61,9 @@ type Status struct {
 	Alerts uint64
 	// LastError is the last failure ("" after a step that went well).
 	LastError string
+	// Stopped is set by a Supervisor when the set does not run: its
+	// engine stopped (LastError says why) or could not be built.
+	Stopped bool
 }
 
 // Engine runs one rule set over one tenant's log, in seq order, from the
