@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/detect"
 	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/internal/clientip"
 	"github.com/trailaudit/trail/internal/ledger"
@@ -40,14 +41,18 @@ type Config struct {
 	Store trail.Store
 	// Writer is Trail's own path into Store: the records of audited reads,
 	// legal holds and erasures go through it (ingest never can).
-	Writer   ledger.Writer
-	Keys     trail.KeyStore
-	Catalog  *catalog.Catalog
-	Actions  trail.ActionStore // where registered custom actions are kept; nil: not kept
-	Holds    trail.HoldStore   // legal holds (the /v1/holds routes); nil: none kept
-	Eraser   *erasure.Sealer   // erases data subjects (POST /v1/subjects/{id}/erase); nil: no sealing
-	Verifier *tlog.Verifier    // checks the checkpoints the API serves
-	Logger   *slog.Logger      // default: slog.Default()
+	Writer  ledger.Writer
+	Keys    trail.KeyStore
+	Catalog *catalog.Catalog
+	Actions trail.ActionStore // where registered custom actions are kept; nil: not kept
+	Holds   trail.HoldStore   // legal holds (the /v1/holds routes); nil: none kept
+	Eraser  *erasure.Sealer   // erases data subjects (POST /v1/subjects/{id}/erase); nil: no sealing
+	Rules   trail.RuleStore   // tenants' own detection rules (the /v1/rules routes); nil: none kept
+	// Detections runs the rules over the tenants' logs; its status is in
+	// GET /v1/rules and /metrics. Nil: none run here.
+	Detections *detect.Supervisor
+	Verifier   *tlog.Verifier // checks the checkpoints the API serves
+	Logger     *slog.Logger   // default: slog.Default()
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed:
 	// the client IP is the rightmost address in it that is not one of
 	// them. Empty: the connection's address is the client's.
@@ -103,6 +108,8 @@ type Server struct {
 	ui *ui // the web UI under /ui/ (ui.go); its routes are not in routes
 
 	writes writes // the last failure to write, for /readyz (ready.go)
+
+	builtin []detect.RuleInfo // the built-in detection rules (GET /v1/rules)
 }
 
 type cachedKey struct {
@@ -129,9 +136,10 @@ func New(c Config) (*Server, error) {
 	s := &Server{c: c, log: c.Logger, mux: http.NewServeMux(), keys: map[string]cachedKey{},
 		limiter: newLimiter(c.Limits.Rate, c.Limits.Burst)}
 	var err error
-	if s.metrics, err = newMetrics(c.Registry); err != nil {
+	if s.metrics, err = newMetrics(c.Registry, c.Detections); err != nil {
 		return nil, err
 	}
+	s.builtin = detect.Infos(detect.Builtin().Rules())
 	s.routesInit()
 	return s, nil
 }
@@ -177,6 +185,11 @@ func (s *Server) routesInit() {
 	route("POST /v1/holds", trail.ScopeAdmin, s.postHold)
 	route("DELETE /v1/holds/{id}", trail.ScopeAdmin, s.releaseHold)
 	route("POST /v1/subjects/{id}/erase", trail.ScopeAdmin, s.eraseSubject)
+	route("GET /v1/rules", trail.ScopeRead, s.listRules)
+	route("GET /v1/rules/{name}", trail.ScopeRead, s.getRules)
+	route("PUT /v1/rules/{name}", trail.ScopeAdmin, s.putRules)
+	route("DELETE /v1/rules/{name}", trail.ScopeAdmin, s.deleteRules)
+	route("GET /v1/alerts", trail.ScopeRead, s.listAlerts)
 
 	s.mux.Handle("/ui/", s.uiRoutes()) // the web UI (ui.go), outside the API's routes
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/detect"
 	trailhttp "github.com/trailaudit/trail/http"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/pgtest"
@@ -35,6 +36,9 @@ type backend interface {
 	ledger.Writer
 	trail.KeyStore
 	trail.ActionStore
+	trail.RuleStore
+	trail.CursorStore
+	trail.TenantLister
 }
 
 // backends open a fresh store of each kind, with cat as its catalog.
@@ -74,6 +78,9 @@ type harness struct {
 	store backend
 	srv   *trailhttp.Server
 	keys  map[string]string // name → key text
+	// detect runs the detection rules over the store once a test calls
+	// runDetections; until then the rule sets have no status.
+	detect *detect.Supervisor
 }
 
 // newHarness starts the API on a fresh store. Keys: "admin" (acme, every
@@ -84,7 +91,13 @@ func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, l
 	cat := catalog.Default()
 	store := open(t, cat)
 	t.Cleanup(func() { store.Close() })
+	sv, err := detect.NewSupervisor(detect.SupervisorConfig{Log: store, Tenants: store, Rules: store, Cursors: store, Writer: store,
+		Actions: cat, Reload: 20 * time.Millisecond, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store,
+		Rules: store, Detections: sv,
 		Verifier: storetest.Signer().Verifier(), Limits: limits, Logger: slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
@@ -92,7 +105,7 @@ func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, l
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	h := &harness{t: t, url: ts.URL, store: store, srv: srv, keys: map[string]string{}}
+	h := &harness{t: t, url: ts.URL, store: store, srv: srv, keys: map[string]string{}, detect: sv}
 	all := []trail.KeyScope{trail.ScopeIngest, trail.ScopeRead, trail.ScopeExport, trail.ScopeVerify}
 	h.key("admin", "acme", trail.KeyScopes...)
 	h.key("acme", "acme", all...)
