@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/detect"
 	trailhttp "github.com/trailaudit/trail/http"
 )
 
@@ -26,6 +27,7 @@ func newServeCmd(e *env) *cobra.Command {
 		tenant   string
 		shutdown time.Duration
 		rate     float64
+		detects  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--data DIR | --postgres URL]",
@@ -39,19 +41,26 @@ On first start it makes the signing key (DATA/log.key) and a bootstrap admin
 API key for tenant --bootstrap-tenant, printed once and stored only hashed:
 create the apps' keys with it (POST /v1/keys, or trail keys create).
 
+It runs the detection rules over every tenant's log (the built-in set and
+each tenant's own rule files, PUT /v1/rules/{name} or trail rules add), and
+records what they find as alert_raised events. Where several Trail processes
+share one PostgreSQL database, run the rules in one of them: give the others
+--detect=false.
+
 SIGINT or SIGTERM stops it gracefully: it stops accepting, lets requests in
-flight finish (every acknowledged event is committed), and closes the store.
+flight finish (every acknowledged event is committed), stops the rules, and
+closes the store.
 
 Every flag has an environment variable: TRAIL_ADDR, TRAIL_DATA,
 TRAIL_POSTGRES, TRAIL_SIGNING_KEY, TRAIL_TRUSTED_PROXIES (comma-separated),
-TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT. A flag given wins over its variable. (TRAIL_DATA,
+TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT, TRAIL_DETECT. A flag given wins over its variable. (TRAIL_DATA,
 TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		Example: `  trail serve
   TRAIL_POSTGRES=postgres://trail@db/trail trail serve --addr :8080 --trusted-proxy 10.0.0.0/8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := fromEnv(cmd, e, map[string]string{"addr": "TRAIL_ADDR", "trusted-proxy": "TRAIL_TRUSTED_PROXIES",
-				"bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT", "rate-limit": "TRAIL_RATE_LIMIT"}); err != nil {
+				"bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT", "rate-limit": "TRAIL_RATE_LIMIT", "detect": "TRAIL_DETECT"}); err != nil {
 				return err
 			}
 			var trusted []netip.Prefix
@@ -69,7 +78,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 			if m := trail.CheckTenant(tenant); m != "" {
 				return usageError("--bootstrap-tenant: %s", m)
 			}
-			return serve(cmd.Context(), e, &sf, addr, trusted, tenant, shutdown, rate)
+			return serve(cmd.Context(), e, &sf, addr, trusted, tenant, shutdown, rate, detects)
 		},
 	}
 	sf.register(cmd)
@@ -79,6 +88,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 	f.StringVar(&tenant, "bootstrap-tenant", "default", "tenant of the bootstrap admin key made on first start")
 	f.DurationVar(&shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful stop waits for requests in flight")
 	f.Float64Var(&rate, "rate-limit", 0, "requests per second each API key may make (0: the default, 2000; negative: no limit)")
+	f.BoolVar(&detects, "detect", true, "run the detection rules over the tenants' logs")
 	return cmd
 }
 
@@ -96,7 +106,7 @@ func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) error {
 	return nil
 }
 
-func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64) error {
+func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64, detects bool) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	d, err := sf.open(ctx, e, true)
 	if err != nil {
@@ -107,8 +117,18 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	var sv *detect.Supervisor
+	if detects {
+		// The rules read the log with personal data opened (d.Reader), as
+		// people are shown it.
+		if sv, err = detect.NewSupervisor(detect.SupervisorConfig{Log: d.Reader, Tenants: d.Tenants, Rules: d.Rules, Cursors: d.Cursors,
+			Writer: d.Writer, Actions: d.Catalog, Logger: log}); err != nil {
+			return &exitError{code: 1, err: err}
+		}
+	}
 	srv, err := trailhttp.New(trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions,
-		Holds: d.Holds, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
+		Holds: d.Holds, Eraser: d.Sealer, Rules: d.Rules, Detections: sv, Verifier: d.Signer.Verifier(), Logger: log,
+		TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
@@ -134,6 +154,15 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	dctx, stopDetect := context.WithCancel(context.WithoutCancel(ctx))
+	detected := make(chan struct{})
+	go func() {
+		defer close(detected)
+		if sv != nil {
+			sv.Run(dctx)
+		}
+	}()
+	defer func() { stopDetect(); <-detected }()
 	select {
 	case err := <-served:
 		return &exitError{code: 1, err: err}
@@ -145,6 +174,8 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Error("requests still in flight at the deadline were cut", "err", err)
 	}
+	stopDetect()
+	<-detected
 	if err := d.Close(); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("closing the store: %w", err)}
 	}

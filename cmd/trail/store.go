@@ -48,13 +48,17 @@ func newValidator(cat *catalog.Catalog, sealer trail.Sealer) *trail.Validator {
 }
 
 // backend is what each store package's DB is: the log, Trail's own path
-// into it, and the API keys, legal holds and custom actions it keeps.
+// into it, and the API keys, legal holds, custom actions, rule files and
+// cursors it keeps.
 type backend interface {
 	trail.Store
 	ledger.Writer
 	trail.KeyStore
 	trail.HoldStore
 	trail.ActionStore
+	trail.RuleStore
+	trail.CursorStore
+	trail.TenantLister
 }
 
 var (
@@ -72,9 +76,12 @@ type deployment struct {
 	Keys    trail.KeyStore    // API keys
 	Holds   trail.HoldStore   // legal holds
 	Actions trail.ActionStore // saved custom actions
-	Sealer  *erasure.Sealer   // seals on append, opens on read, erases
-	Catalog *catalog.Catalog  // the built-in actions and the saved ones
-	Signer  *tlog.Signer      // signs checkpoints; nil when opened read-only
+	Rules   trail.RuleStore   // tenants' own detection rule files
+	Cursors trail.CursorStore // consumers' positions in the logs (detection rule sets)
+	Tenants trail.TenantLister
+	Sealer  *erasure.Sealer  // seals on append, opens on read, erases
+	Catalog *catalog.Catalog // the built-in actions and the saved ones
+	Signer  *tlog.Signer     // signs checkpoints; nil when opened read-only
 
 	closers []func() error // in the order to close
 }
@@ -168,6 +175,7 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 	// The store closes before the keys its appends seal with.
 	d.closers = append([]func() error{db.Close}, d.closers...)
 	d.Store, d.Writer, d.Keys, d.Holds, d.Actions = db, db, db, db, db
+	d.Rules, d.Cursors, d.Tenants = db, db, db
 	d.Reader = erasure.Wrap(db, d.Sealer)
 	saved, err := db.SavedActions(ctx)
 	if err != nil {
