@@ -19,6 +19,7 @@ type metrics struct {
 	redactions prometheus.Counter
 	refused    *prometheus.CounterVec
 	requests   *prometheus.HistogramVec
+	forgeries  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, sv *detect.Supervisor) (*metrics, error) {
@@ -48,8 +49,11 @@ func newMetrics(reg *prometheus.Registry, sv *detect.Supervisor) (*metrics, erro
 			Name: "trail_request_seconds", Help: "API request latency by route.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route"}),
+		forgeries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trail_forgeries_refused_total", Help: "Appends refused for holding Trail's own records or api_key actors, by tenant.",
+		}, []string{"tenant"}),
 	}
-	cs := []prometheus.Collector{m.appended, m.batchSize, m.commit, m.marked, m.redactions, m.refused, m.requests,
+	cs := []prometheus.Collector{m.appended, m.batchSize, m.commit, m.marked, m.redactions, m.refused, m.requests, m.forgeries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	if sv != nil {
 		cs = append(cs, newDetections(sv))

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,45 @@ func TestAlerts(t *testing.T) {
 	}
 	if views < 4 {
 		t.Errorf("%d reads of alerts recorded, want one per request", views)
+	}
+}
+
+// A caller that tries to append Trail's own records is refused (as
+// always), counted per tenant, and raises the alert of Trail's own rule
+// naming its key: one per key per hour however many times it tries.
+func TestForgeryAlert(t *testing.T) {
+	h := newHarness(t, backends[0].open, trailhttp.Limits{})
+	forged := `{"action":"alert_raised","actor":{"type":"user","id":"mallory"},"context":{}}`
+	for range 3 {
+		h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events", "application/json", forged)
+	}
+	h.problem(400, trail.EINVALID, "acme-ingest", "POST", "/v1/events:batch", "application/x-ndjson",
+		strings.Replace(login, `"type":"user"`, `"type":"api_key"`, 1))
+	h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events", "application/json", `{"action":"nonsense","actor":{"type":"user","id":"u"}}`)
+	var alerts []*trail.Event
+	for _, ev := range h.events("acme") {
+		if ev.Action == catalog.AlertRaised {
+			alerts = append(alerts, ev)
+		}
+	}
+	if len(alerts) != 2 {
+		t.Fatalf("%d alerts, want one per key", len(alerts))
+	}
+	for i, key := range []string{"acme", "acme-ingest"} {
+		c := alerts[i].Context
+		want := []any{"alert_raised"}
+		if i == 1 {
+			want = []any{"actor.type:api_key"}
+		}
+		if c["rule_id"] != "trail-forgery-refused" || c["rule_set"] != "trail" || alerts[i].Targets[1].Name != key || !slices.Equal(c["actions"].([]any), want) {
+			t.Errorf("alert %d: %v %v", i, c, alerts[i].Targets)
+		}
+		if len(alerts[i].Violations) != 0 {
+			t.Errorf("alert %d breaks the catalog's rules: %+v", i, alerts[i].Violations)
+		}
+	}
+	_, _, metrics := h.do("", "GET", "/metrics", "", "")
+	if !strings.Contains(string(metrics), `trail_forgeries_refused_total{tenant="acme"} 4`) {
+		t.Errorf("metrics lack 4 refused forgeries of acme")
 	}
 }

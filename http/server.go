@@ -109,7 +109,8 @@ type Server struct {
 
 	writes writes // the last failure to write, for /readyz (ready.go)
 
-	builtin []detect.RuleInfo // the built-in detection rules (GET /v1/rules)
+	builtin   []detect.RuleInfo // the built-in detection rules and Trail's own (GET /v1/rules)
+	forgeries *detect.Forgeries // alerts of refused forgeries of Trail's records (events.go)
 }
 
 type cachedKey struct {
@@ -139,7 +140,8 @@ func New(c Config) (*Server, error) {
 	if s.metrics, err = newMetrics(c.Registry, c.Detections); err != nil {
 		return nil, err
 	}
-	s.builtin = detect.Infos(detect.Builtin().Rules())
+	s.builtin = append(detect.Infos(detect.Builtin().Rules()), detect.OwnRules()...)
+	s.forgeries = detect.NewForgeries(c.Writer, time.Hour)
 	s.routesInit()
 	return s, nil
 }

@@ -32,6 +32,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -230,9 +231,11 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 		return nil, err
 	}
 	var fe []trail.FieldError
+	forged := false
 	for i, ev := range prepared {
 		if !own {
-			fe = append(fe, p.refuse(i, ev)...)
+			refused := p.refuse(i, ev)
+			fe, forged = append(fe, refused...), forged || len(refused) > 0
 		}
 		if ev.Request.IP == "" {
 			ev.Request.IP = clientIP
@@ -245,7 +248,11 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 		}
 	}
 	if len(fe) > 0 {
-		return nil, trail.Invalid("event refused", fe...)
+		err := trail.Invalid("event refused", fe...)
+		if forged {
+			err.Err = ErrForgery
+		}
+		return nil, err
 	}
 	if err := p.c.Validator.Seal(ctx, tenant, prepared); err != nil {
 		return nil, err
@@ -273,6 +280,11 @@ func keyError(key string) *trail.FieldError {
 	return nil
 }
 
+// ErrForgery is wrapped by the error of an append refused because an
+// outside caller's batch held what only Trail may write (Refuse): the
+// server counts these as refused forgeries (detect.Forgeries).
+var ErrForgery = errors.New("ledger: the batch holds records only Trail writes")
+
 // Refuse returns the field errors of an outside caller's event i that
 // only Trail may write: one of Trail's own records (its action's catalog
 // sources name Trail), or an actor of type api_key (Trail's credential,
@@ -280,15 +292,32 @@ func keyError(key string) *trail.FieldError {
 // with it.
 func Refuse(actions trail.ActionResolver, i int, ev *trail.Event) []trail.FieldError {
 	var fe []trail.FieldError
-	if def, ok := actions.Resolve(ev.Action); ok && def.TrailRecord() {
+	for _, f := range Forged(actions, ev) {
+		if f == ForgedActor {
+			fe = append(fe, trail.FieldError{Path: trail.PathIndex("", i) + ".actor.type",
+				Message: "api_key actors are Trail's own (the records of its API keys' reads); record an app's callers as service or user"})
+			continue
+		}
 		fe = append(fe, trail.FieldError{Path: trail.PathIndex("", i) + ".action",
-			Message: def.Name + " is recorded by Trail itself (retention, legal holds, erasure), never appended by a caller"})
-	}
-	if ev.Actor.Type == trail.ActorAPIKey {
-		fe = append(fe, trail.FieldError{Path: trail.PathIndex("", i) + ".actor.type",
-			Message: "api_key actors are Trail's own (the records of its API keys' reads); record an app's callers as service or user"})
+			Message: f + " is recorded by Trail itself (retention, legal holds, erasure), never appended by a caller"})
 	}
 	return fe
+}
+
+// ForgedActor is what Forged names for an api_key actor.
+const ForgedActor = "actor.type:api_key"
+
+// Forged names what of ev only Trail may write: its action when that is
+// one of Trail's own records, and ForgedActor for an api_key actor.
+func Forged(actions trail.ActionResolver, ev *trail.Event) []string {
+	var out []string
+	if def, ok := actions.Resolve(ev.Action); ok && def.TrailRecord() {
+		out = append(out, def.Name)
+	}
+	if ev.Actor.Type == trail.ActorAPIKey {
+		out = append(out, ForgedActor)
+	}
+	return out
 }
 
 // refuse is Refuse under the store's catalog. A Validator without one
