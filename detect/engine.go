@@ -42,6 +42,9 @@ type Config struct {
 	// seq 1, the whole log. (A set with a cursor goes on from it: to run
 	// rules over last month again, run them in a set of another name.)
 	Since time.Time
+	// Until, when not 0, is the last seq the set reads: a Step past it
+	// finds nothing more (a replay over the past stops there).
+	Until uint64
 	// Batch is how many events one Step reads at most (default 1000).
 	Batch int
 	// Poll is how often Run looks for new events once it has caught up
@@ -211,10 +214,13 @@ func (e *Engine) stepLocked(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	head := uint64(size)
-	e.update(func(st *Status) { st.Head = head })
 	if head < e.at {
 		return 0, trail.Errorf(trail.EINTERNAL, "detect: rule set %s is at seq %d but the log holds %d events: the log went back (run trail verify)", e.c.Set.Name, e.at, head)
 	}
+	if e.c.Until > 0 {
+		head = max(min(head, e.c.Until), e.at)
+	}
+	e.update(func(st *Status) { st.Head = head })
 	if head == e.at {
 		e.update(func(st *Status) { st.LastError = "" })
 		return 0, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -58,6 +59,8 @@ type Supervisor struct {
 	mu      sync.Mutex
 	engines map[engineKey]*supervised
 	failed  map[engineKey]Status // a tenant set that could not be built
+	replays map[engineKey]*supervised
+	ctx     context.Context // Run's, for replays; nil before Run
 }
 
 type engineKey struct{ tenant, set string }
@@ -85,12 +88,16 @@ func NewSupervisor(c SupervisorConfig) (*Supervisor, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Supervisor{c: c, reload: make(chan struct{}, 1), engines: map[engineKey]*supervised{}, failed: map[engineKey]Status{}}, nil
+	return &Supervisor{c: c, reload: make(chan struct{}, 1), engines: map[engineKey]*supervised{}, failed: map[engineKey]Status{},
+		replays: map[engineKey]*supervised{}}, nil
 }
 
 // Run runs the engines until ctx is done, then stops them and returns nil
 // once they have stopped.
 func (sv *Supervisor) Run(ctx context.Context) error {
+	sv.mu.Lock()
+	sv.ctx = ctx
+	sv.mu.Unlock()
 	t := time.NewTicker(sv.c.Reload)
 	defer t.Stop()
 	defer sv.stopAll()
@@ -127,6 +134,11 @@ func (sv *Supervisor) Statuses(tenant string) []Status {
 	for k, st := range sv.failed {
 		if tenant == "" || k.tenant == tenant {
 			out = append(out, st)
+		}
+	}
+	for k, s := range sv.replays {
+		if tenant == "" || k.tenant == tenant {
+			out = append(out, s.status())
 		}
 	}
 	sv.mu.Unlock()
@@ -236,11 +248,74 @@ func (sv *Supervisor) warn(ctx context.Context, msg string, err error) {
 	}
 }
 
+// ReplayPrefix starts the name of a replay's set: "replay." + the set
+// replayed + "." + the Unix time it began.
+const ReplayPrefix = "replay."
+
+// Replay runs tenant's set (BuiltinSet or TenantSet) over the events of
+// its log recorded since, up to where the running set has got to (the
+// events after are the running set's): a rule added today run over last
+// month. It runs in the background as a set of its own name (returned;
+// its alerts name it), from a cursor of its own, and stops once it has
+// read up to there; its status is among Statuses until the supervisor
+// stops. Events the running set saw already may raise their alerts
+// again, under the replay's name. It needs Run to be running.
+func (sv *Supervisor) Replay(tenant, set string, since time.Time, now time.Time) (string, error) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if sv.ctx == nil || sv.ctx.Err() != nil {
+		return "", trail.Errorf(trail.EUNAVAILABLE, "the detection rules are not running")
+	}
+	live, ok := sv.engines[engineKey{tenant, set}]
+	if !ok {
+		return "", trail.Errorf(trail.ENOTFOUND, "no rule set %q runs over tenant %s's log", set, tenant)
+	}
+	name := fmt.Sprintf("%s%s.%d", ReplayPrefix, set, now.Unix())
+	k := engineKey{tenant, name}
+	if _, dup := sv.replays[k]; dup {
+		return "", trail.Errorf(trail.ECONFLICT, "replay %s is running already", name)
+	}
+	rs, err := NewSet(name, live.e.c.Set.rules...)
+	if err != nil {
+		return "", err
+	}
+	until := live.e.Status().Cursor
+	if until == 0 {
+		return "", trail.Errorf(trail.ECONFLICT, "rule set %s has read nothing of the log yet: there is nothing to replay before it", set)
+	}
+	e, err := New(Config{Set: rs, Tenant: tenant, Log: sv.c.Log, Cursors: sv.c.Cursors, Writer: sv.c.Writer, Actions: sv.c.Actions,
+		Since: since, Until: until, Batch: sv.c.Batch, Logger: sv.c.Logger})
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(sv.ctx))
+	s := &supervised{e: e, cancel: cancel, done: make(chan struct{})}
+	sv.replays[k] = s
+	sv.c.Logger.InfoContext(ctx, "detect: replay started", "tenant", tenant, "set", name, "since", since, "until_seq", until)
+	go func() {
+		defer close(s.done)
+		for ctx.Err() == nil {
+			n, err := e.Step(ctx)
+			if err != nil {
+				s.err = err
+				return
+			}
+			if n == 0 {
+				return
+			}
+		}
+	}()
+	return name, nil
+}
+
 // stopAll stops every engine and waits for them.
 func (sv *Supervisor) stopAll() {
 	sv.mu.Lock()
-	all := make([]*supervised, 0, len(sv.engines))
+	all := make([]*supervised, 0, len(sv.engines)+len(sv.replays))
 	for _, s := range sv.engines {
+		all = append(all, s)
+	}
+	for _, s := range sv.replays {
 		all = append(all, s)
 	}
 	sv.engines = map[engineKey]*supervised{}

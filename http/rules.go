@@ -1,7 +1,9 @@
 package http
 
 import (
+	"cmp"
 	"net/http"
+	"time"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
@@ -155,4 +157,32 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, k *trail.API
 		p.Events = []*trail.Event{}
 	}
 	return writeJSON(w, http.StatusOK, page{Events: p.Events, Next: p.Next})
+}
+
+// replayRules runs one of the sets over the tenant's log again, from a
+// time (?since=, RFC 3339; ?set=tenant, the default, or builtin), up to
+// where the running set has got to: new rules over the past. It answers
+// 202 with the replay's set name, whose status GET /v1/rules shows and
+// whose alerts name it.
+func (s *Server) replayRules(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, "since", "set"); err != nil {
+		return err
+	}
+	since, err := time.Parse(time.RFC3339Nano, q.Get("since"))
+	if err != nil {
+		return trail.Invalid("bad query parameters", trail.FieldError{Path: "since", Message: "required: an RFC 3339 time (like 2026-11-01T00:00:00Z)"})
+	}
+	set := cmp.Or(q.Get("set"), detect.TenantSet)
+	if set != detect.TenantSet && set != detect.BuiltinSet {
+		return trail.Invalid("bad query parameters", trail.FieldError{Path: "set", Message: "want tenant or builtin"})
+	}
+	if s.c.Detections == nil {
+		return trail.Errorf(trail.EUNAVAILABLE, "this server does not run the detection rules")
+	}
+	name, err := s.c.Detections.Replay(k.Tenant, set, since, s.c.Now())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusAccepted, map[string]any{"set": name, "replays": set, "since": since.UTC().Format(time.RFC3339Nano)})
 }

@@ -191,6 +191,7 @@ func (s *Server) routesInit() {
 	route("GET /v1/rules/{name}", trail.ScopeRead, s.getRules)
 	route("PUT /v1/rules/{name}", trail.ScopeAdmin, s.putRules)
 	route("DELETE /v1/rules/{name}", trail.ScopeAdmin, s.deleteRules)
+	route("POST /v1/rules:replay", trail.ScopeAdmin, s.replayRules)
 	route("GET /v1/alerts", trail.ScopeRead, s.listAlerts)
 
 	s.mux.Handle("/ui/", s.uiRoutes()) // the web UI (ui.go), outside the API's routes
