@@ -56,17 +56,21 @@ type Config struct {
 
 // Status is what an engine is doing.
 type Status struct {
-	Set, Tenant string
+	Set    string `json:"set"`
+	Tenant string `json:"tenant"`
 	// Cursor is the last seq the set has finished with; Head the log's
 	// size when it last looked; Lag is Head - Cursor.
-	Cursor, Head, Lag uint64
+	Cursor uint64 `json:"cursor"`
+	Head   uint64 `json:"head"`
+	Lag    uint64 `json:"lag"`
 	// Alerts counts the alerts it raised since it started.
-	Alerts uint64
+	Alerts uint64 `json:"alerts"`
 	// LastError is the last failure ("" after a step that went well).
-	LastError string
+	LastError string `json:"last_error,omitempty"`
 	// Stopped is set by a Supervisor when the set does not run: its
-	// engine stopped (LastError says why) or could not be built.
-	Stopped bool
+	// engine stopped (LastError says why), could not be built, or (a
+	// replay) finished.
+	Stopped bool `json:"stopped"`
 }
 
 // Engine runs one rule set over one tenant's log, in seq order, from the
