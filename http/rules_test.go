@@ -289,10 +289,13 @@ func TestReplay(t *testing.T) {
 		}
 		return n
 	}
+	// A status is where the set was when it last looked: caught up means
+	// its cursor is at the log's size now.
+	size := uint64(len(h.events("acme")))
 	caughtUp := func() bool {
 		sts := h.detect.Statuses("acme")
 		for _, st := range sts {
-			if st.Lag != 0 || st.Head == 0 {
+			if st.Cursor < size {
 				return false
 			}
 		}
@@ -302,6 +305,11 @@ func TestReplay(t *testing.T) {
 	if status, _, b := h.do("admin", "PUT", "/v1/rules/mine", "application/yaml", storetest.SigmaRule("r-2")); status != 200 {
 		t.Fatalf("PUT: %d %s", status, b)
 	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("statuses: %+v", h.detect.Statuses("acme"))
+		}
+	}()
 	eventually(t, "the changed set caught up", func() bool {
 		for _, st := range h.detect.Statuses("acme") {
 			if st.Set == "tenant" && st.Alerts == 0 && st.Lag == 0 && st.Head > 0 {
