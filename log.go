@@ -102,7 +102,8 @@ func HeadSizes(where string, size, keys uint64) []SizeRecord {
 }
 
 // TenantLister lists the logs a store holds: how an operator finds the
-// tenants (GET /v1/tenants). A tenant is known by having a log.
+// tenants (GET /v1/tenants), and how what runs over every tenant's log
+// (the detection rules) finds them. A tenant is known by having a log.
 //
 // Contract: Tenants returns the name of every log holding at least one
 // event (the operators' log, OperatorTenant, included), in byte order.

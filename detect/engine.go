@@ -42,6 +42,9 @@ type Config struct {
 	// seq 1, the whole log. (A set with a cursor goes on from it: to run
 	// rules over last month again, run them in a set of another name.)
 	Since time.Time
+	// Until, when not 0, is the last seq the set reads: a Step past it
+	// finds nothing more (a replay over the past stops there).
+	Until uint64
 	// Batch is how many events one Step reads at most (default 1000).
 	Batch int
 	// Poll is how often Run looks for new events once it has caught up
@@ -53,14 +56,21 @@ type Config struct {
 
 // Status is what an engine is doing.
 type Status struct {
-	Set, Tenant string
+	Set    string `json:"set"`
+	Tenant string `json:"tenant"`
 	// Cursor is the last seq the set has finished with; Head the log's
 	// size when it last looked; Lag is Head - Cursor.
-	Cursor, Head, Lag uint64
+	Cursor uint64 `json:"cursor"`
+	Head   uint64 `json:"head"`
+	Lag    uint64 `json:"lag"`
 	// Alerts counts the alerts it raised since it started.
-	Alerts uint64
+	Alerts uint64 `json:"alerts"`
 	// LastError is the last failure ("" after a step that went well).
-	LastError string
+	LastError string `json:"last_error,omitempty"`
+	// Stopped is set by a Supervisor when the set does not run: its
+	// engine stopped (LastError says why), could not be built, or (a
+	// replay) finished.
+	Stopped bool `json:"stopped"`
 }
 
 // Engine runs one rule set over one tenant's log, in seq order, from the
@@ -209,10 +219,13 @@ func (e *Engine) stepLocked(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	head := uint64(size)
-	e.update(func(st *Status) { st.Head = head })
 	if head < e.at {
 		return 0, trail.Errorf(trail.EINTERNAL, "detect: rule set %s is at seq %d but the log holds %d events: the log went back (run trail verify)", e.c.Set.Name, e.at, head)
 	}
+	if e.c.Until > 0 {
+		head = max(min(head, e.c.Until), e.at)
+	}
+	e.update(func(st *Status) { st.Head = head })
 	if head == e.at {
 		e.update(func(st *Status) { st.LastError = "" })
 		return 0, nil

@@ -23,6 +23,8 @@ type store interface {
 	trail.Store
 	trail.CursorStore
 	ledger.Writer
+	trail.RuleStore
+	trail.TenantLister
 }
 
 func newMemory(t testing.TB) store {

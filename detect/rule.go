@@ -155,3 +155,28 @@ type hit struct {
 	values   int // value_count: distinct values
 	trigger  uint64
 }
+
+// RuleInfo is what a rule says of itself, as the API and the CLI list it.
+type RuleInfo struct {
+	ID          string   `json:"id,omitempty"`
+	Name        string   `json:"name,omitempty"`
+	Title       string   `json:"title"`
+	Description string   `json:"description,omitempty"`
+	Level       Level    `json:"level"`
+	Kind        Kind     `json:"kind"`
+	Tags        []string `json:"tags,omitempty"`
+}
+
+// Info returns what r says of itself.
+func (r *Rule) Info() RuleInfo {
+	return RuleInfo{ID: r.ID, Name: r.Name, Title: r.Title, Description: r.Description, Level: r.Level, Kind: r.kind, Tags: r.Tags}
+}
+
+// Infos returns the Info of each rule.
+func Infos(rules []*Rule) []RuleInfo {
+	out := make([]RuleInfo, len(rules))
+	for i, r := range rules {
+		out[i] = r.Info()
+	}
+	return out
+}

@@ -19,7 +19,7 @@ import (
 // Bounds on a rules file, so that a hostile one costs little to refuse.
 const (
 	// MaxRulesSize is the largest rules file ParseRules reads.
-	MaxRulesSize = 1 << 20
+	MaxRulesSize = trail.MaxRuleFileSize
 	// MaxTimespan is the longest window a correlation rule may have:
 	// its windows are held in memory.
 	MaxTimespan = 31 * 24 * time.Hour

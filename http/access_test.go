@@ -31,7 +31,7 @@ func newSealedHarness(t *testing.T) *harness {
 	store := memory.New(v, storetest.Signer())
 	t.Cleanup(func() { store.Close() })
 	srv, err := trailhttp.New(trailhttp.Config{Store: erasure.Wrap(store, sealer), Writer: store, Keys: store, Catalog: cat,
-		Actions: store, Holds: store, Tenants: store, Sinks: store, Eraser: sealer, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler),
+		Actions: store, Holds: store, Tenants: store, Sinks: store, Rules: store, Eraser: sealer, Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +68,7 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 	h.ok(201, "admin", "POST", "/v1/events", acmeEvent, &one)
 	h.ok(201, "admin", "POST", "/v1/holds", `{"id":"h-acme","filter":{"actor_id":"acme-u-7"},"reason":"acme's case"}`, nil)
 	h.ok(201, "admin", "POST", "/v1/actions", `{"name":"acme_only","category":"billing","outcome":"success","description":"acme's secret process"}`, nil)
+	h.do("admin", "PUT", "/v1/rules/acme-rules", "application/yaml", "title: acme's secret rule\nid: acme-r\ndetection:\n  sel:\n    action: user_logout\n  condition: sel\n")
 	h.ok(201, "admin", "POST", "/v1/sinks", `{"name":"acme-siem","kind":"webhook","url":"https://siem.acme.example/in"}`, nil)
 	acmeKey := h.keyID("acme")
 	// An operator's change, recorded (sealed) in beta's log and the
@@ -78,7 +79,7 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 	// Each route's request about acme's objects, and the same request
 	// about objects nobody has (probe: "" when the route names none).
 	// Markers are what of acme's must never show in an answer to beta.
-	type call struct{ path, body, probe string }
+	type call struct{ path, body, probe, ct string } // ct: the body's type (default JSON)
 	cases := map[string]call{
 		"POST /v1/events":              {path: "/v1/events", body: `{"action":"user_logout","actor":{"type":"user","id":"b-1"}}`},
 		"POST /v1/events:batch":        {path: "/v1/events:batch", body: `{"action":"user_logout","actor":{"type":"user","id":"b-1"}}`},
@@ -99,6 +100,12 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 		"DELETE /v1/holds/{id}":        {path: "/v1/holds/h-acme?reason=x", probe: "/v1/holds/h-nobody?reason=x"},
 		"POST /v1/subjects/{id}/erase": {path: "/v1/subjects/acme-u-7/erase", body: `{"reason":"beta asks"}`, probe: "/v1/subjects/nobody-9/erase"},
 		"GET /v1/sinks":                {path: "/v1/sinks"},
+		"GET /v1/rules":                {path: "/v1/rules"},
+		"GET /v1/rules/{name}":         {path: "/v1/rules/acme-rules", probe: "/v1/rules/nobody-rules"},
+		"PUT /v1/rules/{name}":         {path: "/v1/rules/beta-rules", ct: "application/yaml", body: "title: beta's\nid: beta-r\ndetection:\n  sel:\n    action: user_login_failed\n  condition: sel\n"},
+		"DELETE /v1/rules/{name}":      {path: "/v1/rules/acme-rules", probe: "/v1/rules/nobody-rules"},
+		"POST /v1/rules:replay":        {path: "/v1/rules:replay?since=2026-01-01T00:00:00Z"},
+		"GET /v1/alerts":               {path: "/v1/alerts"},
 		"POST /v1/sinks":               {path: "/v1/sinks", body: `{"name":"beta-siem","kind":"webhook","url":"https://siem.beta.example/in"}`},
 		"GET /v1/sinks/{name}":         {path: "/v1/sinks/acme-siem", probe: "/v1/sinks/nobody-siem"},
 		"DELETE /v1/sinks/{name}":      {path: "/v1/sinks/acme-siem", probe: "/v1/sinks/nobody-siem"},
@@ -123,8 +130,8 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 		method, _, _ := strings.Cut(rt.Pattern, " ")
 		for _, key := range []string{"beta", "beta-admin"} {
 			t.Run(key+" "+rt.Pattern, func(t *testing.T) {
-				ct := ""
-				if c.body != "" {
+				ct := c.ct
+				if ct == "" && c.body != "" {
 					ct = "application/json"
 				}
 				status, _, b := h.do(key, method, c.path, ct, c.body)
@@ -160,6 +167,9 @@ func TestEveryRouteRefusesOtherTenants(t *testing.T) {
 	h.ok(200, "acme", "GET", "/v1/actions?category=billing", "", &acts)
 	if len(acts.Actions) != 1 || acts.Actions[0].Description != "acme's secret process" {
 		t.Errorf("acme's custom actions changed: %+v", acts.Actions)
+	}
+	if rf, err := h.store.GetRule(context.Background(), "acme", "acme-rules"); err != nil || !strings.Contains(rf.YAML, "acme's secret rule") {
+		t.Errorf("acme's rules changed: %+v %v", rf, err)
 	}
 	if sk, err := h.store.GetSink(context.Background(), "acme", "acme-siem"); err != nil || sk.URL != "https://siem.acme.example/in" {
 		t.Errorf("acme's sink changed: %+v %v", sk, err)

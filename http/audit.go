@@ -162,9 +162,11 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 	return nil
 }
 
-// appendRecord appends ev, a record the server writes itself (see audit),
-// to tenant's log, through Trail's own path (Config.Writer): its actor is
-// an API key, which the store's Append refuses from every caller. It is
+// appendRecord appends ev, a record the server writes itself (see audit;
+// and the alert of a verification that found damage), to tenant's log,
+// through Trail's own path (Config.Writer): its actor is an API key, or
+// it is one of Trail's own records, which the store's Append refuses from
+// every caller. It is
 // the package's one append of such records (ingest appends clients'
 // events in events.go through Append), so that how they are written is
 // decided here alone.

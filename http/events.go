@@ -17,6 +17,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/internal/ledger"
 )
 
 // readBody reads the whole body, up to limit bytes, and returns it with
@@ -141,6 +142,9 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, k *trail.A
 	// by the store's pipeline, as on every outside path.
 	res, err := s.c.Store.Append(r.Context(), k.Tenant, evs, trail.AppendOptions{
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), Policy: p, ClientIP: s.clientIP(r)})
+	if errors.Is(err, ledger.ErrForgery) {
+		s.forged(r, k, evs)
+	}
 	if err != nil {
 		return keyHeader(err)
 	}
@@ -176,6 +180,27 @@ func (s *Server) appendEvents(w http.ResponseWriter, r *http.Request, k *trail.A
 		s.metrics.marked.Add(float64(out.Marked))
 	}
 	return writeJSON(w, status, out)
+}
+
+// forged counts a batch the store refused for holding what only Trail
+// writes (its own records, api_key actors), and raises the alert of
+// Trail's own rule (detect.Forgeries: at most one per key per hour). The
+// caller is answered with the refusal either way; an alert that cannot be
+// written is logged as the error it is.
+func (s *Server) forged(r *http.Request, k *trail.APIKey, evs []*trail.Event) {
+	var actions []string
+	for _, ev := range evs {
+		for _, f := range ledger.Forged(s.c.Catalog, ev) {
+			if !slices.Contains(actions, f) {
+				actions = append(actions, f)
+			}
+		}
+	}
+	s.metrics.forgeries.WithLabelValues(k.Tenant).Inc()
+	s.log.WarnContext(r.Context(), "refused a forgery of Trail's own records", "tenant", k.Tenant, "key", k.ID, "actions", actions)
+	if err := s.forgeries.Refused(r.Context(), k.Tenant, keyActor(k), actions, s.c.Now()); err != nil {
+		s.log.ErrorContext(r.Context(), "the alert of a refused forgery could not be recorded", "tenant", k.Tenant, "key", k.ID, "err", err)
+	}
 }
 
 // keyHeader names the Idempotency-Key header in err where the store names

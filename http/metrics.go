@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/trailaudit/trail/detect"
 )
 
 // metrics are what /metrics exports.
@@ -20,9 +21,10 @@ type metrics struct {
 	refused    *prometheus.CounterVec
 	requests   *prometheus.HistogramVec
 	signins    *prometheus.CounterVec
+	forgeries  *prometheus.CounterVec
 }
 
-func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+func newMetrics(reg *prometheus.Registry, sv *detect.Supervisor) (*metrics, error) {
 	m := &metrics{
 		reg: reg,
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
@@ -52,14 +54,55 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trail_ui_signins_total", Help: "Web UI sign-ins by result: success, failure, throttled (refused unchecked: too many failures from the address).",
 		}, []string{"result"}),
+		forgeries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trail_forgeries_refused_total", Help: "Appends refused for holding Trail's own records or api_key or operator actors, by tenant.",
+		}, []string{"tenant"}),
 	}
-	for _, c := range []prometheus.Collector{m.appended, m.batchSize, m.commit, m.marked, m.redactions, m.refused, m.requests, m.signins,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+	cs := []prometheus.Collector{m.appended, m.batchSize, m.commit, m.marked, m.redactions, m.refused, m.requests, m.signins, m.forgeries,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
+	if sv != nil {
+		cs = append(cs, newDetections(sv))
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// detections exports, at each scrape, each detection rule set's lag and
+// the alerts it raised, by tenant and set, from the supervisor's statuses.
+type detections struct {
+	sv                  *detect.Supervisor
+	lag, alerts, halted *prometheus.Desc
+}
+
+func newDetections(sv *detect.Supervisor) *detections {
+	labels := []string{"tenant", "set"}
+	return &detections{sv: sv,
+		lag:    prometheus.NewDesc("trail_detect_lag_events", "Events of a tenant's log a detection rule set has yet to read.", labels, nil),
+		alerts: prometheus.NewDesc("trail_detect_alerts_total", "Alerts a detection rule set raised since its engine started.", labels, nil),
+		halted: prometheus.NewDesc("trail_detect_stopped", "1 when a detection rule set does not run (its status in GET /v1/rules says why).", labels, nil),
+	}
+}
+
+func (d *detections) Describe(ch chan<- *prometheus.Desc) {
+	ch <- d.lag
+	ch <- d.alerts
+	ch <- d.halted
+}
+
+func (d *detections) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range d.sv.Statuses("") {
+		stopped := 0.0
+		if st.Stopped {
+			stopped = 1
+		}
+		ch <- prometheus.MustNewConstMetric(d.lag, prometheus.GaugeValue, float64(st.Lag), st.Tenant, st.Set)
+		ch <- prometheus.MustNewConstMetric(d.alerts, prometheus.CounterValue, float64(st.Alerts), st.Tenant, st.Set)
+		ch <- prometheus.MustNewConstMetric(d.halted, prometheus.GaugeValue, stopped, st.Tenant, st.Set)
+	}
 }
 
 func (s *Server) metricsHandler() http.Handler {

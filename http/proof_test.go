@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/detect"
 	trailhttp "github.com/trailaudit/trail/http"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/storetest"
@@ -66,6 +68,7 @@ func TestProofs(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Run("UIVerifiesPrunedEvent", func(t *testing.T) { testUIVerifyPruned(proofHarness(t, b.open)) })
 			t.Run("Damage", func(t *testing.T) { testProofDamage(proofHarness(t, b.open)) })
+			t.Run("DamageAlert", func(t *testing.T) { testDamageAlert(proofHarness(t, b.open)) })
 			t.Run("OlderSize", func(t *testing.T) { h, _ := proofHarness(t, b.open); testProofOlderSize(t, h) })
 		})
 	}
@@ -169,5 +172,49 @@ func testProofOlderSize(t *testing.T, h *harness) {
 	}
 	if p := h.problem(400, trail.EINVALID, "acme-verify", "GET", "/v1/proofs/inclusion?seq=1&size=99", "", ""); !hasPath(p, "size") {
 		t.Errorf("size past the checkpoint: %+v; want size named", p)
+	}
+}
+
+// testDamageAlert: a full verification from the UI that finds damage
+// raises the alert of Trail's own rule in the tenant's log, naming the
+// damage; one that finds none raises nothing.
+func testDamageAlert(h *harness, ps *proofStore) {
+	t := h.t
+	for range 3 {
+		h.appendEvent(login)
+	}
+	u := signIn(h, "acme-verify")
+	verify := func() {
+		t.Helper()
+		if res, body := u.request("POST", "/ui/health/verify", url.Values{}); res.StatusCode != 303 {
+			t.Fatalf("POST /ui/health/verify: %d\n%s", res.StatusCode, body)
+		}
+	}
+	verify()
+	alerts := func() []*trail.Event {
+		var out []*trail.Event
+		for _, ev := range h.events("acme") {
+			if ev.Action == catalog.AlertRaised {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	if n := len(alerts()); n != 0 {
+		t.Fatalf("an intact log raised %d alerts", n)
+	}
+	ps.tamper.Store(2)
+	verify()
+	as := alerts()
+	if len(as) != 1 {
+		t.Fatalf("%d alerts after damage, want 1", len(as))
+	}
+	c := as[0].Context
+	if c["rule_id"] != detect.OwnVerificationDamage || c["rule_set"] != detect.OwnSet || c["level"] != "critical" ||
+		!strings.Contains(fmt.Sprint(c["first_damage"]), "changed at seq 2") || fmt.Sprint(c["evidence_seqs"]) != "[2]" {
+		t.Errorf("the damage alert: %v", c)
+	}
+	if len(as[0].Violations) != 0 {
+		t.Errorf("the damage alert breaks the catalog's rules: %+v", as[0].Violations)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/detect"
 	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/internal/clientip"
 	"github.com/trailaudit/trail/internal/ledger"
@@ -50,6 +51,10 @@ type Config struct {
 	Holds   trail.HoldStore    // legal holds (the /v1/holds routes); nil: none kept
 	Tenants trail.TenantLister // the tenants GET /v1/tenants lists; nil: none listed
 	Eraser  *erasure.Sealer    // erases data subjects (POST /v1/subjects/{id}/erase); nil: no sealing
+	Rules   trail.RuleStore    // tenants' own detection rules (the /v1/rules routes); nil: none kept
+	// Detections runs the rules over the tenants' logs; its status is in
+	// GET /v1/rules and /metrics. Nil: none run here.
+	Detections *detect.Supervisor
 	// Sinks keeps the sinks' configurations (the /v1/sinks routes); nil:
 	// none kept. SinkRunner runs them (their status, a reload after a
 	// change, a resume); nil: they are not run by this server, and their
@@ -132,6 +137,9 @@ type Server struct {
 	ui *ui // the web UI under /ui/ (ui.go); its routes are not in routes
 
 	writes writes // the last failure to write, for /readyz (ready.go)
+
+	builtin   []detect.RuleInfo // the built-in detection rules and Trail's own (GET /v1/rules)
+	forgeries *detect.Forgeries // alerts of refused forgeries of Trail's records (events.go)
 }
 
 type cachedKey struct {
@@ -164,7 +172,7 @@ func New(c Config) (*Server, error) {
 	s := &Server{c: c, log: c.Logger, mux: http.NewServeMux(), keys: map[string]cachedKey{},
 		limiter: newLimiter(c.Limits.Rate, c.Limits.Burst), signins: newFailures(c.Limits.SignInFailures, c.Limits.SignInWindow)}
 	var err error
-	if s.metrics, err = newMetrics(c.Registry); err != nil {
+	if s.metrics, err = newMetrics(c.Registry, c.Detections); err != nil {
 		return nil, err
 	}
 	if c.SinkRunner != nil {
@@ -172,6 +180,8 @@ func New(c Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.builtin = append(detect.Infos(detect.Builtin().Rules()), detect.OwnRules()...)
+	s.forgeries = detect.NewForgeries(c.Writer, time.Hour)
 	s.routesInit()
 	return s, nil
 }
@@ -268,6 +278,12 @@ func (s *Server) routesInit() {
 	route("GET /v1/sinks/{name}", trail.ScopeAdmin, s.getSink)
 	route("DELETE /v1/sinks/{name}", trail.ScopeAdmin, s.deleteSink)
 	route("POST /v1/sinks/{name}/resume", trail.ScopeAdmin, s.resumeSink)
+	route("GET /v1/rules", trail.ScopeRead, s.listRules)
+	route("GET /v1/rules/{name}", trail.ScopeRead, s.getRules)
+	route("PUT /v1/rules/{name}", trail.ScopeAdmin, s.putRules)
+	route("DELETE /v1/rules/{name}", trail.ScopeAdmin, s.deleteRules)
+	route("POST /v1/rules:replay", trail.ScopeAdmin, s.replayRules)
+	route("GET /v1/alerts", trail.ScopeRead, s.listAlerts)
 
 	s.mux.Handle("/ui/", s.uiRoutes()) // the web UI (ui.go), outside the API's routes
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -45,7 +46,7 @@ func newSinkServer(t *testing.T, run bool) *sinkServer {
 	}
 	t.Cleanup(func() { db.Close() })
 	s := &sinkServer{t: t, db: db, keys: map[string]string{}}
-	cfg := trailhttp.Config{Store: db, Writer: db, Keys: db, Catalog: cat, Sinks: db,
+	cfg := trailhttp.Config{Store: db, Writer: db, Keys: db, Catalog: cat, Sinks: db, Sessions: db,
 		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler)}
 	if run {
 		s.sv, err = sinks.New(sinks.Config{Configs: db, Log: db, Cursors: db, Writer: db, Reload: time.Hour, MinBackoff: 5 * time.Millisecond,
@@ -333,11 +334,20 @@ func TestSinksAPIResumeAndMetrics(t *testing.T) {
 	streamtest.Eventually(t, "the removed sink's series gone", func() bool { return !strings.Contains(metrics(), "trail_sink_stopped{") })
 }
 
-// ui fetches a UI page with key's session and returns its status and body.
+// ui signs in with key and fetches a UI page in that session; it returns
+// the page's status and body.
 func (s *sinkServer) ui(key, path string) (int, string) {
 	s.t.Helper()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	signin, err := noRedirect.PostForm(s.url+"/ui/signin", url.Values{"key": {s.keys[key]}})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	signin.Body.Close()
 	req, _ := http.NewRequest("GET", s.url+path, nil)
-	req.AddCookie(&http.Cookie{Name: "trail_session", Value: s.keys[key]})
+	for _, c := range signin.Cookies() {
+		req.AddCookie(c)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)

@@ -89,7 +89,7 @@ type fullVerification struct {
 
 // uiPages are the page templates, each parsed with layout.html and
 // partials.html.
-var uiPages = []string{"signin", "events", "event", "health", "actions", "sinks", "error"}
+var uiPages = []string{"signin", "events", "event", "health", "alerts", "actions", "sinks", "error"}
 
 func newUI() *ui {
 	u := &ui{pages: map[string]*template.Template{}, static: map[string]string{}, mux: http.NewServeMux(),
@@ -127,6 +127,8 @@ func (s *Server) uiRoutes() http.Handler {
 	m.Handle("GET /ui/events/{id}/verify", s.uiPage(s.uiVerify, trail.ScopeRead, trail.ScopeVerify))
 	m.Handle("GET /ui/health", s.uiPage(s.uiHealth, trail.ScopeRead))
 	m.Handle("POST /ui/health/verify", s.uiPage(s.uiRunVerify, trail.ScopeVerify))
+	m.Handle("GET /ui/alerts", s.uiPage(s.uiAlerts, trail.ScopeRead))
+	m.Handle("GET /ui/seq/{seq}", s.uiPage(s.uiSeq, trail.ScopeRead))
 	m.Handle("GET /ui/actions", s.uiPage(s.uiActions, trail.ScopeRead))
 	m.Handle("GET /ui/sinks", s.uiPage(s.uiSinks, trail.ScopeAdmin))
 	m.Handle("GET /ui/export", s.uiPage(s.uiExport, trail.ScopeExport))
@@ -276,7 +278,7 @@ func (s *Server) uiFail(w http.ResponseWriter, r *http.Request, k *trail.APIKey,
 // uiView is what every page template gets.
 type uiView struct {
 	Title string
-	Nav   string     // the active section: events, health, actions
+	Nav   string     // the active section: events, health, alerts, actions
 	Key   *uiKeyView // nil when signed out
 	Page  any        // the page's own data
 	Every string     // how often the timeline polls

@@ -11,6 +11,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/detect"
 	"github.com/trailaudit/trail/tlog"
 )
 
@@ -238,9 +239,6 @@ func (s *Server) uiRunVerify(w http.ResponseWriter, r *http.Request, k *trail.AP
 		return err
 	}
 	fv := &fullVerification{At: t0.UTC(), Took: s.c.Now().Sub(t0), By: k.Name + " (" + k.ID + ")", Report: rep}
-	if !rep.OK() {
-		s.log.ErrorContext(r.Context(), "full verification found damage", "tenant", k.Tenant, "first", rep.First())
-	}
 	rec := viewedProof("*", map[string]any{
 		"leaves": rep.Leaves, "tree_size": rep.Size, "verified": rep.OK(), "damage": len(rep.Damage),
 	}).in("ui_full_verification")
@@ -250,6 +248,15 @@ func (s *Server) uiRunVerify(w http.ResponseWriter, r *http.Request, k *trail.AP
 	s.ui.mu.Lock()
 	s.ui.verified[k.Tenant] = fv
 	s.ui.mu.Unlock()
+	if alert := detect.DamageAlert(rep, fv.By, fv.At); alert != nil {
+		// Damage is Trail's own detection: an alert in the log (which
+		// reaches the sinks), not only a page someone happened to open.
+		s.log.ErrorContext(r.Context(), "full verification found damage", "tenant", k.Tenant, "first", rep.First())
+		if err := s.appendRecord(r.Context(), k.Tenant, alert); err != nil {
+			return &trail.Error{Code: trail.EINTERNAL, Err: err,
+				Message: "the verification found damage (see the health page), but its alert could not be recorded in the log"}
+		}
+	}
 	http.Redirect(w, r, "/ui/health#verification", http.StatusSeeOther)
 	return nil
 }

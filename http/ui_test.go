@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,6 +141,7 @@ func TestUI(t *testing.T) {
 			t.Run("ReadsRecorded", func(t *testing.T) { testUIReadsRecorded(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("Tail", func(t *testing.T) { testUITail(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("OwnReadsFolded", func(t *testing.T) { testUIOwnReads(t, newHarness(t, b.open, trailhttp.Limits{})) })
+			t.Run("Alerts", func(t *testing.T) { testUIAlerts(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("VerifyAndHealth", func(t *testing.T) { testUIVerifyHealth(t, newHarness(t, b.open, trailhttp.Limits{})) })
 			t.Run("Export", func(t *testing.T) { testUIExport(t, newHarness(t, b.open, trailhttp.Limits{})) })
 		})
@@ -375,7 +377,7 @@ func testUIScopes(t *testing.T, h *harness) {
 	// A key without read sees no events, and is told why.
 	for _, name := range []string{"acme-ingest", "acme-export", "acme-verify"} {
 		u := signIn(h, name)
-		for _, path := range []string{"/ui/", "/ui/events/" + ev.ID, "/ui/health", "/ui/actions", "/ui/tail?after=0"} {
+		for _, path := range []string{"/ui/", "/ui/events/" + ev.ID, "/ui/health", "/ui/alerts", "/ui/seq/1", "/ui/actions", "/ui/tail?after=0"} {
 			body := u.get(403, path)
 			if !strings.Contains(body, "lacks the read scope") || strings.Contains(body, "u1@example.com") {
 				t.Errorf("%s GET %s:\n%s", name, path, body)
@@ -696,4 +698,53 @@ func testUIExport(t *testing.T, h *harness) {
 	if body := u.get(400, "/ui/export?format=csv&until=tomorrow"); !strings.Contains(body, "<html") || !strings.Contains(body, "until") {
 		t.Errorf("a bad export filter:\n%s", body)
 	}
+}
+
+// The alerts page lists the tenant's alerts newest first, each with its
+// rule, level, window, group and links to its evidence events, and the
+// status of the rule sets; it is a recorded read, escapes what events
+// put in an alert (the group's values are a caller's), and shows another
+// tenant nothing.
+func testUIAlerts(t *testing.T, h *harness) {
+	h.runDetections()
+	email := `<script>alert(1)</script>@example.com`
+	for range 10 {
+		h.appendEvent(strings.Replace(failedLogin("EMAIL"), "EMAIL", strings.ReplaceAll(email, `"`, `\"`), 1))
+	}
+	eventually(t, "the brute force alert", func() bool {
+		p, err := h.store.Query(context.Background(), trail.Query{Tenant: "acme", Actions: []string{"alert_raised"}})
+		return err == nil && len(p.Events) == 1
+	})
+	u := signIn(h, "acme-read")
+	body := u.get(200, "/ui/alerts")
+	for _, want := range []string{
+		`aria-current="page">Alerts</a>`,
+		"Brute force against an account", `<span class="sev sev-high">high</span>`,
+		"<code>context.email=&lt;script&gt;alert(1)&lt;/script&gt;@example.com</code>",
+		`10 events:`, `<a href="/ui/seq/1" class="seq">1</a>`, `<a href="/ui/seq/10" class="seq">10</a>`,
+		"2026-", // the window's times
+		"<td data-label=\"Set\">builtin</td>",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the alerts page lacks %s\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "<script>alert(1)") {
+		t.Error("the alerts page carries the event's markup unescaped")
+	}
+	res, _ := u.request("GET", "/ui/seq/3", nil)
+	third := h.events("acme")[2]
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/ui/events/"+third.ID {
+		t.Errorf("GET /ui/seq/3: %d to %s, want the page of event %s", res.StatusCode, res.Header.Get("Location"), third.ID)
+	}
+	u.get(404, "/ui/seq/999")
+	u.get(400, "/ui/seq/x")
+	if !slices.Contains(h.reads(), "audit_events ui_alerts") {
+		t.Errorf("the alerts page was not recorded as a read: %v", h.reads())
+	}
+	g := signIn(h, "globex")
+	if body := g.get(200, "/ui/alerts"); !strings.Contains(body, "No alerts.") || strings.Contains(body, "Brute force") {
+		t.Errorf("globex's alerts page:\n%s", body)
+	}
+	g.get(404, "/ui/seq/9") // acme has it; globex has only the records of its own reads
 }

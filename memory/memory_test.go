@@ -30,6 +30,12 @@ func TestCursors(t *testing.T) {
 	})
 }
 
+func TestRules(t *testing.T) {
+	storetest.RunRules(t, func(t *testing.T) trail.RuleStore {
+		return memory.New(storetest.Validator(), storetest.Signer())
+	})
+}
+
 func TestSinks(t *testing.T) {
 	storetest.RunSinks(t, func(t *testing.T) trail.SinkStore {
 		return memory.New(storetest.Validator(), storetest.Signer())

@@ -889,6 +889,33 @@ func TestSessions(t *testing.T) {
 	})
 }
 
+func TestRules(t *testing.T) {
+	storetest.RunRules(t, func(t *testing.T) trail.RuleStore {
+		return open(t, pgtest.NewSchema(t), postgres.Options{})
+	})
+	storetest.RunRulesDurable(t, durable)
+
+	// trail_app may put, replace, read and delete rule files.
+	t.Run("AppRole", func(t *testing.T) {
+		ctx := context.Background()
+		schema := pgtest.NewSchema(t)
+		open(t, schema, postgres.Options{}) // migrates as the owner
+		app, _ := openAsApp(t, schema)
+		f := &trail.RuleFile{Tenant: "acme", Name: "mine", YAML: storetest.SigmaRule("r-1")}
+		for range 2 {
+			if err := app.PutRule(ctx, f); err != nil {
+				t.Fatalf("PutRule as trail_app: %v", err)
+			}
+		}
+		if _, err := app.GetRule(ctx, "acme", "mine"); err != nil {
+			t.Fatalf("GetRule as trail_app: %v", err)
+		}
+		if err := app.DeleteRule(ctx, "acme", "mine"); err != nil {
+			t.Fatalf("DeleteRule as trail_app: %v", err)
+		}
+	})
+}
+
 func TestSinks(t *testing.T) {
 	storetest.RunSinks(t, func(t *testing.T) trail.SinkStore {
 		return open(t, pgtest.NewSchema(t), postgres.Options{})
@@ -924,7 +951,7 @@ func TestSinks(t *testing.T) {
 // them.
 func TestActionMigration(t *testing.T) {
 	storetest.RunActionMigration(t, durable(t), storetest.Legacy{
-		Undo: []string{"DROP TABLE sessions", "DROP TABLE tenant_actions", "DELETE FROM schema_migrations WHERE version >= 6"},
+		Undo: []string{"DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "DELETE FROM schema_migrations WHERE version >= 6"},
 		Save: func(name string, def []byte) string {
 			return fmt.Sprintf("INSERT INTO custom_actions (name, definition, saved_at) VALUES ('%s', decode('%x', 'hex'), 1)", name, def)
 		},

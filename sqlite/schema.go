@@ -306,6 +306,19 @@ CREATE INDEX sessions_deadline ON sessions (deadline);
 	`
 ALTER TABLE sinks ADD COLUMN on_refusal TEXT NOT NULL DEFAULT 'stop';
 `,
+	// 9: tenants' own detection rule files (trail.RuleStore, rules.go),
+	// Sigma YAML by name. Not events: replaced and deleted in place (each
+	// change is recorded in the tenant's log by package detect).
+	`
+CREATE TABLE rules (
+	tenant     TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	yaml       TEXT NOT NULL,
+	created_at INTEGER NOT NULL, -- Unix nanoseconds
+	created_by TEXT NOT NULL,
+	PRIMARY KEY (tenant, name)
+) WITHOUT ROWID;
+`,
 }
 
 // actionsMigration is the version whose migration gave the shared custom

@@ -388,6 +388,13 @@ func TestCursors(t *testing.T) {
 	})
 }
 
+func TestRules(t *testing.T) {
+	storetest.RunRules(t, func(t *testing.T) trail.RuleStore {
+		return open(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+	storetest.RunRulesDurable(t, newDurable)
+}
+
 func TestSinks(t *testing.T) {
 	storetest.RunSinks(t, func(t *testing.T) trail.SinkStore {
 		return open(t, filepath.Join(t.TempDir(), "trail.db"))
@@ -400,7 +407,7 @@ func TestSinks(t *testing.T) {
 // them.
 func TestActionMigration(t *testing.T) {
 	storetest.RunActionMigration(t, newDurable(t), storetest.Legacy{
-		Undo: []string{"DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5"},
+		Undo: []string{"DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5"},
 		Save: func(name string, def []byte) string {
 			return fmt.Sprintf("INSERT INTO custom_actions (name, definition, saved_at) VALUES ('%s', X'%x', 1)", name, def)
 		},

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"GetSeq", testGetSeq},
 		{"Scan", testScan},
 		{"TenantIsolation", testTenantIsolation},
+		{"Tenants", testTenants},
 		{"Filters", testFilters},
 		{"CursorStableWhileAppending", testCursor},
 		{"RedactsBeforeStoring", testRedacts},
@@ -52,7 +53,6 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"IdempotencyAcrossAddresses", testIdempotencyAcrossAddresses},
 		{"OneMeaning", testOneMeaning},
 		{"Index", testIndex},
-		{"Tenants", testTenants},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

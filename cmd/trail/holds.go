@@ -37,9 +37,10 @@ need the signing key, as ingest does.`,
 	return cmd
 }
 
-// openHolds checks the tenant flag and opens the store (to write when
-// writer), the keeper of legal holds. The caller must close it.
-func openHolds(ctx context.Context, e *env, sf *storeFlags, tenant string, writer bool) (*deployment, error) {
+// openTenant checks the tenant flag and opens the store (to write when
+// writer) for a command on that tenant (legal holds, rule files). The
+// caller must close it.
+func openTenant(ctx context.Context, e *env, sf *storeFlags, tenant string, writer bool) (*deployment, error) {
 	if m := trail.CheckTenant(tenant); m != "" {
 		return nil, usageError("--tenant: %s", m)
 	}
@@ -84,7 +85,7 @@ inclusive, until exclusive): RFC 3339, a date, or a duration before now
 			if err != nil {
 				return usageError("--until: %v", err)
 			}
-			d, err := openHolds(ctx, e, &sf, tenant, true)
+			d, err := openTenant(ctx, e, &sf, tenant, true)
 			if err != nil {
 				return err
 			}
@@ -151,7 +152,7 @@ array. It needs no signing key.`,
 		Example: `  trail holds list --tenant acme`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := openHolds(cmd.Context(), e, &sf, tenant, false)
+			d, err := openTenant(cmd.Context(), e, &sf, tenant, false)
 			if err != nil {
 				return err
 			}
@@ -208,7 +209,7 @@ released, so that no hold ends unrecorded. A hold is released once.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			id := args[0]
-			d, err := openHolds(ctx, e, &sf, tenant, true)
+			d, err := openTenant(ctx, e, &sf, tenant, true)
 			if err != nil {
 				return err
 			}

@@ -152,6 +152,6 @@ and 'trail query' on the embedded database in ./trail-data.`,
 	root.SetErr(e.stderr)
 	root.AddCommand(newVersionCmd(e), newOperatorCmd(e), newActionsCmd(e), newValidateCmd(e), newIngestCmd(e), newQueryCmd(e),
 		newServeCmd(e), newBenchCmd(e), newEraseCmd(e), newKeysCmd(e), newKeygenCmd(e), newVerifierCmd(e), newKeyCmd(e), newCheckpointCmd(e), newProveCmd(e), newVerifyCmd(e), newExportCmd(e),
-		newRetentionCmd(e), newHoldsCmd(e), newSinksCmd(e))
+		newRetentionCmd(e), newHoldsCmd(e), newSinksCmd(e), newRulesCmd(e))
 	return root
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/detect"
 	trailhttp "github.com/trailaudit/trail/http"
 	"github.com/trailaudit/trail/stream/sinks"
 )
@@ -29,6 +30,7 @@ func newServeCmd(e *env) *cobra.Command {
 		shutdown time.Duration
 		rate     float64
 		sessions sessionFlags
+		detects  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--data DIR | --postgres URL]",
@@ -50,9 +52,16 @@ It runs the sinks configured in the store (POST /v1/sinks, trail sinks add):
 one per configuration, picked up at once when the API changes one, within
 5 seconds when the CLI does.
 
+It runs the detection rules over every tenant's log (the built-in set and
+each tenant's own rule files, PUT /v1/rules/{name} or trail rules add), and
+records what they find as alert_raised events. Where several Trail processes
+share one PostgreSQL database, run the rules in one of them: give the others
+--detect=false.
+
 SIGINT or SIGTERM stops it gracefully: it stops accepting, lets requests in
 flight finish (every acknowledged event is committed), stops the sinks
-(each cursor where its receiver left it), and closes the store.
+(each cursor where its receiver left it) and the rules, and closes the
+store.
 
 The web UI (/ui/) signs in with an API key and keeps a session on the
 server: it ends when signed out, when its key is revoked, after
@@ -63,7 +72,7 @@ wait.
 Every flag has an environment variable: TRAIL_ADDR, TRAIL_DATA,
 TRAIL_POSTGRES, TRAIL_SIGNING_KEY, TRAIL_TRUSTED_PROXIES (comma-separated),
 TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT, TRAIL_SESSION_IDLE,
-TRAIL_SESSION_MAX. A flag given wins over its variable. (TRAIL_DATA,
+TRAIL_SESSION_MAX, TRAIL_DETECT. A flag given wins over its variable. (TRAIL_DATA,
 TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		Example: `  trail serve
   TRAIL_POSTGRES=postgres://trail@db/trail trail serve --addr :8080 --trusted-proxy 10.0.0.0/8`,
@@ -71,7 +80,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := fromEnv(cmd, e, map[string]string{"addr": "TRAIL_ADDR", "trusted-proxy": "TRAIL_TRUSTED_PROXIES",
 				"bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT", "rate-limit": "TRAIL_RATE_LIMIT",
-				"session-idle": "TRAIL_SESSION_IDLE", "session-max": "TRAIL_SESSION_MAX"}); err != nil {
+				"session-idle": "TRAIL_SESSION_IDLE", "session-max": "TRAIL_SESSION_MAX", "detect": "TRAIL_DETECT"}); err != nil {
 				return err
 			}
 			var trusted []netip.Prefix
@@ -92,7 +101,8 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 			if err := sessions.check(); err != nil {
 				return err
 			}
-			return serve(cmd.Context(), e, &sf, addr, trusted, tenant, shutdown, rate, sessions)
+			return serve(cmd.Context(), e, &sf, serveOptions{addr: addr, trusted: trusted, tenant: tenant, grace: shutdown, rate: rate,
+				sessions: sessions, detect: detects})
 		},
 	}
 	sf.register(cmd)
@@ -104,6 +114,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 	f.Float64Var(&rate, "rate-limit", 0, "requests per second each API key may make (0: the default, 2000; negative: no limit)")
 	f.DurationVar(&sessions.idle, "session-idle", 30*time.Minute, "a web UI session ends after this long unused")
 	f.DurationVar(&sessions.max, "session-max", 12*time.Hour, "a web UI session ends this long after sign-in, however used")
+	f.BoolVar(&detects, "detect", true, "run the detection rules over the tenants' logs")
 	return cmd
 }
 
@@ -136,14 +147,24 @@ func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) error {
 	return nil
 }
 
-func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64,
-	sessions sessionFlags) error {
+// serveOptions are what serve's flags say.
+type serveOptions struct {
+	addr     string
+	trusted  []netip.Prefix // proxies whose X-Forwarded-For is believed
+	tenant   string         // of the bootstrap admin key
+	grace    time.Duration  // a graceful stop waits this long for requests in flight
+	rate     float64        // per API key (0: the default; negative: none)
+	sessions sessionFlags
+	detect   bool // run the detection rules
+}
+
+func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	// Bind first: a server that cannot listen makes no credential, which
 	// it could then never show.
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return usageError("--addr %s: %v (is another server using it? pick another --addr)", addr, err)
+		return usageError("--addr %s: %v (is another server using it? pick another --addr)", o.addr, err)
 	}
 	defer ln.Close()
 	d, err := sf.open(ctx, e, true)
@@ -154,14 +175,23 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	// The sinks stream the log as stored (personal data sealed: the bytes
 	// the tree hashes), from a context of their own: they stop after the
 	// requests in flight, before the store closes.
-	sv, err := sinks.New(sinks.Config{Configs: d.Sinks, Log: d.Store, Cursors: d.Cursors, Writer: d.Writer, Actions: d.Catalog, Logger: log})
+	sinksv, err := sinks.New(sinks.Config{Configs: d.Sinks, Log: d.Store, Cursors: d.Cursors, Writer: d.Writer, Actions: d.Catalog, Logger: log})
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	var detectsv *detect.Supervisor
+	if o.detect {
+		// The rules read the log with personal data opened (d.Reader), as
+		// people are shown it.
+		if detectsv, err = detect.NewSupervisor(detect.SupervisorConfig{Log: d.Reader, Tenants: d.Tenants, Rules: d.Rules, Cursors: d.Cursors,
+			Writer: d.Writer, Actions: d.Catalog, Logger: log}); err != nil {
+			return &exitError{code: 1, err: err}
+		}
+	}
 	srv, err := trailhttp.New(trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions,
-		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Sinks: d.Sinks, SinkRunner: sv, Verifier: d.Signer.Verifier(), Logger: log,
-		TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate},
-		Sessions: d.Sessions, SessionIdle: sessions.idle, SessionMax: sessions.max})
+		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Sinks: d.Sinks, SinkRunner: sinksv, Rules: d.Rules, Detections: detectsv,
+		Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: o.trusted, Limits: trailhttp.Limits{Rate: o.rate},
+		Sessions: d.Sessions, SessionIdle: o.sessions.idle, SessionMax: o.sessions.max})
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
@@ -176,7 +206,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	}
 	fmt.Fprintf(e.stdout, "Trail web UI: http://%s/ui/\n", ln.Addr())
 	fmt.Fprintf(e.stdout, "Trail is listening on http://%s (API under /v1/)\n", ln.Addr())
-	if err := bootstrap(ctx, e, d.Keys, tenant, sf); err != nil {
+	if err := bootstrap(ctx, e, d.Keys, o.tenant, sf); err != nil {
 		return &exitError{code: 1, err: err}
 	}
 	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", d.Signer.VerifierKey())
@@ -184,23 +214,34 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	defer stop()
 	sinksCtx, cancelSinks := context.WithCancel(context.WithoutCancel(ctx))
 	sinksDone := make(chan struct{})
-	go func() { defer close(sinksDone); sv.Run(sinksCtx) }()
+	go func() { defer close(sinksDone); sinksv.Run(sinksCtx) }()
 	stopSinks := sync.OnceFunc(func() { cancelSinks(); <-sinksDone })
 	defer stopSinks()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	dctx, stopDetect := context.WithCancel(context.WithoutCancel(ctx))
+	detected := make(chan struct{})
+	go func() {
+		defer close(detected)
+		if detectsv != nil {
+			detectsv.Run(dctx)
+		}
+	}()
+	defer func() { stopDetect(); <-detected }()
 	select {
 	case err := <-served:
 		return &exitError{code: 1, err: err}
 	case <-ctx.Done():
 	}
 	log.Info("stopping: finishing requests in flight")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.grace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Error("requests still in flight at the deadline were cut", "err", err)
 	}
 	stopSinks()
+	stopDetect()
+	<-detected
 	if err := d.Close(); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("closing the store: %w", err)}
 	}

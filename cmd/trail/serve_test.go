@@ -53,12 +53,13 @@ func TestServeBlackBox(t *testing.T) {
 		t.Errorf("the first line printed is %q; want the web UI's address first", key.first)
 	}
 	as := key.admin
+	ctype := "application/x-ndjson"
 	api := func(method, path, body string, want int) []byte {
 		t.Helper()
 		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+as)
 		if body != "" {
-			req.Header.Set("Content-Type", "application/x-ndjson")
+			req.Header.Set("Content-Type", ctype)
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -71,6 +72,10 @@ func TestServeBlackBox(t *testing.T) {
 		}
 		return b
 	}
+	// A rule of the tenant's own, which serve runs over its log.
+	ctype = "application/yaml"
+	api("PUT", "/v1/rules/logouts", "title: Logout\nid: logout\ndetection:\n  sel:\n    action: user_logout\n  condition: sel\n", 201)
+	ctype = "application/x-ndjson"
 	var batch strings.Builder
 	for _, u := range []string{"u-1", "u-2", "u-3"} {
 		batch.WriteString(`{"action":"user_logout","actor":{"type":"user","id":"` + u + `"}}` + "\n")
@@ -83,6 +88,17 @@ func TestServeBlackBox(t *testing.T) {
 		t.Fatalf("export: %s", b)
 	}
 	api("GET", "/v1/proofs/inclusion?seq=2", "", 200)
+	for i := 0; ; i++ {
+		var alerts struct{ Events []json.RawMessage }
+		json.Unmarshal(api("GET", "/v1/alerts", "", 200), &alerts)
+		if len(alerts.Events) == 3 {
+			break
+		}
+		if i == 300 {
+			t.Fatalf("serve raised %d alerts of the tenant's rule, want 3", len(alerts.Events))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// The web UI: signing in opens a session kept in the store.
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	ui := func(method, path, form string, cookie *http.Cookie, want int) *http.Response {

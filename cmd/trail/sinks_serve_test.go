@@ -28,7 +28,8 @@ func TestServeRunsSinks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, e, &storeFlags{data: "data"}, "127.0.0.1:0", nil, "acme", 5*time.Second, -1, sessionFlags{idle: 30 * time.Minute, max: 12 * time.Hour})
+		done <- serve(ctx, e, &storeFlags{data: "data"}, serveOptions{addr: "127.0.0.1:0", tenant: "acme", grace: 5 * time.Second, rate: -1,
+			sessions: sessionFlags{idle: 30 * time.Minute, max: 12 * time.Hour}})
 		pw.Close()
 	}()
 	stopped := false

@@ -50,7 +50,7 @@ func newValidator(cat *catalog.Catalog, sealer trail.Sealer) *trail.Validator {
 }
 
 // backend is what each store package's DB is: the log, Trail's own path
-// into it, and the API keys, legal holds, custom actions, sinks and
+// into it, and the API keys, legal holds, custom actions, sinks, rule files and
 // cursors it keeps.
 type backend interface {
 	trail.Store
@@ -64,6 +64,7 @@ type backend interface {
 	trail.SessionStore
 	trail.SinkStore
 	trail.CursorStore
+	trail.RuleStore
 }
 
 var (
@@ -83,7 +84,8 @@ type deployment struct {
 	Actions trail.ActionStore  // saved custom actions
 	Tenants trail.TenantLister // the tenants' logs
 	Sinks   trail.SinkStore    // the sinks' configurations
-	Cursors trail.CursorStore  // consumers' positions in the logs (sinks, detection rules)
+	Rules   trail.RuleStore    // tenants' own detection rule files
+	Cursors trail.CursorStore  // consumers' positions in the logs (sinks, detection rule sets)
 	Sealer  *erasure.Sealer    // seals on append, opens on read, erases
 	Catalog *catalog.Catalog   // the built-in actions, and each tenant's saved ones in its view (For)
 	Signer  *tlog.Signer       // signs checkpoints; nil when opened read-only
@@ -192,7 +194,7 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 	// The store closes before the keys its appends seal with.
 	d.closers = append([]func() error{db.Close}, d.closers...)
 	d.Store, d.Writer, d.Keys, d.Holds, d.Actions, d.Tenants, d.Sinks, d.Cursors = db, db, db, db, db, db, db, db
-	d.Sessions = db
+	d.Rules, d.Sessions = db, db
 	d.Reader = erasure.Wrap(db, d.Sealer)
 	// What the migrations these opens ran did, said once.
 	for _, note := range append(notes, db.MigrationNotes()...) {

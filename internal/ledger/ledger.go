@@ -32,9 +32,11 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/trailaudit/trail"
@@ -234,9 +236,11 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 		return nil, err
 	}
 	var fe []trail.FieldError
+	forged := false
 	for i, ev := range prepared {
 		if !own {
-			fe = append(fe, p.refuse(i, ev)...)
+			refused := p.refuse(i, ev)
+			fe, forged = append(fe, refused...), forged || len(refused) > 0
 		}
 		if ev.Request.IP == "" {
 			ev.Request.IP = clientIP
@@ -249,7 +253,11 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 		}
 	}
 	if len(fe) > 0 {
-		return nil, trail.Invalid("event refused", fe...)
+		err := trail.Invalid("event refused", fe...)
+		if forged {
+			err.Err = ErrForgery
+		}
+		return nil, err
 	}
 	if err := p.c.Validator.Seal(ctx, tenant, prepared); err != nil {
 		return nil, err
@@ -277,22 +285,49 @@ func keyError(key string) *trail.FieldError {
 	return nil
 }
 
+// ErrForgery is wrapped by the error of an append refused because an
+// outside caller's batch held what only Trail may write (Refuse): the
+// server counts these as refused forgeries (detect.Forgeries).
+var ErrForgery = errors.New("ledger: the batch holds records only Trail writes")
+
 // Refuse returns the field errors of an outside caller's event i that
 // only Trail may write: one of Trail's own records (its action's catalog
 // sources name Trail), or an actor of type api_key or operator (Trail's
-// credentials, set by the server for what they do). trail validate reports them
-// with it.
+// credentials, set by the server for what they do). trail validate
+// reports them with it.
 func Refuse(actions trail.ActionResolver, i int, ev *trail.Event) []trail.FieldError {
 	var fe []trail.FieldError
-	if def, ok := actions.Resolve(ev.Action); ok && def.TrailRecord() {
+	for _, f := range Forged(actions, ev) {
+		if typ, ok := strings.CutPrefix(f, forgedActorPrefix); ok {
+			fe = append(fe, trail.FieldError{Path: trail.PathIndex("", i) + ".actor.type",
+				Message: typ + " actors are Trail's own (the records of what its API keys and operators do); record an app's callers as service or user"})
+			continue
+		}
 		fe = append(fe, trail.FieldError{Path: trail.PathIndex("", i) + ".action",
-			Message: def.Name + " is recorded by Trail itself (retention, legal holds, erasure), never appended by a caller"})
-	}
-	if ev.Actor.Type == trail.ActorAPIKey || ev.Actor.Type == trail.ActorOperator {
-		fe = append(fe, trail.FieldError{Path: trail.PathIndex("", i) + ".actor.type",
-			Message: string(ev.Actor.Type) + " actors are Trail's own (the records of what its API keys and operators do); record an app's callers as service or user"})
+			Message: f + " is recorded by Trail itself (retention, legal holds, erasure), never appended by a caller"})
 	}
 	return fe
+}
+
+// forgedActorPrefix begins what Forged names for an actor only Trail
+// writes: ForgedActor, or "actor.type:operator".
+const forgedActorPrefix = "actor.type:"
+
+// ForgedActor is what Forged names for an api_key actor.
+const ForgedActor = forgedActorPrefix + string(trail.ActorAPIKey)
+
+// Forged names what of ev only Trail may write: its action when that is
+// one of Trail's own records, and "actor.type:" and the type for an
+// api_key (ForgedActor) or operator actor.
+func Forged(actions trail.ActionResolver, ev *trail.Event) []string {
+	var out []string
+	if def, ok := actions.Resolve(ev.Action); ok && def.TrailRecord() {
+		out = append(out, def.Name)
+	}
+	if ev.Actor.Type == trail.ActorAPIKey || ev.Actor.Type == trail.ActorOperator {
+		out = append(out, forgedActorPrefix+string(ev.Actor.Type))
+	}
+	return out
 }
 
 // refuse is Refuse under the store's catalog. A Validator without one

@@ -13,11 +13,10 @@ import (
 )
 
 // Adding and removing a sink changes where a tenant's log goes, so each is
-// recorded in that log (admin_config_changed, config_key "sink:NAME", the
-// configuration as Public shows it, never its secret), and recorded
-// first: a change that fails after its record leaves a record of a change
-// not made, which says so, rather than a sink that streams the log
-// somewhere with no record of it, or one removed unseen.
+// recorded in that log first (ledger.RecordChange: admin_config_changed,
+// config_key "sink:NAME", the configuration as Public shows it, never its
+// secret): no sink streams the log somewhere with no record of it, and
+// none is removed unseen.
 
 // Add checks c, records it in its tenant's log by actor and stores it. It
 // returns the configuration as stored and the seq of its record. A zero
@@ -42,7 +41,7 @@ func Add(ctx context.Context, store trail.SinkStore, w ledger.Writer, c *trail.S
 		return nil, 0, err
 	}
 	if err := store.PutSink(ctx, p); err != nil {
-		return nil, seq, notDone(err, seq, "added")
+		return nil, seq, ledger.NotDone(err, seq, "the sink was not added")
 	}
 	return p, seq, nil
 }
@@ -60,28 +59,15 @@ func Remove(ctx context.Context, store trail.SinkStore, w ledger.Writer, tenant,
 		return 0, err
 	}
 	if err := store.DeleteSink(ctx, tenant, name); err != nil {
-		return seq, notDone(err, seq, "removed")
+		return seq, ledger.NotDone(err, seq, "the sink was not removed")
 	}
 	return seq, nil
 }
 
-// notDone is the error of a change that failed after its record.
-func notDone(err error, seq uint64, what string) error {
-	return &trail.Error{Code: trail.ErrorCode(err), Err: err,
-		Message: fmt.Sprintf("%s (the change is recorded at seq %d, but the sink was not %s)", trail.ErrorMessage(err), seq, what)}
-}
-
-// record appends to tenant's log the admin_config_changed record of sink
-// name's configuration going from one to another (nil: none), and returns
-// its seq.
+// record records the change of tenant's sink name from one configuration
+// to another (nil: none) by actor.
 func record(ctx context.Context, w ledger.Writer, tenant, name string, from, to *trail.SinkConfig, actor trail.Actor) (uint64, error) {
-	res, err := w.AppendOwn(ctx, tenant, ledger.Records(&trail.Event{Action: catalog.AdminConfigChanged, Actor: actor,
-		Context: map[string]any{"config_key": "sink:" + name, "old_value": shown(from), "new_value": shown(to), "changed_by": actor.ID}}))
-	if err != nil {
-		return 0, &trail.Error{Code: trail.EINTERNAL, Err: err,
-			Message: fmt.Sprintf("the change of sink %s could not be recorded in the log, so it was not made", name)}
-	}
-	return res.Events[0].Seq, nil
+	return ledger.RecordChange(ctx, w, tenant, "sink:"+name, shown(from), shown(to), actor)
 }
 
 // shown is c as a record holds it: its public fields as JSON values, or
