@@ -19,7 +19,7 @@ func TestCheckRemembered(t *testing.T) {
 	ctx := context.Background()
 	s := signer(t, testKey)
 	v := s.Verifier()
-	l := buildLog(t, s, events(20, 80), 3) // checkpoints of sizes 3, 6, 9, ... 20
+	l := buildLog(t, s, events(20, 80), 3)                              // checkpoints of sizes 3, 6, 9, ... 20
 	fork := buildLog(t, s, append(events(4, 80), events(16, 90)...), 3) // another history from seq 5
 	open := func(l *memLog, i int) *Checkpoint {
 		t.Helper()
