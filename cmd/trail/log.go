@@ -214,9 +214,11 @@ func newVerifyCmd(e *env) *cobra.Command {
 		sf     storeFlags
 		tf     trustFlags
 		tenant string
-		saved  []string
-		bundle string
-		asJSON bool
+		saved    []string
+		bundle   string
+		asJSON   bool
+		remember string
+		forget   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --tenant T [--checkpoint FILE]... | --bundle FILE --key VERIFIER",
@@ -233,6 +235,14 @@ for: only a saved checkpoint shows a rollback of everything in it.
 With --checkpoint FILE (repeatable; a checkpoint saved earlier with trail
 checkpoint), it also proves the log extends it: this finds a history that was
 rewritten and re-signed, even with the log's own key.
+
+It remembers the latest checkpoint of each log it verified intact, as Go's
+checksum-database client does, in a file per origin (KEYNAME/TENANT) in
+--remember DIR, else $TRAIL_CHECKPOINTS, else trail/checkpoints in the
+user's configuration directory (~/.config on Linux); --no-remember turns
+this off. A later run holds the log's latest checkpoint to it: a smaller one
+is a rollback, one the log's tree does not extend is a fork (exit 1, naming
+both sizes and roots); a larger one that extends it is remembered instead.
 
 With --bundle FILE it checks a bundle written by trail export --verifiable,
 with no database: each event's inclusion proof against the bundle's signed
@@ -290,6 +300,11 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 			case rep.Leaves == 0 && rep.Checkpoints == 0:
 				return noLog(tenant)
 			}
+			if rep.OK() && !forget {
+				if err := checkRemembered(ctx, e, remember, store, tr.v, tenant, rep, says); err != nil {
+					return err
+				}
+			}
 			if asJSON {
 				if err := writeJSON(e.stdout, rep); err != nil {
 					return err
@@ -313,11 +328,64 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 	sf.register(cmd)
 	tf.register(cmd)
 	f := cmd.Flags()
+	f.StringVar(&remember, "remember", "", "directory of the checkpoints remembered (default $TRAIL_CHECKPOINTS, else the user's config dir)")
+	f.BoolVar(&forget, "no-remember", false, "neither check against nor remember the latest checkpoint")
 	f.StringVar(&tenant, "tenant", "", "tenant whose log to verify")
 	f.StringArrayVar(&saved, "checkpoint", nil, "file of a saved checkpoint the log must extend (repeatable)")
 	f.StringVar(&bundle, "bundle", "", "verify this bundle (trail export --verifiable) instead of a store")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// checkRemembered holds the latest checkpoint of a log that verified to
+// the one remembered of it (tlog.CheckRemembered, with proofs from the
+// store, checked against the remembered root): a rollback or fork is added
+// to rep's damage. With no directory to remember in, it says so on says
+// and checks nothing.
+func checkRemembered(ctx context.Context, e *env, flag string, store trail.Store, v *tlog.Verifier, tenant string, rep *tlog.Report, says io.Writer) error {
+	dir, err := e.rememberDir(flag)
+	if err != nil {
+		fmt.Fprintf(says, "note: no checkpoint is remembered (%v): give --remember DIR\n", err)
+		return nil
+	}
+	cp, err := latestCheckpoint(ctx, store, v, tenant)
+	if err != nil {
+		return err
+	}
+	prove := func(ctx context.Context, from, to uint64) ([][]byte, error) {
+		return tlog.ConsistencyProof(ctx, store, tenant, from, to)
+	}
+	err = tlog.CheckRemembered(ctx, tlog.RememberDir(dir), cp, true, prove)
+	var ie *tlog.InconsistentError
+	switch {
+	case errors.As(err, &ie):
+		kind, seq := tlog.Fork, min(ie.Got.Size, ie.Remembered.Size)+1
+		if ie.Rollback {
+			kind = tlog.Rollback
+		}
+		rep.Damage = append(rep.Damage, tlog.Damage{Kind: kind, Seq: seq, Detail: "the log's latest checkpoint is not consistent with the one remembered in " + dir + ": " + ie.Error()})
+	case err != nil:
+		return uncheckedError("the checkpoint remembered in %s: %v", dir, err)
+	default:
+		fmt.Fprintf(says, "latest checkpoint (size %d) consistent with the one remembered in %s\n", cp.Size, dir)
+	}
+	return nil
+}
+
+// rememberDir is where trail verify remembers checkpoints: flag, else
+// $TRAIL_CHECKPOINTS, else tlog.DefaultRememberDir (of the process's
+// environment: a test's own environment (env.vars) has no default).
+func (e *env) rememberDir(flag string) (string, error) {
+	if flag != "" {
+		return e.path(flag), nil
+	}
+	if d, ok := e.lookupEnv("TRAIL_CHECKPOINTS"); ok && d != "" {
+		return e.path(d), nil
+	}
+	if e.vars != nil {
+		return "", errors.New("$TRAIL_CHECKPOINTS is not set")
+	}
+	return tlog.DefaultRememberDir()
 }
 
 func verifyBundle(e *env, file string, tf *trustFlags, asJSON bool) error {
