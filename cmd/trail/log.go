@@ -211,9 +211,9 @@ func proveConsistency(ctx context.Context, e *env, store trail.Store, v *tlog.Ve
 
 func newVerifyCmd(e *env) *cobra.Command {
 	var (
-		sf     storeFlags
-		tf     trustFlags
-		tenant string
+		sf       storeFlags
+		tf       trustFlags
+		tenant   string
 		saved    []string
 		bundle   string
 		asJSON   bool
