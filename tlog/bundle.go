@@ -298,7 +298,7 @@ type windowCheck struct {
 }
 
 func newWindowCheck(w *bundleWindow, size uint64) *windowCheck {
-	return &windowCheck{w: &BundleWindow{Since: w.Since, Until: w.Until}, size: size, next: 1}
+	return &windowCheck{w: &BundleWindow{Since: w.Since, Until: w.Until, First: 1}, size: size, next: 1}
 }
 
 // line checks event line n.
@@ -340,9 +340,6 @@ func (c *windowCheck) line(d *damages, n int, e *bundleEvent) {
 	default:
 		d.add(Extra, e.Seq, "line %d: boundary %q is neither before nor after", n, e.Boundary)
 	}
-	if !c.inWindow && c.lines == 1 {
-		c.w.First = 1 // no event before: the window starts with the log
-	}
 	c.inWindow = true
 	c.seq(d, n, e.Seq)
 	if at.Before(c.w.Since) || !at.Before(c.w.Until) {
@@ -361,9 +358,6 @@ func (c *windowCheck) seq(d *damages, n int, seq uint64) {
 
 // end checks what follows the last line, and returns the window.
 func (c *windowCheck) end(d *damages) *BundleWindow {
-	if c.w.First == 0 {
-		c.w.First = c.next
-	}
 	if !c.inWindow {
 		c.w.Last = c.w.First - 1
 	}

@@ -77,6 +77,7 @@ func TestWindowBundle(t *testing.T) {
 		{"empty, between two events", 5, minute(3).Add(10 * time.Second), minute(3).Add(20 * time.Second), []uint64{7, 8}, 8, 7},
 		{"after the checkpoint", 1, minute(20), minute(30), []uint64{11}, 12, 11},
 		{"the whole log", 5, time.Time{}, minute(99), seqRange(1, 30), 1, 30},
+		{"before the log", 5, time.Time{}, minute(-1), []uint64{1}, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bundle, n := windowBundle(t, l, tc.cp, tc.since, tc.until)

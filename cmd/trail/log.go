@@ -246,7 +246,12 @@ both sizes and roots); a larger one that extends it is remembered instead.
 
 With --bundle FILE it checks a bundle written by trail export --verifiable,
 with no database: each event's inclusion proof against the bundle's signed
-checkpoint.
+checkpoint; of a window bundle, also that it is complete: seqs with no gap
+from the event just before the window to the event just after it (or the
+log's first seq, or the checkpoint's size), recorded_at never decreasing,
+those two outside the window and every other inside. It then says
+"complete: every event recorded in [T1, T2) is here"; a selection of
+events says "not a complete window" and is not damage.
 
 It names the first damaged seq and the kind of damage: changed, missing,
 extra, reordered, bad_signature, fork, index or rollback. Events whose payload retention
@@ -418,6 +423,19 @@ func verifyBundle(e *env, file string, tf *trustFlags, asJSON bool) error {
 	} else {
 		fmt.Fprintf(e.stdout, "bundle of %s: %d events proven against the checkpoint of size %d\n", rep.Tenant, rep.Events, rep.Size)
 		printDamage(e.stdout, rep.Damage)
+		switch w := rep.Window; {
+		case w == nil:
+			fmt.Fprintln(e.stdout, "not a complete window: a selection of events; events it does not hold may exist")
+		case w.Complete:
+			seqs := fmt.Sprintf("seqs %d to %d", w.First, w.Last)
+			if w.Last < w.First {
+				seqs = "none"
+			}
+			fmt.Fprintf(e.stdout, "complete: every event recorded in [%s, %s) is here (%s, of the checkpoint's %d)\n",
+				windowStart(w.Since), w.Until.UTC().Format(time.RFC3339Nano), seqs, rep.Size)
+		default:
+			fmt.Fprintf(e.stdout, "NOT complete: the window [%s, %s) may leave events out\n", windowStart(w.Since), w.Until.UTC().Format(time.RFC3339Nano))
+		}
 	}
 	if !rep.OK() {
 		return errFound
@@ -507,6 +525,10 @@ trail query's), oldest first, one JSON event per line.
 With --verifiable it writes a bundle instead: the latest signed checkpoint,
 then each event's stored bytes with its inclusion proof. Anyone holding the
 verifier key can check the bundle with no database (trail verify --bundle).
+With no filter but --since and --until, the bundle is a complete window: it
+also holds the events just before and after the window, which proves that
+no event recorded in it is left out. Other filters make a selection, which
+proves only the events it holds.
 The checkpoint is checked first, as trail checkpoint checks it.` + trustHelp + checkHelp,
 		Example: `  trail export --tenant acme --since 30d --out acme.ndjson
   trail export --tenant acme --actor u-123 --verifiable --out u-123.bundle`,
@@ -603,6 +625,22 @@ func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, tf
 	if err != nil {
 		return 0, err
 	}
+	if q.WindowOnly() {
+		// A window of recorded_at (the whole log without --since and
+		// --until): the bundle proves that it leaves no event out.
+		until := q.RecordedBefore
+		if now := time.Now(); until.IsZero() || until.After(now) {
+			until = now
+		}
+		n, err := tlog.WriteWindow(ctx, w, store, q.Tenant, cp, q.RecordedAfter, until)
+		if err != nil {
+			return n, &exitError{code: 1, err: err}
+		}
+		fmt.Fprintf(e.stderr, "a complete window: every event recorded in [%s, %s) of the checkpoint's %d, with the events just outside it\n",
+			windowStart(q.RecordedAfter), until.UTC().Format(time.RFC3339Nano), cp.Size)
+		return n, nil
+	}
+	fmt.Fprintln(e.stderr, "not a complete window: filters other than --since and --until select the events; the bundle proves each event it holds, not that none is left out")
 	bw, err := tlog.NewBundleWriter(w, store, q.Tenant, cp)
 	if err != nil {
 		return 0, &exitError{code: 1, err: err}
@@ -630,6 +668,14 @@ func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, tf
 		return n, &exitError{code: 1, err: err}
 	}
 	return n, nil
+}
+
+// windowStart prints the start of a window: its time, or the log's start.
+func windowStart(t time.Time) string {
+	if t.IsZero() {
+		return "the log's start"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // openLog checks the tenant flag, says on says which keys it trusts (tf)

@@ -95,3 +95,49 @@ func TestVerifyRemembers(t *testing.T) {
 		t.Fatalf("the real log after the refusals:\n%s", out)
 	}
 }
+
+// TestVerifyWindowBundle: trail verify --bundle finds a window bundle that
+// leaves an event out, or whose boundary is inside the window (exit 1),
+// and says it is not complete.
+func TestVerifyWindowBundle(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	for i := range 6 {
+		fmt.Fprintf(&b, `{"action":"user_logout","actor":{"type":"user","id":"u-%d"}}`+"\n", i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "six.ndjson"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runIn(dir, nil, "ingest", "--tenant", "acme", "six.ndjson"); code != 0 {
+		t.Fatalf("ingest: exit %d\n%s", code, out)
+	}
+	code, vkey := runIn(dir, nil, "verifier")
+	if code != 0 {
+		t.Fatalf("verifier: exit %d\n%s", code, vkey)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "audit.pub"), []byte(vkey), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runIn(dir, nil, "export", "--tenant", "acme", "--verifiable", "--out", "all.bundle"); code != 0 {
+		t.Fatalf("export: exit %d\n%s", code, out)
+	}
+	bundle, err := os.ReadFile(filepath.Join(dir, "all.bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(bundle), "\n")
+	for _, tc := range []struct {
+		name, bundle, want string
+	}{
+		{"an event dropped", strings.Join(append(lines[:3:3], lines[4:]...), ""), "missing"},
+		{"the window cut short", strings.Join(lines[:6], ""), "no event after the window"},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, "bad.bundle"), []byte(tc.bundle), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out := runIn(dir, nil, "verify", "--bundle", "bad.bundle", "--key", "audit.pub")
+		if code != 1 || !strings.Contains(out, tc.want) || !strings.Contains(out, "NOT complete") || strings.Contains(out, "complete: every") {
+			t.Errorf("%s: exit %d, want 1 saying %q and NOT complete\n%s", tc.name, code, tc.want, out)
+		}
+	}
+}
