@@ -229,6 +229,53 @@ func WriteWindow(ctx context.Context, w io.Writer, l trail.Log, tenant string, c
 	return int(end - first), bw.Flush()
 }
 
+// WriteBundle writes to w the bundle of tenant q.Tenant's events that q
+// selects among those checkpoint covers (paging aside): a window bundle
+// (WriteWindow) when q filters by nothing but recorded_at
+// (trail.Query.WindowOnly), which then must have RecordedBefore (the log as
+// it stands: callers set it to now); else a selection of the events q
+// matches, which proves each event it holds but not that none is left
+// out. It returns the number of events written and whether the bundle is a
+// window.
+func WriteBundle(ctx context.Context, w io.Writer, s trail.Store, checkpoint *Checkpoint, q trail.Query) (n int, window bool, err error) {
+	if q.WindowOnly() {
+		n, err := WriteWindow(ctx, w, s, q.Tenant, checkpoint, q.RecordedAfter, q.RecordedBefore)
+		return n, true, err
+	}
+	bw, err := NewBundleWriter(w, s, q.Tenant, checkpoint)
+	if err != nil {
+		return 0, false, err
+	}
+	q.Limit, q.Descending, q.Cursor = trail.MaxPageSize, false, ""
+	for {
+		page, err := s.Query(ctx, q)
+		if err != nil {
+			return n, false, fmt.Errorf("tlog: bundle: %w", err)
+		}
+		for _, ev := range page.Events {
+			if ev.Seq > checkpoint.Size {
+				continue // appended after the checkpoint: not provable against it
+			}
+			found := false
+			err := s.ScanLeaves(ctx, q.Tenant, ev.Seq, ev.Seq+1, func(l trail.Leaf) error {
+				found = true
+				return bw.Add(ctx, l)
+			})
+			if err == nil && !found {
+				err = trail.Errorf(trail.ENOTFOUND, "tlog: bundle: seq %d is missing from the log (run trail verify)", ev.Seq)
+			}
+			if err != nil {
+				return n, false, err
+			}
+			n++
+		}
+		if page.Next == "" {
+			return n, false, bw.Flush()
+		}
+		q.Cursor = page.Next
+	}
+}
+
 // firstRecordedAt returns the first seq of tenant's log up to size whose
 // recorded_at is at t or after (size+1 when none is).
 func firstRecordedAt(ctx context.Context, l trail.Log, tenant string, size uint64, t time.Time) (uint64, error) {

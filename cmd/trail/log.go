@@ -625,47 +625,19 @@ func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, tf
 	if err != nil {
 		return 0, err
 	}
-	if q.WindowOnly() {
-		// A window of recorded_at (the whole log without --since and
-		// --until): the bundle proves that it leaves no event out.
-		until := q.RecordedBefore
-		if now := time.Now(); until.IsZero() || until.After(now) {
-			until = now
-		}
-		n, err := tlog.WriteWindow(ctx, w, store, q.Tenant, cp, q.RecordedAfter, until)
-		if err != nil {
-			return n, &exitError{code: 1, err: err}
-		}
-		fmt.Fprintf(e.stderr, "a complete window: every event recorded in [%s, %s) of the checkpoint's %d, with the events just outside it\n",
-			windowStart(q.RecordedAfter), until.UTC().Format(time.RFC3339Nano), cp.Size)
-		return n, nil
+	// Of the log as it stands now.
+	if now := time.Now(); q.RecordedBefore.IsZero() || q.RecordedBefore.After(now) {
+		q.RecordedBefore = now
 	}
-	fmt.Fprintln(e.stderr, "not a complete window: filters other than --since and --until select the events; the bundle proves each event it holds, not that none is left out")
-	bw, err := tlog.NewBundleWriter(w, store, q.Tenant, cp)
-	if err != nil {
-		return 0, &exitError{code: 1, err: err}
-	}
-	n := 0
-	err = eachEvent(ctx, store, q, func(ev *trail.Event) error {
-		if ev.Seq > cp.Size {
-			return nil // appended after the checkpoint: not provable against it
-		}
-		found := false
-		err := store.ScanLeaves(ctx, q.Tenant, ev.Seq, ev.Seq+1, func(l trail.Leaf) error {
-			found = true
-			return bw.Add(ctx, l)
-		})
-		if err == nil && !found {
-			err = fmt.Errorf("seq %d is missing from the log: run trail verify", ev.Seq)
-		}
-		n++
-		return err
-	})
-	if err == nil {
-		err = bw.Flush()
-	}
+	n, window, err := tlog.WriteBundle(ctx, w, store, cp, q)
 	if err != nil {
 		return n, &exitError{code: 1, err: err}
+	}
+	if window {
+		fmt.Fprintf(e.stderr, "a complete window: every event recorded in [%s, %s) of the checkpoint's %d, with the events just outside it\n",
+			windowStart(q.RecordedAfter), q.RecordedBefore.UTC().Format(time.RFC3339Nano), cp.Size)
+	} else {
+		fmt.Fprintln(e.stderr, "not a complete window: filters other than --since and --until select the events; the bundle proves each event it holds, not that none is left out")
 	}
 	return n, nil
 }
