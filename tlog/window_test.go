@@ -3,6 +3,7 @@ package tlog
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -239,4 +240,37 @@ func equalSeqs(a, b []uint64) bool {
 		}
 	}
 	return true
+}
+
+// TestVerifyRecordedAtDecreases: a log whose recorded_at steps back along
+// seq (a store that broke its contract, signed as it is) is Reordered at
+// the seq that steps back: a window of recorded_at would not be a range of
+// seqs. Equal times are not.
+func TestVerifyRecordedAtDecreases(t *testing.T) {
+	s := signer(t, testKey)
+	back := func(seq uint64) time.Time {
+		if seq == 9 {
+			return minute(2)
+		}
+		return windowAt(seq)
+	}
+	for _, tc := range []struct {
+		name string
+		at   func(uint64) time.Time
+		want []Damage
+	}{
+		{"two events a minute", nil, nil},
+		{"seq 9 steps back", back, []Damage{{Kind: Reordered, Seq: 9, Detail: "recorded_at 2026-11-02T09:02:00Z is before seq 8's 2026-11-02T09:04:00Z: recorded_at never decreases along seq"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := buildLog(t, s, windowBodies(t, 20, tc.at), 6)
+			rep, err := Verify(context.Background(), l, testTenant, s.Verifier(), VerifyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(rep.Damage) != fmt.Sprint(tc.want) {
+				t.Errorf("damage %v, want %v", rep.Damage, tc.want)
+			}
+		})
+	}
 }
