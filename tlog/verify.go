@@ -489,7 +489,7 @@ type row struct {
 	leaf            [trail.HashSize]byte
 	claim           uint64
 	leafOK, claimOK bool
-	pruned          bool   // no body: leaf is the stored leaf hash
+	pruned          bool      // no body: leaf is the stored leaf hash
 	index           string    // what is wrong with its index values (indexDamage), or ""
 	recorded        time.Time // the recorded_at its bytes hold (zero: pruned, or they do not decode)
 }
