@@ -19,7 +19,7 @@ import (
 // but since and until, a selection otherwise; it is recorded as an export,
 // and what it cannot be is refused naming the parameter.
 func TestExportBundle(t *testing.T) {
-	for _, b := range backends[:2] { // memory and SQLite
+	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			h := newHarness(t, b.open, trailhttp.Limits{})
 			for i := range 4 {
