@@ -2,6 +2,7 @@ package trail_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/trailaudit/trail"
 )
@@ -42,5 +43,29 @@ func TestQueryCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			wantFields(t, tc.q.Check(), tc.want)
 		})
+	}
+}
+
+// TestWindowOnly: a query of a tenant's recorded_at window, paged, is a
+// window; any other filter is not.
+func TestWindowOnly(t *testing.T) {
+	t0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		q    trail.Query
+		want bool
+	}{
+		{"the whole log", trail.Query{Tenant: "acme"}, true},
+		{"a window, paged", trail.Query{Tenant: "acme", RecordedAfter: t0, RecordedBefore: t0.Add(time.Hour), Limit: 10, Cursor: "x", Descending: true}, true},
+		{"no actions", trail.Query{Tenant: "acme", Actions: []string{}}, true},
+		{"an action", trail.Query{Tenant: "acme", Actions: []string{"user_logout"}}, false},
+		{"an actor", trail.Query{Tenant: "acme", ActorID: "u-1"}, false},
+		{"occurred_at", trail.Query{Tenant: "acme", OccurredAfter: t0}, false},
+		{"open attempts", trail.Query{Tenant: "acme", OpenAttempts: true}, false},
+		{"an outcome", trail.Query{Tenant: "acme", Outcome: trail.OutcomeFailure}, false},
+	} {
+		if got := tc.q.WindowOnly(); got != tc.want {
+			t.Errorf("%s: WindowOnly() = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

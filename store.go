@@ -2,6 +2,7 @@ package trail
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -109,6 +110,17 @@ type Query struct {
 	Cursor       string // from Page.Next; empty for the first page
 	Limit        int    // at most MaxPageSize; 0 means DefaultPageSize
 	Descending   bool   // newest first
+}
+
+// WindowOnly reports whether q selects by nothing but its tenant and a
+// window of recorded_at (paging and order aside): its events are then a
+// range of seqs (RecordedAt never decreases along seq), of which a bundle
+// can prove that none is left out. Any other filter, present or added
+// later, makes it false.
+func (q *Query) WindowOnly() bool {
+	w := Query{Tenant: q.Tenant, Actions: q.Actions, RecordedAfter: q.RecordedAfter, RecordedBefore: q.RecordedBefore,
+		Cursor: q.Cursor, Limit: q.Limit, Descending: q.Descending}
+	return len(q.Actions) == 0 && reflect.DeepEqual(*q, w)
 }
 
 // Page sizes.

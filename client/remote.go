@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
 )
 
 // Mode says when Remote.Record returns.
@@ -73,6 +74,18 @@ type RemoteOptions struct {
 	HTTPClient *http.Client
 	// Logger gets the recorder's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Verifier, if set, lets LatestCheckpoint check the server's
+	// checkpoints: it holds the log's verifier keys, taken from outside the
+	// server (as trail verifier prints them, or tlog.ParseVerifiers of a
+	// trusted-keys file). Key then needs the verify scope too.
+	Verifier *tlog.Verifier
+	// Tenant is Key's tenant: required with Verifier, as the checkpoints
+	// must be its own (a server cannot pass another tenant's off as it).
+	Tenant string
+	// Remembered keeps the latest checkpoint LatestCheckpoint saw of the
+	// tenant (default with Verifier: a tlog.RememberDir at
+	// tlog.DefaultRememberDir()).
+	Remembered tlog.Remembered
 	// OnDeliveryError, if set, is told of each failed delivery attempt
 	// and of each event the server refuses (in Spool mode, after the event
 	// is safe in the spool or in dead.ndjson). It is called from the
@@ -175,6 +188,18 @@ func NewRemote(ctx context.Context, o RemoteOptions) (*Remote, error) {
 		}
 	default:
 		fe = append(fe, trail.FieldError{Path: "Mode", Message: "must be FailClosed or Spool"})
+	}
+	if o.Verifier != nil {
+		if m := trail.CheckTenant(o.Tenant); m != "" {
+			fe = append(fe, trail.FieldError{Path: "Tenant", Message: "Key's tenant, needed with Verifier: " + m})
+		}
+		if o.Remembered == nil {
+			dir, err := tlog.DefaultRememberDir()
+			if err != nil {
+				fe = append(fe, trail.FieldError{Path: "Remembered", Message: "required: no default directory (" + err.Error() + ")"})
+			}
+			o.Remembered = tlog.RememberDir(dir)
+		}
 	}
 	if len(fe) > 0 {
 		return nil, fmt.Errorf("client: NewRemote: %w", trail.Invalid("bad RemoteOptions", fe...))

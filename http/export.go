@@ -26,12 +26,16 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // export streams the tenant's events that pass the filters, oldest first,
-// as NDJSON, CSV or OCSF (?format=, default ndjson), and records the export:
+// as NDJSON, CSV or OCSF (?format=, default ndjson), or as a verifiable
+// bundle (?verifiable=1, exportBundle), and records the export:
 // data_export_attempted before the first byte (refused if that cannot be
 // written), then data_exported with the size and count, or
 // data_export_failed, under one correlation id.
 func (s *Server) export(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 	v := r.URL.Query()
+	if v.Has("verifiable") {
+		return s.exportBundle(w, r, k, v)
+	}
 	format, reason := v.Get("format"), v.Get("reason")
 	v.Del("format")
 	v.Del("reason")

@@ -11,6 +11,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/trailaudit/trail"
 )
@@ -28,6 +29,22 @@ import (
 // inclusion proof of leaf N-1 in the checkpoint's tree. Anyone holding the
 // verifier key checks a bundle with VerifyBundle, or with any RFC 6962 and
 // C2SP signed-note implementation, and needs nothing else.
+//
+// A bundle of a window of recorded_at (WriteWindow) proves that it leaves
+// no event of the window out. Its header carries
+//
+//	"window":{"since":T1,"until":T2}
+//
+// (RFC 3339; since left out: from the log's start), and its event lines are
+// every seq from the event just before the window to the event just after
+// it, those two marked "boundary":"before" and "boundary":"after". As
+// recorded_at never decreases along seq (a store's contract, and checked
+// here), an event recorded before T1 at seq A and one recorded at or after
+// T2 at seq B, with A+1 .. B-1 all recorded in [T1, T2), leave no room for
+// another event of the window. With no event before the window its first
+// line is seq 1; with none after it among the checkpoint's, its last line
+// is the checkpoint's size, and the window is complete among the events
+// the checkpoint covers.
 
 // BundleFormat is the format member of a bundle's first line. Readers
 // refuse any other, so that the format can change without old readers
@@ -40,16 +57,30 @@ const MaxBundleLine = 16 << 20
 
 // bundleHeader is a bundle's first line.
 type bundleHeader struct {
-	Format     string `json:"format"`
-	Tenant     string `json:"tenant"`
-	Checkpoint string `json:"checkpoint"`
+	Format     string        `json:"format"`
+	Tenant     string        `json:"tenant"`
+	Checkpoint string        `json:"checkpoint"`
+	Window     *bundleWindow `json:"window,omitempty"`
 }
+
+// bundleWindow is the window of recorded_at a bundle holds all of.
+type bundleWindow struct {
+	Since time.Time `json:"since,omitzero"` // zero: from the log's start
+	Until time.Time `json:"until"`
+}
+
+// The boundary lines of a window bundle.
+const (
+	boundaryBefore = "before"
+	boundaryAfter  = "after"
+)
 
 // bundleEvent is a bundle's event line.
 type bundleEvent struct {
-	Seq   uint64          `json:"seq"`
-	Event json.RawMessage `json:"event"`
-	Proof [][]byte        `json:"proof"`
+	Seq      uint64          `json:"seq"`
+	Event    json.RawMessage `json:"event"`
+	Proof    [][]byte        `json:"proof"`
+	Boundary string          `json:"boundary,omitempty"` // in a window bundle: before or after
 }
 
 // appendLine appends e as a bundle line. It writes the line by hand, so
@@ -58,6 +89,11 @@ type bundleEvent struct {
 func (e *bundleEvent) appendLine(buf []byte) []byte {
 	buf = append(buf, `{"seq":`...)
 	buf = strconv.AppendUint(buf, e.Seq, 10)
+	if e.Boundary != "" {
+		buf = append(buf, `,"boundary":"`...)
+		buf = append(buf, e.Boundary...)
+		buf = append(buf, '"')
+	}
 	buf = append(buf, `,"event":`...)
 	buf = append(buf, e.Event...)
 	buf = append(buf, `,"proof":[`...)
@@ -87,13 +123,17 @@ type BundleWriter struct {
 // checkpoint (opened from tenant's log, typically its latest), and writes
 // its first line. The proofs are read from l.
 func NewBundleWriter(w io.Writer, l trail.Log, tenant string, checkpoint *Checkpoint) (*BundleWriter, error) {
+	return newBundleWriter(w, l, tenant, checkpoint, nil)
+}
+
+func newBundleWriter(w io.Writer, l trail.Log, tenant string, checkpoint *Checkpoint, window *bundleWindow) (*BundleWriter, error) {
 	if checkpoint == nil || !strings.HasSuffix(checkpoint.Origin, "/"+tenant) {
 		return nil, trail.Errorf(trail.EINVALID, "tlog: bundle: want a checkpoint of tenant %s", tenant)
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(bundleHeader{Format: BundleFormat, Tenant: tenant, Checkpoint: string(checkpoint.Note)}); err != nil {
+	if err := enc.Encode(bundleHeader{Format: BundleFormat, Tenant: tenant, Checkpoint: string(checkpoint.Note), Window: window}); err != nil {
 		return nil, fmt.Errorf("tlog: bundle: %w", err)
 	}
 	return &BundleWriter{w: bw, l: l, tenant: tenant, cp: checkpoint}, nil
@@ -104,11 +144,17 @@ func NewBundleWriter(w io.Writer, l trail.Log, tenant string, checkpoint *Checkp
 // leaf. It refuses (EINVALID) a seq of 0, above the checkpoint's size, or
 // not above the previous one's, and a body that is not one line of JSON.
 func (b *BundleWriter) Add(ctx context.Context, leaf trail.Leaf) error {
+	return b.add(ctx, leaf, "")
+}
+
+func (b *BundleWriter) add(ctx context.Context, leaf trail.Leaf, boundary string) error {
 	switch {
 	case leaf.Seq == 0 || leaf.Seq > b.cp.Size:
 		return trail.Errorf(trail.EINVALID, "tlog: bundle: seq %d is outside the checkpoint's tree of size %d", leaf.Seq, b.cp.Size)
 	case leaf.Seq <= b.prev:
 		return trail.Errorf(trail.EINVALID, "tlog: bundle: seq %d after seq %d: add events in increasing seq order", leaf.Seq, b.prev)
+	case len(leaf.Body) == 0:
+		return trail.Errorf(trail.EINVALID, "tlog: bundle: the event of seq %d was pruned by retention: a bundle cannot show it", leaf.Seq)
 	case !json.Valid(leaf.Body) || bytes.IndexByte(leaf.Body, '\n') >= 0:
 		return trail.Errorf(trail.EINVALID, "tlog: bundle: the stored event of seq %d is not one line of JSON", leaf.Seq)
 	}
@@ -116,7 +162,7 @@ func (b *BundleWriter) Add(ctx context.Context, leaf trail.Leaf) error {
 	if err != nil {
 		return fmt.Errorf("tlog: bundle: seq %d: %w", leaf.Seq, err)
 	}
-	e := bundleEvent{Seq: leaf.Seq, Event: leaf.Body, Proof: p}
+	e := bundleEvent{Seq: leaf.Seq, Event: leaf.Body, Proof: p, Boundary: boundary}
 	b.line = e.appendLine(b.line[:0])
 	if _, err := b.w.Write(b.line); err != nil {
 		return fmt.Errorf("tlog: bundle: %w", err)
@@ -133,18 +179,258 @@ func (b *BundleWriter) Flush() error {
 	return nil
 }
 
+// WriteWindow writes to w a bundle of every event of tenant's log recorded
+// in [since, until) (since zero: from the log's start) among those
+// checkpoint covers, with the proof that none is left out: the events just
+// before and just after the window, and every seq between them (see the
+// format above). It finds the window's seqs from the recorded_at the store
+// keeps (Log.ScanIndex, a binary search: recorded_at never decreases along
+// seq); VerifyBundle checks them against the events' bytes. It returns the
+// number of events in the window. It refuses (EINVALID) an until not after
+// since, and a window or boundary holding an event retention pruned.
+func WriteWindow(ctx context.Context, w io.Writer, l trail.Log, tenant string, checkpoint *Checkpoint, since, until time.Time) (int, error) {
+	if until.IsZero() || !until.After(since) {
+		return 0, trail.Invalid("bad window", trail.FieldError{Path: "until", Message: "want a time after since"})
+	}
+	bw, err := newBundleWriter(w, l, tenant, checkpoint, &bundleWindow{Since: since.UTC(), Until: until.UTC()})
+	if err != nil {
+		return 0, err
+	}
+	size := checkpoint.Size
+	first := uint64(1) // the first seq of the window
+	if !since.IsZero() {
+		if first, err = firstRecordedAt(ctx, l, tenant, size, since); err != nil {
+			return 0, err
+		}
+	}
+	end, err := firstRecordedAt(ctx, l, tenant, size, until) // the seq after the window's last
+	if err != nil {
+		return 0, err
+	}
+	if end < first {
+		return 0, trail.Errorf(trail.EINTERNAL, "tlog: bundle: the stored recorded_at decreases between seqs %d and %d (run trail verify)", end, first)
+	}
+	err = l.ScanLeaves(ctx, tenant, max(first-1, 1), min(end, size)+1, func(leaf trail.Leaf) error {
+		boundary := ""
+		switch leaf.Seq {
+		case first - 1:
+			boundary = boundaryBefore
+		case end:
+			boundary = boundaryAfter
+		}
+		return bw.add(ctx, leaf, boundary)
+	})
+	if err == nil && size > 0 && bw.prev != min(end, size) {
+		err = trail.Errorf(trail.ENOTFOUND, "tlog: bundle: the log holds rows up to seq %d of the window's %d (run trail verify)", bw.prev, min(end, size))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("tlog: bundle: %w", err)
+	}
+	return int(end - first), bw.Flush()
+}
+
+// WriteBundle writes to w the bundle of tenant q.Tenant's events that q
+// selects among those checkpoint covers (paging aside): a window bundle
+// (WriteWindow) when q filters by nothing but recorded_at
+// (trail.Query.WindowOnly), which then must have RecordedBefore (the log as
+// it stands: callers set it to now); else a selection of the events q
+// matches, which proves each event it holds but not that none is left
+// out. It returns the number of events written and whether the bundle is a
+// window.
+func WriteBundle(ctx context.Context, w io.Writer, s trail.Store, checkpoint *Checkpoint, q trail.Query) (n int, window bool, err error) {
+	if q.WindowOnly() {
+		n, err := WriteWindow(ctx, w, s, q.Tenant, checkpoint, q.RecordedAfter, q.RecordedBefore)
+		return n, true, err
+	}
+	bw, err := NewBundleWriter(w, s, q.Tenant, checkpoint)
+	if err != nil {
+		return 0, false, err
+	}
+	q.Limit, q.Descending, q.Cursor = trail.MaxPageSize, false, ""
+	for {
+		page, err := s.Query(ctx, q)
+		if err != nil {
+			return n, false, fmt.Errorf("tlog: bundle: %w", err)
+		}
+		for _, ev := range page.Events {
+			if ev.Seq > checkpoint.Size {
+				continue // appended after the checkpoint: not provable against it
+			}
+			found := false
+			err := s.ScanLeaves(ctx, q.Tenant, ev.Seq, ev.Seq+1, func(l trail.Leaf) error {
+				found = true
+				return bw.Add(ctx, l)
+			})
+			if err == nil && !found {
+				err = trail.Errorf(trail.ENOTFOUND, "tlog: bundle: seq %d is missing from the log (run trail verify)", ev.Seq)
+			}
+			if err != nil {
+				return n, false, err
+			}
+			n++
+		}
+		if page.Next == "" {
+			return n, false, bw.Flush()
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// firstRecordedAt returns the first seq of tenant's log up to size whose
+// recorded_at is at t or after (size+1 when none is).
+func firstRecordedAt(ctx context.Context, l trail.Log, tenant string, size uint64, t time.Time) (uint64, error) {
+	lo, hi := uint64(1), size+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		var at time.Time
+		found := false
+		err := l.ScanIndex(ctx, tenant, mid, mid+1, func(x trail.IndexRow) error {
+			at, found = x.Index.RecordedAt, x.Seq == mid && !x.NoEvent
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("tlog: bundle: %w", err)
+		}
+		if !found {
+			return 0, trail.Errorf(trail.ENOTFOUND, "tlog: bundle: no index values at seq %d (run trail verify)", mid)
+		}
+		if at.Before(t) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
 // BundleReport is the result of VerifyBundle: the checkpoint the bundle
 // is proven against, how many events it holds, and the damage found.
 type BundleReport struct {
-	Tenant string   `json:"tenant"`
-	Size   uint64   `json:"size"`
-	Root   []byte   `json:"root"`
-	Events int      `json:"events"`
-	Damage []Damage `json:"damage,omitempty"` // sorted by Seq; at most MaxDamage
+	Tenant string        `json:"tenant"`
+	Size   uint64        `json:"size"`
+	Root   []byte        `json:"root"`
+	Events int           `json:"events"`           // event lines, boundaries included
+	Window *BundleWindow `json:"window,omitempty"` // nil: a selection of events, not a complete window
+	Damage []Damage      `json:"damage,omitempty"` // sorted by Seq; at most MaxDamage
+}
+
+// BundleWindow is what VerifyBundle found of a window bundle.
+type BundleWindow struct {
+	Since time.Time `json:"since,omitzero"` // zero: from the log's start
+	Until time.Time `json:"until"`
+	// First and Last are the seqs of the window's events (Last = First-1
+	// when it holds none).
+	First uint64 `json:"first"`
+	Last  uint64 `json:"last"`
+	// Complete reports that the bundle has no damage: every event of the
+	// checkpoint's tree recorded in [Since, Until) is in it.
+	Complete bool `json:"complete"`
 }
 
 // OK reports whether no damage was found.
 func (r *BundleReport) OK() bool { return len(r.Damage) == 0 }
+
+// windowCheck follows the event lines of a window bundle: they must be
+// every seq from the event before the window (or seq 1) to the event after
+// it (or the checkpoint's size), recorded_at never decreasing, the window's
+// events inside it and the boundaries just outside.
+type windowCheck struct {
+	w        *BundleWindow
+	size     uint64
+	next     uint64    // the seq the next line must hold
+	prevAt   time.Time // recorded_at of the line before
+	lines    int
+	after    bool // the after boundary was read
+	inWindow bool // a line of the window was read
+}
+
+func newWindowCheck(w *bundleWindow, size uint64) *windowCheck {
+	return &windowCheck{w: &BundleWindow{Since: w.Since, Until: w.Until, First: 1}, size: size, next: 1}
+}
+
+// line checks event line n.
+func (c *windowCheck) line(d *damages, n int, e *bundleEvent) {
+	c.lines++
+	at, err := recordedAt(e.Event)
+	if err != nil {
+		d.add(Changed, e.Seq, "line %d: the event's recorded_at cannot be read: %v", n, err)
+	}
+	if at.Before(c.prevAt) {
+		d.add(Reordered, e.Seq, "line %d: recorded_at %s is before the line before's %s: recorded_at never decreases along seq", n, stamp(at), stamp(c.prevAt))
+	}
+	c.prevAt = at
+	if c.after {
+		d.add(Extra, e.Seq, "line %d comes after the event after the window", n)
+		return
+	}
+	switch e.Boundary {
+	case boundaryBefore:
+		switch {
+		case c.lines > 1:
+			d.add(Reordered, e.Seq, "line %d: the event before the window is not the first event line", n)
+		case c.w.Since.IsZero():
+			d.add(Extra, e.Seq, "line %d: an event before a window that starts with the log", n)
+		case !at.Before(c.w.Since):
+			d.add(Missing, e.Seq, "line %d: the event before the window (seq %d) was recorded at %s, inside it: the events before it may be left out", n, e.Seq, stamp(at))
+		}
+		c.next = e.Seq + 1
+		c.w.First = e.Seq + 1
+		return
+	case boundaryAfter:
+		c.after = true
+		c.seq(d, n, e.Seq)
+		if at.Before(c.w.Until) {
+			d.add(Missing, e.Seq, "line %d: the event after the window (seq %d) was recorded at %s, inside it: the events after it may be left out", n, e.Seq, stamp(at))
+		}
+		return
+	case "":
+	default:
+		d.add(Extra, e.Seq, "line %d: boundary %q is neither before nor after", n, e.Boundary)
+	}
+	c.inWindow = true
+	c.seq(d, n, e.Seq)
+	if at.Before(c.w.Since) || !at.Before(c.w.Until) {
+		d.add(Extra, e.Seq, "line %d: the event was recorded at %s, outside the window [%s, %s)", n, stamp(at), stamp(c.w.Since), stamp(c.w.Until))
+	}
+	c.w.Last = e.Seq
+}
+
+// seq checks that line n holds the next seq.
+func (c *windowCheck) seq(d *damages, n int, seq uint64) {
+	if seq > c.next {
+		d.add(Missing, c.next, "line %d holds seq %d: seqs %d to %d of the window are not in the bundle", n, seq, c.next, seq-1)
+	}
+	c.next = max(c.next, seq+1)
+}
+
+// end checks what follows the last line, and returns the window.
+func (c *windowCheck) end(d *damages) *BundleWindow {
+	if !c.inWindow {
+		c.w.Last = c.w.First - 1
+	}
+	if !c.after && c.next <= c.size {
+		d.add(Missing, c.next, "the bundle ends at seq %d with no event after the window, but the checkpoint covers %d: seqs %d to %d may be left out",
+			c.next-1, c.size, c.next, c.size)
+	}
+	return c.w
+}
+
+// recordedAt reads an event's recorded_at from its canonical bytes.
+func recordedAt(body []byte) (time.Time, error) {
+	ix, err := trail.CanonicalIndex(body)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return ix.RecordedAt, nil
+}
+
+// stamp formats a time for a damage report.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "the start"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
 
 // VerifyBundle checks a bundle read from r with v. It returns an error
 // (EINVALID, naming the line) only for a bundle it cannot read: a line that
@@ -157,6 +443,16 @@ func (r *BundleReport) OK() bool { return len(r.Damage) == 0 }
 // checkpoint's tree is Extra, a seq below the line before's is Reordered,
 // an inclusion proof that does not verify is Changed, and an event that
 // claims another seq than its line's is Reordered.
+//
+// A window bundle's report has a Window, Complete when no damage was found.
+// There, besides: a seq of the window not in the bundle, a boundary
+// recorded inside the window (the events beyond it may be left out), and
+// a bundle that ends short of the checkpoint's size with no event after the
+// window are Missing; an event of the window recorded outside it, a line
+// after the event after the window, and a boundary before a window that
+// starts with the log are Extra; a recorded_at below the line before's, or
+// a before boundary that is not the first line, is Reordered. A boundary in
+// a bundle with no window is unreadable.
 func VerifyBundle(r io.Reader, v *Verifier) (*BundleReport, error) {
 	if v == nil {
 		return nil, trail.Errorf(trail.EINVALID, "tlog: bundle: no verifier key")
@@ -186,6 +482,13 @@ func VerifyBundle(r io.Reader, v *Verifier) (*BundleReport, error) {
 		d.add(BadSignature, cp.Size, "the bundle's checkpoint (size %d) is not signed by %s for tenant %s", cp.Size, v.Name(), h.Tenant)
 	}
 	rep := &BundleReport{Tenant: h.Tenant, Size: cp.Size, Root: cp.Root}
+	var window *windowCheck
+	if h.Window != nil {
+		if !h.Window.Until.After(h.Window.Since) {
+			return nil, lineError(n, errors.New("the window's until is not after its since"))
+		}
+		window = newWindowCheck(h.Window, cp.Size)
+	}
 	var prev uint64
 	for sc.Scan() {
 		n++
@@ -211,12 +514,23 @@ func VerifyBundle(r io.Reader, v *Verifier) (*BundleReport, error) {
 		case claim != e.Seq:
 			d.add(Reordered, e.Seq, "line %d holds the event of seq %d under seq %d", n, claim, e.Seq)
 		}
+		if window != nil {
+			window.line(&d, n, &e)
+		} else if e.Boundary != "" {
+			return nil, lineError(n, errors.New("a boundary in a bundle with no window"))
+		}
 		prev = max(prev, e.Seq)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, scanError(sc, n+1)
 	}
+	if window != nil {
+		rep.Window = window.end(&d)
+	}
 	rep.Damage = d.sorted()
+	if rep.Window != nil {
+		rep.Window.Complete = rep.OK()
+	}
 	return rep, nil
 }
 

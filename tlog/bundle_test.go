@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trailaudit/trail"
 )
@@ -288,11 +289,28 @@ func FuzzVerifyBundle(f *testing.F) {
 	f.Add(bundle[:len(bundle)/2])
 	f.Add(lineOf(bundle, 1))
 	f.Add([]byte("{}\n{}\n"))
+	wl := buildLog(f, s, windowBodies(f, 12, nil), 5)
+	window, _ := windowBundle(f, wl, len(wl.notes)-1, minute(2), minute(4))
+	f.Add(window)
+	f.Add(dropLine(window, 3))
+	start, _ := windowBundle(f, wl, len(wl.notes)-1, time.Time{}, minute(99))
+	f.Add(start)
 	v := s.Verifier()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rep, err := VerifyBundle(bytes.NewReader(b), v)
-		if err == nil && len(rep.Damage) > MaxDamage {
+		if err != nil {
+			return
+		}
+		if len(rep.Damage) > MaxDamage {
 			t.Fatalf("%d damages", len(rep.Damage))
+		}
+		// A complete window holds its events and at most its two
+		// boundaries, and is intact.
+		if w := rep.Window; w != nil && w.Complete {
+			n := int(w.Last + 1 - w.First)
+			if !rep.OK() || w.Last+1 < w.First || rep.Events < n || rep.Events > n+2 || w.Last > rep.Size {
+				t.Fatalf("complete window %+v of a bundle of %d events, size %d, damage %v", w, rep.Events, rep.Size, rep.Damage)
+			}
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/trailaudit/trail"
 )
@@ -36,10 +37,16 @@ var prunedCleared = []string{"actor_id", "organization", "workspace", "team", "c
 // indexDamage says what is wrong with the index values a store keeps for
 // the row of stored bytes body (empty: pruned), ix (nil: the store keeps
 // none), or "" when they are exactly what trail.IndexOf derives from the
-// event those bytes hold.
-func indexDamage(body []byte, ix *trail.IndexRow) string {
+// event those bytes hold; and the recorded_at the bytes hold (zero when
+// they are pruned or do not decode).
+func indexDamage(body []byte, ix *trail.IndexRow) (string, time.Time) {
+	var want trail.Index
+	var err error
+	if len(body) > 0 {
+		want, err = trail.CanonicalIndex(body)
+	}
 	if ix == nil || ix.NoEvent {
-		return "the store keeps no index values for it: no search can find it"
+		return "the store keeps no index values for it: no search can find it", want.RecordedAt
 	}
 	var got []string
 	if len(body) == 0 {
@@ -54,14 +61,13 @@ func indexDamage(body []byte, ix *trail.IndexRow) string {
 		for _, t := range ix.Index.Targets {
 			got = append(got, fmt.Sprintf("targets row (%s, %s) is left of a pruned event", t.Type, t.ID))
 		}
-		return strings.Join(got, "; ")
+		return strings.Join(got, "; "), time.Time{}
 	}
 	if ix.Pruned {
 		got = append(got, "column pruned marks it pruned though its payload is there: reads skip it")
 	}
-	want, err := trail.CanonicalIndex(body)
 	if err != nil {
-		return fmt.Sprintf("its stored bytes do not decode, so its index cannot be checked: %v", err)
+		return fmt.Sprintf("its stored bytes do not decode, so its index cannot be checked: %v", err), time.Time{}
 	}
 	for _, c := range indexColumns {
 		if g, w := c.get(&ix.Index), c.get(&want); g != w {
@@ -69,7 +75,7 @@ func indexDamage(body []byte, ix *trail.IndexRow) string {
 		}
 	}
 	got = append(got, targetsDamage(ix.Index.Targets, want.Targets)...)
-	return strings.Join(got, "; ")
+	return strings.Join(got, "; "), want.RecordedAt
 }
 
 // targetsDamage compares the targets rows stored (in any order, repeats

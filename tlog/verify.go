@@ -295,6 +295,9 @@ type walk struct {
 	// Sizes of the largest stored and saved checkpoints whose root the
 	// rebuilt tree matched.
 	agreeStored, agreeSaved uint64
+	// The latest recorded_at of the rows read, and its seq.
+	lastAt    time.Time
+	lastAtSeq uint64
 }
 
 // fail records damage that leaves the rebuilt tree meaningless.
@@ -390,6 +393,17 @@ func (w *walk) row(r *row, body, hashes []byte) {
 		// The tree still stands for the log: only reads are misled.
 		w.d.add(Index, r.seq, "%s", r.index)
 	}
+	if sound && !r.recorded.IsZero() {
+		// Stores clamp a clock that steps back (trail.Store), so that a
+		// window of recorded_at is a range of seqs, as window bundles
+		// prove completeness by.
+		if r.recorded.Before(w.lastAt) {
+			w.d.add(Reordered, r.seq, "recorded_at %s is before seq %d's %s: recorded_at never decreases along seq",
+				r.recorded.UTC().Format(time.RFC3339Nano), w.lastAtSeq, w.lastAt.UTC().Format(time.RFC3339Nano))
+		} else {
+			w.lastAt, w.lastAtSeq = r.recorded, r.seq
+		}
+	}
 	if w.broken {
 		return
 	}
@@ -475,8 +489,9 @@ type row struct {
 	leaf            [trail.HashSize]byte
 	claim           uint64
 	leafOK, claimOK bool
-	pruned          bool   // no body: leaf is the stored leaf hash
-	index           string // what is wrong with its index values (indexDamage), or ""
+	pruned          bool      // no body: leaf is the stored leaf hash
+	index           string    // what is wrong with its index values (indexDamage), or ""
+	recorded        time.Time // the recorded_at its bytes hold (zero: pruned, or they do not decode)
 }
 
 // batch is a run of rows, their bytes back to back in data, and the index
@@ -617,7 +632,7 @@ func (b *batch) compare() {
 		if len(ix) > 0 && ix[0].Seq == r.seq {
 			mine, ix = &ix[0], ix[1:]
 		}
-		r.index = indexDamage(b.data[r.start:r.mid], mine)
+		r.index, r.recorded = indexDamage(b.data[r.start:r.mid], mine)
 	}
 	for i := range ix {
 		orphan(&ix[i])

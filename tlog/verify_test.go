@@ -424,7 +424,7 @@ func TestIndexDamage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ix := indexed(t, 1, body, tc.edit)
-			if got := indexDamage(tc.body, ix); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+			if got, _ := indexDamage(tc.body, ix); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
 				t.Errorf("indexDamage = %q, want %q", got, tc.want)
 			}
 		})

@@ -212,12 +212,14 @@ func proveConsistency(ctx context.Context, e *env, store trail.Store, v *tlog.Ve
 
 func newVerifyCmd(e *env) *cobra.Command {
 	var (
-		sf     storeFlags
-		tf     trustFlags
-		tenant string
-		saved  []string
-		bundle string
-		asJSON bool
+		sf       storeFlags
+		tf       trustFlags
+		tenant   string
+		saved    []string
+		bundle   string
+		asJSON   bool
+		remember string
+		forget   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --tenant T [--checkpoint FILE]... | --bundle FILE --key VERIFIER",
@@ -235,9 +237,22 @@ With --checkpoint FILE (repeatable; a checkpoint saved earlier with trail
 checkpoint), it also proves the log extends it: this finds a history that was
 rewritten and re-signed, even with the log's own key.
 
+It remembers the latest checkpoint of each log it verified intact, as Go's
+checksum-database client does, in a file per origin (KEYNAME/TENANT) in
+--remember DIR, else $TRAIL_CHECKPOINTS, else trail/checkpoints in the
+user's configuration directory (~/.config on Linux); --no-remember turns
+this off. A later run holds the log's latest checkpoint to it: a smaller one
+is a rollback, one the log's tree does not extend is a fork (exit 1, naming
+both sizes and roots); a larger one that extends it is remembered instead.
+
 With --bundle FILE it checks a bundle written by trail export --verifiable,
 with no database: each event's inclusion proof against the bundle's signed
-checkpoint.
+checkpoint; of a window bundle, also that it is complete: seqs with no gap
+from the event just before the window to the event just after it (or the
+log's first seq, or the checkpoint's size), recorded_at never decreasing,
+those two outside the window and every other inside. It then says
+"complete: every event recorded in [T1, T2) is here"; a selection of
+events says "not a complete window" and is not damage.
 
 It names the first damaged seq and the kind of damage: changed, missing,
 extra, reordered, bad_signature, fork, index or rollback. Events whose payload retention
@@ -291,6 +306,11 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 			case rep.Leaves == 0 && rep.Checkpoints == 0:
 				return noLog(tenant)
 			}
+			if rep.OK() && !forget {
+				if err := checkRemembered(ctx, e, remember, store, tr.v, tenant, rep, says); err != nil {
+					return err
+				}
+			}
 			if asJSON {
 				if err := writeJSON(e.stdout, rep); err != nil {
 					return err
@@ -314,11 +334,64 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 	sf.register(cmd)
 	tf.register(cmd)
 	f := cmd.Flags()
+	f.StringVar(&remember, "remember", "", "directory of the checkpoints remembered (default $TRAIL_CHECKPOINTS, else the user's config dir)")
+	f.BoolVar(&forget, "no-remember", false, "neither check against nor remember the latest checkpoint")
 	f.StringVar(&tenant, "tenant", "", "tenant whose log to verify")
 	f.StringArrayVar(&saved, "checkpoint", nil, "file of a saved checkpoint the log must extend (repeatable)")
 	f.StringVar(&bundle, "bundle", "", "verify this bundle (trail export --verifiable) instead of a store")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// checkRemembered holds the latest checkpoint of a log that verified to
+// the one remembered of it (tlog.CheckRemembered, with proofs from the
+// store, checked against the remembered root): a rollback or fork is added
+// to rep's damage. With no directory to remember in, it says so on says
+// and checks nothing.
+func checkRemembered(ctx context.Context, e *env, flag string, store trail.Store, v *tlog.Verifier, tenant string, rep *tlog.Report, says io.Writer) error {
+	dir, err := e.rememberDir(flag)
+	if err != nil {
+		fmt.Fprintf(says, "note: no checkpoint is remembered (%v): give --remember DIR\n", err)
+		return nil
+	}
+	cp, err := latestCheckpoint(ctx, store, v, tenant)
+	if err != nil {
+		return err
+	}
+	prove := func(ctx context.Context, from, to uint64) ([][]byte, error) {
+		return tlog.ConsistencyProof(ctx, store, tenant, from, to)
+	}
+	err = tlog.CheckRemembered(ctx, tlog.RememberDir(dir), cp, true, prove)
+	var ie *tlog.InconsistentError
+	switch {
+	case errors.As(err, &ie):
+		kind, seq := tlog.Fork, min(ie.Got.Size, ie.Remembered.Size)+1
+		if ie.Rollback {
+			kind = tlog.Rollback
+		}
+		rep.Damage = append(rep.Damage, tlog.Damage{Kind: kind, Seq: seq, Detail: "the log's latest checkpoint is not consistent with the one remembered in " + dir + ": " + ie.Error()})
+	case err != nil:
+		return uncheckedError("the checkpoint remembered in %s: %v", dir, err)
+	default:
+		fmt.Fprintf(says, "latest checkpoint (size %d) consistent with the one remembered in %s\n", cp.Size, dir)
+	}
+	return nil
+}
+
+// rememberDir is where trail verify remembers checkpoints: flag, else
+// $TRAIL_CHECKPOINTS, else tlog.DefaultRememberDir (of the process's
+// environment: a test's own environment (env.vars) has no default).
+func (e *env) rememberDir(flag string) (string, error) {
+	if flag != "" {
+		return e.path(flag), nil
+	}
+	if d, ok := e.lookupEnv("TRAIL_CHECKPOINTS"); ok && d != "" {
+		return e.path(d), nil
+	}
+	if e.vars != nil {
+		return "", errors.New("$TRAIL_CHECKPOINTS is not set")
+	}
+	return tlog.DefaultRememberDir()
 }
 
 func verifyBundle(e *env, file string, tf *trustFlags, asJSON bool) error {
@@ -351,6 +424,19 @@ func verifyBundle(e *env, file string, tf *trustFlags, asJSON bool) error {
 	} else {
 		fmt.Fprintf(e.stdout, "bundle of %s: %d events proven against the checkpoint of size %d\n", rep.Tenant, rep.Events, rep.Size)
 		printDamage(e.stdout, rep.Damage)
+		switch w := rep.Window; {
+		case w == nil:
+			fmt.Fprintln(e.stdout, "not a complete window: a selection of events; events it does not hold may exist")
+		case w.Complete:
+			seqs := fmt.Sprintf("seqs %d to %d", w.First, w.Last)
+			if w.Last < w.First {
+				seqs = "none"
+			}
+			fmt.Fprintf(e.stdout, "complete: every event recorded in [%s, %s) is here (%s, of the checkpoint's %d)\n",
+				windowStart(w.Since), w.Until.UTC().Format(time.RFC3339Nano), seqs, rep.Size)
+		default:
+			fmt.Fprintf(e.stdout, "NOT complete: the window [%s, %s) may leave events out\n", windowStart(w.Since), w.Until.UTC().Format(time.RFC3339Nano))
+		}
 	}
 	if !rep.OK() {
 		return errFound
@@ -445,6 +531,10 @@ is standard output too).
 With --verifiable it writes a bundle instead: the latest signed checkpoint,
 then each event's stored bytes with its inclusion proof. Anyone holding the
 verifier key can check the bundle with no database (trail verify --bundle).
+With no filter but --since and --until, the bundle is a complete window: it
+also holds the events just before and after the window, which proves that
+no event recorded in it is left out. Other filters make a selection, which
+proves only the events it holds.
 The checkpoint is checked first, as trail checkpoint checks it. A bundle
 has its own format: --verifiable takes no other --format.` + queryHelp + trustHelp + checkHelp,
 		Example: `  trail export --tenant acme --since 30d --out acme.ndjson
@@ -567,33 +657,29 @@ func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, tf
 	if q, err = checkQuery(ctx, d, q); err != nil {
 		return 0, err
 	}
-	bw, err := tlog.NewBundleWriter(w, store, q.Tenant, cp)
-	if err != nil {
-		return 0, &exitError{code: 1, err: err}
+	// Of the log as it stands now.
+	if now := time.Now(); q.RecordedBefore.IsZero() || q.RecordedBefore.After(now) {
+		q.RecordedBefore = now
 	}
-	n := 0
-	err = eachEvent(ctx, store, q, func(ev *trail.Event) error {
-		if ev.Seq > cp.Size {
-			return nil // appended after the checkpoint: not provable against it
-		}
-		found := false
-		err := store.ScanLeaves(ctx, q.Tenant, ev.Seq, ev.Seq+1, func(l trail.Leaf) error {
-			found = true
-			return bw.Add(ctx, l)
-		})
-		if err == nil && !found {
-			err = fmt.Errorf("seq %d is missing from the log: run trail verify", ev.Seq)
-		}
-		n++
-		return err
-	})
-	if err == nil {
-		err = bw.Flush()
-	}
+	n, window, err := tlog.WriteBundle(ctx, w, store, cp, q)
 	if err != nil {
 		return n, &exitError{code: 1, err: err}
 	}
+	if window {
+		fmt.Fprintf(e.stderr, "a complete window: every event recorded in [%s, %s) of the checkpoint's %d, with the events just outside it\n",
+			windowStart(q.RecordedAfter), q.RecordedBefore.UTC().Format(time.RFC3339Nano), cp.Size)
+	} else {
+		fmt.Fprintln(e.stderr, "not a complete window: filters other than --since and --until select the events; the bundle proves each event it holds, not that none is left out")
+	}
 	return n, nil
+}
+
+// windowStart prints the start of a window: its time, or the log's start.
+func windowStart(t time.Time) string {
+	if t.IsZero() {
+		return "the log's start"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // openLog checks the tenant flag, says on says which keys it trusts (tf)

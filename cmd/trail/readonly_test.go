@@ -44,7 +44,7 @@ func TestReadOnlyCopy(t *testing.T) {
 			}
 			trail := func(args ...string) (int, string, string) {
 				var out, errb bytes.Buffer
-				code := run(args, &env{stdout: &out, stderr: &errb, dir: dir})
+				code := run(args, &env{stdout: &out, stderr: &errb, dir: dir, vars: map[string]string{"TRAIL_CHECKPOINTS": filepath.Join(dir, "remembered")}})
 				return code, out.String(), errb.String()
 			}
 			if code, out, errs := trail("ingest", "--tenant", "acme", "events.ndjson"); code != 0 {

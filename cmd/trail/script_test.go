@@ -62,6 +62,14 @@ func runScript(t *testing.T, file string) {
 			t.Fatal(err)
 		}
 	}
+	// The process's environment, but checkpoints are remembered in the
+	// script's own directory.
+	vars := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	vars["TRAIL_CHECKPOINTS"] = filepath.Join(dir, ".remembered")
 	var stdout, stderr bytes.Buffer
 	var stdin []byte
 	code := -1
@@ -80,7 +88,7 @@ func runScript(t *testing.T, file string) {
 		case "trail":
 			stdout.Reset()
 			stderr.Reset()
-			code = run(args[1:], &env{stdin: bytes.NewReader(stdin), stdout: &stdout, stderr: &stderr, dir: dir})
+			code = run(args[1:], &env{stdin: bytes.NewReader(stdin), stdout: &stdout, stderr: &stderr, dir: dir, vars: vars})
 			stdin = nil
 			if (code == 0) == neg {
 				t.Fatalf("%s: %s exited %d\nstdout:\n%s\nstderr:\n%s", where, line, code, stdout.String(), stderr.String())
