@@ -35,3 +35,9 @@ func TestSinks(t *testing.T) {
 		return memory.New(storetest.Validator(), storetest.Signer())
 	})
 }
+
+func TestCosignatures(t *testing.T) {
+	storetest.RunCosignatures(t, func(t *testing.T) trail.Store {
+		return memory.New(storetest.Validator(), storetest.Signer())
+	})
+}

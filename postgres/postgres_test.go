@@ -887,3 +887,10 @@ func TestSinks(t *testing.T) {
 		}
 	})
 }
+
+func TestCosignatures(t *testing.T) {
+	storetest.RunCosignatures(t, func(t *testing.T) trail.Store {
+		return open(t, pgtest.NewSchema(t), postgres.Options{})
+	})
+	storetest.RunCosignaturesDurable(t, durable)
+}

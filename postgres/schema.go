@@ -14,9 +14,11 @@ import (
 )
 
 // The schema's versions are the files of migrations/, in name order: the
-// file numbered N takes a database from version N-1 to N. They are
-// forward-only: a released file is never edited, only followed by a new one.
-// The versions applied are the rows of schema_migrations.
+// Nth file takes a database from version N-1 to N. They are forward-only:
+// a released file is never edited, only followed by a new one. Their
+// numbers increase; a number may be skipped while work that took it is
+// not merged yet (the files are renumbered without gaps when it is). The
+// versions applied are the rows of schema_migrations.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -29,11 +31,13 @@ var migrations = func() []string {
 	}
 	sort.Strings(names)
 	out := make([]string, len(names))
+	last := 0
 	for i, n := range names {
 		var v int
-		if _, err := fmt.Sscanf(path.Base(n), "%04d_", &v); err != nil || v != i+1 {
-			panic(fmt.Sprintf("postgres: migration %s is out of sequence (want number %d)", n, i+1))
+		if _, err := fmt.Sscanf(path.Base(n), "%04d_", &v); err != nil || v <= last {
+			panic(fmt.Sprintf("postgres: migration %s is out of sequence (want a number above %d)", n, last))
 		}
+		last = v
 		b, err := migrationFiles.ReadFile(n)
 		if err != nil {
 			panic(err)

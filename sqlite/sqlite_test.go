@@ -394,3 +394,10 @@ func TestSinks(t *testing.T) {
 	})
 	storetest.RunSinksDurable(t, newDurable)
 }
+
+func TestCosignatures(t *testing.T) {
+	storetest.RunCosignatures(t, func(t *testing.T) trail.Store {
+		return open(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+	storetest.RunCosignaturesDurable(t, newDurable)
+}
