@@ -18,6 +18,10 @@ type Cosignature struct {
 	Witness string    `json:"witness"` // the witness's name (its key's name)
 	Time    time.Time `json:"time"`    // when the witness signed: the cosignature's timestamp
 	Line    string    `json:"line"`    // the signature line, "— NAME BASE64\n"
+	// Checkpoint is the signed checkpoint (the log's note, as submitted)
+	// that Line cosigns: Checkpoint with Line appended is the cosigned
+	// checkpoint.
+	Checkpoint []byte `json:"checkpoint"`
 }
 
 // CosignatureStore keeps the witnesses' cosignatures of the tenants'
@@ -37,6 +41,9 @@ type CosignatureStore interface {
 	LatestCosignatures(ctx context.Context, tenant string) ([]*Cosignature, error)
 	LogSizes(ctx context.Context) (map[string]uint64, error)
 }
+
+// MaxCheckpointNote bounds the signed checkpoint a cosignature keeps.
+const MaxCheckpointNote = 8 << 10
 
 // CheckCosignature returns an EINVALID error naming c's bad fields, or nil.
 // It checks the form only; the signature is checked by package witness
@@ -60,6 +67,9 @@ func CheckCosignature(c *Cosignature) error {
 	}
 	if !strings.HasPrefix(c.Line, "— "+c.Witness+" ") || !strings.HasSuffix(c.Line, "\n") || strings.Count(c.Line, "\n") != 1 || len(c.Line) > 1024 {
 		fe = append(fe, FieldError{Path: "line", Message: "want one note signature line of the witness: \"— NAME BASE64\" and a newline"})
+	}
+	if len(c.Checkpoint) == 0 || len(c.Checkpoint) > MaxCheckpointNote {
+		fe = append(fe, FieldError{Path: "checkpoint", Message: fmt.Sprintf("want the signed checkpoint cosigned, 1 to %d bytes", MaxCheckpointNote)})
 	}
 	if len(fe) > 0 {
 		return Invalid("bad cosignature", fe...)

@@ -39,6 +39,7 @@ func (s *Store) AddCosignature(ctx context.Context, c *trail.Cosignature) error 
 	}
 	cp := *c
 	cp.Time = cp.Time.UTC()
+	cp.Checkpoint = slices.Clone(cp.Checkpoint)
 	s.cosigs[k] = &cp
 	return nil
 }
@@ -71,6 +72,7 @@ func (s *Store) cosignatures(keep func(*trail.Cosignature) bool) []*trail.Cosign
 	for _, c := range s.cosigs {
 		if keep(c) {
 			cp := *c
+			cp.Checkpoint = slices.Clone(c.Checkpoint)
 			out = append(out, &cp)
 		}
 	}

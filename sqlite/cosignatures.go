@@ -21,8 +21,8 @@ func (db *DB) AddCosignature(ctx context.Context, c *trail.Cosignature) error {
 		return err
 	}
 	return db.adminTx(ctx, "add cosignature", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO cosignatures (tenant, size, witness, signed_at, line) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (tenant, size, witness) DO NOTHING`, c.Tenant, int64(c.Size), c.Witness, c.Time.Unix(), c.Line)
+		_, err := tx.ExecContext(ctx, `INSERT INTO cosignatures (tenant, size, witness, signed_at, line, note) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (tenant, size, witness) DO NOTHING`, c.Tenant, int64(c.Size), c.Witness, c.Time.Unix(), c.Line, c.Checkpoint)
 		return err
 	})
 }
@@ -30,14 +30,14 @@ func (db *DB) AddCosignature(ctx context.Context, c *trail.Cosignature) error {
 // Cosignatures returns those kept of tenant's checkpoint of size, by
 // witness.
 func (db *DB) Cosignatures(ctx context.Context, tenant string, size uint64) ([]*trail.Cosignature, error) {
-	return db.cosignatures(ctx, "SELECT tenant, size, witness, signed_at, line FROM cosignatures WHERE tenant = ? AND size = ? ORDER BY witness",
+	return db.cosignatures(ctx, "SELECT tenant, size, witness, signed_at, line, note FROM cosignatures WHERE tenant = ? AND size = ? ORDER BY witness",
 		tenant, int64(size))
 }
 
 // LatestCosignatures returns, per witness, the one kept of tenant's
 // largest size, by witness.
 func (db *DB) LatestCosignatures(ctx context.Context, tenant string) ([]*trail.Cosignature, error) {
-	return db.cosignatures(ctx, `SELECT tenant, max(size), witness, signed_at, line FROM cosignatures WHERE tenant = ?
+	return db.cosignatures(ctx, `SELECT tenant, max(size), witness, signed_at, line, note FROM cosignatures WHERE tenant = ?
 		GROUP BY witness ORDER BY witness`, tenant)
 }
 
@@ -51,7 +51,7 @@ func (db *DB) cosignatures(ctx context.Context, query string, args ...any) ([]*t
 	for rows.Next() {
 		var c trail.Cosignature
 		var size, at int64
-		if err := rows.Scan(&c.Tenant, &size, &c.Witness, &at, &c.Line); err != nil {
+		if err := rows.Scan(&c.Tenant, &size, &c.Witness, &at, &c.Line, &c.Checkpoint); err != nil {
 			return nil, internal(err, "read cosignatures")
 		}
 		c.Size, c.Time = uint64(size), time.Unix(at, 0).UTC()

@@ -255,6 +255,7 @@ CREATE TABLE cosignatures (
 	witness   TEXT NOT NULL,
 	signed_at INTEGER NOT NULL, -- the cosignature's timestamp, Unix seconds
 	line      TEXT NOT NULL,    -- the note signature line
+	note      BLOB NOT NULL,    -- the signed checkpoint it cosigns
 	PRIMARY KEY (tenant, size, witness)
 ) WITHOUT ROWID;
 CREATE TRIGGER cosignatures_no_update BEFORE UPDATE ON cosignatures

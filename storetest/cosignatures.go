@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -73,7 +74,8 @@ func RunCosignaturesDurable(t *testing.T, newDurable func(t *testing.T) Durable)
 // witness, told apart by n.
 func cosig(tenant string, size uint64, witness string, n int) *trail.Cosignature {
 	return &trail.Cosignature{Tenant: tenant, Size: size, Witness: witness,
-		Time: time.Unix(1_790_000_000+int64(n), 0).UTC(), Line: "— " + witness + " c2lnbmF0dXJl" + string(rune('A'+n%26)) + "==\n"}
+		Time: time.Unix(1_790_000_000+int64(n), 0).UTC(), Line: "— " + witness + " c2lnbmF0dXJl" + string(rune('A'+n%26)) + "==\n",
+		Checkpoint: fmt.Appendf(nil, "example.com/%s\n%d\nc2lnbmF0dXJl\n\n— example.com c2ln\n", tenant, size)}
 }
 
 func addCosig(t *testing.T, cs trail.CosignatureStore, c *trail.Cosignature) {
@@ -148,6 +150,7 @@ func testCosigInvalid(t *testing.T, _ trail.Store, cs trail.CosignatureStore) {
 		{"time", func(c *trail.Cosignature) { c.Time = time.Time{} }},
 		{"line", func(c *trail.Cosignature) { c.Line = "— another.example.com c2ln\n" }},
 		{"line", func(c *trail.Cosignature) { c.Line = "— w1.example.com c2ln\n— w1.example.com c2ln\n" }},
+		{"checkpoint", func(c *trail.Cosignature) { c.Checkpoint = nil }},
 	}
 	for _, tc := range tests {
 		c := cosig("acme", 3, "w1.example.com", 1)

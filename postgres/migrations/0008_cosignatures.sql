@@ -7,6 +7,7 @@ CREATE TABLE cosignatures (
 	witness   text COLLATE "C" NOT NULL,
 	signed_at bigint NOT NULL, -- the cosignature's timestamp, Unix seconds
 	line      text NOT NULL,   -- the note signature line
+	note      bytea NOT NULL,  -- the signed checkpoint it cosigns
 	PRIMARY KEY (tenant, size, witness)
 );
 GRANT SELECT, INSERT ON cosignatures TO trail_app;
