@@ -35,6 +35,7 @@ type backend interface {
 	ledger.Writer
 	trail.KeyStore
 	trail.ActionStore
+	trail.CosignatureStore
 }
 
 // backends open a fresh store of each kind, with cat as its catalog.
@@ -79,14 +80,19 @@ type harness struct {
 // newHarness starts the API on a fresh store. Keys: "admin" (acme, every
 // scope), "acme" (acme: ingest, read, export, verify), "globex" (globex:
 // the same), and "acme-<scope>" for each scope alone.
-func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, limits trailhttp.Limits) *harness {
+// Each edit changes the server's Config, given the store, before it starts.
+func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, limits trailhttp.Limits, edit ...func(*trailhttp.Config, backend)) *harness {
 	t.Helper()
 	cat := catalog.Default()
 	store := open(t, cat)
 	t.Cleanup(func() { store.Close() })
-	srv, err := trailhttp.New(trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store,
+	c := trailhttp.Config{Store: store, Writer: store, Keys: store, Catalog: cat, Actions: store,
 		Verifier: storetest.Signer().Verifier(), Limits: limits, Logger: slog.New(slog.DiscardHandler),
-		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	for _, e := range edit {
+		e(&c, store)
+	}
+	srv, err := trailhttp.New(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -213,6 +213,7 @@ func newVerifyCmd(e *env) *cobra.Command {
 	var (
 		sf     storeFlags
 		tf     trustFlags
+		pf     policyFlag
 		tenant string
 		saved  []string
 		bundle string
@@ -276,6 +277,15 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 				}
 				savedNotes = append(savedNotes, b)
 			}
+			cosigned, err := witnessed(ctx, e, &pf, &sf, d, tenant, says)
+			if err != nil {
+				return err
+			}
+			if cosigned != nil {
+				// The log must extend what the witnesses cosigned, as it
+				// must a checkpoint an auditor saved.
+				savedNotes = append(savedNotes, cosigned.Note)
+			}
 			t0 := time.Now()
 			rep, err := tlog.VerifyStore(ctx, store, tenant, tr.v, savedNotes)
 			var untrusted *tlog.UntrustedError
@@ -307,11 +317,24 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 			if !rep.OK() {
 				return errFound
 			}
+			if pf.policy != nil {
+				if cosigned == nil {
+					return uncheckedError("tenant %s: no checkpoint is cosigned by a quorum of the %s: "+
+						"the log cannot be checked against its witnesses (is trail serve witnessing with this policy, and are they up?)",
+						tenant, describePolicy(pf.policy, pf.path))
+				}
+				var by []string
+				for _, c := range cosigned.Cosignatures {
+					by = append(by, c.Witness+" at "+c.Time.Format(time.RFC3339))
+				}
+				fmt.Fprintf(says, "witnessed: the log extends its checkpoint of size %d, cosigned by %s\n", cosigned.Size, strings.Join(by, ", "))
+			}
 			return nil
 		},
 	}
 	sf.register(cmd)
 	tf.register(cmd)
+	pf.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&tenant, "tenant", "", "tenant whose log to verify")
 	f.StringArrayVar(&saved, "checkpoint", nil, "file of a saved checkpoint the log must extend (repeatable)")

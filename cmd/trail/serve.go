@@ -13,14 +13,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
 	trailhttp "github.com/trailaudit/trail/http"
+	"github.com/trailaudit/trail/witness"
 )
 
 func newServeCmd(e *env) *cobra.Command {
 	var (
 		sf       storeFlags
+		pf       policyFlag
 		addr     string
 		proxies  []string
 		tenant   string
@@ -39,12 +42,19 @@ On first start it makes the signing key (DATA/log.key) and a bootstrap admin
 API key for tenant --bootstrap-tenant, printed once and stored only hashed:
 create the apps' keys with it (POST /v1/keys, or trail keys create).
 
+With a witness policy (--witness-policy FILE, or DATA/witnesses when it exists:
+witness NAME VKEY URL lines and a quorum K line) it submits each tenant's
+latest checkpoint to the witnesses every 10s, for the logs that grew, keeps
+their cosignatures, and raises an alert when one refuses (a rollback or fork):
+the metric trail_witness_refusals_total, a log line, the health page and a
+witness_refused record in the tenant's log. Ingest never waits on witnesses.
+
 SIGINT or SIGTERM stops it gracefully: it stops accepting, lets requests in
 flight finish (every acknowledged event is committed), and closes the store.
 
 Every flag has an environment variable: TRAIL_ADDR, TRAIL_DATA,
 TRAIL_POSTGRES, TRAIL_SIGNING_KEY, TRAIL_TRUSTED_PROXIES (comma-separated),
-TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT. A flag given wins over its variable. (TRAIL_DATA,
+TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT, TRAIL_WITNESS_POLICY. A flag given wins over its variable. (TRAIL_DATA,
 TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		Example: `  trail serve
   TRAIL_POSTGRES=postgres://trail@db/trail trail serve --addr :8080 --trusted-proxy 10.0.0.0/8`,
@@ -69,10 +79,11 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 			if m := trail.CheckTenant(tenant); m != "" {
 				return usageError("--bootstrap-tenant: %s", m)
 			}
-			return serve(cmd.Context(), e, &sf, addr, trusted, tenant, shutdown, rate)
+			return serve(cmd.Context(), e, &sf, &pf, addr, trusted, tenant, shutdown, rate)
 		},
 	}
 	sf.register(cmd)
+	pf.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
 	f.StringSliceVar(&proxies, "trusted-proxy", nil, "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
@@ -96,7 +107,7 @@ func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) error {
 	return nil
 }
 
-func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64) error {
+func serve(ctx context.Context, e *env, sf *storeFlags, pf *policyFlag, addr string, trusted []netip.Prefix, tenant string, grace time.Duration, rate float64) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	d, err := sf.open(ctx, e, true)
 	if err != nil {
@@ -107,8 +118,29 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	srv, err := trailhttp.New(trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions,
-		Holds: d.Holds, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}})
+	policy, policyPath, err := pf.load(e, sf)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	hc := trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions, Registry: reg,
+		Holds: d.Holds, Eraser: d.Sealer, Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: trusted, Limits: trailhttp.Limits{Rate: rate}}
+	// Witnessing runs beside ingest, never in its path, and stops before
+	// the store closes.
+	witnessing := func() {}
+	if policy != nil {
+		wr, err := witness.New(witness.Config{Policy: policy, Store: d.Witness, Writer: d.Writer, Logger: log, Registerer: reg})
+		if err != nil {
+			return &exitError{code: 1, err: err}
+		}
+		hc.Witnessing = wr
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); wr.Run(wctx) }()
+		witnessing = func() { cancel(); <-done }
+		defer witnessing()
+	}
+	srv, err := trailhttp.New(hc)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
@@ -130,6 +162,9 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 		fmt.Fprintf(e.stdout, "Bootstrap admin API key for tenant %s (shown once, stored only hashed):\n%s\n", tenant, bootstrap)
 	}
 	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", d.Signer.VerifierKey())
+	if policy != nil {
+		fmt.Fprintf(e.stdout, "Witnessing each tenant's checkpoints every %v: %s\n", witness.DefaultInterval, describePolicy(policy, policyPath))
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
@@ -145,6 +180,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, addr string, trusted []n
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Error("requests still in flight at the deadline were cut", "err", err)
 	}
+	witnessing()
 	if err := d.Close(); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("closing the store: %w", err)}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/trailaudit/trail/redact"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/tlog"
+	"github.com/trailaudit/trail/witness"
 )
 
 // storeFlags choose where events live: the embedded SQLite database in a
@@ -55,6 +56,7 @@ type backend interface {
 	trail.KeyStore
 	trail.HoldStore
 	trail.ActionStore
+	trail.CosignatureStore
 }
 
 var (
@@ -75,6 +77,7 @@ type deployment struct {
 	Sealer  *erasure.Sealer   // seals on append, opens on read, erases
 	Catalog *catalog.Catalog  // the built-in actions and the saved ones
 	Signer  *tlog.Signer      // signs checkpoints; nil when opened read-only
+	Witness witness.Store     // the log and the witnesses' cosignatures of its checkpoints
 
 	closers []func() error // in the order to close
 }
@@ -167,7 +170,7 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 	}
 	// The store closes before the keys its appends seal with.
 	d.closers = append([]func() error{db.Close}, d.closers...)
-	d.Store, d.Writer, d.Keys, d.Holds, d.Actions = db, db, db, db, db
+	d.Store, d.Writer, d.Keys, d.Holds, d.Actions, d.Witness = db, db, db, db, db, db
 	d.Reader = erasure.Wrap(db, d.Sealer)
 	saved, err := db.SavedActions(ctx)
 	if err != nil {
