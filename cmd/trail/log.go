@@ -235,6 +235,13 @@ With --checkpoint FILE (repeatable; a checkpoint saved earlier with trail
 checkpoint), it also proves the log extends it: this finds a history that was
 rewritten and re-signed, even with the log's own key.
 
+With a witness policy (--witness-policy FILE, TRAIL_WITNESS_POLICY, or
+DATA/witnesses when it exists) it requires the largest checkpoint a quorum of
+its witnesses cosigned, each cosignature verified under the witness's key,
+and proves the log extends it, as it does a saved checkpoint: a rollback or a
+rewrite below it is damage. A forged cosignature is damage (exit 1); a log no
+quorum has cosigned cannot be checked against its witnesses (exit 3).
+
 With --bundle FILE it checks a bundle written by trail export --verifiable,
 with no database: each event's inclusion proof against the bundle's signed
 checkpoint.
