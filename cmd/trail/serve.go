@@ -24,6 +24,7 @@ func newServeCmd(e *env) *cobra.Command {
 	var (
 		sf       storeFlags
 		pf       policyFlag
+		every    time.Duration
 		addr     string
 		proxies  []string
 		tenant   string
@@ -44,7 +45,7 @@ create the apps' keys with it (POST /v1/keys, or trail keys create).
 
 With a witness policy (--witness-policy FILE, or DATA/witnesses when it exists:
 witness NAME VKEY URL lines and a quorum K line) it submits each tenant's
-latest checkpoint to the witnesses every 10s, for the logs that grew, keeps
+latest checkpoint to the witnesses every 10s (--witness-interval), for the logs that grew, keeps
 their cosignatures, and raises an alert when one refuses (a rollback or fork):
 the metric trail_witness_refusals_total, a log line, the health page and a
 witness_refused record in the tenant's log. Ingest never waits on witnesses.
@@ -79,12 +80,17 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 			if m := trail.CheckTenant(tenant); m != "" {
 				return usageError("--bootstrap-tenant: %s", m)
 			}
+			if every <= 0 {
+				return usageError("--witness-interval: want a positive duration")
+			}
+			pf.every = every
 			return serve(cmd.Context(), e, &sf, &pf, addr, trusted, tenant, shutdown, rate)
 		},
 	}
 	sf.register(cmd)
 	pf.register(cmd)
 	f := cmd.Flags()
+	f.DurationVar(&every, "witness-interval", witness.DefaultInterval, "how often each tenant's latest checkpoint is submitted to the witnesses at most")
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
 	f.StringSliceVar(&proxies, "trusted-proxy", nil, "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
 	f.StringVar(&tenant, "bootstrap-tenant", "default", "tenant of the bootstrap admin key made on first start")
@@ -129,7 +135,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, pf *policyFlag, addr str
 	// the store closes.
 	witnessing := func() {}
 	if policy != nil {
-		wr, err := witness.New(witness.Config{Policy: policy, Store: d.Witness, Writer: d.Writer, Logger: log, Registerer: reg})
+		wr, err := witness.New(witness.Config{Policy: policy, Store: d.Witness, Writer: d.Writer, Interval: pf.every, Logger: log, Registerer: reg})
 		if err != nil {
 			return &exitError{code: 1, err: err}
 		}
@@ -163,7 +169,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, pf *policyFlag, addr str
 	}
 	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", d.Signer.VerifierKey())
 	if policy != nil {
-		fmt.Fprintf(e.stdout, "Witnessing each tenant's checkpoints every %v: %s\n", witness.DefaultInterval, describePolicy(policy, policyPath))
+		fmt.Fprintf(e.stdout, "Witnessing each tenant's checkpoints every %v: %s\n", pf.every, describePolicy(policy, policyPath))
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

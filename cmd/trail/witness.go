@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
@@ -26,6 +27,7 @@ type policyFlag struct {
 	file   string
 	policy *witness.Policy
 	path   string
+	every  time.Duration // serve's --witness-interval
 }
 
 func (f *policyFlag) register(cmd *cobra.Command) {
