@@ -11,8 +11,9 @@ export GOTOOLCHAIN := local
 
 ## test: install the pinned tools and the Debian packages the tests drive
 ## (Chromium for the web UI's browser tests; rsyslog, with its OpenSSL
-## driver, for the syslog stream's), then go vet, staticcheck and go test
-## -race
+## driver, for the syslog stream's; OpenSSH's client tools, whose ssh-agent
+## holds the key of the witnesses the witness tests run), then go vet,
+## staticcheck and go test -race
 test: $(STATICCHECK) packages
 	go vet ./...
 	$(STATICCHECK) ./...
@@ -21,7 +22,7 @@ test: $(STATICCHECK) packages
 ## packages: install the Debian packages the tests need when any is
 ## missing. Under CI=true a failed install fails the build; elsewhere it
 ## warns, and the tests that need them skip saying why.
-PACKAGES := chromium rsyslog rsyslog-openssl
+PACKAGES := chromium rsyslog rsyslog-openssl openssh-client
 packages:
 	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	[ -z "$$missing" ] || { \
@@ -53,6 +54,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzCSVCell$$' -fuzztime $(FUZZTIME) ./export
 	go test -run '^$$' -fuzz '^FuzzTraceparent$$' -fuzztime $(FUZZTIME) ./client
 	go test -run '^$$' -fuzz '^FuzzSealOpen$$' -fuzztime $(FUZZTIME) ./erasure
+	go test -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime $(FUZZTIME) ./witness
 
 ## bench: run the benchmarks
 bench:

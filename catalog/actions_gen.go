@@ -406,4 +406,6 @@ const (
 	SinkResumed = "sink_resumed"
 	// AlertRaised is "alert_raised" (security, info): A detection rule matched the log: the alert names the rule, its window and the seqs of its evidence.
 	AlertRaised = "alert_raised"
+	// WitnessRefused is "witness_refused" (audit, failure): A witness refused to cosign the log's checkpoint: it has cosigned a checkpoint this one does not extend, so the log was rolled back or forked, or the witness does not accept the log.
+	WitnessRefused = "witness_refused"
 )

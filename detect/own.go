@@ -29,9 +29,8 @@ const (
 	// OwnForgeryRefused: a caller tried to append Trail's own records (or
 	// an api_key actor), and was refused (raised by Forgeries).
 	OwnForgeryRefused = "trail-forgery-refused"
-	// OwnWitnessRefused: a witness refused to cosign a checkpoint. Trail
-	// has no witnesses yet; the code that asks them raises this through
-	// OwnAlert.
+	// OwnWitnessRefused: a witness refused to cosign a checkpoint (raised
+	// by package witness, beside its witness_refused record).
 	OwnWitnessRefused = "trail-witness-refused"
 )
 
@@ -43,7 +42,7 @@ func OwnRules() []RuleInfo {
 		{ID: OwnForgeryRefused, Title: "Forgery of Trail's records refused", Level: LevelHigh, Kind: KindGo,
 			Description: "An API key tried to append one of Trail's own records (purges, holds, erasures, alerts) or an api_key actor; at most one alert per key per hour, counting the attempts."},
 		{ID: OwnWitnessRefused, Title: "A witness refused a checkpoint", Level: LevelCritical, Kind: KindGo,
-			Description: "A witness refused to cosign the log's checkpoint (not raised yet: Trail has no witnesses)."},
+			Description: "A witness refused to cosign the log's checkpoint: it cosigned one this checkpoint does not extend (a rollback or a fork), or it does not accept the log; once per witness until it cosigns again."},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/tlog"
@@ -28,21 +29,65 @@ func (s *Server) latest(r *http.Request, tenant string) (*tlog.Checkpoint, error
 
 // checkpointDoc is the answer to GET /v1/checkpoint.
 type checkpointDoc struct {
-	Checkpoint string `json:"checkpoint"` // the signed note, C2SP format
-	Origin     string `json:"origin"`
-	Size       uint64 `json:"size"`
-	Root       []byte `json:"root"`
+	Checkpoint   string         `json:"checkpoint"` // the signed note, C2SP format
+	Origin       string         `json:"origin"`
+	Size         uint64         `json:"size"`
+	Root         []byte         `json:"root"`
+	Cosignatures []cosignerTime `json:"cosignatures,omitempty"` // with cosigned=1: the witnesses whose lines the note carries
 }
 
+// cosignerTime names a witness whose cosignature a checkpoint carries, and
+// when it signed.
+type cosignerTime struct {
+	Witness string    `json:"witness"`
+	Time    time.Time `json:"time"`
+}
+
+// checkpoint answers the latest signed checkpoint, or with cosigned=1 the
+// latest one a quorum of the witnesses cosigned: the log's signed note
+// with the witnesses' signature lines appended (c2sp.org/tlog-cosignature),
+// still a signed note. ENOTFOUND when the log is not witnessed or no
+// checkpoint has a quorum yet.
 func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
-	if err := onlyParams(r.URL.Query()); err != nil {
+	q := r.URL.Query()
+	if err := onlyParams(q, "cosigned"); err != nil {
 		return err
+	}
+	switch q.Get("cosigned") {
+	case "", "0":
+	case "1":
+		return s.cosignedCheckpoint(w, r, k.Tenant)
+	default:
+		return trail.Invalid("bad query", trail.FieldError{Path: "cosigned", Message: "want 1 (or 0)"})
 	}
 	cp, err := s.latest(r, k.Tenant)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, checkpointDoc{Checkpoint: string(cp.Note), Origin: cp.Origin, Size: cp.Size, Root: cp.Root})
+}
+
+func (s *Server) cosignedCheckpoint(w http.ResponseWriter, r *http.Request, tenant string) error {
+	if s.c.Witnessing == nil {
+		return trail.Errorf(trail.ENOTFOUND, "this server has no witness policy: its checkpoints are not witnessed")
+	}
+	c, err := s.c.Witnessing.Witnessed(r.Context(), tenant)
+	if err != nil {
+		if trail.ErrorCode(err) != trail.ENOTFOUND {
+			s.log.ErrorContext(r.Context(), "the witnesses' cosignatures do not verify: run trail verify", "tenant", tenant, "err", err)
+		}
+		return err
+	}
+	cp, err := s.c.Verifier.Open(tenant, c.Note)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "a cosigned checkpoint does not verify: run trail verify", "tenant", tenant, "err", err)
+		return trail.Errorf(trail.EINTERNAL, "the log's cosigned checkpoint does not verify")
+	}
+	doc := checkpointDoc{Checkpoint: string(c.Note), Origin: cp.Origin, Size: cp.Size, Root: cp.Root}
+	for _, cs := range c.Cosignatures {
+		doc.Cosignatures = append(doc.Cosignatures, cosignerTime{Witness: cs.Witness, Time: cs.Time})
+	}
+	return writeJSON(w, http.StatusOK, doc)
 }
 
 // uintParams reads required (and, with a default, optional) unsigned

@@ -36,6 +36,7 @@ import (
 	"github.com/trailaudit/trail/internal/clientip"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/tlog"
+	"github.com/trailaudit/trail/witness"
 )
 
 // Config is what a Server serves. Store, Writer, Keys, Catalog and
@@ -62,7 +63,11 @@ type Config struct {
 	Sinks      trail.SinkStore
 	SinkRunner SinkRunner
 	Verifier   *tlog.Verifier // checks the checkpoints the API serves
-	Logger     *slog.Logger   // default: slog.Default()
+	// Witnessing is the witnesses' cosigning of the checkpoints
+	// (witness.Witnesser): GET /v1/checkpoint?cosigned=1 and the health
+	// page. Nil: the log is not witnessed.
+	Witnessing Witnessing
+	Logger     *slog.Logger // default: slog.Default()
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed:
 	// the client IP is the rightmost address in it that is not one of
 	// them. Empty: the connection's address is the client's.
@@ -78,6 +83,20 @@ type Config struct {
 	// it is used (default 12 hours).
 	SessionIdle, SessionMax time.Duration
 }
+
+// Witnessing is what the server serves and shows of the witnesses'
+// cosignatures (witness.Witnesser is one).
+type Witnessing interface {
+	// Policy is the witnesses and the quorum.
+	Policy() *witness.Policy
+	// Witnessed returns tenant's largest checkpoint a quorum cosigned, or
+	// ENOTFOUND.
+	Witnessed(ctx context.Context, tenant string) (*witness.Cosigned, error)
+	// Status returns each witness's state for tenant.
+	Status(ctx context.Context, tenant string) ([]witness.Status, error)
+}
+
+var _ Witnessing = (*witness.Witnesser)(nil)
 
 // Limits bound what one request may ask. Zero fields take the defaults.
 type Limits struct {

@@ -42,6 +42,7 @@ type backend interface {
 	trail.SinkStore
 	trail.RuleStore
 	trail.CursorStore
+	trail.CosignatureStore
 }
 
 // backends open a fresh store of each kind, with cat as its catalog.
@@ -92,11 +93,12 @@ type harness struct {
 // credential "operator".
 func newHarness(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, limits trailhttp.Limits) *harness {
 	t.Helper()
-	return newHarnessWith(t, open, func(c *trailhttp.Config) { c.Limits = limits })
+	return newHarnessWith(t, open, func(c *trailhttp.Config, _ backend) { c.Limits = limits })
 }
 
-// newHarnessWith is newHarness with the server's config changed by edit.
-func newHarnessWith(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, edit func(*trailhttp.Config)) *harness {
+// newHarnessWith is newHarness with the server's config changed by edit,
+// given the store.
+func newHarnessWith(t *testing.T, open func(*testing.T, *catalog.Catalog) backend, edit func(*trailhttp.Config, backend)) *harness {
 	t.Helper()
 	cat := catalog.Default()
 	store := open(t, cat)
@@ -110,7 +112,7 @@ func newHarnessWith(t *testing.T, open func(*testing.T, *catalog.Catalog) backen
 		Rules: store, Detections: sv,
 		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	edit(&c)
+	edit(&c, store)
 	srv, err := trailhttp.New(c)
 	if err != nil {
 		t.Fatal(err)

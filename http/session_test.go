@@ -23,7 +23,7 @@ func TestUISessions(t *testing.T) {
 			clocked := func(t *testing.T, edit ...func(*trailhttp.Config)) (*harness, *clock) {
 				clk := &clock{}
 				clk.set(time.Now().UTC().Truncate(time.Second))
-				return newHarnessWith(t, b.open, func(c *trailhttp.Config) {
+				return newHarnessWith(t, b.open, func(c *trailhttp.Config, _ backend) {
 					c.Now = clk.now
 					for _, e := range edit {
 						e(c)
@@ -58,7 +58,7 @@ func TestUISessions(t *testing.T) {
 		})
 	}
 	t.Run("NoSessionStore", func(t *testing.T) {
-		h := newHarnessWith(t, backends[0].open, func(c *trailhttp.Config) { c.Sessions = nil })
+		h := newHarnessWith(t, backends[0].open, func(c *trailhttp.Config, _ backend) { c.Sessions = nil })
 		res, body := (&uiSession{h: h}).request("POST", "/ui/signin", url.Values{"key": {h.keys["acme"]}})
 		if res.StatusCode != http.StatusForbidden || len(res.Cookies()) != 0 || !strings.Contains(body, "keeps no UI sessions") {
 			t.Errorf("sign in with no session store: %d, cookies %v\n%s", res.StatusCode, res.Cookies(), body)

@@ -13,6 +13,7 @@ import (
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/detect"
 	"github.com/trailaudit/trail/tlog"
+	"github.com/trailaudit/trail/witness"
 )
 
 // proofView is an event's verification, step by step: the latest signed
@@ -160,6 +161,18 @@ type healthPage struct {
 	Last    *fullVerification
 	Running bool
 	Chart   *chart
+	// Witnesses is each witness's state for the tenant, when the log is
+	// witnessed (nil otherwise), Policy the policy, and Witnessed the
+	// largest size a quorum cosigned (0: none yet).
+	Witnesses []witnessView
+	Policy    string
+	Witnessed uint64
+}
+
+// witnessView is one witness on the health page.
+type witnessView struct {
+	witness.Status
+	Age string // since its latest cosignature of the tenant's log ("" when none)
 }
 
 type checkpointView struct {
@@ -201,6 +214,9 @@ func (s *Server) uiHealth(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 		d.CP = cv
 	}
 	if d.Chart, err = s.failedLogins(r, k.Tenant); err != nil {
+		return err
+	}
+	if err := s.uiWitnesses(r, k.Tenant, d); err != nil {
 		return err
 	}
 	s.ui.mu.Lock()
@@ -357,4 +373,34 @@ func (s *Server) storedIs(ctx context.Context, tenant string, body []byte, ev *t
 	a, err1 := trail.MarshalCanonical(stored)
 	b, err2 := trail.MarshalCanonical(ev)
 	return err1 == nil && err2 == nil && bytes.Equal(a, b), nil
+}
+
+// uiWitnesses fills in the witnesses of the health page: each one's
+// latest cosignature of the tenant's log and its age, a refusal, the last
+// failure; and the largest size a quorum cosigned.
+func (s *Server) uiWitnesses(r *http.Request, tenant string, d *healthPage) error {
+	if s.c.Witnessing == nil {
+		return nil
+	}
+	st, err := s.c.Witnessing.Status(r.Context(), tenant)
+	if err != nil {
+		return err
+	}
+	now := s.c.Now()
+	for _, w := range st {
+		v := witnessView{Status: w}
+		if !w.At.IsZero() {
+			v.Age = now.Sub(w.At).Round(time.Second).String()
+		}
+		d.Witnesses = append(d.Witnesses, v)
+	}
+	d.Policy = s.c.Witnessing.Policy().String()
+	c, err := s.c.Witnessing.Witnessed(r.Context(), tenant)
+	switch {
+	case err == nil:
+		d.Witnessed = c.Size
+	case trail.ErrorCode(err) != trail.ENOTFOUND:
+		return err
+	}
+	return nil
 }

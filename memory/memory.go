@@ -34,12 +34,13 @@ type Store struct {
 	mu      sync.RWMutex
 	closed  bool
 	tenants map[string]*tenantLog
-	kr      keyring                     // API keys and saved actions (keys.go)
-	cursors map[cursorKey]uint64        // consumers' positions (cursors.go)
-	holds   holds                       // legal holds (lifecycle.go)
-	sinks   []*trail.SinkConfig         // sinks' configurations, in the order put (sinks.go)
-	rules   map[ruleKey]*trail.RuleFile // tenants' own detection rules (rules.go)
-	ui      sessions                    // the web UI's sessions (sessions.go)
+	kr      keyring                         // API keys and saved actions (keys.go)
+	cursors map[cursorKey]uint64            // consumers' positions (cursors.go)
+	holds   holds                           // legal holds (lifecycle.go)
+	sinks   []*trail.SinkConfig             // sinks' configurations, in the order put (sinks.go)
+	rules   map[ruleKey]*trail.RuleFile     // tenants' own detection rules (rules.go)
+	ui      sessions                        // the web UI's sessions (sessions.go)
+	cosigs  map[cosigKey]*trail.Cosignature // witnesses' cosignatures (cosignatures.go)
 }
 
 type appender = ledger.Log

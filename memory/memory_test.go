@@ -47,3 +47,9 @@ func TestSessions(t *testing.T) {
 		return memory.New(storetest.Validator(), storetest.Signer())
 	})
 }
+
+func TestCosignatures(t *testing.T) {
+	storetest.RunCosignatures(t, func(t *testing.T) trail.Store {
+		return memory.New(storetest.Validator(), storetest.Signer())
+	})
+}

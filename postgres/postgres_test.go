@@ -951,9 +951,16 @@ func TestSinks(t *testing.T) {
 // them.
 func TestActionMigration(t *testing.T) {
 	storetest.RunActionMigration(t, durable(t), storetest.Legacy{
-		Undo: []string{"DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "DELETE FROM schema_migrations WHERE version >= 6"},
+		Undo: []string{"DROP TABLE cosignatures", "DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "DELETE FROM schema_migrations WHERE version >= 6"},
 		Save: func(name string, def []byte) string {
 			return fmt.Sprintf("INSERT INTO custom_actions (name, definition, saved_at) VALUES ('%s', decode('%x', 'hex'), 1)", name, def)
 		},
 	})
+}
+
+func TestCosignatures(t *testing.T) {
+	storetest.RunCosignatures(t, func(t *testing.T) trail.Store {
+		return open(t, pgtest.NewSchema(t), postgres.Options{})
+	})
+	storetest.RunCosignaturesDurable(t, durable)
 }

@@ -319,6 +319,24 @@ CREATE TABLE rules (
 	PRIMARY KEY (tenant, name)
 ) WITHOUT ROWID;
 `,
+	// 10: the witnesses' cosignatures of the tenants' checkpoints
+	// (trail.CosignatureStore, cosignatures.go), each verified before it
+	// is kept. Evidence, not configuration: never changed or deleted.
+	`
+CREATE TABLE cosignatures (
+	tenant    TEXT NOT NULL,
+	size      INTEGER NOT NULL,
+	witness   TEXT NOT NULL,
+	signed_at INTEGER NOT NULL, -- the cosignature's timestamp, Unix seconds
+	line      TEXT NOT NULL,    -- the note signature line
+	note      BLOB NOT NULL,    -- the signed checkpoint it cosigns
+	PRIMARY KEY (tenant, size, witness)
+) WITHOUT ROWID;
+CREATE TRIGGER cosignatures_no_update BEFORE UPDATE ON cosignatures
+	BEGIN SELECT RAISE(ABORT, 'trail: cosignatures are append-only'); END;
+CREATE TRIGGER cosignatures_no_delete BEFORE DELETE ON cosignatures
+	BEGIN SELECT RAISE(ABORT, 'trail: cosignatures are append-only'); END;
+`,
 }
 
 // actionsMigration is the version whose migration gave the shared custom

@@ -407,7 +407,7 @@ func TestSinks(t *testing.T) {
 // them.
 func TestActionMigration(t *testing.T) {
 	storetest.RunActionMigration(t, newDurable(t), storetest.Legacy{
-		Undo: []string{"DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5"},
+		Undo: []string{"DROP TABLE cosignatures", "DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5"},
 		Save: func(name string, def []byte) string {
 			return fmt.Sprintf("INSERT INTO custom_actions (name, definition, saved_at) VALUES ('%s', X'%x', 1)", name, def)
 		},
@@ -419,4 +419,11 @@ func TestSessions(t *testing.T) {
 		return open(t, filepath.Join(t.TempDir(), "trail.db"))
 	})
 	storetest.RunSessionsDurable(t, newDurable)
+}
+
+func TestCosignatures(t *testing.T) {
+	storetest.RunCosignatures(t, func(t *testing.T) trail.Store {
+		return open(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+	storetest.RunCosignaturesDurable(t, newDurable)
 }

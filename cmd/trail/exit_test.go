@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"database/sql"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,6 +58,19 @@ func TestExitCodes(t *testing.T) {
 			out: `could not check: the store cannot be read`},
 		{name: "verify, PostgreSQL unreachable", args: "verify --tenant acme --key audit.pub --postgres postgres://postgres@127.0.0.1:1/test", code: 3,
 			out: `could not check: the store cannot be read`},
+
+		// verify with a witness policy (real cosignatures: witness_test.go)
+		{name: "verify, a witness policy and nothing cosigned", state: writePolicy, args: "verify --tenant acme --key audit.pub --witness-policy witnesses", code: 3,
+			out: `holding the log to the witness policy 1 of 1 \(w1\.trail\.test\) from witnesses\n(.|\n)*intact(.|\n)*could not check: tenant acme: no checkpoint is cosigned by a quorum`},
+		{name: "verify, the policy in DATA/witnesses", state: writeDataPolicy, args: "verify --tenant acme --key audit.pub", code: 3,
+			out: `from trail-data/witnesses\n(.|\n)*could not check: tenant acme: no checkpoint is cosigned`},
+		{name: "verify, TRAIL_WITNESS_POLICY", state: writePolicy, args: "verify --tenant acme --key audit.pub", vars: map[string]string{"TRAIL_WITNESS_POLICY": "witnesses"}, code: 3,
+			out: `from witnesses\n(.|\n)*could not check: tenant acme: no checkpoint is cosigned`},
+		{name: "verify, a witness policy that does not parse", state: writeBadPolicy, args: "verify --tenant acme --key audit.pub --witness-policy witnesses", code: 2,
+			out: `--witness-policy witnesses: witness policy: line 2: unknown statement "log"`},
+		{name: "verify, a witness policy file missing", args: "verify --tenant acme --key audit.pub --witness-policy witnesses", code: 2, out: `--witness-policy: open`},
+		{name: "verify, a forged cosignature", state: forgeCosignature, args: "verify --tenant acme --key audit.pub --witness-policy witnesses", code: 1,
+			out: `DAMAGE: tenant acme: the cosignature kept of the checkpoint of size 5 by witness w1\.trail\.test is forged: witness w1\.trail\.test: its cosignature does not verify`},
 
 		// checkpoint
 		{name: "checkpoint", args: "checkpoint --tenant acme --key audit.pub", out: `^audit\.example\.com/acme\n5\n`},
@@ -285,6 +299,31 @@ func resign(t *testing.T, dir string) {
 		}
 	})
 	write(t, dir, "trail-data/log.key", read(t, dir, "other.key"))
+}
+
+// testPolicy is a witness policy of one witness, w1.trail.test, whose
+// signing key no test holds.
+const testPolicy = "witness w1.trail.test w1.trail.test+23d9ac8c+BM7MFQfcHd1ylZUcKQiI8JWtuQRNG3PWlubfBl1oO9T8 https://w1.example.com\nquorum 1\n"
+
+func writePolicy(t *testing.T, dir string)     { write(t, dir, "witnesses", testPolicy) }
+func writeDataPolicy(t *testing.T, dir string) { write(t, dir, "trail-data/witnesses", testPolicy) }
+func writeBadPolicy(t *testing.T, dir string) {
+	write(t, dir, "witnesses", "quorum 1\nlog example.com/acme\n")
+}
+
+// forgeCosignature keeps, beside the checkpoint of size 5, a cosignature
+// line under w1.trail.test's name and key hash that the witness never
+// signed.
+func forgeCosignature(t *testing.T, dir string) {
+	writePolicy(t, dir)
+	sig := append([]byte{0x23, 0xd9, 0xac, 0x8c, 0, 0, 0, 0, 0x6a, 0x00, 0x00, 0x00}, make([]byte, 64)...)
+	line := "— w1.trail.test " + base64.StdEncoding.EncodeToString(sig) + "\n"
+	tamper(t, dir, "cosignatures", func(db *sql.DB) {
+		if _, err := db.Exec("INSERT INTO cosignatures (tenant, size, witness, signed_at, line, note) VALUES ('acme', 5, 'w1.trail.test', 1778384896, ?, ?)",
+			line, []byte(read(t, dir, "saved.checkpoint"))); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // garbleStore puts what is not a database where the SQLite file is.

@@ -214,6 +214,7 @@ func newVerifyCmd(e *env) *cobra.Command {
 	var (
 		sf       storeFlags
 		tf       trustFlags
+		pf       policyFlag
 		tenant   string
 		saved    []string
 		bundle   string
@@ -244,6 +245,13 @@ user's configuration directory (~/.config on Linux); --no-remember turns
 this off. A later run holds the log's latest checkpoint to it: a smaller one
 is a rollback, one the log's tree does not extend is a fork (exit 1, naming
 both sizes and roots); a larger one that extends it is remembered instead.
+
+With a witness policy (--witness-policy FILE, TRAIL_WITNESS_POLICY, or
+DATA/witnesses when it exists) it requires the largest checkpoint a quorum of
+its witnesses cosigned, each cosignature verified under the witness's key,
+and proves the log extends it, as it does a saved checkpoint: a rollback or a
+rewrite below it is damage. A forged cosignature is damage (exit 1); a log no
+quorum has cosigned cannot be checked against its witnesses (exit 3).
 
 With --bundle FILE it checks a bundle written by trail export --verifiable,
 with no database: each event's inclusion proof against the bundle's signed
@@ -292,6 +300,15 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 				}
 				savedNotes = append(savedNotes, b)
 			}
+			cosigned, err := witnessed(ctx, e, &pf, &sf, d, tenant, says)
+			if err != nil {
+				return err
+			}
+			if cosigned != nil {
+				// The log must extend what the witnesses cosigned, as it
+				// must a checkpoint an auditor saved.
+				savedNotes = append(savedNotes, cosigned.Note)
+			}
 			t0 := time.Now()
 			rep, err := tlog.VerifyStore(ctx, store, tenant, tr.v, savedNotes)
 			var untrusted *tlog.UntrustedError
@@ -328,11 +345,24 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 			if !rep.OK() {
 				return errFound
 			}
+			if pf.policy != nil {
+				if cosigned == nil {
+					return uncheckedError("tenant %s: no checkpoint is cosigned by a quorum of the %s: "+
+						"the log cannot be checked against its witnesses (is trail serve witnessing with this policy, and are they up?)",
+						tenant, describePolicy(pf.policy, pf.path))
+				}
+				var by []string
+				for _, c := range cosigned.Cosignatures {
+					by = append(by, c.Witness+" at "+c.Time.Format(time.RFC3339))
+				}
+				fmt.Fprintf(says, "witnessed: the log extends its checkpoint of size %d, cosigned by %s\n", cosigned.Size, strings.Join(by, ", "))
+			}
 			return nil
 		},
 	}
 	sf.register(cmd)
 	tf.register(cmd)
+	pf.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&remember, "remember", "", "directory of the checkpoints remembered (default $TRAIL_CHECKPOINTS, else the user's config dir)")
 	f.BoolVar(&forget, "no-remember", false, "neither check against nor remember the latest checkpoint")

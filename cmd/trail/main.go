@@ -145,7 +145,8 @@ and 'trail query' on the embedded database in ./trail-data.`,
 	// The store's flags have environment variables for every command, so
 	// that trail keys or trail verify find the store trail serve uses.
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
-		return fromEnv(cmd, e, map[string]string{"data": "TRAIL_DATA", "postgres": "TRAIL_POSTGRES", "signing-key": "TRAIL_SIGNING_KEY"})
+		return fromEnv(cmd, e, map[string]string{"data": "TRAIL_DATA", "postgres": "TRAIL_POSTGRES", "signing-key": "TRAIL_SIGNING_KEY",
+			"witness-policy": "TRAIL_WITNESS_POLICY"})
 	}
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)

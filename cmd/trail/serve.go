@@ -14,16 +14,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/detect"
 	trailhttp "github.com/trailaudit/trail/http"
 	"github.com/trailaudit/trail/stream/sinks"
+	"github.com/trailaudit/trail/witness"
 )
 
 func newServeCmd(e *env) *cobra.Command {
 	var (
 		sf       storeFlags
+		pf       policyFlag
+		every    time.Duration
 		addr     string
 		proxies  []string
 		tenant   string
@@ -58,6 +62,13 @@ records what they find as alert_raised events. Where several Trail processes
 share one PostgreSQL database, run the rules in one of them: give the others
 --detect=false.
 
+With a witness policy (--witness-policy FILE, or DATA/witnesses when it exists:
+witness NAME VKEY URL lines and a quorum K line) it submits each tenant's
+latest checkpoint to the witnesses every 10s (--witness-interval), for the logs that grew, keeps
+their cosignatures, and raises an alert when one refuses (a rollback or fork):
+the metric trail_witness_refusals_total, a log line, the health page and a
+witness_refused record in the tenant's log. Ingest never waits on witnesses.
+
 SIGINT or SIGTERM stops it gracefully: it stops accepting, lets requests in
 flight finish (every acknowledged event is committed), stops the sinks
 (each cursor where its receiver left it) and the rules, and closes the
@@ -72,7 +83,7 @@ wait.
 Every flag has an environment variable: TRAIL_ADDR, TRAIL_DATA,
 TRAIL_POSTGRES, TRAIL_SIGNING_KEY, TRAIL_TRUSTED_PROXIES (comma-separated),
 TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT, TRAIL_SESSION_IDLE,
-TRAIL_SESSION_MAX, TRAIL_DETECT. A flag given wins over its variable. (TRAIL_DATA,
+TRAIL_SESSION_MAX, TRAIL_DETECT, TRAIL_WITNESS_POLICY. A flag given wins over its variable. (TRAIL_DATA,
 TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		Example: `  trail serve
   TRAIL_POSTGRES=postgres://trail@db/trail trail serve --addr :8080 --trusted-proxy 10.0.0.0/8`,
@@ -101,12 +112,18 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 			if err := sessions.check(); err != nil {
 				return err
 			}
+			if every <= 0 {
+				return usageError("--witness-interval: want a positive duration")
+			}
+			pf.every = every
 			return serve(cmd.Context(), e, &sf, serveOptions{addr: addr, trusted: trusted, tenant: tenant, grace: shutdown, rate: rate,
-				sessions: sessions, detect: detects})
+				sessions: sessions, detect: detects, witnesses: &pf})
 		},
 	}
 	sf.register(cmd)
+	pf.register(cmd)
 	f := cmd.Flags()
+	f.DurationVar(&every, "witness-interval", witness.DefaultInterval, "how often each tenant's latest checkpoint is submitted to the witnesses at most")
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
 	f.StringSliceVar(&proxies, "trusted-proxy", nil, "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
 	f.StringVar(&tenant, "bootstrap-tenant", "default", "tenant of the bootstrap admin key made on first start")
@@ -156,6 +173,9 @@ type serveOptions struct {
 	rate     float64        // per API key (0: the default; negative: none)
 	sessions sessionFlags
 	detect   bool // run the detection rules
+	// witnesses is the witness policy to cosign with (none when its
+	// file is not there) and how often to submit.
+	witnesses *policyFlag
 }
 
 func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
@@ -188,10 +208,35 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 			return &exitError{code: 1, err: err}
 		}
 	}
-	srv, err := trailhttp.New(trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions,
+	pf := o.witnesses
+	if pf == nil {
+		pf = &policyFlag{every: witness.DefaultInterval}
+	}
+	policy, policyPath, err := pf.load(e, sf)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	hc := trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions, Registry: reg,
 		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Sinks: d.Sinks, SinkRunner: sinksv, Rules: d.Rules, Detections: detectsv,
 		Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: o.trusted, Limits: trailhttp.Limits{Rate: o.rate},
-		Sessions: d.Sessions, SessionIdle: o.sessions.idle, SessionMax: o.sessions.max})
+		Sessions: d.Sessions, SessionIdle: o.sessions.idle, SessionMax: o.sessions.max}
+	// Witnessing runs beside ingest, never in its path, and stops before
+	// the store closes.
+	witnessing := func() {}
+	if policy != nil {
+		wr, err := witness.New(witness.Config{Policy: policy, Store: d.Witness, Writer: d.Writer, Interval: pf.every, Logger: log, Registerer: reg})
+		if err != nil {
+			return &exitError{code: 1, err: err}
+		}
+		hc.Witnessing = wr
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); wr.Run(wctx) }()
+		witnessing = func() { cancel(); <-done }
+		defer witnessing()
+	}
+	srv, err := trailhttp.New(hc)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
@@ -210,6 +255,9 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 		return &exitError{code: 1, err: err}
 	}
 	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", d.Signer.VerifierKey())
+	if policy != nil {
+		fmt.Fprintf(e.stdout, "Witnessing each tenant's checkpoints every %v: %s\n", pf.every, describePolicy(policy, policyPath))
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sinksCtx, cancelSinks := context.WithCancel(context.WithoutCancel(ctx))
@@ -242,6 +290,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 	stopSinks()
 	stopDetect()
 	<-detected
+	witnessing()
 	if err := d.Close(); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("closing the store: %w", err)}
 	}

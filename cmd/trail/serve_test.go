@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/internal/testenv"
+	"github.com/trailaudit/trail/internal/witnesstest"
 )
 
 // TestServeBlackBox builds the trail binary and uses it as a user would:
@@ -164,6 +165,71 @@ func TestServeBlackBox(t *testing.T) {
 	}
 }
 
+// TestServeWitnessed: trail serve with a witness policy in DATA/witnesses
+// has its checkpoints cosigned by a real witness, serves the cosigned
+// checkpoint and the metrics, and trail verify then holds the log to it.
+func TestServeWitnessed(t *testing.T) {
+	testenv.Slow(t, "builds the binary")
+	lw := witnesstest.Start(t, "w1.trail.test")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "trail")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	vkey, err := exec.Command(bin, "keygen", "--name", "audit.example.com", "--data", data).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw.AddLog("audit.example.com/default", strings.TrimSpace(string(vkey)))
+	if err := os.WriteFile(filepath.Join(data, "witnesses"), []byte(witnesstest.Policy(1, lw)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, key, stop := startServe(t, bin, data, "--witness-interval", "100ms")
+	defer stop()
+	get := func(path string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", url+"/v1/events", strings.NewReader(`{"action":"user_logout","actor":{"type":"user","id":"u-1"}}`))
+		if path != "" {
+			req, _ = http.NewRequest("GET", url+path, nil)
+		} else {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		req.Header.Set("Authorization", "Bearer "+key.admin)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b
+	}
+	if code, b := get(""); code != 201 {
+		t.Fatalf("ingest: %d %s", code, b)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, b := get("/v1/checkpoint?cosigned=1")
+		if code == 200 && strings.Contains(string(b), "w1.trail.test") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no cosigned checkpoint: %d %s", code, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, b := get("/metrics"); !strings.Contains(string(b), `trail_witness_cosignatures_total{witness="w1.trail.test"}`) {
+		t.Errorf("/metrics has no trail_witness_cosignatures_total of the witness")
+	}
+	stop()
+	verify := exec.Command(bin, "verify", "--tenant", "default", "--data", data)
+	verify.Env = append(os.Environ(), "TRAIL_CHECKPOINTS="+filepath.Join(t.TempDir(), "remembered"))
+	out, err := verify.CombinedOutput()
+	if err != nil || !regexp.MustCompile(`witnessed: the log extends its checkpoint of size \d+, cosigned by w1\.trail\.test`).Match(out) {
+		t.Fatalf("trail verify: %v\n%s", err, out)
+	}
+}
+
 // printed is what trail serve printed at start: its first line, the
 // bootstrap admin key and operator credential ("" when none), and the hint
 // on making another operator credential ("" when none).
@@ -182,12 +248,12 @@ func exitCode(err error) int {
 	return 0
 }
 
-// startServe starts trail serve on a free port and returns its URL, what
-// it printed, and a function that stops it with SIGTERM and checks it
+// startServe starts trail serve on a free port, with flags, and returns
+// its URL, what it printed, and a function that stops it with SIGTERM and checks it
 // exited cleanly.
-func startServe(t *testing.T, bin, data string) (url string, bootstrap printed, stop func()) {
+func startServe(t *testing.T, bin, data string, flags ...string) (url string, bootstrap printed, stop func()) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data}, flags...)...)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/trailaudit/trail/redact"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/tlog"
+	"github.com/trailaudit/trail/witness"
 )
 
 // storeFlags choose where events live: the embedded SQLite database in a
@@ -65,6 +66,7 @@ type backend interface {
 	trail.SinkStore
 	trail.CursorStore
 	trail.RuleStore
+	trail.CosignatureStore
 }
 
 var (
@@ -89,6 +91,7 @@ type deployment struct {
 	Sealer  *erasure.Sealer    // seals on append, opens on read, erases
 	Catalog *catalog.Catalog   // the built-in actions, and each tenant's saved ones in its view (For)
 	Signer  *tlog.Signer       // signs checkpoints; nil when opened read-only
+	Witness witness.Store      // the log and the witnesses' cosignatures of its checkpoints
 
 	Sessions trail.SessionStore // the web UI's sessions
 
@@ -195,6 +198,7 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 	d.closers = append([]func() error{db.Close}, d.closers...)
 	d.Store, d.Writer, d.Keys, d.Holds, d.Actions, d.Tenants, d.Sinks, d.Cursors = db, db, db, db, db, db, db, db
 	d.Rules, d.Sessions = db, db
+	d.Witness = db
 	d.Reader = erasure.Wrap(db, d.Sealer)
 	// What the migrations these opens ran did, said once.
 	for _, note := range append(notes, db.MigrationNotes()...) {

@@ -1,0 +1,75 @@
+package http_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/trailaudit/trail"
+	trailhttp "github.com/trailaudit/trail/http"
+	"github.com/trailaudit/trail/internal/witnesstest"
+	"github.com/trailaudit/trail/storetest"
+	"github.com/trailaudit/trail/tlog"
+	"github.com/trailaudit/trail/witness"
+)
+
+// The cosigned checkpoint and the health page's witnesses, with a real
+// witness (litewitness) cosigning.
+func TestWitnessed(t *testing.T) {
+	lw := witnesstest.Start(t, "w1.trail.test")
+	lw.AddLog(tlog.Origin(storetest.Signer().Verifier().Name(), "acme"), storetest.Signer().VerifierKey())
+	p, err := witness.ParsePolicy(witnesstest.Policy(1, lw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wr *witness.Witnesser
+	h := newHarnessWith(t, backends[0].open, func(c *trailhttp.Config, s backend) {
+		if wr, err = witness.New(witness.Config{Policy: p, Store: s, Writer: s, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+			t.Fatal(err)
+		}
+		c.Witnessing = wr
+	})
+	h.ok(201, "acme", "POST", "/v1/events", login, nil)
+	if pr := h.problem(404, string(trail.ENOTFOUND), "acme", "GET", "/v1/checkpoint?cosigned=1", "", ""); !strings.Contains(pr.Detail, "no checkpoint is cosigned") {
+		t.Errorf("before a round: %q", pr.Detail)
+	}
+	h.problem(400, string(trail.EINVALID), "acme", "GET", "/v1/checkpoint?cosigned=yes", "", "")
+	if err := wr.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	var doc struct {
+		Checkpoint   string `json:"checkpoint"`
+		Size         uint64 `json:"size"`
+		Cosignatures []struct {
+			Witness string `json:"witness"`
+		} `json:"cosignatures"`
+	}
+	h.ok(200, "acme", "GET", "/v1/checkpoint?cosigned=1", "", &doc)
+	if doc.Size == 0 || len(doc.Cosignatures) != 1 || doc.Cosignatures[0].Witness != lw.Name {
+		t.Fatalf("cosigned checkpoint: %+v", doc)
+	}
+	// The note carries the log's signature and the witness's line: the
+	// log's key opens it, and the line is the witness's kept cosignature.
+	cp, err := storetest.Signer().Verifier().Open("acme", []byte(doc.Checkpoint))
+	if err != nil {
+		t.Fatalf("the log's verifier does not open the cosigned note: %v", err)
+	}
+	if cp.Size != doc.Size || !strings.Contains(doc.Checkpoint, "\n— "+lw.Name+" ") {
+		t.Errorf("cosigned note of size %d (doc %d) without the witness's line:\n%s", cp.Size, doc.Size, doc.Checkpoint)
+	}
+	// The plain checkpoint is still the latest, signed by the log alone.
+	var plain struct{ Checkpoint string }
+	h.ok(200, "acme", "GET", "/v1/checkpoint", "", &plain)
+	if strings.Contains(plain.Checkpoint, lw.Name) {
+		t.Errorf("the plain checkpoint carries a cosignature:\n%s", plain.Checkpoint)
+	}
+
+	body := signIn(h, "acme").get(200, "/ui/health")
+	for _, want := range []string{"Witnesses", lw.Name, "1 of 1 (w1.trail.test)", "✓ Cosigning", " ago ("} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the health page does not show %q", want)
+		}
+	}
+}
