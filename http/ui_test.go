@@ -522,20 +522,20 @@ func testUIOwnReads(t *testing.T, h *harness) {
 	for i := range 3 {
 		h.appendEvent(loginOf(fmt.Sprintf("u-%d", i))) // seqs 1-3
 	}
-	u := signIn(h, "acme")
+	u := signIn(h, "acme") // its session's start is seq 4
 	for range 3 {
-		u.get(200, "/ui/") // records seqs 4-6
+		u.get(200, "/ui/") // records seqs 5-7
 	}
-	signIn(h, "acme-read").get(200, "/ui/") // seq 7, by another key
+	signIn(h, "acme-read").get(200, "/ui/") // seqs 8 (its sign-in) and 9, by another key
 	rows := func(body string) int { return strings.Count(body, `data-label="Seq"`) }
 
-	body := u.get(200, "/ui/") // shows 1-7, records 8
-	if n := rows(body); n != 4 {
-		t.Errorf("%d event rows, want the 3 logins and the other key's read", n)
+	body := u.get(200, "/ui/") // shows 1-9, records 10
+	if n := rows(body); n != 6 {
+		t.Errorf("%d event rows, want the 3 logins, the 2 sign-ins and the other key's read", n)
 	}
-	fold := regexp.MustCompile(`and 3 reads by you <span class="muted">\(data_viewed: still in the log\)</span> <a href="([^"]+)">show them</a></td>\s*<td class="num" data-label="Seqs">4–6</td>`).FindStringSubmatch(body)
+	fold := regexp.MustCompile(`and 3 reads by you <span class="muted">\(data_viewed: still in the log\)</span> <a href="([^"]+)">show them</a></td>\s*<td class="num" data-label="Seqs">5–7</td>`).FindStringSubmatch(body)
 	if fold == nil {
-		t.Fatalf("no folded line for seqs 4-6:\n%s", body)
+		t.Fatalf("no folded line for seqs 5-7:\n%s", body)
 	}
 	if strings.Count(body, "reads by you") != 1 || !strings.Contains(body, "your own reads folded") {
 		t.Errorf("want one fold and the toggle to show them:\n%s", body)
@@ -543,18 +543,18 @@ func testUIOwnReads(t *testing.T, h *harness) {
 	// The fold's link shows them one by one, and the page's links keep
 	// showing them.
 	shown := u.get(200, strings.ReplaceAll(fold[1], "&amp;", "&"))
-	if n := rows(shown); n != 8 || strings.Contains(shown, "reads by you") || !strings.Contains(shown, "fold them") {
-		t.Errorf("shown one by one: %d rows, want 8:\n%s", n, shown)
+	if n := rows(shown); n != 10 || strings.Contains(shown, "reads by you") || !strings.Contains(shown, "fold them") {
+		t.Errorf("shown one by one: %d rows, want 10:\n%s", n, shown)
 	}
-	if !regexp.MustCompile(`hx-get="/ui/tail\?after=8&amp;reads=show"`).MatchString(shown) || !strings.Contains(shown, `<input type="hidden" name="reads" value="show">`) {
+	if !regexp.MustCompile(`hx-get="/ui/tail\?after=10&amp;reads=show"`).MatchString(shown) || !strings.Contains(shown, `<input type="hidden" name="reads" value="show">`) {
 		t.Errorf("the tail and the filter form do not keep showing the reads:\n%s", shown)
 	}
-	// A tail poll folds the viewer's new reads too (8 and 9: the pages
+	// A tail poll folds the viewer's new reads too (10 and 11: the pages
 	// just opened).
-	if tail := u.get(200, "/ui/tail?after=7", "HX-Request", "true"); !strings.Contains(tail, "2 reads by you") || rows(tail) != 0 {
+	if tail := u.get(200, "/ui/tail?after=9", "HX-Request", "true"); !strings.Contains(tail, "2 reads by you") || rows(tail) != 0 {
 		t.Errorf("the tail's own reads are not folded:\n%s", tail)
 	}
-	// Folded, not gone: every read is in the log (seqs 4-9; a tail poll
+	// Folded, not gone: every read is in the log (5-7, 9-11; a tail poll
 	// that found only echoes of the UI's reads records none).
 	if got := len(h.reads()); got != 6 {
 		t.Errorf("%d reads recorded, want 6", got)
