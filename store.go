@@ -50,7 +50,10 @@ type Store interface {
 	// Query returns one page of events matching q.
 	Query(ctx context.Context, q Query) (*Page, error)
 	// Count returns how many events match q (its cursor and limit are
-	// ignored). Count of a bare tenant query is the tenant's log size.
+	// ignored). Count of a bare tenant query is the tenant's log size. It
+	// counts index rows without decoding bodies: its answer is as good as
+	// the index, which verification (tlog.Verify) holds to the signed
+	// bytes.
 	Count(ctx context.Context, q Query) (int64, error)
 	// Scan calls fn for each of tenant's events with from <= seq < to, in
 	// seq order, holding only a few in memory at a time; to == 0 means
