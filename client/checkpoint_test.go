@@ -40,9 +40,10 @@ func openLogServer(t *testing.T, path string, k *trail.APIKey) *logServer {
 		t.Fatal(err)
 	}
 	if _, err := db.Key(ctx, k.ID); trail.ErrorCode(err) == trail.ENOTFOUND {
-		err = db.CreateKey(ctx, k)
-	}
-	if err != nil {
+		if err := db.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	srv, err := trailhttp.New(trailhttp.Config{Store: db, Writer: db, Keys: db, Catalog: cat,

@@ -41,14 +41,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("never: %s", what)
 }
 
-type ruleFile struct {
-	Name, YAML, CreatedBy string `json:"-"`
-	Rules                 []struct {
-		ID, Title, Level, Kind string
-	} `json:"rules"`
-	RecordedSeq uint64 `json:"recorded_seq"`
-}
-
 // A tenant's admin puts, replaces and deletes its rule files, each change
 // recorded; any key of the tenant reads them with the built-in rules; a
 // refused rule is 400 naming the field as the parser does; another

@@ -29,7 +29,7 @@ import (
 // startRsyslog starts Debian's rsyslogd with a config of its own: a TCP
 // input on a free port of 127.0.0.1, and every message written to a file,
 // field by field, which the test reads back.
-func startRsyslog(t *testing.T, withTLS bool) (addr, out string, client *tls.Config) {
+func startRsyslog(t testing.TB, withTLS bool) (addr, out string, client *tls.Config) {
 	t.Helper()
 	bin, err := exec.LookPath("rsyslogd")
 	if err != nil {
@@ -74,7 +74,7 @@ ruleset(name="trail") { action(type="omfile" file="%[2]s" template="fields") }
 
 // writeCert writes a CA and a server certificate for 127.0.0.1 into dir
 // (ca.pem, cert.pem, key.pem) and returns a client config trusting the CA.
-func writeCert(t *testing.T, dir string) *tls.Config {
+func writeCert(t testing.TB, dir string) *tls.Config {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

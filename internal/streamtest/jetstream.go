@@ -17,7 +17,7 @@ const NATSURL = "nats://127.0.0.1:4222"
 // JetStream connects to the NATS server at NATSURL and makes a JetStream
 // stream of its own for the test, capturing prefix + ".>", removed after.
 // Without the server the test skips, or fails under CI=true.
-func JetStream(t *testing.T) (nc *nats.Conn, st jetstream.Stream, prefix string) {
+func JetStream(t testing.TB) (nc *nats.Conn, st jetstream.Stream, prefix string) {
 	t.Helper()
 	nc, err := nats.Connect(NATSURL, nats.Timeout(2*time.Second))
 	if err != nil {

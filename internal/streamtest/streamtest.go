@@ -35,7 +35,7 @@ import (
 type Receiver struct {
 	URL string
 
-	t      *testing.T
+	t      testing.TB
 	secret string
 	mu     sync.Mutex
 	check  *stream.Checker
@@ -51,7 +51,7 @@ type Receiver struct {
 
 // NewReceiver starts a receiver checking signatures under secret and
 // checkpoints with v. It stops when the test ends.
-func NewReceiver(t *testing.T, secret string, v *tlog.Verifier) *Receiver {
+func NewReceiver(t testing.TB, secret string, v *tlog.Verifier) *Receiver {
 	r := &Receiver{t: t, secret: secret, check: stream.NewChecker(v), ids: map[string]int{}}
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
