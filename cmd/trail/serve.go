@@ -35,6 +35,7 @@ func newServeCmd(e *env) *cobra.Command {
 		rate     float64
 		sessions sessionFlags
 		detects  bool
+		runSinks bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--data DIR | --postgres URL]",
@@ -54,7 +55,9 @@ another.
 
 It runs the sinks configured in the store (POST /v1/sinks, trail sinks add):
 one per configuration, picked up at once when the API changes one, within
-5 seconds when the CLI does.
+5 seconds when the CLI does. Where several Trail processes share one
+PostgreSQL database, run the sinks in one of them (else each receiver gets
+every message from each): give the others --sinks=false.
 
 It runs the detection rules over every tenant's log (the built-in set and
 each tenant's own rule files, PUT /v1/rules/{name} or trail rules add), and
@@ -83,7 +86,7 @@ wait.
 Every flag has an environment variable: TRAIL_ADDR, TRAIL_DATA,
 TRAIL_POSTGRES, TRAIL_SIGNING_KEY, TRAIL_TRUSTED_PROXIES (comma-separated),
 TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT, TRAIL_SESSION_IDLE,
-TRAIL_SESSION_MAX, TRAIL_DETECT, TRAIL_WITNESS_POLICY. A flag given wins over its variable. (TRAIL_DATA,
+TRAIL_SESSION_MAX, TRAIL_DETECT, TRAIL_SINKS, TRAIL_WITNESS_POLICY. A flag given wins over its variable. (TRAIL_DATA,
 TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		Example: `  trail serve
   TRAIL_POSTGRES=postgres://trail@db/trail trail serve --addr :8080 --trusted-proxy 10.0.0.0/8`,
@@ -91,7 +94,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := fromEnv(cmd, e, map[string]string{"addr": "TRAIL_ADDR", "trusted-proxy": "TRAIL_TRUSTED_PROXIES",
 				"bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT", "rate-limit": "TRAIL_RATE_LIMIT",
-				"session-idle": "TRAIL_SESSION_IDLE", "session-max": "TRAIL_SESSION_MAX", "detect": "TRAIL_DETECT"}); err != nil {
+				"session-idle": "TRAIL_SESSION_IDLE", "session-max": "TRAIL_SESSION_MAX", "detect": "TRAIL_DETECT", "sinks": "TRAIL_SINKS"}); err != nil {
 				return err
 			}
 			var trusted []netip.Prefix
@@ -117,7 +120,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 			}
 			pf.every = every
 			return serve(cmd.Context(), e, &sf, serveOptions{addr: addr, trusted: trusted, tenant: tenant, grace: shutdown, rate: rate,
-				sessions: sessions, detect: detects, witnesses: &pf})
+				sessions: sessions, detect: detects, sinks: runSinks, witnesses: &pf})
 		},
 	}
 	sf.register(cmd)
@@ -132,6 +135,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 	f.DurationVar(&sessions.idle, "session-idle", 30*time.Minute, "a web UI session ends after this long unused")
 	f.DurationVar(&sessions.max, "session-max", 12*time.Hour, "a web UI session ends this long after sign-in, however used")
 	f.BoolVar(&detects, "detect", true, "run the detection rules over the tenants' logs")
+	f.BoolVar(&runSinks, "sinks", true, "run the configured sinks (they are configured either way)")
 	return cmd
 }
 
@@ -173,6 +177,7 @@ type serveOptions struct {
 	rate     float64        // per API key (0: the default; negative: none)
 	sessions sessionFlags
 	detect   bool // run the detection rules
+	sinks    bool // run the sinks
 	// witnesses is the witness policy to cosign with (none when its
 	// file is not there) and how often to submit.
 	witnesses *policyFlag
@@ -195,9 +200,11 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 	// The sinks stream the log as stored (personal data sealed: the bytes
 	// the tree hashes), from a context of their own: they stop after the
 	// requests in flight, before the store closes.
-	sinksv, err := sinks.New(sinks.Config{Configs: d.Sinks, Log: d.Store, Cursors: d.Cursors, Writer: d.Writer, Actions: d.Catalog, Logger: log})
-	if err != nil {
-		return &exitError{code: 1, err: err}
+	var sinksv *sinks.Supervisor
+	if o.sinks {
+		if sinksv, err = sinks.New(sinks.Config{Configs: d.Sinks, Log: d.Store, Cursors: d.Cursors, Writer: d.Writer, Actions: d.Catalog, Logger: log}); err != nil {
+			return &exitError{code: 1, err: err}
+		}
 	}
 	var detectsv *detect.Supervisor
 	if o.detect {
@@ -218,9 +225,12 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 	}
 	reg := prometheus.NewRegistry()
 	hc := trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions, Registry: reg,
-		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Sinks: d.Sinks, SinkRunner: sinksv, Rules: d.Rules, Detections: detectsv,
+		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Sinks: d.Sinks, Rules: d.Rules, Detections: detectsv,
 		Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: o.trusted, Limits: trailhttp.Limits{Rate: o.rate},
 		Sessions: d.Sessions, SessionIdle: o.sessions.idle, SessionMax: o.sessions.max}
+	if sinksv != nil { // a nil *Supervisor in the interface would not be nil
+		hc.SinkRunner = sinksv
+	}
 	// Witnessing runs beside ingest, never in its path, and stops before
 	// the store closes.
 	witnessing := func() {}
@@ -262,7 +272,12 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 	defer stop()
 	sinksCtx, cancelSinks := context.WithCancel(context.WithoutCancel(ctx))
 	sinksDone := make(chan struct{})
-	go func() { defer close(sinksDone); sinksv.Run(sinksCtx) }()
+	go func() {
+		defer close(sinksDone)
+		if sinksv != nil {
+			sinksv.Run(sinksCtx)
+		}
+	}()
 	stopSinks := sync.OnceFunc(func() { cancelSinks(); <-sinksDone })
 	defer stopSinks()
 	served := make(chan error, 1)

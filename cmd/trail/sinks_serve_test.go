@@ -21,15 +21,32 @@ import (
 // trusting only the verifier key serve printed: the events ingested
 // arrive in order and verify against the signed checkpoints, the sink's
 // status says so, and a stop of serve stops the sink, its cursor kept.
-func TestServeRunsSinks(t *testing.T) {
+// inProcess is trail serve run in this process (serve, with o and its
+// data in a directory of its own), for the tests that configure it through
+// its API.
+type inProcess struct {
+	t              *testing.T
+	e              *env
+	url, key, vkey string // where it listens, the bootstrap admin key, the verifier key
+	stop           func() // stops serve (once) and checks it stopped cleanly
+}
+
+// serveInProcess starts serve with o (its address, tenant acme, no rate
+// limit and default session timeouts unless o says otherwise) and waits
+// for it to print what it listens on and its keys.
+func serveInProcess(t *testing.T, o serveOptions) *inProcess {
+	t.Helper()
+	o.addr, o.tenant, o.grace, o.rate = "127.0.0.1:0", "acme", 5*time.Second, -1
+	if o.sessions.idle == 0 {
+		o.sessions = sessionFlags{idle: 30 * time.Minute, max: 12 * time.Hour}
+	}
 	dir := t.TempDir()
 	pr, pw := io.Pipe()
 	e := &env{stdin: strings.NewReader(""), stdout: pw, stderr: io.Discard, dir: dir, vars: map[string]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, e, &storeFlags{data: "data"}, serveOptions{addr: "127.0.0.1:0", tenant: "acme", grace: 5 * time.Second, rate: -1,
-			sessions: sessionFlags{idle: 30 * time.Minute, max: 12 * time.Hour}})
+		done <- serve(ctx, e, &storeFlags{data: "data"}, o)
 		pw.Close()
 	}()
 	stopped := false
@@ -42,47 +59,55 @@ func TestServeRunsSinks(t *testing.T) {
 			}
 		}
 	}
-	defer stop()
-	var url, key, vkey string
+	t.Cleanup(stop)
+	p := &inProcess{t: t, e: e, stop: stop}
 	sc := bufio.NewScanner(pr)
-	for vkey == "" && sc.Scan() {
+	for p.vkey == "" && sc.Scan() {
 		l := sc.Text()
 		switch {
 		case strings.Contains(l, "listening on http://"):
-			url = strings.Fields(l[strings.Index(l, "http://"):])[0]
+			p.url = strings.Fields(l[strings.Index(l, "http://"):])[0]
 		case strings.HasPrefix(l, "trail_"):
-			key = l
+			p.key = l
 		case strings.HasPrefix(l, "Verifier key (for auditors): "):
-			vkey = strings.TrimPrefix(l, "Verifier key (for auditors): ")
+			p.vkey = strings.TrimPrefix(l, "Verifier key (for auditors): ")
 		}
 	}
 	go io.Copy(io.Discard, pr)
-	if url == "" || key == "" || vkey == "" {
-		t.Fatalf("serve printed url %q, key %q, verifier key %q", url, key, vkey)
+	if p.url == "" || p.key == "" || p.vkey == "" {
+		t.Fatalf("serve printed url %q, key %q, verifier key %q", p.url, p.key, p.vkey)
 	}
-	v, err := tlog.NewVerifier(vkey)
+	return p
+}
+
+// api makes a request with the admin key and returns the body of an
+// answer with status want.
+func (p *inProcess) api(method, path, ct, body string, want int) []byte {
+	p.t.Helper()
+	req, _ := http.NewRequest(method, p.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+p.key)
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		p.t.Fatalf("%s %s: %d, want %d\n%s", method, path, res.StatusCode, want, b)
+	}
+	return b
+}
+
+func TestServeRunsSinks(t *testing.T) {
+	p := serveInProcess(t, serveOptions{sinks: true})
+	v, err := tlog.NewVerifier(p.vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := func(method, path, ct, body string, want int) []byte {
-		t.Helper()
-		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		if ct != "" {
-			req.Header.Set("Content-Type", ct)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		if res.StatusCode != want {
-			t.Fatalf("%s %s: %d, want %d\n%s", method, path, res.StatusCode, want, b)
-		}
-		return b
-	}
-
+	api, stop, e := p.api, p.stop, p.e
 	rcv := streamtest.NewReceiver(t, storetest.WebhookSecret, v)
 	api("POST", "/v1/sinks", "application/json", `{"name":"siem","kind":"webhook","url":"`+rcv.URL+`","secret":"`+storetest.WebhookSecret+`"}`, 201)
 	var batch strings.Builder
@@ -126,5 +151,25 @@ func TestServeRunsSinks(t *testing.T) {
 	defer d.Close()
 	if c, err := d.Cursors.Cursor(context.Background(), "sink.siem", "acme"); err != nil || c != 6 {
 		t.Errorf("after serve stopped, the sink's cursor is %d, %v; want 6", c, err)
+	}
+}
+
+// TestServeSinksOff: trail serve --sinks=false (the other processes on one
+// PostgreSQL database) configures sinks but runs none: a configured sink
+// delivers nothing, and its status says it is not running here.
+func TestServeSinksOff(t *testing.T) {
+	p := serveInProcess(t, serveOptions{sinks: false})
+	v, err := tlog.NewVerifier(p.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := streamtest.NewReceiver(t, storetest.WebhookSecret, v)
+	p.api("POST", "/v1/sinks", "application/json", `{"name":"siem","kind":"webhook","url":"`+rcv.URL+`","secret":"`+storetest.WebhookSecret+`"}`, 201)
+	p.api("POST", "/v1/events", "application/json", `{"action":"user_logout","actor":{"type":"user","id":"u-1"}}`, 201)
+	var sink struct{ Status struct{ Running bool } }
+	json.Unmarshal(p.api("GET", "/v1/sinks/siem", "", "", 200), &sink)
+	time.Sleep(200 * time.Millisecond) // a running sink polls every second; none should start at all
+	if lines, _ := rcv.Lines(); sink.Status.Running || lines != 0 {
+		t.Errorf("with --sinks=false: status running %v, the receiver read %d lines; want neither", sink.Status.Running, lines)
 	}
 }
