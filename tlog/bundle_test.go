@@ -202,10 +202,10 @@ func TestVerifyBundleUntrusted(t *testing.T) {
 	bundle := editLine(writeBundle(t, l, 10, 1, 7), 1, func([]byte) []byte { return headerLine(t, resign(t, otherKey, l.notes[10])) })
 	rep, err := VerifyBundle(bytes.NewReader(bundle), s.Verifier())
 	var untrusted *UntrustedError
-	if !errors.As(err, &untrusted) || !slices.Equal(untrusted.SignedBy, []string{"trail.example+3e6a3a8b"}) {
-		t.Fatalf("VerifyBundle = %+v, %v; want an UntrustedError naming trail.example+3e6a3a8b", rep, err)
+	if !errors.As(err, &untrusted) || !slices.Equal(untrusted.SignedBy, []string{otherSigID}) {
+		t.Fatalf("VerifyBundle = %+v, %v; want an UntrustedError naming %s", rep, err, otherSigID)
 	}
-	if want := "not signed by the trusted key trail.example+cdb1c7dd (signed by trail.example+3e6a3a8b)"; !strings.Contains(err.Error(), want) {
+	if want := "not signed by the trusted key " + testKeyID + " (signed by " + otherSigID + ")"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 }

@@ -239,7 +239,7 @@ checkpoint), it also proves the log extends it: this finds a history that was
 rewritten and re-signed, even with the log's own key.
 
 It remembers the latest checkpoint of each log it verified intact, as Go's
-checksum-database client does, in a file per origin (KEYNAME/TENANT) in
+checksum-database client does, in a file per origin (KEYNAME/trail/TENANT) in
 --remember DIR, else $TRAIL_CHECKPOINTS, else trail/checkpoints in the
 user's configuration directory (~/.config on Linux); --no-remember turns
 this off. A later run holds the log's latest checkpoint to it: a smaller one
