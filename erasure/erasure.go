@@ -47,6 +47,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/tlog"
 )
 
 // PersonalKeys are context keys treated as personal data whatever the
@@ -420,12 +421,15 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 // OpenWith decrypts ev's sealed fields in place with openings, the event
 // keys by key id that Openings gave for it: what a verifier holding only the
 // event's stored bytes and its openings sees. A blob with no opening (its
-// subject erased, or sealed before event keys) reads as Erased; one its
-// opening does not decrypt is left sealed.
+// subject erased) reads as Erased; one its opening does not decrypt, and
+// one sealed before event keys (which has no opening), is left sealed.
 func OpenWith(tenant string, ev *trail.Event, openings map[string][]byte) error {
 	return open(tenant, ev, nil, func(version, id string) (cipher.AEAD, bool, error) {
 		k, ok := openings[id]
-		if !ok || version != prefix {
+		switch {
+		case version != prefix:
+			return nil, false, nil
+		case !ok:
 			return nil, true, nil
 		}
 		aead, err := newAEAD(k)
@@ -467,8 +471,52 @@ func EventKey(key []byte, tenant, id, event string) []byte {
 	return m.Sum(nil)
 }
 
+// Opening returns the openings of a stored event (canonical JSON) and the
+// event as they open it (OpenLeaf): what a verifiable export carries
+// (tlog.BundleOpener). Both are nil for an event with nothing sealed.
+func (s *Sealer) Opening(ctx context.Context, tenant string, body []byte) (map[string][]byte, []byte, error) {
+	ev, err := trail.UnmarshalCanonical(body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("erasure: opening: %w", err)
+	}
+	if len(sealedFields(ev)) == 0 {
+		return nil, nil, nil
+	}
+	openings, err := s.Openings(ctx, tenant, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	opened, err := OpenLeaf(tenant, body, openings)
+	return openings, opened, err
+}
+
+// OpenLeaf opens a stored event (canonical JSON, as a leaf hashes it) with
+// openings alone (OpenWith) and returns it in canonical JSON; nil for an
+// event with nothing sealed (tlog.OpenFunc).
+func OpenLeaf(tenant string, body []byte, openings map[string][]byte) ([]byte, error) {
+	ev, err := trail.UnmarshalCanonical(body)
+	if err != nil {
+		return nil, fmt.Errorf("erasure: %w", err)
+	}
+	if len(sealedFields(ev)) == 0 {
+		return nil, nil
+	}
+	if err := OpenWith(tenant, ev, openings); err != nil {
+		return nil, err
+	}
+	out, err := trail.MarshalCanonical(ev)
+	if err != nil {
+		return nil, fmt.Errorf("erasure: the opened event: %w", err)
+	}
+	return out, nil
+}
+
+var _ tlog.BundleOpener = (*Sealer)(nil)
+var _ tlog.OpenFunc = OpenLeaf
+
 // open decrypts ev's sealed fields in place, with the AEAD keyOf gives a
-// blob (gone: its key is erased, or not given). candidates lists the fields
+// blob (gone: its key is erased, or not given; neither: it cannot be
+// opened, and is left as it is). candidates lists the fields
 // Seal seals in ev (nil: every sealed field may be one).
 func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(version, id string) (aead cipher.AEAD, gone bool, err error)) error {
 	sealed := sealedFields(ev)
@@ -497,6 +545,9 @@ func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(
 		aead, gone, err := keyOf(version, id)
 		if err != nil {
 			return err
+		}
+		if aead == nil && !gone {
+			continue
 		}
 		// The blob's field and the references to it: by its path, or bare
 		// for the event's first blob.

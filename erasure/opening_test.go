@@ -1,19 +1,25 @@
 package erasure_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/base64"
 	"maps"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/memory"
+	"github.com/trailaudit/trail/storetest"
+	"github.com/trailaudit/trail/tlog"
 )
 
 // An event's openings are its own keys: with them, and nothing else, a
@@ -130,5 +136,79 @@ func TestOpenSealedBefore(t *testing.T) {
 	}
 	if err := s.Open(ctx, "acme", ev); err != nil || ev.Actor.Email != alice {
 		t.Errorf("opened to %q, %v; want %q", ev.Actor.Email, err, alice)
+	}
+}
+
+// A verifiable export carries each event's openings: the bundle verifies,
+// and shows the events in clear as their leaves' sealed bytes open, an
+// erased subject's values reading erased; a cleartext or an opening changed
+// in the bundle is damage.
+func TestBundleOpenings(t *testing.T) {
+	ctx := context.Background()
+	v := storetest.Validator()
+	sealer := erasure.NewSealer(memory.NewSubjectKeys(), v.Actions)
+	v.Sealer = sealer
+	store := erasure.Wrap(memory.New(v, storetest.Signer()), sealer)
+	evs := []*trail.Event{failedLogin("u-1", alice), failedLogin("u-2", "bob@example.com"),
+		{Action: catalog.UserLogout, Actor: trail.Actor{Type: trail.ActorService, ID: "svc"}, Context: map[string]any{"logout_method": "timeout"}}}
+	if _, err := store.Append(ctx, "acme", evs, trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealer.Erase(ctx, "acme", "u-2"); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := tlog.OpenLatest(ctx, store, "acme", storetest.Signer().Verifier())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, _, err := tlog.WriteBundle(ctx, &buf, store, cp, trail.Query{Tenant: "acme", RecordedBefore: time.Now().Add(time.Minute)}, sealer); err != nil {
+		t.Fatal(err)
+	}
+	bundle := buf.String()
+	lines := strings.Split(strings.TrimSuffix(bundle, "\n"), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[1], `"opened":`) || !strings.Contains(lines[1], alice) ||
+		!strings.Contains(lines[2], `"openings":{},"opened":`) || !strings.Contains(lines[2], `"email":"`+erasure.Erased+`"`) ||
+		strings.Contains(lines[3], `"opened"`) {
+		t.Fatalf("bundle lines:\n%s\nwant u-1's event opened, u-2's erased, the service's with nothing to open", bundle)
+	}
+	changedOpening := regexp.MustCompile(`"openings":\{"[0-9a-f]+":"(.)`).ReplaceAllStringFunc(lines[1], func(m string) string {
+		if m[len(m)-1] == 'A' {
+			return m[:len(m)-1] + "B"
+		}
+		return m[:len(m)-1] + "A"
+	})
+	tests := []struct {
+		name   string
+		bundle string
+		opened int
+		damage string // "" for none
+	}{
+		{"as written", bundle, 2, ""},
+		{"a cleartext changed", strings.Replace(bundle, `"opened":{"action":"user_login_failed","actor":{"email":"`+alice, `"opened":{"action":"user_login_failed","actor":{"email":"mallory@example.com`, 1), 1,
+			"line 2: the event in clear is not what the event's sealed bytes open to with its openings"},
+		{"an erased value shown", strings.Replace(bundle, `"email":"`+erasure.Erased+`"`, `"email":"bob@example.com"`, 1), 1,
+			"line 3: the event in clear is not what"},
+		{"an opening changed", strings.Replace(bundle, lines[1], changedOpening, 1), 1, "line 2: the event in clear is not what"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.bundle == bundle && tc.name != "as written" {
+				t.Fatal("the edit changed nothing")
+			}
+			rep, err := tlog.VerifyBundleOpen(strings.NewReader(tc.bundle), storetest.Signer().Verifier(), erasure.OpenLeaf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Opened != tc.opened {
+				t.Errorf("opened %d, want %d", rep.Opened, tc.opened)
+			}
+			switch {
+			case tc.damage == "" && !rep.OK():
+				t.Errorf("damage %+v, want none", rep.Damage)
+			case tc.damage != "" && (len(rep.Damage) != 1 || rep.Damage[0].Kind != tlog.Changed || !strings.Contains(rep.Damage[0].Detail, tc.damage)):
+				t.Errorf("damage %+v, want one change saying %q", rep.Damage, tc.damage)
+			}
+		})
 	}
 }

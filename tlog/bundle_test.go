@@ -295,14 +295,27 @@ func FuzzVerifyBundle(f *testing.F) {
 	f.Add(dropLine(window, 3))
 	start, _ := windowBundle(f, wl, len(wl.notes)-1, time.Time{}, minute(99))
 	f.Add(start)
+	// A line with openings, which the fake opener below opens.
+	lines := bytes.SplitAfter(bundle, []byte("\n"))
+	lines[1] = append(bytes.TrimSuffix(lines[1], []byte("}\n")), `,"openings":{"k":"AA=="},"opened":{"x":1}}`+"\n"...)
+	f.Add(bytes.Join(lines, nil))
+	open := func(tenant string, body []byte, openings map[string][]byte) ([]byte, error) {
+		if openings["k"] == nil {
+			return nil, errors.New("no opening k")
+		}
+		return []byte(`{"x":1}`), nil
+	}
 	v := s.Verifier()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rep, err := VerifyBundle(bytes.NewReader(b), v)
+		rep, err := VerifyBundleOpen(bytes.NewReader(b), v, open)
 		if err != nil {
 			return
 		}
 		if len(rep.Damage) > MaxDamage {
 			t.Fatalf("%d damages", len(rep.Damage))
+		}
+		if rep.Opened > rep.Events {
+			t.Fatalf("%d events opened of %d", rep.Opened, rep.Events)
 		}
 		// A complete window holds its events and at most its two
 		// boundaries, and is intact.
