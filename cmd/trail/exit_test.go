@@ -73,6 +73,9 @@ func TestExitCodes(t *testing.T) {
 			out: `DAMAGE: tenant acme: the cosignature kept of the checkpoint of size 5 by witness w1\.trail\.test is forged: witness w1\.trail\.test: its cosignature does not verify`},
 
 		// checkpoint
+		// keygen says the origins its name makes, and when they are not URLs
+		{name: "keygen", args: "keygen --name audit.example.com --out host.key", out: `a tenant's log has the origin audit\.example\.com/trail/TENANT; its verifier key:\n$`},
+		{name: "keygen, not a host name", args: "keygen --name vm --out vm.key", out: `note: the key name vm is not a host name, so origins are not URLs; a name like --name audit\.example\.com makes them so`},
 		// a log's key for its witnesses: named by the log's origin
 		{name: "verifier", args: "verifier", out: `^audit\.example\.com\+[0-9a-f]{8}\+\S+\n$`},
 		{name: "verifier, a tenant's log", args: "verifier --tenant acme", out: `^audit\.example\.com/trail/acme\naudit\.example\.com/trail/acme\+[0-9a-f]{8}\+\S+\n$`},

@@ -58,7 +58,10 @@ for a key kept elsewhere (--signing-key FILE).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stderr, "wrote the signing key to %s; its verifier key:\n", path)
+			fmt.Fprintf(e.stderr, "wrote the signing key to %s; a tenant's log has the origin %s; its verifier key:\n", path, tlog.Origin(name, "TENANT"))
+			if !strings.Contains(name, ".") {
+				fmt.Fprintf(e.stderr, "note: the key name %s is not a host name, so origins are not URLs; a name like --name audit.example.com makes them so\n", name)
+			}
 			fmt.Fprintln(e.stdout, s)
 			return nil
 		},
