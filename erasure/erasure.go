@@ -30,7 +30,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -45,6 +47,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/tlog"
 )
 
 // PersonalKeys are context keys treated as personal data whatever the
@@ -61,9 +64,16 @@ const Erased = "[erased]"
 // subject's other fields hold ref alone for the event's first blob (most
 // events have one subject), else ref followed by the blob's path. One
 // nonce and tag per subject of an event, not per field.
+//
+// Under prefix (enc2:) the AES key is the event's own, derived from the
+// subject's (EventKey): giving it away (Openings) opens that event's blob
+// and no other. Blobs sealed before, under prefix1 (enc1:), are under the
+// subject's key itself; they still open, but have no opening of their own.
+// References are ref in both.
 const (
-	prefix = "enc1:"
-	ref    = prefix + "^"
+	prefix  = "enc2:"
+	prefix1 = "enc1:"
+	ref     = prefix1 + "^"
 )
 
 // cacheTTL bounds how long a key is used from memory: after an erasure in
@@ -87,7 +97,8 @@ type Sealer struct {
 
 type cachedKey struct {
 	id   string
-	aead cipher.AEAD // made once per key: AES key expansion is not free
+	key  []byte      // the subject's key, which event keys derive from
+	aead cipher.AEAD // of key itself (blobs under prefix1), made once: AES key expansion is not free
 	gone bool        // the key was erased (KeyByID said ENOTFOUND)
 	at   time.Time
 }
@@ -304,7 +315,7 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 			if err != nil {
 				return err
 			}
-			fresh[i] = cachedKey{id: k.ID, aead: aead, at: now}
+			fresh[i] = cachedKey{id: k.ID, key: k.Key, aead: aead, at: now}
 			keys[need[i]] = fresh[i]
 		}
 		s.mu.Lock()
@@ -338,7 +349,11 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 		}
 		pt = append(pt, '}')
 		nonce := nonces[12*i : 12*i+12 : 12*i+12]
-		ct := k.aead.Seal(nonce, nonce, pt, aad(tenant, k.id, g.ev.ID))
+		aead, err := newAEAD(EventKey(k.key, tenant, k.id, g.ev.ID))
+		if err != nil {
+			return err
+		}
+		ct := aead.Seal(nonce, nonce, pt, aad(tenant, k.id, g.ev.ID))
 		blob := g.fields[0]
 		blob.set(g.ev, prefix+k.id+":"+base64.RawURLEncoding.EncodeToString(ct))
 		r := ref // the event's first blob: most events have one subject
@@ -390,6 +405,120 @@ func (s *Sealer) remember(m map[string]cachedKey, k string, c cachedKey) {
 // value changed in the database (trail verify reports the change): no
 // event can make the reads of a page fail.
 func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error {
+	return open(tenant, ev, func() []field { return s.candidates(ev) }, func(version, id string) (cipher.AEAD, bool, error) {
+		key, err := s.keyByID(ctx, tenant, id)
+		switch {
+		case err != nil || key.gone:
+			return nil, key.gone, err
+		case version == prefix1:
+			return key.aead, false, nil
+		}
+		aead, err := newAEAD(EventKey(key.key, tenant, id, ev.ID))
+		return aead, false, err
+	})
+}
+
+// OpenWith decrypts ev's sealed fields in place with openings, the event
+// keys by key id that Openings gave for it: what a verifier holding only the
+// event's stored bytes and its openings sees. A blob with no opening (its
+// subject erased) reads as Erased; one its opening does not decrypt, and
+// one sealed before event keys (which has no opening), is left sealed.
+func OpenWith(tenant string, ev *trail.Event, openings map[string][]byte) error {
+	return open(tenant, ev, nil, func(version, id string) (cipher.AEAD, bool, error) {
+		k, ok := openings[id]
+		switch {
+		case version != prefix:
+			return nil, false, nil
+		case !ok:
+			return nil, true, nil
+		}
+		aead, err := newAEAD(k)
+		if err != nil {
+			return nil, false, fmt.Errorf("erasure: the opening of key %s: %w", id, err)
+		}
+		return aead, false, nil
+	})
+}
+
+// Openings returns the event keys (by key id) of ev's blobs, as stored
+// (sealed): each opens that blob of that event alone (EventKey). A subject
+// erased has none, and neither has a blob sealed before event keys.
+func (s *Sealer) Openings(ctx context.Context, tenant string, ev *trail.Event) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, f := range sealedFields(ev) {
+		v := f.get(ev).(string)
+		id, _, ok := strings.Cut(strings.TrimPrefix(v, prefix), ":")
+		if !strings.HasPrefix(v, prefix) || !ok || out[id] != nil {
+			continue
+		}
+		key, err := s.keyByID(ctx, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		if !key.gone {
+			out[id] = EventKey(key.key, tenant, id, ev.ID)
+		}
+	}
+	return out, nil
+}
+
+// EventKey derives the AES-256 key of the blobs of event sealed under the
+// subject key id of tenant: HMAC-SHA256(key, a label, tenant, id, event).
+// It reveals nothing of key, nor of any other event's key.
+func EventKey(key []byte, tenant, id, event string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("trail erasure event key v1\x00" + tenant + "\x00" + id + "\x00" + event))
+	return m.Sum(nil)
+}
+
+// Opening returns the openings of a stored event (canonical JSON) and the
+// event as they open it (OpenLeaf): what a verifiable export carries
+// (tlog.BundleOpener). Both are nil for an event with nothing sealed.
+func (s *Sealer) Opening(ctx context.Context, tenant string, body []byte) (map[string][]byte, []byte, error) {
+	ev, err := trail.UnmarshalCanonical(body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("erasure: opening: %w", err)
+	}
+	if len(sealedFields(ev)) == 0 {
+		return nil, nil, nil
+	}
+	openings, err := s.Openings(ctx, tenant, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	opened, err := OpenLeaf(tenant, body, openings)
+	return openings, opened, err
+}
+
+// OpenLeaf opens a stored event (canonical JSON, as a leaf hashes it) with
+// openings alone (OpenWith) and returns it in canonical JSON; nil for an
+// event with nothing sealed (tlog.OpenFunc).
+func OpenLeaf(tenant string, body []byte, openings map[string][]byte) ([]byte, error) {
+	ev, err := trail.UnmarshalCanonical(body)
+	if err != nil {
+		return nil, fmt.Errorf("erasure: %w", err)
+	}
+	if len(sealedFields(ev)) == 0 {
+		return nil, nil
+	}
+	if err := OpenWith(tenant, ev, openings); err != nil {
+		return nil, err
+	}
+	out, err := trail.MarshalCanonical(ev)
+	if err != nil {
+		return nil, fmt.Errorf("erasure: the opened event: %w", err)
+	}
+	return out, nil
+}
+
+var _ tlog.BundleOpener = (*Sealer)(nil)
+var _ tlog.OpenFunc = OpenLeaf
+
+// open decrypts ev's sealed fields in place, with the AEAD keyOf gives a
+// blob (gone: its key is erased, or not given; neither: it cannot be
+// opened, and is left as it is). candidates lists the fields
+// Seal seals in ev (nil: every sealed field may be one).
+func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(version, id string) (aead cipher.AEAD, gone bool, err error)) error {
 	sealed := sealedFields(ev)
 	if len(sealed) == 0 {
 		return nil
@@ -407,14 +536,18 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 		if strings.HasPrefix(v, ref) {
 			continue
 		}
-		id, b64, ok := strings.Cut(strings.TrimPrefix(v, prefix), ":")
+		version := v[:len(prefix)]
+		id, b64, ok := strings.Cut(v[len(prefix):], ":")
 		ct, err := base64.RawURLEncoding.DecodeString(b64)
 		if !ok || err != nil || len(ct) < 12 {
 			continue
 		}
-		key, err := s.keyByID(ctx, tenant, id)
+		aead, gone, err := keyOf(version, id)
 		if err != nil {
 			return err
+		}
+		if aead == nil && !gone {
+			continue
 		}
 		// The blob's field and the references to it: by its path, or bare
 		// for the event's first blob.
@@ -422,11 +555,17 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 			r := f.get(ev).(string)
 			return f.path == blob.path || r == ref+blob.path || (r == ref && bare)
 		}
-		if key.gone {
+		if gone {
 			if personal == nil {
 				personal = map[string]bool{}
-				for _, f := range s.candidates(ev) {
-					personal[f.path] = true
+				if candidates == nil {
+					for _, f := range sealed {
+						personal[f.path] = true
+					}
+				} else {
+					for _, f := range candidates() {
+						personal[f.path] = true
+					}
 				}
 			}
 			if !personal[blob.path] { // not where Seal puts a blob: a look-alike
@@ -443,7 +582,7 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 			}
 			continue
 		}
-		pt, err := key.aead.Open(nil, ct[:12], ct[12:], aad(tenant, id, ev.ID))
+		pt, err := aead.Open(nil, ct[:12], ct[12:], aad(tenant, id, ev.ID))
 		if err != nil {
 			continue
 		}
@@ -471,7 +610,10 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 // prefix, wherever they are (the catalog may have changed since the event
 // was sealed), in the order of Sealer.candidates.
 func sealedFields(ev *trail.Event) []field {
-	isSealed := func(v any) bool { str, ok := v.(string); return ok && strings.HasPrefix(str, prefix) }
+	isSealed := func(v any) bool {
+		str, ok := v.(string)
+		return ok && (strings.HasPrefix(str, prefix) || strings.HasPrefix(str, prefix1))
+	}
 	var out []field
 	for _, f := range topFields {
 		if isSealed(f.get(ev)) {
@@ -530,6 +672,7 @@ func (s *Sealer) keyByID(ctx context.Context, tenant, id string) (cachedKey, err
 		if c.aead, err = newAEAD(key); err != nil {
 			return cachedKey{}, err
 		}
+		c.key = key
 	}
 	s.mu.Lock()
 	if s.gen == gen {

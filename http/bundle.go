@@ -58,7 +58,11 @@ func (s *Server) exportBundle(w http.ResponseWriter, r *http.Request, k *trail.A
 	}
 	w.Header().Set("Trail-Bundle-Window", window)
 	cw := &countingWriter{w: w}
-	n, _, err := tlog.WriteBundle(r.Context(), cw, s.c.Store, cp, q)
+	var opener tlog.BundleOpener // the openings of events' sealed data
+	if s.c.Eraser != nil {
+		opener = s.c.Eraser
+	}
+	n, _, err := tlog.WriteBundle(r.Context(), cw, s.c.Store, cp, q, opener)
 	if err != nil {
 		w.Header().Del("Trail-Bundle-Window")
 		return s.exportFailed(w, r, k, bundleFormat, corr, cw.n, n, err)

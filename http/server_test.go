@@ -478,7 +478,7 @@ func testScopesAndTenants(t *testing.T, h *harness) {
 	}
 	var cp struct{ Origin string }
 	h.ok(200, "globex", "GET", "/v1/checkpoint", "", &cp)
-	if cp.Origin != "trail.test/globex" {
+	if cp.Origin != "trail.test/trail/globex" {
 		t.Errorf("globex's checkpoint: origin %q", cp.Origin)
 	}
 	status, _, b := h.do("globex", "GET", "/v1/export", "", "")

@@ -18,7 +18,12 @@ import (
 // witness (litewitness) cosigning.
 func TestWitnessed(t *testing.T) {
 	lw := witnesstest.Start(t, "w1.trail.test")
-	lw.AddLog(tlog.Origin(storetest.Signer().Verifier().Name(), "acme"), storetest.Signer().VerifierKey())
+	origin := tlog.Origin(storetest.Signer().Verifier().Name(), "acme")
+	vkey, verr := tlog.OriginKey(storetest.Signer().VerifierKey(), origin)
+	if verr != nil {
+		t.Fatal(verr)
+	}
+	lw.AddLog(origin, vkey)
 	p, err := witness.ParsePolicy(witnesstest.Policy(1, lw))
 	if err != nil {
 		t.Fatal(err)

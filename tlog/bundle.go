@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +47,17 @@ import (
 // line is seq 1; with none after it among the checkpoint's, its last line
 // is the checkpoint's size, and the window is complete among the events
 // the checkpoint covers.
+//
+// An event line whose event holds sealed personal data (package erasure)
+// may carry, for the subjects not erased,
+//
+//	"openings":{"KEYID":"<base64>",...},"opened":<the event in clear>
+//
+// the event's own keys, which open its sealed bytes and no other event's,
+// and the event as they open it, erased values reading "[erased]". A
+// verifier given an OpenFunc opens the leaf's bytes with the openings and
+// holds opened to what they open to: the cleartext shown is then what was
+// recorded.
 
 // BundleFormat is the format member of a bundle's first line. Readers
 // refuse any other, so that the format can change without old readers
@@ -77,11 +90,27 @@ const (
 
 // bundleEvent is a bundle's event line.
 type bundleEvent struct {
-	Seq      uint64          `json:"seq"`
-	Event    json.RawMessage `json:"event"`
-	Proof    [][]byte        `json:"proof"`
-	Boundary string          `json:"boundary,omitempty"` // in a window bundle: before or after
+	Seq      uint64            `json:"seq"`
+	Event    json.RawMessage   `json:"event"`
+	Proof    [][]byte          `json:"proof"`
+	Boundary string            `json:"boundary,omitempty"` // in a window bundle: before or after
+	Openings map[string][]byte `json:"openings,omitempty"` // the event's keys, by key id
+	Opened   json.RawMessage   `json:"opened,omitempty"`   // the event as they open it
 }
+
+// BundleOpener gives a bundle's event lines their openings (erasure.Sealer
+// implements it).
+type BundleOpener interface {
+	// Opening returns the openings of a stored event (its own keys, by key
+	// id) and the event as they open it (canonical JSON); opened is nil
+	// when the event holds nothing sealed.
+	Opening(ctx context.Context, tenant string, body []byte) (openings map[string][]byte, opened []byte, err error)
+}
+
+// OpenFunc opens a stored event with openings as a verifier does, holding
+// nothing else: the event as they open it (canonical JSON), nil when it
+// holds nothing sealed (erasure.OpenLeaf).
+type OpenFunc func(tenant string, body []byte, openings map[string][]byte) ([]byte, error)
 
 // appendLine appends e as a bundle line. It writes the line by hand, so
 // that the event's bytes come out verbatim (encoding/json would re-encode
@@ -105,7 +134,22 @@ func (e *bundleEvent) appendLine(buf []byte) []byte {
 		buf = base64.StdEncoding.AppendEncode(buf, p)
 		buf = append(buf, '"')
 	}
-	return append(buf, "]}\n"...)
+	buf = append(buf, ']')
+	if e.Opened != nil {
+		buf = append(buf, `,"openings":{`...)
+		for i, id := range slices.Sorted(maps.Keys(e.Openings)) {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = strconv.AppendQuote(buf, id)
+			buf = append(buf, `:"`...)
+			buf = base64.StdEncoding.AppendEncode(buf, e.Openings[id])
+			buf = append(buf, '"')
+		}
+		buf = append(buf, `},"opened":`...)
+		buf = append(buf, e.Opened...)
+	}
+	return append(buf, "}\n"...)
 }
 
 // BundleWriter writes a bundle of a tenant's events proven against one
@@ -113,6 +157,7 @@ func (e *bundleEvent) appendLine(buf []byte) []byte {
 type BundleWriter struct {
 	w      *bufio.Writer
 	l      trail.Log
+	opener BundleOpener // nil: no openings
 	tenant string
 	cp     *Checkpoint
 	prev   uint64 // seq of the last event added
@@ -123,10 +168,10 @@ type BundleWriter struct {
 // checkpoint (opened from tenant's log, typically its latest), and writes
 // its first line. The proofs are read from l.
 func NewBundleWriter(w io.Writer, l trail.Log, tenant string, checkpoint *Checkpoint) (*BundleWriter, error) {
-	return newBundleWriter(w, l, tenant, checkpoint, nil)
+	return newBundleWriter(w, l, tenant, checkpoint, nil, nil)
 }
 
-func newBundleWriter(w io.Writer, l trail.Log, tenant string, checkpoint *Checkpoint, window *bundleWindow) (*BundleWriter, error) {
+func newBundleWriter(w io.Writer, l trail.Log, tenant string, checkpoint *Checkpoint, window *bundleWindow, opener BundleOpener) (*BundleWriter, error) {
 	if checkpoint == nil || !strings.HasSuffix(checkpoint.Origin, "/"+tenant) {
 		return nil, trail.Errorf(trail.EINVALID, "tlog: bundle: want a checkpoint of tenant %s", tenant)
 	}
@@ -136,7 +181,7 @@ func newBundleWriter(w io.Writer, l trail.Log, tenant string, checkpoint *Checkp
 	if err := enc.Encode(bundleHeader{Format: BundleFormat, Tenant: tenant, Checkpoint: string(checkpoint.Note), Window: window}); err != nil {
 		return nil, fmt.Errorf("tlog: bundle: %w", err)
 	}
-	return &BundleWriter{w: bw, l: l, tenant: tenant, cp: checkpoint}, nil
+	return &BundleWriter{w: bw, l: l, opener: opener, tenant: tenant, cp: checkpoint}, nil
 }
 
 // Add writes leaf (a row of the tenant's log, as ScanLeaves gives it) with
@@ -163,6 +208,14 @@ func (b *BundleWriter) add(ctx context.Context, leaf trail.Leaf, boundary string
 		return fmt.Errorf("tlog: bundle: seq %d: %w", leaf.Seq, err)
 	}
 	e := bundleEvent{Seq: leaf.Seq, Event: leaf.Body, Proof: p, Boundary: boundary}
+	if b.opener != nil {
+		if e.Openings, e.Opened, err = b.opener.Opening(ctx, b.tenant, leaf.Body); err != nil {
+			return fmt.Errorf("tlog: bundle: seq %d: %w", leaf.Seq, err)
+		}
+		if e.Opened != nil && (!json.Valid(e.Opened) || bytes.IndexByte(e.Opened, '\n') >= 0) {
+			return trail.Errorf(trail.EINTERNAL, "tlog: bundle: the opened event of seq %d is not one line of JSON", leaf.Seq)
+		}
+	}
 	b.line = e.appendLine(b.line[:0])
 	if _, err := b.w.Write(b.line); err != nil {
 		return fmt.Errorf("tlog: bundle: %w", err)
@@ -189,10 +242,14 @@ func (b *BundleWriter) Flush() error {
 // number of events in the window. It refuses (EINVALID) an until not after
 // since, and a window or boundary holding an event retention pruned.
 func WriteWindow(ctx context.Context, w io.Writer, l trail.Log, tenant string, checkpoint *Checkpoint, since, until time.Time) (int, error) {
+	return writeWindow(ctx, w, l, tenant, checkpoint, since, until, nil)
+}
+
+func writeWindow(ctx context.Context, w io.Writer, l trail.Log, tenant string, checkpoint *Checkpoint, since, until time.Time, opener BundleOpener) (int, error) {
 	if until.IsZero() || !until.After(since) {
 		return 0, trail.Invalid("bad window", trail.FieldError{Path: "until", Message: "want a time after since"})
 	}
-	bw, err := newBundleWriter(w, l, tenant, checkpoint, &bundleWindow{Since: since.UTC(), Until: until.UTC()})
+	bw, err := newBundleWriter(w, l, tenant, checkpoint, &bundleWindow{Since: since.UTC(), Until: until.UTC()}, opener)
 	if err != nil {
 		return 0, err
 	}
@@ -235,14 +292,15 @@ func WriteWindow(ctx context.Context, w io.Writer, l trail.Log, tenant string, c
 // (trail.Query.WindowOnly), which then must have RecordedBefore (the log as
 // it stands: callers set it to now); else a selection of the events q
 // matches, which proves each event it holds but not that none is left
-// out. It returns the number of events written and whether the bundle is a
-// window.
-func WriteBundle(ctx context.Context, w io.Writer, s trail.Store, checkpoint *Checkpoint, q trail.Query) (n int, window bool, err error) {
+// out. With opener, each event line of an event holding sealed personal
+// data carries its openings. It returns the number of events written and
+// whether the bundle is a window.
+func WriteBundle(ctx context.Context, w io.Writer, s trail.Store, checkpoint *Checkpoint, q trail.Query, opener BundleOpener) (n int, window bool, err error) {
 	if q.WindowOnly() {
-		n, err := WriteWindow(ctx, w, s, q.Tenant, checkpoint, q.RecordedAfter, q.RecordedBefore)
+		n, err := writeWindow(ctx, w, s, q.Tenant, checkpoint, q.RecordedAfter, q.RecordedBefore, opener)
 		return n, true, err
 	}
-	bw, err := NewBundleWriter(w, s, q.Tenant, checkpoint)
+	bw, err := newBundleWriter(w, s, q.Tenant, checkpoint, nil, opener)
 	if err != nil {
 		return 0, false, err
 	}
@@ -306,10 +364,13 @@ func firstRecordedAt(ctx context.Context, l trail.Log, tenant string, size uint6
 // BundleReport is the result of VerifyBundle: the checkpoint the bundle
 // is proven against, how many events it holds, and the damage found.
 type BundleReport struct {
-	Tenant string        `json:"tenant"`
-	Size   uint64        `json:"size"`
-	Root   []byte        `json:"root"`
-	Events int           `json:"events"`           // event lines, boundaries included
+	Tenant string `json:"tenant"`
+	Size   uint64 `json:"size"`
+	Root   []byte `json:"root"`
+	Events int    `json:"events"` // event lines, boundaries included
+	// Opened counts the event lines whose event in clear was checked: what
+	// their openings open their leaves' sealed bytes to (VerifyBundleOpen).
+	Opened int           `json:"opened,omitempty"`
 	Window *BundleWindow `json:"window,omitempty"` // nil: a selection of events, not a complete window
 	Damage []Damage      `json:"damage,omitempty"` // sorted by Seq; at most MaxDamage
 }
@@ -454,6 +515,15 @@ func stamp(t time.Time) string {
 // a before boundary that is not the first line, is Reordered. A boundary in
 // a bundle with no window is unreadable.
 func VerifyBundle(r io.Reader, v *Verifier) (*BundleReport, error) {
+	return VerifyBundleOpen(r, v, nil)
+}
+
+// VerifyBundleOpen verifies a bundle as VerifyBundle does, and holds each
+// event line's opened event to what open makes of its stored event and its
+// openings: one that differs, or whose openings do not open it, is Changed
+// (the cleartext shown is not what was recorded). Without open, opened
+// events are not checked.
+func VerifyBundleOpen(r io.Reader, v *Verifier, open OpenFunc) (*BundleReport, error) {
 	if v == nil {
 		return nil, trail.Errorf(trail.EINVALID, "tlog: bundle: no verifier key")
 	}
@@ -513,6 +583,16 @@ func VerifyBundle(r io.Reader, v *Verifier) (*BundleReport, error) {
 			d.add(Reordered, e.Seq, "line %d holds an event with no top-level seq under seq %d", n, e.Seq)
 		case claim != e.Seq:
 			d.add(Reordered, e.Seq, "line %d holds the event of seq %d under seq %d", n, claim, e.Seq)
+		}
+		if e.Opened != nil && open != nil {
+			switch got, err := open(h.Tenant, e.Event, e.Openings); {
+			case err != nil:
+				d.add(Changed, e.Seq, "line %d: its openings do not open the event: %v", n, err)
+			case !bytes.Equal(got, e.Opened):
+				d.add(Changed, e.Seq, "line %d: the event in clear is not what the event's sealed bytes open to with its openings", n)
+			default:
+				rep.Opened++
+			}
 		}
 		if window != nil {
 			window.line(&d, n, &e)

@@ -202,10 +202,10 @@ func TestVerifyBundleUntrusted(t *testing.T) {
 	bundle := editLine(writeBundle(t, l, 10, 1, 7), 1, func([]byte) []byte { return headerLine(t, resign(t, otherKey, l.notes[10])) })
 	rep, err := VerifyBundle(bytes.NewReader(bundle), s.Verifier())
 	var untrusted *UntrustedError
-	if !errors.As(err, &untrusted) || !slices.Equal(untrusted.SignedBy, []string{"trail.example+3e6a3a8b"}) {
-		t.Fatalf("VerifyBundle = %+v, %v; want an UntrustedError naming trail.example+3e6a3a8b", rep, err)
+	if !errors.As(err, &untrusted) || !slices.Equal(untrusted.SignedBy, []string{otherSigID}) {
+		t.Fatalf("VerifyBundle = %+v, %v; want an UntrustedError naming %s", rep, err, otherSigID)
 	}
-	if want := "not signed by the trusted key trail.example+cdb1c7dd (signed by trail.example+3e6a3a8b)"; !strings.Contains(err.Error(), want) {
+	if want := "not signed by the trusted key " + testKeyID + " (signed by " + otherSigID + ")"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 }
@@ -295,14 +295,27 @@ func FuzzVerifyBundle(f *testing.F) {
 	f.Add(dropLine(window, 3))
 	start, _ := windowBundle(f, wl, len(wl.notes)-1, time.Time{}, minute(99))
 	f.Add(start)
+	// A line with openings, which the fake opener below opens.
+	lines := bytes.SplitAfter(bundle, []byte("\n"))
+	lines[1] = append(bytes.TrimSuffix(lines[1], []byte("}\n")), `,"openings":{"k":"AA=="},"opened":{"x":1}}`+"\n"...)
+	f.Add(bytes.Join(lines, nil))
+	open := func(tenant string, body []byte, openings map[string][]byte) ([]byte, error) {
+		if openings["k"] == nil {
+			return nil, errors.New("no opening k")
+		}
+		return []byte(`{"x":1}`), nil
+	}
 	v := s.Verifier()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rep, err := VerifyBundle(bytes.NewReader(b), v)
+		rep, err := VerifyBundleOpen(bytes.NewReader(b), v, open)
 		if err != nil {
 			return
 		}
 		if len(rep.Damage) > MaxDamage {
 			t.Fatalf("%d damages", len(rep.Damage))
+		}
+		if rep.Opened > rep.Events {
+			t.Fatalf("%d events opened of %d", rep.Opened, rep.Events)
 		}
 		// A complete window holds its events and at most its two
 		// boundaries, and is intact.

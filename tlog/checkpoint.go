@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -21,7 +23,7 @@ import (
 // GenerateKey returns a new Ed25519 signing key named name, as a note
 // signer key (keep it secret) and its verifier key (give it to auditors).
 // The name (a host name, say) begins the origin of every checkpoint signed
-// with the key: NAME/TENANT.
+// with the key: NAME/trail/TENANT (Origin).
 func GenerateKey(name string) (skey, vkey string, err error) {
 	if err := checkKeyName(name); err != nil {
 		return "", "", err
@@ -39,14 +41,21 @@ func checkKeyName(name string) error {
 	return nil
 }
 
-// Signer signs a tenant's checkpoints. Its origins are NAME/TENANT, where
-// NAME is its key's name. A rotating signer (Rotating) signs each
-// checkpoint with the key the log moves from as well, which makes the
-// checkpoint a rotation (see Keys).
+// Signer signs a tenant's checkpoints. A new log's origin is
+// NAME/trail/TENANT (Origin), where NAME is its key's name; a log started
+// before that keeps its origin NAME/TENANT (a witness knows a log by its
+// origin). Each signature is named as C2SP signed-note wants it, by the
+// origin it signs: one key signs under one name per tenant's origin
+// (OriginKey gives the verifier key of that name). A legacy log's
+// checkpoints are signed under NAME as well, as they were before, for the
+// witnesses and verifiers that know that key. A rotating signer (Rotating)
+// signs each checkpoint with the key the log moves from as well, which
+// makes the checkpoint a rotation (see Keys).
 type Signer struct {
 	s    note.Signer
 	v    note.Verifier
 	vkey string
+	priv ed25519.PrivateKey
 	prev *Signer // the key the log moves from, while rotating
 
 	mu        sync.Mutex
@@ -80,7 +89,7 @@ func NewSigner(skey string) (*Signer, error) {
 	if err != nil {
 		return nil, trail.Errorf(trail.EINVALID, "tlog: signer key: %w", err)
 	}
-	return &Signer{s: s, v: v, vkey: vkey}, nil
+	return &Signer{s: s, v: v, vkey: vkey, priv: ed25519.NewKeyFromSeed(raw[1:])}, nil
 }
 
 // Rotating returns a signer that moves logs from prev's key to s's: each
@@ -99,7 +108,7 @@ func (s *Signer) Rotating(prev *Signer) (*Signer, error) {
 		return nil, trail.Errorf(trail.EINVALID, "tlog: rotate: the new key is named %s, the previous %s: a rotation keeps the name (it begins every origin)",
 			s.s.Name(), prev.s.Name())
 	}
-	return &Signer{s: s.s, v: s.v, vkey: s.vkey, prev: prev}, nil
+	return &Signer{s: s.s, v: s.v, vkey: s.vkey, priv: s.priv, prev: prev}, nil
 }
 
 // Previous returns the key a rotating signer moves logs from, else nil.
@@ -119,13 +128,37 @@ func (s *Signer) Verifier() *Verifier {
 // (name+hash+key): public, for auditors.
 func (s *Signer) VerifierKey() string { return s.vkey }
 
-// Sign returns a signed checkpoint of tenant's tree at size with root.
+// Sign returns a signed checkpoint of tenant's new tree at size with root,
+// under the origin Origin gives it.
 func (s *Signer) Sign(tenant string, size uint64, root []byte) ([]byte, error) {
-	text := log.Checkpoint{Origin: Origin(s.s.Name(), tenant), Size: size, Hash: root}.Marshal()
-	signers := []note.Signer{s.s}
+	return s.SignOrigin(tenant, "", size, root)
+}
+
+// SignOrigin returns a signed checkpoint of tenant's tree at size with
+// root, under origin: the origin of the log's latest checkpoint, which a
+// log keeps for life ("" for a log with none: Origin's). It fails
+// (EINVALID) on an origin that is not tenant's under s's key name.
+func (s *Signer) SignOrigin(tenant, origin string, size uint64, root []byte) ([]byte, error) {
+	name := s.s.Name()
+	if origin == "" {
+		origin = Origin(name, tenant)
+	}
+	legacy := origin == legacyOrigin(name, tenant)
+	if !legacy && origin != Origin(name, tenant) {
+		return nil, trail.Errorf(trail.EINVALID, "tlog: sign checkpoint: origin %q is not tenant %s's under the key %s", origin, tenant, name)
+	}
+	text := log.Checkpoint{Origin: origin, Size: size, Hash: root}.Marshal()
+	keys := []*Signer{s}
 	if s.prev != nil {
 		text = append(text, rotationLine(s.prev.vkey, s.vkey)...)
-		signers = []note.Signer{s.prev.s, s.s}
+		keys = []*Signer{s.prev, s}
+	}
+	var signers []note.Signer
+	for _, k := range keys {
+		if legacy {
+			signers = append(signers, k.s)
+		}
+		signers = append(signers, k.named(origin))
 	}
 	msg, err := note.Sign(&note.Note{Text: string(text)}, signers...)
 	if err != nil {
@@ -134,9 +167,76 @@ func (s *Signer) Sign(tenant string, size uint64, root []byte) ([]byte, error) {
 	return msg, nil
 }
 
-// Origin returns the origin line of tenant's checkpoints signed by the key
-// named name.
-func Origin(name, tenant string) string { return name + "/" + tenant }
+// named returns a note signer of s's key under name (an origin).
+func (s *Signer) named(name string) note.Signer {
+	pub := s.priv.Public().(ed25519.PublicKey)
+	return &namedSigner{name: name, hash: keyHash(name, pub), priv: s.priv}
+}
+
+// namedSigner is a note.Signer of an Ed25519 key under any name.
+type namedSigner struct {
+	name string
+	hash uint32
+	priv ed25519.PrivateKey
+}
+
+func (n *namedSigner) Name() string                    { return n.name }
+func (n *namedSigner) KeyHash() uint32                 { return n.hash }
+func (n *namedSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(n.priv, msg), nil }
+
+var _ note.Signer = (*namedSigner)(nil)
+
+// keyHash is the hash that names an Ed25519 key of name in signatures
+// (c2sp.org/signed-note): the first four bytes of
+// SHA-256(name || 0x0A || 0x01 || key).
+func keyHash(name string, pub ed25519.PublicKey) uint32 {
+	h := sha256.New()
+	h.Write([]byte(name + "\n"))
+	h.Write([]byte{1})
+	h.Write(pub)
+	return binary.BigEndian.Uint32(h.Sum(nil))
+}
+
+// Origin returns the origin of a new log of tenant signed by the key named
+// name: NAME/trail/TENANT, a URL without its scheme (c2sp.org/tlog-checkpoint)
+// when NAME is the service's host name. The key signs it under that name
+// (OriginKey).
+func Origin(name, tenant string) string { return name + "/trail/" + tenant }
+
+// legacyOrigin is the origin of tenant's log under the key named name when
+// the log was started before Origin's: NAME/TENANT. Such a log keeps it.
+func legacyOrigin(name, tenant string) string { return name + "/" + tenant }
+
+// OriginKey returns the verifier key, named origin, of the verifier key
+// vkey (NAME+HASH+KEY, as trail keygen prints it): the key a witness is
+// given for a log of that origin, since it checks that a log's key is named
+// by its origin.
+func OriginKey(vkey, origin string) (string, error) {
+	k, err := parseVerifierKey(vkey)
+	if err != nil {
+		return "", err
+	}
+	pub, err := k.pub()
+	if err != nil {
+		return "", err
+	}
+	if err := checkOrigin(origin); err != nil {
+		return "", err
+	}
+	out, err := note.NewEd25519VerifierKey(origin, pub)
+	if err != nil {
+		return "", trail.Errorf(trail.EINVALID, "tlog: origin %q: %w", origin, err)
+	}
+	return out, nil
+}
+
+// checkOrigin applies note's rules for key names to an origin.
+func checkOrigin(origin string) error {
+	if origin == "" || !utf8.ValidString(origin) || strings.IndexFunc(origin, unicode.IsSpace) >= 0 || strings.Contains(origin, "+") {
+		return trail.Errorf(trail.EINVALID, "tlog: origin %q: want a non-empty UTF-8 name with no spaces or '+'", origin)
+	}
+	return nil
+}
 
 // Verifier checks checkpoints against the keys it trusts: one (NewVerifier)
 // or several (ParseVerifiers).
@@ -152,6 +252,29 @@ type verifierKey struct {
 
 // id is the key's name and hash, as signatures name it.
 func (k verifierKey) id() string { return KeyID(k.text) }
+
+// pub returns the key's Ed25519 public key.
+func (k verifierKey) pub() (ed25519.PublicKey, error) {
+	f := strings.SplitN(k.text, "+", 3)
+	raw, err := base64.StdEncoding.DecodeString(f[len(f)-1])
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != 1 {
+		return nil, trail.Errorf(trail.EINVALID, "tlog: verifier key %s: not an Ed25519 key", k.id())
+	}
+	return ed25519.PublicKey(raw[1:]), nil
+}
+
+// named returns a note verifier of the key under name (an origin).
+func (k verifierKey) named(name string) (note.Verifier, error) {
+	pub, err := k.pub()
+	if err != nil {
+		return nil, err
+	}
+	vkey, err := note.NewEd25519VerifierKey(name, pub)
+	if err != nil {
+		return nil, trail.Errorf(trail.EINVALID, "tlog: verifier key %s under %q: %w", k.id(), name, err)
+	}
+	return note.NewVerifier(vkey)
+}
 
 // NewVerifier parses a verifier key (as printed by trail keygen).
 func NewVerifier(vkey string) (*Verifier, error) {
@@ -238,7 +361,7 @@ type Checkpoint struct {
 
 // Open verifies a signed checkpoint of tenant's log and parses it. It fails
 // (EINVALID) when a signature by a key v trusts does not verify, when the
-// origin is not NAME/TENANT of a key that signed it, and when no key v
+// origin is not tenant's under a key that signed it (openWith), and when no key v
 // trusts signed it: then the error holds an *UntrustedError naming the keys
 // that did.
 func (v *Verifier) Open(tenant string, signed []byte) (*Checkpoint, error) {
@@ -261,11 +384,29 @@ func (e *UntrustedError) Error() string {
 	return "not signed by the trusted key " + strings.Join(e.Want, ", ") + " (signed by " + by + ")"
 }
 
-// openWith opens signed as Open does, trusting keys.
+// openWith opens signed as Open does, trusting keys. A key named NAME
+// vouches for the checkpoint of tenant's log by a signature under its
+// origin, NAME/trail/TENANT or (a log started before that) NAME/TENANT;
+// or, for the latter, by one under NAME, as checkpoints were signed
+// before their signatures were named by their origin.
 func openWith(tenant string, signed []byte, keys []verifierKey) (*Checkpoint, error) {
-	list := make([]note.Verifier, len(keys))
-	for i, k := range keys {
-		list[i] = k.v
+	type sigKey struct {
+		name string
+		hash uint32
+	}
+	origins := map[sigKey]string{} // the origin a signature by the key vouches for
+	var list []note.Verifier
+	for _, k := range keys {
+		list = append(list, k.v)
+		origins[sigKey{k.v.Name(), k.v.KeyHash()}] = legacyOrigin(k.v.Name(), tenant)
+		for _, o := range []string{Origin(k.v.Name(), tenant), legacyOrigin(k.v.Name(), tenant)} {
+			v, err := k.named(o)
+			if err != nil {
+				continue // a tenant name no key name allows: nothing signed it
+			}
+			list = append(list, v)
+			origins[sigKey{v.Name(), v.KeyHash()}] = o
+		}
 	}
 	n, err := note.Open(signed, note.VerifierList(list...))
 	var unverified *note.UnverifiedNoteError
@@ -286,7 +427,7 @@ func openWith(tenant string, signed []byte, keys []verifierKey) (*Checkpoint, er
 	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
 		return nil, trail.Errorf(trail.EINVALID, "tlog: checkpoint: %v", err)
 	}
-	if !slices.ContainsFunc(n.Sigs, func(s note.Signature) bool { return Origin(s.Name, tenant) == cp.Origin }) {
+	if !slices.ContainsFunc(n.Sigs, func(s note.Signature) bool { return origins[sigKey{s.Name, s.Hash}] == cp.Origin }) {
 		return nil, trail.Errorf(trail.EINVALID, "tlog: checkpoint: origin %q is not that of tenant %s under the key that signed it (%s)",
 			cp.Origin, tenant, sigID(n.Sigs[0]))
 	}

@@ -192,7 +192,7 @@ func (k *Keys) Open(signed []byte) (*Checkpoint, error) {
 	why := fmt.Sprintf("signed by %s, not by %s, the log's key at size %d", strings.Join(untrusted.SignedBy, ", "), want.key.id(), u.Size)
 	for j, e := range k.epochs {
 		switch {
-		case !slices.Contains(untrusted.SignedBy, e.key.id()):
+		case !hasSigned(k.tenant, signed, e.key):
 		case j < i:
 			why = fmt.Sprintf("signed by %s, which the rotation at size %d retired", e.key.id(), k.epochs[j+1].from)
 		case j > i:
@@ -200,6 +200,13 @@ func (k *Keys) Open(signed []byte) (*Checkpoint, error) {
 		}
 	}
 	return nil, trail.Errorf(trail.EINVALID, "tlog: checkpoint (size %d): %w", u.Size, &foreignError{why})
+}
+
+// hasSigned reports whether key signed signed, a checkpoint of tenant's
+// log (under any of the names it signs by).
+func hasSigned(tenant string, signed []byte, key verifierKey) bool {
+	_, err := openWith(tenant, signed, []verifierKey{key})
+	return err == nil
 }
 
 // foreign reports whether err is Open's or Keys.Open's for a checkpoint

@@ -15,10 +15,13 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// The key IDs of the test keys (both named testKeyName).
+// The key IDs of the test keys (both named testKeyName), and how their
+// signatures of testTenant's checkpoints name them (by the origin).
 const (
 	testKeyID  = "trail.example+cdb1c7dd"
 	otherKeyID = "trail.example+3e6a3a8b"
+	testSigID  = "trail.example/trail/acme+3d539bd3"
+	otherSigID = "trail.example/trail/acme+e0731cb6"
 )
 
 // signedBy returns a copy of l with each checkpoint signed by the signer by
@@ -59,12 +62,14 @@ func newSigner(tb testing.TB, name string) *Signer {
 }
 
 // signNote signs text (a checkpoint's, extension lines included) with
-// signers, however they relate: what an intruder can forge.
+// signers, under its origin, however they relate: what an intruder can
+// forge.
 func signNote(tb testing.TB, text string, signers ...*Signer) []byte {
 	tb.Helper()
+	origin, _, _ := strings.Cut(text, "\n")
 	var ns []note.Signer
 	for _, s := range signers {
-		ns = append(ns, s.s)
+		ns = append(ns, s.named(origin))
 	}
 	b, err := note.Sign(&note.Note{Text: text}, ns...)
 	if err != nil {
@@ -241,8 +246,8 @@ func TestVerifySavedByAnotherKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := rep.First(); f == nil || f.Kind != Fork || f.Seq != 1 || !strings.Contains(f.Detail, "signed by "+testKeyID) {
-		t.Errorf("damage %+v, want fork at 1 naming %s", rep.Damage, testKeyID)
+	if f := rep.First(); f == nil || f.Kind != Fork || f.Seq != 1 || !strings.Contains(f.Detail, "signed by "+testSigID) {
+		t.Errorf("damage %+v, want fork at 1 naming %s", rep.Damage, testSigID)
 	}
 }
 
@@ -259,8 +264,8 @@ func TestOpenLatest(t *testing.T) {
 		t.Errorf("latest of a rotated log, trusting the old key: %+v, %v", cp, err)
 	}
 	var untrusted *UntrustedError
-	if _, err := OpenLatest(ctx, rotated, testTenant, newSigner(t, testKeyName).Verifier()); !errors.As(err, &untrusted) || !slices.Equal(untrusted.SignedBy, []string{otherKeyID}) {
-		t.Errorf("latest under a key the log never had: %v; want an UntrustedError naming %s", err, otherKeyID)
+	if _, err := OpenLatest(ctx, rotated, testTenant, newSigner(t, testKeyName).Verifier()); !errors.As(err, &untrusted) || !slices.Equal(untrusted.SignedBy, []string{otherSigID}) {
+		t.Errorf("latest under a key the log never had: %v; want an UntrustedError naming %s", err, otherSigID)
 	}
 	if _, err := OpenLatest(ctx, retired, testTenant, k1.Verifier()); err == nil || errors.As(err, &untrusted) || trail.ErrorCode(err) != trail.EINVALID {
 		t.Errorf("latest signed by the retired key: %v; want damage (EINVALID, not untrusted)", err)
@@ -294,7 +299,7 @@ func TestRotatingSigner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("%s\n3\n%s\nkey-rotation %s %s\n\n— trail.example ", Origin(testKeyName, testTenant),
+	want := fmt.Sprintf("%s\n3\n%s\nkey-rotation %s %s\n\n— trail.example/trail/acme ", Origin(testKeyName, testTenant),
 		base64.StdEncoding.EncodeToString(root), k0.VerifierKey(), k1.VerifierKey())
 	if !strings.HasPrefix(string(n), want) || bytes.Count(n, []byte("\n— ")) != 2 {
 		t.Errorf("rotation checkpoint:\n%s\nwant it to start\n%s\nand hold two signatures", n, want)

@@ -79,7 +79,7 @@ func TestCheckRemembered(t *testing.T) {
 			if tc.then != 0 {
 				want = tc.then
 			}
-			b, err := dir.Load(ctx, testKeyName+"/"+testTenant)
+			b, err := dir.Load(ctx, Origin(testKeyName, testTenant))
 			if err != nil {
 				t.Fatal(err)
 			}

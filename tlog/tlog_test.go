@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/trailaudit/trail"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Test keys, fixed so that notes, fuzz seeds and failures are repeatable.
@@ -496,4 +498,102 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("Open read size %d, ParseUnverified %+v, %v", cp.Size, u, uerr)
 		}
 	})
+}
+
+// TestOrigins: the origins of a log and the names its signatures go by
+// (c2sp.org/tlog-checkpoint and signed-note: a log's key is named by its
+// origin; a witness looks the log's keys up by the origin and checks the
+// signature under that name). A new log's origin is NAME/trail/TENANT; a
+// log started before keeps NAME/TENANT, signed under both it and NAME,
+// as before; a checkpoint signed only the old way still verifies.
+func TestOrigins(t *testing.T) {
+	s := signer(t, testKey)
+	root := mth(events(3, 40))
+	text := func(origin string) string {
+		return fmt.Sprintf("%s\n3\n%s\n", origin, base64.StdEncoding.EncodeToString(root))
+	}
+	sign := func(origin string) []byte {
+		n, err := s.SignOrigin(testTenant, origin, 3, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	oldForm, err := note.Sign(&note.Note{Text: text("trail.example/acme")}, s.s) // as Trail signed before
+	if err != nil {
+		t.Fatal(err)
+	}
+	nameSigned, err := note.Sign(&note.Note{Text: text("trail.example/trail/acme")}, s.s) // never made by Trail
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		note   []byte
+		origin string   // "" when Open fails
+		sigs   []string // the names of its signatures
+		vkeys  []string // note verifier keys it opens under (what a witness holds)
+	}{
+		{"a new log", sign(""), "trail.example/trail/acme", []string{"trail.example/trail/acme"},
+			[]string{"trail.example/trail/acme+3d539bd3+AWnqXeDwrc1umXuChGvQpLESyXnJbLj7qZUTjUknr4JO"}},
+		{"a log started before", sign("trail.example/acme"), "trail.example/acme", []string{"trail.example", "trail.example/acme"},
+			[]string{testVKey, mustOriginKey(t, testVKey, "trail.example/acme")}},
+		{"a checkpoint signed before", oldForm, "trail.example/acme", []string{"trail.example"}, []string{testVKey}},
+		{"the new origin under the old name", nameSigned, "", []string{"trail.example"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.HasPrefix(string(tc.note), text(cmp.Or(tc.origin, "trail.example/trail/acme"))) {
+				t.Errorf("note\n%s\nwant it to start with its origin, size and root", tc.note)
+			}
+			var names []string
+			for _, line := range strings.Split(string(tc.note), "\n") {
+				if name, ok := strings.CutPrefix(line, "— "); ok {
+					names = append(names, strings.Fields(name)[0])
+				}
+			}
+			if !slices.Equal(names, tc.sigs) {
+				t.Errorf("signatures named %q, want %q", names, tc.sigs)
+			}
+			cp, err := s.Verifier().Open(testTenant, tc.note)
+			switch {
+			case tc.origin == "" && trail.ErrorCode(err) != trail.EINVALID:
+				t.Errorf("Open = %+v, %v; want EINVALID", cp, err)
+			case tc.origin != "" && (err != nil || cp.Origin != tc.origin):
+				t.Errorf("Open = %+v, %v; want origin %s", cp, err, tc.origin)
+			}
+			for _, vkey := range tc.vkeys {
+				if _, err := note.Open(tc.note, note.VerifierList(mustNoteVerifier(t, vkey))); err != nil {
+					t.Errorf("note.Open under %s: %v", vkey, err)
+				}
+			}
+		})
+	}
+	if _, err := s.SignOrigin(testTenant, "trail.example/globex", 3, root); trail.ErrorCode(err) != trail.EINVALID {
+		t.Errorf("SignOrigin of another tenant's origin: %v, want EINVALID", err)
+	}
+	if got, want := Origin("audit.example.com", "acme"), "audit.example.com/trail/acme"; got != want {
+		t.Errorf("Origin = %s, want %s", got, want)
+	}
+	if _, err := OriginKey(testVKey, "bad origin"); trail.ErrorCode(err) != trail.EINVALID {
+		t.Errorf("OriginKey of an origin with a space: %v, want EINVALID", err)
+	}
+}
+
+func mustOriginKey(tb testing.TB, vkey, origin string) string {
+	tb.Helper()
+	k, err := OriginKey(vkey, origin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+func mustNoteVerifier(tb testing.TB, vkey string) note.Verifier {
+	tb.Helper()
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v
 }

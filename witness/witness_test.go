@@ -33,7 +33,8 @@ func startWitnesses(t *testing.T, n int) []*witnesstest.Witness {
 	var ws []*witnesstest.Witness
 	for i := range n {
 		w := witnesstest.Start(t, "w"+string(rune('1'+i))+".trail.test")
-		w.AddLog(tlog.Origin(storetest.Signer().Verifier().Name(), tenant), storetest.Signer().VerifierKey())
+		origin := tlog.Origin(storetest.Signer().Verifier().Name(), tenant)
+		w.AddLog(origin, mustOriginKey(t, storetest.Signer().VerifierKey(), origin)) // a log's key is named by its origin
 		ws = append(ws, w)
 	}
 	return ws
@@ -122,7 +123,8 @@ func TestCosign(t *testing.T) {
 	if _, err := storetest.Signer().Verifier().Open(tenant, c.Note); err != nil {
 		t.Errorf("the log's verifier does not open the cosigned checkpoint: %v", err)
 	}
-	n, err := note.Open(c.Note, note.VerifierList(mustVerifier(t, storetest.Signer().VerifierKey())))
+	origin := tlog.Origin(storetest.Signer().Verifier().Name(), tenant)
+	n, err := note.Open(c.Note, note.VerifierList(mustVerifier(t, mustOriginKey(t, storetest.Signer().VerifierKey(), origin))))
 	if err != nil || len(n.UnverifiedSigs) != 2 {
 		t.Errorf("note.Open: %v; %d other signatures, want the 2 cosignatures", err, len(n.UnverifiedSigs))
 	}
@@ -328,4 +330,15 @@ func refusalsCounted(t *testing.T, reg *prometheus.Registry) float64 {
 		}
 	}
 	return n
+}
+
+// mustOriginKey returns the verifier key vkey named by origin: what a
+// witness is given for the log of that origin.
+func mustOriginKey(t *testing.T, vkey, origin string) string {
+	t.Helper()
+	k, err := tlog.OriginKey(vkey, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -46,9 +46,9 @@ func TestExitCodes(t *testing.T) {
 		{name: "verify, events and no checkpoint", state: dropCheckpoints, args: "verify --tenant acme --key audit.pub", code: 1,
 			out: `DAMAGE: first at seq 1 \(extra\)`},
 		{name: "verify, under another key", args: "verify --tenant acme --key other.pub", code: 3,
-			out: `could not check: no checkpoint of tenant acme is signed by the trusted key audit\.example\.com\+(\w+); the log is signed by audit\.example\.com\+\w+`},
+			out: `could not check: no checkpoint of tenant acme is signed by the trusted key audit\.example\.com\+(\w+); the log is signed by audit\.example\.com/trail/acme\+\w+`},
 		{name: "verify, re-signed with a new log.key, trusting the real key", state: resign, args: "verify --tenant acme --key audit.pub", code: 3,
-			out: `could not check: no checkpoint of tenant acme is signed by the trusted key audit\.example\.com\+\w+; the log is signed by audit\.example\.com\+\w+`},
+			out: `could not check: no checkpoint of tenant acme is signed by the trusted key audit\.example\.com\+\w+; the log is signed by audit\.example\.com/trail/acme\+\w+`},
 		{name: "verify, re-signed with a new log.key, trusting it, with a checkpoint saved before", state: resign,
 			args: "verify --tenant acme --checkpoint saved.checkpoint", code: 1,
 			out: `found beside the data(.|\n)*DAMAGE: first at seq 1 \(fork\)\n\s+fork\s+seq 1\s+saved checkpoint 1 \(size 5\) is tlog: checkpoint: not signed by the trusted key`},
@@ -73,9 +73,19 @@ func TestExitCodes(t *testing.T) {
 			out: `DAMAGE: tenant acme: the cosignature kept of the checkpoint of size 5 by witness w1\.trail\.test is forged: witness w1\.trail\.test: its cosignature does not verify`},
 
 		// checkpoint
-		{name: "checkpoint", args: "checkpoint --tenant acme --key audit.pub", out: `^audit\.example\.com/acme\n5\n`},
+		// keygen says the origins its name makes, and when they are not URLs
+		{name: "keygen", args: "keygen --name audit.example.com --out host.key", out: `a tenant's log has the origin audit\.example\.com/trail/TENANT; its verifier key:\n$`},
+		{name: "keygen, not a host name", args: "keygen --name vm --out vm.key", out: `note: the key name vm is not a host name, so origins are not URLs; a name like --name audit\.example\.com makes them so`},
+		// a log's key for its witnesses: named by the log's origin
+		{name: "verifier", args: "verifier", out: `^audit\.example\.com\+[0-9a-f]{8}\+\S+\n$`},
+		{name: "verifier, a tenant's log", args: "verifier --tenant acme", out: `^audit\.example\.com/trail/acme\naudit\.example\.com/trail/acme\+[0-9a-f]{8}\+\S+\n$`},
+		{name: "verifier, a log started before", args: "verifier --origin audit.example.com/acme", out: `^audit\.example\.com/acme\naudit\.example\.com/acme\+[0-9a-f]{8}\+\S+\n$`},
+		{name: "verifier, a bad tenant", args: "verifier --tenant Acme", code: 2, out: `--tenant: must be lower-case`},
+		{name: "verifier, a bad origin", args: "verifier --origin a+b", code: 2, out: `--origin: tlog: origin "a\+b"`},
+		{name: "verifier, both", args: "verifier --tenant acme --origin x", code: 2, out: `--tenant and --origin: pass one`},
+		{name: "checkpoint", args: "checkpoint --tenant acme --key audit.pub", out: `^audit\.example\.com/trail/acme\n5\n`},
 		{name: "checkpoint, under another key", args: "checkpoint --tenant acme --key other.pub", code: 3,
-			out: `could not check: the latest checkpoint of tenant acme is not signed by the trusted key audit\.example\.com\+\w+ \(signed by audit\.example\.com\+\w+\)`},
+			out: `could not check: the latest checkpoint of tenant acme is not signed by the trusted key audit\.example\.com\+\w+ \(signed by audit\.example\.com/trail/acme\+\w+\)`},
 		{name: "checkpoint, a tenant with no log", args: "checkpoint --tenant nobody --key audit.pub", code: 3, out: `tenant nobody has no log`},
 		{name: "checkpoint, events and no checkpoint", state: dropCheckpoints, args: "checkpoint --tenant acme --key audit.pub", code: 1,
 			out: `damage: tenant acme holds 5 events and no checkpoint`},
@@ -175,6 +185,7 @@ func fixture(t *testing.T) string {
 	}{
 		{"keygen --name audit.example.com", "audit.pub"},
 		{"keygen --name audit.example.com --out other.key", "other.pub"},
+		{"verifier --tenant acme", "acme.witness"}, // the log's origin and its key for witnesses
 		{"ingest --tenant acme --batch 2 events.ndjson", ""},
 		{"checkpoint --tenant acme --key audit.pub", "saved.checkpoint"},
 		{"export --tenant acme --actor u-2 --verifiable --key audit.pub --out u-2.bundle", ""},

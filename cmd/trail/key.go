@@ -39,10 +39,13 @@ func newKeygenCmd(e *env) *cobra.Command {
 prints its verifier key: give that to auditors, who check checkpoints,
 proofs and exports with it.
 
-NAME begins the origin of every checkpoint the key signs (NAME/TENANT); use
-the service's host name. Trail serve and ingest make a key on first use when
-there is none, so keygen is for choosing the name, or for a key kept
-elsewhere (--signing-key FILE).`,
+NAME begins the origin of every checkpoint the key signs (NAME/trail/TENANT,
+a URL without its scheme, as C2SP checkpoints want it); use the service's
+host name, e.g. audit.example.com (the default is this machine's). Each
+checkpoint is signed under its origin: a witness is given the key of that
+name, which trail verifier --tenant TENANT prints. Trail serve and ingest make
+a key on first use when there is none, so keygen is for choosing the name, or
+for a key kept elsewhere (--signing-key FILE).`,
 		Example: `  trail keygen --name audit.example.com
   trail keygen --name audit.example.com --out /etc/trail/log.key`,
 		Args: cobra.NoArgs,
@@ -55,38 +58,72 @@ elsewhere (--signing-key FILE).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stderr, "wrote the signing key to %s; its verifier key:\n", path)
+			fmt.Fprintf(e.stderr, "wrote the signing key to %s; a tenant's log has the origin %s; its verifier key:\n", path, tlog.Origin(name, "TENANT"))
+			if !strings.Contains(name, ".") {
+				fmt.Fprintf(e.stderr, "note: the key name %s is not a host name, so origins are not URLs; a name like --name audit.example.com makes them so\n", name)
+			}
 			fmt.Fprintln(e.stdout, s)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&sf.data, "data", "trail-data", "data directory the key goes into")
-	cmd.Flags().StringVar(&name, "name", defaultKeyName(), "key name, which begins every checkpoint origin")
+	cmd.Flags().StringVar(&name, "name", defaultKeyName(), "key name, which begins every checkpoint origin: the service's host name, e.g. audit.example.com")
 	cmd.Flags().StringVar(&sf.signingKey, "signing-key", "", "the signing key's file, as other commands read it (default DATA/log.key)")
 	cmd.Flags().StringVar(&out, "out", "", "file to write the key to (default: --signing-key)")
 	return cmd
 }
 
 func newVerifierCmd(e *env) *cobra.Command {
-	var sf storeFlags
+	var (
+		sf             storeFlags
+		tenant, origin string
+	)
 	cmd := &cobra.Command{
-		Use:   "verifier",
+		Use:   "verifier [--tenant TENANT | --origin ORIGIN]",
 		Short: "Print the verifier key of the signing key",
 		Long: `Verifier prints the verifier key of the key that signs the log's checkpoints
 (DATA/log.key, or --signing-key FILE): what auditors need to check
-checkpoints, proofs and bundles. It is public; the signing key is not.`,
+checkpoints, proofs and bundles. It is public; the signing key is not.
+
+With --tenant or --origin it prints the origin of that log, then the same key
+named by the origin: what a witness is given for the log (it looks a log's
+keys up by its origin, and checks the signature under that name). A tenant's
+log has the origin NAME/trail/TENANT; one started before Trail used that form
+keeps NAME/TENANT (GET /v1/checkpoint shows a log's): pass it as --origin.`,
+		Example: `  trail verifier
+  trail verifier --tenant acme
+  trail verifier --origin audit.example.com/acme`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tenant != "" && origin != "" {
+				return usageError("--tenant and --origin: pass one")
+			}
 			s, err := loadSigner(sf.keyPath(e), false, e.stderr)
 			if err != nil {
 				return usageError("%v", err)
 			}
-			fmt.Fprintln(e.stdout, s.VerifierKey())
+			if tenant == "" && origin == "" {
+				fmt.Fprintln(e.stdout, s.VerifierKey())
+				return nil
+			}
+			if tenant != "" {
+				if m := trail.CheckTenant(tenant); m != "" {
+					return usageError("--tenant: %s", m)
+				}
+				origin = tlog.Origin(s.Verifier().Name(), tenant)
+			}
+			vkey, err := tlog.OriginKey(s.VerifierKey(), origin)
+			if err != nil {
+				return usageError("--origin: %s", trail.ErrorMessage(err))
+			}
+			fmt.Fprintf(e.stdout, "%s\n%s\n", origin, vkey)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&sf.data, "data", "trail-data", "data directory holding log.key")
 	cmd.Flags().StringVar(&sf.signingKey, "signing-key", "", "file of the signing key (default DATA/log.key)")
+	cmd.Flags().StringVar(&tenant, "tenant", "", "print the origin of the tenant's new log and the key named by it, for its witnesses")
+	cmd.Flags().StringVar(&origin, "origin", "", "print the key named by ORIGIN (a log's origin), for its witnesses")
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/export"
 	"github.com/trailaudit/trail/tlog"
 )
@@ -239,7 +240,7 @@ checkpoint), it also proves the log extends it: this finds a history that was
 rewritten and re-signed, even with the log's own key.
 
 It remembers the latest checkpoint of each log it verified intact, as Go's
-checksum-database client does, in a file per origin (KEYNAME/TENANT) in
+checksum-database client does, in a file per origin (KEYNAME/trail/TENANT) in
 --remember DIR, else $TRAIL_CHECKPOINTS, else trail/checkpoints in the
 user's configuration directory (~/.config on Linux); --no-remember turns
 this off. A later run holds the log's latest checkpoint to it: a smaller one
@@ -260,7 +261,11 @@ from the event just before the window to the event just after it (or the
 log's first seq, or the checkpoint's size), recorded_at never decreasing,
 those two outside the window and every other inside. It then says
 "complete: every event recorded in [T1, T2) is here"; a selection of
-events says "not a complete window" and is not damage.
+events says "not a complete window" and is not damage. An event whose
+personal data is sealed carries its openings (its own keys) and the event in
+clear: verify opens the leaf's sealed bytes with them and holds the
+cleartext to them (a difference is damage); an erased subject's values
+read [erased].
 
 It names the first damaged seq and the kind of damage: changed, missing,
 extra, reordered, bad_signature, fork, index or rollback. Events whose payload retention
@@ -439,7 +444,7 @@ func verifyBundle(e *env, file string, tf *trustFlags, asJSON bool) error {
 	} else {
 		fmt.Fprintln(e.stdout, tr)
 	}
-	rep, err := tlog.VerifyBundle(in, tr.v)
+	rep, err := tlog.VerifyBundleOpen(in, tr.v, erasure.OpenLeaf)
 	var untrusted *tlog.UntrustedError
 	switch {
 	case errors.As(err, &untrusted):
@@ -453,6 +458,10 @@ func verifyBundle(e *env, file string, tf *trustFlags, asJSON bool) error {
 		}
 	} else {
 		fmt.Fprintf(e.stdout, "bundle of %s: %d events proven against the checkpoint of size %d\n", rep.Tenant, rep.Events, rep.Size)
+		if rep.Opened > 0 {
+			fmt.Fprintf(e.stdout, "cleartext: %d events' personal data in clear is what their leaves' sealed bytes open to (%q where a subject was erased)\n",
+				rep.Opened, erasure.Erased)
+		}
 		printDamage(e.stdout, rep.Damage)
 		switch w := rep.Window; {
 		case w == nil:
@@ -691,7 +700,11 @@ func exportBundle(ctx context.Context, e *env, sf *storeFlags, q trail.Query, tf
 	if now := time.Now(); q.RecordedBefore.IsZero() || q.RecordedBefore.After(now) {
 		q.RecordedBefore = now
 	}
-	n, window, err := tlog.WriteBundle(ctx, w, store, cp, q)
+	var opener tlog.BundleOpener // the openings of events' sealed data
+	if d.Sealer != nil {
+		opener = d.Sealer
+	}
+	n, window, err := tlog.WriteBundle(ctx, w, store, cp, q, opener)
 	if err != nil {
 		return n, &exitError{code: 1, err: err}
 	}

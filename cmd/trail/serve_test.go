@@ -177,11 +177,18 @@ func TestServeWitnessed(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	data := filepath.Join(dir, "data")
-	vkey, err := exec.Command(bin, "keygen", "--name", "audit.example.com", "--data", data).Output()
+	if err := exec.Command(bin, "keygen", "--name", "audit.example.com", "--data", data).Run(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "verifier", "--tenant", "default", "--data", data).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	lw.AddLog("audit.example.com/default", strings.TrimSpace(string(vkey)))
+	log := strings.Fields(string(out)) // the origin, and the key named by it
+	if len(log) != 2 || log[0] != "audit.example.com/trail/default" {
+		t.Fatalf("trail verifier --tenant default printed %q", out)
+	}
+	lw.AddLog(log[0], log[1])
 	if err := os.WriteFile(filepath.Join(data, "witnesses"), []byte(witnesstest.Policy(1, lw)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +231,7 @@ func TestServeWitnessed(t *testing.T) {
 	stop()
 	verify := exec.Command(bin, "verify", "--tenant", "default", "--data", data)
 	verify.Env = append(os.Environ(), "TRAIL_CHECKPOINTS="+filepath.Join(t.TempDir(), "remembered"))
-	out, err := verify.CombinedOutput()
+	out, err = verify.CombinedOutput()
 	if err != nil || !regexp.MustCompile(`witnessed: the log extends its checkpoint of size \d+, cosigned by w1\.trail\.test`).Match(out) {
 		t.Fatalf("trail verify: %v\n%s", err, out)
 	}

@@ -46,8 +46,12 @@ func TestVerifyWitnessed(t *testing.T) {
 	start := func(t *testing.T) (string, []*witnesstest.Witness) {
 		dir := fixture(t)
 		ws := []*witnesstest.Witness{witnesstest.Start(t, "w1.trail.test"), witnesstest.Start(t, "w2.trail.test")}
+		log := strings.Fields(read(t, dir, "acme.witness")) // trail verifier --tenant acme: origin, key
+		if len(log) != 2 || log[0] != "audit.example.com/trail/acme" || !strings.HasPrefix(log[1], log[0]+"+") {
+			t.Fatalf("trail verifier --tenant acme printed %q, want the origin and the key named by it", log)
+		}
 		for _, w := range ws {
-			w.AddLog("audit.example.com/acme", strings.TrimSpace(read(t, dir, "audit.pub")))
+			w.AddLog(log[0], log[1])
 		}
 		return dir, ws
 	}

@@ -157,13 +157,15 @@ func (l *Log) apply(ctx context.Context, tx Tx, b *Batch) (*trail.AppendResult, 
 }
 
 // Head is a tenant's position in its log: its last seq, that event's
-// RecordedAt, and its tree (nil without trees). A Head never changes once
-// made; sequencing a batch makes the next one.
+// RecordedAt, its tree (nil without trees) and the origin its checkpoints
+// have ("" before the first: the signer's tlog.Origin). A Head never
+// changes once made; sequencing a batch makes the next one.
 type Head struct {
 	Tenant     string
 	Seq        uint64
 	RecordedAt time.Time
 	Tree       *tlog.Tree
+	Origin     string
 }
 
 // head returns the head st describes. A head loaded from storage is
@@ -192,6 +194,13 @@ func (l *Log) head(tenant string, st Stored) (*Head, error) {
 	if err := tlog.CheckHead(tenant, st.LastRow, tree, st.Latest); err != nil {
 		return nil, err
 	}
+	if st.Latest != nil {
+		cp, err := tlog.ParseUnverified(st.Latest) // CheckHead parsed it
+		if err != nil {
+			return nil, err
+		}
+		h.Origin = cp.Origin // a log keeps its origin: witnesses know it by it
+	}
 	h.Tree = tree
 	return h, nil
 }
@@ -216,7 +225,7 @@ func (h *Head) sequence(b *Batch, maxSeq uint64) (*Head, []Row, error) {
 		return nil, nil, trail.Errorf(trail.EINTERNAL, "tenant %s is full (%d events)", h.Tenant, maxSeq)
 	}
 	rows := make([]Row, len(b.Events))
-	next := &Head{Tenant: h.Tenant, Seq: h.Seq, RecordedAt: h.RecordedAt}
+	next := &Head{Tenant: h.Tenant, Seq: h.Seq, RecordedAt: h.RecordedAt, Origin: h.Origin}
 	for i, ev := range b.Events {
 		next.Seq++
 		ev.Seq = next.Seq
@@ -247,6 +256,7 @@ type Checkpoint struct {
 	Tenant string
 	Size   uint64
 	root   []byte
+	origin string // the log's ("" for its first checkpoint)
 	signer *tlog.Signer
 }
 
@@ -255,13 +265,13 @@ func (l *Log) checkpoint(h *Head) (*Checkpoint, error) {
 	if h.Tree == nil || l.c.NoTree {
 		return nil, nil
 	}
-	return &Checkpoint{Tenant: h.Tenant, Size: h.Tree.Size(), root: h.Tree.Root(), signer: l.c.Signer}, nil
+	return &Checkpoint{Tenant: h.Tenant, Size: h.Tree.Size(), root: h.Tree.Root(), origin: h.Origin, signer: l.c.Signer}, nil
 }
 
 // Note signs the checkpoint: the note the store writes in the
 // transaction.
 func (c *Checkpoint) Note() ([]byte, error) {
-	return c.signer.Sign(c.Tenant, c.Size, c.root)
+	return c.signer.SignOrigin(c.Tenant, c.origin, c.Size, c.root)
 }
 
 // result returns the answer to an append of rows: the events as stored,

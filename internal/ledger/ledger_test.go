@@ -332,3 +332,44 @@ func TestClientAddressAfterFingerprint(t *testing.T) {
 		t.Errorf("request.ip = %q, want the client address, unmapped", ip)
 	}
 }
+
+// A log keeps its origin for life (witnesses know a log by it): a log
+// whose latest checkpoint has the origin of logs started before
+// NAME/trail/TENANT goes on under it; a new log takes the new one.
+func TestCheckpointKeepsOrigin(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		origin string // of the stored latest checkpoint; "" for a new tenant
+		want   string
+	}{
+		{"a new log", "", "test/trail/acme"},
+		{"a log of the new origin", "test/trail/acme", "test/trail/acme"},
+		{"a log started before", "test/acme", "test/acme"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fake{}
+			l := newLog(t, f, nil)
+			if tc.origin != "" {
+				f.stored = oneEvent(t)
+				tree, _ := tlog.NewTree(0, nil)
+				tree.Append([]byte("first"))
+				note, err := l.c.Signer.SignOrigin("acme", tc.origin, 1, tree.Root())
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.stored.Latest = note
+			}
+			if _, err := l.Append(context.Background(), "acme", []*trail.Event{login("a")}, trail.AppendOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			note, err := f.cp.Note()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp, err := l.c.Signer.Verifier().Open("acme", note)
+			if err != nil || cp.Origin != tc.want {
+				t.Errorf("checkpoint %+v, %v; want origin %s", cp, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,214 @@
+package erasure_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/base64"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/erasure"
+	"github.com/trailaudit/trail/memory"
+	"github.com/trailaudit/trail/storetest"
+	"github.com/trailaudit/trail/tlog"
+)
+
+// An event's openings are its own keys: with them, and nothing else, a
+// verifier opens the event as the Sealer does; not another event of the
+// same subject; not once the subject is erased (its values read as
+// erased); not with an opening changed.
+func TestOpenings(t *testing.T) {
+	ctx := context.Background()
+	keys := memory.NewSubjectKeys()
+	s := erasure.NewSealer(keys, catalog.Default())
+	ev := failedLogin("u-1", alice)
+	ev.ID = "01a21700-0000-7000-8000-000000000001"
+	ev.Targets = []trail.Target{{Type: "user", ID: "u-2", Name: "Bob"}} // a second subject
+	other := failedLogin("u-1", alice)
+	other.ID = "01a21700-0000-7000-8000-000000000002"
+	if err := s.Seal(ctx, "acme", []*trail.Event{ev, other}); err != nil {
+		t.Fatal(err)
+	}
+	opened := ev.Clone()
+	if err := s.Open(ctx, "acme", opened); err != nil {
+		t.Fatal(err)
+	}
+	openings, err := s.Openings(ctx, "acme", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(openings) != 2 {
+		t.Fatalf("openings of key ids %v, want one per subject (2)", slices.Sorted(maps.Keys(openings)))
+	}
+	changed := maps.Clone(openings)
+	for id, k := range changed {
+		k = slices.Clone(k)
+		k[0] ^= 1
+		changed[id] = k
+		break
+	}
+	erasedView := ev.Clone()
+	erasedView.Actor.Name, erasedView.Actor.Email, erasedView.Request.IP, erasedView.Context["email"] = erasure.Erased, erasure.Erased, erasure.Erased, erasure.Erased
+	erasedView.Targets[0].Name = "Bob"
+
+	tests := []struct {
+		name     string
+		ev       *trail.Event
+		openings map[string][]byte
+		want     *trail.Event // nil: left as sealed
+	}{
+		{"its openings", ev, openings, opened},
+		{"another event's openings", other, openings, nil},
+		{"an opening changed", ev, changed, nil},
+		{"no openings", ev, nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.ev.Clone()
+			if err := erasure.OpenWith("acme", got, tc.openings); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.want != nil:
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("opened differently (-want +got):\n%s", diff)
+				}
+			case got.Actor.Email == alice || got.Context["email"] == alice:
+				t.Errorf("opened: %+v", got)
+			}
+		})
+	}
+
+	// Erased: u-1's key has no opening; its values read as erased, u-2's
+	// as they were.
+	if _, err := s.Erase(ctx, "acme", "u-1"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.Openings(ctx, "acme", ev)
+	if err != nil || len(after) != 1 {
+		t.Fatalf("openings after the erasure: %d, %v; want u-2's alone", len(after), err)
+	}
+	got := ev.Clone()
+	if err := erasure.OpenWith("acme", got, after); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(erasedView, got); diff != "" {
+		t.Errorf("opened after the erasure (-want +got):\n%s", diff)
+	}
+}
+
+// A blob sealed before event keys (enc1: under the subject's key itself)
+// still opens, and has no opening.
+func TestOpenSealedBefore(t *testing.T) {
+	ctx := context.Background()
+	keys := memory.NewSubjectKeys()
+	s := erasure.NewSealer(keys, catalog.Default())
+	got, err := keys.SubjectKeys(ctx, "acme", []string{"u-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := got[0]
+	b, err := aes.NewCipher(k.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := cipher.NewGCM(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "01a21700-0000-7000-8000-000000000001"
+	nonce := make([]byte, 12)
+	ct := aead.Seal(nonce, nonce, []byte(`{"actor.email":"`+alice+`"}`), []byte("acme\x00"+k.ID+"\x00"+id))
+	ev := &trail.Event{ID: id, Action: catalog.UserLoginFailed, Actor: trail.Actor{Type: trail.ActorUser, ID: "u-1",
+		Email: "enc1:" + k.ID + ":" + base64.RawURLEncoding.EncodeToString(ct)}}
+	openings, err := s.Openings(ctx, "acme", ev)
+	if err != nil || len(openings) != 0 {
+		t.Errorf("openings %v, %v; want none", openings, err)
+	}
+	if err := s.Open(ctx, "acme", ev); err != nil || ev.Actor.Email != alice {
+		t.Errorf("opened to %q, %v; want %q", ev.Actor.Email, err, alice)
+	}
+}
+
+// A verifiable export carries each event's openings: the bundle verifies,
+// and shows the events in clear as their leaves' sealed bytes open, an
+// erased subject's values reading erased; a cleartext or an opening changed
+// in the bundle is damage.
+func TestBundleOpenings(t *testing.T) {
+	ctx := context.Background()
+	v := storetest.Validator()
+	sealer := erasure.NewSealer(memory.NewSubjectKeys(), v.Actions)
+	v.Sealer = sealer
+	store := erasure.Wrap(memory.New(v, storetest.Signer()), sealer)
+	evs := []*trail.Event{failedLogin("u-1", alice), failedLogin("u-2", "bob@example.com"),
+		{Action: catalog.UserLogout, Actor: trail.Actor{Type: trail.ActorService, ID: "svc"}, Context: map[string]any{"logout_method": "timeout"}}}
+	if _, err := store.Append(ctx, "acme", evs, trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealer.Erase(ctx, "acme", "u-2"); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := tlog.OpenLatest(ctx, store, "acme", storetest.Signer().Verifier())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, _, err := tlog.WriteBundle(ctx, &buf, store, cp, trail.Query{Tenant: "acme", RecordedBefore: time.Now().Add(time.Minute)}, sealer); err != nil {
+		t.Fatal(err)
+	}
+	bundle := buf.String()
+	lines := strings.Split(strings.TrimSuffix(bundle, "\n"), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[1], `"opened":`) || !strings.Contains(lines[1], alice) ||
+		!strings.Contains(lines[2], `"openings":{},"opened":`) || !strings.Contains(lines[2], `"email":"`+erasure.Erased+`"`) ||
+		strings.Contains(lines[3], `"opened"`) {
+		t.Fatalf("bundle lines:\n%s\nwant u-1's event opened, u-2's erased, the service's with nothing to open", bundle)
+	}
+	changedOpening := regexp.MustCompile(`"openings":\{"[0-9a-f]+":"(.)`).ReplaceAllStringFunc(lines[1], func(m string) string {
+		if m[len(m)-1] == 'A' {
+			return m[:len(m)-1] + "B"
+		}
+		return m[:len(m)-1] + "A"
+	})
+	tests := []struct {
+		name   string
+		bundle string
+		opened int
+		damage string // "" for none
+	}{
+		{"as written", bundle, 2, ""},
+		{"a cleartext changed", strings.Replace(bundle, `"opened":{"action":"user_login_failed","actor":{"email":"`+alice, `"opened":{"action":"user_login_failed","actor":{"email":"mallory@example.com`, 1), 1,
+			"line 2: the event in clear is not what the event's sealed bytes open to with its openings"},
+		{"an erased value shown", strings.Replace(bundle, `"email":"`+erasure.Erased+`"`, `"email":"bob@example.com"`, 1), 1,
+			"line 3: the event in clear is not what"},
+		{"an opening changed", strings.Replace(bundle, lines[1], changedOpening, 1), 1, "line 2: the event in clear is not what"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.bundle == bundle && tc.name != "as written" {
+				t.Fatal("the edit changed nothing")
+			}
+			rep, err := tlog.VerifyBundleOpen(strings.NewReader(tc.bundle), storetest.Signer().Verifier(), erasure.OpenLeaf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Opened != tc.opened {
+				t.Errorf("opened %d, want %d", rep.Opened, tc.opened)
+			}
+			switch {
+			case tc.damage == "" && !rep.OK():
+				t.Errorf("damage %+v, want none", rep.Damage)
+			case tc.damage != "" && (len(rep.Damage) != 1 || rep.Damage[0].Kind != tlog.Changed || !strings.Contains(rep.Damage[0].Detail, tc.damage)):
+				t.Errorf("damage %+v, want one change saying %q", rep.Damage, tc.damage)
+			}
+		})
+	}
+}
