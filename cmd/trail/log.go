@@ -247,11 +247,14 @@ is a rollback, one the log's tree does not extend is a fork (exit 1, naming
 both sizes and roots); a larger one that extends it is remembered instead.
 
 With a witness policy (--witness-policy FILE, TRAIL_WITNESS_POLICY, or
-DATA/witnesses when it exists) it requires the largest checkpoint a quorum of
-its witnesses cosigned, each cosignature verified under the witness's key,
-and proves the log extends it, as it does a saved checkpoint: a rollback or a
-rewrite below it is damage. A forged cosignature is damage (exit 1); a log no
-quorum has cosigned cannot be checked against its witnesses (exit 3).
+DATA/witnesses when it exists) it requires the tenant's checkpoint witnessed
+through the root log: its entry in the largest root checkpoint a quorum of
+the witnesses cosigned, each cosignature verified under the witness's key,
+the entry's inclusion proof checked; and it proves the log extends that
+checkpoint, as it does a saved one: a rollback or a rewrite below it is
+damage. A forged cosignature, or an entry the root checkpoint does not hold,
+is damage (exit 1); a log no witnessed root checkpoint holds cannot be
+checked against its witnesses (exit 3).
 
 With --bundle FILE it checks a bundle written by trail export --verifiable,
 with no database: each event's inclusion proof against the bundle's signed
@@ -300,7 +303,7 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 				}
 				savedNotes = append(savedNotes, b)
 			}
-			cosigned, err := witnessed(ctx, e, &pf, &sf, d, tenant, says)
+			cosigned, err := witnessed(ctx, e, &pf, &sf, d, tr.v, tenant, says)
 			if err != nil {
 				return err
 			}
@@ -355,7 +358,8 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 				for _, c := range cosigned.Cosignatures {
 					by = append(by, c.Witness+" at "+c.Time.Format(time.RFC3339))
 				}
-				fmt.Fprintf(says, "witnessed: the log extends its checkpoint of size %d, cosigned by %s\n", cosigned.Size, strings.Join(by, ", "))
+				fmt.Fprintf(says, "witnessed: the log extends its checkpoint of size %d, entry %d of the root log, whose checkpoint is cosigned by %s\n",
+					cosigned.Size, cosigned.Root.Seq, strings.Join(by, ", "))
 			}
 			return nil
 		},

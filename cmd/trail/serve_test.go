@@ -181,7 +181,7 @@ func TestServeWitnessed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lw.AddLog("audit.example.com/default", strings.TrimSpace(string(vkey)))
+	lw.AddLog("audit.example.com/_root", strings.TrimSpace(string(vkey)))
 	if err := os.WriteFile(filepath.Join(data, "witnesses"), []byte(witnesstest.Policy(1, lw)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestServeWitnessed(t *testing.T) {
 	verify := exec.Command(bin, "verify", "--tenant", "default", "--data", data)
 	verify.Env = append(os.Environ(), "TRAIL_CHECKPOINTS="+filepath.Join(t.TempDir(), "remembered"))
 	out, err := verify.CombinedOutput()
-	if err != nil || !regexp.MustCompile(`witnessed: the log extends its checkpoint of size \d+, cosigned by w1\.trail\.test`).Match(out) {
+	if err != nil || !regexp.MustCompile(`witnessed: the log extends its checkpoint of size \d+, entry \d+ of the root log, whose checkpoint is cosigned by w1\.trail\.test`).Match(out) {
 		t.Fatalf("trail verify: %v\n%s", err, out)
 	}
 }

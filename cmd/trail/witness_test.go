@@ -47,7 +47,7 @@ func TestVerifyWitnessed(t *testing.T) {
 		dir := fixture(t)
 		ws := []*witnesstest.Witness{witnesstest.Start(t, "w1.trail.test"), witnesstest.Start(t, "w2.trail.test")}
 		for _, w := range ws {
-			w.AddLog("audit.example.com/acme", strings.TrimSpace(read(t, dir, "audit.pub")))
+			w.AddLog("audit.example.com/_root", strings.TrimSpace(read(t, dir, "audit.pub")))
 		}
 		return dir, ws
 	}
@@ -59,11 +59,13 @@ func TestVerifyWitnessed(t *testing.T) {
 		code   int
 		out    string
 	}{
-		{name: "2 of 2", quorum: 2, out: `intact(.|\n)*witnessed: the log extends its checkpoint of size 5, cosigned by w1\.trail\.test at \S+, w2\.trail\.test at \S+\n$`},
-		{name: "1 of 2, one down", quorum: 1, down: true, out: `witnessed: the log extends its checkpoint of size 5, cosigned by w1\.trail\.test at \S+\n$`},
+		{name: "2 of 2", quorum: 2, out: `intact(.|\n)*witnessed: the log extends its checkpoint of size 5, entry 1 of the root log, whose checkpoint is cosigned by w1\.trail\.test at \S+, w2\.trail\.test at \S+\n$`},
+		{name: "1 of 2, one down", quorum: 1, down: true, out: `witnessed: the log extends its checkpoint of size 5, entry 1 of the root log, whose checkpoint is cosigned by w1\.trail\.test at \S+\n$`},
 		{name: "2 of 2, one down", quorum: 2, down: true, code: 3,
 			out: `could not check: tenant acme: no checkpoint is cosigned by a quorum of the witness policy 2 of 2 \(w1\.trail\.test, w2\.trail\.test\)`},
 		{name: "rolled back below what they cosigned", quorum: 2, state: rollBack, code: 1, out: `DAMAGE: first at seq 5 \(rollback\)`},
+		{name: "a root entry changed", quorum: 2, state: changeRootEntry, code: 1,
+			out: `DAMAGE: the root log, which witnesses the tenants' checkpoints: .*damage \(changed\) at seq 1`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,6 +83,20 @@ func TestVerifyWitnessed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// changeRootEntry makes the root log's entry of acme say size 4.
+func changeRootEntry(t *testing.T, dir string) {
+	tamper(t, dir, "events", func(db *sql.DB) {
+		res, err := db.Exec(`UPDATE events SET body = CAST(replace(CAST(body AS TEXT), '"size":5', '"size":4') AS BLOB)
+			WHERE key >> 40 = (SELECT tid FROM tenants WHERE name = '_root')`)
+		if err != nil {
+			t.Fatalf("change the root entry: %v", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("change the root entry: %d rows, want 1", n)
+		}
+	})
 }
 
 // rollBack removes the last event and everything inside the database that
