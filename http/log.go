@@ -10,6 +10,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/tlog"
+	"github.com/trailaudit/trail/witness"
 )
 
 // latest reads and checks the tenant's latest checkpoint. One that does not
@@ -37,16 +38,7 @@ type checkpointDoc struct {
 	// Witnessed, with cosigned=1, proves the checkpoint witnessed: its entry in
 	// the root log, and the entry's inclusion in a root checkpoint a
 	// quorum cosigned.
-	Witnessed *rootDoc `json:"witnessed,omitempty"`
-}
-
-// rootDoc is a root proof (witness.RootProof) as GET /v1/checkpoint
-// answers it.
-type rootDoc struct {
-	Checkpoint string          `json:"checkpoint"` // the root checkpoint, with the witnesses' lines: a signed note
-	Seq        uint64          `json:"seq"`        // the entry's seq in the root log
-	Entry      json.RawMessage `json:"entry"`      // the entry's stored bytes: the leaf hash is of them
-	Proof      [][]byte        `json:"proof"`      // the entry's inclusion in the root checkpoint's tree
+	Witnessed *witness.RootProof `json:"witnessed,omitempty"`
 }
 
 // cosignerTime names a witness whose cosignature a checkpoint carries, and
@@ -98,7 +90,7 @@ func (s *Server) cosignedCheckpoint(w http.ResponseWriter, r *http.Request, tena
 		return trail.Errorf(trail.EINTERNAL, "the log's witnessed checkpoint does not verify")
 	}
 	doc := checkpointDoc{Checkpoint: string(c.Note), Origin: cp.Origin, Size: cp.Size, Root: cp.Root,
-		Witnessed: &rootDoc{Checkpoint: string(c.Root.Note), Seq: c.Root.Seq, Entry: c.Root.Entry, Proof: c.Root.Proof}}
+		Witnessed: c.Root}
 	for _, cs := range c.Cosignatures {
 		doc.Cosignatures = append(doc.Cosignatures, cosignerTime{Witness: cs.Witness, Time: cs.Time})
 	}

@@ -51,7 +51,7 @@ func TestWitnessed(t *testing.T) {
 			Seq        uint64          `json:"seq"`
 			Entry      json.RawMessage `json:"entry"`
 			Proof      [][]byte        `json:"proof"`
-		} `json:"witnessed"`
+		} `json:"witnessed"` // spelled out: the API's documented form, not RootProof's methods
 	}
 	h.ok(200, "acme", "GET", "/v1/checkpoint?cosigned=1", "", &doc)
 	if doc.Size != 1 || len(doc.Cosignatures) != 1 || doc.Cosignatures[0].Witness != lw.Name {

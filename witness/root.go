@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -206,6 +207,32 @@ type RootProof struct {
 	Seq   uint64
 	Entry []byte
 	Proof [][]byte
+}
+
+// rootProofJSON is RootProof's JSON form: the notes as text, the entry
+// as the JSON it is.
+type rootProofJSON struct {
+	Checkpoint string          `json:"checkpoint"`
+	Seq        uint64          `json:"seq"`
+	Entry      json.RawMessage `json:"entry"`
+	Proof      [][]byte        `json:"proof"`
+}
+
+// MarshalJSON writes r as the API answers it (GET /v1/checkpoint?cosigned=1)
+// and trail checkpoint --witnessed prints it: checkpoint (the root note),
+// seq, entry (the stored bytes) and proof (base64 hashes).
+func (r *RootProof) MarshalJSON() ([]byte, error) {
+	return json.Marshal(rootProofJSON{Checkpoint: string(r.Note), Seq: r.Seq, Entry: r.Entry, Proof: r.Proof})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (r *RootProof) UnmarshalJSON(b []byte) error {
+	var j rootProofJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*r = RootProof{Note: []byte(j.Checkpoint), Seq: j.Seq, Entry: j.Entry, Proof: j.Proof}
+	return nil
 }
 
 // tenantWitnessed returns tenant's checkpoint proven by the root log: the

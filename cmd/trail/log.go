@@ -21,19 +21,27 @@ import (
 
 func newCheckpointCmd(e *env) *cobra.Command {
 	var (
-		sf     storeFlags
-		tf     trustFlags
-		tenant string
+		sf        storeFlags
+		tf        trustFlags
+		pf        policyFlag
+		tenant    string
+		witnessed bool
 	)
 	cmd := &cobra.Command{
-		Use:   "checkpoint --tenant T",
+		Use:   "checkpoint --tenant T [--witnessed]",
 		Short: "Print a tenant's latest signed checkpoint",
 		Long: `Checkpoint prints the tenant's latest signed checkpoint (a C2SP signed note:
 origin, size, root hash, Ed25519 signature), after checking its signature.
 
 Keep it somewhere the log's operators cannot write: 'trail verify --checkpoint
 FILE' later proves that the log still extends it, which finds a history that
-was rewritten and re-signed, even with the log's own key.` + trustHelp + checkHelp,
+was rewritten and re-signed, even with the log's own key.
+
+With --witnessed it prints, as JSON, the tenant's checkpoint witnessed
+through the root log under the witness policy (--witness-policy, or
+DATA/witnesses), with what proves it, checked first: the entry in the
+root log, its inclusion proof, and the root checkpoint with the witnesses'
+cosignatures (as GET /v1/checkpoint?cosigned=1 answers it).` + trustHelp + checkHelp,
 		Example: `  trail checkpoint --tenant acme --key audit.pub > acme-2026-11-26.checkpoint`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -42,6 +50,9 @@ was rewritten and re-signed, even with the log's own key.` + trustHelp + checkHe
 				return err
 			}
 			defer d.Close()
+			if witnessed {
+				return printWitnessed(cmd.Context(), e, &pf, &sf, d, tr.v, tenant)
+			}
 			cp, err := latestCheckpoint(cmd.Context(), d.Store, tr.v, tenant)
 			if err != nil {
 				return err
@@ -52,7 +63,9 @@ was rewritten and re-signed, even with the log's own key.` + trustHelp + checkHe
 	}
 	sf.register(cmd)
 	tf.register(cmd)
+	pf.register(cmd)
 	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant (required)")
+	cmd.Flags().BoolVar(&witnessed, "witnessed", false, "print the checkpoint witnessed through the root log, with its proof (JSON)")
 	return cmd
 }
 

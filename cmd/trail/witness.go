@@ -69,6 +69,25 @@ func describePolicy(p *witness.Policy, path string) string {
 	return fmt.Sprintf("witness policy %s from %s", p, path)
 }
 
+// printWitnessed prints tenant's witnessed checkpoint with its root proof,
+// checked, as JSON: trail checkpoint --witnessed.
+func printWitnessed(ctx context.Context, e *env, pf *policyFlag, sf *storeFlags, d *deployment, v *tlog.Verifier, tenant string) error {
+	c, err := witnessed(ctx, e, pf, sf, d, v, tenant, e.stderr)
+	switch {
+	case err != nil:
+		return err
+	case pf.policy == nil:
+		return usageError("--witnessed: no witness policy (--witness-policy, or DATA/%s)", policyFile)
+	case c == nil:
+		return uncheckedError("tenant %s: no checkpoint is witnessed by a quorum of the %s yet", tenant, describePolicy(pf.policy, pf.path))
+	}
+	return writeJSON(e.stdout, struct {
+		Checkpoint string             `json:"checkpoint"`
+		Size       uint64             `json:"size"`
+		Witnessed  *witness.RootProof `json:"witnessed"`
+	}{string(c.Note), c.Size, c.Root})
+}
+
 // witnessed loads the witness policy and returns tenant's checkpoint
 // witnessed through the root log, its chain checked under v
 // (Policy.VerifyTenant), nil when there is no policy or no such
