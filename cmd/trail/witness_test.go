@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,6 +23,14 @@ func cosign(t *testing.T, dir string, quorum int, ws ...*witnesstest.Witness) {
 	t.Helper()
 	text := witnesstest.Policy(quorum, ws...)
 	write(t, dir, "witnesses", text)
+	witnessRound(t, dir, text, nil)
+}
+
+// witnessRound runs one round of a Witnesser under the policy text over
+// the fixture's store in dir, its requests made by client (nil: the
+// default).
+func witnessRound(t *testing.T, dir, text string, client *http.Client) {
+	t.Helper()
 	p, err := witness.ParsePolicy(text)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +42,7 @@ func cosign(t *testing.T, dir string, quorum int, ws ...*witnesstest.Witness) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	w, err := witness.New(witness.Config{Policy: p, Store: d.Witness, Writer: d.Writer, Logger: slog.New(slog.DiscardHandler)})
+	w, err := witness.New(witness.Config{Policy: p, Store: d.Witness, Writer: d.Writer, Client: client, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
