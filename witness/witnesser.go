@@ -371,8 +371,8 @@ type Status struct {
 
 // Status returns each witness's Status, in the policy's order: of the
 // root log, which witnesses tenant's log (tenant is not read).
-func (w *Witnesser) Status(ctx context.Context, tenant string) ([]Status, error) {
-	tenant = trail.RootTenant
+func (w *Witnesser) Status(ctx context.Context, _ string) ([]Status, error) {
+	const tenant = trail.RootTenant
 	latest, err := w.c.Store.LatestCosignatures(ctx, tenant)
 	if err != nil {
 		return nil, err
