@@ -85,12 +85,19 @@ const OperatorKeyPrefix = "trailop_"
 // with a letter or digit), so neither events nor keys of a tenant reach it.
 const OperatorTenant = "_operators"
 
-// CheckLog is CheckTenant, except that it also accepts OperatorTenant: the
-// names of the logs Trail keeps (the tenants' and the operators'). Only
-// Trail's own records reach the operators' log (the pipeline refuses an
-// outside append to it).
+// RootTenant is the reserved tenant of the root log: a log whose events
+// are the tenants' checkpoints (their size and root hash, under a hash of
+// their origin), the one log submitted to witnesses (package witness). As
+// OperatorTenant, no tenant can take the name, and only Trail's own
+// records reach it.
+const RootTenant = "_root"
+
+// CheckLog is CheckTenant, except that it also accepts OperatorTenant and
+// RootTenant: the names of the logs Trail keeps (the tenants', the
+// operators' and the root log). Only Trail's own records reach the
+// reserved logs (the pipeline refuses an outside append to them).
 func CheckLog(log string) string {
-	if log == OperatorTenant {
+	if log == OperatorTenant || log == RootTenant {
 		return ""
 	}
 	return CheckTenant(log)

@@ -53,7 +53,7 @@ func CheckCosignature(c *Cosignature) error {
 		return Invalid("bad cosignature", FieldError{Path: "witness", Message: "required"})
 	}
 	var fe []FieldError
-	if m := CheckTenant(c.Tenant); m != "" {
+	if m := CheckLog(c.Tenant); m != "" {
 		fe = append(fe, FieldError{Path: "tenant", Message: m})
 	}
 	if c.Size == 0 {

@@ -408,4 +408,6 @@ const (
 	AlertRaised = "alert_raised"
 	// WitnessRefused is "witness_refused" (audit, failure): A witness refused to cosign the log's checkpoint: it has cosigned a checkpoint this one does not extend, so the log was rolled back or forked, or the witness does not accept the log.
 	WitnessRefused = "witness_refused"
+	// RootEntry is "root_entry" (audit, success): An entry of the root log: a tenant's checkpoint (its size and root hash; the target is the log, by the SHA-256 of its origin), witnessed through the root log's checkpoints.
+	RootEntry = "root_entry"
 )

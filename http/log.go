@@ -10,6 +10,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/tlog"
+	"github.com/trailaudit/trail/witness"
 )
 
 // latest reads and checks the tenant's latest checkpoint. One that does not
@@ -33,7 +34,11 @@ type checkpointDoc struct {
 	Origin       string         `json:"origin"`
 	Size         uint64         `json:"size"`
 	Root         []byte         `json:"root"`
-	Cosignatures []cosignerTime `json:"cosignatures,omitempty"` // with cosigned=1: the witnesses whose lines the note carries
+	Cosignatures []cosignerTime `json:"cosignatures,omitempty"` // with cosigned=1: the witnesses whose lines the root checkpoint carries
+	// Witnessed, with cosigned=1, proves the checkpoint witnessed: its entry in
+	// the root log, and the entry's inclusion in a root checkpoint a
+	// quorum cosigned.
+	Witnessed *witness.RootProof `json:"witnessed,omitempty"`
 }
 
 // cosignerTime names a witness whose cosignature a checkpoint carries, and
@@ -44,10 +49,11 @@ type cosignerTime struct {
 }
 
 // checkpoint answers the latest signed checkpoint, or with cosigned=1 the
-// latest one a quorum of the witnesses cosigned: the log's signed note
-// with the witnesses' signature lines appended (c2sp.org/tlog-cosignature),
-// still a signed note. ENOTFOUND when the log is not witnessed or no
-// checkpoint has a quorum yet.
+// latest one witnessed through the root log: the tenant's signed
+// checkpoint, its entry in the root log with the entry's inclusion proof,
+// and the root checkpoint with a quorum of the witnesses' signature lines
+// (c2sp.org/tlog-cosignature), still a signed note. ENOTFOUND when the log
+// is not witnessed or no root checkpoint with a quorum holds it yet.
 func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "cosigned"); err != nil {
@@ -78,12 +84,13 @@ func (s *Server) cosignedCheckpoint(w http.ResponseWriter, r *http.Request, tena
 		}
 		return err
 	}
-	cp, err := s.c.Verifier.Open(tenant, c.Note)
+	cp, err := s.c.Witnessing.Policy().VerifyTenant(s.c.Verifier, tenant, c)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "a cosigned checkpoint does not verify: run trail verify", "tenant", tenant, "err", err)
-		return trail.Errorf(trail.EINTERNAL, "the log's cosigned checkpoint does not verify")
+		s.log.ErrorContext(r.Context(), "a witnessed checkpoint does not verify: run trail verify", "tenant", tenant, "err", err)
+		return trail.Errorf(trail.EINTERNAL, "the log's witnessed checkpoint does not verify")
 	}
-	doc := checkpointDoc{Checkpoint: string(c.Note), Origin: cp.Origin, Size: cp.Size, Root: cp.Root}
+	doc := checkpointDoc{Checkpoint: string(c.Note), Origin: cp.Origin, Size: cp.Size, Root: cp.Root,
+		Witnessed: c.Root}
 	for _, cs := range c.Cosignatures {
 		doc.Cosignatures = append(doc.Cosignatures, cosignerTime{Witness: cs.Witness, Time: cs.Time})
 	}

@@ -376,8 +376,9 @@ func (s *Server) storedIs(ctx context.Context, tenant string, body []byte, ev *t
 }
 
 // uiWitnesses fills in the witnesses of the health page: each one's
-// latest cosignature of the tenant's log and its age, a refusal, the last
-// failure; and the largest size a quorum cosigned.
+// latest cosignature of the root log and its age, a refusal, the last
+// failure; and the largest size of the tenant's log a quorum witnessed
+// through the root log.
 func (s *Server) uiWitnesses(r *http.Request, tenant string, d *healthPage) error {
 	if s.c.Witnessing == nil {
 		return nil

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -14,11 +15,11 @@ import (
 	"github.com/trailaudit/trail/witness"
 )
 
-// The cosigned checkpoint and the health page's witnesses, with a real
-// witness (litewitness) cosigning.
+// The witnessed checkpoint and the health page's witnesses, with a real
+// witness (litewitness) cosigning the root log.
 func TestWitnessed(t *testing.T) {
 	lw := witnesstest.Start(t, "w1.trail.test")
-	origin := tlog.Origin(storetest.Signer().Verifier().Name(), "acme")
+	origin := tlog.Origin(storetest.Signer().Verifier().Name(), trail.RootTenant)
 	vkey, verr := tlog.OriginKey(storetest.Signer().VerifierKey(), origin)
 	if verr != nil {
 		t.Fatal(verr)
@@ -50,19 +51,28 @@ func TestWitnessed(t *testing.T) {
 		Cosignatures []struct {
 			Witness string `json:"witness"`
 		} `json:"cosignatures"`
+		Witnessed struct {
+			Checkpoint string          `json:"checkpoint"`
+			Seq        uint64          `json:"seq"`
+			Entry      json.RawMessage `json:"entry"`
+			Proof      [][]byte        `json:"proof"`
+		} `json:"witnessed"` // spelled out: the API's documented form, not RootProof's methods
 	}
 	h.ok(200, "acme", "GET", "/v1/checkpoint?cosigned=1", "", &doc)
-	if doc.Size == 0 || len(doc.Cosignatures) != 1 || doc.Cosignatures[0].Witness != lw.Name {
+	if doc.Size != 1 || len(doc.Cosignatures) != 1 || doc.Cosignatures[0].Witness != lw.Name {
 		t.Fatalf("cosigned checkpoint: %+v", doc)
 	}
-	// The note carries the log's signature and the witness's line: the
-	// log's key opens it, and the line is the witness's kept cosignature.
-	cp, err := storetest.Signer().Verifier().Open("acme", []byte(doc.Checkpoint))
+	// What the answer carries is all a client needs to check the chain
+	// itself: the tenant's checkpoint, signed by the log's key; its root
+	// entry, in the root checkpoint; that one cosigned by the witness.
+	c := &witness.Cosigned{Tenant: "acme", Size: doc.Size, Note: []byte(doc.Checkpoint),
+		Root: &witness.RootProof{Note: []byte(doc.Witnessed.Checkpoint), Seq: doc.Witnessed.Seq, Entry: doc.Witnessed.Entry, Proof: doc.Witnessed.Proof}}
+	cp, err := p.VerifyTenant(storetest.Signer().Verifier(), "acme", c)
 	if err != nil {
-		t.Fatalf("the log's verifier does not open the cosigned note: %v", err)
+		t.Fatalf("the answer does not prove the checkpoint witnessed: %v", err)
 	}
-	if cp.Size != doc.Size || !strings.Contains(doc.Checkpoint, "\n— "+lw.Name+" ") {
-		t.Errorf("cosigned note of size %d (doc %d) without the witness's line:\n%s", cp.Size, doc.Size, doc.Checkpoint)
+	if cp.Size != doc.Size || !strings.Contains(doc.Witnessed.Checkpoint, "\n— "+lw.Name+" ") || strings.Contains(doc.Checkpoint, lw.Name) {
+		t.Errorf("checkpoint of size %d (doc %d), the witness's line on the root checkpoint only:\n%s\n%s", cp.Size, doc.Size, doc.Checkpoint, doc.Witnessed.Checkpoint)
 	}
 	// The plain checkpoint is still the latest, signed by the log alone.
 	var plain struct{ Checkpoint string }

@@ -10,18 +10,23 @@ import (
 	"github.com/trailaudit/trail"
 )
 
-// Cosigned is a tenant's checkpoint cosigned by a quorum of a policy's
-// witnesses.
+// Cosigned is a tenant's checkpoint witnessed by a quorum of a policy's
+// witnesses: for the root log (trail.RootTenant), its checkpoint cosigned;
+// for any other log, its checkpoint proven by the root log (Root).
 type Cosigned struct {
 	Tenant string
 	Size   uint64
-	// Note is the log's signed checkpoint with the witnesses' signature
-	// lines appended: still a signed note, which a client checks with the
-	// log's verifier key and the witnesses' keys.
+	// Note is the log's signed checkpoint. Of the root log, it has the
+	// witnesses' signature lines appended: still a signed note, which a
+	// client checks with the log's verifier key and the witnesses' keys.
+	// Of a tenant's log, it is the tenant's signed checkpoint of Size,
+	// made again from its root entry (Policy.VerifyTenant checks it).
 	Note []byte
 	// Cosignatures are the valid ones, by witness, their Time read from
-	// the signatures themselves.
+	// the signatures themselves: of the root checkpoint.
 	Cosignatures []*trail.Cosignature
+	// Root proves a tenant's checkpoint witnessed: nil for the root log.
+	Root *RootProof
 }
 
 // BadCosignatureError reports a kept cosignature, under the name and key
@@ -68,12 +73,23 @@ func (p *Policy) Check(cosigs []*trail.Cosignature) ([]*trail.Cosignature, error
 	return out, nil
 }
 
-// Witnessed returns tenant's largest checkpoint whose kept cosignatures
-// (cs) include valid ones by a quorum of the policy's witnesses. It
-// returns ENOTFOUND when none does (a log not witnessed yet, or whose
-// witnesses are down or refuse it), and an error holding a
-// *BadCosignatureError when a kept cosignature it reads is forged.
-func (p *Policy) Witnessed(ctx context.Context, cs trail.CosignatureStore, tenant string) (*Cosigned, error) {
+// Witnessed returns tenant's witnessed checkpoint: for the root log, its
+// largest checkpoint whose kept cosignatures include valid ones by a
+// quorum of the policy's witnesses; for a tenant's log, its last entry in
+// that root checkpoint, with the entry's inclusion proof (Cosigned.Root;
+// check it with VerifyTenant). It returns ENOTFOUND when there is none (a
+// log not witnessed yet, or whose witnesses are down or refuse it), and
+// an error holding a *BadCosignatureError when a kept cosignature it
+// reads is forged.
+func (p *Policy) Witnessed(ctx context.Context, s Store, tenant string) (*Cosigned, error) {
+	if tenant != trail.RootTenant {
+		return p.tenantWitnessed(ctx, s, tenant)
+	}
+	return p.logWitnessed(ctx, s, tenant)
+}
+
+// logWitnessed returns tenant's largest checkpoint a quorum cosigned.
+func (p *Policy) logWitnessed(ctx context.Context, cs trail.CosignatureStore, tenant string) (*Cosigned, error) {
 	latest, err := cs.LatestCosignatures(ctx, tenant)
 	if err != nil {
 		return nil, err

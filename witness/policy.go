@@ -5,11 +5,13 @@
 // forked, even by whoever holds its signing key, is refused by them.
 //
 // A Policy names the witnesses and how many of them must cosign (ParsePolicy
-// reads its file). A Witnesser submits each tenant's checkpoints to them at
-// a bounded cadence, verifies and keeps their cosignatures
-// (trail.CosignatureStore) and raises an alert when one refuses. Policy.Open
-// is the one check of a cosigned checkpoint: the API, the web UI and trail
-// verify use it.
+// reads its file). A Witnesser keeps the root log, whose entries are the
+// tenants' checkpoints, and at a bounded cadence submits its checkpoints
+// to them, verifies and keeps their cosignatures (trail.CosignatureStore)
+// and raises an alert when one refuses. A tenant's checkpoint is witnessed
+// by its entry's inclusion in a root checkpoint a quorum cosigned:
+// Policy.Witnessed builds that chain, and Policy.VerifyTenant is the one
+// check of it: the API and trail verify use it.
 package witness
 
 import (

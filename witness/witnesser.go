@@ -24,15 +24,17 @@ var Actor = trail.Actor{Type: trail.ActorSystem, ID: "trail-witness", Name: "Tra
 // TargetType is the type of a witness_refused record's target: the witness.
 const TargetType = "witness"
 
-// DefaultInterval is how often a Witnesser submits a tenant's latest
-// checkpoint at most.
+// DefaultInterval is how often a Witnesser appends the tenants'
+// checkpoints to the root log and submits it, at most.
 const DefaultInterval = 10 * time.Second
 
 // Store is what a Witnesser reads and keeps: the logs and their
-// checkpoints, and the cosignatures.
+// checkpoints, and the cosignatures; and what finds a tenant's entries in
+// the root log (Query, by their target).
 type Store interface {
 	trail.Log
 	trail.CosignatureStore
+	Query(ctx context.Context, q trail.Query) (*trail.Page, error)
 }
 
 // Config is what a Witnesser needs. Policy, Store and Writer are
@@ -40,11 +42,13 @@ type Store interface {
 type Config struct {
 	Policy *Policy
 	Store  Store
-	// Writer records each refusal in the tenant's log (witness_refused).
+	// Writer appends the root log's entries, and records each refusal
+	// in the operators' log (witness_refused).
 	Writer ledger.Writer
-	// Interval is how often a tenant's checkpoint is submitted at most
-	// (default DefaultInterval): each round submits the latest checkpoint
-	// of each tenant whose log grew past what a witness cosigned.
+	// Interval is how often a round runs (default DefaultInterval): each
+	// appends to the root log the latest checkpoint of each log that
+	// changed since its last entry, and submits the root log's latest
+	// checkpoint to each witness that has not cosigned it.
 	Interval time.Duration
 	// Client makes the requests (default: one with a 10 s timeout).
 	Client *http.Client
@@ -54,33 +58,38 @@ type Config struct {
 }
 
 // Witnesser has the tenants' checkpoints cosigned by the policy's
-// witnesses, apart from ingest: appends never wait on it, so a witness
-// that is down delays cosigning and nothing else. Start it with Run.
+// witnesses through the root log (trail.RootTenant), apart from ingest:
+// appends never wait on it, so a witness that is down delays cosigning and
+// nothing else. Start it with Run.
 //
-// Each round (Round) reads every log's size, and for each witness and each
-// tenant whose log grew past what the witness cosigned submits the
-// tenant's latest checkpoint with the consistency proof from the size the
-// witness last cosigned (the largest of its kept cosignatures; on 409 the
-// size it answers), verifies the cosignature and keeps it. A refusal
-// (RefusedError, or a 409 naming a size larger than the checkpoint's: the
-// log was rolled back or forked) is an alert: the metric
-// trail_witness_refusals_total, an error logged, the witness's Status, and
-// a witness_refused record in the tenant's log, written once until the
-// witness cosigns that tenant's log again.
-//
-// Each tenant's log is one submission per witness per round. A root log
-// of the tenants' checkpoints, witnessed alone, will take its place.
+// Each round (Round) reads every log's size and appends to the root log
+// one root_entry of the latest checkpoint of each log whose size is not
+// that of its last entry (all in a few batches); then, for each witness
+// that has not cosigned the root log's size, it submits the root log's
+// latest checkpoint with the consistency proof from the size the witness
+// last cosigned (the largest of its kept cosignatures; on 409 the size it
+// answers), verifies the cosignature and keeps it. So a witness gets one
+// request per round however many tenants there are, and sees only the
+// root log's origin, size and root hash. A refusal (RefusedError, or a
+// 409 naming a size larger than the checkpoint's: the log was rolled back
+// or forked) is an alert: the metric trail_witness_refusals_total, an
+// error logged, the witness's Status, and a witness_refused record in the
+// operators' log (trail.OperatorTenant), written once until the witness
+// cosigns the root log again.
 type Witnesser struct {
 	c   Config
 	log *slog.Logger
 
 	refusals, errs, cosigs *prometheus.CounterVec
 
-	mu      sync.Mutex
-	seeded  map[string]bool          // tenants whose cosigned sizes were read from the store
-	cosign  map[key]uint64           // the size each witness last cosigned of each tenant
-	refused map[key]*RefusedError    // the refusals recorded, until the witness cosigns again
-	state   map[string]*witnessState // by witness name
+	mu         sync.Mutex
+	rootSeeded bool                     // entered was read from the root log
+	entered    map[string]uint64        // the size of each log's last root entry, by OriginHash
+	hashes     map[string]string        // each tenant's OriginHash, once read
+	seeded     map[string]bool          // tenants whose cosigned sizes were read from the store
+	cosign     map[key]uint64           // the size each witness last cosigned of each tenant
+	refused    map[key]*RefusedError    // the refusals recorded, until the witness cosigns again
+	state      map[string]*witnessState // by witness name
 }
 
 type key struct{ witness, tenant string }
@@ -104,7 +113,7 @@ func New(c Config) (*Witnesser, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	w := &Witnesser{c: c, log: c.Logger, seeded: map[string]bool{}, cosign: map[key]uint64{},
+	w := &Witnesser{c: c, log: c.Logger, seeded: map[string]bool{}, cosign: map[key]uint64{}, entered: map[string]uint64{}, hashes: map[string]string{},
 		refused: map[key]*RefusedError{}, state: map[string]*witnessState{}}
 	counter := func(name, help string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"witness"})
@@ -145,10 +154,12 @@ func (w *Witnesser) Run(ctx context.Context) {
 	}
 }
 
-// Round submits, once, each tenant's latest checkpoint to each witness
-// that has not cosigned the log's size, the witnesses in parallel. It
-// returns the errors of reads and of refusals it could not record; a
-// witness that is down or refuses is no error of the round's (see Status).
+// Round appends, once, the checkpoints of the logs that changed to the
+// root log, and submits the root log's latest checkpoint to each witness
+// that has not cosigned its size, the witnesses in parallel. It returns
+// the errors of reads, of the root log's appends and of refusals it could
+// not record; a witness that is down or refuses is no error of the
+// round's (see Status).
 func (w *Witnesser) Round(ctx context.Context) error {
 	sizes, err := w.c.Store.LogSizes(ctx)
 	if err != nil {
@@ -157,24 +168,23 @@ func (w *Witnesser) Round(ctx context.Context) error {
 	tenants := make([]string, 0, len(sizes))
 	for t := range sizes {
 		tenants = append(tenants, t)
-		if err := w.seed(ctx, t); err != nil {
-			return err
-		}
 	}
 	slices.Sort(tenants)
+	size, err := w.appendRoot(ctx, sizes, tenants)
+	if err != nil || size == 0 {
+		return err
+	}
+	const root = trail.RootTenant
+	if err := w.seed(ctx, root); err != nil {
+		return err
+	}
 	errs := make([]error, len(w.c.Policy.Witnesses))
 	var wg sync.WaitGroup
 	for i, wit := range w.c.Policy.Witnesses {
-		wg.Go(func() {
-			for _, t := range tenants {
-				if w.cosigned(wit.Name, t) == sizes[t] {
-					continue
-				}
-				if err := w.submit(ctx, wit, t); err != nil {
-					errs[i] = errors.Join(errs[i], err)
-				}
-			}
-		})
+		if w.cosigned(wit.Name, root) == size {
+			continue
+		}
+		wg.Go(func() { errs[i] = w.submit(ctx, wit, root) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -289,9 +299,10 @@ func (w *Witnesser) failed(ctx context.Context, witness string, err error) {
 	}
 }
 
-// refuse raises the alert of a refusal: the metric and the log line each
-// time, and the record in the tenant's log once until the witness cosigns
-// again. The record's write error is returned, never dropped.
+// refuse raises the alert of a refusal of tenant's log (the root log): the
+// metric and the log line each time, and the record in the operators' log
+// once until the witness cosigns again. The record's write error is
+// returned, never dropped.
 func (w *Witnesser) refuse(ctx context.Context, tenant string, size uint64, r *RefusedError) error {
 	w.refusals.WithLabelValues(r.Witness).Inc()
 	w.log.ErrorContext(ctx, "a witness refused to cosign the log's checkpoint: the log may have been rolled back or forked",
@@ -311,9 +322,9 @@ func (w *Witnesser) refuse(ctx context.Context, tenant string, size uint64, r *R
 	}
 	ev := &trail.Event{Action: catalog.WitnessRefused, Actor: Actor,
 		Targets: []trail.Target{{Type: TargetType, ID: r.Witness, Name: wit.URL}}, Context: ctxv}
-	res, err := w.c.Writer.AppendOwn(ctx, tenant, ledger.Records(ev))
+	res, err := w.c.Writer.AppendOwn(ctx, trail.OperatorTenant, ledger.Records(ev))
 	if err != nil {
-		return fmt.Errorf("witness: record %s's refusal in tenant %s's log: %w", r.Witness, tenant, err)
+		return fmt.Errorf("witness: record %s's refusal of tenant %s's log in the operators' log: %w", r.Witness, tenant, err)
 	}
 	// And Trail's own detection of it: an alert, which reaches the sinks
 	// and the UI's alerts page like any other, with the record as its
@@ -322,10 +333,10 @@ func (w *Witnesser) refuse(ctx context.Context, tenant string, size uint64, r *R
 	alert, err := detect.OwnAlert(detect.Finding{Rule: detect.OwnWitnessRefused, Evidence: []uint64{res.Events[0].Seq}, From: now, To: now,
 		Targets: []trail.Target{{Type: TargetType, ID: r.Witness, Name: wit.URL}}, Detail: ctxv})
 	if err == nil {
-		_, err = w.c.Writer.AppendOwn(ctx, tenant, ledger.Records(alert))
+		_, err = w.c.Writer.AppendOwn(ctx, trail.OperatorTenant, ledger.Records(alert))
 	}
 	if err != nil {
-		return fmt.Errorf("witness: raise the alert of %s's refusal in tenant %s's log: %w", r.Witness, tenant, err)
+		return fmt.Errorf("witness: raise the alert of %s's refusal of tenant %s's log in the operators' log: %w", r.Witness, tenant, err)
 	}
 	w.mu.Lock()
 	w.refused[k] = r
@@ -342,14 +353,15 @@ func (w *Witnesser) witness(name string) *Witness {
 	return nil
 }
 
-// Status is what the health page shows of one witness for one tenant.
+// Status is what the health page shows of one witness: the witness
+// cosigns the root log, which holds every tenant's checkpoints.
 type Status struct {
 	Name, URL string
-	// Size is the largest size of the tenant's log the witness cosigned
-	// (0: none), and At when it signed that cosignature.
+	// Size is the largest size of the root log the witness cosigned (0:
+	// none), and At when it signed that cosignature.
 	Size uint64
 	At   time.Time
-	// Refused is the refusal recorded for the tenant, nil when none.
+	// Refused is the refusal of the root log recorded, nil when none.
 	Refused *RefusedError
 	// Err is the last submission's failure, of any tenant ("" when the
 	// last one succeeded), and Attempt when the last submission was.
@@ -357,8 +369,10 @@ type Status struct {
 	Attempt time.Time
 }
 
-// Status returns each witness's Status for tenant, in the policy's order.
-func (w *Witnesser) Status(ctx context.Context, tenant string) ([]Status, error) {
+// Status returns each witness's Status, in the policy's order: of the
+// root log, which witnesses tenant's log (tenant is not read).
+func (w *Witnesser) Status(ctx context.Context, _ string) ([]Status, error) {
+	const tenant = trail.RootTenant
 	latest, err := w.c.Store.LatestCosignatures(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -378,8 +392,8 @@ func (w *Witnesser) Status(ctx context.Context, tenant string) ([]Status, error)
 	return out, nil
 }
 
-// Witnessed returns tenant's largest checkpoint cosigned by a quorum of
-// the policy's witnesses (Policy.Witnessed).
+// Witnessed returns tenant's checkpoint witnessed through the root log
+// (Policy.Witnessed).
 func (w *Witnesser) Witnessed(ctx context.Context, tenant string) (*Cosigned, error) {
 	return w.c.Policy.Witnessed(ctx, w.c.Store, tenant)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"database/sql"
 	"encoding/base64"
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -70,7 +72,7 @@ func TestExitCodes(t *testing.T) {
 			out: `--witness-policy witnesses: witness policy: line 2: unknown statement "log"`},
 		{name: "verify, a witness policy file missing", args: "verify --tenant acme --key audit.pub --witness-policy witnesses", code: 2, out: `--witness-policy: open`},
 		{name: "verify, a forged cosignature", state: forgeCosignature, args: "verify --tenant acme --key audit.pub --witness-policy witnesses", code: 1,
-			out: `DAMAGE: tenant acme: the cosignature kept of the checkpoint of size 5 by witness w1\.trail\.test is forged: witness w1\.trail\.test: its cosignature does not verify`},
+			out: `DAMAGE: tenant _root: the cosignature kept of the checkpoint of size 1 by witness w1\.trail\.test is forged: witness w1\.trail\.test: its cosignature does not verify`},
 
 		// checkpoint
 		// keygen says the origins its name makes, and when they are not URLs
@@ -185,7 +187,7 @@ func fixture(t *testing.T) string {
 	}{
 		{"keygen --name audit.example.com", "audit.pub"},
 		{"keygen --name audit.example.com --out other.key", "other.pub"},
-		{"verifier --tenant acme", "acme.witness"}, // the log's origin and its key for witnesses
+		{"verifier --tenant _root", "root.witness"}, // the root log's origin and its key, for witnesses
 		{"ingest --tenant acme --batch 2 events.ndjson", ""},
 		{"checkpoint --tenant acme --key audit.pub", "saved.checkpoint"},
 		{"export --tenant acme --actor u-2 --verifiable --key audit.pub --out u-2.bundle", ""},
@@ -322,19 +324,34 @@ func writeBadPolicy(t *testing.T, dir string) {
 	write(t, dir, "witnesses", "quorum 1\nlog example.com/acme\n")
 }
 
-// forgeCosignature keeps, beside the checkpoint of size 5, a cosignature
-// line under w1.trail.test's name and key hash that the witness never
-// signed.
+// forgeCosignature has a round enter acme's log in the root log (the
+// witness unreachable), then keeps, beside the root checkpoint of size 1,
+// a cosignature line under w1.trail.test's name and key hash that the
+// witness never signed.
 func forgeCosignature(t *testing.T, dir string) {
 	writePolicy(t, dir)
-	sig := append([]byte{0x23, 0xd9, 0xac, 0x8c, 0, 0, 0, 0, 0x6a, 0x00, 0x00, 0x00}, make([]byte, 64)...)
-	line := "— w1.trail.test " + base64.StdEncoding.EncodeToString(sig) + "\n"
-	tamper(t, dir, "cosignatures", func(db *sql.DB) {
-		if _, err := db.Exec("INSERT INTO cosignatures (tenant, size, witness, signed_at, line, note) VALUES ('acme', 5, 'w1.trail.test', 1778384896, ?, ?)",
-			line, []byte(read(t, dir, "saved.checkpoint"))); err != nil {
+	witnessRound(t, dir, testPolicy, &http.Client{Transport: down{}})
+	var root []byte
+	tamper(t, dir, "checkpoints", func(db *sql.DB) {
+		if err := db.QueryRow("SELECT note FROM checkpoints WHERE tid = (SELECT tid FROM tenants WHERE name = '_root') AND size = 1").Scan(&root); err != nil {
 			t.Fatal(err)
 		}
 	})
+	sig := append([]byte{0x23, 0xd9, 0xac, 0x8c, 0, 0, 0, 0, 0x6a, 0x00, 0x00, 0x00}, make([]byte, 64)...)
+	line := "— w1.trail.test " + base64.StdEncoding.EncodeToString(sig) + "\n"
+	tamper(t, dir, "cosignatures", func(db *sql.DB) {
+		if _, err := db.Exec("INSERT INTO cosignatures (tenant, size, witness, signed_at, line, note) VALUES ('_root', 1, 'w1.trail.test', 1778384896, ?, ?)",
+			line, root); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// down is a transport to a witness that is down.
+type down struct{}
+
+func (down) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("connection refused")
 }
 
 // garbleStore puts what is not a database where the SQLite file is.

@@ -91,6 +91,7 @@ keys up by its origin, and checks the signature under that name). A tenant's
 log has the origin NAME/trail/TENANT; one started before Trail used that form
 keeps NAME/TENANT (GET /v1/checkpoint shows a log's): pass it as --origin.`,
 		Example: `  trail verifier
+  trail verifier --tenant _root     # what witnesses are given: the root log
   trail verifier --tenant acme
   trail verifier --origin audit.example.com/acme`,
 		Args: cobra.NoArgs,
@@ -107,7 +108,7 @@ keeps NAME/TENANT (GET /v1/checkpoint shows a log's): pass it as --origin.`,
 				return nil
 			}
 			if tenant != "" {
-				if m := trail.CheckTenant(tenant); m != "" {
+				if m := trail.CheckLog(tenant); m != "" {
 					return usageError("--tenant: %s", m)
 				}
 				origin = tlog.Origin(s.Verifier().Name(), tenant)
@@ -122,7 +123,7 @@ keeps NAME/TENANT (GET /v1/checkpoint shows a log's): pass it as --origin.`,
 	}
 	cmd.Flags().StringVar(&sf.data, "data", "trail-data", "data directory holding log.key")
 	cmd.Flags().StringVar(&sf.signingKey, "signing-key", "", "file of the signing key (default DATA/log.key)")
-	cmd.Flags().StringVar(&tenant, "tenant", "", "print the origin of the tenant's new log and the key named by it, for its witnesses")
+	cmd.Flags().StringVar(&tenant, "tenant", "", "print the origin of the tenant's new log and the key named by it (_root: the root log, the one witnesses cosign)")
 	cmd.Flags().StringVar(&origin, "origin", "", "print the key named by ORIGIN (a log's origin), for its witnesses")
 	return cmd
 }

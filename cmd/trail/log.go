@@ -22,19 +22,27 @@ import (
 
 func newCheckpointCmd(e *env) *cobra.Command {
 	var (
-		sf     storeFlags
-		tf     trustFlags
-		tenant string
+		sf        storeFlags
+		tf        trustFlags
+		pf        policyFlag
+		tenant    string
+		witnessed bool
 	)
 	cmd := &cobra.Command{
-		Use:   "checkpoint --tenant T",
+		Use:   "checkpoint --tenant T [--witnessed]",
 		Short: "Print a tenant's latest signed checkpoint",
 		Long: `Checkpoint prints the tenant's latest signed checkpoint (a C2SP signed note:
 origin, size, root hash, Ed25519 signature), after checking its signature.
 
 Keep it somewhere the log's operators cannot write: 'trail verify --checkpoint
 FILE' later proves that the log still extends it, which finds a history that
-was rewritten and re-signed, even with the log's own key.` + trustHelp + checkHelp,
+was rewritten and re-signed, even with the log's own key.
+
+With --witnessed it prints, as JSON, the tenant's checkpoint witnessed
+through the root log under the witness policy (--witness-policy, or
+DATA/witnesses), with what proves it, checked first: the entry in the
+root log, its inclusion proof, and the root checkpoint with the witnesses'
+cosignatures (as GET /v1/checkpoint?cosigned=1 answers it).` + trustHelp + checkHelp,
 		Example: `  trail checkpoint --tenant acme --key audit.pub > acme-2026-11-26.checkpoint`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,6 +51,9 @@ was rewritten and re-signed, even with the log's own key.` + trustHelp + checkHe
 				return err
 			}
 			defer d.Close()
+			if witnessed {
+				return printWitnessed(cmd.Context(), e, &pf, &sf, d, tr.v, tenant)
+			}
 			cp, err := latestCheckpoint(cmd.Context(), d.Store, tr.v, tenant)
 			if err != nil {
 				return err
@@ -53,7 +64,9 @@ was rewritten and re-signed, even with the log's own key.` + trustHelp + checkHe
 	}
 	sf.register(cmd)
 	tf.register(cmd)
+	pf.register(cmd)
 	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant (required)")
+	cmd.Flags().BoolVar(&witnessed, "witnessed", false, "print the checkpoint witnessed through the root log, with its proof (JSON)")
 	return cmd
 }
 
@@ -248,11 +261,14 @@ is a rollback, one the log's tree does not extend is a fork (exit 1, naming
 both sizes and roots); a larger one that extends it is remembered instead.
 
 With a witness policy (--witness-policy FILE, TRAIL_WITNESS_POLICY, or
-DATA/witnesses when it exists) it requires the largest checkpoint a quorum of
-its witnesses cosigned, each cosignature verified under the witness's key,
-and proves the log extends it, as it does a saved checkpoint: a rollback or a
-rewrite below it is damage. A forged cosignature is damage (exit 1); a log no
-quorum has cosigned cannot be checked against its witnesses (exit 3).
+DATA/witnesses when it exists) it requires the tenant's checkpoint witnessed
+through the root log: its entry in the largest root checkpoint a quorum of
+the witnesses cosigned, each cosignature verified under the witness's key,
+the entry's inclusion proof checked; and it proves the log extends that
+checkpoint, as it does a saved one: a rollback or a rewrite below it is
+damage. A forged cosignature, or an entry the root checkpoint does not hold,
+is damage (exit 1); a log no witnessed root checkpoint holds cannot be
+checked against its witnesses (exit 3).
 
 With --bundle FILE it checks a bundle written by trail export --verifiable,
 with no database: each event's inclusion proof against the bundle's signed
@@ -305,7 +321,7 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 				}
 				savedNotes = append(savedNotes, b)
 			}
-			cosigned, err := witnessed(ctx, e, &pf, &sf, d, tenant, says)
+			cosigned, err := witnessed(ctx, e, &pf, &sf, d, tr.v, tenant, says)
 			if err != nil {
 				return err
 			}
@@ -360,7 +376,8 @@ log whose key was rotated, the chain of its keys.` + checkHelp,
 				for _, c := range cosigned.Cosignatures {
 					by = append(by, c.Witness+" at "+c.Time.Format(time.RFC3339))
 				}
-				fmt.Fprintf(says, "witnessed: the log extends its checkpoint of size %d, cosigned by %s\n", cosigned.Size, strings.Join(by, ", "))
+				fmt.Fprintf(says, "witnessed: the log extends its checkpoint of size %d, entry %d of the root log, whose checkpoint is cosigned by %s\n",
+					cosigned.Size, cosigned.Root.Seq, strings.Join(by, ", "))
 			}
 			return nil
 		},

@@ -66,11 +66,14 @@ share one PostgreSQL database, run the rules in one of them: give the others
 --detect=false.
 
 With a witness policy (--witness-policy FILE, or DATA/witnesses when it exists:
-witness NAME VKEY URL lines and a quorum K line) it submits each tenant's
-latest checkpoint to the witnesses every 10s (--witness-interval), for the logs that grew, keeps
-their cosignatures, and raises an alert when one refuses (a rollback or fork):
-the metric trail_witness_refusals_total, a log line, the health page and a
-witness_refused record in the tenant's log. Ingest never waits on witnesses.
+witness NAME VKEY URL lines and a quorum K line) it keeps a root log: every
+10s (--witness-interval) it appends the latest checkpoint of each log that
+changed (under a hash of its origin) and submits the root log's checkpoint to
+the witnesses, one request per witness per round; it keeps their
+cosignatures, and raises an alert when one refuses (a rollback or fork): the
+metric trail_witness_refusals_total, a log line, the health page and a
+witness_refused record in the operators' log. Ingest never waits on
+witnesses.
 
 SIGINT or SIGTERM stops it gracefully: it stops accepting, lets requests in
 flight finish (every acknowledged event is committed), stops the sinks
@@ -126,7 +129,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 	sf.register(cmd)
 	pf.register(cmd)
 	f := cmd.Flags()
-	f.DurationVar(&every, "witness-interval", witness.DefaultInterval, "how often each tenant's latest checkpoint is submitted to the witnesses at most")
+	f.DurationVar(&every, "witness-interval", witness.DefaultInterval, "how often the logs that changed are entered in the root log and its checkpoint submitted to the witnesses")
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
 	f.StringSliceVar(&proxies, "trusted-proxy", nil, "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
 	f.StringVar(&tenant, "bootstrap-tenant", "default", "tenant of the bootstrap admin key made on first start")
@@ -266,7 +269,7 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 	}
 	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", d.Signer.VerifierKey())
 	if policy != nil {
-		fmt.Fprintf(e.stdout, "Witnessing each tenant's checkpoints every %v: %s\n", pf.every, describePolicy(policy, policyPath))
+		fmt.Fprintf(e.stdout, "Witnessing the tenants' checkpoints through the root log every %v: %s\n", pf.every, describePolicy(policy, policyPath))
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -180,13 +180,13 @@ func TestServeWitnessed(t *testing.T) {
 	if err := exec.Command(bin, "keygen", "--name", "audit.example.com", "--data", data).Run(); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bin, "verifier", "--tenant", "default", "--data", data).Output()
+	out, err := exec.Command(bin, "verifier", "--tenant", "_root", "--data", data).Output() // what witnesses are given
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := strings.Fields(string(out)) // the origin, and the key named by it
-	if len(log) != 2 || log[0] != "audit.example.com/trail/default" {
-		t.Fatalf("trail verifier --tenant default printed %q", out)
+	if len(log) != 2 || log[0] != "audit.example.com/trail/_root" {
+		t.Fatalf("trail verifier --tenant _root printed %q", out)
 	}
 	lw.AddLog(log[0], log[1])
 	if err := os.WriteFile(filepath.Join(data, "witnesses"), []byte(witnesstest.Policy(1, lw)), 0o600); err != nil {
@@ -232,7 +232,7 @@ func TestServeWitnessed(t *testing.T) {
 	verify := exec.Command(bin, "verify", "--tenant", "default", "--data", data)
 	verify.Env = append(os.Environ(), "TRAIL_CHECKPOINTS="+filepath.Join(t.TempDir(), "remembered"))
 	out, err = verify.CombinedOutput()
-	if err != nil || !regexp.MustCompile(`witnessed: the log extends its checkpoint of size \d+, cosigned by w1\.trail\.test`).Match(out) {
+	if err != nil || !regexp.MustCompile(`witnessed: the log extends its checkpoint of size \d+, entry \d+ of the root log, whose checkpoint is cosigned by w1\.trail\.test`).Match(out) {
 		t.Fatalf("trail verify: %v\n%s", err, out)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/tlog"
 	"github.com/trailaudit/trail/witness"
 )
 
@@ -68,11 +69,33 @@ func describePolicy(p *witness.Policy, path string) string {
 	return fmt.Sprintf("witness policy %s from %s", p, path)
 }
 
+// printWitnessed prints tenant's witnessed checkpoint with its root proof,
+// checked, as JSON: trail checkpoint --witnessed.
+func printWitnessed(ctx context.Context, e *env, pf *policyFlag, sf *storeFlags, d *deployment, v *tlog.Verifier, tenant string) error {
+	c, err := witnessed(ctx, e, pf, sf, d, v, tenant, e.stderr)
+	switch {
+	case err != nil:
+		return err
+	case pf.policy == nil:
+		return usageError("--witnessed: no witness policy (--witness-policy, or DATA/%s)", policyFile)
+	case c == nil:
+		return uncheckedError("tenant %s: no checkpoint is witnessed by a quorum of the %s yet", tenant, describePolicy(pf.policy, pf.path))
+	}
+	return writeJSON(e.stdout, struct {
+		Checkpoint string             `json:"checkpoint"`
+		Size       uint64             `json:"size"`
+		Witnessed  *witness.RootProof `json:"witnessed"`
+	}{string(c.Note), c.Size, c.Root})
+}
+
 // witnessed loads the witness policy and returns tenant's checkpoint
-// cosigned by a quorum of it, nil when there is no policy or no such
+// witnessed through the root log, its chain checked under v
+// (Policy.VerifyTenant), nil when there is no policy or no such
 // checkpoint (verify then says it could not check, after the log's own
-// checks). A forged cosignature is damage, reported on stdout.
-func witnessed(ctx context.Context, e *env, pf *policyFlag, sf *storeFlags, d *deployment, tenant string, says io.Writer) (*witness.Cosigned, error) {
+// checks). A forged cosignature, or a chain that does not hold (a root
+// entry changed, a checkpoint the root log does not hold), is damage,
+// reported on stdout.
+func witnessed(ctx context.Context, e *env, pf *policyFlag, sf *storeFlags, d *deployment, v *tlog.Verifier, tenant string, says io.Writer) (*witness.Cosigned, error) {
 	p, path, err := pf.load(e, sf)
 	if err != nil || p == nil {
 		return nil, err
@@ -80,14 +103,22 @@ func witnessed(ctx context.Context, e *env, pf *policyFlag, sf *storeFlags, d *d
 	fmt.Fprintf(says, "holding the log to the %s\n", describePolicy(p, path))
 	c, err := p.Witnessed(ctx, d.Witness, tenant)
 	var forged *witness.BadCosignatureError
+	var damage *tlog.DamageError
 	switch {
 	case errors.As(err, &forged):
 		fmt.Fprintf(e.stdout, "DAMAGE: %v\n", forged)
+		return nil, errFound
+	case errors.As(err, &damage):
+		fmt.Fprintf(e.stdout, "DAMAGE: the root log, which witnesses the tenants' checkpoints: %v\n", err)
 		return nil, errFound
 	case trail.ErrorCode(err) == trail.ENOTFOUND:
 		return nil, nil
 	case err != nil:
 		return nil, uncheckedError("reading the cosignatures of tenant %s: %v", tenant, err)
+	}
+	if _, err := p.VerifyTenant(v, tenant, c); err != nil {
+		fmt.Fprintf(e.stdout, "DAMAGE: the witnessed checkpoint of size %d: %v\n", c.Size, err)
+		return nil, errFound
 	}
 	return c, nil
 }

@@ -216,6 +216,10 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 		return nil, trail.Invalid("event refused", trail.FieldError{Path: "tenant",
 			Message: "the operators' log holds only Trail's own records of what operators do"})
 	}
+	if !own && tenant == trail.RootTenant {
+		return nil, trail.Invalid("event refused", trail.FieldError{Path: "tenant",
+			Message: "the root log holds only Trail's own entries of the tenants' checkpoints"})
+	}
 	b := &Batch{Tenant: tenant, Key: opts.IdempotencyKey}
 	if b.Key != "" {
 		var err error

@@ -288,6 +288,19 @@ func TestPrepareRefuses(t *testing.T) {
 	}
 }
 
+// The reserved logs hold only Trail's own records: an outside append to
+// the operators' log or the root log is refused, naming the tenant.
+func TestReservedLogsRefuseOutsideAppends(t *testing.T) {
+	for _, tenant := range []string{trail.OperatorTenant, trail.RootTenant} {
+		f := &fake{}
+		l := newLog(t, f, nil)
+		_, err := l.Append(context.Background(), tenant, []*trail.Event{login("a")}, trail.AppendOptions{})
+		if trail.ErrorCode(err) != trail.EINVALID || !hasPath(err, "tenant") || len(f.calls) > 0 {
+			t.Errorf("an outside append to %s: %v (store calls %v), want EINVALID at tenant", tenant, err, f.calls)
+		}
+	}
+}
+
 // Idempotency keys of visible ASCII up to MaxIdempotencyKey bytes are
 // taken as they are.
 func TestIdempotencyKeys(t *testing.T) {
