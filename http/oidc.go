@@ -45,6 +45,7 @@ const oidcFlowTTL = 10 * time.Minute
 // people sign in with. Make it with NewOIDC.
 type OIDC struct {
 	issuer   string
+	provider *oidc.Provider
 	oauth    oauth2.Config
 	verifier *oidc.IDTokenVerifier
 	groups   string
@@ -62,7 +63,8 @@ func NewOIDC(ctx context.Context, p *OIDCProvider, client *http.Client) (*OIDC, 
 		return nil, fmt.Errorf("OpenID Connect provider %s: %w", p.Issuer, err)
 	}
 	return &OIDC{
-		issuer: p.Issuer,
+		issuer:   p.Issuer,
+		provider: prov,
 		oauth: oauth2.Config{ClientID: p.ClientID, ClientSecret: p.ClientSecret, RedirectURL: p.RedirectURL,
 			Endpoint: prov.Endpoint(), Scopes: append([]string{oidc.ScopeOpenID}, p.Scopes...)},
 		verifier: prov.Verifier(&oidc.Config{ClientID: p.ClientID}),
@@ -162,13 +164,29 @@ func (s *Server) oidcPerson(r *http.Request) (*person, error) {
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(f.Nonce)) != 1 {
 		return nil, trail.Errorf(trail.EUNAUTHORIZED, "the ID token is not for the sign-in this browser started (nonce): sign in again")
 	}
+	claims := idt.Claims
 	var cl personClaims
-	var all map[string]any
-	if err := idt.Claims(&cl); err != nil {
+	if err := claims(&cl); err != nil {
 		return nil, trail.Errorf(trail.EUNAUTHORIZED, "the ID token's claims could not be read: %v", err)
 	}
-	if err := idt.Claims(&all); err != nil {
-		return nil, trail.Errorf(trail.EUNAUTHORIZED, "the ID token's claims could not be read: %v", err)
+	if cl.Email == "" {
+		// Many providers put the email in the ID token only when asked;
+		// the user info endpoint has it, for the same subject.
+		ui, err := o.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		if err != nil {
+			return nil, trail.Errorf(trail.EUNAUTHORIZED, "the ID token has no email, and the provider's user info could not be read: %v", err)
+		}
+		if ui.Subject != idt.Subject {
+			return nil, trail.Errorf(trail.EUNAUTHORIZED, "the provider's user info is of another subject than its ID token")
+		}
+		claims = ui.Claims
+		if err := claims(&cl); err != nil {
+			return nil, trail.Errorf(trail.EUNAUTHORIZED, "the provider's user info could not be read: %v", err)
+		}
+	}
+	var all map[string]any
+	if err := claims(&all); err != nil {
+		return nil, trail.Errorf(trail.EUNAUTHORIZED, "the identity's claims could not be read: %v", err)
 	}
 	if cl.EmailVerified != nil && !*cl.EmailVerified {
 		return nil, trail.Errorf(trail.EFORBIDDEN, "the identity provider says your email %s is not verified, so Trail cannot go by it", truncate(cl.Email, 200))
