@@ -3,6 +3,10 @@ package http_test
 import (
 	"context"
 	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -147,5 +151,66 @@ func TestUIOIDCBrowser(t *testing.T) {
 	}
 	if n := get(t, ctx, "cookies", chromedp.Evaluate[int](`document.querySelectorAll('.keyname').length`)); n != 0 {
 		t.Error("eve, whom no rule maps, is shown as signed in")
+	}
+}
+
+// The provider's way back is refused, setting no session, when it is not
+// for the sign-in this browser started: no flow cookie, another state, a
+// code the provider never gave.
+func TestUIOIDCCallbackRefused(t *testing.T) {
+	p := newPeopleServer(t)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Get(p.url + "/ui/oidc/login?next=/ui/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	to, err := url.Parse(res.Header.Get("Location"))
+	if err != nil || res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(to.String(), p.issuer) {
+		t.Fatalf("login: %d to %q; want a redirect to the provider", res.StatusCode, to)
+	}
+	q := to.Query()
+	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("state") == "" || q.Get("nonce") == "" {
+		t.Errorf("the authorization request lacks PKCE, state or nonce: %v", q)
+	}
+	var flow *http.Cookie
+	for _, c := range res.Cookies() {
+		if c.Name == "trail_oidc" {
+			flow = c
+		}
+	}
+	if flow == nil || !flow.HttpOnly || flow.Path != "/ui/oidc/" {
+		t.Fatalf("the flow cookie: %+v", flow)
+	}
+	for _, tc := range []struct {
+		name   string
+		cookie bool
+		state  string
+		want   string
+	}{
+		{"no flow cookie", false, q.Get("state"), "this sign-in was not started here"},
+		{"another state", true, "forged", "not for the sign-in this browser started (state)"},
+		{"a code the provider never gave", true, q.Get("state"), "refused the sign-in's code"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", p.url+"/ui/oidc/callback?"+url.Values{"state": {tc.state}, "code": {"made-up"}}.Encode(), nil)
+			if tc.cookie {
+				req.AddCookie(flow)
+			}
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusUnauthorized || !strings.Contains(html.UnescapeString(string(b)), tc.want) {
+				t.Errorf("callback: %d, want 401 saying %q:\n%s", res.StatusCode, tc.want, b)
+			}
+			for _, c := range res.Cookies() {
+				if c.Name == "trail_session" && c.Value != "" {
+					t.Errorf("a refused callback set a session cookie")
+				}
+			}
+		})
 	}
 }
