@@ -241,4 +241,3 @@ func (s *Server) personSignedIn(w http.ResponseWriter, r *http.Request, p *perso
 	fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=%s"><title>Signed in</title><p>Signed in. <a href="%s">Continue</a>.</p>`,
 		template.HTMLEscapeString(p.next), template.HTMLEscapeString(p.next))
 }
-
