@@ -214,24 +214,11 @@ type person struct {
 // opens their session, sets its cookie and sends the browser on. method
 // is how they signed in (user_login_success's method).
 func (s *Server) personSignedIn(w http.ResponseWriter, r *http.Request, p *person, method string) {
-	rule := s.c.People.Match(p.email, p.groups)
-	if rule == nil {
-		s.metrics.signins.WithLabelValues("failure").Inc()
-		s.log.WarnContext(r.Context(), "UI sign-in of a person no rule maps", "subject", p.subject, "email", p.email, "groups", p.groups, "client_ip", s.clientIP(r))
-		s.uiFail(w, r, nil, trail.Errorf(trail.EFORBIDDEN, "you signed in as %s, but this Trail gives %s no tenant: ask its operator to map you (a map line of its people file)",
-			cmp.Or(p.email, p.subject), cmp.Or(p.email, "that account")))
-		return
-	}
-	if len(p.subject) > trail.DefaultLimits().MaxField || strings.ContainsFunc(p.subject, func(c rune) bool { return c < 0x20 }) {
-		s.uiFail(w, r, nil, trail.Errorf(trail.EUNAUTHORIZED, "the identity provider's subject is not one Trail can record"))
-		return
-	}
-	text, err := s.startPersonSession(r, p, rule, method)
+	text, _, err := s.personSession(r, p, method)
 	if err != nil {
 		s.uiFail(w, r, nil, err)
 		return
 	}
-	s.metrics.signins.WithLabelValues("success").Inc()
 	http.SetCookie(w, s.uiSessionCookie(r, text))
 	// The provider's redirect brought the browser here from another site,
 	// so a redirect on would not carry the session's SameSite=Strict
@@ -240,4 +227,29 @@ func (s *Server) personSignedIn(w http.ResponseWriter, r *http.Request, p *perso
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=%s"><title>Signed in</title><p>Signed in. <a href="%s">Continue</a>.</p>`,
 		template.HTMLEscapeString(p.next), template.HTMLEscapeString(p.next))
+}
+
+// personSession maps p by the people file and, when a rule maps them,
+// opens their session (signed in by method) and returns its id for the
+// cookie and the session. A person no rule maps is refused (EFORBIDDEN),
+// saying so, and only logged: they have no tenant whose log it would go
+// in.
+func (s *Server) personSession(r *http.Request, p *person, method string) (string, *trail.Session, error) {
+	rule := s.c.People.Match(p.email, p.groups)
+	if rule == nil {
+		s.metrics.signins.WithLabelValues("failure").Inc()
+		s.log.WarnContext(r.Context(), "UI sign-in of a person no rule maps", "subject", p.subject, "email", p.email, "groups", p.groups,
+			"method", method, "client_ip", s.clientIP(r))
+		return "", nil, trail.Errorf(trail.EFORBIDDEN, "you signed in as %s, but this Trail gives %s no tenant: ask its operator to map you (a map line of its people file)",
+			cmp.Or(p.email, p.subject), cmp.Or(p.email, "that account"))
+	}
+	if len(p.subject) > trail.DefaultLimits().MaxField || strings.ContainsFunc(p.subject, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		return "", nil, trail.Errorf(trail.EUNAUTHORIZED, "the identity's subject is not one Trail can record")
+	}
+	text, sess, err := s.startPersonSession(r, p, rule, method)
+	if err != nil {
+		return "", nil, err
+	}
+	s.metrics.signins.WithLabelValues("success").Inc()
+	return text, sess, nil
 }

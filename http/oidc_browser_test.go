@@ -53,14 +53,23 @@ func newPeopleServer(t *testing.T) *peopleServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db := servePeople(t, ln, trailhttp.Config{People: people, OIDC: o})
+	return &peopleServer{url: url, store: db, issuer: op.Issuer}
+}
+
+// servePeople serves Trail over a new SQLite store on ln, with c's
+// People, OIDC and TrustedProxies, and returns the store.
+func servePeople(t *testing.T, ln net.Listener, c trailhttp.Config) *sqlite.DB {
+	t.Helper()
 	cat := catalog.Default()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "trail.db"), sqlite.Options{Validator: validator(cat), Signer: storetest.Signer()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	srv, err := trailhttp.New(trailhttp.Config{Store: db, Writer: db, Keys: db, Catalog: cat, Actions: db, Sessions: db,
-		Verifier: storetest.Signer().Verifier(), Logger: slog.New(slog.DiscardHandler), People: people, OIDC: o})
+	c.Store, c.Writer, c.Keys, c.Catalog, c.Actions, c.Sessions = db, db, db, cat, db, db
+	c.Verifier, c.Logger = storetest.Signer().Verifier(), slog.New(slog.DiscardHandler)
+	srv, err := trailhttp.New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +78,7 @@ func newPeopleServer(t *testing.T) *peopleServer {
 	ts.Listener = ln
 	ts.Start()
 	t.Cleanup(ts.Close)
-	return &peopleServer{url: url, store: db, issuer: op.Issuer}
+	return db
 }
 
 // signInAtProvider goes from Trail's sign-in page to the provider's login

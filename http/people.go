@@ -23,6 +23,10 @@ type People struct {
 	// Rules map people to tenants, in the file's order: the first that
 	// matches a person decides.
 	Rules []PersonRule
+	// ProxyHeaders, when set (the file's proxy-headers line), believes
+	// the identity headers of an identity-aware proxy (proxy.go) on
+	// requests from a trusted proxy's address (Config.TrustedProxies).
+	ProxyHeaders bool
 }
 
 // OIDCProvider is an OpenID Connect provider and Trail's registration
@@ -73,6 +77,7 @@ func (p *People) Match(email string, groups []string) *PersonRule {
 //	oidc-scopes SCOPE...        beside openid (default: email profile)
 //	groups-claim NAME           the claim listing groups (default: groups)
 //	map email=ADDRESS|group=NAME tenant=TENANT scopes=SCOPE,...
+//	proxy-headers               believe an identity-aware proxy's headers
 //
 // The provider's lines are all there or none; at least one map line is.
 // Anything else fails (EINVALID), naming the line and the field.
@@ -123,13 +128,18 @@ func ParsePeople(text string) (*People, error) {
 			o.Scopes = f[1:]
 		case "groups-claim":
 			o.GroupsClaim, err = one("NAME")
+		case "proxy-headers":
+			if len(f) != 1 {
+				err = peopleErr(n, "want: proxy-headers (no value)")
+			}
+			p.ProxyHeaders = true
 		case "map":
 			var r *PersonRule
 			if r, err = parseRule(n, f[1:]); err == nil {
 				p.Rules = append(p.Rules, *r)
 			}
 		default:
-			err = peopleErr(n, "unknown statement %q: want issuer, client-id, client-secret, redirect-url, oidc-scopes, groups-claim or map", truncate(st, 40))
+			err = peopleErr(n, "unknown statement %q: want issuer, client-id, client-secret, redirect-url, oidc-scopes, groups-claim, proxy-headers or map", truncate(st, 40))
 		}
 		if err != nil {
 			return nil, err

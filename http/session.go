@@ -97,12 +97,13 @@ func (s *Server) uiSession(r *http.Request) (*trail.Session, *trail.APIKey, erro
 // startSession opens a session for k, records its start, and returns the
 // id for the cookie.
 func (s *Server) startSession(r *http.Request, k *trail.APIKey) (string, error) {
-	return s.openSession(r, &trail.Session{Tenant: k.Tenant, Kind: trail.SessionKey, KeyID: k.ID}, k, "api_key")
+	text, _, err := s.openSession(r, &trail.Session{Tenant: k.Tenant, Kind: trail.SessionKey, KeyID: k.ID}, k, "api_key")
+	return text, err
 }
 
 // startPersonSession opens a session for the person p, whom rule maps,
-// records its start, and returns the id for the cookie.
-func (s *Server) startPersonSession(r *http.Request, p *person, rule *PersonRule, method string) (string, error) {
+// records its start, and returns the id for the cookie and the session.
+func (s *Server) startPersonSession(r *http.Request, p *person, rule *PersonRule, method string) (string, *trail.Session, error) {
 	sess := &trail.Session{Tenant: rule.Tenant, Kind: trail.SessionPerson, Subject: p.subject, Name: p.email, Scopes: rule.Scopes}
 	return s.openSession(r, sess, personKey(sess), method)
 }
@@ -112,22 +113,22 @@ func (s *Server) startPersonSession(r *http.Request, p *person, rule *PersonRule
 // returns the id for the cookie. A start that cannot be recorded opens
 // nothing. Then it sweeps the ended sessions, so the store holds about as
 // many as are live.
-func (s *Server) openSession(r *http.Request, sess *trail.Session, k *trail.APIKey, method string) (string, error) {
+func (s *Server) openSession(r *http.Request, sess *trail.Session, k *trail.APIKey, method string) (string, *trail.Session, error) {
 	ctx := r.Context()
 	text, hash, err := trail.NewSessionID()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	now := s.c.Now().UTC()
 	sess.Hash, sess.CreatedAt, sess.SeenAt, sess.Idle, sess.ExpiresAt = hash, now, now, s.c.SessionIdle, now.Add(s.c.SessionMax)
 	if err := s.c.Sessions.CreateSession(ctx, sess); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := s.audit(withSession(r, sess), k, sessionStarted(sess, method)); err != nil {
 		if derr := s.c.Sessions.DeleteSession(ctx, hash); derr != nil {
 			s.log.ErrorContext(ctx, "a session whose start was not recorded could not be deleted", "session", sess.Ref(), "err", derr)
 		}
-		return "", err
+		return "", nil, err
 	}
 	s.log.InfoContext(ctx, "UI session started", "session", sess.Ref(), "kind", sess.Kind, "key", sess.KeyID, "subject", sess.Subject,
 		"tenant", sess.Tenant, "client_ip", s.clientIP(r))
@@ -136,7 +137,7 @@ func (s *Server) openSession(r *http.Request, sess *trail.Session, k *trail.APIK
 	} else if n > 0 {
 		s.log.DebugContext(ctx, "swept ended UI sessions", "count", n)
 	}
-	return text, nil
+	return text, sess, nil
 }
 
 // personKey is what a person's session acts with in the UI's handlers,

@@ -169,6 +169,18 @@ func (s *Server) uiPage(h uiHandler, scopes ...trail.KeyScope) http.Handler {
 		t0 := time.Now()
 		r = r.WithContext(withRequestID(r, w, t0))
 		sess, k, err := s.uiSession(r)
+		if p := s.proxyPerson(r); p != nil && (err != nil || sess.Subject != p.subject) {
+			// An identity-aware proxy names someone this session is not
+			// (or there is none): they get a session of their own, used
+			// at once (a redirect might not bring its cookie back).
+			var text string
+			if text, sess, err = s.personSession(r, p, "proxy"); err != nil {
+				s.uiFail(w, r, nil, err)
+				return
+			}
+			http.SetCookie(w, s.uiSessionCookie(r, text))
+			k = personKey(sess)
+		}
 		if err != nil {
 			s.uiSignedOut(w, r, err)
 			return

@@ -84,7 +84,10 @@ Connect provider the file names (its issuer, client-id, client-secret and
 redirect-url lines; the redirect URL is https://TRAIL/ui/oidc/callback),
 and its map lines (map email=ADDRESS|group=NAME tenant=T scopes=read,...)
 give each a tenant and scopes, the first that matches deciding; what they
-do is recorded with them as the actor.
+do is recorded with them as the actor. A proxy-headers line in it believes
+an identity-aware proxy's X-Forwarded-Email/-User/-Groups (or
+X-Auth-Request-*) headers, mapped the same way, but only from
+--trusted-proxy addresses.
 
 Every flag has an environment variable: TRAIL_ADDR, TRAIL_DATA,
 TRAIL_POSTGRES, TRAIL_SIGNING_KEY, TRAIL_TRUSTED_PROXIES (comma-separated),
