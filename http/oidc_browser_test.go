@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -221,5 +222,62 @@ func TestUIOIDCCallbackRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUIOAuth2ProxyBrowser signs a person in through a real oauth2-proxy
+// in front of Trail, against the same real provider, in Chromium the whole
+// way: the proxy sends the browser to the provider's login form, back to
+// its callback, and on to Trail's UI with the person's identity in its
+// headers, which Trail believes from the proxy's address alone; the
+// person's reads are recorded with them as the actor.
+func TestUIOAuth2ProxyBrowser(t *testing.T) {
+	port := oidctest.FreePort(t)
+	proxy := fmt.Sprintf("http://127.0.0.1:%d", port)
+	op := oidctest.Start(t, []oidctest.Person{{ID: "u-alice", Username: "alice", Email: "alice@acme.example"}}, proxy+"/oauth2/callback")
+	people, err := trailhttp.ParsePeople("proxy-headers\nmap email=alice@acme.example tenant=acme scopes=read\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := servePeople(t, ln, trailhttp.Config{People: people, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	op.StartOAuth2Proxy(t, port, "http://"+ln.Addr().String()+"/")
+	ctx := newBrowser(t, 90*time.Second)
+
+	do(t, ctx, "open the UI through the proxy", chromedp.Navigate(proxy+"/ui/"), chromedp.WaitVisible(chromedp.ID("username")))
+	if loc := get(t, ctx, "location", chromedp.Location()); !strings.HasPrefix(loc, op.Issuer) {
+		t.Fatalf("the proxy led to %s, not the provider %s", loc, op.Issuer)
+	}
+	do(t, ctx, "sign in at the provider",
+		chromedp.SendKeys(chromedp.ID("username"), "alice"),
+		chromedp.SendKeys(chromedp.ID("password"), oidctest.Password),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(`.keyname`))
+	if who := get(t, ctx, "who", chromedp.Text(`.keyname`)); who != "alice@acme.example" {
+		t.Errorf("the header says %q is signed in; want alice@acme.example", who)
+	}
+	do(t, ctx, "open the alerts", chromedp.Navigate(proxy+"/ui/alerts"), chromedp.WaitVisible(`.keyname`))
+
+	pg, err := db.Query(context.Background(), trail.Query{Tenant: "acme", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logins, reads := 0, 0
+	for _, ev := range pg.Events {
+		if ev.Actor.Type != trail.ActorUser || ev.Actor.Email != "alice@acme.example" || !strings.HasPrefix(ev.Actor.ID, "proxy#") {
+			t.Errorf("%s recorded with actor %+v; want alice, through the proxy", ev.Action, ev.Actor)
+		}
+		switch ev.Action {
+		case catalog.UserLoginSuccess:
+			logins++
+		case catalog.DataViewed:
+			reads++
+		}
+	}
+	if logins != 1 || reads < 2 {
+		t.Errorf("acme's log has %d sign-ins and %d reads; want alice's one sign-in and her two pages", logins, reads)
 	}
 }
