@@ -37,7 +37,7 @@ type Session struct {
 	// Scopes are what a person may do, given by the mapping that signed
 	// them in, for Kind person; a key session acts with its key's.
 	Scopes    []KeyScope `json:"scopes,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	CreatedAt time.Time  `json:"created_at"`
 	// SeenAt is the session's last use (Touch moves it); the idle timeout
 	// counts from it.
 	SeenAt time.Time `json:"seen_at"`

@@ -305,4 +305,3 @@ func testSessionConcurrent(t *testing.T, s trail.SessionStore) {
 		t.Errorf("after concurrent touches SeenAt = %v, want the latest, %v", got.SeenAt, last)
 	}
 }
-
