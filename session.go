@@ -29,9 +29,15 @@ type Session struct {
 	// KeyID is the API key the session acts with: for Kind key the key
 	// that signed in. Revoking the key ends its sessions.
 	KeyID string `json:"key_id,omitempty"`
-	// Subject is the person who signed in, for Kind person.
-	Subject   string    `json:"subject,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	// Subject is the person who signed in, for Kind person: the identity
+	// provider's issuer and its subject for the person, as issuer#sub.
+	Subject string `json:"subject,omitempty"`
+	// Name is how a person is known (their email), for Kind person.
+	Name string `json:"name,omitempty"`
+	// Scopes are what a person may do, given by the mapping that signed
+	// them in, for Kind person; a key session acts with its key's.
+	Scopes    []KeyScope `json:"scopes,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
 	// SeenAt is the session's last use (Touch moves it); the idle timeout
 	// counts from it.
 	SeenAt time.Time `json:"seen_at"`
@@ -146,9 +152,23 @@ func CheckSession(s *Session) error {
 		if s.Subject != "" {
 			bad("subject", "a key session has none")
 		}
+		if s.Name != "" || len(s.Scopes) > 0 {
+			bad("name", "a key session has no name or scopes of its own: it acts as its key")
+		}
 	case SessionPerson:
 		if s.Subject == "" {
 			bad("subject", "required for a person's session")
+		}
+		if s.KeyID != "" {
+			bad("key_id", "a person's session acts with no key")
+		}
+		if len(s.Scopes) == 0 {
+			bad("scopes", "a person's session needs at least one scope")
+		}
+		for _, sc := range s.Scopes {
+			if !sc.Valid() {
+				bad("scopes", fmt.Sprintf("%q is not a scope", sc))
+			}
 		}
 	default:
 		bad("kind", fmt.Sprintf("%q is not one of key, person", s.Kind))
@@ -158,6 +178,9 @@ func CheckSession(s *Session) error {
 	}
 	if len(s.Subject) > 1024 {
 		bad("subject", "longer than 1024 bytes")
+	}
+	if len(s.Name) > 1024 {
+		bad("name", "longer than 1024 bytes")
 	}
 	for _, f := range []struct {
 		path string

@@ -164,6 +164,14 @@ func TestCheckSession(t *testing.T) {
 		{"key session without its key", func(s *trail.Session) { s.KeyID = "" }, "key_id"},
 		{"key session with a subject", func(s *trail.Session) { s.Subject = "ann" }, "subject"},
 		{"person without a subject", func(s *trail.Session) { s.Kind = trail.SessionPerson }, "subject"},
+		{"key session with a name", func(s *trail.Session) { s.Name = "ann@example.com" }, "name"},
+		{"person acting with a key", func(s *trail.Session) {
+			s.Kind, s.Subject, s.Scopes = trail.SessionPerson, "https://idp/#1", []trail.KeyScope{trail.ScopeRead}
+		}, "key_id"},
+		{"person without scopes", func(s *trail.Session) { s.Kind, s.KeyID, s.Subject = trail.SessionPerson, "", "https://idp/#1" }, "scopes"},
+		{"person with a scope that is none", func(s *trail.Session) {
+			s.Kind, s.KeyID, s.Subject, s.Scopes = trail.SessionPerson, "", "https://idp/#1", []trail.KeyScope{"root"}
+		}, "scopes"},
 		{"no idle timeout", func(s *trail.Session) { s.Idle = 0 }, "idle"},
 		{"no creation time", func(s *trail.Session) { s.CreatedAt = time.Time{} }, "created_at"},
 		{"seen before created", func(s *trail.Session) { s.SeenAt = t0.Add(-time.Second) }, "seen_at"},
@@ -183,7 +191,8 @@ func TestCheckSession(t *testing.T) {
 		t.Errorf("CheckSession(nil) = %v", err)
 	}
 	p := session(time.Minute, time.Hour)
-	p.Kind, p.KeyID, p.Subject = trail.SessionPerson, "", "ann@example.com"
+	p.Kind, p.KeyID, p.Subject, p.Name = trail.SessionPerson, "", "https://idp.example.com/#1", "ann@example.com"
+	p.Scopes = []trail.KeyScope{trail.ScopeRead}
 	if err := trail.CheckSession(p); err != nil {
 		t.Errorf("a person's session: %v", err)
 	}

@@ -135,7 +135,7 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 	for _, lg := range logs {
 		ev := &trail.Event{
 			Action: rec.action,
-			Actor:  keyActor(k),
+			Actor:  s.actor(r, k),
 			Request: trail.Request{
 				IP: s.clientIP(r), UserAgent: truncate(trail.ValidText(r.UserAgent()), maxUserAgent), Method: r.Method, Path: trail.ValidText(r.URL.Path),
 				RequestID: requestID(r), SessionID: sessionRef(r),
@@ -160,6 +160,17 @@ func (s *Server) audit(r *http.Request, k *trail.APIKey, rec record) error {
 		}
 	}
 	return nil
+}
+
+// actor is who did what r asks, acting with the credential k: the
+// person of r's session when a person signed it in (type user, their
+// subject as ID, their email as name and email), else k. The one place
+// that decides the actor of what the server records of a request.
+func (s *Server) actor(r *http.Request, k *trail.APIKey) trail.Actor {
+	if sess, ok := r.Context().Value(sessionKey{}).(*trail.Session); ok && sess.Kind == trail.SessionPerson {
+		return trail.Actor{Type: trail.ActorUser, ID: sess.Subject, Name: sess.Name, Email: sess.Name}
+	}
+	return keyActor(k)
 }
 
 // appendRecord appends ev, a record the server writes itself (see audit;

@@ -82,6 +82,11 @@ type Config struct {
 	// minutes); SessionMax ends it this long after sign-in, however much
 	// it is used (default 12 hours).
 	SessionIdle, SessionMax time.Duration
+	// People maps the people who sign in to the UI as themselves to a
+	// tenant and scopes (people.go); OIDC signs them in with its
+	// provider (oidc.go). Nil: people sign in with API keys alone.
+	People *People
+	OIDC   *OIDC
 }
 
 // Witnessing is what the server serves and shows of the witnesses'
@@ -171,6 +176,8 @@ func New(c Config) (*Server, error) {
 	switch {
 	case c.Store == nil, c.Writer == nil, c.Keys == nil, c.Catalog == nil, c.Verifier == nil:
 		return nil, errors.New("http: Config needs Store, Writer, Keys, Catalog and Verifier")
+	case c.OIDC != nil && c.People == nil:
+		return nil, errors.New("http: Config.OIDC needs Config.People, whose rules map the people it signs in")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

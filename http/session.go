@@ -74,7 +74,11 @@ func (s *Server) uiSession(r *http.Request) (*trail.Session, *trail.APIKey, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	if sess.Kind != trail.SessionKey {
+	switch sess.Kind {
+	case trail.SessionPerson:
+		return sess, personKey(sess), nil
+	case trail.SessionKey:
+	default:
 		return nil, nil, trail.Errorf(trail.EUNAUTHORIZED, "a %s session is not served here", sess.Kind)
 	}
 	k, err := s.key(ctx, sess.KeyID)
@@ -91,40 +95,64 @@ func (s *Server) uiSession(r *http.Request) (*trail.Session, *trail.APIKey, erro
 }
 
 // startSession opens a session for k, records its start, and returns the
-// id for the cookie. A start that cannot be recorded opens nothing. Then
-// it sweeps the ended sessions, so the store holds about as many as are
-// live.
+// id for the cookie.
 func (s *Server) startSession(r *http.Request, k *trail.APIKey) (string, error) {
+	text, _, err := s.openSession(r, &trail.Session{Tenant: k.Tenant, Kind: trail.SessionKey, KeyID: k.ID}, k, "api_key")
+	return text, err
+}
+
+// startPersonSession opens a session for the person p, whom rule maps,
+// records its start, and returns the id for the cookie and the session.
+func (s *Server) startPersonSession(r *http.Request, p *person, rule *PersonRule, method string) (string, *trail.Session, error) {
+	sess := &trail.Session{Tenant: rule.Tenant, Kind: trail.SessionPerson, Subject: p.subject, Name: p.email, Scopes: rule.Scopes}
+	return s.openSession(r, sess, personKey(sess), method)
+}
+
+// openSession gives sess (its tenant, kind and who) an id and its times,
+// stores it, records its start (signed in by method, acting as k), and
+// returns the id for the cookie. A start that cannot be recorded opens
+// nothing. Then it sweeps the ended sessions, so the store holds about as
+// many as are live.
+func (s *Server) openSession(r *http.Request, sess *trail.Session, k *trail.APIKey, method string) (string, *trail.Session, error) {
 	ctx := r.Context()
 	text, hash, err := trail.NewSessionID()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	now := s.c.Now().UTC()
-	sess := &trail.Session{Hash: hash, Tenant: k.Tenant, Kind: trail.SessionKey, KeyID: k.ID,
-		CreatedAt: now, SeenAt: now, Idle: s.c.SessionIdle, ExpiresAt: now.Add(s.c.SessionMax)}
+	sess.Hash, sess.CreatedAt, sess.SeenAt, sess.Idle, sess.ExpiresAt = hash, now, now, s.c.SessionIdle, now.Add(s.c.SessionMax)
 	if err := s.c.Sessions.CreateSession(ctx, sess); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if err := s.audit(withSession(r, sess), k, sessionStarted(sess)); err != nil {
+	if err := s.audit(withSession(r, sess), k, sessionStarted(sess, method)); err != nil {
 		if derr := s.c.Sessions.DeleteSession(ctx, hash); derr != nil {
 			s.log.ErrorContext(ctx, "a session whose start was not recorded could not be deleted", "session", sess.Ref(), "err", derr)
 		}
-		return "", err
+		return "", nil, err
 	}
-	s.log.InfoContext(ctx, "UI session started", "session", sess.Ref(), "key", k.ID, "tenant", k.Tenant, "client_ip", s.clientIP(r))
+	s.log.InfoContext(ctx, "UI session started", "session", sess.Ref(), "kind", sess.Kind, "key", sess.KeyID, "subject", sess.Subject,
+		"tenant", sess.Tenant, "client_ip", s.clientIP(r))
 	if n, err := s.c.Sessions.DeleteEndedSessions(ctx, now); err != nil {
 		s.log.WarnContext(ctx, "sweeping ended UI sessions", "err", err)
 	} else if n > 0 {
 		s.log.DebugContext(ctx, "swept ended UI sessions", "count", n)
 	}
-	return text, nil
+	return text, sess, nil
+}
+
+// personKey is what a person's session acts with in the UI's handlers,
+// which take a credential: never stored and never an API key the API
+// takes, it carries the session's tenant and scopes, with the person's
+// subject as its ID and their email as its name. What is recorded of
+// what they do names the person (Server.actor), not a key.
+func personKey(sess *trail.Session) *trail.APIKey {
+	return &trail.APIKey{ID: sess.Subject, Tenant: sess.Tenant, Name: sess.Name, Scopes: sess.Scopes}
 }
 
 // endSession records the request's session, deleted, as signed out by
 // its key k.
 func (s *Server) endSession(r *http.Request, sess *trail.Session, k *trail.APIKey) error {
-	s.log.InfoContext(r.Context(), "UI session signed out", "session", sess.Ref(), "key", k.ID, "tenant", k.Tenant)
+	s.log.InfoContext(r.Context(), "UI session signed out", "session", sess.Ref(), "kind", sess.Kind, "by", k.ID, "tenant", k.Tenant)
 	return s.audit(withSession(r, sess), k, sessionEnded(sess, "explicit"))
 }
 
@@ -170,10 +198,11 @@ func (s *Server) signinFailed(r *http.Request, text, addr string, cause error) (
 	return attempts, s.audit(r, k, signinFailure(reason, attempts))
 }
 
-// sessionStarted is the record of a session opened by signing in.
-func sessionStarted(sess *trail.Session) record {
+// sessionStarted is the record of a session opened by signing in with
+// method (api_key, oidc, proxy).
+func sessionStarted(sess *trail.Session, method string) record {
 	return record{action: catalog.UserLoginSuccess, what: "sign-in", context: map[string]any{
-		"method": "api_key", "mfa": false, "remember_me": false, "session_id": sess.Ref(),
+		"method": method, "mfa": false, "remember_me": false, "session_id": sess.Ref(),
 		"idle_timeout_seconds": int64(sess.Idle / time.Second), "expires_at": sess.ExpiresAt.Format(time.RFC3339),
 	}}
 }

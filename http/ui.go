@@ -121,6 +121,8 @@ func (s *Server) uiRoutes() http.Handler {
 	m.HandleFunc("GET /ui/signin", s.uiSignin)
 	m.HandleFunc("POST /ui/signin", s.uiSigninPost)
 	m.HandleFunc("POST /ui/signout", s.uiSignout)
+	m.HandleFunc("GET /ui/oidc/login", s.uiOIDCLogin)
+	m.HandleFunc("GET /ui/oidc/callback", s.uiOIDCCallback)
 	m.Handle("GET /ui/{$}", s.uiPage(s.uiEvents, trail.ScopeRead))
 	m.Handle("GET /ui/tail", s.uiPage(s.uiTail, trail.ScopeRead))
 	m.Handle("GET /ui/events/{id}", s.uiPage(s.uiEvent, trail.ScopeRead))
@@ -167,6 +169,18 @@ func (s *Server) uiPage(h uiHandler, scopes ...trail.KeyScope) http.Handler {
 		t0 := time.Now()
 		r = r.WithContext(withRequestID(r, w, t0))
 		sess, k, err := s.uiSession(r)
+		if p := s.proxyPerson(r); p != nil && (err != nil || sess.Subject != p.subject) {
+			// An identity-aware proxy names someone this session is not
+			// (or there is none): they get a session of their own, used
+			// at once (a redirect might not bring its cookie back).
+			var text string
+			if text, sess, err = s.personSession(r, p, "proxy"); err != nil {
+				s.uiFail(w, r, nil, err)
+				return
+			}
+			http.SetCookie(w, s.uiSessionCookie(r, text))
+			k = personKey(sess)
+		}
 		if err != nil {
 			s.uiSignedOut(w, r, err)
 			return
@@ -290,6 +304,7 @@ type uiKeyView struct {
 	ID, Name, Tenant                    string
 	Scopes                              []string
 	Read, Export, Verify, Ingest, Admin bool
+	Person                              bool // a person signed in (ID is their subject), not a key
 }
 
 func keyView(k *trail.APIKey) *uiKeyView {
@@ -313,6 +328,9 @@ func (s *Server) uiRender(w http.ResponseWriter, r *http.Request, status int, pa
 	}
 	var buf bytes.Buffer
 	v := uiView{Title: title, Nav: nav, Key: keyView(k), Page: data, Every: uiTailEvery, Now: s.c.Now().UTC()}
+	if v.Key != nil {
+		v.Key.Person = s.actor(r, k).Type == trail.ActorUser
+	}
 	if err := s.ui.pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
 		return err
 	}
@@ -376,10 +394,17 @@ func (s *Server) uiSignin(w http.ResponseWriter, r *http.Request) {
 type signinPage struct {
 	Next, Error string
 	Idle, Max   string // the session timeouts, for people
+	// OIDC is where a person signs in at the identity provider; "" when
+	// this server has none.
+	OIDC string
 }
 
 func (s *Server) signinPage(next string) signinPage {
-	return signinPage{Next: next, Idle: humanWait(s.c.SessionIdle), Max: humanWait(s.c.SessionMax)}
+	d := signinPage{Next: next, Idle: humanWait(s.c.SessionIdle), Max: humanWait(s.c.SessionMax)}
+	if s.c.OIDC != nil {
+		d.OIDC = "/ui/oidc/login?" + url.Values{"next": {next}}.Encode()
+	}
+	return d
 }
 
 // uiSigninPost checks the key from the form and, when the API would accept

@@ -167,7 +167,7 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 			}
 		}
 	}
-	d.Rows = foldOwnReads(d.Events, k, show, withParam("/ui/", readsLinks(filters, true), "cursor", q.Cursor))
+	d.Rows = foldOwnReads(d.Events, s.actor(r, k), show, withParam("/ui/", readsLinks(filters, true), "cursor", q.Cursor))
 	d.ReadsURL = withParam("/ui/", readsLinks(filters, !show), "cursor", q.Cursor)
 	status := http.StatusOK
 	if err != nil {
@@ -215,24 +215,24 @@ type uiRow struct {
 	Show    string   // the page with the reads shown one by one
 }
 
-// ownRead reports whether ev records a read made with k, the viewer's own
-// credential: what the timeline folds, since every page the viewer opens
+// ownRead reports whether ev records a read made by viewer (Server.actor
+// of the viewer's request): what the timeline folds, since every page the viewer opens
 // adds one. The records stay in the log, and ?reads=show shows them.
-func ownRead(ev *trail.Event, k *trail.APIKey) bool {
+func ownRead(ev *trail.Event, viewer trail.Actor) bool {
 	switch ev.Action {
 	case catalog.DataViewed, catalog.DataExportAttempted, catalog.DataExported, catalog.DataExportFailed:
-		return ev.Actor.Type == trail.ActorAPIKey && ev.Actor.ID == k.ID
+		return ev.Actor.Type == viewer.Type && ev.Actor.ID == viewer.ID
 	}
 	return false
 }
 
-// foldOwnReads returns evs as the timeline's lines: each run of k's own
+// foldOwnReads returns evs as the timeline's lines: each run of viewer's own
 // reads (consecutive in evs) folded into one line linking to show, unless
 // show is set.
-func foldOwnReads(evs []*trail.Event, k *trail.APIKey, show bool, showURL string) []uiRow {
+func foldOwnReads(evs []*trail.Event, viewer trail.Actor, show bool, showURL string) []uiRow {
 	rows := make([]uiRow, 0, len(evs))
 	for _, ev := range evs {
-		if show || !ownRead(ev, k) {
+		if show || !ownRead(ev, viewer) {
 			rows = append(rows, uiRow{Event: ev})
 			continue
 		}
@@ -326,13 +326,13 @@ func (s *Server) uiTail(w http.ResponseWriter, r *http.Request, k *trail.APIKey)
 	slices.Reverse(p.Events) // newest on top
 	s.uiFragment(w, http.StatusOK, "tail", tailFragment{
 		Next:   withParam("/ui/tail", readsLinks(filters, show), "after", strconv.FormatUint(last, 10)),
-		Events: p.Events, Rows: foldOwnReads(p.Events, k, show, withParam("/ui/", readsLinks(filters, true), "", "")), Every: uiTailEvery})
+		Events: p.Events, Rows: foldOwnReads(p.Events, s.actor(r, k), show, withParam("/ui/", readsLinks(filters, true), "", "")), Every: uiTailEvery})
 	return nil
 }
 
 // uiEcho reports whether ev is the record of a read made through the UI.
 func uiEcho(ev *trail.Event) bool {
-	return ev.Action == catalog.DataViewed && ev.Actor.Type == trail.ActorAPIKey && strings.HasPrefix(ev.Request.Path, "/ui/")
+	return ev.Action == catalog.DataViewed && (ev.Actor.Type == trail.ActorAPIKey || ev.Actor.Type == trail.ActorUser) && strings.HasPrefix(ev.Request.Path, "/ui/")
 }
 
 // eventPage is one event's page.

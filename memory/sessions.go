@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/trailaudit/trail"
@@ -20,6 +21,7 @@ func (s *Store) CreateSession(ctx context.Context, ss *trail.Session) error {
 	}
 	c := *ss
 	c.Hash = append([]byte(nil), ss.Hash...)
+	c.Scopes = slices.Clone(ss.Scopes)
 	c.CreatedAt, c.SeenAt, c.ExpiresAt = c.CreatedAt.UTC(), c.SeenAt.UTC(), c.ExpiresAt.UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -47,6 +49,7 @@ func (s *Store) TouchSession(ctx context.Context, hash []byte, now time.Time) (*
 	}
 	ss.Touch(now)
 	c := *ss
+	c.Scopes = slices.Clone(ss.Scopes)
 	return &c, nil
 }
 

@@ -34,13 +34,9 @@ func (db *DB) CreateKey(ctx context.Context, k *trail.APIKey) error {
 	if !k.RevokedAt.IsZero() {
 		revoked = k.RevokedAt.UnixNano()
 	}
-	scopes := make([]string, len(k.Scopes))
-	for i, s := range k.Scopes {
-		scopes[i] = string(s)
-	}
 	tag, err := db.pool.Exec(ctx, `INSERT INTO api_keys (id, tenant, name, scopes, hash, created_at, revoked_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-		k.ID, k.Tenant, k.Name, scopes, k.Hash, k.CreatedAt.UnixNano(), revoked)
+		k.ID, k.Tenant, k.Name, scopeTexts(k.Scopes), k.Hash, k.CreatedAt.UnixNano(), revoked)
 	if err != nil {
 		return internal(err, "create API key")
 	}
@@ -60,9 +56,7 @@ func scanKey(row pgx.Row) (*trail.APIKey, error) {
 	if err := row.Scan(&k.ID, &k.Tenant, &k.Name, &scopes, &k.Hash, &created, &revoked); err != nil {
 		return nil, err
 	}
-	for _, s := range scopes {
-		k.Scopes = append(k.Scopes, trail.KeyScope(s))
-	}
+	k.Scopes = keyScopes(scopes)
 	k.CreatedAt = time.Unix(0, created).UTC()
 	if revoked != 0 {
 		k.RevokedAt = time.Unix(0, revoked).UTC()
@@ -190,4 +184,23 @@ func (db *DB) SavedActions(ctx context.Context) ([]trail.SavedAction, error) {
 		out = append(out, sa)
 	}
 	return out, internal(rows.Err(), "read saved actions")
+}
+
+// scopeTexts is how scopes are kept in a text[] column (of api_keys,
+// sessions).
+func scopeTexts(scopes []trail.KeyScope) []string {
+	out := make([]string, len(scopes))
+	for i, s := range scopes {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// keyScopes reads a column that scopeTexts wrote.
+func keyScopes(texts []string) []trail.KeyScope {
+	var out []trail.KeyScope
+	for _, s := range texts {
+		out = append(out, trail.KeyScope(s))
+	}
+	return out
 }

@@ -25,8 +25,8 @@ func (db *DB) CreateSession(ctx context.Context, s *trail.Session) error {
 		return err
 	}
 	defer db.inflight.Done()
-	tag, err := db.pool.Exec(ctx, "INSERT INTO sessions ("+sessionColumns+", deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (hash) DO NOTHING",
-		s.Hash, s.Tenant, string(s.Kind), s.KeyID, s.Subject, s.CreatedAt.UnixNano(), s.SeenAt.UnixNano(), int64(s.Idle),
+	tag, err := db.pool.Exec(ctx, "INSERT INTO sessions ("+sessionColumns+", deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (hash) DO NOTHING",
+		s.Hash, s.Tenant, string(s.Kind), s.KeyID, s.Subject, s.Name, scopeTexts(s.Scopes), s.CreatedAt.UnixNano(), s.SeenAt.UnixNano(), int64(s.Idle),
 		s.ExpiresAt.UnixNano(), s.Deadline().UnixNano())
 	if err != nil {
 		return internal(err, "create session")
@@ -37,23 +37,24 @@ func (db *DB) CreateSession(ctx context.Context, s *trail.Session) error {
 	return nil
 }
 
-const sessionColumns = "hash, tenant, kind, key_id, subject, created_at, seen_at, idle, expires_at"
+const sessionColumns = "hash, tenant, kind, key_id, subject, name, scopes, created_at, seen_at, idle, expires_at"
 
 // session reads the session of hash (nil when there is none). The caller
 // has entered.
 func (db *DB) session(ctx context.Context, hash []byte) (*trail.Session, error) {
 	s := &trail.Session{}
 	var kind string
+	var scopes []string
 	var created, seen, idle, expires int64
 	err := db.pool.QueryRow(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE hash = $1", hash).
-		Scan(&s.Hash, &s.Tenant, &kind, &s.KeyID, &s.Subject, &created, &seen, &idle, &expires)
+		Scan(&s.Hash, &s.Tenant, &kind, &s.KeyID, &s.Subject, &s.Name, &scopes, &created, &seen, &idle, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, internal(err, "read session")
 	}
-	s.Kind, s.Idle = trail.SessionKind(kind), time.Duration(idle)
+	s.Kind, s.Idle, s.Scopes = trail.SessionKind(kind), time.Duration(idle), keyScopes(scopes)
 	s.CreatedAt, s.SeenAt, s.ExpiresAt = time.Unix(0, created).UTC(), time.Unix(0, seen).UTC(), time.Unix(0, expires).UTC()
 	return s, nil
 }

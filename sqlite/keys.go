@@ -57,10 +57,6 @@ func (db *DB) CreateKey(ctx context.Context, k *trail.APIKey) error {
 	if !k.RevokedAt.IsZero() {
 		revoked = k.RevokedAt.UnixNano()
 	}
-	scopes := make([]string, len(k.Scopes))
-	for i, s := range k.Scopes {
-		scopes[i] = string(s)
-	}
 	return db.adminTx(ctx, "create API key", func(tx *sql.Tx) error {
 		// The transaction holds the write lock: nobody can insert the id
 		// between this look and the INSERT.
@@ -72,7 +68,7 @@ func (db *DB) CreateKey(ctx context.Context, k *trail.APIKey) error {
 			return trail.Errorf(trail.ECONFLICT, "an API key with this id exists")
 		}
 		_, err := tx.ExecContext(ctx, "INSERT INTO api_keys (id, tenant, name, scopes, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-			k.ID, k.Tenant, k.Name, strings.Join(scopes, ","), k.Hash, k.CreatedAt.UnixNano(), revoked)
+			k.ID, k.Tenant, k.Name, joinScopes(k.Scopes), k.Hash, k.CreatedAt.UnixNano(), revoked)
 		return err
 	})
 }
@@ -87,11 +83,7 @@ func scanKey(row interface{ Scan(...any) error }) (*trail.APIKey, error) {
 	if err := row.Scan(&k.ID, &k.Tenant, &k.Name, &scopes, &k.Hash, &created, &revoked); err != nil {
 		return nil, err
 	}
-	if scopes != "" {
-		for s := range strings.SplitSeq(scopes, ",") {
-			k.Scopes = append(k.Scopes, trail.KeyScope(s))
-		}
-	}
+	k.Scopes = splitScopes(scopes)
 	k.CreatedAt = time.Unix(0, created).UTC()
 	if revoked != 0 {
 		k.RevokedAt = time.Unix(0, revoked).UTC()
@@ -204,4 +196,25 @@ func (db *DB) SavedActions(ctx context.Context) ([]trail.SavedAction, error) {
 		out = append(out, sa)
 	}
 	return out, internal(rows.Err(), "read saved actions")
+}
+
+// joinScopes is how scopes are kept in a column (of api_keys, sessions):
+// comma-separated.
+func joinScopes(scopes []trail.KeyScope) string {
+	out := make([]string, len(scopes))
+	for i, s := range scopes {
+		out[i] = string(s)
+	}
+	return strings.Join(out, ",")
+}
+
+// splitScopes reads a column that joinScopes wrote.
+func splitScopes(text string) []trail.KeyScope {
+	var out []trail.KeyScope
+	if text != "" {
+		for s := range strings.SplitSeq(text, ",") {
+			out = append(out, trail.KeyScope(s))
+		}
+	}
+	return out
 }

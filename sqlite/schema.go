@@ -337,6 +337,13 @@ CREATE TRIGGER cosignatures_no_update BEFORE UPDATE ON cosignatures
 CREATE TRIGGER cosignatures_no_delete BEFORE DELETE ON cosignatures
 	BEGIN SELECT RAISE(ABORT, 'trail: cosignatures are append-only'); END;
 `,
+	// 11: people's UI sessions (trail.SessionPerson): the name (email)
+	// they are known by and the scopes their mapping gave them. A key's
+	// session has neither: it acts as its key.
+	`
+ALTER TABLE sessions ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // actionsMigration is the version whose migration gave the shared custom

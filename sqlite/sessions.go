@@ -28,29 +28,29 @@ func (db *DB) CreateSession(ctx context.Context, s *trail.Session) error {
 		if taken {
 			return trail.Errorf(trail.ECONFLICT, "a session with this hash exists")
 		}
-		_, err := tx.ExecContext(ctx, "INSERT INTO sessions ("+sessionColumns+", deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			s.Hash, s.Tenant, string(s.Kind), s.KeyID, s.Subject, s.CreatedAt.UnixNano(), s.SeenAt.UnixNano(), int64(s.Idle),
+		_, err := tx.ExecContext(ctx, "INSERT INTO sessions ("+sessionColumns+", deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			s.Hash, s.Tenant, string(s.Kind), s.KeyID, s.Subject, s.Name, joinScopes(s.Scopes), s.CreatedAt.UnixNano(), s.SeenAt.UnixNano(), int64(s.Idle),
 			s.ExpiresAt.UnixNano(), s.Deadline().UnixNano())
 		return err
 	})
 }
 
-const sessionColumns = "hash, tenant, kind, key_id, subject, created_at, seen_at, idle, expires_at"
+const sessionColumns = "hash, tenant, kind, key_id, subject, name, scopes, created_at, seen_at, idle, expires_at"
 
 // session reads the session of hash (nil when there is none).
 func (db *DB) session(ctx context.Context, hash []byte) (*trail.Session, error) {
 	s := &trail.Session{}
-	var kind string
+	var kind, scopes string
 	var created, seen, idle, expires int64
 	err := db.r.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE hash = ?", hash).
-		Scan(&s.Hash, &s.Tenant, &kind, &s.KeyID, &s.Subject, &created, &seen, &idle, &expires)
+		Scan(&s.Hash, &s.Tenant, &kind, &s.KeyID, &s.Subject, &s.Name, &scopes, &created, &seen, &idle, &expires)
 	if err == sql.ErrNoRows {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, internal(err, "read session")
 	}
-	s.Kind, s.Idle = trail.SessionKind(kind), time.Duration(idle)
+	s.Kind, s.Idle, s.Scopes = trail.SessionKind(kind), time.Duration(idle), splitScopes(scopes)
 	s.CreatedAt, s.SeenAt, s.ExpiresAt = time.Unix(0, created).UTC(), time.Unix(0, seen).UTC(), time.Unix(0, expires).UTC()
 	return s, nil
 }

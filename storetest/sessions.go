@@ -138,10 +138,14 @@ func testSessionRoundTrip(t *testing.T, s trail.SessionStore) {
 	}
 
 	p := newSession(t, "globex", "", 0)
-	p.Kind, p.Subject = trail.SessionPerson, "https://idp.example.com|ann"
+	p.Kind, p.Subject, p.Name = trail.SessionPerson, "https://idp.example.com/#ann", "ann@example.com"
+	p.Scopes = []trail.KeyScope{trail.ScopeRead, trail.ScopeExport}
 	createSession(t, s, p)
 	if diff := cmp.Diff(p, touch(t, s, p.Hash, sessionTime)); diff != "" {
 		t.Errorf("a person's session (-created +got):\n%s", diff)
+	}
+	if got := touch(t, s, a.Hash, later.Add(2*time.Second)); got.Name != "" || got.Scopes != nil {
+		t.Errorf("a key's session came back with name %q and scopes %v; want none", got.Name, got.Scopes)
 	}
 }
 

@@ -36,6 +36,7 @@ func newServeCmd(e *env) *cobra.Command {
 		sessions sessionFlags
 		detects  bool
 		runSinks bool
+		people   string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--data DIR | --postgres URL]",
@@ -84,12 +85,20 @@ The web UI (/ui/) signs in with an API key and keeps a session on the
 server: it ends when signed out, when its key is revoked, after
 --session-idle unused (default 30m) and --session-max after sign-in
 (default 12h). Five failed sign-ins from one address in 15 minutes make it
-wait.
+wait. With --people FILE, people sign in as themselves with the OpenID
+Connect provider the file names (its issuer, client-id, client-secret and
+redirect-url lines; the redirect URL is https://TRAIL/ui/oidc/callback),
+and its map lines (map email=ADDRESS|group=NAME tenant=T scopes=read,...)
+give each a tenant and scopes, the first that matches deciding; what they
+do is recorded with them as the actor. A proxy-headers line in it believes
+an identity-aware proxy's X-Forwarded-Email/-User/-Groups (or
+X-Auth-Request-*) headers, mapped the same way, but only from
+--trusted-proxy addresses.
 
 Every flag has an environment variable: TRAIL_ADDR, TRAIL_DATA,
 TRAIL_POSTGRES, TRAIL_SIGNING_KEY, TRAIL_TRUSTED_PROXIES (comma-separated),
 TRAIL_BOOTSTRAP_TENANT, TRAIL_RATE_LIMIT, TRAIL_SESSION_IDLE,
-TRAIL_SESSION_MAX, TRAIL_DETECT, TRAIL_SINKS, TRAIL_WITNESS_POLICY. A flag given wins over its variable. (TRAIL_DATA,
+TRAIL_SESSION_MAX, TRAIL_DETECT, TRAIL_SINKS, TRAIL_WITNESS_POLICY, TRAIL_PEOPLE. A flag given wins over its variable. (TRAIL_DATA,
 TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		Example: `  trail serve
   TRAIL_POSTGRES=postgres://trail@db/trail trail serve --addr :8080 --trusted-proxy 10.0.0.0/8`,
@@ -97,7 +106,8 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := fromEnv(cmd, e, map[string]string{"addr": "TRAIL_ADDR", "trusted-proxy": "TRAIL_TRUSTED_PROXIES",
 				"bootstrap-tenant": "TRAIL_BOOTSTRAP_TENANT", "rate-limit": "TRAIL_RATE_LIMIT",
-				"session-idle": "TRAIL_SESSION_IDLE", "session-max": "TRAIL_SESSION_MAX", "detect": "TRAIL_DETECT", "sinks": "TRAIL_SINKS"}); err != nil {
+				"session-idle": "TRAIL_SESSION_IDLE", "session-max": "TRAIL_SESSION_MAX", "detect": "TRAIL_DETECT", "sinks": "TRAIL_SINKS",
+				"people": "TRAIL_PEOPLE"}); err != nil {
 				return err
 			}
 			var trusted []netip.Prefix
@@ -122,8 +132,18 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 				return usageError("--witness-interval: want a positive duration")
 			}
 			pf.every = every
+			var pp *trailhttp.People
+			if people != "" {
+				b, err := os.ReadFile(people)
+				if err != nil {
+					return usageError("--people: %v", err)
+				}
+				if pp, err = trailhttp.ParsePeople(string(b)); err != nil {
+					return usageError("--people %s: %s", people, trail.ErrorMessage(err))
+				}
+			}
 			return serve(cmd.Context(), e, &sf, serveOptions{addr: addr, trusted: trusted, tenant: tenant, grace: shutdown, rate: rate,
-				sessions: sessions, detect: detects, sinks: runSinks, witnesses: &pf})
+				sessions: sessions, detect: detects, sinks: runSinks, witnesses: &pf, people: pp})
 		},
 	}
 	sf.register(cmd)
@@ -139,6 +159,7 @@ TRAIL_POSTGRES and TRAIL_SIGNING_KEY apply to every command.)`,
 	f.DurationVar(&sessions.max, "session-max", 12*time.Hour, "a web UI session ends this long after sign-in, however used")
 	f.BoolVar(&detects, "detect", true, "run the detection rules over the tenants' logs")
 	f.BoolVar(&runSinks, "sinks", true, "run the configured sinks (they are configured either way)")
+	f.StringVar(&people, "people", "", "a people file: the OpenID Connect provider people sign in to the web UI with, and the map lines giving them a tenant and scopes")
 	return cmd
 }
 
@@ -184,6 +205,7 @@ type serveOptions struct {
 	// witnesses is the witness policy to cosign with (none when its
 	// file is not there) and how often to submit.
 	witnesses *policyFlag
+	people    *trailhttp.People // who signs in as themselves (--people); nil: nobody
 }
 
 func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
@@ -230,9 +252,14 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 	hc := trailhttp.Config{Store: d.Reader, Writer: d.Writer, Keys: d.Keys, Catalog: d.Catalog, Actions: d.Actions, Registry: reg,
 		Holds: d.Holds, Tenants: d.Tenants, Eraser: d.Sealer, Sinks: d.Sinks, Rules: d.Rules, Detections: detectsv,
 		Verifier: d.Signer.Verifier(), Logger: log, TrustedProxies: o.trusted, Limits: trailhttp.Limits{Rate: o.rate},
-		Sessions: d.Sessions, SessionIdle: o.sessions.idle, SessionMax: o.sessions.max}
+		Sessions: d.Sessions, SessionIdle: o.sessions.idle, SessionMax: o.sessions.max, People: o.people}
 	if sinksv != nil { // a nil *Supervisor in the interface would not be nil
 		hc.SinkRunner = sinksv
+	}
+	if o.people != nil && o.people.OIDC != nil {
+		if hc.OIDC, err = trailhttp.NewOIDC(ctx, o.people.OIDC, nil); err != nil {
+			return &exitError{code: 1, err: err}
+		}
 	}
 	// Witnessing runs beside ingest, never in its path, and stops before
 	// the store closes.
@@ -268,6 +295,9 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 		return &exitError{code: 1, err: err}
 	}
 	fmt.Fprintf(e.stdout, "Verifier key (for auditors): %s\n", d.Signer.VerifierKey())
+	if hc.OIDC != nil {
+		fmt.Fprintf(e.stdout, "People sign in to the web UI with %s (%d map rules)\n", o.people.OIDC.Issuer, len(o.people.Rules))
+	}
 	if policy != nil {
 		fmt.Fprintf(e.stdout, "Witnessing the tenants' checkpoints through the root log every %v: %s\n", pf.every, describePolicy(policy, policyPath))
 	}

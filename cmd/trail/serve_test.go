@@ -337,3 +337,23 @@ func TestServePortTaken(t *testing.T) {
 		t.Errorf("serve on a taken port made its data directory (%v)", err)
 	}
 }
+
+// A people file serve cannot use stops it before it binds, saying which
+// line and field.
+func TestServePeopleFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "people"), []byte("# people\nmap email=ann@example.com tenant=acme scopes=read,root\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, file, want string }{
+		{"a bad scope", filepath.Join(dir, "people"), `people: people file: line 2: scopes: "root" is not a scope`},
+		{"no file", filepath.Join(dir, "nowhere"), "nowhere: no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runIn(dir, nil, "serve", "--addr", "127.0.0.1:0", "--data", "data", "--people", tc.file)
+			if code != exitUsage || !strings.Contains(out, tc.want) {
+				t.Errorf("serve --people %s: exit %d, want %d saying %q:\n%s", tc.file, code, exitUsage, tc.want, out)
+			}
+		})
+	}
+}
