@@ -1,0 +1,123 @@
+package witness_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/sample"
+	"github.com/trailaudit/trail/internal/witnesstest"
+	"github.com/trailaudit/trail/sqlite"
+	"github.com/trailaudit/trail/storetest"
+	"github.com/trailaudit/trail/tlog"
+	"github.com/trailaudit/trail/witness"
+)
+
+// benchWitnessed opens a SQLite store and, when on, runs a Witnesser over
+// it (every interval) against a real litewitness, until the benchmark
+// ends. It returns the store and the policy.
+func benchWitnessed(b *testing.B, on bool, interval time.Duration) (*sqlite.DB, *witness.Policy) {
+	b.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "trail.db"), sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	if !on {
+		return db, nil
+	}
+	lw := witnesstest.Start(b, "w1.trail.test")
+	origin := tlog.Origin(storetest.Signer().Verifier().Name(), trail.RootTenant)
+	vkey, err := tlog.OriginKey(storetest.Signer().VerifierKey(), origin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lw.AddLog(origin, vkey)
+	p, err := witness.ParsePolicy(witnesstest.Policy(1, lw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := witness.New(witness.Config{Policy: p, Store: db, Writer: db, Interval: interval})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return db, p
+}
+
+// appendBatch appends 1000 sample events to tenant acme and returns the
+// log's size after it.
+func appendBatch(b *testing.B, db *sqlite.DB, gen *sample.Sample) uint64 {
+	b.Helper()
+	evs := make([]*trail.Event, 1000)
+	for i := range evs {
+		evs[i] = gen.Event(time.Now())
+	}
+	res, err := db.Append(context.Background(), "acme", evs, trail.AppendOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return res.Events[len(res.Events)-1].Seq
+}
+
+// BenchmarkIngestWitnessed appends batches of 1000 sample events to SQLite
+// with no witnessing (off) and with a Witnesser submitting the root log to
+// a real litewitness every 100ms (on: ten times the default cadence, the
+// most it could cost). Run with -count to interleave the two.
+//
+//	go test ./witness -run '^$' -bench IngestWitnessed -benchtime 20x -count 3
+func BenchmarkIngestWitnessed(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			db, _ := benchWitnessed(b, on, 100*time.Millisecond)
+			gen := sample.New(1)
+			n := 0
+			for b.Loop() {
+				appendBatch(b, db, gen)
+				n += 1000
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkCommitToCosignature appends a batch and waits until the
+// tenant's checkpoint holding it is witnessed (a root checkpoint with its
+// entry cosigned by the witness), with rounds every second: it reports
+// the p50 and p99 of that wait. At the default cadence (10 s) add about
+// 4.5 s to each (half the difference of the intervals).
+//
+//	go test ./witness -run '^$' -bench CommitToCosignature -benchtime 20x
+func BenchmarkCommitToCosignature(b *testing.B) {
+	db, p := benchWitnessed(b, true, time.Second)
+	gen := sample.New(2)
+	var waits []time.Duration
+	for b.Loop() {
+		size := appendBatch(b, db, gen)
+		t0 := time.Now()
+		for {
+			c, err := p.Witnessed(context.Background(), db, "acme")
+			if err == nil && c.Size >= size {
+				break
+			}
+			if time.Since(t0) > time.Minute {
+				b.Fatalf("no cosignature of size %d in a minute: %v", size, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		waits = append(waits, time.Since(t0))
+	}
+	slices.Sort(waits)
+	b.ReportMetric(float64(waits[len(waits)/2].Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(waits[len(waits)*99/100].Milliseconds()), "p99-ms")
+}
