@@ -12,26 +12,14 @@ import (
 // return a new, empty store each time it is called; the suite closes it
 // when it has a Close method.
 func RunCursors(t *testing.T, open func(t *testing.T) trail.CursorStore) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s trail.CursorStore)
-	}{
+	runEach(t, open, []storeCase[trail.CursorStore]{
 		{"StartsAtZero", testCursorZero},
 		{"MovesForward", testCursorForward},
 		{"NeverMovesBack", testCursorBack},
 		{"ApartByNameAndTenant", testCursorApart},
 		{"Concurrent", testCursorConcurrent},
 		{"BadName", testCursorBadName},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
-			if c, ok := s.(interface{ Close() error }); ok {
-				t.Cleanup(func() { c.Close() })
-			}
-			tt.fn(t, s)
-		})
-	}
+	})
 }
 
 func cursorIs(t *testing.T, s trail.CursorStore, name, tenant string, want uint64) {

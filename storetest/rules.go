@@ -14,10 +14,7 @@ import (
 // a new, empty store each time it is called; the suite closes it when it
 // has a Close method.
 func RunRules(t *testing.T, open func(t *testing.T) trail.RuleStore) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s trail.RuleStore)
-	}{
+	runEach(t, open, []storeCase[trail.RuleStore]{
 		{"PutAndGet", testRuleRoundTrip},
 		{"StoreClock", testRuleDefaults},
 		{"PutReplaces", testRuleReplace},
@@ -25,16 +22,7 @@ func RunRules(t *testing.T, open func(t *testing.T) trail.RuleStore) {
 		{"ListByTenantAndName", testRuleList},
 		{"Delete", testRuleDelete},
 		{"TenantsApart", testRuleTenants},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
-			if c, ok := s.(interface{ Close() error }); ok {
-				t.Cleanup(func() { c.Close() })
-			}
-			tc.fn(t, s)
-		})
-	}
+	})
 }
 
 // RunRulesDurable runs the test of rule files only a durable store can

@@ -14,10 +14,7 @@ import (
 // return a new, empty store each time it is called; the suite closes it
 // when it has a Close method.
 func RunSessions(t *testing.T, open func(t *testing.T) trail.SessionStore) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s trail.SessionStore)
-	}{
+	runEach(t, open, []storeCase[trail.SessionStore]{
 		{"CreateAndTouch", testSessionRoundTrip},
 		{"DuplicateHash", testSessionConflict},
 		{"Invalid", testSessionInvalid},
@@ -28,16 +25,7 @@ func RunSessions(t *testing.T, open func(t *testing.T) trail.SessionStore) {
 		{"DeleteKeySessions", testSessionDeleteKey},
 		{"DeleteEnded", testSessionDeleteEnded},
 		{"ConcurrentTouches", testSessionConcurrent},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
-			if c, ok := s.(interface{ Close() error }); ok {
-				t.Cleanup(func() { c.Close() })
-			}
-			tc.fn(t, s)
-		})
-	}
+	})
 }
 
 // RunSessionsDurable runs the test of sessions only a durable store can

@@ -16,10 +16,7 @@ const WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 // a new, empty store each time it is called; the suite closes it when it
 // has a Close method.
 func RunSinks(t *testing.T, open func(t *testing.T) trail.SinkStore) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s trail.SinkStore)
-	}{
+	runEach(t, open, []storeCase[trail.SinkStore]{
 		{"PutAndGetEveryKind", testSinkRoundTrip},
 		{"StoreClockAndDefaults", testSinkDefaults},
 		{"DuplicateName", testSinkConflict},
@@ -27,16 +24,7 @@ func RunSinks(t *testing.T, open func(t *testing.T) trail.SinkStore) {
 		{"ListByTenantInOrder", testSinkList},
 		{"Delete", testSinkDelete},
 		{"TenantsApart", testSinkTenants},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
-			if c, ok := s.(interface{ Close() error }); ok {
-				t.Cleanup(func() { c.Close() })
-			}
-			tc.fn(t, s)
-		})
-	}
+	})
 }
 
 // RunSinksDurable runs the test of sinks only a durable store can pass:

@@ -504,20 +504,21 @@ func (s *Signer) Unrotated() []string {
 // when there is none) is of that size and root. Stores call it before
 // appending: a row deleted or forged behind their back would otherwise be
 // built into the tree and covered by the next checkpoint they sign.
-// They refuse to append instead, and trail verify says what happened.
-func CheckHead(tenant string, lastSeq uint64, tree *Tree, latest []byte) error {
+// They refuse to append instead, and trail verify says what happened. It
+// returns latest's origin ("" when there is none), which the log keeps.
+func CheckHead(tenant string, lastSeq uint64, tree *Tree, latest []byte) (origin string, err error) {
 	var size uint64
 	var root []byte
 	if latest != nil {
 		cp, err := ParseUnverified(latest)
 		if err != nil {
-			return trail.Errorf(trail.EINTERNAL, "tenant %s: its latest checkpoint does not parse (run trail verify); refusing to append: %v", tenant, err)
+			return "", trail.Errorf(trail.EINTERNAL, "tenant %s: its latest checkpoint does not parse (run trail verify); refusing to append: %v", tenant, err)
 		}
-		size, root = cp.Size, cp.Root
+		size, root, origin = cp.Size, cp.Root, cp.Origin
 	}
 	if lastSeq != size || tree.Size() != size || (size > 0 && !bytes.Equal(root, tree.Root())) {
-		return trail.Errorf(trail.EINTERNAL, "tenant %s: the log (last seq %d, tree of %d) does not match its latest checkpoint (size %d) "+
+		return "", trail.Errorf(trail.EINTERNAL, "tenant %s: the log (last seq %d, tree of %d) does not match its latest checkpoint (size %d) "+
 			"(run trail verify); refusing to append", tenant, lastSeq, tree.Size(), size)
 	}
-	return nil
+	return origin, nil
 }

@@ -191,15 +191,9 @@ func (l *Log) head(tenant string, st Stored) (*Head, error) {
 	if err != nil {
 		return nil, trail.Errorf(trail.EINTERNAL, "%s: tenant %s: the tree's right edge is damaged (run trail verify): %v", l.c.Store, tenant, err)
 	}
-	if err := tlog.CheckHead(tenant, st.LastRow, tree, st.Latest); err != nil {
+	// A log keeps its origin ("" for a new one): witnesses know it by it.
+	if h.Origin, err = tlog.CheckHead(tenant, st.LastRow, tree, st.Latest); err != nil {
 		return nil, err
-	}
-	if st.Latest != nil {
-		cp, err := tlog.ParseUnverified(st.Latest) // CheckHead parsed it
-		if err != nil {
-			return nil, err
-		}
-		h.Origin = cp.Origin // a log keeps its origin: witnesses know it by it
 	}
 	h.Tree = tree
 	return h, nil
