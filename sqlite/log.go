@@ -139,7 +139,9 @@ func readHashes(ctx context.Context, q querier, stmt *sql.Stmt, tid int64, seqs 
 // stored: a missing row is simply not there. Reading a row costs SQLite
 // more than hashing it costs the verifier, so up to Readers chunks are read
 // at once, on their own connections, while fn works through the chunks
-// before them in order.
+// before them in order. A chunk's buffers are reused for a later chunk once
+// fn is done with it (a Leaf is only valid during fn), so a whole scan
+// allocates about Readers+1 chunks' bytes, not the log's.
 func (db *DB) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn func(trail.Leaf) error) error {
 	tid, from, to, err := db.scanRange(ctx, tenant, from, to)
 	if err != nil || tid == 0 {
@@ -152,17 +154,30 @@ func (db *DB) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn
 	if n == 0 {
 		n = db.o.Readers // reading waits on the disk too: more than one per core pays
 	}
-	ahead := make(chan chan leafChunk, n)
+	free := make(chan *leafChunk, n+1) // chunks fn is done with
+	for range n + 1 {
+		free <- &leafChunk{}
+	}
+	ahead := make(chan chan *leafChunk, n)
 	go func() {
 		defer close(ahead)
 		for lo := from; lo < to; lo += chunk {
-			res := make(chan leafChunk, 1)
+			var c *leafChunk
+			select {
+			case c = <-free:
+			case <-ctx.Done():
+				return
+			}
+			res := make(chan *leafChunk, 1)
 			select {
 			case ahead <- res:
 			case <-ctx.Done():
 				return
 			}
-			go func(lo, hi uint64) { res <- db.readLeaves(ctx, tid, lo, hi) }(lo, min(lo+chunk, to))
+			go func(lo, hi uint64) {
+				c.err = db.readLeaves(ctx, tid, lo, hi, c)
+				res <- c
+			}(lo, min(lo+chunk, to))
 		}
 	}()
 	for res := range ahead {
@@ -175,47 +190,54 @@ func (db *DB) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn
 				return err
 			}
 		}
+		free <- c
 	}
 	return ctx.Err()
 }
 
-// leafChunk is the rows of one chunk of keys, their bytes in one buffer.
+// leafChunk is the rows of one chunk of keys, their bytes back to back in
+// buf (a row's body is buf[previous row's end:mid], its hashes
+// buf[mid:end]); readLeaves refills it, keeping what its slices grew to.
 type leafChunk struct {
 	leaves []trail.Leaf
+	buf    []byte
+	ends   [][2]int // each row's mid and end in buf
 	err    error
 }
 
-func (db *DB) readLeaves(ctx context.Context, tid int64, from, to uint64) leafChunk {
+// readLeaves reads the rows with from <= seq < to into c.
+func (db *DB) readLeaves(ctx context.Context, tid int64, from, to uint64, c *leafChunk) error {
+	c.leaves, c.buf, c.ends = c.leaves[:0], c.buf[:0], c.ends[:0]
 	rows, err := db.r.QueryContext(ctx, "SELECT key, body, hashes FROM events WHERE key >= ? AND key < ? ORDER BY key", rowKey(tid, from), rowKey(tid, to))
 	if err != nil {
-		return leafChunk{err: internal(err, "read leaves")}
+		return internal(err, "read leaves")
 	}
 	defer rows.Close()
-	var c leafChunk
-	var buf []byte
-	type span struct{ seq, body, hashes, end int }
-	var spans []span
 	for rows.Next() {
 		var k int64
 		var body, hashes sql.RawBytes // valid until Next: copied into buf
 		if err := rows.Scan(&k, &body, &hashes); err != nil {
-			return leafChunk{err: internal(err, "read leaves")}
+			return internal(err, "read leaves")
 		}
-		b := len(buf)
-		buf = append(append(buf, body...), hashes...)
-		spans = append(spans, span{int(keySeq(k)), b, b + len(body), len(buf)})
+		c.buf = append(c.buf, body...)
+		mid := len(c.buf)
+		c.buf = append(c.buf, hashes...)
+		c.ends = append(c.ends, [2]int{mid, len(c.buf)})
+		c.leaves = append(c.leaves, trail.Leaf{Seq: keySeq(k)}) // its slices once buf has stopped growing
 	}
 	if err := rows.Err(); err != nil {
-		return leafChunk{err: internal(err, "read leaves")}
+		return internal(err, "read leaves")
 	}
-	c.leaves = make([]trail.Leaf, len(spans))
-	for i, sp := range spans {
-		c.leaves[i] = trail.Leaf{Seq: uint64(sp.seq), Body: buf[sp.body:sp.hashes:sp.hashes], Hashes: buf[sp.hashes:sp.end:sp.end]}
-		if sp.body == sp.hashes {
-			c.leaves[i].Body = nil // pruned (prune.go)
+	start := 0
+	for i, e := range c.ends {
+		l := &c.leaves[i]
+		l.Body, l.Hashes = c.buf[start:e[0]:e[0]], c.buf[e[0]:e[1]:e[1]]
+		if start == e[0] {
+			l.Body = nil // pruned (prune.go)
 		}
+		start = e[1]
 	}
-	return c
+	return nil
 }
 
 // indexChunk is how many event rows one read of ScanIndex takes.
@@ -260,20 +282,24 @@ func readIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.IndexRow,
 	if err != nil {
 		return nil, 0, internal(err, "read index")
 	}
-	var out []trail.IndexRow
+	out := make([]trail.IndexRow, 0, indexChunk)
+	var (
+		key, rec, occ, pruned int64
+		id                    sql.RawBytes // formatted before Next
+		r                     trail.IndexRow
+		ix                    = &r.Index
+	)
+	// Every destination is of a type database/sql assigns without
+	// reflection (not trail.Outcome, not bool): this runs for every row a
+	// verification reads.
+	dest := []any{&key, &id, &rec, &occ, &ix.Action, &ix.Category, (*string)(&ix.Outcome), &ix.ActorID, (*string)(&ix.ActorType),
+		&ix.Organization, &ix.Workspace, &ix.Team, &ix.CorrelationID, &pruned}
 	for rows.Next() {
-		var (
-			key, rec, occ int64
-			id            []byte
-			r             trail.IndexRow
-			ix            = &r.Index
-		)
-		if err := rows.Scan(&key, &id, &rec, &occ, &ix.Action, &ix.Category, &ix.Outcome, &ix.ActorID, &ix.ActorType,
-			&ix.Organization, &ix.Workspace, &ix.Team, &ix.CorrelationID, &r.Pruned); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return nil, 0, internal(err, "read index")
 		}
-		r.Seq, ix.ID = keySeq(key), formatID(id)
+		r.Seq, ix.ID, r.Pruned = keySeq(key), formatID(id), pruned != 0
 		ix.RecordedAt, ix.OccurredAt = time.Unix(0, rec).UTC(), time.Unix(0, occ).UTC()
 		out = append(out, r)
 	}
