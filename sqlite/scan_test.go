@@ -51,7 +51,9 @@ func TestScanLeavesIndexed(t *testing.T) {
 		func() error { return d.Tamper.SetTargets(ctx, "acme", 2049, []trail.Target{doc}) },
 		func() error { return d.Tamper.SetTargets(ctx, "acme", 4100, nil) },
 		func() error { return d.Tamper.SetBody(ctx, "acme", 3000, []byte{}) },
-		func() error { return d.Tamper.SetTargets(ctx, "acme", 5003, []trail.Target{doc, {Type: "doc", ID: "d-2"}}) },
+		func() error {
+			return d.Tamper.SetTargets(ctx, "acme", 5003, []trail.Target{doc, {Type: "doc", ID: "d-2"}})
+		},
 		func() error { return d.Tamper.SetTargets(ctx, "acme", 9000, []trail.Target{doc}) },
 	} {
 		if err := tamper(); err != nil {
