@@ -192,7 +192,8 @@ type VerifyOptions struct {
 // checkpoint cannot be read (EINVALID): damage goes in the report.
 // Each stored checkpoint costs a signature check, each row a SHA-256 of its
 // body and a read of its index values (spread over GOMAXPROCS goroutines,
-// each reading ScanIndex for its batch of rows) and on average a SHA-256
+// each reading ScanIndex for its batch of rows, or read with the rows in
+// one pass when l is a trail.LeafIndexScanner) and on average a SHA-256
 // of a node.
 func Verify(ctx context.Context, l trail.Log, tenant string, v *Verifier, opts VerifyOptions) (*Report, error) {
 	if v == nil {
