@@ -30,7 +30,7 @@ func CanonicalIndex(body []byte) (Index, error) {
 // whenever it reports true, UnmarshalCanonical decodes body and IndexOf
 // gives the Index it returns (FuzzCanonicalIndex holds it to that).
 func readIndex(body []byte) (Index, bool) {
-	r := indexReader{b: body}
+	r := indexReader{b: body, s: string(body)}
 	var ix Index
 	var v bool
 	ok := r.object(eventMembers, func(m int) bool {
@@ -119,6 +119,10 @@ func (ix *Index) addTarget(t Target) {
 type indexReader struct {
 	b []byte
 	i int
+	// s is b copied once: the strings read are slices of it, so that an
+	// event's dozen index strings cost one allocation, not one each
+	// (verification reads every event of the log through here).
+	s string
 }
 
 // peek reports whether the next byte is c, without reading it.
@@ -219,7 +223,7 @@ func (r *indexReader) str() (string, bool) {
 			if !ascii && !utf8.Valid(s) {
 				return "", false
 			}
-			return string(s), true
+			return r.s[start : start+len(s)], true
 		case c == '\\' || c < 0x20:
 			return "", false
 		case c >= utf8.RuneSelf:

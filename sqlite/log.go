@@ -135,15 +135,63 @@ func readHashes(ctx context.Context, q querier, stmt *sql.Stmt, tid int64, seqs 
 	return out, nil
 }
 
-// ScanLeaves reads the rows in chunks of keys, each its own query, as
-// stored: a missing row is simply not there. Reading a row costs SQLite
-// more than hashing it costs the verifier, so up to Readers chunks are read
-// at once, on their own connections, while fn works through the chunks
-// before them in order.
+// ScanLeaves reads the rows in chunks of keys (scanChunks), as stored: a
+// missing row is simply not there.
 func (db *DB) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn func(trail.Leaf) error) error {
+	return db.scanChunks(ctx, tenant, from, to, false, func(c *leafChunk) error {
+		for _, l := range c.leaves {
+			if err := fn(l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+var _ trail.LeafIndexScanner = (*DB)(nil)
+
+// ScanLeavesIndexed is ScanLeaves and ScanIndex in one pass (scanChunks):
+// each chunk of keys is one read transaction, one query reading its rows'
+// bytes and columns together and one its targets rows (the last chunk's
+// through to, or the tenant's last key when to is 0, as ScanIndex reads
+// them).
+func (db *DB) ScanLeavesIndexed(ctx context.Context, tenant string, from, to uint64, fn func(*trail.Leaf, *trail.IndexRow) error) error {
+	return db.scanChunks(ctx, tenant, from, to, true, func(c *leafChunk) error {
+		next := 0 // c.leaves[next] is the next row; every row has index values
+		for i := range c.ix {
+			var l *trail.Leaf
+			if next < len(c.leaves) && c.leaves[next].Seq == c.ix[i].Seq {
+				l = &c.leaves[next]
+				next++
+			}
+			if err := fn(l, &c.ix[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// scanChunks reads tenant's rows with from <= seq < to (to == 0: through
+// the last row as it begins), with their index values when indexed, in
+// chunks of keys, each its own query, and calls each with the chunks in
+// order. Reading a row costs SQLite more than hashing it costs the
+// verifier, so up to Readers chunks are read at once, on their own
+// connections, while each works through the chunks before them. A chunk's
+// buffers are reused for a later chunk once each is done with it (a Leaf
+// is only valid during fn), so a whole scan allocates about Readers+1
+// chunks' bytes, not the log's.
+func (db *DB) scanChunks(ctx context.Context, tenant string, from, to uint64, indexed bool, each func(*leafChunk) error) error {
+	ixTo := to // where the last chunk's index values end: as ScanIndex's
+	if ixTo == 0 || ixTo > maxSeq+1 {
+		ixTo = maxSeq + 1
+	}
 	tid, from, to, err := db.scanRange(ctx, tenant, from, to)
 	if err != nil || tid == 0 {
 		return err
+	}
+	if !indexed {
+		ixTo = to
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -152,17 +200,36 @@ func (db *DB) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn
 	if n == 0 {
 		n = db.o.Readers // reading waits on the disk too: more than one per core pays
 	}
-	ahead := make(chan chan leafChunk, n)
+	free := make(chan *leafChunk, n+1) // chunks each is done with
+	for range n + 1 {
+		free <- &leafChunk{}
+	}
+	ahead := make(chan chan *leafChunk, n)
 	go func() {
 		defer close(ahead)
-		for lo := from; lo < to; lo += chunk {
-			res := make(chan leafChunk, 1)
+		// Index values may lie past the last row (targets rows left at
+		// seqs of no row): the last chunk reads them to ixTo.
+		for lo := from; lo < to || (lo == from && lo < ixTo); lo += chunk {
+			var c *leafChunk
+			select {
+			case c = <-free:
+			case <-ctx.Done():
+				return
+			}
+			res := make(chan *leafChunk, 1)
 			select {
 			case ahead <- res:
 			case <-ctx.Done():
 				return
 			}
-			go func(lo, hi uint64) { res <- db.readLeaves(ctx, tid, lo, hi) }(lo, min(lo+chunk, to))
+			hi, ixHi := max(lo, min(lo+chunk, to)), ixTo
+			if hi < to {
+				ixHi = hi
+			}
+			go func() {
+				c.err = db.readChunk(ctx, tid, lo, hi, ixHi, indexed, c)
+				res <- c
+			}()
 		}
 	}()
 	for res := range ahead {
@@ -170,52 +237,94 @@ func (db *DB) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn
 		if c.err != nil {
 			return c.err
 		}
-		for _, l := range c.leaves {
-			if err := fn(l); err != nil {
-				return err
-			}
+		if err := each(c); err != nil {
+			return err
 		}
+		free <- c
 	}
 	return ctx.Err()
 }
 
-// leafChunk is the rows of one chunk of keys, their bytes in one buffer.
+// leafChunk is the rows of one chunk of keys, their bytes back to back in
+// buf (a row's body is buf[previous row's end:mid], its hashes
+// buf[mid:end]), and when indexed the index values of its seqs; readChunk
+// refills it, keeping what its slices grew to.
 type leafChunk struct {
 	leaves []trail.Leaf
+	buf    []byte
+	ends   [][2]int // each row's mid and end in buf
+	ix     []trail.IndexRow
 	err    error
 }
 
-func (db *DB) readLeaves(ctx context.Context, tid int64, from, to uint64) leafChunk {
-	rows, err := db.r.QueryContext(ctx, "SELECT key, body, hashes FROM events WHERE key >= ? AND key < ? ORDER BY key", rowKey(tid, from), rowKey(tid, to))
+// leavesQuery reads rows as ScanLeaves gives them; leavesIndexQuery reads
+// their index columns (indexScan) too.
+const (
+	leavesQuery      = "SELECT key, body, hashes FROM events WHERE key >= ? AND key < ? ORDER BY key"
+	leavesIndexQuery = "SELECT key, body, hashes, " + indexColumns + " FROM events WHERE key >= ? AND key < ? ORDER BY key"
+)
+
+// readChunk reads into c the rows with from <= seq < to and, when
+// indexed, their index values and the targets rows of the seqs from from
+// to ixTo (past to only in the last chunk), in one read transaction.
+func (db *DB) readChunk(ctx context.Context, tid int64, from, to, ixTo uint64, indexed bool, c *leafChunk) error {
+	c.leaves, c.buf, c.ends, c.ix = c.leaves[:0], c.buf[:0], c.ends[:0], c.ix[:0]
+	if !indexed {
+		return c.read(ctx, db.r, tid, from, to, nil)
+	}
+	return db.readTx(ctx, func(tx *sql.Tx) error {
+		var ix indexScan
+		if err := c.read(ctx, tx, tid, from, to, &ix); err != nil {
+			return err
+		}
+		targets, err := readTargets(ctx, tx, rowKey(tid, from), rowKey(tid, 0)+int64(ixTo))
+		c.ix = trail.WithTargets(c.ix, targets)
+		return err
+	})
+}
+
+// read reads the rows with from <= seq < to into c, and their index
+// columns into c.ix when ix is not nil.
+func (c *leafChunk) read(ctx context.Context, q querier, tid int64, from, to uint64, ix *indexScan) error {
+	var (
+		k            int64
+		body, hashes sql.RawBytes // valid until Next: copied into buf
+	)
+	query, dest := leavesQuery, []any{&k, &body, &hashes}
+	if ix != nil {
+		query, dest = leavesIndexQuery, append(dest, ix.dest()...)
+	}
+	rows, err := q.QueryContext(ctx, query, rowKey(tid, from), rowKey(tid, to))
 	if err != nil {
-		return leafChunk{err: internal(err, "read leaves")}
+		return internal(err, "read leaves")
 	}
 	defer rows.Close()
-	var c leafChunk
-	var buf []byte
-	type span struct{ seq, body, hashes, end int }
-	var spans []span
 	for rows.Next() {
-		var k int64
-		var body, hashes sql.RawBytes // valid until Next: copied into buf
-		if err := rows.Scan(&k, &body, &hashes); err != nil {
-			return leafChunk{err: internal(err, "read leaves")}
+		if err := rows.Scan(dest...); err != nil {
+			return internal(err, "read leaves")
 		}
-		b := len(buf)
-		buf = append(append(buf, body...), hashes...)
-		spans = append(spans, span{int(keySeq(k)), b, b + len(body), len(buf)})
+		c.buf = append(c.buf, body...)
+		mid := len(c.buf)
+		c.buf = append(c.buf, hashes...)
+		c.ends = append(c.ends, [2]int{mid, len(c.buf)})
+		c.leaves = append(c.leaves, trail.Leaf{Seq: keySeq(k)}) // its slices once buf has stopped growing
+		if ix != nil {
+			c.ix = append(c.ix, ix.row(k))
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return leafChunk{err: internal(err, "read leaves")}
+		return internal(err, "read leaves")
 	}
-	c.leaves = make([]trail.Leaf, len(spans))
-	for i, sp := range spans {
-		c.leaves[i] = trail.Leaf{Seq: uint64(sp.seq), Body: buf[sp.body:sp.hashes:sp.hashes], Hashes: buf[sp.hashes:sp.end:sp.end]}
-		if sp.body == sp.hashes {
-			c.leaves[i].Body = nil // pruned (prune.go)
+	start := 0
+	for i, e := range c.ends {
+		l := &c.leaves[i]
+		l.Body, l.Hashes = c.buf[start:e[0]:e[0]], c.buf[e[0]:e[1]:e[1]]
+		if start == e[0] {
+			l.Body = nil // pruned (prune.go)
 		}
+		start = e[1]
 	}
-	return c
+	return nil
 }
 
 // indexChunk is how many event rows one read of ScanIndex takes.
@@ -251,31 +360,53 @@ func (db *DB) ScanIndex(ctx context.Context, tenant string, from, to uint64, fn 
 	return nil
 }
 
+// indexColumns are the columns of an events row that reads select on, as
+// indexScan scans them.
+const indexColumns = `id, recorded_at, occurred_at, action, category, outcome, actor_id, actor_type,
+	organization, workspace, team, correlation_id, pruned IS NOT NULL`
+
+// indexScan is where a row's indexColumns are scanned to. Every
+// destination is of a type database/sql assigns without reflection (not
+// trail.Outcome, not bool): verification scans every row of the log.
+type indexScan struct {
+	id            sql.RawBytes // formatted before Next
+	rec, occ, pun int64
+	r             trail.IndexRow
+}
+
+// dest returns the destinations of indexColumns, in their order.
+func (s *indexScan) dest() []any {
+	ix := &s.r.Index
+	return []any{&s.id, &s.rec, &s.occ, &ix.Action, &ix.Category, (*string)(&ix.Outcome), &ix.ActorID, (*string)(&ix.ActorType),
+		&ix.Organization, &ix.Workspace, &ix.Team, &ix.CorrelationID, &s.pun}
+}
+
+// row returns the index values scanned for the row of key.
+func (s *indexScan) row(key int64) trail.IndexRow {
+	r := s.r
+	r.Seq, r.Index.ID, r.Pruned = keySeq(key), formatID(s.id), s.pun != 0
+	r.Index.RecordedAt, r.Index.OccurredAt = time.Unix(0, s.rec).UTC(), time.Unix(0, s.occ).UTC()
+	return r
+}
+
 // readIndex reads the index values of up to indexChunk events rows from key
 // lo on (below hi), and the targets rows of the keys they span, and returns
 // them by seq with the key the next chunk starts at.
 func readIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.IndexRow, int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT key, id, recorded_at, occurred_at, action, category, outcome, actor_id, actor_type,
-		organization, workspace, team, correlation_id, pruned IS NOT NULL FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`, lo, hi, indexChunk)
+	rows, err := tx.QueryContext(ctx, "SELECT key, "+indexColumns+" FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?", lo, hi, indexChunk)
 	if err != nil {
 		return nil, 0, internal(err, "read index")
 	}
-	var out []trail.IndexRow
+	out := make([]trail.IndexRow, 0, indexChunk)
+	var key int64
+	var ix indexScan
+	dest := append([]any{&key}, ix.dest()...)
 	for rows.Next() {
-		var (
-			key, rec, occ int64
-			id            []byte
-			r             trail.IndexRow
-			ix            = &r.Index
-		)
-		if err := rows.Scan(&key, &id, &rec, &occ, &ix.Action, &ix.Category, &ix.Outcome, &ix.ActorID, &ix.ActorType,
-			&ix.Organization, &ix.Workspace, &ix.Team, &ix.CorrelationID, &r.Pruned); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return nil, 0, internal(err, "read index")
 		}
-		r.Seq, ix.ID = keySeq(key), formatID(id)
-		ix.RecordedAt, ix.OccurredAt = time.Unix(0, rec).UTC(), time.Unix(0, occ).UTC()
-		out = append(out, r)
+		out = append(out, ix.row(key))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -285,22 +416,29 @@ func readIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.IndexRow,
 	if len(out) == indexChunk {
 		end = rowKey(lo>>seqBits, out[len(out)-1].Seq) + 1
 	}
-	trows, err := tx.QueryContext(ctx, "SELECT key, type, id FROM targets INDEXED BY targets_key WHERE key >= ? AND key < ? ORDER BY key", lo, end)
+	targets, err := readTargets(ctx, tx, lo, end)
+	return trail.WithTargets(out, targets), end, err
+}
+
+// readTargets reads the targets rows of the keys from lo to hi (exclusive)
+// in key order.
+func readTargets(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.SeqTarget, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT key, type, id FROM targets INDEXED BY targets_key WHERE key >= ? AND key < ? ORDER BY key", lo, hi)
 	if err != nil {
-		return nil, 0, internal(err, "read index")
+		return nil, internal(err, "read index")
 	}
-	defer trows.Close()
+	defer rows.Close()
 	var targets []trail.SeqTarget
-	for trows.Next() {
+	for rows.Next() {
 		var key int64
 		var t trail.SeqTarget
-		if err := trows.Scan(&key, &t.Target.Type, &t.Target.ID); err != nil {
-			return nil, 0, internal(err, "read index")
+		if err := rows.Scan(&key, &t.Target.Type, &t.Target.ID); err != nil {
+			return nil, internal(err, "read index")
 		}
 		t.Seq = keySeq(key)
 		targets = append(targets, t)
 	}
-	return trail.WithTargets(out, targets), end, internal(trows.Err(), "read index")
+	return targets, internal(rows.Err(), "read index")
 }
 
 // formatID is the text of a stored id (hex when it is not 16 bytes, as no

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/tlog"
 )
@@ -234,6 +235,7 @@ func RunTamper(t *testing.T, newDurable func(t *testing.T) Durable) {
 				t.Fatalf("VerifyStore with the saved checkpoint: %v", err)
 			}
 			checkFirst(t, "VerifyStore with the saved checkpoint", rep, tc.kind, tc.seq)
+			samePasses(t, s, [][]byte{saved})
 			if tc.search != nil {
 				q := *tc.search
 				q.Tenant = "acme"
@@ -313,3 +315,38 @@ func rewrite(t *testing.T, d Durable, leaves []trail.Leaf, replaceAt func(*testi
 	}
 	return nil
 }
+
+// samePasses: when s reads rows and index values in one pass
+// (trail.LeafIndexScanner), what tlog.Verify reports of acme's log, with
+// and without saved, is exactly what it reports reading them in two
+// (ScanLeaves, then ScanIndex): the one pass decides nothing differently.
+func samePasses(t *testing.T, s trail.Store, saved [][]byte) {
+	t.Helper()
+	if _, ok := s.(trail.LeafIndexScanner); !ok {
+		return
+	}
+	ctx := context.Background()
+	pruned, err := tlog.PrunedRanges(ctx, s, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := Signer().Verifier()
+	for _, saved := range [][][]byte{nil, saved} {
+		opts := tlog.VerifyOptions{Saved: saved, Pruned: pruned}
+		one, err := tlog.Verify(ctx, s, "acme", v, opts)
+		if err != nil {
+			t.Fatalf("Verify in one pass: %v", err)
+		}
+		two, err := tlog.Verify(ctx, twoPasses{s}, "acme", v, opts)
+		if err != nil {
+			t.Fatalf("Verify in two passes: %v", err)
+		}
+		if diff := gocmp.Diff(two, one); diff != "" {
+			t.Errorf("Verify with %d saved checkpoints, in one pass (ScanLeavesIndexed) against two (-two +one):\n%s", len(saved), diff)
+		}
+	}
+}
+
+// twoPasses is a Log that offers no more than trail.Log: Verify reads it
+// with ScanLeaves and ScanIndex.
+type twoPasses struct{ trail.Log }

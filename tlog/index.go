@@ -11,23 +11,27 @@ import (
 )
 
 // indexColumns are the columns of trail.Index a store keeps, by the name a
-// report gives them, but the targets (compared as rows).
+// report gives them, but the targets (compared as rows). A column's value
+// is its text (get); a time column also has at, so that the rows of a
+// sound log are compared without formatting two times each (one instant
+// has one text, so equal instants need no look at the text).
 var indexColumns = []struct {
 	name string
 	get  func(*trail.Index) string
+	at   func(*trail.Index) time.Time
 }{
-	{"id", func(ix *trail.Index) string { return ix.ID }},
-	{"recorded_at", func(ix *trail.Index) string { return trail.FormatTime(ix.RecordedAt) }},
-	{"occurred_at", func(ix *trail.Index) string { return trail.FormatTime(ix.OccurredAt) }},
-	{"action", func(ix *trail.Index) string { return ix.Action }},
-	{"category", func(ix *trail.Index) string { return ix.Category }},
-	{"outcome", func(ix *trail.Index) string { return string(ix.Outcome) }},
-	{"actor_id", func(ix *trail.Index) string { return ix.ActorID }},
-	{"actor_type", func(ix *trail.Index) string { return string(ix.ActorType) }},
-	{"organization", func(ix *trail.Index) string { return ix.Organization }},
-	{"workspace", func(ix *trail.Index) string { return ix.Workspace }},
-	{"team", func(ix *trail.Index) string { return ix.Team }},
-	{"correlation_id", func(ix *trail.Index) string { return ix.CorrelationID }},
+	{"id", func(ix *trail.Index) string { return ix.ID }, nil},
+	{"recorded_at", func(ix *trail.Index) string { return trail.FormatTime(ix.RecordedAt) }, func(ix *trail.Index) time.Time { return ix.RecordedAt }},
+	{"occurred_at", func(ix *trail.Index) string { return trail.FormatTime(ix.OccurredAt) }, func(ix *trail.Index) time.Time { return ix.OccurredAt }},
+	{"action", func(ix *trail.Index) string { return ix.Action }, nil},
+	{"category", func(ix *trail.Index) string { return ix.Category }, nil},
+	{"outcome", func(ix *trail.Index) string { return string(ix.Outcome) }, nil},
+	{"actor_id", func(ix *trail.Index) string { return ix.ActorID }, nil},
+	{"actor_type", func(ix *trail.Index) string { return string(ix.ActorType) }, nil},
+	{"organization", func(ix *trail.Index) string { return ix.Organization }, nil},
+	{"workspace", func(ix *trail.Index) string { return ix.Workspace }, nil},
+	{"team", func(ix *trail.Index) string { return ix.Team }, nil},
+	{"correlation_id", func(ix *trail.Index) string { return ix.CorrelationID }, nil},
 }
 
 // prunedCleared are the columns retention clears (to "") when it prunes a
@@ -70,6 +74,9 @@ func indexDamage(body []byte, ix *trail.IndexRow) (string, time.Time) {
 		return fmt.Sprintf("its stored bytes do not decode, so its index cannot be checked: %v", err), time.Time{}
 	}
 	for _, c := range indexColumns {
+		if c.at != nil && c.at(&ix.Index).Equal(c.at(&want)) {
+			continue
+		}
 		if g, w := c.get(&ix.Index), c.get(&want); g != w {
 			got = append(got, fmt.Sprintf("column %s holds %q, the event says %q", c.name, g, w))
 		}
@@ -81,6 +88,9 @@ func indexDamage(body []byte, ix *trail.IndexRow) (string, time.Time) {
 // targetsDamage compares the targets rows stored (in any order, repeats
 // kept) with those the event gives (each once).
 func targetsDamage(stored, want []trail.Target) []string {
+	if slices.Equal(stored, want) {
+		return nil // want names each target once, so stored holds no repeat
+	}
 	order := func(a, b trail.Target) int { return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.ID, b.ID)) }
 	stored = slices.SortedFunc(slices.Values(stored), order)
 	want = slices.SortedFunc(slices.Values(want), order)

@@ -192,7 +192,8 @@ type VerifyOptions struct {
 // checkpoint cannot be read (EINVALID): damage goes in the report.
 // Each stored checkpoint costs a signature check, each row a SHA-256 of its
 // body and a read of its index values (spread over GOMAXPROCS goroutines,
-// each reading ScanIndex for its batch of rows) and on average a SHA-256
+// each reading ScanIndex for its batch of rows, or read with the rows in
+// one pass when l is a trail.LeafIndexScanner) and on average a SHA-256
 // of a node.
 func Verify(ctx context.Context, l trail.Log, tenant string, v *Verifier, opts VerifyOptions) (*Report, error) {
 	if v == nil {
@@ -496,12 +497,14 @@ type row struct {
 
 // batch is a run of rows, their bytes back to back in data, and the index
 // values the store keeps for the seqs from lo to hi (exclusive; 0: through
-// the last), which the batches of a scan tile. done is closed when they
-// are hashed and compared.
+// the last), which the batches of a scan tile. Unless indexed (read with
+// the rows, trail.LeafIndexScanner), the hashing goroutine reads the index
+// values. done is closed when they are hashed and compared.
 type batch struct {
 	rows    []row
 	data    []byte
 	lo, hi  uint64
+	indexed bool
 	ix      []trail.IndexRow
 	orphans []Damage // index values at seqs of no row
 	err     error    // reading the index values failed
@@ -509,9 +512,9 @@ type batch struct {
 }
 
 // reset empties b for the rows from seq lo on.
-func (b *batch) reset(lo uint64) {
+func (b *batch) reset(lo uint64, indexed bool) {
 	b.rows, b.data, b.ix, b.orphans, b.err = b.rows[:0], b.data[:0], b.ix[:0], b.orphans[:0], nil
-	b.lo, b.hi, b.done = lo, 0, make(chan struct{})
+	b.lo, b.hi, b.indexed, b.done = lo, 0, indexed, make(chan struct{})
 }
 
 func (b *batch) add(l trail.Leaf) {
@@ -562,31 +565,47 @@ func (w *walk) scan(ctx context.Context, l trail.Log, tenant string) error {
 	})
 	var cur *batch
 	lo := uint64(1) // where the next batch's index values start
+	li, indexed := l.(trail.LeafIndexScanner)
+	take := func() {
+		if cur == nil {
+			cur = <-free
+			cur.reset(lo, indexed)
+		}
+	}
 	send := func(hi uint64) {
 		cur.hi, lo = hi, hi
 		work <- cur
 		order <- cur
 		cur = nil
 	}
-	err := l.ScanLeaves(ctx, tenant, 1, 0, func(leaf trail.Leaf) error {
-		if cur == nil {
-			cur = <-free
-			cur.reset(lo)
-		}
+	add := func(leaf trail.Leaf) error {
+		take()
 		cur.add(leaf)
 		if cur.full() {
 			send(leaf.Seq + 1)
 			return ctx.Err()
 		}
 		return nil
-	})
+	}
+	var err error
+	if indexed {
+		err = li.ScanLeavesIndexed(ctx, tenant, 1, 0, func(leaf *trail.Leaf, ix *trail.IndexRow) error {
+			take()
+			if ix != nil {
+				cur.ix = append(cur.ix, *ix)
+			}
+			if leaf == nil {
+				return nil
+			}
+			return add(*leaf)
+		})
+	} else {
+		err = l.ScanLeaves(ctx, tenant, 1, 0, add)
+	}
 	if err == nil {
 		// The last batch reads the index values to the end: those past
 		// the last row have no row.
-		if cur == nil {
-			cur = <-free
-			cur.reset(lo)
-		}
+		take()
 		send(0)
 	}
 	close(work)
@@ -604,10 +623,12 @@ func (w *walk) scan(ctx context.Context, l trail.Log, tenant string) error {
 func hashRows(ctx context.Context, l trail.Log, tenant string, work <-chan *batch) {
 	for b := range work {
 		hashBatch(b)
-		b.err = l.ScanIndex(ctx, tenant, b.lo, b.hi, func(ix trail.IndexRow) error {
-			b.ix = append(b.ix, ix)
-			return nil
-		})
+		if !b.indexed {
+			b.err = l.ScanIndex(ctx, tenant, b.lo, b.hi, func(ix trail.IndexRow) error {
+				b.ix = append(b.ix, ix)
+				return nil
+			})
+		}
 		if b.err == nil {
 			b.compare()
 		}
