@@ -1,11 +1,11 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -227,18 +227,46 @@ func copyInto(table string, columns []string) string {
 }
 
 // copyRows writes rows, and their targets rows, with COPY in the binary
-// format, encoded straight from the rows (binaryRows): no per-value
-// conversion or allocation, and no statement description to fetch.
+// format, encoded straight from the rows as the connection sends them
+// (copyReader): no per-value conversion or allocation, no statement
+// description to fetch, and the server inserts the first rows while the
+// last are encoded.
 func copyRows(ctx context.Context, conn *pgxpool.Conn, tenant string, rows []ledger.Row) error {
 	pg := conn.Conn().PgConn()
-	ev, tg := binaryRows(tenant, rows)
-	if _, err := pg.CopyFrom(ctx, bytes.NewReader(ev), copyEvents); err != nil {
+	i := 0
+	events := newCopyReader(func(c *binaryCopy) bool {
+		if i == len(rows) {
+			return false
+		}
+		c.row(len(eventColumns))
+		eventFields(c, tenant, &rows[i])
+		i++
+		return true
+	})
+	if _, err := pg.CopyFrom(ctx, events, copyEvents); err != nil {
 		return internal(err, "write events")
 	}
-	if tg == nil {
+	n := 0
+	for i := range rows {
+		n += len(rows[i].Index.Targets)
+	}
+	if n == 0 {
 		return nil
 	}
-	if _, err := pg.CopyFrom(ctx, bytes.NewReader(tg), copyTargets); err != nil {
+	i, j := 0, 0
+	targets := newCopyReader(func(c *binaryCopy) bool {
+		for i < len(rows) && j == len(rows[i].Index.Targets) {
+			i, j = i+1, 0
+		}
+		if i == len(rows) {
+			return false
+		}
+		c.row(len(targetColumns))
+		targetFields(c, tenant, int64(rows[i].Event.Seq), rows[i].Index.Targets[j])
+		j++
+		return true
+	})
+	if _, err := pg.CopyFrom(ctx, targets, copyTargets); err != nil {
 		return internal(err, "write event targets")
 	}
 	return nil
@@ -320,42 +348,43 @@ func (a *args) uuid(id [16]byte)        { *a = append(*a, id) }
 func (a *args) timestamptz(t time.Time) { *a = append(*a, t) }
 func (a *args) bytea(b []byte)          { *a = append(*a, b) }
 
-// binaryRows encodes rows as the COPY data of events and of
-// event_targets (nil when no row has a target).
-func binaryRows(tenant string, rows []ledger.Row) (events, targets []byte) {
-	size, ntargets := 0, 0
-	for i := range rows {
-		r := &rows[i]
-		size += eventRowSize + len(tenant) + len(r.Body) + len(r.Hashes) + len(r.Index.Action) + len(r.Index.Category) +
-			len(r.Index.Outcome) + len(r.Index.ActorID) + len(r.Index.ActorType) + len(r.Index.Organization) +
-			len(r.Index.Workspace) + len(r.Index.Team) + len(r.Index.CorrelationID)
-		ntargets += len(r.Index.Targets)
-	}
-	ev := newBinaryCopy(size)
-	for i := range rows {
-		ev.row(len(eventColumns))
-		eventFields(ev, tenant, &rows[i])
-	}
-	if ntargets == 0 {
-		return ev.end(), nil
-	}
-	tg := newBinaryCopy(ntargets * (targetRowSize + len(tenant) + 32))
-	for i := range rows {
-		for _, t := range rows[i].Index.Targets {
-			tg.row(len(targetColumns))
-			targetFields(tg, tenant, int64(rows[i].Event.Seq), t)
-		}
-	}
-	return ev.end(), tg.end()
+// copyReader is COPY data in the binary format (binaryCopy) read as it is
+// encoded: each Read encodes rows (next encodes one, or reports there is
+// none left) until what is pending fills the caller's buffer, so the data
+// never needs to be held whole.
+type copyReader struct {
+	c    binaryCopy
+	off  int // what of c.b was read
+	next func(c *binaryCopy) bool
+	done bool // next has reported the end, and the trailer is in c.b
 }
 
-// eventRowSize and targetRowSize are what a row of events and of
-// event_targets takes in binaryCopy besides its variable-length values:
-// the field count, a length before each field, and the fixed-size values.
-const (
-	eventRowSize  = 2 + 4*18 + 8 + 16 + 8 + 8 + 4 + 4
-	targetRowSize = 2 + 4*4 + 8
-)
+var _ io.Reader = (*copyReader)(nil)
+
+func newCopyReader(next func(c *binaryCopy) bool) *copyReader {
+	r := &copyReader{next: next}
+	r.c.header()
+	return r
+}
+
+func (r *copyReader) Read(p []byte) (int, error) {
+	for !r.done && len(r.c.b)-r.off < len(p) {
+		if !r.next(&r.c) {
+			r.c.end()
+			r.done = true
+		}
+	}
+	n := copy(p, r.c.b[r.off:])
+	r.off += n
+	if r.off < len(r.c.b) {
+		return n, nil
+	}
+	r.c.b, r.off = r.c.b[:0], 0
+	if r.done {
+		return n, io.EOF
+	}
+	return n, nil
+}
 
 // binaryCopy is COPY data in PostgreSQL's binary format (the COPY
 // documentation's "Binary Format"): a signature and header, then per row
@@ -371,18 +400,17 @@ const copySignature = "PGCOPY\n\377\r\n\000"
 // 2000-01-01 UTC, is after Unix's.
 const microsFromUnixToY2K = 946684800 * 1000000
 
-func newBinaryCopy(size int) *binaryCopy {
-	c := &binaryCopy{b: make([]byte, 0, len(copySignature)+8+size+2)}
+// header begins the data.
+func (c *binaryCopy) header() {
 	c.b = append(c.b, copySignature...)
 	c.b = binary.BigEndian.AppendUint64(c.b, 0)
-	return c
 }
 
 // row begins a row of n fields.
 func (c *binaryCopy) row(n int) { c.b = binary.BigEndian.AppendUint16(c.b, uint16(n)) }
 
-// end ends the data and returns it.
-func (c *binaryCopy) end() []byte { return binary.BigEndian.AppendUint16(c.b, 0xffff) }
+// end ends the data.
+func (c *binaryCopy) end() { c.b = binary.BigEndian.AppendUint16(c.b, 0xffff) }
 
 func (c *binaryCopy) field(n int) { c.b = binary.BigEndian.AppendUint32(c.b, uint32(n)) }
 
