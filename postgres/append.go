@@ -350,8 +350,8 @@ func (a *args) bytea(b []byte)          { *a = append(*a, b) }
 
 // copyReader is COPY data in the binary format (binaryCopy) read as it is
 // encoded: each Read encodes rows (next encodes one, or reports there is
-// none left) until what is pending fills the caller's buffer, so the data
-// never needs to be held whole.
+// none left) until what is pending fills the caller's buffer, so it holds
+// no more than a buffer and a row of the data at once.
 type copyReader struct {
 	c    binaryCopy
 	off  int // what of c.b was read
@@ -368,19 +368,19 @@ func newCopyReader(next func(c *binaryCopy) bool) *copyReader {
 }
 
 func (r *copyReader) Read(p []byte) (int, error) {
-	for !r.done && len(r.c.b)-r.off < len(p) {
+	if r.off > 0 { // keep only what is pending, at the front
+		r.c.b = r.c.b[:copy(r.c.b, r.c.b[r.off:])]
+		r.off = 0
+	}
+	for !r.done && len(r.c.b) < len(p) {
 		if !r.next(&r.c) {
 			r.c.end()
 			r.done = true
 		}
 	}
-	n := copy(p, r.c.b[r.off:])
-	r.off += n
-	if r.off < len(r.c.b) {
-		return n, nil
-	}
-	r.c.b, r.off = r.c.b[:0], 0
-	if r.done {
+	n := copy(p, r.c.b)
+	r.off = n
+	if r.done && r.off == len(r.c.b) {
 		return n, io.EOF
 	}
 	return n, nil

@@ -47,3 +47,38 @@ func TestCopyReader(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyReaderHoldsLittle reads a megabyte of COPY data in 64 KB reads,
+// as the connection does, and checks that the reader never holds more than
+// a read and a row of it.
+func TestCopyReaderHoldsLittle(t *testing.T) {
+	row := bytes.Repeat([]byte{'x'}, 1000)
+	i := 0
+	r := newCopyReader(func(c *binaryCopy) bool {
+		if i == 1000 {
+			return false
+		}
+		c.row(1)
+		c.bytea(row)
+		i++
+		return true
+	})
+	p := make([]byte, 65536)
+	total := 0
+	for {
+		n, err := r.Read(p)
+		total += n
+		if held := cap(r.c.b); held > 2*len(p) {
+			t.Fatalf("after %d bytes read the reader holds %d bytes", total, held)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := len(copySignature) + 8 + 1000*(2+4+len(row)) + 2; total != want {
+		t.Errorf("read %d bytes, want %d", total, want)
+	}
+}
