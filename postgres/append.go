@@ -2,7 +2,10 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -12,8 +15,8 @@ import (
 	"github.com/trailaudit/trail/internal/ledger"
 )
 
-// eventColumns are the columns of events, in the order columns.eventRow
-// gives them.
+// eventColumns are the columns of events, in the order eventFields gives
+// them, and targetColumns those of event_targets (targetFields).
 var eventColumns = []string{"tenant", "seq", "id", "recorded_at", "occurred_at", "recorded_ns", "occurred_ns",
 	"action", "category", "outcome", "actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body", "hashes"}
 
@@ -139,13 +142,12 @@ func (t *tx) Earlier(ctx context.Context) ([]byte, []*trail.Event, error) {
 // one's INSERTs to ride with COMMIT.
 func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) error {
 	tenant := t.b.Tenant
-	c := newColumns(tenant, rows)
-	if len(c.seq) >= copyMin {
-		if err := c.copy(ctx, t.conn); err != nil {
+	if len(rows) >= copyMin {
+		if err := copyRows(ctx, t.conn, tenant, rows); err != nil {
 			return err
 		}
 	} else {
-		c.insert(t.batch)
+		insertRows(t.batch, tenant, rows)
 	}
 	edge := t.edge
 	if next.Tree != nil {
@@ -155,7 +157,7 @@ func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) er
 		tenant, int64(next.Seq), next.RecordedAt, subMicro(next.RecordedAt), edge)
 	if t.b.Key != "" {
 		t.batch.Queue("INSERT INTO idempotency (tenant, key, fingerprint, first_seq, n) VALUES ($1, $2, $3, $4, $5)",
-			tenant, t.b.Key, t.b.Fingerprint[:], c.seq[0], int32(len(c.seq)))
+			tenant, t.b.Key, t.b.Fingerprint[:], int64(rows[0].Event.Seq), int32(len(rows)))
 	}
 	return nil
 }
@@ -204,111 +206,245 @@ func (t *tx) release() {
 var copyMin = 32
 
 var (
-	insertEvent = "INSERT INTO events (" + strings.Join(eventColumns, ", ") +
-		") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-	insertTarget = "INSERT INTO event_targets (tenant, seq, type, id) VALUES ($1, $2, $3, $4)"
+	insertEvent  = insertInto("events", eventColumns)
+	insertTarget = insertInto("event_targets", targetColumns)
+	copyEvents   = copyInto("events", eventColumns)
+	copyTargets  = copyInto("event_targets", targetColumns)
 )
 
-// copy writes c's rows with COPY.
-func (c *columns) copy(ctx context.Context, conn *pgxpool.Conn) error {
-	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, c.eventRows()); err != nil {
+// insertInto is the INSERT of one row of columns into table.
+func insertInto(table string, columns []string) string {
+	params := make([]string, len(columns))
+	for i := range params {
+		params[i] = fmt.Sprintf("$%d", i+1)
+	}
+	return "INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")"
+}
+
+// copyInto is the COPY of columns into table, in the binary format.
+func copyInto(table string, columns []string) string {
+	return "COPY " + table + " (" + strings.Join(columns, ", ") + ") FROM STDIN (FORMAT binary)"
+}
+
+// copyRows writes rows, and their targets rows, with COPY in the binary
+// format, encoded straight from the rows as the connection sends them
+// (copyReader): no per-value conversion or allocation, no statement
+// description to fetch, and the server inserts the first rows while the
+// last are encoded.
+func copyRows(ctx context.Context, conn *pgxpool.Conn, tenant string, rows []ledger.Row) error {
+	pg := conn.Conn().PgConn()
+	i := 0
+	events := newCopyReader(func(c *binaryCopy) bool {
+		if i == len(rows) {
+			return false
+		}
+		c.row(len(eventColumns))
+		eventFields(c, tenant, &rows[i])
+		i++
+		return true
+	})
+	if _, err := pg.CopyFrom(ctx, events, copyEvents); err != nil {
 		return internal(err, "write events")
 	}
-	if len(c.tseq) > 0 {
-		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"event_targets"}, targetColumns, c.targetRows()); err != nil {
-			return internal(err, "write event targets")
+	n := 0
+	for i := range rows {
+		n += len(rows[i].Index.Targets)
+	}
+	if n == 0 {
+		return nil
+	}
+	i, j := 0, 0
+	targets := newCopyReader(func(c *binaryCopy) bool {
+		for i < len(rows) && j == len(rows[i].Index.Targets) {
+			i, j = i+1, 0
 		}
+		if i == len(rows) {
+			return false
+		}
+		c.row(len(targetColumns))
+		targetFields(c, tenant, int64(rows[i].Event.Seq), rows[i].Index.Targets[j])
+		j++
+		return true
+	})
+	if _, err := pg.CopyFrom(ctx, targets, copyTargets); err != nil {
+		return internal(err, "write event targets")
 	}
 	return nil
 }
 
-// insert queues c's rows on b as INSERTs.
-func (c *columns) insert(b *pgx.Batch) {
-	for i := range c.seq {
-		b.Queue(insertEvent, c.eventRow(i)...)
-	}
-	for i := range c.tseq {
-		b.Queue(insertTarget, c.tenant, c.tseq[i], c.ttype[i], c.tid[i])
-	}
-}
-
-// columns holds a batch as the columns of events and event_targets.
-type columns struct {
-	tenant                                       string
-	seq                                          []int64
-	id                                           [][16]byte
-	recordedAt, occurredAt                       []time.Time
-	recordedNs, occurredNs                       []int32
-	action, category, outcome                    []string
-	actorID, actorType                           []string
-	organization, workspace, team, correlationID []string
-	body, hashes                                 [][]byte
-
-	tseq       []int64
-	ttype, tid []string
-}
-
-// newColumns lays rows out as the columns of events and event_targets.
-func newColumns(tenant string, rows []ledger.Row) *columns {
-	n := len(rows)
-	c := &columns{tenant: tenant,
-		seq: make([]int64, 0, n), id: make([][16]byte, 0, n),
-		recordedAt: make([]time.Time, 0, n), occurredAt: make([]time.Time, 0, n),
-		recordedNs: make([]int32, 0, n), occurredNs: make([]int32, 0, n),
-		action: make([]string, 0, n), category: make([]string, 0, n), outcome: make([]string, 0, n),
-		actorID: make([]string, 0, n), actorType: make([]string, 0, n),
-		organization: make([]string, 0, n), workspace: make([]string, 0, n), team: make([]string, 0, n),
-		correlationID: make([]string, 0, n), body: make([][]byte, 0, n), hashes: make([][]byte, 0, n),
+// insertRows queues rows, and their targets rows, on b as INSERTs.
+func insertRows(b *pgx.Batch, tenant string, rows []ledger.Row) {
+	for i := range rows {
+		var a args
+		eventFields(&a, tenant, &rows[i])
+		b.Queue(insertEvent, a...)
 	}
 	for i := range rows {
-		c.add(&rows[i])
+		for _, tg := range rows[i].Index.Targets {
+			var a args
+			targetFields(&a, tenant, int64(rows[i].Event.Seq), tg)
+			b.Queue(insertTarget, a...)
+		}
 	}
-	return c
 }
 
-// add appends r.
-func (c *columns) add(r *ledger.Row) {
+// fields takes a row's values, one column after the other. eventFields
+// and targetFields are the one place that says what each column holds;
+// args (for INSERT) and binaryCopy (for COPY) are the two ways the values
+// are sent.
+type fields interface {
+	text(s string)
+	int8(v int64)
+	int4(v int32)
+	uuid(id [16]byte)
+	timestamptz(t time.Time)
+	bytea(b []byte) // nil is NULL
+}
+
+var (
+	_ fields = (*args)(nil)
+	_ fields = (*binaryCopy)(nil)
+)
+
+// eventFields gives f r's row of events, in eventColumns order.
+func eventFields(f fields, tenant string, r *ledger.Row) {
 	ix := &r.Index
-	seq := int64(r.Event.Seq)
-	c.seq = append(c.seq, seq)
-	c.id = append(c.id, r.ID)
-	c.recordedAt = append(c.recordedAt, ix.RecordedAt)
-	c.occurredAt = append(c.occurredAt, ix.OccurredAt)
-	c.recordedNs = append(c.recordedNs, subMicro(ix.RecordedAt))
-	c.occurredNs = append(c.occurredNs, subMicro(ix.OccurredAt))
-	c.action = append(c.action, ix.Action)
-	c.category = append(c.category, ix.Category)
-	c.outcome = append(c.outcome, string(ix.Outcome))
-	c.actorID = append(c.actorID, ix.ActorID)
-	c.actorType = append(c.actorType, string(ix.ActorType))
-	c.organization = append(c.organization, ix.Organization)
-	c.workspace = append(c.workspace, ix.Workspace)
-	c.team = append(c.team, ix.Team)
-	c.correlationID = append(c.correlationID, ix.CorrelationID)
-	c.body = append(c.body, r.Body)
-	c.hashes = append(c.hashes, r.Hashes)
-	for _, t := range ix.Targets {
-		c.tseq = append(c.tseq, seq)
-		c.ttype = append(c.ttype, t.Type)
-		c.tid = append(c.tid, t.ID)
+	f.text(tenant)
+	f.int8(int64(r.Event.Seq))
+	f.uuid(r.ID)
+	f.timestamptz(ix.RecordedAt)
+	f.timestamptz(ix.OccurredAt)
+	f.int4(subMicro(ix.RecordedAt))
+	f.int4(subMicro(ix.OccurredAt))
+	f.text(ix.Action)
+	f.text(ix.Category)
+	f.text(string(ix.Outcome))
+	f.text(ix.ActorID)
+	f.text(string(ix.ActorType))
+	f.text(ix.Organization)
+	f.text(ix.Workspace)
+	f.text(ix.Team)
+	f.text(ix.CorrelationID)
+	f.bytea(r.Body)
+	f.bytea(r.Hashes)
+}
+
+// targetFields gives f the event_targets row of target t of the event at
+// seq, in targetColumns order.
+func targetFields(f fields, tenant string, seq int64, t trail.Target) {
+	f.text(tenant)
+	f.int8(seq)
+	f.text(t.Type)
+	f.text(t.ID)
+}
+
+// args is a row as the arguments of an INSERT.
+type args []any
+
+func (a *args) text(s string)           { *a = append(*a, s) }
+func (a *args) int8(v int64)            { *a = append(*a, v) }
+func (a *args) int4(v int32)            { *a = append(*a, v) }
+func (a *args) uuid(id [16]byte)        { *a = append(*a, id) }
+func (a *args) timestamptz(t time.Time) { *a = append(*a, t) }
+func (a *args) bytea(b []byte)          { *a = append(*a, b) }
+
+// copyReader is COPY data in the binary format (binaryCopy) read as it is
+// encoded: each Read encodes rows (next encodes one, or reports there is
+// none left) until what is pending fills the caller's buffer, so it holds
+// no more than a buffer and a row of the data at once.
+type copyReader struct {
+	c    binaryCopy
+	off  int // what of c.b was read
+	next func(c *binaryCopy) bool
+	done bool // next has reported the end, and the trailer is in c.b
+}
+
+var _ io.Reader = (*copyReader)(nil)
+
+func newCopyReader(next func(c *binaryCopy) bool) *copyReader {
+	r := &copyReader{next: next}
+	r.c.header()
+	return r
+}
+
+func (r *copyReader) Read(p []byte) (int, error) {
+	if r.off > 0 { // keep only what is pending, at the front
+		r.c.b = r.c.b[:copy(r.c.b, r.c.b[r.off:])]
+		r.off = 0
 	}
+	for !r.done && len(r.c.b) < len(p) {
+		if !r.next(&r.c) {
+			r.c.end()
+			r.done = true
+		}
+	}
+	n := copy(p, r.c.b)
+	r.off = n
+	if r.done && r.off == len(r.c.b) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
-// eventRow is c's event i as a row, in eventColumns order.
-func (c *columns) eventRow(i int) []any {
-	return []any{c.tenant, c.seq[i], c.id[i], c.recordedAt[i], c.occurredAt[i], c.recordedNs[i], c.occurredNs[i],
-		c.action[i], c.category[i], c.outcome[i], c.actorID[i], c.actorType[i],
-		c.organization[i], c.workspace[i], c.team[i], c.correlationID[i], c.body[i], c.hashes[i]}
+// binaryCopy is COPY data in PostgreSQL's binary format (the COPY
+// documentation's "Binary Format"): a signature and header, then per row
+// its field count and each field as a length (-1 for NULL) and bytes in the
+// type's binary send format, then -1 for the end.
+type binaryCopy struct{ b []byte }
+
+// copySignature begins binary COPY data; the flags and the header
+// extension's length follow, both 0.
+const copySignature = "PGCOPY\n\377\r\n\000"
+
+// microsFromUnixToY2K is how many microseconds PostgreSQL's epoch,
+// 2000-01-01 UTC, is after Unix's.
+const microsFromUnixToY2K = 946684800 * 1000000
+
+// header begins the data.
+func (c *binaryCopy) header() {
+	c.b = append(c.b, copySignature...)
+	c.b = binary.BigEndian.AppendUint64(c.b, 0)
 }
 
-// eventRows is c's events as COPY rows.
-func (c *columns) eventRows() pgx.CopyFromSource {
-	return pgx.CopyFromSlice(len(c.seq), func(i int) ([]any, error) { return c.eventRow(i), nil })
+// row begins a row of n fields.
+func (c *binaryCopy) row(n int) { c.b = binary.BigEndian.AppendUint16(c.b, uint16(n)) }
+
+// end ends the data.
+func (c *binaryCopy) end() { c.b = binary.BigEndian.AppendUint16(c.b, 0xffff) }
+
+func (c *binaryCopy) field(n int) { c.b = binary.BigEndian.AppendUint32(c.b, uint32(n)) }
+
+func (c *binaryCopy) text(s string) {
+	c.field(len(s))
+	c.b = append(c.b, s...)
 }
 
-// targetRows is c's targets as COPY rows, in targetColumns order.
-func (c *columns) targetRows() pgx.CopyFromSource {
-	return pgx.CopyFromSlice(len(c.tseq), func(i int) ([]any, error) {
-		return []any{c.tenant, c.tseq[i], c.ttype[i], c.tid[i]}, nil
-	})
+func (c *binaryCopy) int8(v int64) {
+	c.field(8)
+	c.b = binary.BigEndian.AppendUint64(c.b, uint64(v))
+}
+
+func (c *binaryCopy) int4(v int32) {
+	c.field(4)
+	c.b = binary.BigEndian.AppendUint32(c.b, uint32(v))
+}
+
+func (c *binaryCopy) uuid(id [16]byte) {
+	c.field(16)
+	c.b = append(c.b, id[:]...)
+}
+
+// timestamptz writes t as PostgreSQL keeps it: whole microseconds since
+// 2000-01-01 UTC, rounded down (as pgx writes a time; subMicro is the rest).
+func (c *binaryCopy) timestamptz(t time.Time) {
+	c.int8(t.Unix()*1000000 + int64(t.Nanosecond())/1000 - microsFromUnixToY2K)
+}
+
+func (c *binaryCopy) bytea(b []byte) {
+	if b == nil {
+		c.field(-1)
+		return
+	}
+	c.field(len(b))
+	c.b = append(c.b, b...)
 }

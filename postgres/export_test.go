@@ -42,8 +42,9 @@ func EventRow(tenant string, seq uint64, ev *trail.Event, body, hashes []byte) (
 	if !ok {
 		return nil, nil, fmt.Errorf("event id %q is not a UUID", ev.ID)
 	}
-	c := newColumns(tenant, []ledger.Row{{Event: ev, ID: id, Body: body, Hashes: hashes, Index: trail.IndexOf(ev)}})
-	return eventColumns, c.eventRow(0), nil
+	var a args
+	eventFields(&a, tenant, &ledger.Row{Event: ev, ID: id, Body: body, Hashes: hashes, Index: trail.IndexOf(ev)})
+	return eventColumns, a, nil
 }
 
 // MaxConns is the size limit of the pool of k, for the tests.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -963,4 +964,100 @@ func TestCosignatures(t *testing.T) {
 		return open(t, pgtest.NewSchema(t), postgres.Options{})
 	})
 	storetest.RunCosignaturesDurable(t, durable)
+}
+
+// TestWritePathsStoreTheSameRows appends the same events by COPY (binary,
+// encoded by the store) and by INSERT (encoded by pgx), each into a schema
+// of its own, and checks that both store the same rows, column for column
+// (but the id Trail gives each event, and so its bytes and hashes), that the
+// id and bytes are those of the event Append returned, and that every
+// stored time with its *_ns column is the event's own time:
+// times before 1970 and 2000 (negative microseconds), with and without
+// nanoseconds under the microsecond, and the edges of what a store holds.
+func TestWritePathsStoreTheSameRows(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 5, 1, 12, 0, 0, 123456789, time.UTC)
+	occurred := []time.Time{
+		time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 1, time.UTC),
+		time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-3999, 1, 1, 0, 0, 0, 999, time.UTC),
+		time.Date(199999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		now,
+	}
+	events := func() []*trail.Event {
+		var evs []*trail.Event
+		for i, at := range occurred {
+			ev := storetest.Login(fmt.Sprintf("u-%d", i))
+			ev.OccurredAt = at
+			ev.CorrelationID = fmt.Sprintf("c-%d", i%2)
+			ev.Targets = append(ev.Targets, trail.Target{Type: "document", ID: fmt.Sprintf("d-%d", i)})
+			evs = append(evs, ev)
+		}
+		return evs
+	}
+	const columns = `id::text, body, tenant, seq, recorded_at, recorded_ns, occurred_at, occurred_ns, action, category, outcome,
+		actor_id, actor_type, organization, workspace, team, correlation_id, length(hashes), pruned IS NULL`
+	read := func(conn *pgx.Conn) (rows [][]any, targets [][]any) {
+		for _, q := range []struct {
+			sql string
+			out *[][]any
+		}{
+			{"SELECT " + columns + " FROM events ORDER BY tenant, seq", &rows},
+			{"SELECT tenant, seq, type, id FROM event_targets ORDER BY tenant, seq, type, id", &targets},
+		} {
+			r, err := conn.Query(ctx, q.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r.Next() {
+				v, err := r.Values()
+				if err != nil {
+					t.Fatal(err)
+				}
+				*q.out = append(*q.out, v)
+			}
+			if err := r.Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return rows, targets
+	}
+	var got [2][2][][]any
+	for i, copyMin := range []int{1, 1000} {
+		postgres.SetCopyMin(t, copyMin)
+		schema := pgtest.NewSchema(t)
+		db := open(t, schema, postgres.Options{Now: func() time.Time { return now }})
+		res, err := db.Append(ctx, "acme", events(), trail.AppendOptions{})
+		if err != nil {
+			t.Fatalf("copyMin=%d: Append: %v", copyMin, err)
+		}
+		got[i][0], got[i][1] = read(connect(t, schema, nil))
+		for j, r := range got[i][0] {
+			body, err := trail.MarshalCanonical(res.Events[j])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r[0] != res.Events[j].ID || !bytes.Equal(r[1].([]byte), body) {
+				t.Errorf("copyMin=%d: row %d holds id %v and body %s, want %s and %s", copyMin, j, r[0], r[1], res.Events[j].ID, body)
+			}
+			got[i][0][j] = r[2:]
+		}
+	}
+	if !reflect.DeepEqual(got[0], got[1]) {
+		t.Fatalf("COPY stored\n%v\nINSERT stored\n%v", got[0], got[1])
+	}
+	rows, targets := got[0][0], got[0][1]
+	if len(rows) != len(occurred) || len(targets) != 2*len(occurred) {
+		t.Fatalf("%d rows and %d targets rows, want %d and %d", len(rows), len(targets), len(occurred), 2*len(occurred))
+	}
+	for i, r := range rows {
+		at := func(col int) time.Time { return r[col].(time.Time).Add(time.Duration(r[col+1].(int32))) }
+		if rec := at(2); !rec.Equal(now) {
+			t.Errorf("row %d: recorded_at with recorded_ns is %v, want %v", i, rec, now)
+		}
+		if occ := at(4); !occ.Equal(occurred[i]) {
+			t.Errorf("row %d: occurred_at with occurred_ns is %v, want %v", i, occ, occurred[i])
+		}
+	}
 }
