@@ -59,15 +59,20 @@ another.
 
 It runs the sinks configured in the store (POST /v1/sinks, trail sinks add):
 one per configuration, picked up at once when the API changes one, within
-5 seconds when the CLI does. Where several Trail processes share one
-PostgreSQL database, run the sinks in one of them (else each receiver gets
-every message from each): give the others --sinks=false.
+5 seconds when the CLI does.
 
 It runs the detection rules over every tenant's log (the built-in set and
 each tenant's own rule files, PUT /v1/rules/{name} or trail rules add), and
-records what they find as alert_raised events. Where several Trail processes
-share one PostgreSQL database, run the rules in one of them: give the others
---detect=false.
+records what they find as alert_raised events.
+
+Several serve may share one PostgreSQL database (or data directory): all
+serve the API, and they elect one to run the sinks, the rules and the root
+log below, so that nothing is done twice (an advisory lock held on a
+connection of its own; with SQLite, a lock on DATA/trail.db.leader). The
+leader stops that work within 3s of losing its lock; another takes over
+within about 10s. The log, /readyz (leader: or follower:) and the
+trail_leader gauge say which this one is. --sinks=false and --detect=false
+keep it from ever running those.
 
 With a witness policy (--witness-policy FILE, or DATA/witnesses when it exists:
 witness NAME VKEY URL lines and a quorum K line) it keeps a root log: every
