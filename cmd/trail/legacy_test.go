@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"os"
@@ -11,7 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/erasure"
 	"github.com/trailaudit/trail/internal/witnesstest"
+	"github.com/trailaudit/trail/memory"
+	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/tlog"
 	"github.com/trailaudit/trail/witness"
 )
@@ -141,5 +147,37 @@ func TestWitnessedLegacyOrigin(t *testing.T) {
 	if want := `intact(.|\n)*witnessed: the log extends its checkpoint of size 4, entry \d+ of the root log, whose checkpoint is cosigned by w1\.trail\.test`; code != 0 ||
 		!regexp.MustCompile(want).MatchString(out) {
 		t.Fatalf("trail verify: exit %d, want 0 and output matching %s\n%s", code, want, out)
+	}
+}
+
+// TestVerifyBundleSealedBefore: trail verify --bundle says of an event
+// sealed before per-event keys (enc1:) that its personal data cannot be
+// opened here, and counts it among neither the events opened nor the
+// damage.
+func TestVerifyBundleSealedBefore(t *testing.T) {
+	ctx := context.Background()
+	v := storetest.Validator()
+	store := memory.New(v, storetest.Signer())
+	old := &trail.Event{Action: catalog.UserLoginFailed, Actor: trail.Actor{Type: trail.ActorUser, ID: "u-1",
+		Email: "enc1:00000000deadbeef:" + strings.Repeat("A", 40)}, Context: map[string]any{"reason": "invalid_password", "attempts": 1, "email": ""}}
+	if _, err := store.Append(ctx, "acme", []*trail.Event{old}, trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sealer := erasure.NewSealer(memory.NewSubjectKeys(), catalog.Default())
+	cp, err := tlog.OpenLatest(ctx, store, "acme", storetest.Signer().Verifier())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, _, err := tlog.WriteBundle(ctx, &buf, store, cp, trail.Query{Tenant: "acme", RecordedBefore: time.Now().Add(time.Minute)}, sealer); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write(t, dir, "old.bundle", buf.String())
+	write(t, dir, "audit.pub", storetest.Signer().VerifierKey()+"\n")
+	code, out := runIn(dir, nil, "verify", "--bundle", "old.bundle", "--key", "audit.pub")
+	if want := "sealed: 1 events hold personal data sealed before per-event keys (enc1:), which cannot be opened here: no opening can be handed out for it, so it is shown sealed (seqs 1)\n"; code != 0 ||
+		!strings.Contains(out, want) || strings.Contains(out, "cleartext:") {
+		t.Fatalf("trail verify --bundle: exit %d, want 0 saying %q and no cleartext line\n%s", code, want, out)
 	}
 }
