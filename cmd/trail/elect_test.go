@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/witnesstest"
@@ -23,10 +25,16 @@ var quickElection = postgres.ElectorOptions{Retry: 50 * time.Millisecond, Check:
 // TestServeElectsOne: two trail serve on one PostgreSQL schema, witnessing
 // every 50ms, take ingest on both; one of them leads (/readyz, the
 // trail_leader gauge) and the root log gets one entry per checkpoint
-// entered, never two, from whichever runs it. When the leader stops, the
-// other takes over, and still no entry is doubled.
+// entered, never two, from whichever runs it. When the leader's lock
+// connection is cut, and when the leader stops, one process leads again,
+// and still no entry is doubled.
 func TestServeElectsOne(t *testing.T) {
-	url := pgtest.SchemaURL(t)
+	pgURL := pgtest.SchemaURL(t)
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := u.Query().Get("search_path")
 	dir := t.TempDir()
 	if code, out := runIn(dir, nil, "keygen", "--name", "audit.example.com", "--data", "data"); code != 0 {
 		t.Fatalf("keygen: %d %s", code, out)
@@ -39,7 +47,7 @@ func TestServeElectsOne(t *testing.T) {
 	lw := witnesstest.Start(t, "w1.trail.test")
 	lw.AddLog(log[0], log[1])
 	write(t, filepath.Join(dir, "data"), "witnesses", witnesstest.Policy(1, lw))
-	sf := storeFlags{data: "data", postgres: url}
+	sf := storeFlags{data: "data", postgres: pgURL}
 	o := serveOptions{detect: true, sinks: true, witnesses: &policyFlag{every: 50 * time.Millisecond}, elect: quickElection}
 	procs := []*inProcess{serveIn(t, dir, sf, o)}
 	procs = append(procs, serveIn(t, dir, sf, o))
@@ -54,6 +62,24 @@ func TestServeElectsOne(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 	}
 	waitWitnessed(t, procs[1-leader], 12)
+	// The leader's lock connection is cut: it stops on its own failed
+	// ping, and one of the two leads again.
+	conn, err := pgx.Connect(context.Background(), pgtest.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+		postgres.LeaderApplication(schema)).Scan(&n); err != nil || n == 0 {
+		t.Fatalf("terminating the leader's lock connection: %d, %v", n, err)
+	}
+	time.Sleep(quickElection.Check + quickElection.PingTimeout)
+	leader = waitLeader(t, procs)
+	for range 3 {
+		procs[leader].api("POST", "/v1/events", "application/json", `{"action":"user_logout","actor":{"type":"user","id":"u-1"}}`, 201)
+	}
+	waitWitnessed(t, procs[1-leader], 15)
 	procs[leader].stop()
 	next := waitLeader(t, procs[1-leader:2-leader])
 	if next != 0 {
@@ -63,7 +89,7 @@ func TestServeElectsOne(t *testing.T) {
 	for range 3 {
 		survivor.api("POST", "/v1/events", "application/json", `{"action":"user_logout","actor":{"type":"user","id":"u-1"}}`, 201)
 	}
-	waitWitnessed(t, survivor, 15)
+	waitWitnessed(t, survivor, 18)
 	survivor.stop()
 	checkRootEntries(t, dir, sf)
 }
