@@ -92,12 +92,17 @@ const OperatorTenant = "_operators"
 // records reach it.
 const RootTenant = "_root"
 
+// Reserved reports whether log is one of the logs Trail keeps for itself
+// (OperatorTenant, RootTenant) rather than a tenant's: no tenant has it,
+// and no tenant's view lists it (GET /v1/tenants leaves them out).
+func Reserved(log string) bool { return log == OperatorTenant || log == RootTenant }
+
 // CheckLog is CheckTenant, except that it also accepts OperatorTenant and
 // RootTenant: the names of the logs Trail keeps (the tenants', the
 // operators' and the root log). Only Trail's own records reach the
 // reserved logs (the pipeline refuses an outside append to them).
 func CheckLog(log string) string {
-	if log == OperatorTenant || log == RootTenant {
+	if Reserved(log) {
 		return ""
 	}
 	return CheckTenant(log)

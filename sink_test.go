@@ -58,6 +58,9 @@ func TestPrepareSink(t *testing.T) {
 		{"no kind", with(nats, func(c *trail.SinkConfig) { c.Kind, c.URL, c.Subject = "", "", "" }), []string{"kind"}},
 		{"unknown kind", with(nats, func(c *trail.SinkConfig) { c.Kind, c.URL, c.Subject = "kafka", "", "" }), []string{"kind"}},
 		{"bad tenant and name", with(webhook, func(c *trail.SinkConfig) { c.Tenant, c.Name = "", "Has Space" }), []string{"tenant", "name"}},
+		// A sink streams one tenant's log: never a log Trail keeps for itself.
+		{"the root log", with(webhook, func(c *trail.SinkConfig) { c.Tenant = trail.RootTenant }), []string{"tenant"}},
+		{"the operators' log", with(webhook, func(c *trail.SinkConfig) { c.Tenant = trail.OperatorTenant }), []string{"tenant"}},
 		{"skip on refusal", with(syslog, func(c *trail.SinkConfig) { c.OnRefusal = trail.OnRefusalSkip }), nil},
 		{"stop on refusal", with(nats, func(c *trail.SinkConfig) { c.OnRefusal = trail.OnRefusalStop }), nil},
 		{"unknown on refusal", with(webhook, func(c *trail.SinkConfig) { c.OnRefusal = "retry" }), []string{"on_refusal"}},

@@ -185,6 +185,18 @@ func (sv *Supervisor) sync(ctx context.Context) {
 	wants := map[engineKey]want{}
 	failed := map[engineKey]Status{}
 	for _, t := range tenants {
+		if trail.Reserved(t) {
+			// No rules run over the logs Trail keeps for itself. The
+			// root log's records are the tenants' checkpoints, which no
+			// rule reads anything into (and an alert appended there would
+			// be a record of the root log that is no root entry). What
+			// operators do to a tenant's data is recorded in the tenant's
+			// log too, where its rules see it: run over the operators'
+			// log as well, they would raise each alert twice; the rest
+			// of it (keys made, tenants listed, witness refusals, already
+			// alerts) is no user's activity the rules are about.
+			continue
+		}
 		wants[engineKey{t, sv.c.Builtin.Name}] = want{set: sv.c.Builtin}
 		fs := byTenant[t]
 		if len(fs) == 0 {

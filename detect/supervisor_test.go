@@ -9,6 +9,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/storetest"
 )
 
@@ -120,5 +121,43 @@ func TestSupervisor(t *testing.T) {
 	})
 	if got := fmt.Sprint(len(sv.Statuses(""))); got != "4" {
 		t.Errorf("%s statuses, want 4 (3 built-in, 1 tenant set)", got)
+	}
+}
+
+// TestSupervisorReservedLogs: no rules run over the logs Trail keeps for
+// itself (the root log, the operators' log): no engine, no status (a
+// failed one was shown before), no alert, while a tenant's log runs its
+// rules as before.
+func TestSupervisorReservedLogs(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := newMemory(t)
+	appendAll(t, s, failures("ann@example.com", 10, 0)...) // acme: brute force
+	if _, err := s.AppendOwn(ctx, trail.RootTenant, ledger.Records(storetest.RootEntry("abc", 10))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendOwn(ctx, trail.OperatorTenant, ledger.Records(&trail.Event{Action: catalog.DataViewed,
+		Actor: trail.Actor{Type: trail.ActorOperator, ID: "op-1"}, Context: map[string]any{"data_type": "tenants", "fields_accessed": []any{"*"}}})); err != nil {
+		t.Fatal(err)
+	}
+	sv, err := NewSupervisor(SupervisorConfig{Log: s, Tenants: s, Rules: s, Cursors: s, Writer: s, Reload: time.Hour, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- sv.Run(ctx) }()
+	eventually(t, "acme's brute force alert", func() bool { return len(alertsOf(t, s, "acme")) == 1 })
+	for _, st := range sv.Statuses("") {
+		if trail.Reserved(st.Tenant) {
+			t.Errorf("a rule set over %s's log: %+v", st.Tenant, st)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	for _, log := range []string{trail.RootTenant, trail.OperatorTenant} {
+		if a := alertsOf(t, s, log); len(a) != 0 {
+			t.Errorf("alerts in %s's log: %v", log, a)
+		}
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -487,12 +488,19 @@ func (s *Sealer) Opening(ctx context.Context, tenant string, body []byte) (map[s
 		return nil, nil, err
 	}
 	opened, err := OpenLeaf(tenant, body, openings)
+	if errors.Is(err, tlog.ErrUnopenable) {
+		// Its values sealed before event keys stay sealed in the bundle:
+		// the key that opens them opens all the subject's events.
+		err = nil
+	}
 	return openings, opened, err
 }
 
 // OpenLeaf opens a stored event (canonical JSON, as a leaf hashes it) with
 // openings alone (OpenWith) and returns it in canonical JSON; nil for an
-// event with nothing sealed (tlog.OpenFunc).
+// event with nothing sealed (tlog.OpenFunc). An event holding blobs sealed
+// before event keys (enc1:, which no opening opens) comes back with them
+// still sealed and an error wrapping tlog.ErrUnopenable.
 func OpenLeaf(tenant string, body []byte, openings map[string][]byte) ([]byte, error) {
 	ev, err := trail.UnmarshalCanonical(body)
 	if err != nil {
@@ -508,7 +516,22 @@ func OpenLeaf(tenant string, body []byte, openings map[string][]byte) ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("erasure: the opened event: %w", err)
 	}
+	if fs := sealedBefore(ev); len(fs) > 0 {
+		return out, fmt.Errorf("erasure: %s: %w", strings.Join(fs, ", "), tlog.ErrUnopenable)
+	}
 	return out, nil
+}
+
+// sealedBefore returns the paths of ev's fields holding a blob sealed
+// before event keys (enc1:, not a reference to another blob).
+func sealedBefore(ev *trail.Event) []string {
+	var out []string
+	for _, f := range sealedFields(ev) {
+		if v := f.get(ev).(string); strings.HasPrefix(v, prefix1) && !strings.HasPrefix(v, ref) {
+			out = append(out, f.path)
+		}
+	}
+	return out
 }
 
 var _ tlog.BundleOpener = (*Sealer)(nil)

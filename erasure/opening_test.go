@@ -212,3 +212,50 @@ func TestBundleOpenings(t *testing.T) {
 		})
 	}
 }
+
+// A verifiable export of an event sealed before event keys (enc1:) shows it
+// sealed, as no opening can be handed out for it, and the verifier says
+// its values cannot be opened rather than counting it among the events
+// whose cleartext it checked; it is no damage, and the events around it
+// are opened and checked as before.
+func TestBundleSealedBefore(t *testing.T) {
+	ctx := context.Background()
+	keys := memory.NewSubjectKeys()
+	sealer := erasure.NewSealer(keys, catalog.Default())
+	// Stored as the store held it before event keys: the blob verbatim
+	// (the store's validator sealing nothing yet).
+	v := storetest.Validator()
+	plain := memory.New(v, storetest.Signer())
+	old := &trail.Event{Action: catalog.UserLoginFailed, Actor: trail.Actor{Type: trail.ActorUser, ID: "u-1",
+		Email: "enc1:00000000deadbeef:" + strings.Repeat("A", 40)}, Context: map[string]any{"reason": "invalid_password", "attempts": 1, "email": ""}}
+	if _, err := plain.Append(ctx, "acme", []*trail.Event{old}, trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// And an event sealed under its own key after it.
+	v.Sealer = sealer
+	res, err := plain.Append(ctx, "acme", []*trail.Event{failedLogin("u-2", alice)}, trail.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := trail.MarshalCanonical(res.Events[0]); !bytes.Contains(b, []byte(`"enc2:`)) {
+		t.Fatalf("the second event is not sealed under its key: %s", b)
+	}
+	cp, err := tlog.OpenLatest(ctx, plain, "acme", storetest.Signer().Verifier())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, _, err := tlog.WriteBundle(ctx, &buf, plain, cp, trail.Query{Tenant: "acme", RecordedBefore: time.Now().Add(time.Minute)}, sealer); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tlog.VerifyBundleOpen(bytes.NewReader(buf.Bytes()), storetest.Signer().Verifier(), erasure.OpenLeaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Unopened != 1 || !slices.Equal(rep.Unopenable, []uint64{1}) {
+		t.Errorf("report %+v; want no damage and seq 1 unopenable\n%s", rep, buf.String())
+	}
+	if rep.Opened != 1 {
+		t.Errorf("%d events opened and checked, want 1 (seq 2, sealed under its own key)\n%s", rep.Opened, buf.String())
+	}
+}

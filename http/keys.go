@@ -146,7 +146,9 @@ type tenantView struct {
 }
 
 // listTenants lists the tenants, known by having a log, for an operator:
-// a read recorded in the operators' log.
+// a read recorded in the operators' log. The logs Trail keeps for itself
+// (trail.Reserved: the operators' log, the root log) are no tenants, and
+// are left out.
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 	if err := onlyParams(r.URL.Query()); err != nil {
 		return err
@@ -160,7 +162,7 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, k *trail.AP
 	}
 	out := []tenantView{}
 	for _, n := range names {
-		if n != trail.OperatorTenant {
+		if !trail.Reserved(n) {
 			out = append(out, tenantView{Name: n})
 		}
 	}

@@ -63,7 +63,9 @@ func (w *writes) failing(now time.Time) (string, bool) {
 }
 
 // readyz answers 200 when the store answers a read and its writes are not
-// failing, else 503 saying why. Its own answer is no failure of a request:
+// failing, else 503 saying why; a line after "ready" says whether this
+// process runs the background work (a follower is as ready as the leader:
+// it serves the API). Its own answer is no failure of a request:
 // it does not keep itself failing.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -81,5 +83,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write([]byte("ready\n"))
+	w.Write([]byte("ready\n" + s.leadership()))
+}
+
+// leadership is the line of /readyz saying which process runs the
+// background work ("" when this one runs none).
+func (s *Server) leadership() string {
+	switch {
+	case s.c.Leadership == nil:
+		return ""
+	case s.c.Leadership.Leading():
+		return "leader: this process runs the background work (root log and witnessing, detections, sinks)\n"
+	}
+	return "follower: another process runs the background work (root log and witnessing, detections, sinks); this one takes over if it stops\n"
 }

@@ -210,3 +210,30 @@ func (p *proxy) cut() {
 	}
 	p.conns = nil
 }
+
+// leading is a trailhttp.Leadership that says what it is told.
+type leading bool
+
+func (l leading) Leading() bool { return bool(l) }
+
+// TestReadyLeadership: /readyz says whether this process runs the
+// background work, and a follower is as ready as the leader.
+func TestReadyLeadership(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		l    trailhttp.Leadership
+		want string
+	}{
+		{"none run here", nil, "ready\n"},
+		{"leader", leading(true), "ready\nleader: this process runs the background work"},
+		{"follower", leading(false), "ready\nfollower: another process runs the background work"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarnessWith(t, backends[0].open, func(cf *trailhttp.Config, _ backend) { cf.Leadership = c.l })
+			status, _, b := h.do("", "GET", "/readyz", "", "")
+			if status != 200 || !strings.HasPrefix(string(b), c.want) || (c.l == nil && string(b) != c.want) {
+				t.Errorf("/readyz: %d %q; want 200 %q", status, b, c.want)
+			}
+		})
+	}
+}

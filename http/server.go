@@ -67,6 +67,11 @@ type Config struct {
 	// (witness.Witnesser): GET /v1/checkpoint?cosigned=1 and the health
 	// page. Nil: the log is not witnessed.
 	Witnessing Witnessing
+	// Leadership says whether this process runs the background work
+	// (the root log and witnessing, the rules, the sinks), elected among
+	// the processes sharing the store (trail.Elector): /readyz says it.
+	// Nil: it runs none.
+	Leadership Leadership
 	Logger     *slog.Logger // default: slog.Default()
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed:
 	// the client IP is the rightmost address in it that is not one of
@@ -102,6 +107,12 @@ type Witnessing interface {
 }
 
 var _ Witnessing = (*witness.Witnesser)(nil)
+
+// Leadership is whether this process leads (internal/lead.Status is one).
+type Leadership interface {
+	// Leading reports whether this process runs the background work now.
+	Leading() bool
+}
 
 // Limits bound what one request may ask. Zero fields take the defaults.
 type Limits struct {

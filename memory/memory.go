@@ -41,6 +41,7 @@ type Store struct {
 	rules   map[ruleKey]*trail.RuleFile     // tenants' own detection rules (rules.go)
 	ui      sessions                        // the web UI's sessions (sessions.go)
 	cosigs  map[cosigKey]*trail.Cosignature // witnesses' cosignatures (cosignatures.go)
+	leader  chan struct{}                   // holds one token while an Elector's lease is held (elector.go)
 }
 
 type appender = ledger.Log
@@ -72,7 +73,7 @@ func New(v *trail.Validator, signer *tlog.Signer) *Store {
 			panic(err) // only a broken crypto/rand fails here
 		}
 	}
-	s := &Store{signer: signer, now: time.Now, tenants: map[string]*tenantLog{}}
+	s := &Store{signer: signer, now: time.Now, tenants: map[string]*tenantLog{}, leader: make(chan struct{}, 1)}
 	l, err := ledger.New(ledger.Config{Store: "memory", Validator: v, Signer: signer, Now: func() time.Time { return s.now() }}, (*backend)(s))
 	if err != nil {
 		panic(err) // a nil Validator

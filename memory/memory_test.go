@@ -1,6 +1,8 @@
 package memory_test
 
 import (
+	"time"
+
 	"testing"
 
 	"github.com/trailaudit/trail"
@@ -52,4 +54,11 @@ func TestCosignatures(t *testing.T) {
 	storetest.RunCosignatures(t, func(t *testing.T) trail.Store {
 		return memory.New(storetest.Validator(), storetest.Signer())
 	})
+}
+
+func TestElector(t *testing.T) {
+	storetest.RunElector(t, func(t *testing.T) (a, b trail.Elector) {
+		s := memory.New(storetest.Validator(), storetest.Signer())
+		return s.Elector(), s.Elector()
+	}, time.Second)
 }

@@ -427,3 +427,12 @@ func TestCosignatures(t *testing.T) {
 	})
 	storetest.RunCosignaturesDurable(t, newDurable)
 }
+
+func TestElector(t *testing.T) {
+	const retry = 20 * time.Millisecond
+	storetest.RunElector(t, func(t *testing.T) (a, b trail.Elector) {
+		// Two opens of one file: two processes on one data directory.
+		path := filepath.Join(t.TempDir(), "trail.db")
+		return open(t, path).Elector(retry, nil), open(t, path).Elector(retry, nil)
+	}, time.Second)
+}

@@ -141,3 +141,12 @@ func testIdempotencyAcrossAddresses(t *testing.T, s trail.Store) {
 		t.Errorf("a bad client address = %v, want EINVALID at client_ip", err)
 	}
 }
+
+// RootEntry returns a root_entry record as the witness package appends to
+// the root log (trail.RootTenant): a tenant's checkpoint of size, by a hash
+// of its origin.
+func RootEntry(originHash string, size int64) *trail.Event {
+	return &trail.Event{Action: catalog.RootEntry, Actor: trail.Actor{Type: trail.ActorSystem, ID: "trail-root", Name: "Trail's root log"},
+		Targets: []trail.Target{{Type: "log", ID: originHash}},
+		Context: map[string]any{"size": size, "root_hash": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "signatures": "— trail x\n"}}
+}

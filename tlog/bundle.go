@@ -109,8 +109,18 @@ type BundleOpener interface {
 
 // OpenFunc opens a stored event with openings as a verifier does, holding
 // nothing else: the event as they open it (canonical JSON), nil when it
-// holds nothing sealed (erasure.OpenLeaf).
+// holds nothing sealed (erasure.OpenLeaf). For an event holding values no
+// opening can open (sealed before per-event keys), it returns the event as
+// far as it opens, those values still sealed, with an error wrapping
+// ErrUnopenable.
 type OpenFunc func(tenant string, body []byte, openings map[string][]byte) ([]byte, error)
+
+// ErrUnopenable is wrapped by an OpenFunc's error for an event holding
+// values that no opening can open: sealed before Trail sealed under
+// per-event keys, under the data subject's key itself, which opens every
+// one of the subject's events and so is never handed out in a bundle. A
+// verifier says so (BundleReport.Unopenable); it is no damage.
+var ErrUnopenable = errors.New("values sealed before per-event keys: no opening can be handed out for them")
 
 // appendLine appends e as a bundle line. It writes the line by hand, so
 // that the event's bytes come out verbatim (encoding/json would re-encode
@@ -370,9 +380,15 @@ type BundleReport struct {
 	Events int    `json:"events"` // event lines, boundaries included
 	// Opened counts the event lines whose event in clear was checked: what
 	// their openings open their leaves' sealed bytes to (VerifyBundleOpen).
-	Opened int           `json:"opened,omitempty"`
-	Window *BundleWindow `json:"window,omitempty"` // nil: a selection of events, not a complete window
-	Damage []Damage      `json:"damage,omitempty"` // sorted by Seq; at most MaxDamage
+	Opened int `json:"opened,omitempty"`
+	// Unopenable lists (up to MaxDamage) the seqs of the event lines
+	// whose values sealed before per-event keys cannot be opened from the
+	// bundle (ErrUnopenable): shown sealed, as the leaf holds them; what
+	// else they hold in clear was checked. Unopened counts them all.
+	Unopenable []uint64      `json:"unopenable,omitempty"`
+	Unopened   int           `json:"unopened,omitempty"`
+	Window     *BundleWindow `json:"window,omitempty"` // nil: a selection of events, not a complete window
+	Damage     []Damage      `json:"damage,omitempty"` // sorted by Seq; at most MaxDamage
 }
 
 // BundleWindow is what VerifyBundle found of a window bundle.
@@ -586,6 +602,11 @@ func VerifyBundleOpen(r io.Reader, v *Verifier, open OpenFunc) (*BundleReport, e
 		}
 		if e.Opened != nil && open != nil {
 			switch got, err := open(h.Tenant, e.Event, e.Openings); {
+			case errors.Is(err, ErrUnopenable) && bytes.Equal(got, e.Opened):
+				rep.Unopened++
+				if len(rep.Unopenable) < MaxDamage {
+					rep.Unopenable = append(rep.Unopenable, e.Seq)
+				}
 			case err != nil:
 				d.add(Changed, e.Seq, "line %d: its openings do not open the event: %v", n, err)
 			case !bytes.Equal(got, e.Opened):

@@ -139,7 +139,15 @@ func (w *Witnesser) Policy() *Policy { return w.c.Policy }
 
 // Run runs a round at once and then every Interval until ctx is done. A
 // round's failures are logged; Run goes on.
+//
+// What a round remembers of the root log and of the witnesses'
+// cosignatures is read again from the store at each Run: where processes
+// take turns running it (trail.Elector), another may have appended root
+// entries and kept cosignatures since this one last ran.
 func (w *Witnesser) Run(ctx context.Context) {
+	w.mu.Lock()
+	w.rootSeeded, w.seeded = false, map[string]bool{}
+	w.mu.Unlock()
 	t := time.NewTicker(w.c.Interval)
 	defer t.Stop()
 	for {

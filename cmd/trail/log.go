@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -479,6 +480,10 @@ func verifyBundle(e *env, file string, tf *trustFlags, asJSON bool) error {
 			fmt.Fprintf(e.stdout, "cleartext: %d events' personal data in clear is what their leaves' sealed bytes open to (%q where a subject was erased)\n",
 				rep.Opened, erasure.Erased)
 		}
+		if rep.Unopened > 0 {
+			fmt.Fprintf(e.stdout, "sealed: %d events hold personal data sealed before per-event keys (enc1:), which cannot be opened here: no opening can be handed out for it, so it is shown sealed (seqs %s)\n",
+				rep.Unopened, seqList(rep.Unopenable, rep.Unopened))
+		}
 		printDamage(e.stdout, rep.Damage)
 		switch w := rep.Window; {
 		case w == nil:
@@ -807,4 +812,17 @@ func checkError(err error) error {
 		return storeError(err)
 	}
 	return uncheckedError("%v", err)
+}
+
+// seqList prints seqs, of n in all, "1, 4, 9" (and "and N more" past them).
+func seqList(seqs []uint64, n int) string {
+	parts := make([]string, len(seqs))
+	for i, q := range seqs {
+		parts[i] = strconv.FormatUint(q, 10)
+	}
+	out := strings.Join(parts, ", ")
+	if n > len(seqs) {
+		out += fmt.Sprintf(" and %d more", n-len(seqs))
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,8 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/detect"
 	trailhttp "github.com/trailaudit/trail/http"
+	"github.com/trailaudit/trail/internal/lead"
+	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/stream/sinks"
 	"github.com/trailaudit/trail/witness"
 )
@@ -56,15 +59,20 @@ another.
 
 It runs the sinks configured in the store (POST /v1/sinks, trail sinks add):
 one per configuration, picked up at once when the API changes one, within
-5 seconds when the CLI does. Where several Trail processes share one
-PostgreSQL database, run the sinks in one of them (else each receiver gets
-every message from each): give the others --sinks=false.
+5 seconds when the CLI does.
 
 It runs the detection rules over every tenant's log (the built-in set and
 each tenant's own rule files, PUT /v1/rules/{name} or trail rules add), and
-records what they find as alert_raised events. Where several Trail processes
-share one PostgreSQL database, run the rules in one of them: give the others
---detect=false.
+records what they find as alert_raised events.
+
+Several serve may share one PostgreSQL database (or data directory): all
+serve the API, and they elect one to run the sinks, the rules and the root
+log below, so that nothing is done twice (an advisory lock held on a
+connection of its own; with SQLite, a lock on DATA/trail.db.leader). The
+leader stops that work within 3s of losing its lock; another takes over
+within about 10s. The log, /readyz (leader: or follower:) and the
+trail_leader gauge say which this one is. --sinks=false and --detect=false
+keep it from ever running those.
 
 With a witness policy (--witness-policy FILE, or DATA/witnesses when it exists:
 witness NAME VKEY URL lines and a quorum K line) it keeps a root log: every
@@ -206,6 +214,9 @@ type serveOptions struct {
 	// file is not there) and how often to submit.
 	witnesses *policyFlag
 	people    *trailhttp.People // who signs in as themselves (--people); nil: nobody
+	// elect times the election of the process that runs the singleton
+	// work (zero: the defaults; tests make it quick).
+	elect postgres.ElectorOptions
 }
 
 func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
@@ -261,20 +272,36 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 			return &exitError{code: 1, err: err}
 		}
 	}
-	// Witnessing runs beside ingest, never in its path, and stops before
-	// the store closes.
-	witnessing := func() {}
+	// The singleton work runs only in the process that leads (see
+	// runSingletons); witnessing runs beside ingest, never in its path.
+	var singletons []func(context.Context)
+	if sinksv != nil {
+		singletons = append(singletons, func(ctx context.Context) { sinksv.Run(ctx) })
+	}
+	if detectsv != nil {
+		singletons = append(singletons, func(ctx context.Context) { detectsv.Run(ctx) })
+	}
 	if policy != nil {
 		wr, err := witness.New(witness.Config{Policy: policy, Store: d.Witness, Writer: d.Writer, Interval: pf.every, Logger: log, Registerer: reg})
 		if err != nil {
 			return &exitError{code: 1, err: err}
 		}
 		hc.Witnessing = wr
-		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		go func() { defer close(done); wr.Run(wctx) }()
-		witnessing = func() { cancel(); <-done }
-		defer witnessing()
+		singletons = append(singletons, wr.Run)
+	}
+	leading := &lead.Status{}
+	if len(singletons) > 0 {
+		hc.Leadership = leading
+	}
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trail_leader",
+		Help: "1 while this process runs the background work (root log and witnessing, detections, sinks), elected among the processes sharing the store; else 0."},
+		func() float64 {
+			if leading.Leading() {
+				return 1
+			}
+			return 0
+		})); err != nil {
+		return &exitError{code: 1, err: err}
 	}
 	srv, err := trailhttp.New(hc)
 	if err != nil {
@@ -303,27 +330,14 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sinksCtx, cancelSinks := context.WithCancel(context.WithoutCancel(ctx))
-	sinksDone := make(chan struct{})
-	go func() {
-		defer close(sinksDone)
-		if sinksv != nil {
-			sinksv.Run(sinksCtx)
-		}
-	}()
-	stopSinks := sync.OnceFunc(func() { cancelSinks(); <-sinksDone })
-	defer stopSinks()
+	// The singletons stop after the requests in flight, before the store
+	// closes: from a context of their own.
+	eo := o.elect
+	eo.Logger = cmp.Or(eo.Logger, log)
+	stopSingletons := runSingletons(context.WithoutCancel(ctx), d.Elector(eo), log, leading, singletons)
+	defer stopSingletons()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	dctx, stopDetect := context.WithCancel(context.WithoutCancel(ctx))
-	detected := make(chan struct{})
-	go func() {
-		defer close(detected)
-		if detectsv != nil {
-			detectsv.Run(dctx)
-		}
-	}()
-	defer func() { stopDetect(); <-detected }()
 	select {
 	case err := <-served:
 		return &exitError{code: 1, err: err}
@@ -335,15 +349,37 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Error("requests still in flight at the deadline were cut", "err", err)
 	}
-	stopSinks()
-	stopDetect()
-	<-detected
-	witnessing()
+	stopSingletons()
 	if err := d.Close(); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("closing the store: %w", err)}
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// runSingletons runs the singleton work (each of work, side by side) while
+// this process leads among those sharing the store (elector), stopping it
+// on a loss of leadership and starting it again on regain, until the
+// function it returns is called: that stops the work, releases leadership
+// and returns once done (calling it again does nothing). With no work it
+// asks for no leadership.
+func runSingletons(ctx context.Context, elector trail.Elector, log *slog.Logger, st *lead.Status, work []func(context.Context)) (stop func()) {
+	if len(work) == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lead.Run(ctx, elector, log, st, func(ctx context.Context) {
+			var wg sync.WaitGroup
+			for _, w := range work {
+				wg.Go(func() { w(ctx) })
+			}
+			wg.Wait()
+		})
+	}()
+	return sync.OnceFunc(func() { cancel(); <-done })
 }
 
 // bootstrap makes and prints, once the server is bound, the credentials a

@@ -36,17 +36,28 @@ type inProcess struct {
 // for it to print what it listens on and its keys.
 func serveInProcess(t *testing.T, o serveOptions) *inProcess {
 	t.Helper()
+	p := serveIn(t, t.TempDir(), storeFlags{data: "data"}, o)
+	if p.key == "" {
+		t.Fatal("serve printed no bootstrap admin key")
+	}
+	return p
+}
+
+// serveIn is serveInProcess in directory dir, on the store sf names: one
+// of the processes of a deployment others share (then it prints no
+// bootstrap admin key, the first one having made it).
+func serveIn(t *testing.T, dir string, sf storeFlags, o serveOptions) *inProcess {
+	t.Helper()
 	o.addr, o.tenant, o.grace, o.rate = "127.0.0.1:0", "acme", 5*time.Second, -1
 	if o.sessions.idle == 0 {
 		o.sessions = sessionFlags{idle: 30 * time.Minute, max: 12 * time.Hour}
 	}
-	dir := t.TempDir()
 	pr, pw := io.Pipe()
 	e := &env{stdin: strings.NewReader(""), stdout: pw, stderr: io.Discard, dir: dir, vars: map[string]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, e, &storeFlags{data: "data"}, o)
+		done <- serve(ctx, e, &sf, o)
 		pw.Close()
 	}()
 	stopped := false
@@ -74,8 +85,8 @@ func serveInProcess(t *testing.T, o serveOptions) *inProcess {
 		}
 	}
 	go io.Copy(io.Discard, pr)
-	if p.url == "" || p.key == "" || p.vkey == "" {
-		t.Fatalf("serve printed url %q, key %q, verifier key %q", p.url, p.key, p.vkey)
+	if p.url == "" || p.vkey == "" {
+		t.Fatalf("serve printed url %q, verifier key %q", p.url, p.vkey)
 	}
 	return p
 }

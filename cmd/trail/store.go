@@ -95,6 +95,12 @@ type deployment struct {
 
 	Sessions trail.SessionStore // the web UI's sessions
 
+	// Elector elects, among the processes sharing the store, the one
+	// that runs the singleton work (serve: the root log and witnessing,
+	// the rules, the sinks), timed by o (SQLite's takes Retry and Logger;
+	// zero fields: the defaults).
+	Elector func(o postgres.ElectorOptions) trail.Elector
+
 	closers []func() error // in the order to close
 }
 
@@ -171,6 +177,7 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 			return err
 		}
 		db = pg
+		d.Elector = func(o postgres.ElectorOptions) trail.Elector { return pg.Elector(o) }
 	} else {
 		dir := e.path(f.data)
 		if a == readLog {
@@ -193,6 +200,7 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 			return err
 		}
 		db = lite
+		d.Elector = func(o postgres.ElectorOptions) trail.Elector { return lite.Elector(o.Retry, o.Logger) }
 	}
 	// The store closes before the keys its appends seal with.
 	d.closers = append([]func() error{db.Close}, d.closers...)
