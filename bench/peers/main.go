@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	batch := fs.Int("batch", 1000, "events per batch (Trail's Append, immudb's transaction, Tessera's batch)")
 	rounds := fs.Int("rounds", 5, "rounds; each runs every system once, in a fresh folder")
 	dir := fs.String("dir", "", "where the logs are made (default the system's temporary folder)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of each system's first-round run to `PREFIX`-SYSTEM.prof")
 	only := fs.String("systems", "", "comma-separated systems to run (default all: "+strings.Join(names(allSystems()), ",")+")")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,6 +67,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "%d events per round in batches of %d, %d rounds; entries %d bytes on average (Trail's leaves)\n",
 		w.Len(), *batch, *rounds, w.Bytes()/w.Len())
+	if *cpuprofile != "" {
+		systems = profiled(systems, *cpuprofile)
+	}
 	res, err := Measure(ctx, systems, w, *rounds, *dir, func(round int, s System, perSec float64) {
 		fmt.Fprintf(out, "round %d  %-16s %10.0f events/s\n", round, s.Name(), perSec)
 	})
@@ -73,6 +78,42 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	Report(out, systems, res)
 	return nil
+}
+
+// profiler wraps a System to write a CPU profile of its first run to path.
+type profiler struct {
+	System
+	path string
+	done bool
+}
+
+func profiled(systems []System, prefix string) []System {
+	out := make([]System, len(systems))
+	for i, s := range systems {
+		out[i] = &profiler{System: s, path: prefix + "-" + s.Name() + ".prof"}
+	}
+	return out
+}
+
+func (p *profiler) Run(ctx context.Context, dir string, w Workload) (time.Duration, error) {
+	if p.done {
+		return p.System.Run(ctx, dir, w)
+	}
+	p.done = true
+	f, err := os.Create(p.path)
+	if err != nil {
+		return 0, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	took, err := p.System.Run(ctx, dir, w)
+	pprof.StopCPUProfile()
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("-cpuprofile: %w", cerr)
+	}
+	return took, err
 }
 
 // allSystems returns every system the benchmark knows, in the order each

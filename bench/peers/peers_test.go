@@ -176,3 +176,13 @@ func TestRunFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestCPUProfile(t *testing.T) {
+	prefix := filepath.Join(t.TempDir(), "p")
+	if err := run(context.Background(), []string{"-events", "4", "-batch", "2", "-rounds", "2", "-systems", "immudb-0s", "-dir", t.TempDir(), "-cpuprofile", prefix}, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(prefix + "-immudb-0s.prof"); err != nil || fi.Size() == 0 {
+		t.Fatalf("profile: %v, %v", fi, err)
+	}
+}
