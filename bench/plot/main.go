@@ -81,7 +81,7 @@ func draw(w io.Writer, title string, pts []point) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" font-family="sans-serif" font-size="11">`+"\n", W, H)
 	fmt.Fprintf(&b, `<text x="%g" y="18" font-size="13">%s</text>`+"\n", L, escape(title))
 	fmt.Fprintf(&b, `<path d="M%g %g V%g H%g" fill="none" stroke="#888"/>`+"\n", L, T, H-B, W-R)
-	fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="end">%.0f</text><text x="%g" y="%g" text-anchor="end">0</text>`+"\n", L-4, T+4, ymax, L-4, H-B)
+	fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="end">%s</text><text x="%g" y="%g" text-anchor="end">0</text>`+"\n", L-4, T+4, strconv.FormatFloat(ymax, 'f', -1, 64), L-4, H-B)
 	var path strings.Builder
 	for i, p := range pts {
 		cmd := "L"
@@ -89,7 +89,7 @@ func draw(w io.Writer, title string, pts []point) error {
 			cmd = "M"
 		}
 		fmt.Fprintf(&path, "%s%.1f %.1f ", cmd, px(p.x), py(p.y))
-		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3"/><text x="%.1f" y="%.1f" text-anchor="middle">%.0f</text>`+"\n", px(p.x), py(p.y), px(p.x), py(p.y)-7, p.y)
+		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3"/><text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", px(p.x), py(p.y), px(p.x), py(p.y)-7, strconv.FormatFloat(p.y, 'f', -1, 64))
 		fmt.Fprintf(&b, `<text x="%.1f" y="%g" text-anchor="middle">%s</text>`+"\n", px(p.x), H-B+16, human(p.x))
 	}
 	fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="#1565c0" stroke-width="2"/>`+"\n", strings.TrimSpace(path.String()))

@@ -28,11 +28,11 @@ func TestParse(t *testing.T) {
 
 func TestDraw(t *testing.T) {
 	var b strings.Builder
-	if err := draw(&b, "append <events/s>", []point{{1e4, 4000}, {1e5, 2000}, {1e6, 1000}}); err != nil {
+	if err := draw(&b, "append <events/s>", []point{{1e4, 4000}, {1e5, 2000}, {1e6, 0.67}}); err != nil {
 		t.Fatal(err)
 	}
 	svg := b.String()
-	for _, want := range []string{"<svg ", "append &lt;events/s&gt;", ">10k<", ">100k<", ">1M<", ">4000<", "</svg>"} {
+	for _, want := range []string{"<svg ", "append &lt;events/s&gt;", ">10k<", ">100k<", ">1M<", ">4000<", ">0.67<", "</svg>"} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("svg lacks %q:\n%s", want, svg)
 		}
