@@ -12,6 +12,7 @@ set -eu
 SIZES=${SIZES:-10000,100000,1000000}
 WINDOW=${WINDOW:-10000}
 DB=${DB:-/tmp/trail-scale.db}
+case $DB in /*) ;; *) DB=$PWD/$DB ;; esac # the benchmarks run in sqlite/
 BIN=$(mktemp -d)
 trap 'rm -rf "$BIN"' EXIT
 export GOTOOLCHAIN=local

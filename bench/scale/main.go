@@ -78,12 +78,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return errors.Join(err, db.Close())
 		}
 		timed := min(*window, size)
-		fi, err := os.Stat(*path)
+		file, err := os.Stat(*path)
 		if err != nil {
 			return errors.Join(err, db.Close())
 		}
-		fmt.Fprintf(out, "size %d: %.0f events/s (the last %d appended in batches of %d), %.0f bytes per event on disk\n",
-			size, float64(timed)/took.Seconds(), timed, *batch, float64(fi.Size())/float64(size))
+		wal := int64(0)
+		if fi, err := os.Stat(*path + "-wal"); err == nil {
+			wal = fi.Size()
+		}
+		fmt.Fprintf(out, "size %d: %.0f events/s (the last %d appended in batches of %d), %.0f bytes per event in the file, %.0f with its WAL\n",
+			size, float64(timed)/took.Seconds(), timed, *batch, float64(file.Size())/float64(size), float64(file.Size()+wal)/float64(size))
 	}
 	return db.Close()
 }
