@@ -7,7 +7,7 @@ STATICCHECK := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 
 export GOTOOLCHAIN := local
 
-.PHONY: test packages generate fuzz bench
+.PHONY: test packages generate fuzz bench bench-peers
 
 ## test: install the pinned tools and the Debian packages the tests drive
 ## (Chromium for the web UI's browser tests; rsyslog, with its OpenSSL
@@ -59,3 +59,11 @@ fuzz:
 ## bench: run the benchmarks
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+
+## bench-peers: Trail's SQLite store beside transparency-dev/tessera and
+## codenotary/immudb, the same events, interleaved (bench/peers, a module
+## of its own that `make test` does not reach): vet and test its adapters,
+## then run it. PEERS_FLAGS sets its flags (go run . -h lists them).
+PEERS_FLAGS ?= -events 100000 -rounds 5
+bench-peers:
+	cd bench/peers && go vet ./... && go test -race ./... && go run . $(PEERS_FLAGS)
