@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -47,12 +49,41 @@ func sampleBatches(n, size int) [][]*trail.Event {
 	return out
 }
 
-// eventsPerSec reports the rate of n events, and the process's CPU time
-// per event since cpu0 (cpuTime): on a machine shared with other work the
-// wall-clock rate moves with the load, the CPU an event costs much less.
-func eventsPerSec(b *testing.B, n int, cpu0 time.Duration) {
+// eventsPerSec reports the rate of n events, the process's CPU time per
+// event since m (cpuTime): on a machine shared with other work the
+// wall-clock rate moves with the load, the CPU an event costs much less;
+// and the bytes it wrote per event (Linux), the log's and the
+// checkpoints' together.
+func eventsPerSec(b *testing.B, n int, m meter) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/event")
+	b.ReportMetric(float64((cpuTime()-m.cpu).Microseconds())/float64(n), "cpu-µs/event")
+	if w := writtenBytes(); w > 0 && m.written > 0 {
+		b.ReportMetric(float64(w-m.written)/1024/float64(n), "written-KB/event")
+	}
+}
+
+// meter is where a measurement starts.
+type meter struct {
+	cpu     time.Duration
+	written int64
+}
+
+func startMeter() meter { return meter{cpuTime(), writtenBytes()} }
+
+// writtenBytes is what the process has written with write system calls
+// so far (wchar of /proc/self/io), or 0 where that is not known.
+func writtenBytes() int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // cpuTime is the CPU time (user and system) the process has used so far,
@@ -71,13 +102,13 @@ func BenchmarkAppendBatch1000(b *testing.B) {
 	db := benchDB(b, sqlite.Options{})
 	batches := sampleBatches(16, 1000)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	m := startMeter()
 	for i := 0; b.Loop(); i++ {
 		if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	eventsPerSec(b, b.N*1000, cpu0)
+	eventsPerSec(b, b.N*1000, m)
 }
 
 // BenchmarkAppendBatch1000x4 has four callers append batches of 1000 at
@@ -86,12 +117,12 @@ func BenchmarkAppendBatch1000(b *testing.B) {
 func BenchmarkAppendBatch1000x4(b *testing.B) {
 	db := benchDB(b, sqlite.Options{})
 	batches := sampleBatches(16, 1000)
-	cpu0 := cpuTime()
+	m := startMeter()
 	concurrently(b, 4, batches, func(batch []*trail.Event) error {
 		_, err := db.Append(context.Background(), "acme", batch, trail.AppendOptions{})
 		return err
 	})
-	eventsPerSec(b, b.N*1000, cpu0)
+	eventsPerSec(b, b.N*1000, m)
 }
 
 // BenchmarkGroupCommit64 runs 64 concurrent appenders of one event each;
@@ -121,9 +152,9 @@ func BenchmarkGroupCommit64(b *testing.B) {
 // one event per call.
 func appendConcurrently(b *testing.B, workers int, add func(*trail.Event) error) {
 	evs := sample.New(2).Batch(4096, time.Now())
-	cpu0 := cpuTime()
+	m := startMeter()
 	concurrently(b, workers, evs, add)
-	eventsPerSec(b, b.N, cpu0)
+	eventsPerSec(b, b.N, m)
 }
 
 // concurrently has workers goroutines call fn b.N times in all, cycling
@@ -169,13 +200,13 @@ func BenchmarkBaselineInsertPerEvent(b *testing.B) {
 	db := baselineDB(b)
 	evs := sample.New(3).Batch(4096, time.Now())
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	m := startMeter()
 	for i := 0; b.Loop(); i++ {
 		if err := baseline.Insert(db, evs[i%len(evs)]); err != nil {
 			b.Fatal(err)
 		}
 	}
-	eventsPerSec(b, b.N, cpu0)
+	eventsPerSec(b, b.N, m)
 }
 
 // BenchmarkBaselineInsertPerEvent64 is the seeds' way with 64 concurrent
@@ -274,13 +305,13 @@ func BenchmarkAppendLarge(b *testing.B) {
 	db := openBig(b, *bigDB, *bigEvents)
 	batches := sampleBatches(16, 1000)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	m := startMeter()
 	for i := 0; b.Loop(); i++ {
 		if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	eventsPerSec(b, b.N*1000, cpu0)
+	eventsPerSec(b, b.N*1000, m)
 }
 
 // openBig opens the large database, generating it first when missing: n
@@ -355,13 +386,13 @@ func BenchmarkIndexCost(b *testing.B) {
 			raw.Close()
 			batches := sampleBatches(16, 1000)
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			m := startMeter()
 			for i := 0; b.Loop(); i++ {
 				if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			eventsPerSec(b, b.N*1000, cpu0)
+			eventsPerSec(b, b.N*1000, m)
 		})
 	}
 }

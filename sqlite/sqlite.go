@@ -8,6 +8,9 @@
 // is answered only after the commit its events rode in, and one fsync serves
 // them all. Appends run Trail's one pipeline (internal/ledger); this
 // package is its backend (append.go).
+// The write-ahead log is copied into the database file by a goroutine of
+// its own, off the commit path, and kept within Options.MaxWAL
+// (walcheckpoint.go).
 //
 // The DB also keeps API keys and saved custom actions (trail.KeyStore,
 // trail.ActionStore; keys.go says how their writes are serialized). The
@@ -244,7 +247,9 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.ReadOnly {
 		close(db.cpDone)
 	} else {
-		if db.cdb, err = sql.Open("sqlite", writer); err != nil {
+		// The checkpointer's connection waits truncateWait at most.
+		checkpointer := dsn(path, params, checkpointerPragmas(wpragmas))
+		if db.cdb, err = sql.Open("sqlite", checkpointer); err != nil {
 			return fail(fmt.Errorf("sqlite: %w", err))
 		}
 		db.cdb.SetMaxOpenConns(1)

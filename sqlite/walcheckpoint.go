@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -25,18 +27,34 @@ import (
 // A PASSIVE checkpoint never waits for the writer or the readers, so it
 // may leave frames behind (a reader still on an older snapshot). When the
 // log has grown past Options.MaxWAL, the checkpointer runs a TRUNCATE
-// checkpoint, which waits for them (busy_timeout), copies everything and
-// empties the file: the log stays bounded however busy the store is.
+// checkpoint, which copies everything and empties the file: the log stays
+// bounded however busy the store is. TRUNCATE waits for the readers and
+// the writer, and holds new writers back while it waits, so its
+// connection waits at most truncateWait; when a reader keeps it from
+// finishing (a long export or verify on an older snapshot), the next
+// attempt is truncateBackoff later, so that appends are held back at most
+// truncateWait in every truncateBackoff while the log stays over its
+// bound (as SQLite's own checkpoints leave it, then).
 
 // walCheckpointer runs checkpoints until db.stop is closed, each time a
-// commit wakes it (db.cpKick). A checkpoint that fails loses nothing (the
-// commits are in the log) and is retried at the next wake-up; it is
-// logged, since a log that cannot be checkpointed grows.
+// commit wakes it (db.cpKick), checkpointEvery after the wake-up. A
+// checkpoint that fails loses nothing (the commits are in the log) and is
+// retried at the next wake-up; it is logged, since a log that cannot be
+// checkpointed grows.
 func (db *DB) walCheckpointer() {
 	defer close(db.cpDone)
+	var truncateAt time.Time // no TRUNCATE before then
+	over := false            // the last checkpoint left the log over MaxWAL
 	for {
+		// A log left over its bound is tried again at truncateAt, even
+		// if no commit comes.
+		var retry <-chan time.Time // nil: never
+		if over {
+			retry = time.After(time.Until(truncateAt))
+		}
 		select {
 		case <-db.cpKick:
+		case <-retry:
 		case <-db.stop:
 			return
 		}
@@ -47,8 +65,14 @@ func (db *DB) walCheckpointer() {
 			timer.Stop()
 			return // Close checkpoints as SQLite closes the last connection
 		}
-		if err := db.checkpoint(bg); err != nil {
-			db.o.Logger.Error("sqlite: checkpoint of the write-ahead log failed; it is retried after the next commit",
+		var err error
+		var busy bool
+		busy, over, err = db.checkpoint(bg, !time.Now().Before(truncateAt))
+		if busy {
+			truncateAt = time.Now().Add(truncateBackoff)
+		}
+		if err != nil {
+			db.o.Logger.Error("sqlite: checkpoint of the write-ahead log failed; it is retried later",
 				"path", db.path, "err", err)
 		}
 	}
@@ -60,30 +84,56 @@ func (db *DB) walCheckpointer() {
 // within the default MaxWAL.
 const checkpointEvery = 100 * time.Millisecond
 
+// truncateWait is the longest a TRUNCATE checkpoint waits for readers
+// and the writer (the checkpointer's busy_timeout); truncateBackoff the
+// time before another is tried after one could not finish.
+const (
+	truncateWait    = 500 * time.Millisecond
+	truncateBackoff = 10 * time.Second
+)
+
 // checkpoint copies the log into the database file (PASSIVE), and when
-// the log is larger than Options.MaxWAL, copies all of it and truncates
-// it (TRUNCATE), waiting for readers and the writer as busy_timeout
-// allows.
-func (db *DB) checkpoint(ctx context.Context) error {
-	frames, err := walCheckpoint(ctx, db.cdb, "PASSIVE")
+// the log is larger than Options.MaxWAL and truncate is set, copies all
+// of it and truncates it (TRUNCATE), waiting at most truncateWait. It
+// reports whether a TRUNCATE could not finish (busy) for a reader or the
+// writer, and whether the log is left over MaxWAL.
+func (db *DB) checkpoint(ctx context.Context, truncate bool) (busy, over bool, err error) {
+	_, frames, err := walCheckpoint(ctx, db.cdb, "PASSIVE")
 	if err != nil || frames*db.pageSize <= db.o.MaxWAL {
-		return err
+		return false, false, err
 	}
-	_, err = walCheckpoint(ctx, db.cdb, "TRUNCATE")
-	return err
+	if !truncate {
+		return false, true, nil
+	}
+	busy, frames, err = walCheckpoint(ctx, db.cdb, "TRUNCATE")
+	if err == nil && busy {
+		err = internal(fmt.Errorf("the log holds %d bytes, over MaxWAL (%d), and a reader or the writer kept it from being emptied; "+
+			"retried in %v", frames*db.pageSize, db.o.MaxWAL, truncateBackoff), "checkpoint the write-ahead log (TRUNCATE)")
+	}
+	return busy, err != nil, err
 }
 
-// walCheckpoint runs PRAGMA wal_checkpoint(mode) and returns the log's
-// size in frames as it was.
-func walCheckpoint(ctx context.Context, c *sql.DB, mode string) (int64, error) {
-	var busy, frames, moved int64
-	if err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &moved); err != nil {
-		return 0, internal(err, "checkpoint the write-ahead log ("+mode+")")
+// walCheckpoint runs PRAGMA wal_checkpoint(mode): whether it could not
+// finish (busy), and the log's size in frames as it was.
+func walCheckpoint(ctx context.Context, c *sql.DB, mode string) (busy bool, frames int64, err error) {
+	var b, moved int64
+	if err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&b, &frames, &moved); err != nil {
+		return false, 0, internal(err, "checkpoint the write-ahead log ("+mode+")")
 	}
-	if mode == "TRUNCATE" && busy != 0 {
-		return frames, internal(fmt.Errorf("busy: %d of %d frames copied", moved, frames), "checkpoint the write-ahead log (TRUNCATE)")
+	return b != 0, frames, nil
+}
+
+// checkpointerPragmas are the writer's pragmas with busy_timeout set to
+// truncateWait. (The first busy_timeout of a DSN is the one the driver
+// applies, so it is replaced rather than added.)
+func checkpointerPragmas(writer []string) []string {
+	out := slices.Clone(writer)
+	for i, p := range out {
+		if strings.HasPrefix(p, "busy_timeout(") {
+			out[i] = fmt.Sprintf("busy_timeout(%d)", truncateWait.Milliseconds())
+		}
 	}
-	return frames, nil
+	return out
 }
 
 // kickCheckpoint wakes the checkpointer (a wake-up pending already is
