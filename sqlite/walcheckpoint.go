@@ -28,9 +28,13 @@ import (
 // may leave frames behind (a reader still on an older snapshot). When the
 // log has grown past Options.MaxWAL, the checkpointer runs a TRUNCATE
 // checkpoint, which copies everything and empties the file: the log stays
-// bounded however busy the store is. TRUNCATE waits for the readers and
-// the writer, and holds new writers back while it waits, so its
-// connection waits at most truncateWait; when a reader keeps it from
+// bounded however busy the store is. Under continuous appends that is
+// what resets the log: a PASSIVE checkpoint finishes while the writer is
+// in its next transaction, so the log is never found fully copied between
+// two, and it grows until TRUNCATE. That runs between groups, with the
+// writer held (DB.turn), so that it waits for readers alone; it holds
+// new writers back while it waits, so its connection waits at most
+// truncateWait; when a reader keeps it from
 // finishing (a long export or verify on an older snapshot), the next
 // attempt is truncateBackoff later, so that appends are held back at most
 // truncateWait in every truncateBackoff while the log stays over its
@@ -95,8 +99,8 @@ const (
 // checkpoint copies the log into the database file (PASSIVE), and when
 // the log is larger than Options.MaxWAL and truncate is set, copies all
 // of it and truncates it (TRUNCATE), waiting at most truncateWait. It
-// reports whether a TRUNCATE could not finish (busy) for a reader or the
-// writer, and whether the log is left over MaxWAL.
+// reports whether a TRUNCATE could not finish (busy) for a reader, and
+// whether the log is left over MaxWAL.
 func (db *DB) checkpoint(ctx context.Context, truncate bool) (busy, over bool, err error) {
 	_, frames, err := walCheckpoint(ctx, db.cdb, "PASSIVE")
 	if err != nil || frames*db.pageSize <= db.o.MaxWAL {
@@ -105,9 +109,18 @@ func (db *DB) checkpoint(ctx context.Context, truncate bool) (busy, over bool, e
 	if !truncate {
 		return false, true, nil
 	}
+	// Between groups: with the writer held and its open group committed,
+	// no transaction of the store's is open, so TRUNCATE waits for
+	// readers alone; appends wait for it (most of the log is copied by
+	// the PASSIVE checkpoints before, so it is short).
+	db.turn <- struct{}{}
+	if db.g != nil {
+		db.commitGroup()
+	}
 	busy, frames, err = walCheckpoint(ctx, db.cdb, "TRUNCATE")
+	<-db.turn
 	if err == nil && busy {
-		err = internal(fmt.Errorf("the log holds %d bytes, over MaxWAL (%d), and a reader or the writer kept it from being emptied; "+
+		err = internal(fmt.Errorf("the log holds %d bytes, over MaxWAL (%d), and a reader kept it from being emptied; "+
 			"retried in %v", frames*db.pageSize, db.o.MaxWAL, truncateBackoff), "checkpoint the write-ahead log (TRUNCATE)")
 	}
 	return busy, err != nil, err
