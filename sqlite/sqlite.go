@@ -67,7 +67,8 @@ type Options struct {
 	// MaxWait is how long a group waits for more appends to join before it
 	// commits (default 0: it takes the appends that queued up while the
 	// previous commit ran, which under load is plenty, and adds no latency
-	// to a lone caller).
+	// to a lone caller). A group is committed sooner when the write-ahead
+	// log must be emptied (MaxWAL).
 	MaxWait time.Duration
 	// Readers is the size of the read connection pool (default 4).
 	Readers int
