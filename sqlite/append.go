@@ -1,9 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,9 +43,10 @@ type backend DB
 // group is the writer's open transaction and what the batches in it wrote.
 type group struct {
 	tx      *sql.Tx
-	pending [][]any // event rows gathered, not yet written (flush)
-	targets []any   // targets rows gathered: id, type, key each
-	stmts   map[int]*sql.Stmt
+	pending [][]any          // event rows gathered, not yet written (flush)
+	targets []targetRow      // targets rows gathered
+	conn    *sql.Conn        // the writer's connection, tx's
+	ins     insertStmts      // the connection's prepared INSERTs
 	heads   map[string]*head // the heads the group's batches left
 	cps     map[string]*ledger.Checkpoint
 	events  int
@@ -82,7 +87,7 @@ func (be *backend) Begin(ctx context.Context, b *ledger.Batch) (ledger.Tx, error
 			<-db.turn
 			return nil, internal(err, "begin")
 		}
-		db.g = &group{tx: tx, heads: map[string]*head{}, cps: map[string]*ledger.Checkpoint{}, start: time.Now(), done: make(chan struct{})}
+		db.g = &group{tx: tx, conn: db.w, ins: db.ins, heads: map[string]*head{}, cps: map[string]*ledger.Checkpoint{}, start: time.Now(), done: make(chan struct{})}
 	}
 	return &tx{db: db, g: db.g, b: b}, nil
 }
@@ -214,7 +219,7 @@ func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) er
 		g.pending = append(g.pending, []any{key, row.ID[:], ix.RecordedAt.UnixNano(), ix.OccurredAt.UnixNano(), ix.Action, ix.Category, string(ix.Outcome),
 			ix.ActorID, string(ix.ActorType), ix.Organization, ix.Workspace, ix.Team, ix.CorrelationID, row.Body, row.Hashes})
 		for _, tg := range ix.Targets {
-			g.targets = append(g.targets, tg.ID, tg.Type, key)
+			g.targets = append(g.targets, targetRow{tg.ID, key, tg.Type})
 		}
 	}
 	if t.b.Key != "" {
@@ -311,6 +316,8 @@ func (db *DB) commitGroup() {
 	}
 	if err != nil {
 		g.tx.Rollback()
+	} else {
+		db.kickCheckpoint()
 	}
 	g.err = err
 	close(g.done)
@@ -345,56 +352,102 @@ var eventCols = []string{"key", "id", "recorded_at", "occurred_at", "action", "c
 // flush writes the rows gathered so far.
 func (w *group) flush() error {
 	if len(w.pending) > 0 {
-		if err := w.insert("events", eventCols, w.pending); err != nil {
+		if err := w.insert(w.pending); err != nil {
 			return err
 		}
 		w.pending = w.pending[:0]
 	}
-	// A target listed twice on one event is stored once. Each statement
-	// stays well within SQLite's 32766 bound parameters.
-	const perStmt = 3 * 3000
-	for len(w.targets) > 0 {
-		n := min(len(w.targets), perStmt)
-		q := "INSERT OR IGNORE INTO targets (id, type, key) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?),", n/3), ",")
-		if _, err := w.tx.ExecContext(bg, q, w.targets[:n]...); err != nil {
-			return internal(err, "insert targets")
-		}
-		w.targets = w.targets[n:]
-	}
-	return nil
-}
-
-// rowsPerInsert is how many rows one INSERT statement carries: fewer
-// statements to step, within SQLite's limit of 32766 bound parameters.
-const rowsPerInsert = 64
-
-// insert writes rows with multi-row INSERT statements, prepared once per
-// transaction per row count.
-func (w *group) insert(table string, cols []string, rows [][]any) error {
-	if w.stmts == nil {
-		w.stmts = map[int]*sql.Stmt{}
-	}
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
-	args := make([]any, 0, rowsPerInsert*len(cols))
-	for len(rows) > 0 {
-		n := min(len(rows), rowsPerInsert)
-		st := w.stmts[n]
-		if st == nil {
-			q := "INSERT OR ROLLBACK INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " + strings.TrimSuffix(strings.Repeat(one+",", n), ",")
-			var err error
-			if st, err = w.tx.PrepareContext(bg, q); err != nil {
-				return internal(err, "prepare insert")
-			}
-			w.stmts[n] = st
-		}
+	// The rows go in in the order of the table's key (id, key, type), so
+	// that consecutive inserts land on the same B-tree pages rather than
+	// one page each. A target listed twice on one event is stored once.
+	// Each statement stays well within SQLite's 32766 bound parameters.
+	slices.SortFunc(w.targets, targetRow.compare)
+	const perStmt = 3000
+	args := make([]any, 0, 3*min(len(w.targets), perStmt))
+	for rows := w.targets; len(rows) > 0; {
+		n := min(len(rows), perStmt)
 		args = args[:0]
 		for _, r := range rows[:n] {
-			args = append(args, r...)
+			args = append(args, r.id, r.key, r.typ)
 		}
-		if _, err := st.ExecContext(bg, args...); err != nil {
-			return internal(err, "insert "+table)
+		q := "INSERT OR IGNORE INTO targets (id, key, type) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?),", n), ",")
+		if _, err := w.tx.ExecContext(bg, q, args...); err != nil {
+			return internal(err, "insert targets")
 		}
 		rows = rows[n:]
 	}
+	w.targets = w.targets[:0]
 	return nil
+}
+
+// targetRow is a row of targets, in the order of the table's primary key.
+type targetRow struct {
+	id  string
+	key int64
+	typ string
+}
+
+func (a targetRow) compare(b targetRow) int {
+	return cmp.Or(strings.Compare(a.id, b.id), cmp.Compare(a.key, b.key), strings.Compare(a.typ, b.typ))
+}
+
+// rowsPerInsert is how many rows one INSERT statement carries at most:
+// fewer statements to step, within SQLite's limit of 32766 bound
+// parameters.
+const rowsPerInsert = 64
+
+// insertStmts are the writer connection's multi-row INSERTs into events,
+// by row count (a power of two up to rowsPerInsert): prepared once for the
+// connection's life rather than once per transaction, since a group of a
+// few events would otherwise parse a statement of its own size at every
+// commit. Used with the writer held (DB.turn); closed by Close.
+type insertStmts map[int]driver.Stmt
+
+// close finalizes the statements.
+func (s insertStmts) close() error {
+	var errs []error
+	for _, st := range s {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// insert writes rows of events: runs of rowsPerInsert rows, and the rest
+// in runs of falling powers of two, each with its statement prepared once
+// (insertStmts). The values are bound straight to the driver's statement.
+func (w *group) insert(rows [][]any) error {
+	return w.conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return trail.Errorf(trail.EINTERNAL, "sqlite: the driver's connection (%T) cannot prepare statements", dc)
+		}
+		args := make([]driver.NamedValue, 0, min(len(rows), rowsPerInsert)*len(eventCols))
+		for len(rows) > 0 {
+			n := rowsPerInsert
+			for n > len(rows) {
+				n /= 2
+			}
+			st := w.ins[n]
+			if st == nil {
+				one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(eventCols)), ",") + ")"
+				q := "INSERT OR ROLLBACK INTO events (" + strings.Join(eventCols, ", ") + ") VALUES " + strings.TrimSuffix(strings.Repeat(one+",", n), ",")
+				var err error
+				if st, err = c.PrepareContext(bg, q); err != nil {
+					return internal(err, "prepare insert")
+				}
+				w.ins[n] = st
+			}
+			args = args[:0]
+			for _, r := range rows[:n] {
+				for _, v := range r {
+					args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+				}
+			}
+			if _, err := st.(driver.StmtExecContext).ExecContext(bg, args); err != nil {
+				return internal(err, "insert events")
+			}
+			rows = rows[n:]
+		}
+		return nil
+	})
 }

@@ -8,6 +8,9 @@
 // is answered only after the commit its events rode in, and one fsync serves
 // them all. Appends run Trail's one pipeline (internal/ledger); this
 // package is its backend (append.go).
+// The write-ahead log is copied into the database file by a goroutine of
+// its own, off the commit path, and kept within Options.MaxWAL
+// (walcheckpoint.go).
 //
 // The DB also keeps API keys and saved custom actions (trail.KeyStore,
 // trail.ActionStore; keys.go says how their writes are serialized). The
@@ -29,6 +32,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"os"
@@ -63,7 +67,8 @@ type Options struct {
 	// MaxWait is how long a group waits for more appends to join before it
 	// commits (default 0: it takes the appends that queued up while the
 	// previous commit ran, which under load is plenty, and adds no latency
-	// to a lone caller).
+	// to a lone caller). A group is committed sooner when the write-ahead
+	// log must be emptied (MaxWAL).
 	MaxWait time.Duration
 	// Readers is the size of the read connection pool (default 4).
 	Readers int
@@ -79,6 +84,14 @@ type Options struct {
 	// database must exist, at the current schema version; Signer must be
 	// nil. See readOnly for a copy whose write-ahead log cannot be read.
 	ReadOnly bool
+	// MaxWAL bounds the write-ahead log, in bytes (default 64 MiB): the
+	// log is copied into the database file in the background after
+	// commits (walcheckpoint.go), and once it holds more than this the
+	// copy waits for readers and empties it.
+	MaxWAL int64
+	// Logger gets what fails off the append path: a checkpoint of the
+	// write-ahead log (default slog.Default()).
+	Logger *slog.Logger
 
 	noTree bool // benchmarks only: append without the tree or checkpoints
 }
@@ -97,11 +110,17 @@ type DB struct {
 
 	turn   chan struct{} // holds one token while a batch or the committer uses w
 	g      *group        // the writer's open transaction, if any (guarded by turn)
+	ins    insertStmts   // w's prepared INSERTs into events (guarded by turn)
 	kick   chan struct{} // a batch joined the group: the committer wakes
 	stop   chan struct{} // closed by Close: the committer stops
 	wdone  chan struct{} // closed when the committer has stopped
-	mu     sync.RWMutex  // guards closed
-	closed bool
+	cdb    *sql.DB       // the checkpointer's connection (walcheckpoint.go); nil when read-only
+	cpKick chan struct{} // a commit happened: the checkpointer wakes
+	cpDone chan struct{} // closed when the checkpointer has stopped
+	// pageSize is the database's page size in bytes, a log frame's size.
+	pageSize int64
+	mu       sync.RWMutex // guards closed
+	closed   bool
 
 	hashesStmt *sql.Stmt // hashesQuery on r
 	tids       sync.Map  // tenant name → tid, for reads (tenants are append-only)
@@ -128,6 +147,12 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.Readers <= 0 {
 		o.Readers = 4
 	}
+	if o.MaxWAL <= 0 {
+		o.MaxWAL = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	// temp_store(MEMORY) keeps savepoint sub-journals off the disk. The
 	// writer's page cache (32 MB) holds the hot index pages a busy log
 	// touches each commit; readers get 8 MB each, and no memory map: page
@@ -147,15 +172,22 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	// The writer's connections begin IMMEDIATE transactions.
-	writer := dsn(path, params, append(slices.Clone(pragmas), "cache_size(-32768)")) + "&_txlock=immediate"
+	// The writer's connections begin IMMEDIATE transactions, and leave
+	// checkpoints to the checkpointer (walcheckpoint.go); a log emptied
+	// by a checkpoint is cut back to MaxWAL when it is reused.
+	wpragmas := append(slices.Clone(pragmas), "cache_size(-32768)")
+	if !o.ReadOnly {
+		wpragmas = append(wpragmas, "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", o.MaxWAL))
+	}
+	writer := dsn(path, params, wpragmas) + "&_txlock=immediate"
 	wdb, err := sql.Open("sqlite", writer)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	wdb.SetMaxOpenConns(1)
 	db := &DB{path: path, o: o, wdb: wdb,
-		turn: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}), wdone: make(chan struct{})}
+		turn: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{}), wdone: make(chan struct{}),
+		cpKick: make(chan struct{}, 1), cpDone: make(chan struct{}), ins: insertStmts{}}
 	l, err := ledger.New(ledger.Config{Store: "sqlite", Validator: o.Validator, Signer: o.Signer, Now: o.Now,
 		MinTime: time.Unix(0, math.MinInt64), MaxTime: time.Unix(0, math.MaxInt64), MaxSeq: maxSeq, NoTree: o.noTree}, (*backend)(db))
 	if err != nil {
@@ -173,6 +205,9 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 		}
 		if db.adb != nil {
 			db.adb.Close()
+		}
+		if db.cdb != nil {
+			db.cdb.Close()
 		}
 		return nil, err
 	}
@@ -207,6 +242,20 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
 	db.adb.SetMaxOpenConns(1)
+	if err := db.w.QueryRowContext(ctx, "PRAGMA page_size").Scan(&db.pageSize); err != nil {
+		return fail(internal(err, "read the page size"))
+	}
+	if o.ReadOnly {
+		close(db.cpDone)
+	} else {
+		// The checkpointer's connection waits truncateWait at most.
+		checkpointer := dsn(path, params, checkpointerPragmas(wpragmas))
+		if db.cdb, err = sql.Open("sqlite", checkpointer); err != nil {
+			return fail(fmt.Errorf("sqlite: %w", err))
+		}
+		db.cdb.SetMaxOpenConns(1)
+		go db.walCheckpointer()
+	}
 	go db.committer()
 	return db, nil
 }
@@ -253,7 +302,12 @@ func (db *DB) Close() error {
 	<-db.turn
 	close(db.stop)
 	<-db.wdone
-	return errors.Join(db.hashesStmt.Close(), db.w.Close(), db.wdb.Close(), db.r.Close(), db.adb.Close())
+	<-db.cpDone
+	err := errors.Join(db.hashesStmt.Close(), db.ins.close(), db.w.Close(), db.wdb.Close(), db.r.Close(), db.adb.Close())
+	if db.cdb != nil {
+		err = errors.Join(err, db.cdb.Close())
+	}
+	return err
 }
 
 // Path returns the database file's path.

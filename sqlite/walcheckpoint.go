@@ -1,0 +1,159 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The write-ahead log is copied into the database file by a goroutine of
+// its own (walCheckpointer), not by the commit that happens to cross
+// SQLite's automatic threshold: the writer's connections run with
+// wal_autocheckpoint=0, and each commit only wakes the checkpointer. On
+// two cores the copy overlaps the next group's preparation and writing.
+// The checkpointer runs at most once per checkpointEvery, so under load
+// the commits of that interval coalesce: a page several of them dirtied
+// (the hot end of every index) is copied into the file, and the file
+// fsynced, once for all of them rather than once per commit.
+//
+// Durability is not touched: every commit still fsyncs the log before it
+// returns (synchronous=FULL), and a checkpoint fsyncs the database file
+// before the log is reused, as SQLite's own does. A crash between the two
+// leaves the commits in the log, which SQLite replays on open.
+//
+// A PASSIVE checkpoint never waits for the writer or the readers, so it
+// may leave frames behind (a reader still on an older snapshot). When the
+// log has grown past Options.MaxWAL, the checkpointer runs a TRUNCATE
+// checkpoint, which copies everything and empties the file: the log stays
+// bounded however busy the store is. Under continuous appends that is
+// what resets the log: a PASSIVE checkpoint finishes while the writer is
+// in its next transaction, so the log is never found fully copied between
+// two, and it grows until TRUNCATE. That runs between groups, with the
+// writer held (DB.turn), so that it waits for readers alone; it holds
+// new writers back while it waits, so its connection waits at most
+// truncateWait; when a reader keeps it from
+// finishing (a long export or verify on an older snapshot), the next
+// attempt is truncateBackoff later, so that appends are held back at most
+// truncateWait in every truncateBackoff while the log stays over its
+// bound (as SQLite's own checkpoints leave it, then).
+
+// walCheckpointer runs checkpoints until db.stop is closed, each time a
+// commit wakes it (db.cpKick), checkpointEvery after the wake-up. A
+// checkpoint that fails loses nothing (the commits are in the log) and is
+// retried at the next wake-up; it is logged, since a log that cannot be
+// checkpointed grows.
+func (db *DB) walCheckpointer() {
+	defer close(db.cpDone)
+	var truncateAt time.Time // no TRUNCATE before then
+	over := false            // the last checkpoint left the log over MaxWAL
+	for {
+		// A log left over its bound is tried again at truncateAt, even
+		// if no commit comes.
+		var retry <-chan time.Time // nil: never
+		if over {
+			retry = time.After(time.Until(truncateAt))
+		}
+		select {
+		case <-db.cpKick:
+		case <-retry:
+		case <-db.stop:
+			return
+		}
+		timer := time.NewTimer(checkpointEvery)
+		select {
+		case <-timer.C:
+		case <-db.stop:
+			timer.Stop()
+			return // Close checkpoints as SQLite closes the last connection
+		}
+		var err error
+		var busy bool
+		busy, over, err = db.checkpoint(bg, !time.Now().Before(truncateAt))
+		if busy {
+			truncateAt = time.Now().Add(truncateBackoff)
+		}
+		if err != nil {
+			db.o.Logger.Error("sqlite: checkpoint of the write-ahead log failed; it is retried later",
+				"path", db.path, "err", err)
+		}
+	}
+}
+
+// checkpointEvery is the least time between two checkpoints: what the
+// commits of that time wrote to the log is copied into the file at once.
+// At a commit of 1000 events every 10–40 ms that is a few commits, well
+// within the default MaxWAL.
+const checkpointEvery = 100 * time.Millisecond
+
+// truncateWait is the longest a TRUNCATE checkpoint waits for readers
+// and the writer (the checkpointer's busy_timeout); truncateBackoff the
+// time before another is tried after one could not finish.
+const (
+	truncateWait    = 500 * time.Millisecond
+	truncateBackoff = 10 * time.Second
+)
+
+// checkpoint copies the log into the database file (PASSIVE), and when
+// the log is larger than Options.MaxWAL and truncate is set, copies all
+// of it and truncates it (TRUNCATE), waiting at most truncateWait. It
+// reports whether a TRUNCATE could not finish (busy) for a reader, and
+// whether the log is left over MaxWAL.
+func (db *DB) checkpoint(ctx context.Context, truncate bool) (busy, over bool, err error) {
+	_, frames, err := walCheckpoint(ctx, db.cdb, "PASSIVE")
+	if err != nil || frames*db.pageSize <= db.o.MaxWAL {
+		return false, false, err
+	}
+	if !truncate {
+		return false, true, nil
+	}
+	// Between groups: with the writer held and its open group committed,
+	// no transaction of the store's is open, so TRUNCATE waits for
+	// readers alone; appends wait for it (most of the log is copied by
+	// the PASSIVE checkpoints before, so it is short).
+	db.turn <- struct{}{}
+	if db.g != nil {
+		db.commitGroup()
+	}
+	busy, frames, err = walCheckpoint(ctx, db.cdb, "TRUNCATE")
+	<-db.turn
+	if err == nil && busy {
+		err = internal(fmt.Errorf("the log holds %d bytes, over MaxWAL (%d), and a reader kept it from being emptied; "+
+			"retried in %v", frames*db.pageSize, db.o.MaxWAL, truncateBackoff), "checkpoint the write-ahead log (TRUNCATE)")
+	}
+	return busy, err != nil, err
+}
+
+// walCheckpoint runs PRAGMA wal_checkpoint(mode): whether it could not
+// finish (busy), and the log's size in frames as it was.
+func walCheckpoint(ctx context.Context, c *sql.DB, mode string) (busy bool, frames int64, err error) {
+	var b, moved int64
+	if err := c.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&b, &frames, &moved); err != nil {
+		return false, 0, internal(err, "checkpoint the write-ahead log ("+mode+")")
+	}
+	return b != 0, frames, nil
+}
+
+// checkpointerPragmas are the writer's pragmas with busy_timeout set to
+// truncateWait. (The first busy_timeout of a DSN is the one the driver
+// applies, so it is replaced rather than added.)
+func checkpointerPragmas(writer []string) []string {
+	out := slices.Clone(writer)
+	for i, p := range out {
+		if strings.HasPrefix(p, "busy_timeout(") {
+			out[i] = fmt.Sprintf("busy_timeout(%d)", truncateWait.Milliseconds())
+		}
+	}
+	return out
+}
+
+// kickCheckpoint wakes the checkpointer (a wake-up pending already is
+// enough).
+func (db *DB) kickCheckpoint() {
+	select {
+	case db.cpKick <- struct{}{}:
+	default:
+	}
+}

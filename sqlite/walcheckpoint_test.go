@@ -1,0 +1,142 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/sample"
+	"github.com/trailaudit/trail/sqlite"
+	"github.com/trailaudit/trail/storetest"
+)
+
+// TestWALBounded checks that the write-ahead log is checkpointed off the
+// commit path and kept within Options.MaxWAL: once the appends stop, the
+// background checkpointer copies it into the file and empties it, and the
+// events read back, after a reopen too.
+func TestWALBounded(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	o := sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer(), MaxWAL: 256 << 10}
+	db, err := sqlite.Open(ctx, path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sample.New(5)
+	const batches, size = 8, 300
+	for range batches {
+		if _, err := db.Append(ctx, "acme", s.Batch(size, time.Now()), trail.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A TRUNCATE the writer kept from finishing is tried again 10 s
+	// later (truncateBackoff).
+	var wal int64
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wal = fi.Size(); wal == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if wal != 0 {
+		t.Errorf("the write-ahead log holds %d bytes 30 s after the last commit, over MaxWAL %d: it was not checkpointed and emptied", wal, o.MaxWAL)
+	}
+	if n, err := db.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || n != batches*size {
+		t.Fatalf("Count = %d, %v; want %d", n, err, batches*size)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = sqlite.Open(ctx, path, o); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if n, err := db.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || n != batches*size {
+		t.Fatalf("after reopen: Count = %d, %v; want %d", n, err, batches*size)
+	}
+}
+
+// TestWALPinnedByReader checks what happens when a reader on an old
+// snapshot keeps the log from being emptied: appends go on, held back no
+// longer than the checkpointer waits, and the checkpointer says
+// (Options.Logger) that the log is over MaxWAL.
+func TestWALPinnedByReader(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	var logs syncBuffer
+	o := sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer(), MaxWAL: 64 << 10,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	db, err := sqlite.Open(ctx, path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := sample.New(6)
+	if _, err := db.Append(ctx, "acme", s.Batch(10, time.Now()), trail.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	reader, err := raw.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback()
+	var n int
+	if err := reader.QueryRowContext(ctx, "SELECT count(*) FROM events").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		// An append may wait for a TRUNCATE that waits for the reader,
+		// but only truncateWait (0.5 s), not the writer's busy_timeout
+		// (10 s).
+		t0 := time.Now()
+		if _, err := db.Append(ctx, "acme", s.Batch(300, time.Now()), trail.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(t0); d > 6*time.Second {
+			t.Errorf("append %d took %v while a reader pinned the log: held back by the checkpointer", i, d)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "over MaxWAL") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := logs.String(); !strings.Contains(got, "over MaxWAL") {
+		t.Errorf("a log pinned over MaxWAL by a reader was not reported; logs:\n%s", got)
+	}
+	if got, err := db.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || got != 910 {
+		t.Errorf("Count = %d, %v; want 910", got, err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
