@@ -216,8 +216,9 @@ type leading bool
 
 func (l leading) Leading() bool { return bool(l) }
 
-// TestReadyLeadership: /readyz says whether this process runs the
-// background work, and a follower is as ready as the leader.
+// TestReadyLeadership: /readyz and the health page say whether this
+// process runs the background work, and a follower is as ready as the
+// leader.
 func TestReadyLeadership(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -233,6 +234,11 @@ func TestReadyLeadership(t *testing.T) {
 			status, _, b := h.do("", "GET", "/readyz", "", "")
 			if status != 200 || !strings.HasPrefix(string(b), c.want) || (c.l == nil && string(b) != c.want) {
 				t.Errorf("/readyz: %d %q; want 200 %q", status, b, c.want)
+			}
+			page := signIn(h, "acme").get(200, "/ui/health")
+			line := strings.TrimPrefix(c.want, "ready\n")
+			if shown := strings.Contains(page, `id="leadership"`); shown != (c.l != nil) || !strings.Contains(page, line) {
+				t.Errorf("the health page shows the leadership: %v; want %v, saying %q", shown, c.l != nil, line)
 			}
 		})
 	}

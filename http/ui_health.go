@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/trailaudit/trail"
@@ -167,6 +168,9 @@ type healthPage struct {
 	Witnesses []witnessView
 	Policy    string
 	Witnessed uint64
+	// Leadership is the /readyz line saying whether this process runs the
+	// background work ("" when it runs none).
+	Leadership string
 }
 
 // witnessView is one witness on the health page.
@@ -189,7 +193,7 @@ type checkpointView struct {
 // The chart counts events, so the page is a recorded read.
 func (s *Server) uiHealth(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
 	ctx := r.Context()
-	d := &healthPage{}
+	d := &healthPage{Leadership: strings.TrimSuffix(s.leadership(), "\n")}
 	n, err := s.c.Store.Count(ctx, trail.Query{Tenant: k.Tenant})
 	if err != nil {
 		return err
