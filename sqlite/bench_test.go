@@ -100,15 +100,7 @@ func cpuTime() time.Duration {
 // durable commit.
 func BenchmarkAppendBatch1000(b *testing.B) {
 	db := benchDB(b, sqlite.Options{})
-	batches := sampleBatches(16, 1000)
-	b.ResetTimer()
-	m := startMeter()
-	for i := 0; b.Loop(); i++ {
-		if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	eventsPerSec(b, b.N*1000, m)
+	appendBatches1000(b, db)
 }
 
 // BenchmarkAppendBatch1000x4 has four callers append batches of 1000 at
@@ -303,15 +295,7 @@ func BenchmarkAppendLarge(b *testing.B) {
 		b.Skip("set -trail.bigdb=PATH (and optionally -trail.bigdb.events=N) to run the large-database benchmarks")
 	}
 	db := openBig(b, *bigDB, *bigEvents)
-	batches := sampleBatches(16, 1000)
-	b.ResetTimer()
-	m := startMeter()
-	for i := 0; b.Loop(); i++ {
-		if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	eventsPerSec(b, b.N*1000, m)
+	appendBatches1000(b, db)
 }
 
 // openBig opens the large database, generating it first when missing: n
@@ -395,4 +379,19 @@ func BenchmarkIndexCost(b *testing.B) {
 			eventsPerSec(b, b.N*1000, m)
 		})
 	}
+}
+
+// appendBatches1000 appends batches of 1000 sample events to db's tenant
+// acme, one durable commit each, for the benchmark's loop, and reports the
+// events per second.
+func appendBatches1000(b *testing.B, db *sqlite.DB) {
+	batches := sampleBatches(16, 1000)
+	b.ResetTimer()
+	m := startMeter()
+	for i := 0; b.Loop(); i++ {
+		if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	eventsPerSec(b, b.N*1000, m)
 }
