@@ -203,10 +203,11 @@ func fromEnv(cmd *cobra.Command, e *env, vars map[string]string) error {
 // defaultMemoryLimit is serve's soft limit of Go's memory, in MiB. Under
 // sustained batch ingest the Go heap holds the batches in flight (their
 // bodies, parsed events, prepared copies, rows and answers) and, without a
-// limit, grows to twice that before each collection; with SQLite's caches
-// beside it the process peaked near 180 MB. At 100 MiB it stays under
-// 150 MB (docs/benchmarks.md, "The service").
-const defaultMemoryLimit = 100
+// limit, grows to twice that before each collection: 100 MB of heap in use,
+// and an RSS peak of 206 MB with SQLite's caches beside it. At 64 MiB the
+// heap stays near 57 MB (docs/benchmarks.md, issue 18); SQLite's caches,
+// outside Go's heap, are the rest.
+const defaultMemoryLimit = 64
 
 // limitMemory sets the Go runtime's soft memory limit to mib MiB (0: no
 // limit), unless the flag was not given (nor TRAIL_MEMORY_LIMIT) and
