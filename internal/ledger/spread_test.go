@@ -32,10 +32,11 @@ func TestSpread(t *testing.T) {
 		{n: 1, want: -1, chunks: 1},
 		{n: minChunk*2 - 1, want: -1, chunks: 1},
 		{n: minChunk * 2, want: -1, chunks: 2},
-		{n: 1000, want: -1, chunks: 4},
-		{n: 1000, fail: []int{999}, want: 999, chunks: 4},
-		{n: 1000, fail: []int{900, 10, 500}, want: 10, chunks: 4},
-		{n: 1000, fail: []int{251, 250}, want: 250, chunks: 4},
+		{n: minChunk * 5, want: -1, chunks: 5},
+		{n: 1000, want: -1, chunks: 16},
+		{n: 1000, fail: []int{999}, want: 999, chunks: 16},
+		{n: 1000, fail: []int{900, 10, 500}, want: 10, chunks: 16},
+		{n: 1000, fail: []int{62, 61}, want: 61, chunks: 16}, // 61 ends chunk 0, 62 begins chunk 1
 		{n: 5, fail: []int{3, 1}, want: 1, chunks: 1},
 	}
 	for _, tt := range tests {
