@@ -270,34 +270,32 @@ func personalKey(def *trail.Action, k string) bool {
 // Seal encrypts the personal fields of each event, one sealed blob per
 // subject of the event, whatever JSON value a field holds. The keys of a
 // batch's subjects are fetched (and the missing ones created) in one call
-// to the key store.
+// to the key store. What is each event's own (finding its fields, deriving
+// its keys, encrypting) is spread over the cores (ledger.Spread); an error
+// names the first event, by index, that failed.
 func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) error {
-	type group struct {
-		ev     *trail.Event
-		fields []field // of one subject, the blob's field first
-	}
-	var groups []group
+	groups := make([][]group, len(evs)) // each event's blobs, in order
+	ledger.Spread(len(evs), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			groups[i] = s.groups(evs[i])
+		}
+		return nil
+	})
 	var need []string
 	keys := map[string]cachedKey{}
-	for _, ev := range evs {
-		first := len(groups)
-		for _, f := range s.candidates(ev) {
-			if empty(f.get(ev)) {
+	n := 0 // blobs in the batch
+	for _, gs := range groups {
+		n += len(gs)
+		for _, g := range gs {
+			subject := g.fields[0].subject
+			if _, ok := keys[subject]; ok {
 				continue
 			}
-			i := slices.IndexFunc(groups[first:], func(g group) bool { return g.fields[0].subject == f.subject })
-			if i >= 0 {
-				groups[first+i].fields = append(groups[first+i].fields, f)
-				continue
-			}
-			groups = append(groups, group{ev, []field{f}})
-			if _, ok := keys[f.subject]; !ok {
-				if c, ok := s.cached(s.subjects, tenant, f.subject); ok {
-					keys[f.subject] = c
-				} else {
-					keys[f.subject] = cachedKey{}
-					need = append(need, f.subject)
-				}
+			if c, ok := s.cached(s.subjects, tenant, subject); ok {
+				keys[subject] = c
+			} else {
+				keys[subject] = cachedKey{}
+				need = append(need, subject)
 			}
 		}
 	}
@@ -328,44 +326,76 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 		}
 		s.mu.Unlock()
 	}
-	// One read of randomness for every nonce of the batch.
-	nonces := make([]byte, 12*len(groups))
+	// One read of randomness for every nonce of the batch, each event's
+	// from where the blobs before it end.
+	nonces := make([]byte, 12*n)
 	if _, err := rand.Read(nonces); err != nil {
 		return err
 	}
-	var pt []byte
-	for i, g := range groups {
-		k := keys[g.fields[0].subject]
-		// What a client sends is data, whatever it looks like: a value
-		// that already looks sealed is sealed like any other.
-		pt = append(pt[:0], '{')
-		for n, f := range g.fields {
-			if n > 0 {
-				pt = append(pt, ',')
-			}
-			var err error
-			if pt, err = appendJSON(append(appendString(pt, f.path), ':'), f.get(g.ev)); err != nil {
-				return fmt.Errorf("erasure: %s: %w", f.path, err)
-			}
-		}
-		pt = append(pt, '}')
-		nonce := nonces[12*i : 12*i+12 : 12*i+12]
-		aead, err := newAEAD(EventKey(k.key, tenant, k.id, g.ev.ID))
-		if err != nil {
-			return err
-		}
-		ct := aead.Seal(nonce, nonce, pt, aad(tenant, k.id, g.ev.ID))
-		blob := g.fields[0]
-		blob.set(g.ev, prefix+k.id+":"+base64.RawURLEncoding.EncodeToString(ct))
-		r := ref // the event's first blob: most events have one subject
-		if i > 0 && groups[i-1].ev == g.ev {
-			r = ref + blob.path
-		}
-		for _, f := range g.fields[1:] {
-			f.set(g.ev, r)
-		}
+	first := make([]int, len(evs)) // the index of each event's first blob
+	for i, n := 1, 0; i < len(evs); i++ {
+		n += len(groups[i-1])
+		first[i] = n
 	}
-	return nil
+	return ledger.Spread(len(evs), func(lo, hi int) error {
+		var pt, ct, out []byte // reused for every blob of the chunk
+		for i := lo; i < hi; i++ {
+			ev := evs[i]
+			for j, g := range groups[i] {
+				k := keys[g.fields[0].subject]
+				// What a client sends is data, whatever it looks like: a
+				// value that already looks sealed is sealed like any other.
+				pt = append(pt[:0], '{')
+				for n, f := range g.fields {
+					if n > 0 {
+						pt = append(pt, ',')
+					}
+					var err error
+					if pt, err = appendJSON(append(appendString(pt, f.path), ':'), f.get(ev)); err != nil {
+						return fmt.Errorf("erasure: %s: %w", f.path, err)
+					}
+				}
+				pt = append(pt, '}')
+				nonce := nonces[12*(first[i]+j) : 12*(first[i]+j)+12]
+				aead, err := newAEAD(EventKey(k.key, tenant, k.id, ev.ID))
+				if err != nil {
+					return err
+				}
+				ct = aead.Seal(append(ct[:0], nonce...), nonce, pt, aad(tenant, k.id, ev.ID))
+				out = base64.RawURLEncoding.AppendEncode(append(append(append(out[:0], prefix...), k.id...), ':'), ct)
+				blob := g.fields[0]
+				blob.set(ev, string(out))
+				r := ref // the event's first blob: most events have one subject
+				if j > 0 {
+					r = ref + blob.path
+				}
+				for _, f := range g.fields[1:] {
+					f.set(ev, r)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// group is the fields of one subject in an event, the blob's field first.
+type group struct{ fields []field }
+
+// groups returns ev's fields that Seal seals (candidates holding a value),
+// grouped by subject in the order of their first field.
+func (s *Sealer) groups(ev *trail.Event) []group {
+	var out []group
+	for _, f := range s.candidates(ev) {
+		if empty(f.get(ev)) {
+			continue
+		}
+		if i := slices.IndexFunc(out, func(g group) bool { return g.fields[0].subject == f.subject }); i >= 0 {
+			out[i].fields = append(out[i].fields, f)
+			continue
+		}
+		out = append(out, group{[]field{f}})
+	}
+	return out
 }
 
 // appendJSON appends v as JSON.

@@ -1,12 +1,10 @@
 package http
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -35,7 +33,11 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, accept ...str
 			return nil, "", err
 		}
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	// Read into one buffer of the size the request declares (a batch of
+	// 1000 events is ~650 KB: growing by doubling copies it ten times).
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), limit)+bytes.MinRead))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	b := buf.Bytes()
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, "", &apiError{code: eTooLarge, msg: fmt.Sprintf("the body is over the limit of %d bytes", limit)}
@@ -255,41 +257,57 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, k *trail.APIK
 			raws = append(raws, a)
 		}
 	default: // application/x-ndjson (or an empty body)
-		sc := bufio.NewScanner(bytes.NewReader(body))
-		sc.Buffer(nil, trail.MaxEventBytes+1)
-		for sc.Scan() {
-			if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
-				raws = append(raws, bytes.Clone(line))
-			}
-		}
-		if err := sc.Err(); err != nil {
-			return trail.Errorf(trail.EINVALID, "reading the events: a line is over %d bytes", trail.MaxEventBytes)
+		if raws, err = lines(body); err != nil {
+			return err
 		}
 	}
 	if len(raws) > s.c.Limits.MaxBatch {
 		return &apiError{code: eTooLarge, msg: fmt.Sprintf("%d events: a batch may hold %d", len(raws), s.c.Limits.MaxBatch)}
 	}
+	// Each line parsed on every core (ledger.Spread); the refusal names
+	// every bad event, in order, as one loop would.
 	evs := make([]*trail.Event, len(raws))
+	errs := make([]error, len(raws))
+	ledger.Spread(len(raws), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			evs[i], errs[i] = trail.ParseEvent(raws[i])
+		}
+		return nil
+	})
 	var fe []trail.FieldError
-	for i, raw := range raws {
-		ev, err := trail.ParseEvent(raw)
-		if err != nil {
-			errs := trail.ErrorFields(err)
-			if len(errs) == 0 {
-				errs = []trail.FieldError{{Message: trail.ErrorMessage(err)}}
-			}
-			for _, f := range errs {
-				f.Path = strings.TrimSuffix(trail.PathIndex("", i)+"."+f.Path, ".")
-				fe = append(fe, f)
-			}
+	for i, err := range errs {
+		if err == nil {
 			continue
 		}
-		evs[i] = ev
+		fields := trail.ErrorFields(err)
+		if len(fields) == 0 {
+			fields = []trail.FieldError{{Message: trail.ErrorMessage(err)}}
+		}
+		for _, f := range fields {
+			f.Path = strings.TrimSuffix(trail.PathIndex("", i)+"."+f.Path, ".")
+			fe = append(fe, f)
+		}
 	}
 	if len(fe) > 0 {
 		return trail.Invalid("batch refused: nothing was stored", fe...)
 	}
 	return s.appendEvents(w, r, k, evs, false)
+}
+
+// lines splits an NDJSON body into its events: its lines, spaces trimmed,
+// empty ones skipped. They are slices of body, not copies. A line over
+// trail.MaxEventBytes (its newline not counted) is refused.
+func lines(body []byte) ([][]byte, error) {
+	raws := make([][]byte, 0, bytes.Count(body, []byte{'\n'})+1)
+	for line := range bytes.Lines(body) {
+		if len(bytes.TrimSuffix(line, []byte{'\n'})) > trail.MaxEventBytes {
+			return nil, trail.Errorf(trail.EINVALID, "reading the events: a line is over %d bytes", trail.MaxEventBytes)
+		}
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			raws = append(raws, line)
+		}
+	}
+	return raws, nil
 }
 
 // eventFilters are the query parameters of GET /v1/events and /v1/export.

@@ -394,6 +394,25 @@ func testBatch(t *testing.T, h *harness) {
 	if !hasPath(p, "[1].actor.type") {
 		t.Errorf("an invalid line is not named: %+v", p.Errors)
 	}
+	// A batch large enough to be parsed on several cores names every bad
+	// line, in order; a line over the event limit is refused as such.
+	var big []string
+	for i := range 100 {
+		big = append(big, loginOf(fmt.Sprint("u-", i)))
+	}
+	big[3], big[40], big[99] = "{not json", `{"action":"user_login_success","colour":"red"}`, "[]"
+	p = h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events:batch", "application/x-ndjson", strings.Join(big, "\n"))
+	var paths []string
+	for _, e := range p.Errors {
+		paths = append(paths, e.Path)
+	}
+	if len(paths) != 3 || !strings.HasPrefix(paths[0], "[3]") || !strings.HasPrefix(paths[1], "[40]") || !strings.HasPrefix(paths[2], "[99]") {
+		t.Errorf("a batch of 100 with bad lines 3, 40 and 99 names %v", paths)
+	}
+	long := `{"action":"user_login_success","reason":"` + strings.Repeat("x", trail.MaxEventBytes) + `"}`
+	if p := h.problem(400, trail.EINVALID, "acme", "POST", "/v1/events:batch", "application/x-ndjson", login+"\n"+long+"\n"); !strings.Contains(p.Detail, "a line is over") {
+		t.Errorf("a line over the event limit: %+v", p)
+	}
 	// Trail's own records (a prune, a legal hold, an erasure) are never
 	// ingested: a key allowed to ingest cannot forge one, nor a record of
 	// another key's read (an api_key actor).

@@ -41,7 +41,8 @@ of events and a duration:
   export   GET /v1/export of everything the run appended, as NDJSON
 
 While it runs it samples the server's resident memory from /metrics
-(process_resident_memory_bytes) and prints the largest. The key needs the
+(process_resident_memory_bytes) and prints the largest; with --rss-every,
+also the curve (the largest resident memory and Go heap of each period). The key needs the
 ingest and export scopes; the server's rate limit must allow the load
 (trail serve --rate-limit -1).`,
 		Example: `  trail bench --url http://127.0.0.1:8080 --key "$TRAIL_KEY"
@@ -73,6 +74,7 @@ ingest and export scopes; the server's rate limit must allow the load
 	f.IntVar(&o.singleEvents, "single-events", 20_000, "events the single scenario (and its baseline) send at most")
 	f.IntVar(&o.single, "single-clients", 64, "concurrent clients of the single scenario")
 	f.DurationVar(&o.duration, "duration", time.Minute, "longest time a scenario runs")
+	f.DurationVar(&o.rssEvery, "rss-every", 0, "print the server's memory over the run: the largest sample in each period of this length (0: only the largest of the run)")
 	return cmd
 }
 
@@ -81,7 +83,7 @@ type benchOptions struct {
 	scenarios              []string
 	events, batch, clients int
 	singleEvents, single   int
-	duration               time.Duration
+	duration, rssEvery     time.Duration
 }
 
 // benchResult is one line of the report.
@@ -96,7 +98,7 @@ type benchResult struct {
 
 func runBench(ctx context.Context, e *env, o benchOptions) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 2 * time.Minute}
-	rss := &rssSampler{url: o.url + "/metrics", client: client}
+	rss := &rssSampler{url: o.url + "/metrics", client: client, every: o.rssEvery}
 	stop := rss.start()
 	defer stop()
 	var results []benchResult
@@ -137,6 +139,12 @@ func runBench(ctx context.Context, e *env, o benchOptions) error {
 		fmt.Fprintf(e.stdout, "server resident memory, largest sample: %.1f MB\n", float64(rss.max)/1e6)
 	} else {
 		fmt.Fprintln(e.stdout, "server resident memory: not reported by /metrics")
+	}
+	if len(rss.curve) > 0 {
+		fmt.Fprintf(e.stdout, "server memory, largest sample every %s (seconds, resident MB, Go heap in use MB):\n", o.rssEvery)
+		for _, p := range rss.curve {
+			fmt.Fprintf(e.stdout, "%.0f\t%.1f\t%.1f\n", p.At.Seconds(), float64(p.RSS)/1e6, float64(p.Heap)/1e6)
+		}
 	}
 	return nil
 }
@@ -221,16 +229,23 @@ func ndjsonBatches(seed uint64, n, size int) [][]byte {
 }
 
 func benchBatch(ctx context.Context, c *http.Client, o benchOptions) ([]benchResult, error) {
-	bodies := ndjsonBatches(11, o.events, o.batch)
-	calls, took, lat, failed, err := drive(ctx, o.clients, len(bodies), o.duration, func(i int) error {
-		return post(ctx, c, o, "/v1/events:batch", "application/x-ndjson", bodies[i])
+	// At most maxBodies distinct bodies, sent in turn: a sustained run
+	// (--events large, --duration minutes) holds no more in memory than a
+	// short one. The server gives every event its own id either way.
+	calls := (o.events + o.batch - 1) / o.batch
+	bodies := ndjsonBatches(11, min(o.events, maxBodies*o.batch), o.batch)
+	calls64, took, lat, failed, err := drive(ctx, o.clients, calls, o.duration, func(i int) error {
+		return post(ctx, c, o, "/v1/events:batch", "application/x-ndjson", bodies[i%len(bodies)])
 	})
 	if err != nil {
 		return nil, err
 	}
 	return []benchResult{{name: fmt.Sprintf("batch: NDJSON %d events x %d clients", o.batch, o.clients),
-		events: calls * int64(o.batch), took: took, lat: lat, failures: failed}}, nil
+		events: calls64 * int64(o.batch), took: took, lat: lat, failures: failed}}, nil
 }
+
+// maxBodies bounds the distinct batch bodies benchBatch prepares.
+const maxBodies = 64
 
 func benchSingle(ctx context.Context, c *http.Client, o benchOptions) ([]benchResult, error) {
 	s := sample.New(12)
@@ -305,17 +320,31 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// rssSampler polls the server's /metrics for its resident memory.
+// rssSampler polls the server's /metrics for its resident memory
+// (process_resident_memory_bytes) and its Go heap in use
+// (go_memstats_heap_inuse_bytes). With every set, it also keeps the curve:
+// the largest of each in each period of every.
 type rssSampler struct {
 	url    string
 	client *http.Client
-	max    int64
+	every  time.Duration
+	t0     time.Time
 	mu     sync.Mutex
+	max    int64
+	curve  []memPoint
+}
+
+// memPoint is the largest resident memory and Go heap sampled in the
+// period ending At after the start.
+type memPoint struct {
+	At        time.Duration
+	RSS, Heap int64
 }
 
 func (s *rssSampler) start() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	s.t0 = time.Now()
 	go func() {
 		defer close(done)
 		t := time.NewTicker(250 * time.Millisecond)
@@ -340,15 +369,31 @@ func (s *rssSampler) sample(ctx context.Context) {
 		return
 	}
 	defer res.Body.Close()
+	var rss, heap int64
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "process_resident_memory_bytes "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err == nil {
-				s.mu.Lock()
-				s.max = max(s.max, int64(f))
-				s.mu.Unlock()
+		line := sc.Text()
+		for _, m := range [...]struct {
+			name string
+			to   *int64
+		}{{"process_resident_memory_bytes ", &rss}, {"go_memstats_heap_inuse_bytes ", &heap}} {
+			if v, ok := strings.CutPrefix(line, m.name); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					*m.to = int64(f)
+				}
 			}
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.max = max(s.max, rss)
+	if s.every <= 0 || rss == 0 {
+		return
+	}
+	at := (time.Since(s.t0)/s.every + 1) * s.every // the end of this period
+	if n := len(s.curve); n == 0 || s.curve[n-1].At != at {
+		s.curve = append(s.curve, memPoint{At: at})
+	}
+	p := &s.curve[len(s.curve)-1]
+	p.RSS, p.Heap = max(p.RSS, rss), max(p.Heap, heap)
 }

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -353,6 +355,43 @@ func TestServePeopleFile(t *testing.T) {
 			code, out := runIn(dir, nil, "serve", "--addr", "127.0.0.1:0", "--data", "data", "--people", tc.file)
 			if code != exitUsage || !strings.Contains(out, tc.want) {
 				t.Errorf("serve --people %s: exit %d, want %d saying %q:\n%s", tc.file, code, exitUsage, tc.want, out)
+			}
+		})
+	}
+}
+
+// serve's memory limit: the flag's (or TRAIL_MEMORY_LIMIT's) MiB, none at
+// 0, and GOMEMLIMIT left to the runtime when neither is given.
+func TestLimitMemory(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	const unset = 12345 << 20 // what the runtime had before
+	tests := []struct {
+		name  string
+		vars  map[string]string
+		mib   int64
+		given bool
+		want  int64 // the limit after; -1 for a usage error
+	}{
+		{"default", map[string]string{}, defaultMemoryLimit, false, defaultMemoryLimit << 20},
+		{"given", map[string]string{}, 64, true, 64 << 20},
+		{"none", map[string]string{}, 0, true, math.MaxInt64},
+		{"GOMEMLIMIT kept", map[string]string{"GOMEMLIMIT": "1GiB"}, defaultMemoryLimit, false, unset},
+		{"flag over GOMEMLIMIT", map[string]string{"GOMEMLIMIT": "1GiB"}, 80, true, 80 << 20},
+		{"negative", map[string]string{}, -1, true, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			debug.SetMemoryLimit(unset)
+			err := limitMemory(&env{vars: tt.vars}, tt.mib, tt.given)
+			if tt.want == -1 {
+				if err == nil {
+					t.Fatal("a negative limit is accepted")
+				}
+				return
+			}
+			if got := debug.SetMemoryLimit(-1); err != nil || got != tt.want {
+				t.Errorf("err %v, limit %d, want %d", err, got, tt.want)
 			}
 		})
 	}

@@ -220,25 +220,44 @@ func (h *Head) sequence(b *Batch, maxSeq uint64) (*Head, []Row, error) {
 	}
 	rows := make([]Row, len(b.Events))
 	next := &Head{Tenant: h.Tenant, Seq: h.Seq, RecordedAt: h.RecordedAt, Origin: h.Origin}
-	for i, ev := range b.Events {
+	for _, ev := range b.Events { // the order of the batch: one goroutine
 		next.Seq++
 		ev.Seq = next.Seq
 		ev.RecordedAt = trail.NotBefore(ev.RecordedAt, next.RecordedAt)
 		next.RecordedAt = ev.RecordedAt
-		body, err := trail.MarshalCanonical(ev)
-		if err != nil {
-			return nil, nil, trail.Errorf(trail.EINVALID, "event %d cannot be encoded: %v", i, err)
+	}
+	// Each event's own work, spread over the cores: its canonical bytes,
+	// its index columns and its leaf hash. The first event (by index) that
+	// fails is the one named, as in one loop.
+	var leaves []byte // the leaf hashes, HashSize bytes each
+	if h.Tree != nil {
+		leaves = make([]byte, len(rows)*trail.HashSize)
+	}
+	err := Spread(len(rows), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			ev := b.Events[i]
+			body, err := trail.MarshalCanonical(ev)
+			if err != nil {
+				return trail.Errorf(trail.EINVALID, "event %d cannot be encoded: %v", i, err)
+			}
+			id, ok := trail.ParseID(ev.ID)
+			if !ok {
+				return trail.Errorf(trail.EINTERNAL, "event id %q is not a UUID", ev.ID)
+			}
+			rows[i] = Row{Event: ev, ID: id, Body: body, Hashes: []byte{}, Index: trail.IndexOf(ev)} // Hashes not nil: a SQL store would write NULL
+			if leaves != nil {
+				copy(leaves[i*trail.HashSize:], tlog.LeafHash(body))
+			}
 		}
-		id, ok := trail.ParseID(ev.ID)
-		if !ok {
-			return nil, nil, trail.Errorf(trail.EINTERNAL, "event id %q is not a UUID", ev.ID)
-		}
-		rows[i] = Row{Event: ev, ID: id, Body: body, Hashes: []byte{}, Index: trail.IndexOf(ev)} // Hashes not nil: a SQL store would write NULL
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	if h.Tree != nil {
 		next.Tree = h.Tree.Clone()
 		for i := range rows {
-			rows[i].Hashes = next.Tree.Append(rows[i].Body)
+			rows[i].Hashes = next.Tree.AppendHash(leaves[i*trail.HashSize : (i+1)*trail.HashSize])
 		}
 	}
 	return next, rows, nil
@@ -274,9 +293,12 @@ func (c *Checkpoint) Note() ([]byte, error) {
 // return, with no decoding of what was stored.)
 func result(rows []Row) *trail.AppendResult {
 	out := make([]*trail.Event, len(rows))
-	for i, r := range rows {
-		out[i] = r.Event.Clone()
-	}
+	Spread(len(rows), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			out[i] = rows[i].Event.Clone()
+		}
+		return nil
+	})
 	return &trail.AppendResult{Events: out}
 }
 

@@ -235,7 +235,7 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 		}
 		clientIP = addr.Unmap().String()
 	}
-	prepared, err := p.c.Validator.PrepareBatch(tenant, events, opts.Policy, p.c.Now())
+	prepared, err := p.validate(tenant, events, opts.Policy, p.c.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -268,6 +268,25 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 	}
 	b.Events = prepared
 	return b, nil
+}
+
+// validate is Validator.PrepareBatch with the batch spread over the cores
+// (Spread), every chunk prepared at the same now. A batch with an event
+// refused is prepared again whole, in one call: its refusal is exactly
+// PrepareBatch's (every field error, indexed in the batch, worded for a
+// batch or a single event), and a refused batch costs the caller, not the
+// store.
+func (p *Log) validate(tenant string, events []*trail.Event, pol trail.Policy, now time.Time) ([]*trail.Event, error) {
+	out := make([]*trail.Event, len(events))
+	err := Spread(len(events), func(lo, hi int) error {
+		part, err := p.c.Validator.PrepareBatch(tenant, events[lo:hi], pol, now)
+		copy(out[lo:hi], part)
+		return err
+	})
+	if err != nil {
+		return p.c.Validator.PrepareBatch(tenant, events, pol, now)
+	}
+	return out, nil
 }
 
 // MaxIdempotencyKey is the longest idempotency key a store takes, in
