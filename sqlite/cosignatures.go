@@ -93,8 +93,10 @@ func (db *DB) LatestCheckpoints(ctx context.Context, tenants []string) (map[stri
 	if err != nil {
 		return nil, internal(err, "read checkpoints")
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT t.name, (SELECT c.note FROM checkpoints c WHERE c.tid = t.tid ORDER BY c.size DESC LIMIT 1)
-		FROM tenants t WHERE t.name IN (SELECT value FROM json_each(?))`, string(names))
+	// CROSS JOIN keeps the names the outer loop: each is looked up by
+	// the tenants' unique name index, rather than every tenant scanned.
+	rows, err := db.r.QueryContext(ctx, `SELECT DISTINCT t.name, (SELECT c.note FROM checkpoints c WHERE c.tid = t.tid ORDER BY c.size DESC LIMIT 1)
+		FROM json_each(?) AS j CROSS JOIN tenants AS t ON t.name = j.value`, string(names))
 	if err != nil {
 		return nil, internal(err, "read checkpoints")
 	}

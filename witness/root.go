@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -95,74 +96,72 @@ func (e *entryOf) note(origin string) []byte {
 	return append(append(text, '\n'), e.signatures...)
 }
 
-// maxEntries bounds the root entries appended in one batch.
-const maxEntries = 500
+// maxEntries bounds the root entries appended in one batch (one commit of
+// the root log, with its signed checkpoint), and so the tenants whose
+// checkpoints one query reads.
+const maxEntries = 2000
 
 // appendRoot appends a root entry for each log (but the root log) whose
 // size is not the size of its last entry, in batches, and returns the
-// root log's size. An entry's write error is returned, never dropped.
+// root log's size. The checkpoints of the logs that may have changed (their
+// size is not their last entry's, or their origin is not read yet) are
+// read maxEntries at a time, with one query (Store.LatestCheckpoints), and
+// each chunk's entries appended as one batch through the pipeline, like
+// any log's. An entry's write error is returned, never dropped.
 func (w *Witnesser) appendRoot(ctx context.Context, sizes map[string]uint64, tenants []string) (uint64, error) {
 	if err := w.seedRoot(ctx); err != nil {
 		return 0, err
 	}
-	var batch []*trail.Event
-	var entered []*tlog.Checkpoint
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if _, err := w.c.Writer.AppendOwn(ctx, trail.RootTenant, ledger.Records(batch...)); err != nil {
-			return fmt.Errorf("witness: append %d entries to the root log: %w", len(batch), err)
-		}
-		w.mu.Lock()
-		for _, cp := range entered {
-			w.entered[OriginHash(cp.Origin)] = cp.Size
-		}
-		w.mu.Unlock()
-		batch, entered = batch[:0], entered[:0]
-		return nil
-	}
+	var changed []string
+	w.mu.Lock()
 	for _, t := range tenants {
-		if t == trail.RootTenant {
-			continue
+		if h, known := w.hashes[t]; t != trail.RootTenant && (!known || w.entered[h] != sizes[t]) {
+			changed = append(changed, t)
 		}
-		w.mu.Lock()
-		h, known := w.hashes[t]
-		done := known && w.entered[h] == sizes[t]
-		w.mu.Unlock()
-		if done {
-			continue
-		}
-		note, err := w.c.Store.Checkpoint(ctx, t)
+	}
+	w.mu.Unlock()
+	size := sizes[trail.RootTenant]
+	for chunk := range slices.Chunk(changed, maxEntries) {
+		notes, err := w.c.Store.LatestCheckpoints(ctx, chunk)
 		if err != nil {
-			return 0, fmt.Errorf("witness: read tenant %s's checkpoint: %w", t, err)
+			return 0, fmt.Errorf("witness: read the checkpoints of %d tenants: %w", len(chunk), err)
 		}
-		ev, cp, err := rootEntry(note)
-		if err != nil {
-			return 0, fmt.Errorf("witness: tenant %s's checkpoint: %w", t, err)
-		}
-		w.mu.Lock()
-		w.hashes[t] = OriginHash(cp.Origin)
-		done = w.entered[w.hashes[t]] == cp.Size
-		w.mu.Unlock()
-		if done {
-			continue
-		}
-		batch, entered = append(batch, ev), append(entered, cp)
-		if len(batch) == maxEntries {
-			if err := flush(); err != nil {
-				return 0, err
+		var batch []*trail.Event
+		var hashes []string // of batch's entries, in order
+		var entered []*tlog.Checkpoint
+		for _, t := range chunk {
+			note, ok := notes[t]
+			if !ok {
+				return 0, trail.Errorf(trail.EINTERNAL, "witness: tenant %s has a log of size %d but no checkpoint", t, sizes[t])
+			}
+			ev, cp, err := rootEntry(note)
+			if err != nil {
+				return 0, fmt.Errorf("witness: tenant %s's checkpoint: %w", t, err)
+			}
+			h := ev.Targets[0].ID
+			w.mu.Lock()
+			w.hashes[t] = h
+			done := w.entered[h] == cp.Size
+			w.mu.Unlock()
+			if !done {
+				batch, hashes, entered = append(batch, ev), append(hashes, h), append(entered, cp)
 			}
 		}
+		if len(batch) == 0 {
+			continue
+		}
+		res, err := w.c.Writer.AppendOwn(ctx, trail.RootTenant, ledger.Records(batch...))
+		if err != nil {
+			return 0, fmt.Errorf("witness: append %d entries to the root log: %w", len(batch), err)
+		}
+		size = res.Events[len(res.Events)-1].Seq
+		w.mu.Lock()
+		for i, cp := range entered {
+			w.entered[hashes[i]] = cp.Size
+		}
+		w.mu.Unlock()
 	}
-	if err := flush(); err != nil {
-		return 0, err
-	}
-	rs, err := w.c.Store.LogSizes(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("witness: read the root log's size: %w", err)
-	}
-	return rs[trail.RootTenant], nil
+	return size, nil
 }
 
 // seedRoot reads, once, the size of each log's last entry from the root
