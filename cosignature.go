@@ -34,12 +34,17 @@ type Cosignature struct {
 // witness name. LatestCosignatures returns, for each witness, the one kept
 // of tenant's largest size, by witness name. LogSizes returns the size of
 // every tenant's log that holds an event, as its head records it: how a
-// witnessing loop finds the logs that grew.
+// witnessing loop finds the logs that grew. LatestCheckpoints returns the
+// latest signed checkpoint (what Log.Checkpoint returns) of each of
+// tenants that has one, by tenant, leaving out those with none: how a
+// witnessing loop reads the checkpoints of the logs that grew with a
+// query for many logs rather than one a log.
 type CosignatureStore interface {
 	AddCosignature(ctx context.Context, c *Cosignature) error
 	Cosignatures(ctx context.Context, tenant string, size uint64) ([]*Cosignature, error)
 	LatestCosignatures(ctx context.Context, tenant string) ([]*Cosignature, error)
 	LogSizes(ctx context.Context) (map[string]uint64, error)
+	LatestCheckpoints(ctx context.Context, tenants []string) (map[string][]byte, error)
 }
 
 // MaxCheckpointNote bounds the signed checkpoint a cosignature keeps.

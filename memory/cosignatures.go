@@ -92,3 +92,17 @@ func (s *Store) LogSizes(ctx context.Context) (map[string]uint64, error) {
 	}
 	return out, nil
 }
+
+// LatestCheckpoints returns the latest checkpoint of each of tenants that
+// has one.
+func (s *Store) LatestCheckpoints(ctx context.Context, tenants []string) (map[string][]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[string][]byte{}
+	for _, name := range tenants {
+		if tl := s.tenants[name]; tl != nil && len(tl.notes) > 0 {
+			out[name] = slices.Clone(tl.notes[len(tl.notes)-1])
+		}
+	}
+	return out, nil
+}

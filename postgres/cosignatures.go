@@ -87,3 +87,32 @@ func (db *DB) LogSizes(ctx context.Context) (map[string]uint64, error) {
 	}
 	return out, internal(rows.Err(), "read log sizes")
 }
+
+// LatestCheckpoints returns the latest checkpoint of each of tenants that
+// has one, in one query: for each name of the array, its checkpoint of the
+// largest size, by the primary key.
+func (db *DB) LatestCheckpoints(ctx context.Context, tenants []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	if len(tenants) == 0 {
+		return out, nil
+	}
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.inflight.Done()
+	rows, err := db.pool.Query(ctx, `SELECT t.name, c.note FROM unnest($1::text[]) AS t(name)
+		CROSS JOIN LATERAL (SELECT note FROM checkpoints WHERE tenant = t.name COLLATE "C" ORDER BY size DESC LIMIT 1) c`, tenants)
+	if err != nil {
+		return nil, internal(err, "read checkpoints")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var note []byte
+		if err := rows.Scan(&name, &note); err != nil {
+			return nil, internal(err, "read checkpoints")
+		}
+		out[name] = note
+	}
+	return out, internal(rows.Err(), "read checkpoints")
+}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"time"
 
 	"github.com/trailaudit/trail"
@@ -78,4 +79,37 @@ func (db *DB) LogSizes(ctx context.Context) (map[string]uint64, error) {
 		out[name] = uint64(size)
 	}
 	return out, internal(rows.Err(), "read log sizes")
+}
+
+// LatestCheckpoints returns the latest checkpoint of each of tenants that
+// has one, in one query: the names go as one JSON array (json_each), so
+// the statement is the same whatever their number.
+func (db *DB) LatestCheckpoints(ctx context.Context, tenants []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	if len(tenants) == 0 {
+		return out, nil
+	}
+	names, err := json.Marshal(tenants)
+	if err != nil {
+		return nil, internal(err, "read checkpoints")
+	}
+	// CROSS JOIN keeps the names the outer loop: each is looked up by
+	// the tenants' unique name index, rather than every tenant scanned.
+	rows, err := db.r.QueryContext(ctx, `SELECT DISTINCT t.name, (SELECT c.note FROM checkpoints c WHERE c.tid = t.tid ORDER BY c.size DESC LIMIT 1)
+		FROM json_each(?) AS j CROSS JOIN tenants AS t ON t.name = j.value`, string(names))
+	if err != nil {
+		return nil, internal(err, "read checkpoints")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var note []byte
+		if err := rows.Scan(&name, &note); err != nil {
+			return nil, internal(err, "read checkpoints")
+		}
+		if note != nil {
+			out[name] = note
+		}
+	}
+	return out, internal(rows.Err(), "read checkpoints")
 }

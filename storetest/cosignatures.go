@@ -24,6 +24,7 @@ func RunCosignatures(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"Invalid", testCosigInvalid},
 		{"TenantsApart", testCosigTenants},
 		{"LogSizes", testCosigLogSizes},
+		{"LatestCheckpoints", testCosigLatestCheckpoints},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,6 +188,45 @@ func testCosigLogSizes(t *testing.T, s trail.Store, cs trail.CosignatureStore) {
 	}
 	if diff := cmp.Diff(map[string]uint64{"acme": 3, "beta": 1}, got); diff != "" {
 		t.Errorf("LogSizes (-want +got):\n%s", diff)
+	}
+}
+
+// testCosigLatestCheckpoints checks that LatestCheckpoints returns, for
+// each tenant named that has a log, exactly what Checkpoint returns (the
+// largest of its checkpoints, not the first), and nothing of the others.
+func testCosigLatestCheckpoints(t *testing.T, s trail.Store, cs trail.CosignatureStore) {
+	ctx := context.Background()
+	for tenant, n := range map[string]int{"acme": 3, "beta": 1, "gamma": 2} {
+		for range n {
+			if _, err := s.Append(ctx, tenant, []*trail.Event{Login("u-1")}, trail.AppendOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := map[string][]byte{}
+	for _, tenant := range []string{"acme", "beta"} {
+		note, err := s.Checkpoint(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[tenant] = note
+	}
+	for _, tc := range []struct {
+		name    string
+		tenants []string
+		want    map[string][]byte
+	}{
+		{"none named", nil, map[string][]byte{}},
+		{"some, one without a log", []string{"beta", "nobody", "acme"}, want},
+		{"named twice", []string{"acme", "acme"}, map[string][]byte{"acme": want["acme"]}},
+	} {
+		got, err := cs.LatestCheckpoints(ctx, tc.tenants)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: LatestCheckpoints(%q) (-want +got):\n%s", tc.name, tc.tenants, diff)
+		}
 	}
 }
 

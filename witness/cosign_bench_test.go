@@ -21,13 +21,23 @@ import (
 // ends. It returns the store and the policy.
 func benchWitnessed(b *testing.B, on bool, interval time.Duration) (*sqlite.DB, *witness.Policy) {
 	b.Helper()
+	db, p, stop := witnessed(b, on, interval)
+	b.Cleanup(stop)
+	return db, p
+}
+
+// witnessed opens a SQLite store in a folder of its own and, when on,
+// runs a Witnesser over it (every interval) against a real litewitness of
+// its own. It returns the store, the policy (nil when off) and stop,
+// which stops the Witnesser and closes the store.
+func witnessed(b *testing.B, on bool, interval time.Duration) (*sqlite.DB, *witness.Policy, func()) {
+	b.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "trail.db"), sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { db.Close() })
 	if !on {
-		return db, nil
+		return db, nil, func() { db.Close() }
 	}
 	lw := witnesstest.Start(b, "w1.trail.test")
 	origin := tlog.Origin(storetest.Signer().Verifier().Name(), trail.RootTenant)
@@ -47,8 +57,7 @@ func benchWitnessed(b *testing.B, on bool, interval time.Duration) (*sqlite.DB, 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
-	return db, p
+	return db, p, func() { cancel(); <-done; db.Close() }
 }
 
 // appendBatch appends 1000 sample events to tenant acme and returns the
@@ -89,6 +98,49 @@ func BenchmarkIngestWitnessed(b *testing.B) {
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// BenchmarkIngestWitnessedDefault measures what witnessing costs ingest
+// at the default cadence (witness.DefaultInterval): each iteration is a
+// pair of windows of two minutes (five seconds under -short), each on a
+// fresh SQLite store, appending batches of 1000 sample events: one with no
+// witnessing (off) and one with a Witnesser submitting the root log to a
+// real litewitness every 10 s (on), the order swapped every other pair so
+// that a drift of the machine's load falls on both. It logs each pair and
+// reports the median, least and largest of the pairs' on/off ratios.
+//
+//	go test ./witness -run '^$' -bench IngestWitnessedDefault -benchtime 3x -timeout 30m
+func BenchmarkIngestWitnessedDefault(b *testing.B) {
+	window := 2 * time.Minute
+	if testing.Short() {
+		window = 5 * time.Second
+	}
+	rate := func(on bool) float64 {
+		db, _, stop := witnessed(b, on, witness.DefaultInterval)
+		defer stop()
+		gen := sample.New(1)
+		n, t0 := 0, time.Now()
+		for time.Since(t0) < window {
+			appendBatch(b, db, gen)
+			n += 1000
+		}
+		return float64(n) / time.Since(t0).Seconds()
+	}
+	var ratios []float64
+	for i := 0; b.Loop(); i++ {
+		var off, on float64
+		if i%2 == 0 {
+			off, on = rate(false), rate(true)
+		} else {
+			on, off = rate(true), rate(false)
+		}
+		ratios = append(ratios, on/off)
+		b.Logf("pair %d: off %.0f events/s, on %.0f events/s, on/off %.3f", i+1, off, on, on/off)
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "on/off-median")
+	b.ReportMetric(ratios[0], "on/off-min")
+	b.ReportMetric(ratios[len(ratios)-1], "on/off-max")
 }
 
 // BenchmarkCommitToCosignature appends a batch and waits until the

@@ -7,9 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
@@ -95,74 +98,123 @@ func (e *entryOf) note(origin string) []byte {
 	return append(append(text, '\n'), e.signatures...)
 }
 
-// maxEntries bounds the root entries appended in one batch.
-const maxEntries = 500
+// maxEntries bounds the root entries appended in one batch (one commit of
+// the root log, with its signed checkpoint), and so the tenants whose
+// checkpoints one query reads.
+const maxEntries = 2000
+
+// inFlight bounds the chunks of a round read or appended at once: while
+// one chunk's batch commits, the next is prepared by the pipeline and the
+// one after read, so the round's reads and the pipeline's preparation run
+// on the second core beside the store's commit.
+const inFlight = 3
 
 // appendRoot appends a root entry for each log (but the root log) whose
 // size is not the size of its last entry, in batches, and returns the
-// root log's size. An entry's write error is returned, never dropped.
+// root log's size. The checkpoints of the logs that may have changed (their
+// size is not their last entry's, or their origin is not read yet) are
+// read maxEntries at a time, with one query (Store.LatestCheckpoints), and
+// each chunk's entries appended as one batch through the pipeline, like
+// any log's, up to inFlight chunks at once: their order in the root log
+// does not matter, as each entry stands alone and names its log. An
+// entry's write error is returned, never dropped; the entries of a batch
+// that failed are appended by a later round.
 func (w *Witnesser) appendRoot(ctx context.Context, sizes map[string]uint64, tenants []string) (uint64, error) {
 	if err := w.seedRoot(ctx); err != nil {
 		return 0, err
 	}
-	var batch []*trail.Event
-	var entered []*tlog.Checkpoint
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if _, err := w.c.Writer.AppendOwn(ctx, trail.RootTenant, ledger.Records(batch...)); err != nil {
-			return fmt.Errorf("witness: append %d entries to the root log: %w", len(batch), err)
-		}
-		w.mu.Lock()
-		for _, cp := range entered {
-			w.entered[OriginHash(cp.Origin)] = cp.Size
-		}
-		w.mu.Unlock()
-		batch, entered = batch[:0], entered[:0]
-		return nil
-	}
+	var changed []string
+	w.mu.Lock()
 	for _, t := range tenants {
-		if t == trail.RootTenant {
+		if h, known := w.hashes[t]; t != trail.RootTenant && (!known || w.entered[h] != sizes[t]) {
+			changed = append(changed, t)
+		}
+	}
+	w.mu.Unlock()
+	var (
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, inFlight)
+		mu    sync.Mutex // guards size and errs
+		size  = sizes[trail.RootTenant]
+		errs  []error
+	)
+	failed := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, err)
+	}
+	for chunk := range slices.Chunk(changed, maxEntries) {
+		slots <- struct{}{}
+		mu.Lock()
+		stop := len(errs) > 0
+		mu.Unlock()
+		if stop {
+			<-slots
+			break
+		}
+		batch, hashes, entered, err := w.rootBatch(ctx, chunk, sizes)
+		if err != nil || len(batch) == 0 {
+			<-slots
+			if err != nil {
+				failed(err)
+				break
+			}
 			continue
 		}
-		w.mu.Lock()
-		h, known := w.hashes[t]
-		done := known && w.entered[h] == sizes[t]
-		w.mu.Unlock()
-		if done {
-			continue
-		}
-		note, err := w.c.Store.Checkpoint(ctx, t)
-		if err != nil {
-			return 0, fmt.Errorf("witness: read tenant %s's checkpoint: %w", t, err)
+		wg.Go(func() {
+			defer func() { <-slots }()
+			res, err := w.c.Writer.AppendOwn(ctx, trail.RootTenant, ledger.Records(batch...))
+			if err != nil {
+				failed(fmt.Errorf("witness: append %d entries to the root log: %w", len(batch), err))
+				return
+			}
+			w.mu.Lock()
+			for i, cp := range entered {
+				w.entered[hashes[i]] = cp.Size
+			}
+			w.mu.Unlock()
+			mu.Lock()
+			size = max(size, res.Events[len(res.Events)-1].Seq)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return 0, errors.Join(errs...)
+	}
+	return size, nil
+}
+
+// rootBatch reads the latest checkpoints of chunk's tenants, with one
+// query, and returns the root entries of those not entered at that size,
+// with their logs' OriginHashes and checkpoints, in order.
+func (w *Witnesser) rootBatch(ctx context.Context, chunk []string, sizes map[string]uint64) ([]*trail.Event, []string, []*tlog.Checkpoint, error) {
+	notes, err := w.c.Store.LatestCheckpoints(ctx, chunk)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("witness: read the checkpoints of %d tenants: %w", len(chunk), err)
+	}
+	var batch []*trail.Event
+	var hashes []string
+	var entered []*tlog.Checkpoint
+	for _, t := range chunk {
+		note, ok := notes[t]
+		if !ok {
+			return nil, nil, nil, trail.Errorf(trail.EINTERNAL, "witness: tenant %s has a log of size %d but no checkpoint", t, sizes[t])
 		}
 		ev, cp, err := rootEntry(note)
 		if err != nil {
-			return 0, fmt.Errorf("witness: tenant %s's checkpoint: %w", t, err)
+			return nil, nil, nil, fmt.Errorf("witness: tenant %s's checkpoint: %w", t, err)
 		}
+		h := ev.Targets[0].ID
 		w.mu.Lock()
-		w.hashes[t] = OriginHash(cp.Origin)
-		done = w.entered[w.hashes[t]] == cp.Size
+		w.hashes[t] = h
+		done := w.entered[h] == cp.Size
 		w.mu.Unlock()
-		if done {
-			continue
-		}
-		batch, entered = append(batch, ev), append(entered, cp)
-		if len(batch) == maxEntries {
-			if err := flush(); err != nil {
-				return 0, err
-			}
+		if !done {
+			batch, hashes, entered = append(batch, ev), append(hashes, h), append(entered, cp)
 		}
 	}
-	if err := flush(); err != nil {
-		return 0, err
-	}
-	rs, err := w.c.Store.LogSizes(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("witness: read the root log's size: %w", err)
-	}
-	return rs[trail.RootTenant], nil
+	return batch, hashes, entered, nil
 }
 
 // seedRoot reads, once, the size of each log's last entry from the root

@@ -19,6 +19,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/detect"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/witnesstest"
 	"github.com/trailaudit/trail/memory"
 	"github.com/trailaudit/trail/storetest"
@@ -603,5 +604,46 @@ func TestVerifyTenantRefuses(t *testing.T) {
 	// quorum of 1 of 2.
 	if _, err := policy(t, 1, ws...).VerifyTenant(v, tenant, change(func(_ *witness.Cosigned, r *witness.RootProof) { r.Note = oneLine(r.Note) })); err != nil {
 		t.Errorf("1 of 2 with one cosignature: %v", err)
+	}
+}
+
+// flakyWriter fails every append while err is set, and appends through
+// Writer otherwise.
+type flakyWriter struct {
+	ledger.Writer
+	err error
+}
+
+func (f *flakyWriter) AppendOwn(ctx context.Context, tenant string, o ledger.Own) (*trail.AppendResult, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.Writer.AppendOwn(ctx, tenant, o)
+}
+
+// A round whose root append fails returns the write error and enters
+// nothing; the next round that can write enters the logs then.
+func TestRootAppendErrorIsReturned(t *testing.T) {
+	s := newStore()
+	defer s.Close()
+	appendN(t, s, "u-1", 2)
+	appendTo(t, s, "globex", "u-1", 1)
+	disk := errors.New("disk full")
+	writer := &flakyWriter{Writer: s, err: disk}
+	w, err := witness.New(witness.Config{Policy: &witness.Policy{Quorum: 1}, Store: s, Writer: writer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Round(context.Background()); !errors.Is(err, disk) {
+		t.Fatalf("Round with a failing writer: %v, want the write error", err)
+	}
+	if got := rootEntries(t, s); len(got) != 0 {
+		t.Fatalf("root entries %v after a failed append, want none", got)
+	}
+	writer.err = nil
+	round(t, w)
+	want := []string{originHash(tenant) + "=2", originHash("globex") + "=1"}
+	if got := rootEntries(t, s); !slices.Equal(got, want) {
+		t.Errorf("root entries %v after the writer is back, want %v", got, want)
 	}
 }
