@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -217,17 +218,21 @@ func (w *Witnesser) rootBatch(ctx context.Context, chunk []string, sizes map[str
 	return batch, hashes, entered, nil
 }
 
-// seedRoot reads, once, the size of each log's last entry from the root
-// log (a scan of the root log, when the Witnesser starts).
+// seedRoot reads the size of each log's last entry from the root log: the
+// whole root log the first time this Witnesser runs, and at each later Run
+// (another process may have led in between) only the entries after those it
+// read before. The root log is append-only, so what was read stays true; a
+// later entry of a log supersedes an earlier one.
 func (w *Witnesser) seedRoot(ctx context.Context) error {
 	w.mu.Lock()
-	done := w.rootSeeded
+	done, read := w.rootSeeded, w.rootRead
+	last := maps.Clone(w.entered)
 	w.mu.Unlock()
 	if done {
 		return nil
 	}
-	last := map[string]uint64{}
-	err := w.c.Store.ScanLeaves(ctx, trail.RootTenant, 1, 0, func(l trail.Leaf) error {
+	err := w.c.Store.ScanLeaves(ctx, trail.RootTenant, read+1, 0, func(l trail.Leaf) error {
+		read = l.Seq
 		if len(l.Body) == 0 {
 			return nil // pruned: a later entry of the log follows
 		}
@@ -235,7 +240,7 @@ func (w *Witnesser) seedRoot(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("witness: the root log's seq %d: %w", l.Seq, err)
 		}
-		last[e.originHash] = e.size
+		last[e.originHash] = max(last[e.originHash], e.size)
 		return nil
 	})
 	if err != nil {
@@ -243,7 +248,10 @@ func (w *Witnesser) seedRoot(ctx context.Context) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.entered, w.rootSeeded = last, true
+	for h, n := range w.entered { // entered by this process's rounds meanwhile
+		last[h] = max(last[h], n)
+	}
+	w.entered, w.rootRead, w.rootSeeded = last, read, true
 	return nil
 }
 

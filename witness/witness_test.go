@@ -647,3 +647,84 @@ func TestRootAppendErrorIsReturned(t *testing.T) {
 		t.Errorf("root entries %v after the writer is back, want %v", got, want)
 	}
 }
+
+// rootScans is a store that records where each scan of the root log
+// starts.
+type rootScans struct {
+	*memory.Store
+	mu    sync.Mutex
+	froms []uint64
+}
+
+func (s *rootScans) ScanLeaves(ctx context.Context, tenant string, from, to uint64, fn func(trail.Leaf) error) error {
+	if tenant == trail.RootTenant {
+		s.mu.Lock()
+		s.froms = append(s.froms, from)
+		s.mu.Unlock()
+	}
+	return s.Store.ScanLeaves(ctx, tenant, from, to, fn)
+}
+
+// runOnce runs w (as a term of leadership: Run) until its first round has
+// entered want, then stops it.
+func runOnce(t *testing.T, w *witness.Witnesser, s trail.Store, want []string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.Equal(rootEntries(t, s), want) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := rootEntries(t, s); !slices.Equal(got, want) {
+		t.Fatalf("root entries %v, want %v", got, want)
+	}
+}
+
+// A Witnesser that leads again (a new Run) reads only the root entries
+// after those it read before, including those another process entered
+// while it did not lead, and enters nothing twice.
+func TestRunReadsOnlyNewRootEntries(t *testing.T) {
+	ws := startWitnesses(t, 1)
+	p := policy(t, 1, ws...)
+	mem := newStore()
+	defer mem.Close()
+	s := &rootScans{Store: mem}
+	acme, globex := originHash(tenant), originHash("globex")
+	other := func(want []string) { // another process leads for a round
+		t.Helper()
+		round(t, newWitnesser(t, p, mem, mem, nil))
+		if got := rootEntries(t, mem); !slices.Equal(got, want) {
+			t.Fatalf("root entries %v, want %v", got, want)
+		}
+	}
+	appendN(t, mem, "u-1", 2)
+	want := []string{acme + "=2"}
+	other(want)
+
+	w, err := witness.New(witness.Config{Policy: p, Store: s, Writer: mem, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, mem, "globex", "u-1", 1)
+	want = append(want, globex+"=1")
+	runOnce(t, w, mem, want)
+
+	appendN(t, mem, "u-1", 1)
+	want = append(want, acme+"=3")
+	other(want)
+
+	// This one leads again: it knows acme=3 from the other's entry, and
+	// enters globex's growth only.
+	appendTo(t, mem, "globex", "u-1", 1)
+	want = append(want, globex+"=2")
+	runOnce(t, w, mem, want)
+	s.mu.Lock()
+	froms := slices.Clone(s.froms)
+	s.mu.Unlock()
+	if len(froms) != 2 || froms[0] != 1 || froms[1] != 2 {
+		t.Errorf("the root log was read from seqs %v; want [1 2]: the whole log at the first Run, then only what follows the entries it read", froms)
+	}
+}

@@ -83,7 +83,8 @@ type Witnesser struct {
 	refusals, errs, cosigs *prometheus.CounterVec
 
 	mu         sync.Mutex
-	rootSeeded bool                     // entered was read from the root log
+	rootSeeded bool                     // entered was read from the root log in this Run
+	rootRead   uint64                   // the root log's seqs read into entered, 1 through rootRead
 	entered    map[string]uint64        // the size of each log's last root entry, by OriginHash
 	hashes     map[string]string        // each tenant's OriginHash, once read
 	seeded     map[string]bool          // tenants whose cosigned sizes were read from the store
@@ -143,7 +144,8 @@ func (w *Witnesser) Policy() *Policy { return w.c.Policy }
 // What a round remembers of the root log and of the witnesses'
 // cosignatures is read again from the store at each Run: where processes
 // take turns running it (trail.Elector), another may have appended root
-// entries and kept cosignatures since this one last ran.
+// entries and kept cosignatures since this one last ran. Of the root log,
+// only the entries after those read at an earlier Run are read.
 func (w *Witnesser) Run(ctx context.Context) {
 	w.mu.Lock()
 	w.rootSeeded, w.seeded = false, map[string]bool{}
