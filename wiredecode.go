@@ -65,9 +65,9 @@ func decodeEvent(data []byte) (*Event, bool) {
 		case 1 << 9:
 			ev.Targets, ok = d.targets()
 		case 1 << 10:
-			ok = d.fields(request(&ev.Request))
+			ok = d.request(&ev.Request)
 		case 1 << 11:
-			ok = d.fields(map[string]*string{"organization": &ev.Scope.Organization, "workspace": &ev.Scope.Workspace, "team": &ev.Scope.Team})
+			ok = d.scope(&ev.Scope)
 		case 1 << 12:
 			ev.Context, ok = d.freeObject()
 		case 1 << 13:
@@ -113,9 +113,40 @@ var wireMembers = map[string]uint32{
 	"reason": 1 << 14, "violations": 1 << 15, "redacted": 1 << 16,
 }
 
-func request(r *Request) map[string]*string {
-	return map[string]*string{"ip": &r.IP, "user_agent": &r.UserAgent, "session_id": &r.SessionID,
-		"request_id": &r.RequestID, "method": &r.Method, "path": &r.Path, "trace_id": &r.TraceID}
+func (d *eventDecoder) request(r *Request) bool {
+	return d.fields(func(name []byte) (*string, uint8) {
+		switch string(name) {
+		case "ip":
+			return &r.IP, 1
+		case "user_agent":
+			return &r.UserAgent, 2
+		case "session_id":
+			return &r.SessionID, 4
+		case "request_id":
+			return &r.RequestID, 8
+		case "method":
+			return &r.Method, 16
+		case "path":
+			return &r.Path, 32
+		case "trace_id":
+			return &r.TraceID, 64
+		}
+		return nil, 0
+	})
+}
+
+func (d *eventDecoder) scope(s *Scope) bool {
+	return d.fields(func(name []byte) (*string, uint8) {
+		switch string(name) {
+		case "organization":
+			return &s.Organization, 1
+		case "workspace":
+			return &s.Workspace, 2
+		case "team":
+			return &s.Team, 4
+		}
+		return nil, 0
+	})
 }
 
 func (d *eventDecoder) actor(a *Actor) bool {
@@ -156,7 +187,17 @@ func (d *eventDecoder) targets() ([]Target, bool) {
 	out := []Target{}
 	ok := d.array(func() bool {
 		var t Target
-		if !d.fields(map[string]*string{"type": &t.Type, "id": &t.ID, "name": &t.Name}) {
+		if !d.fields(func(name []byte) (*string, uint8) {
+			switch string(name) {
+			case "type":
+				return &t.Type, 1
+			case "id":
+				return &t.ID, 2
+			case "name":
+				return &t.Name, 4
+			}
+			return nil, 0
+		}) {
 			return false
 		}
 		out = append(out, t)
@@ -169,7 +210,17 @@ func (d *eventDecoder) violations() ([]Violation, bool) {
 	out := []Violation{}
 	ok := d.array(func() bool {
 		var v Violation
-		if !d.fields(map[string]*string{"path": &v.Path, "rule": &v.Rule, "message": &v.Message}) {
+		if !d.fields(func(name []byte) (*string, uint8) {
+			switch string(name) {
+			case "path":
+				return &v.Path, 1
+			case "rule":
+				return &v.Rule, 2
+			case "message":
+				return &v.Message, 4
+			}
+			return nil, 0
+		}) {
 			return false
 		}
 		out = append(out, v)
@@ -179,21 +230,17 @@ func (d *eventDecoder) violations() ([]Violation, bool) {
 }
 
 // fields decodes an object of string members, each given at most once,
-// into the strings named.
-func (d *eventDecoder) fields(into map[string]*string) bool {
+// into the strings field names (nil: not a member); bit numbers each
+// member for the once check.
+func (d *eventDecoder) fields(field func(name []byte) (into *string, bit uint8)) bool {
 	var seen uint8
-	n := uint8(0)
-	bits := make(map[*string]uint8, len(into))
-	for _, p := range into {
-		bits[p] = 1 << n
-		n++
-	}
 	return d.object(func(name []byte) bool {
-		p, ok := into[string(name)]
-		if !ok || seen&bits[p] != 0 {
+		p, bit := field(name)
+		if p == nil || seen&bit != 0 {
 			return false
 		}
-		seen |= bits[p]
+		seen |= bit
+		var ok bool
 		*p, ok = d.str()
 		return ok
 	})
