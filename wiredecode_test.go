@@ -37,6 +37,10 @@ var sameSeeds = []string{
 	`{"context":{"t":true,"f":false,"n":null,"x":-1.5e+10,"y":0.0,"z":1E-2}}`,
 	`{"context":{"x":1.},"action":"a"}`, `{"context":{"x":-},"action":"a"}`, `{"context":{"x":tru}}`, `{"context":{"x":truex}}`,
 	"\t\n\r {\"action\":\"a\"} \n", `{"action":"a",}`, `{,}`, `{"targets":[{"type":"t"},]}`,
+	`{"scope":{"team":"a","team":"b"}}`, `{"scope":{"Team":"a"}}`, `{"request":{"ip":"1","ip":"2"}}`, `{"request":{"ip":1}}`,
+	`{"targets":[{"id":"1","id":"2"}]}`, `{"violations":[{"rule":1}]}`, `{"violations":[{"Rule":"r"}]}`, `{"targets":{}}`,
+	`{"action":"\u00E9\u00e9\uD83D\uDE00"}`, `{"action":"\x"}`, `{"action":"\u12"}`, `{"action":"\u12G4"}`, "{\"action\":\"\\n\x01\"}",
+	`{"action":"\"`, `{"action":"\u`, `{"context":{"x":[1,2`, `{"context":{"x":1e}}`, `{"context":{"x":1e+}}`, `{"context":{"x":.5}}`,
 	`{"recorded_at":"2026-11-24T10:00:00Z","occurred_at":"2026-11-24T10:00:00.123456789-07:00"}`,
 }
 
