@@ -42,41 +42,41 @@ func decodeEvent(data []byte) (*Event, bool) {
 		}
 		seen |= bit
 		switch bit {
-		case 1 << 0:
+		case wireID:
 			ev.ID, ok = d.str()
-		case 1 << 1:
+		case wireTenant:
 			ev.Tenant, ok = d.str()
-		case 1 << 2:
+		case wireSeq:
 			ev.Seq, ok = d.uint()
-		case 1 << 3:
+		case wireRecordedAt:
 			recorded, ok = d.str()
-		case 1 << 4:
+		case wireOccurredAt:
 			occurred, ok = d.str()
-		case 1 << 5:
+		case wireAction:
 			ev.Action, ok = d.str()
-		case 1 << 6:
+		case wireCategory:
 			ev.Category, ok = d.str()
-		case 1 << 7:
+		case wireOutcome:
 			var s string
 			s, ok = d.str()
 			ev.Outcome = Outcome(s)
-		case 1 << 8:
+		case wireActor:
 			ok = d.actor(&ev.Actor)
-		case 1 << 9:
+		case wireTargets:
 			ev.Targets, ok = d.targets()
-		case 1 << 10:
+		case wireRequest:
 			ok = d.request(&ev.Request)
-		case 1 << 11:
+		case wireScope:
 			ok = d.scope(&ev.Scope)
-		case 1 << 12:
+		case wireContext:
 			ev.Context, ok = d.freeObject()
-		case 1 << 13:
+		case wireCorrelationID:
 			ev.CorrelationID, ok = d.str()
-		case 1 << 14:
+		case wireReason:
 			ev.Reason, ok = d.str()
-		case 1 << 15:
+		case wireViolations:
 			ev.Violations, ok = d.violations()
-		case 1 << 16:
+		case wireRedacted:
 			ev.Redacted, ok = d.strs()
 		}
 		return ok
@@ -91,7 +91,7 @@ func decodeEvent(data []byte) (*Event, bool) {
 		set bool
 		in  string
 		out *time.Time
-	}{{seen&(1<<3) != 0, recorded, &ev.RecordedAt}, {seen&(1<<4) != 0, occurred, &ev.OccurredAt}} {
+	}{{seen&wireRecordedAt != 0, recorded, &ev.RecordedAt}, {seen&wireOccurredAt != 0, occurred, &ev.OccurredAt}} {
 		if !t.set {
 			continue
 		}
@@ -104,15 +104,49 @@ func decodeEvent(data []byte) (*Event, bool) {
 	return ev, true
 }
 
-// wireMembers are the members of an event, each a bit of decodeEvent's
-// seen set.
+// The members of an event, each a bit of decodeEvent's seen set.
+const (
+	wireID uint32 = 1 << iota
+	wireTenant
+	wireSeq
+	wireRecordedAt
+	wireOccurredAt
+	wireAction
+	wireCategory
+	wireOutcome
+	wireActor
+	wireTargets
+	wireRequest
+	wireScope
+	wireContext
+	wireCorrelationID
+	wireReason
+	wireViolations
+	wireRedacted
+)
+
+// wireMembers maps each member name of an event to its bit.
 var wireMembers = map[string]uint32{
-	"id": 1 << 0, "tenant": 1 << 1, "seq": 1 << 2, "recorded_at": 1 << 3, "occurred_at": 1 << 4,
-	"action": 1 << 5, "category": 1 << 6, "outcome": 1 << 7, "actor": 1 << 8, "targets": 1 << 9,
-	"request": 1 << 10, "scope": 1 << 11, "context": 1 << 12, "correlation_id": 1 << 13,
-	"reason": 1 << 14, "violations": 1 << 15, "redacted": 1 << 16,
+	"id":             wireID,
+	"tenant":         wireTenant,
+	"seq":            wireSeq,
+	"recorded_at":    wireRecordedAt,
+	"occurred_at":    wireOccurredAt,
+	"action":         wireAction,
+	"category":       wireCategory,
+	"outcome":        wireOutcome,
+	"actor":          wireActor,
+	"targets":        wireTargets,
+	"request":        wireRequest,
+	"scope":          wireScope,
+	"context":        wireContext,
+	"correlation_id": wireCorrelationID,
+	"reason":         wireReason,
+	"violations":     wireViolations,
+	"redacted":       wireRedacted,
 }
 
+// request decodes a request object into r.
 func (d *eventDecoder) request(r *Request) bool {
 	return d.fields(func(name []byte) (*string, uint8) {
 		switch string(name) {
@@ -135,6 +169,7 @@ func (d *eventDecoder) request(r *Request) bool {
 	})
 }
 
+// scope decodes a scope object into s.
 func (d *eventDecoder) scope(s *Scope) bool {
 	return d.fields(func(name []byte) (*string, uint8) {
 		switch string(name) {
@@ -149,6 +184,7 @@ func (d *eventDecoder) scope(s *Scope) bool {
 	})
 }
 
+// actor decodes an actor object into a.
 func (d *eventDecoder) actor(a *Actor) bool {
 	var seen uint8
 	return d.object(func(name []byte) bool {
@@ -183,6 +219,7 @@ func (d *eventDecoder) actor(a *Actor) bool {
 	})
 }
 
+// targets decodes an array of targets.
 func (d *eventDecoder) targets() ([]Target, bool) {
 	out := []Target{}
 	ok := d.array(func() bool {
@@ -206,6 +243,7 @@ func (d *eventDecoder) targets() ([]Target, bool) {
 	return out, ok
 }
 
+// violations decodes an array of violations.
 func (d *eventDecoder) violations() ([]Violation, bool) {
 	out := []Violation{}
 	ok := d.array(func() bool {
@@ -246,6 +284,7 @@ func (d *eventDecoder) fields(field func(name []byte) (into *string, bit uint8))
 	})
 }
 
+// strs decodes an array of strings.
 func (d *eventDecoder) strs() ([]string, bool) {
 	out := []string{}
 	ok := d.array(func() bool {
@@ -302,6 +341,7 @@ func (d *eventDecoder) free() (any, bool) {
 	return json.Number(d.data[start:d.i]), true
 }
 
+// literal reads the literal lit (true, false or null).
 func (d *eventDecoder) literal(lit string) bool {
 	if len(d.data)-d.i < len(lit) || string(d.data[d.i:d.i+len(lit)]) != lit {
 		return false
@@ -361,6 +401,7 @@ func (d *eventDecoder) uint() (uint64, bool) {
 	return n, err == nil
 }
 
+// peek returns the byte at d.i, or 0 at the end.
 func (d *eventDecoder) peek() byte {
 	if d.i < len(d.data) {
 		return d.data[d.i]
@@ -368,6 +409,7 @@ func (d *eventDecoder) peek() byte {
 	return 0
 }
 
+// ws skips JSON whitespace.
 func (d *eventDecoder) ws() {
 	for d.i < len(d.data) {
 		switch d.data[d.i] {
@@ -458,6 +500,7 @@ func (d *eventDecoder) array(elem func() bool) bool {
 	}
 }
 
+// str reads a string as strBytes does, copied.
 func (d *eventDecoder) str() (string, bool) {
 	b, ok := d.strBytes()
 	return string(b), ok
