@@ -44,6 +44,7 @@ generate:
 FUZZTIME ?= 30s
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) .
+	go test -run '^$$' -fuzz '^FuzzParseEventSame$$' -fuzztime $(FUZZTIME) .
 	go test -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) .
 	go test -run '^$$' -fuzz '^FuzzParseAPIKey$$' -fuzztime $(FUZZTIME) .
 	go test -run '^$$' -fuzz '^FuzzText$$' -fuzztime $(FUZZTIME) ./redact

@@ -25,7 +25,20 @@ const maxWireDepth = 32
 // another case), invalid UTF-8 and lone surrogate escapes. Each refusal is
 // an EINVALID error naming the offending fields. Context numbers are kept
 // as json.Number so no digit is lost.
+//
+// An event is read in one pass by eventDecoder; a document it does not
+// accept whole goes to parseEventStrict, which says what is wrong with it.
 func ParseEvent(data []byte) (*Event, error) {
+	if ev, ok := decodeEvent(data); ok {
+		return ev, nil
+	}
+	return parseEventStrict(data)
+}
+
+// parseEventStrict is ParseEvent in several passes (depth, member and
+// encoding checks, then encoding/json): it gives every refusal its error,
+// and is the reference the one-pass decoder must agree with.
+func parseEventStrict(data []byte) (*Event, error) {
 	if len(data) > MaxEventBytes {
 		return nil, Invalid(fmt.Sprintf("event is %d bytes; the limit is %d", len(data), MaxEventBytes))
 	}
