@@ -221,47 +221,44 @@ func (d *eventDecoder) actor(a *Actor) bool {
 
 // targets decodes an array of targets.
 func (d *eventDecoder) targets() ([]Target, bool) {
-	out := []Target{}
-	ok := d.array(func() bool {
-		var t Target
-		if !d.fields(func(name []byte) (*string, uint8) {
-			switch string(name) {
-			case "type":
-				return &t.Type, 1
-			case "id":
-				return &t.ID, 2
-			case "name":
-				return &t.Name, 4
-			}
-			return nil, 0
-		}) {
-			return false
+	return stringObjects(d, func(t *Target, name []byte) (*string, uint8) {
+		switch string(name) {
+		case "type":
+			return &t.Type, 1
+		case "id":
+			return &t.ID, 2
+		case "name":
+			return &t.Name, 4
 		}
-		out = append(out, t)
-		return true
+		return nil, 0
 	})
-	return out, ok
 }
 
 // violations decodes an array of violations.
 func (d *eventDecoder) violations() ([]Violation, bool) {
-	out := []Violation{}
+	return stringObjects(d, func(v *Violation, name []byte) (*string, uint8) {
+		switch string(name) {
+		case "path":
+			return &v.Path, 1
+		case "rule":
+			return &v.Rule, 2
+		case "message":
+			return &v.Message, 4
+		}
+		return nil, 0
+	})
+}
+
+// stringObjects decodes an array of objects of string members (d.fields),
+// member giving each member's place in the element and its bit.
+func stringObjects[T any](d *eventDecoder, member func(e *T, name []byte) (*string, uint8)) ([]T, bool) {
+	out := []T{}
 	ok := d.array(func() bool {
-		var v Violation
-		if !d.fields(func(name []byte) (*string, uint8) {
-			switch string(name) {
-			case "path":
-				return &v.Path, 1
-			case "rule":
-				return &v.Rule, 2
-			case "message":
-				return &v.Message, 4
-			}
-			return nil, 0
-		}) {
+		var e T
+		if !d.fields(func(name []byte) (*string, uint8) { return member(&e, name) }) {
 			return false
 		}
-		out = append(out, v)
+		out = append(out, e)
 		return true
 	})
 	return out, ok
