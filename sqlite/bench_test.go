@@ -211,6 +211,10 @@ func BenchmarkBaselineInsertPerEvent64(b *testing.B) {
 var (
 	bigDB     = flag.String("trail.bigdb", "", "path of the large database for BenchmarkQueryLarge (generated when missing)")
 	bigEvents = flag.Int("trail.bigdb.events", 10_000_000, "events in the generated large database")
+	// The page caches of the large database's connections (0: Options'
+	// defaults), to measure what a size costs the queries.
+	writerCache = flag.Int64("trail.cache.writer", 0, "Options.WriterCache of the large database, bytes (0: the default)")
+	readerCache = flag.Int64("trail.cache.reader", 0, "Options.ReaderCache of the large database, bytes (0: the default)")
 )
 
 // BenchmarkQueryLarge runs filtered page queries on a large database (10M
@@ -306,11 +310,12 @@ func openBig(b *testing.B, path string, n int) *sqlite.DB {
 	step := 30 * 24 * time.Hour / time.Duration(n)
 	clock := start
 	var mu sync.Mutex
-	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer(), Now: func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		return clock
-	}})
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer(),
+		WriterCache: *writerCache, ReaderCache: *readerCache, Now: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return clock
+		}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -38,6 +38,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,21 @@ type Options struct {
 	MaxWait time.Duration
 	// Readers is the size of the read connection pool (default 4).
 	Readers int
+	// WriterCache is the page cache of the writer's connection, in bytes
+	// (default 16 MiB, DefaultWriterCache): the index pages a commit
+	// touches stay in it from one commit to the next. ReaderCache is each
+	// reader connection's (default 2 MiB, DefaultReaderCache). A page
+	// cache lives outside Go's heap (the memory limit does not bound it)
+	// and, with this driver's allocator, costs about twice its size in
+	// resident memory (an 8 KiB slot per 4 KiB page); pages it misses
+	// are read from the operating system's file cache. Smaller is less
+	// memory for more reads (docs/benchmarks.md, issue 18).
+	WriterCache, ReaderCache int64
+	// ReaderIdle is how long a reader connection may sit unused before it
+	// is closed and its cache freed (default 1 minute): a server that
+	// mostly ingests keeps few readers open. A new one is opened on
+	// demand.
+	ReaderIdle time.Duration
 	// Signer signs the checkpoint every commit ends with (trail.Log).
 	// Without one the DB is read-only and Append fails; with one, Open
 	// refuses a database whose latest checkpoints it did not sign.
@@ -150,14 +166,17 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.MaxWAL <= 0 {
 		o.MaxWAL = 64 << 20
 	}
+	if err := o.defaultCaches(); err != nil {
+		return nil, err
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	// temp_store(MEMORY) keeps savepoint sub-journals off the disk. The
-	// writer's page cache (32 MB) holds the hot index pages a busy log
-	// touches each commit; readers get 8 MB each, and no memory map: page
-	// caches live outside Go's heap, and they are most of what `trail
-	// serve` keeps resident (docs/benchmarks.md).
+	// page caches are set per connection (WriterCache, ReaderCache), and
+	// there is no memory map (mmap_size stays 0): page caches live outside
+	// Go's heap, and they are most of what `trail serve` keeps resident
+	// beyond it (docs/benchmarks.md).
 	pragmas := []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "temp_store(MEMORY)"}
 	var params url.Values // of the URI: none, or those of a read-only open
 	if o.ReadOnly {
@@ -175,7 +194,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	// The writer's connections begin IMMEDIATE transactions, and leave
 	// checkpoints to the checkpointer (walcheckpoint.go); a log emptied
 	// by a checkpoint is cut back to MaxWAL when it is reused.
-	wpragmas := append(slices.Clone(pragmas), "cache_size(-32768)")
+	wpragmas := append(slices.Clone(pragmas), cacheSize(o.WriterCache))
 	if !o.ReadOnly {
 		wpragmas = append(wpragmas, "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", o.MaxWAL))
 	}
@@ -227,18 +246,20 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 			return fail(fmt.Errorf("sqlite: %s: %w", path, err))
 		}
 	}
-	if db.r, err = sql.Open("sqlite", dsn(path, params, append(slices.Clone(pragmas), "query_only(1)", "cache_size(-8192)"))); err != nil {
+	if db.r, err = sql.Open("sqlite", dsn(path, params, append(slices.Clone(pragmas), "query_only(1)", cacheSize(o.ReaderCache)))); err != nil {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
 	db.r.SetMaxOpenConns(o.Readers)
 	db.r.SetMaxIdleConns(o.Readers)
+	db.r.SetConnMaxIdleTime(o.ReaderIdle)
 	if db.hashesStmt, err = db.r.PrepareContext(ctx, hashesQuery); err != nil {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
 	// Key and action writes are rare and small; they take their own
 	// connection rather than the writer's (see keys.go), connected on
 	// first use.
-	if db.adb, err = sql.Open("sqlite", writer); err != nil {
+	// Its cache is a reader's: it writes a few rows now and then.
+	if db.adb, err = sql.Open("sqlite", dsn(path, params, withCache(wpragmas, o.ReaderCache))+"&_txlock=immediate"); err != nil {
 		return fail(fmt.Errorf("sqlite: %w", err))
 	}
 	db.adb.SetMaxOpenConns(1)
@@ -249,7 +270,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 		close(db.cpDone)
 	} else {
 		// The checkpointer's connection waits truncateWait at most.
-		checkpointer := dsn(path, params, checkpointerPragmas(wpragmas))
+		checkpointer := dsn(path, params, checkpointerPragmas(withCache(wpragmas, o.ReaderCache)))
 		if db.cdb, err = sql.Open("sqlite", checkpointer); err != nil {
 			return fail(fmt.Errorf("sqlite: %w", err))
 		}
@@ -258,6 +279,64 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	}
 	go db.committer()
 	return db, nil
+}
+
+// Defaults of Options' page caches (WriterCache, ReaderCache, ReaderIdle),
+// chosen by measuring `trail serve`'s resident memory under ingest and the
+// query benchmarks (docs/benchmarks.md, issue 18).
+const (
+	DefaultWriterCache = 16 << 20
+	DefaultReaderCache = 2 << 20
+	DefaultReaderIdle  = time.Minute
+)
+
+// defaultCaches fills in the page cache options left zero and refuses
+// negative ones.
+func (o *Options) defaultCaches() error {
+	for _, c := range []struct {
+		name string
+		v    *int64
+		def  int64
+	}{{"WriterCache", &o.WriterCache, DefaultWriterCache}, {"ReaderCache", &o.ReaderCache, DefaultReaderCache}} {
+		switch {
+		case *c.v < 0:
+			return fmt.Errorf("sqlite: Options.%s %d: want a size in bytes (0: the default, %d)", c.name, *c.v, c.def)
+		case *c.v == 0:
+			*c.v = c.def
+		}
+	}
+	switch {
+	case o.ReaderIdle < 0:
+		return fmt.Errorf("sqlite: Options.ReaderIdle %v: want a duration (0: the default, %v)", o.ReaderIdle, DefaultReaderIdle)
+	case o.ReaderIdle == 0:
+		o.ReaderIdle = DefaultReaderIdle
+	}
+	return nil
+}
+
+// cacheSize is the pragma giving a connection a page cache of about
+// bytes (in KiB, as a negative cache_size says; at least 1 KiB).
+func cacheSize(bytes int64) string {
+	return fmt.Sprintf("cache_size(-%d)", max(bytes>>10, 1))
+}
+
+// withCache is pragmas with their cache_size replaced by one of bytes.
+func withCache(pragmas []string, bytes int64) []string {
+	return replacePragma(pragmas, cacheSize(bytes))
+}
+
+// replacePragma is pragmas with the one of by's name replaced by by (the
+// driver runs a DSN's pragmas in turn, and for some only the first
+// counts, so a pragma is replaced rather than added).
+func replacePragma(pragmas []string, by string) []string {
+	name, _, _ := strings.Cut(by, "(")
+	out := slices.Clone(pragmas)
+	for i, p := range out {
+		if strings.HasPrefix(p, name+"(") {
+			out[i] = by
+		}
+	}
+	return out
 }
 
 // checkSigner refuses a signer that did not sign each tenant's latest

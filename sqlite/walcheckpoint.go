@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 )
 
@@ -140,13 +138,7 @@ func walCheckpoint(ctx context.Context, c *sql.DB, mode string) (busy bool, fram
 // truncateWait. (The first busy_timeout of a DSN is the one the driver
 // applies, so it is replaced rather than added.)
 func checkpointerPragmas(writer []string) []string {
-	out := slices.Clone(writer)
-	for i, p := range out {
-		if strings.HasPrefix(p, "busy_timeout(") {
-			out[i] = fmt.Sprintf("busy_timeout(%d)", truncateWait.Milliseconds())
-		}
-	}
-	return out
+	return replacePragma(writer, fmt.Sprintf("busy_timeout(%d)", truncateWait.Milliseconds()))
 }
 
 // kickCheckpoint wakes the checkpointer (a wake-up pending already is
