@@ -373,15 +373,7 @@ func BenchmarkIndexCost(b *testing.B) {
 				}
 			}
 			raw.Close()
-			batches := sampleBatches(16, 1000)
-			b.ResetTimer()
-			m := startMeter()
-			for i := 0; b.Loop(); i++ {
-				if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			eventsPerSec(b, b.N*1000, m)
+			appendBatches1000(b, db)
 		})
 	}
 }
