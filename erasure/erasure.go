@@ -48,6 +48,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/par"
 	"github.com/trailaudit/trail/tlog"
 )
 
@@ -271,11 +272,11 @@ func personalKey(def *trail.Action, k string) bool {
 // subject of the event, whatever JSON value a field holds. The keys of a
 // batch's subjects are fetched (and the missing ones created) in one call
 // to the key store. What is each event's own (finding its fields, deriving
-// its keys, encrypting) is spread over the cores (ledger.Spread); an error
+// its keys, encrypting) is spread over the cores (par.Spread); an error
 // names the first event, by index, that failed.
 func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) error {
 	groups := make([][]group, len(evs)) // each event's blobs, in order
-	ledger.Spread(len(evs), func(lo, hi int) error {
+	par.Spread(len(evs), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			groups[i] = s.groups(evs[i])
 		}
@@ -337,7 +338,7 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 		n += len(groups[i-1])
 		first[i] = n
 	}
-	return ledger.Spread(len(evs), func(lo, hi int) error {
+	return par.Spread(len(evs), func(lo, hi int) error {
 		var pt, ct, out []byte // reused for every blob of the chunk
 		for i := lo; i < hi; i++ {
 			ev := evs[i]

@@ -16,6 +16,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/par"
 )
 
 // readBody reads the whole body, up to limit bytes, and returns it with
@@ -264,11 +265,11 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, k *trail.APIK
 	if len(raws) > s.c.Limits.MaxBatch {
 		return &apiError{code: eTooLarge, msg: fmt.Sprintf("%d events: a batch may hold %d", len(raws), s.c.Limits.MaxBatch)}
 	}
-	// Each line parsed on every core (ledger.Spread); the refusal names
+	// Each line parsed on every core (par.Spread); the refusal names
 	// every bad event, in order, as one loop would.
 	evs := make([]*trail.Event, len(raws))
 	errs := make([]error, len(raws))
-	ledger.Spread(len(raws), func(lo, hi int) error {
+	par.Spread(len(raws), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			evs[i], errs[i] = trail.ParseEvent(raws[i])
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/trailaudit/trail/internal/par"
 	"time"
 
 	"github.com/trailaudit/trail"
@@ -233,7 +234,7 @@ func (h *Head) sequence(b *Batch, maxSeq uint64) (*Head, []Row, error) {
 	if h.Tree != nil {
 		leaves = make([]byte, len(rows)*trail.HashSize)
 	}
-	err := Spread(len(rows), func(lo, hi int) error {
+	err := par.Spread(len(rows), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			ev := b.Events[i]
 			body, err := trail.MarshalCanonical(ev)
@@ -293,7 +294,7 @@ func (c *Checkpoint) Note() ([]byte, error) {
 // return, with no decoding of what was stored.)
 func result(rows []Row) *trail.AppendResult {
 	out := make([]*trail.Event, len(rows))
-	Spread(len(rows), func(lo, hi int) error {
+	par.Spread(len(rows), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			out[i] = rows[i].Event.Clone()
 		}

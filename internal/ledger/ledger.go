@@ -34,6 +34,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/trailaudit/trail/internal/par"
 	"net/netip"
 	"slices"
 	"strings"
@@ -271,14 +272,14 @@ func (p *Log) prepare(ctx context.Context, tenant string, events []*trail.Event,
 }
 
 // validate is Validator.PrepareBatch with the batch spread over the cores
-// (Spread), every chunk prepared at the same now. A batch with an event
+// (par.Spread), every chunk prepared at the same now. A batch with an event
 // refused is prepared again whole, in one call: its refusal is exactly
 // PrepareBatch's (every field error, indexed in the batch, worded for a
 // batch or a single event), and a refused batch costs the caller, not the
 // store.
 func (p *Log) validate(tenant string, events []*trail.Event, pol trail.Policy, now time.Time) ([]*trail.Event, error) {
 	out := make([]*trail.Event, len(events))
-	err := Spread(len(events), func(lo, hi int) error {
+	err := par.Spread(len(events), func(lo, hi int) error {
 		part, err := p.c.Validator.PrepareBatch(tenant, events[lo:hi], pol, now)
 		copy(out[lo:hi], part)
 		return err
