@@ -146,8 +146,12 @@ func (t *tx) PruneRows(ctx context.Context, seqs []uint64) ([]ledger.PruneRow, e
 	return out, nil
 }
 
-func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) error {
-	t.rows, t.next = rows, next
+func (t *tx) Write(ctx context.Context, rows *ledger.Rows) error {
+	all, err := rows.All()
+	if err != nil {
+		return err
+	}
+	t.rows, t.next = all, rows.Head()
 	return nil
 }
 

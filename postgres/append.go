@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -138,17 +139,24 @@ func (t *tx) Earlier(ctx context.Context) ([]byte, []*trail.Event, error) {
 	return t.e.fingerprint, evs, nil
 }
 
-// Write sends a large batch's rows with COPY at once, and queues a small
-// one's INSERTs to ride with COMMIT.
-func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) error {
+// Write sends a large batch's rows with COPY as the pipeline encodes them,
+// and queues a small one's INSERTs to ride with COMMIT. The transaction is
+// the batch's own, so a COPY that stops at an event that does not encode
+// leaves nothing once it is rolled back.
+func (t *tx) Write(ctx context.Context, rows *ledger.Rows) error {
 	tenant := t.b.Tenant
-	if len(rows) >= copyMin {
+	if rows.Len() >= copyMin {
 		if err := copyRows(ctx, t.conn, tenant, rows); err != nil {
 			return err
 		}
 	} else {
-		insertRows(t.batch, tenant, rows)
+		all, err := rows.All()
+		if err != nil {
+			return err
+		}
+		insertRows(t.batch, tenant, all)
 	}
+	next := rows.Head()
 	edge := t.edge
 	if next.Tree != nil {
 		edge = next.Tree.Edge()
@@ -157,7 +165,7 @@ func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) er
 		tenant, int64(next.Seq), next.RecordedAt, subMicro(next.RecordedAt), edge)
 	if t.b.Key != "" {
 		t.batch.Queue("INSERT INTO idempotency (tenant, key, fingerprint, first_seq, n) VALUES ($1, $2, $3, $4, $5)",
-			tenant, t.b.Key, t.b.Fingerprint[:], int64(rows[0].Event.Seq), int32(len(rows)))
+			tenant, t.b.Key, t.b.Fingerprint[:], int64(rows.First()), int32(rows.Len()))
 	}
 	return nil
 }
@@ -229,48 +237,77 @@ func copyInto(table string, columns []string) string {
 // copyRows writes rows, and their targets rows, with COPY in the binary
 // format, encoded straight from the rows as the connection sends them
 // (copyReader): no per-value conversion or allocation, no statement
-// description to fetch, and the server inserts the first rows while the
-// last are encoded.
-func copyRows(ctx context.Context, conn *pgxpool.Conn, tenant string, rows []ledger.Row) error {
+// description to fetch. The events' COPY reads the rows chunk by chunk as
+// the pipeline encodes them (ledger.Rows), so the server inserts the
+// first while the last are still being encoded; the targets' COPY follows
+// once all are read.
+func copyRows(ctx context.Context, conn *pgxpool.Conn, tenant string, rows *ledger.Rows) error {
 	pg := conn.Conn().PgConn()
-	i := 0
-	events := newCopyReader(func(c *binaryCopy) bool {
-		if i == len(rows) {
-			return false
+	var (
+		mu      sync.Mutex   // pgx reads in a goroutine of its own, which a broken connection may leave running
+		over    bool         // CopyFrom returned: the rows are no longer this reader's
+		part    []ledger.Row // the chunk being sent
+		i       int          // the next row of part
+		readErr error        // what ended the rows early
+	)
+	events := newCopyReader(func(c *binaryCopy) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if over {
+			return false, errCopyOver
+		}
+		if i == len(part) {
+			if part, readErr = rows.Next(); readErr != nil || part == nil {
+				return false, readErr
+			}
+			i = 0
 		}
 		c.row(len(eventColumns))
-		eventFields(c, tenant, &rows[i])
+		eventFields(c, tenant, &part[i])
 		i++
-		return true
+		return true, nil
 	})
-	if _, err := pg.CopyFrom(ctx, events, copyEvents); err != nil {
+	_, err := pg.CopyFrom(ctx, events, copyEvents)
+	mu.Lock()
+	over = true
+	mu.Unlock()
+	if err != nil {
+		if readErr != nil {
+			return readErr
+		}
 		return internal(err, "write events")
 	}
+	all, err := rows.All() // all read already: this returns them
+	if err != nil {
+		return err
+	}
 	n := 0
-	for i := range rows {
-		n += len(rows[i].Index.Targets)
+	for i := range all {
+		n += len(all[i].Index.Targets)
 	}
 	if n == 0 {
 		return nil
 	}
 	i, j := 0, 0
-	targets := newCopyReader(func(c *binaryCopy) bool {
-		for i < len(rows) && j == len(rows[i].Index.Targets) {
+	targets := newCopyReader(func(c *binaryCopy) (bool, error) {
+		for i < len(all) && j == len(all[i].Index.Targets) {
 			i, j = i+1, 0
 		}
-		if i == len(rows) {
-			return false
+		if i == len(all) {
+			return false, nil
 		}
 		c.row(len(targetColumns))
-		targetFields(c, tenant, int64(rows[i].Event.Seq), rows[i].Index.Targets[j])
+		targetFields(c, tenant, int64(all[i].Event.Seq), all[i].Index.Targets[j])
 		j++
-		return true
+		return true, nil
 	})
 	if _, err := pg.CopyFrom(ctx, targets, copyTargets); err != nil {
 		return internal(err, "write event targets")
 	}
 	return nil
 }
+
+var errCopyOver = errors.New("postgres: the COPY ended")
 
 // insertRows queues rows, and their targets rows, on b as INSERTs.
 func insertRows(b *pgx.Batch, tenant string, rows []ledger.Row) {
@@ -350,30 +387,37 @@ func (a *args) bytea(b []byte)          { *a = append(*a, b) }
 
 // copyReader is COPY data in the binary format (binaryCopy) read as it is
 // encoded: each Read encodes rows (next encodes one, or reports there is
-// none left) until what is pending fills the caller's buffer, so it holds
-// no more than a buffer and a row of the data at once.
+// none left, or the error that ends the data early) until what is pending
+// fills the caller's buffer, so it holds no more than a buffer and a row of
+// the data at once.
 type copyReader struct {
 	c    binaryCopy
 	off  int // what of c.b was read
-	next func(c *binaryCopy) bool
+	next func(c *binaryCopy) (bool, error)
 	done bool // next has reported the end, and the trailer is in c.b
 }
 
 var _ io.Reader = (*copyReader)(nil)
 
-func newCopyReader(next func(c *binaryCopy) bool) *copyReader {
+func newCopyReader(next func(c *binaryCopy) (bool, error)) *copyReader {
 	r := &copyReader{next: next}
 	r.c.header()
 	return r
 }
 
+// Read returns the data; an error of next is returned at once (pgx then
+// ends the COPY with CopyFail, so the server stores none of it).
 func (r *copyReader) Read(p []byte) (int, error) {
 	if r.off > 0 { // keep only what is pending, at the front
 		r.c.b = r.c.b[:copy(r.c.b, r.c.b[r.off:])]
 		r.off = 0
 	}
 	for !r.done && len(r.c.b) < len(p) {
-		if !r.next(&r.c) {
+		more, err := r.next(&r.c)
+		if err != nil {
+			return 0, err
+		}
+		if !more {
 			r.c.end()
 			r.done = true
 		}

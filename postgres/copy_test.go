@@ -16,15 +16,15 @@ func TestCopyReader(t *testing.T) {
 	for _, n := range []int{0, 1, 3, 1000} {
 		rows := func() io.Reader {
 			i := 0
-			return newCopyReader(func(c *binaryCopy) bool {
+			return newCopyReader(func(c *binaryCopy) (bool, error) {
 				if i == n {
-					return false
+					return false, nil
 				}
 				c.row(2)
 				c.int8(int64(i))
 				c.text(string(bytes.Repeat([]byte{'x'}, i%300)))
 				i++
-				return true
+				return true, nil
 			})
 		}
 		want := []byte(copySignature + "\x00\x00\x00\x00\x00\x00\x00\x00")
@@ -54,14 +54,14 @@ func TestCopyReader(t *testing.T) {
 func TestCopyReaderHoldsLittle(t *testing.T) {
 	row := bytes.Repeat([]byte{'x'}, 1000)
 	i := 0
-	r := newCopyReader(func(c *binaryCopy) bool {
+	r := newCopyReader(func(c *binaryCopy) (bool, error) {
 		if i == 1000 {
-			return false
+			return false, nil
 		}
 		c.row(1)
 		c.bytea(row)
 		i++
-		return true
+		return true, nil
 	})
 	p := make([]byte, 65536)
 	total := 0

@@ -210,7 +210,13 @@ func (t *tx) Earlier(ctx context.Context) ([]byte, []*trail.Event, error) {
 
 // Write gathers the rows, to be written with the group's others in
 // multi-row INSERTs (flush), and records the key.
-func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) error {
+func (t *tx) Write(ctx context.Context, r *ledger.Rows) error {
+	// The group's transaction holds other batches: nothing is written
+	// before every row is read (and encoded).
+	rows, err := r.All()
+	if err != nil {
+		return err
+	}
 	t.wrote = true
 	g := t.g
 	for _, row := range rows {
@@ -228,7 +234,7 @@ func (t *tx) Write(ctx context.Context, rows []ledger.Row, next *ledger.Head) er
 			return t.fail(internal(err, "insert idempotency key"))
 		}
 	}
-	g.heads[t.b.Tenant] = &head{tid: t.tid, head: next}
+	g.heads[t.b.Tenant] = &head{tid: t.tid, head: r.Head()}
 	g.events += len(rows)
 	return nil
 }

@@ -3,9 +3,14 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"github.com/trailaudit/trail/internal/par"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/trailaudit/trail/internal/par"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/tlog"
@@ -41,10 +46,14 @@ type Tx interface {
 	// PruneRows returns the tenant's rows at seqs (sorted), in seq order,
 	// without the seqs it does not hold.
 	PruneRows(ctx context.Context, seqs []uint64) ([]PruneRow, error)
-	// Write stores rows (the events and their targets rows), records the
-	// batch's key with the seqs of rows, and moves the tenant's head to
-	// next. The store MUST NOT change next or its tree.
-	Write(ctx context.Context, rows []Row, next *Head) error
+	// Write stores rows (the events and their targets rows), reading them
+	// all (Rows.Next or Rows.All), records the batch's key with the seqs of
+	// rows, and moves the tenant's head to rows.Head(). When reading rows
+	// fails (an event that does not encode) it stops and returns that
+	// error, leaving its transaction to be rolled back; see Rows for when
+	// it may write before it has read them all. The store MUST NOT change
+	// the rows, the head or its tree.
+	Write(ctx context.Context, rows *Rows) error
 	// Prune clears the payloads of the events at seqs (their bodies and
 	// the copies of their fields in columns, keeping their tree hashes),
 	// marks them pruned by the record at seq by, and deletes targets, their
@@ -92,69 +101,89 @@ type PrunedTarget struct {
 	Type, ID string
 }
 
-// commit writes a prepared batch through the backend.
+// commit writes a prepared batch through the backend. The copies the
+// caller is answered with are made while the store commits (a durable
+// commit waits for the disk, not the cores), and the answer waits for both.
 func (l *Log) commit(ctx context.Context, b *Batch) (*trail.AppendResult, error) {
 	tx, err := l.be.Begin(ctx, b)
 	if err != nil {
 		return nil, err
 	}
-	res, cp, err := l.apply(ctx, tx, b)
+	rows, replay, cp, err := l.apply(ctx, tx, b)
 	if err != nil {
 		tx.Rollback()
 		return nil, err
 	}
-	if err := tx.Commit(ctx, cp); err != nil {
+	if replay != nil {
+		if err := tx.Commit(ctx, nil); err != nil {
+			return nil, err
+		}
+		return replay, nil
+	}
+	res := make(chan *trail.AppendResult, 1)
+	go func() { res <- result(rows) }()
+	err = tx.Commit(ctx, cp)
+	out := <-res
+	if err != nil {
 		return nil, err
 	}
-	return res, nil
+	return out, nil
 }
 
 // apply runs b's steps in tx: everything a batch can fail on by itself is
-// checked before Write, so a batch refused has written nothing.
-func (l *Log) apply(ctx context.Context, tx Tx, b *Batch) (*trail.AppendResult, *Checkpoint, error) {
+// checked before Write, but for an event that does not encode, which ends
+// the Rows Write reads. It returns the rows written and the checkpoint to
+// commit with, or the answer of a replay.
+func (l *Log) apply(ctx context.Context, tx Tx, b *Batch) (rows []Row, replay *trail.AppendResult, cp *Checkpoint, err error) {
 	st, err := tx.Head(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	h, err := l.head(b.Tenant, st)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if b.Key != "" {
 		fp, evs, err := tx.Earlier(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if fp != nil {
 			if !bytes.Equal(fp, b.Fingerprint[:]) {
-				return nil, nil, trail.Errorf(trail.ECONFLICT, "idempotency key was used before with a different batch")
+				return nil, nil, nil, trail.Errorf(trail.ECONFLICT, "idempotency key was used before with a different batch")
 			}
-			return &trail.AppendResult{Events: evs, Replay: true}, nil, nil
+			return nil, &trail.AppendResult{Events: evs, Replay: true}, nil, nil
 		}
 	}
-	next, rows, err := h.sequence(b, l.c.MaxSeq)
+	r, err := h.sequence(b, l.c.MaxSeq)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	defer r.halt() // once Write is done, nothing encodes: a failure stops the workers
 	var targets []PrunedTarget
 	if b.Prune != nil {
-		if targets, err = checkPrune(ctx, tx, b, next); err != nil {
-			return nil, nil, err
+		if targets, err = checkPrune(ctx, tx, b, r.next.Seq); err != nil {
+			return nil, nil, nil, err
 		}
 	}
-	if err := tx.Write(ctx, rows, next); err != nil {
-		return nil, nil, err
+	err = tx.Write(ctx, r)
+	switch {
+	case r.err != nil && !errors.Is(r.err, errStopped):
+		return nil, nil, nil, r.err // the batch's fault, whatever the store made of it
+	case err != nil:
+		return nil, nil, nil, err
+	case r.Head() == nil:
+		return nil, nil, nil, trail.Errorf(trail.EINTERNAL, "%s: Write returned before reading all %d rows", l.c.Store, r.Len())
 	}
 	if b.Prune != nil {
-		if err := tx.Prune(ctx, b.Prune, next.Seq, targets); err != nil {
-			return nil, nil, err
+		if err := tx.Prune(ctx, b.Prune, r.next.Seq, targets); err != nil {
+			return nil, nil, nil, err
 		}
 	}
-	cp, err := l.checkpoint(next)
-	if err != nil {
-		return nil, nil, err
+	if cp, err = l.checkpoint(r.next); err != nil {
+		return nil, nil, nil, err
 	}
-	return result(rows), cp, nil
+	return r.rows, nil, cp, nil
 }
 
 // Head is a tenant's position in its log: its last seq, that event's
@@ -210,58 +239,200 @@ type Row struct {
 	Index  trail.Index  // the columns queries use, and the target rows
 }
 
-// sequence gives b's events the seqs after h, clamps their RecordedAt so it
-// never runs behind the event before, encodes them and appends them to a
-// copy of h's tree: it returns the head after them, and their rows. It
-// fails (EINVALID for an event that does not encode) before anything is
-// written. maxSeq bounds the tenant's log (0: none).
-func (h *Head) sequence(b *Batch, maxSeq uint64) (*Head, []Row, error) {
-	if maxSeq > 0 && h.Seq+uint64(len(b.Events)) > maxSeq {
-		return nil, nil, trail.Errorf(trail.EINTERNAL, "tenant %s is full (%d events)", h.Tenant, maxSeq)
+// Rows are a batch's rows as the pipeline sequences them, for the store's
+// Write to read in seq order, a chunk at a time (Next) or all at once
+// (All). Each event's own work (its canonical bytes, index columns and
+// leaf hash) runs ahead of the reader on the other cores, chunk by chunk,
+// and the leaves go into the tree in order as their chunk is read: a store
+// that sends rows as it reads them (PostgreSQL's COPY) has the database
+// insert the first chunks while the Go side still encodes the last, where
+// encoding the whole batch first left the server idle meanwhile.
+//
+// An event that does not encode ends the rows with its error (Next, All);
+// the store stops and returns it, and the pipeline rolls the batch back
+// and reports it as the batch's fault. So a store whose transaction holds
+// other batches too (SQLite's group) must read All before it writes
+// anything; one whose transaction is the batch's own may write as it
+// reads.
+type Rows struct {
+	rows   []Row
+	chunks []rowChunk
+	read   int    // chunks Next has returned
+	leaves []byte // the leaf hashes, trail.HashSize bytes each (nil without trees)
+	next   *Head  // the head after the rows: its Tree takes each chunk's leaves as it is read
+	err    error  // the first chunk's error, in order: the rows end there
+
+	claim atomic.Int64 // the next chunk nobody has taken
+	stop  atomic.Bool  // the reader gave up: take no more chunks
+	wg    sync.WaitGroup
+}
+
+// rowChunk is rows[lo:hi], encoded once done is closed (err set before).
+type rowChunk struct {
+	lo, hi int
+	done   chan struct{}
+	err    error
+}
+
+// rowChunkSize is how many events make a chunk of Rows: about 64 KB of
+// COPY data, what pgx's COPY reads at a time, and 100–200 µs of encoding,
+// so the first rows reach the store that soon and taking a chunk costs
+// nothing beside its work.
+const rowChunkSize = 64
+
+// Len is how many rows there are.
+func (r *Rows) Len() int { return len(r.rows) }
+
+// First is the seq of the first row (the rows' seqs are contiguous and
+// known before they are encoded).
+func (r *Rows) First() uint64 { return r.next.Seq - uint64(len(r.rows)) + 1 }
+
+// Next returns the next rows in seq order, waiting for them to be encoded,
+// or nil once all were read. After an error it returns the same error.
+func (r *Rows) Next() ([]Row, error) {
+	if r.err != nil {
+		return nil, r.err
 	}
-	rows := make([]Row, len(b.Events))
+	if r.read == len(r.chunks) {
+		return nil, nil
+	}
+	c := &r.chunks[r.read]
+	r.take() // the reader works too rather than wait: it takes this chunk, or one after it
+	<-c.done
+	if c.err != nil {
+		r.err = c.err
+		r.halt()
+		return nil, r.err
+	}
+	r.read++
+	if r.next.Tree != nil { // in order, one goroutine: the tree's shape depends on it
+		for i := c.lo; i < c.hi; i++ {
+			r.rows[i].Hashes = r.next.Tree.AppendHash(r.leaves[i*trail.HashSize : (i+1)*trail.HashSize])
+		}
+	}
+	return r.rows[c.lo:c.hi], nil
+}
+
+// All reads every row (Next until the end) and returns them.
+func (r *Rows) All() ([]Row, error) {
+	for {
+		part, err := r.Next()
+		if err != nil {
+			return nil, err
+		}
+		if part == nil {
+			return r.rows, nil
+		}
+	}
+}
+
+// Head is the tenant's head after the rows: Write moves the tenant's head
+// to it once it has read them all. Before that it is nil.
+func (r *Rows) Head() *Head {
+	if r.read < len(r.chunks) {
+		return nil
+	}
+	return r.next
+}
+
+// take encodes chunks, the lowest not yet taken first, until none is
+// left. Workers run it; so does the reader, once for the chunk it waits
+// for (it never takes one past a chunk another is still encoding for
+// longer than one chunk's work).
+func (r *Rows) take() {
+	if r.stop.Load() {
+		return
+	}
+	if k := int(r.claim.Add(1) - 1); k < len(r.chunks) {
+		r.encode(&r.chunks[k])
+	}
+}
+
+func (r *Rows) work() {
+	for !r.stop.Load() {
+		k := int(r.claim.Add(1) - 1)
+		if k >= len(r.chunks) {
+			return
+		}
+		r.encode(&r.chunks[k])
+	}
+}
+
+// encode is each event's own work for chunk c: its canonical bytes, its
+// index columns and its leaf hash. It stops at the chunk's first error.
+func (r *Rows) encode(c *rowChunk) {
+	defer close(c.done)
+	for i := c.lo; i < c.hi; i++ {
+		ev := r.rows[i].Event
+		body, err := trail.MarshalCanonical(ev)
+		if err != nil {
+			c.err = trail.Errorf(trail.EINVALID, "event %d cannot be encoded: %v", i, err)
+			return
+		}
+		id, ok := trail.ParseID(ev.ID)
+		if !ok {
+			c.err = trail.Errorf(trail.EINTERNAL, "event id %q is not a UUID", ev.ID)
+			return
+		}
+		r.rows[i] = Row{Event: ev, ID: id, Body: body, Hashes: []byte{}, Index: trail.IndexOf(ev)} // Hashes not nil: a SQL store would write NULL
+		if r.leaves != nil {
+			copy(r.leaves[i*trail.HashSize:], tlog.LeafHash(body))
+		}
+	}
+}
+
+// halt stops the workers and waits for them: after it, nothing writes to
+// the rows. A chunk already taken is finished.
+func (r *Rows) halt() {
+	r.stop.Store(true)
+	r.wg.Wait()
+	// Chunks nobody took will never be done: mark them so a late reader
+	// does not wait for them.
+	for k := int(min(r.claim.Load(), int64(len(r.chunks)))); k < len(r.chunks); k++ {
+		r.chunks[k].err = errStopped
+		close(r.chunks[k].done)
+	}
+	r.claim.Store(int64(len(r.chunks)))
+}
+
+var errStopped = errors.New("ledger: rows not encoded: the batch stopped")
+
+// sequence gives b's events the seqs after h and clamps their RecordedAt
+// so it never runs behind the event before, in the batch's order, in one
+// goroutine; it returns their Rows, whose encoding and tree hashes (on a
+// copy of h's tree) follow as the store reads them (Rows.Next). It fails
+// before anything is written when the tenant would overflow maxSeq (0: no
+// bound).
+func (h *Head) sequence(b *Batch, maxSeq uint64) (*Rows, error) {
+	if maxSeq > 0 && h.Seq+uint64(len(b.Events)) > maxSeq {
+		return nil, trail.Errorf(trail.EINTERNAL, "tenant %s is full (%d events)", h.Tenant, maxSeq)
+	}
+	r := &Rows{rows: make([]Row, len(b.Events))}
 	next := &Head{Tenant: h.Tenant, Seq: h.Seq, RecordedAt: h.RecordedAt, Origin: h.Origin}
-	for _, ev := range b.Events { // the order of the batch: one goroutine
+	for i, ev := range b.Events { // the order of the batch: one goroutine
 		next.Seq++
 		ev.Seq = next.Seq
 		ev.RecordedAt = trail.NotBefore(ev.RecordedAt, next.RecordedAt)
 		next.RecordedAt = ev.RecordedAt
-	}
-	// Each event's own work, spread over the cores: its canonical bytes,
-	// its index columns and its leaf hash. The first event (by index) that
-	// fails is the one named, as in one loop.
-	var leaves []byte // the leaf hashes, HashSize bytes each
-	if h.Tree != nil {
-		leaves = make([]byte, len(rows)*trail.HashSize)
-	}
-	err := par.Spread(len(rows), func(lo, hi int) error {
-		for i := lo; i < hi; i++ {
-			ev := b.Events[i]
-			body, err := trail.MarshalCanonical(ev)
-			if err != nil {
-				return trail.Errorf(trail.EINVALID, "event %d cannot be encoded: %v", i, err)
-			}
-			id, ok := trail.ParseID(ev.ID)
-			if !ok {
-				return trail.Errorf(trail.EINTERNAL, "event id %q is not a UUID", ev.ID)
-			}
-			rows[i] = Row{Event: ev, ID: id, Body: body, Hashes: []byte{}, Index: trail.IndexOf(ev)} // Hashes not nil: a SQL store would write NULL
-			if leaves != nil {
-				copy(leaves[i*trail.HashSize:], tlog.LeafHash(body))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
+		r.rows[i].Event = ev
 	}
 	if h.Tree != nil {
 		next.Tree = h.Tree.Clone()
-		for i := range rows {
-			rows[i].Hashes = next.Tree.AppendHash(leaves[i*trail.HashSize : (i+1)*trail.HashSize])
-		}
+		r.leaves = make([]byte, len(r.rows)*trail.HashSize)
 	}
-	return next, rows, nil
+	r.next = next
+	n := max(1, (len(r.rows)+rowChunkSize-1)/rowChunkSize)
+	r.chunks = make([]rowChunk, n)
+	for k := range r.chunks {
+		r.chunks[k] = rowChunk{lo: k * len(r.rows) / n, hi: (k + 1) * len(r.rows) / n, done: make(chan struct{})}
+	}
+	// A batch of one chunk is the reader's alone (a single-event append
+	// starts no goroutine); a larger one has a worker per other core
+	// running ahead of the reader.
+	for range min(runtime.GOMAXPROCS(0), n) - 1 {
+		r.wg.Go(r.work)
+	}
+	return r, nil
 }
 
 // Checkpoint is a tenant's tree head after a batch, to be signed and stored
@@ -303,16 +474,16 @@ func result(rows []Row) *trail.AppendResult {
 	return &trail.AppendResult{Events: out}
 }
 
-// checkPrune reads the rows prune batch b clears (b sequenced to next, its
-// record at next.Seq) and checks each: there, not pruned already, and not
+// checkPrune reads the rows prune batch b clears (its record sequenced at
+// seq record) and checks each: there, not pruned already, and not
 // itself a purge record. It returns their targets rows, derived from their
 // stored bytes as sequence derived them.
-func checkPrune(ctx context.Context, tx Tx, b *Batch, next *Head) ([]PrunedTarget, error) {
+func checkPrune(ctx context.Context, tx Tx, b *Batch, record uint64) ([]PrunedTarget, error) {
 	missing := func(seq uint64) error {
 		return trail.Errorf(trail.EINVALID, "tenant %s has no event at seq %d to prune", b.Tenant, seq)
 	}
 	for _, s := range b.Prune {
-		if s >= next.Seq {
+		if s >= record {
 			return nil, missing(s)
 		}
 	}

@@ -42,10 +42,14 @@ func (f *fake) PruneRows(ctx context.Context, seqs []uint64) ([]PruneRow, error)
 	f.calls = append(f.calls, "PruneRows")
 	return f.rows, nil
 }
-func (f *fake) Write(ctx context.Context, rows []Row, next *Head) error {
+func (f *fake) Write(ctx context.Context, rows *Rows) error {
 	f.calls = append(f.calls, "Write")
-	f.written = rows
-	return f.write
+	if f.write != nil {
+		return f.write
+	}
+	all, err := rows.All()
+	f.written = all
+	return err
 }
 func (f *fake) Prune(ctx context.Context, seqs []uint64, by uint64, targets []PrunedTarget) error {
 	f.calls = append(f.calls, "Prune")

@@ -97,7 +97,12 @@ func TestSpreadSequenceNamesFirstFailure(t *testing.T) {
 		evs[i].ID = fmt.Sprint("not-a-uuid-", i)
 	}
 	h := &Head{Tenant: "acme"}
-	_, _, err := h.sequence(&Batch{Tenant: "acme", Events: evs}, 0)
+	r, err := h.sequence(&Batch{Tenant: "acme", Events: evs}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.halt()
+	_, err = r.All()
 	var te *trail.Error
 	if !errors.As(err, &te) || te.Code != trail.EINTERNAL || te.Message != `event id "not-a-uuid-420" is not a UUID` {
 		t.Errorf("err = %v", err)
