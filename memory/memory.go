@@ -180,9 +180,10 @@ func (t *tx) Commit(ctx context.Context, cp *ledger.Checkpoint) error {
 	}
 	first := len(tl.events)
 	for _, r := range t.rows {
-		tl.events = append(tl.events, r.Event)
+		ev := r.Event.Clone() // r.Event is the caller's answer (Tx.Commit)
+		tl.events = append(tl.events, ev)
 		tl.leaves = append(tl.leaves, trail.Leaf{Seq: r.Event.Seq, Body: r.Body, Hashes: r.Hashes})
-		tl.byID[r.Event.ID] = r.Event
+		tl.byID[ev.ID] = ev
 	}
 	tl.head = t.next
 	tl.notes = append(tl.notes, note)

@@ -707,6 +707,55 @@ func TestFailedAppendLeavesNothing(t *testing.T) {
 	}
 }
 
+// spoiler is a Sealer that spoils the id of the event at index bad, so
+// the pipeline cannot encode it: a fault found while the store reads the
+// batch's rows (ledger.Rows), after the first of them were sent.
+type spoiler struct{ bad int }
+
+func (s spoiler) Seal(ctx context.Context, tenant string, evs []*trail.Event) error {
+	if s.bad < len(evs) {
+		evs[s.bad].ID = "not-a-uuid"
+	}
+	return nil
+}
+
+// TestStreamStoppedLeavesNothing: an event that fails to encode once the
+// rows before it are on their way to the server (the COPY streams them)
+// fails the append with its own error, and nothing of the batch stays,
+// wherever in the batch it is and on both write paths.
+func TestStreamStoppedLeavesNothing(t *testing.T) {
+	for _, copyMin := range []int{1, 1000} {
+		for _, bad := range []int{0, 130, 999} {
+			t.Run(fmt.Sprintf("copyMin=%d/bad=%d", copyMin, bad), func(t *testing.T) {
+				postgres.SetCopyMin(t, copyMin)
+				ctx := context.Background()
+				schema := pgtest.NewSchema(t)
+				v := storetest.Validator()
+				v.Sealer = spoiler{bad: bad}
+				db := open(t, schema, postgres.Options{Validator: v})
+				batch := sample.New(3).Batch(1000, time.Now())
+				_, err := db.Append(ctx, "acme", batch, trail.AppendOptions{IdempotencyKey: "k"})
+				if trail.ErrorCode(err) != trail.EINTERNAL || !strings.Contains(err.Error(), `event id "not-a-uuid" is not a UUID`) {
+					t.Fatalf("Append = %v, want the event's own EINTERNAL", err)
+				}
+				var events, targets, keys, cps int
+				if err := connect(t, schema, nil).QueryRow(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM event_targets),
+					(SELECT count(*) FROM idempotency), (SELECT count(*) FROM checkpoints)`).Scan(&events, &targets, &keys, &cps); err != nil {
+					t.Fatal(err)
+				}
+				if events+targets+keys+cps != 0 {
+					t.Errorf("after the failed append: %d events, %d target rows, %d keys, %d checkpoints; want none", events, targets, keys, cps)
+				}
+				v.Sealer = spoiler{bad: len(batch)} // spoils nothing: the store goes on
+				res, err := db.Append(ctx, "acme", batch[:2], trail.AppendOptions{})
+				if err != nil || res.Events[0].Seq != 1 {
+					t.Fatalf("Append after = %v", err)
+				}
+			})
+		}
+	}
+}
+
 // TestDamagedEdgeRefused: an append does not continue a tree from a head
 // whose stored edge does not fit its seq.
 func TestDamagedEdgeRefused(t *testing.T) {
