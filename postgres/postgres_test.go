@@ -724,7 +724,7 @@ func (s spoiler) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 // fails the append with its own error, and nothing of the batch stays,
 // wherever in the batch it is and on both write paths.
 func TestStreamStoppedLeavesNothing(t *testing.T) {
-	for _, copyMin := range []int{1, 1000} {
+	for _, copyMin := range []int{1, 1001} { // COPY, INSERTs
 		for _, bad := range []int{0, 130, 999} {
 			t.Run(fmt.Sprintf("copyMin=%d/bad=%d", copyMin, bad), func(t *testing.T) {
 				postgres.SetCopyMin(t, copyMin)
