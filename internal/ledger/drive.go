@@ -289,7 +289,12 @@ func (r *Rows) Next() ([]Row, error) {
 		return nil, nil
 	}
 	c := &r.chunks[r.read]
-	r.take() // the reader works too rather than wait: it takes this chunk, or one after it
+	// A chunk no worker has taken yet the reader encodes itself rather
+	// than wait for one; it never takes a chunk ahead, so it goes back to
+	// sending as soon as the chunk it needs is there.
+	if k := int64(r.read); !r.stop.Load() && r.claim.CompareAndSwap(k, k+1) {
+		r.encode(c)
+	}
 	<-c.done
 	if c.err != nil {
 		r.err = c.err
@@ -327,19 +332,8 @@ func (r *Rows) Head() *Head {
 	return r.next
 }
 
-// take encodes chunks, the lowest not yet taken first, until none is
-// left. Workers run it; so does the reader, once for the chunk it waits
-// for (it never takes one past a chunk another is still encoding for
-// longer than one chunk's work).
-func (r *Rows) take() {
-	if r.stop.Load() {
-		return
-	}
-	if k := int(r.claim.Add(1) - 1); k < len(r.chunks) {
-		r.encode(&r.chunks[k])
-	}
-}
-
+// work is a worker: it encodes chunks, the lowest not yet taken first,
+// until none is left or the reader gave up.
 func (r *Rows) work() {
 	for !r.stop.Load() {
 		k := int(r.claim.Add(1) - 1)
