@@ -57,6 +57,12 @@ func TestCanonicalGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// AppendCanonical appends the same bytes, into a buffer reused
+			// with something already in it.
+			appended, err := trail.AppendCanonical([]byte("prefix"), ev)
+			if err != nil || string(appended) != "prefix"+string(got) {
+				t.Errorf("AppendCanonical = %q, %v; want the prefix and the canonical bytes", appended, err)
+			}
 			if !bytes.Equal(again, got) {
 				t.Errorf("not in RFC 8785 form\nevent encoder: %s\n     generic: %s", got, again)
 			}

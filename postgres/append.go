@@ -243,6 +243,7 @@ func copyInto(table string, columns []string) string {
 // once all are read.
 func copyRows(ctx context.Context, conn *pgxpool.Conn, tenant string, rows *ledger.Rows) error {
 	pg := conn.Conn().PgConn()
+	buf := make([]byte, 0, copyBuffer) // both COPYs' data, a read at a time
 	var (
 		mu      sync.Mutex   // pgx reads in a goroutine of its own, which a broken connection may leave running
 		over    bool         // CopyFrom returned: the rows are no longer this reader's
@@ -250,7 +251,7 @@ func copyRows(ctx context.Context, conn *pgxpool.Conn, tenant string, rows *ledg
 		i       int          // the next row of part
 		readErr error        // what ended the rows early
 	)
-	events := newCopyReader(func(c *binaryCopy) (bool, error) {
+	events := newCopyReader(buf, func(c *binaryCopy) (bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if over {
@@ -289,7 +290,7 @@ func copyRows(ctx context.Context, conn *pgxpool.Conn, tenant string, rows *ledg
 		return nil
 	}
 	i, j := 0, 0
-	targets := newCopyReader(func(c *binaryCopy) (bool, error) {
+	targets := newCopyReader(events.c.b[:0], func(c *binaryCopy) (bool, error) {
 		for i < len(all) && j == len(all[i].Index.Targets) {
 			i, j = i+1, 0
 		}
@@ -399,8 +400,16 @@ type copyReader struct {
 
 var _ io.Reader = (*copyReader)(nil)
 
-func newCopyReader(next func(c *binaryCopy) (bool, error)) *copyReader {
-	r := &copyReader{next: next}
+// copyBuffer is the capacity a copyReader's buffer needs: a read of pgx's
+// (64 KB) and the row that crosses its end. Made at this size once, it
+// never grows: grown by append, it allocated about four times as much per
+// COPY.
+const copyBuffer = 64<<10 + 16<<10
+
+// newCopyReader returns the reader of the rows next encodes, holding them
+// in buf (its length is ignored).
+func newCopyReader(buf []byte, next func(c *binaryCopy) (bool, error)) *copyReader {
+	r := &copyReader{next: next, c: binaryCopy{b: buf[:0]}}
 	r.c.header()
 	return r
 }

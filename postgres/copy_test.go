@@ -16,7 +16,7 @@ func TestCopyReader(t *testing.T) {
 	for _, n := range []int{0, 1, 3, 1000} {
 		rows := func() io.Reader {
 			i := 0
-			return newCopyReader(func(c *binaryCopy) (bool, error) {
+			return newCopyReader(nil, func(c *binaryCopy) (bool, error) {
 				if i == n {
 					return false, nil
 				}
@@ -54,7 +54,7 @@ func TestCopyReader(t *testing.T) {
 func TestCopyReaderHoldsLittle(t *testing.T) {
 	row := bytes.Repeat([]byte{'x'}, 1000)
 	i := 0
-	r := newCopyReader(func(c *binaryCopy) (bool, error) {
+	r := newCopyReader(nil, func(c *binaryCopy) (bool, error) {
 		if i == 1000 {
 			return false, nil
 		}

@@ -348,13 +348,15 @@ func (r *Rows) work() {
 // index columns and its leaf hash. It stops at the chunk's first error.
 func (r *Rows) encode(c *rowChunk) {
 	defer close(c.done)
+	var scratch []byte // the chunk's one encoding buffer: each body is copied out at its size
 	for i := c.lo; i < c.hi; i++ {
 		ev := r.rows[i].Event
-		body, err := trail.MarshalCanonical(ev)
-		if err != nil {
+		var err error
+		if scratch, err = trail.AppendCanonical(scratch[:0], ev); err != nil {
 			c.err = trail.Errorf(trail.EINVALID, "event %d cannot be encoded: %v", i, err)
 			return
 		}
+		body := bytes.Clone(scratch)
 		id, ok := trail.ParseID(ev.ID)
 		if !ok {
 			c.err = trail.Errorf(trail.EINTERNAL, "event id %q is not a UUID", ev.ID)
