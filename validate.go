@@ -624,7 +624,7 @@ func (v *Validator) PrepareBatch(tenant string, events []*Event, p Policy, now t
 			fe = append(fe, FieldError{Path: PathIndex("", i), Message: "nil event"})
 			continue
 		}
-		ev := in.Clone()
+		ev := in.cloneSharingContext() // the caller's context is read, never changed: checker.context copies it
 		if ev.Tenant != "" && ev.Tenant != tenant {
 			fe = append(fe, FieldError{Path: PathIndex("", i) + ".tenant", Message: "differs from the tenant appending it; leave it out"})
 			continue

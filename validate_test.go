@@ -257,6 +257,34 @@ func TestPrepareBatch(t *testing.T) {
 	}
 }
 
+// PrepareBatch shares the caller's context until validation copies it
+// (cloneSharingContext): what it normalizes, redacts and marks is the copy,
+// and the caller's event, nested values and all, stays as it was, whether
+// the event is prepared or refused.
+func TestPrepareLeavesCallersContext(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog, Redactor: fakeRedactor{}}
+	for name, ev := range map[string]string{
+		"prepared": `{"action":"user_login_failed","actor":{"id":"u-1","type":"user"},
+			"context":{"reason":"r","attempts":3,"email":"a@example.com","password":"hunter2","extra":{"n":1.50,"list":[1,{"k":"v"}]}}}`,
+		"refused": `{"action":"user_login_failed","actor":{"id":"u-1"},
+			"context":{"reason":"r","attempts":3,"email":"a@example.com","password":"hunter2","extra":{"n":1.50}}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			in, want := parse(t, ev), parse(t, ev)
+			out, err := v.PrepareBatch("acme", []*trail.Event{in}, trail.Policy{}, now)
+			if (err == nil) != (name == "prepared") {
+				t.Fatalf("err = %v", err)
+			}
+			if diff := cmp.Diff(want, in); diff != "" {
+				t.Errorf("caller's event changed (-before +after):\n%s", diff)
+			}
+			if err == nil && out[0].Context["password"] != "[REDACTED]" {
+				t.Errorf("prepared context = %v, want the password redacted", out[0].Context)
+			}
+		})
+	}
+}
+
 func TestBatchFingerprint(t *testing.T) {
 	a, b := parse(t, goodLogin), parse(t, strings.Replace(goodLogin, "u-1", "u-2", 1))
 	fa, _ := trail.BatchFingerprint([]*trail.Event{a})
