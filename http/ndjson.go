@@ -21,14 +21,14 @@ const chunkLines = 64
 // while the rest of the body is still arriving, on every core: each run of
 // chunkLines complete lines goes to a parser as soon as it is read, so
 // what is left to do once the last byte is in is the last run, not the
-// whole batch. The lines are those lines(body) would give (spaces trimmed,
-// empty ones skipped, each a slice of the body read, never copied). It
-// returns the events and each one's error (nil when it parsed), in order,
-// or the error that refuses the body, checked as readBody and lines check
-// them and in their order: the body over Limits.MaxBatchBody, a read
-// error, a body with no Content-Type, a line over trail.MaxEventBytes,
-// more lines than Limits.MaxBatch. Lines are parsed only while none of
-// those has been seen.
+// whole batch. The events are the body's lines (spaces trimmed, empty ones
+// skipped, each a slice of the body read, never copied). It returns the
+// events and each one's error (nil when it parsed), in order, or the error
+// that refuses the whole body, in this order: the body over
+// Limits.MaxBatchBody, a read error, a body with no Content-Type, a line
+// over trail.MaxEventBytes (its newline not counted), more lines than
+// Limits.MaxBatch. Lines are parsed only while none of those has been
+// seen.
 func (s *Server) readNDJSON(w http.ResponseWriter, r *http.Request, mt string) ([]*trail.Event, []error, error) {
 	limit := s.c.Limits.MaxBatchBody
 	body := http.MaxBytesReader(w, r.Body, limit)
