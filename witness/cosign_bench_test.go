@@ -14,6 +14,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/sample"
+	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/internal/witnesstest"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
@@ -150,7 +151,7 @@ func BenchmarkIngestWitnessedDefault(b *testing.B) {
 		defer stop()
 		gen := sample.New(1)
 		var took []time.Duration
-		n, t0, cpu0 := 0, time.Now(), witness.CPUTime()
+		n, t0, cpu0 := 0, time.Now(), testenv.CPUTime()
 		for time.Since(t0) < window {
 			t1 := time.Now()
 			appendBatch(b, db, gen)
@@ -158,7 +159,7 @@ func BenchmarkIngestWitnessedDefault(b *testing.B) {
 			n += 1000
 		}
 		r := float64(n) / time.Since(t0).Seconds()
-		cpu := float64((witness.CPUTime() - cpu0).Microseconds()) / float64(n)
+		cpu := float64((testenv.CPUTime() - cpu0).Microseconds()) / float64(n)
 		slices.Sort(took)
 		med := took[len(took)/2]
 		var stalled time.Duration // beyond twice the median batch
@@ -229,8 +230,8 @@ type truncations struct {
 }
 
 func (t *truncations) Enabled(context.Context, slog.Level) bool { return true }
-func (t *truncations) WithAttrs([]slog.Attr) slog.Handler        { return t }
-func (t *truncations) WithGroup(string) slog.Handler             { return t }
+func (t *truncations) WithAttrs([]slog.Attr) slog.Handler       { return t }
+func (t *truncations) WithGroup(string) slog.Handler            { return t }
 func (t *truncations) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "sqlite: TRUNCATE checkpoint" {
 		return nil

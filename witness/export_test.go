@@ -1,4 +1,0 @@
-package witness
-
-// CPUTime is cpuTime, for the benchmarks of package witness_test.
-var CPUTime = cpuTime
