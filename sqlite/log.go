@@ -1,9 +1,14 @@
 package sqlite
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -258,10 +263,10 @@ type leafChunk struct {
 }
 
 // leavesQuery reads rows as ScanLeaves gives them; leavesIndexQuery reads
-// their index columns (indexScan) too.
+// their index columns too, packed into one value (packedColumns).
 const (
 	leavesQuery      = "SELECT key, body, hashes FROM events WHERE key >= ? AND key < ? ORDER BY key"
-	leavesIndexQuery = "SELECT key, body, hashes, " + indexColumns + " FROM events WHERE key >= ? AND key < ? ORDER BY key"
+	leavesIndexQuery = "SELECT key, body, hashes, " + packedColumns + " FROM events WHERE key >= ? AND key < ? ORDER BY key"
 )
 
 // readChunk reads into c the rows with from <= seq < to and, when
@@ -270,35 +275,35 @@ const (
 func (db *DB) readChunk(ctx context.Context, tid int64, from, to, ixTo uint64, indexed bool, c *leafChunk) error {
 	c.leaves, c.buf, c.ends, c.ix = c.leaves[:0], c.buf[:0], c.ends[:0], c.ix[:0]
 	if !indexed {
-		return c.read(ctx, db.r, tid, from, to, nil)
+		return c.read(ctx, db.r, tid, from, to, false)
 	}
 	return db.readTx(ctx, func(tx *sql.Tx) error {
-		var ix indexScan
-		if err := c.read(ctx, tx, tid, from, to, &ix); err != nil {
+		if err := c.read(ctx, tx, tid, from, to, true); err != nil {
 			return err
 		}
-		targets, err := readTargets(ctx, tx, rowKey(tid, from), rowKey(tid, 0)+int64(ixTo))
+		targets, err := readTargetsPacked(ctx, tx, rowKey(tid, from), rowKey(tid, 0)+int64(ixTo))
 		c.ix = trail.WithTargets(c.ix, targets)
 		return err
 	})
 }
 
 // read reads the rows with from <= seq < to into c, and their index
-// columns into c.ix when ix is not nil.
-func (c *leafChunk) read(ctx context.Context, q querier, tid int64, from, to uint64, ix *indexScan) error {
+// columns into c.ix when indexed.
+func (c *leafChunk) read(ctx context.Context, q querier, tid int64, from, to uint64, indexed bool) error {
 	var (
-		k            int64
-		body, hashes sql.RawBytes // valid until Next: copied into buf
+		k                    int64
+		body, hashes, packed sql.RawBytes // valid until Next: copied into buf, or unpacked
 	)
 	query, dest := leavesQuery, []any{&k, &body, &hashes}
-	if ix != nil {
-		query, dest = leavesIndexQuery, append(dest, ix.dest()...)
+	if indexed {
+		query, dest = leavesIndexQuery, append(dest, &packed)
 	}
 	rows, err := q.QueryContext(ctx, query, rowKey(tid, from), rowKey(tid, to))
 	if err != nil {
 		return internal(err, "read leaves")
 	}
 	defer rows.Close()
+	var odd []int // rows of c.ix whose packed values did not unpack
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return internal(err, "read leaves")
@@ -308,12 +313,32 @@ func (c *leafChunk) read(ctx context.Context, q querier, tid int64, from, to uin
 		c.buf = append(c.buf, hashes...)
 		c.ends = append(c.ends, [2]int{mid, len(c.buf)})
 		c.leaves = append(c.leaves, trail.Leaf{Seq: keySeq(k)}) // its slices once buf has stopped growing
-		if ix != nil {
-			c.ix = append(c.ix, ix.row(k))
+		if indexed {
+			r, ok := unpackIndex(packed)
+			if !ok {
+				odd = append(odd, len(c.ix))
+			}
+			r.Seq = keySeq(k)
+			c.ix = append(c.ix, r)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return internal(err, "read leaves")
+	}
+	rows.Close()
+	for _, i := range odd {
+		// Read as ScanIndex reads them, in the same transaction: a value
+		// packing cannot tell apart (a NULL, a separator inside a value, a
+		// number that is not an integer) gives exactly what it gives there,
+		// a value or the error.
+		r, _, err := readIndexRows(ctx, q, rowKey(tid, c.ix[i].Seq), rowKey(tid, c.ix[i].Seq)+1, 1)
+		if err != nil {
+			return err
+		}
+		if len(r) != 1 {
+			return internal(fmt.Errorf("row of seq %d gone within a read transaction", c.ix[i].Seq), "read leaves")
+		}
+		c.ix[i] = r[0]
 	}
 	start := 0
 	for i, e := range c.ends {
@@ -325,6 +350,50 @@ func (c *leafChunk) read(ctx context.Context, q querier, tid int64, from, to uin
 		start = e[1]
 	}
 	return nil
+}
+
+// packedColumns is indexColumns as one text: id in hex, then the others
+// as SQLite writes them as text, each after a NUL byte. Verification reads
+// every row's index values, and each value the driver returns costs it
+// three calls into SQLite (each taking the connection's mutex) and an
+// allocation: one value instead of thirteen was a large part of a verify's
+// CPU. unpackIndex reads it back, exactly or not at all.
+const packedColumns = `concat_ws(char(0), hex(id), recorded_at, occurred_at, action, category, outcome, actor_id, actor_type,
+	organization, workspace, team, correlation_id, pruned IS NOT NULL)`
+
+// packedFields is how many values packedColumns joins.
+const packedFields = 13
+
+// unpackIndex returns the index values packed (packedColumns), or false
+// when packed may not be exactly what indexScan would have scanned: a
+// value holding a NUL byte, or a NULL (which concat_ws leaves out), makes
+// the count of NUL bytes other than packedFields-1, so that with that
+// count each value is exactly the bytes between two of them; and a time
+// must read as the integer indexScan reads it.
+func unpackIndex(packed []byte) (trail.IndexRow, bool) {
+	var r trail.IndexRow
+	if bytes.Count(packed, []byte{0}) != packedFields-1 {
+		return r, false
+	}
+	s := string(packed) // one allocation: the values are slices of it
+	var f [packedFields]string
+	for i := range f[:packedFields-1] {
+		f[i], s, _ = strings.Cut(s, "\x00")
+	}
+	f[packedFields-1] = s
+	rec, err1 := strconv.ParseInt(f[1], 10, 64)
+	occ, err2 := strconv.ParseInt(f[2], 10, 64)
+	id, ok := unhexID(f[0])
+	if err1 != nil || err2 != nil || !ok || (f[12] != "0" && f[12] != "1") {
+		return r, false
+	}
+	ix := &r.Index
+	ix.ID = id
+	ix.RecordedAt, ix.OccurredAt = time.Unix(0, rec).UTC(), time.Unix(0, occ).UTC()
+	ix.Action, ix.Category, ix.Outcome, ix.ActorID, ix.ActorType = f[3], f[4], trail.Outcome(f[5]), f[6], trail.ActorType(f[7])
+	ix.Organization, ix.Workspace, ix.Team, ix.CorrelationID = f[8], f[9], f[10], f[11]
+	r.Pruned = f[12] == "1"
+	return r, true
 }
 
 // indexChunk is how many event rows one read of ScanIndex takes.
@@ -393,11 +462,23 @@ func (s *indexScan) row(key int64) trail.IndexRow {
 // lo on (below hi), and the targets rows of the keys they span, and returns
 // them by seq with the key the next chunk starts at.
 func readIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.IndexRow, int64, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT key, "+indexColumns+" FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?", lo, hi, indexChunk)
+	out, end, err := readIndexRows(ctx, tx, lo, hi, indexChunk)
+	if err != nil {
+		return nil, 0, err
+	}
+	targets, err := readTargets(ctx, tx, lo, end)
+	return trail.WithTargets(out, targets), end, err
+}
+
+// readIndexRows reads the index columns of up to limit events rows from
+// key lo on (below hi), and returns them by seq with the key after the
+// last row read (hi when fewer than limit).
+func readIndexRows(ctx context.Context, q querier, lo, hi int64, limit int) ([]trail.IndexRow, int64, error) {
+	rows, err := q.QueryContext(ctx, "SELECT key, "+indexColumns+" FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?", lo, hi, limit)
 	if err != nil {
 		return nil, 0, internal(err, "read index")
 	}
-	out := make([]trail.IndexRow, 0, indexChunk)
+	out := make([]trail.IndexRow, 0, limit)
 	var key int64
 	var ix indexScan
 	dest := append([]any{&key}, ix.dest()...)
@@ -413,11 +494,10 @@ func readIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.IndexRow,
 		return nil, 0, internal(err, "read index")
 	}
 	end := hi
-	if len(out) == indexChunk {
+	if len(out) == limit {
 		end = rowKey(lo>>seqBits, out[len(out)-1].Seq) + 1
 	}
-	targets, err := readTargets(ctx, tx, lo, end)
-	return trail.WithTargets(out, targets), end, err
+	return out, end, nil
 }
 
 // readTargets reads the targets rows of the keys from lo to hi (exclusive)
@@ -439,6 +519,77 @@ func readTargets(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.SeqTarg
 		targets = append(targets, t)
 	}
 	return targets, internal(rows.Err(), "read index")
+}
+
+// readTargetsPacked is readTargets in one row: the count of the rows and
+// their values joined (each row its key, type and id after NUL bytes, rows
+// after a 0x01 byte). Each value the driver returns costs three calls into
+// SQLite; a chunk of keys has thousands of targets rows. When the rows do
+// not split back exactly (a NULL, a separator inside a value: every row
+// must give one record of exactly three values, count of them), it reads
+// them as readTargets does.
+func readTargetsPacked(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.SeqTarget, error) {
+	var n, nonNull int64
+	var packed sql.RawBytes
+	rows, err := tx.QueryContext(ctx, `SELECT count(*), count(v), group_concat(v, char(1)) FROM
+		(SELECT concat(key, char(0), type, char(0), id) AS v FROM targets INDEXED BY targets_key WHERE key >= ? AND key < ? ORDER BY key)`, lo, hi)
+	if err != nil {
+		return nil, internal(err, "read index")
+	}
+	defer rows.Close()
+	if rows.Next() {
+		err = rows.Scan(&n, &nonNull, &packed)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return nil, internal(err, "read index")
+	}
+	if targets, ok := unpackTargets(n, nonNull, packed); ok {
+		return targets, nil
+	}
+	rows.Close()
+	return readTargets(ctx, tx, lo, hi)
+}
+
+// unhexID is formatID of the bytes whose hex is h.
+func unhexID(h string) (string, bool) {
+	var id [16]byte
+	if len(h) == 2*len(id) {
+		_, err := hex.Decode(id[:], []byte(h))
+		return trail.FormatID(id), err == nil
+	}
+	b, err := hex.DecodeString(h)
+	return formatID(b), err == nil
+}
+
+// unpackTargets splits the n targets rows readTargetsPacked packed, or
+// reports false when they may not split back exactly.
+func unpackTargets(n, nonNull int64, packed []byte) ([]trail.SeqTarget, bool) {
+	if n != nonNull || int64(bytes.Count(packed, []byte{1})) != max(n-1, 0) || int64(bytes.Count(packed, []byte{0})) != 2*n {
+		return nil, false
+	}
+	if n == 0 {
+		return nil, true
+	}
+	targets := make([]trail.SeqTarget, 0, n)
+	s := string(packed) // one allocation: the values are slices of it
+	for rec := range strings.SplitSeq(s, "\x01") {
+		k, rest, _ := strings.Cut(rec, "\x00")
+		typ, id, ok := strings.Cut(rest, "\x00")
+		key, err := strconv.ParseInt(k, 10, 64)
+		if !ok || err != nil || strings.IndexByte(id, 0) >= 0 {
+			return nil, false
+		}
+		targets = append(targets, trail.SeqTarget{Seq: keySeq(key), Target: trail.Target{Type: typ, ID: id}})
+	}
+	// In key order, as readTargets gives them (the subquery's order, kept
+	// by group_concat in SQLite, but not promised by it).
+	if bySeq := func(a, b trail.SeqTarget) int { return cmp.Compare(a.Seq, b.Seq) }; !slices.IsSortedFunc(targets, bySeq) {
+		slices.SortStableFunc(targets, bySeq)
+	}
+	return targets, int64(len(targets)) == n
 }
 
 // formatID is the text of a stored id (hex when it is not 16 bytes, as no

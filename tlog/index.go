@@ -39,15 +39,16 @@ var indexColumns = []struct {
 var prunedCleared = []string{"actor_id", "organization", "workspace", "team", "correlation_id"}
 
 // indexDamage says what is wrong with the index values a store keeps for
-// the row of stored bytes body (empty: pruned), ix (nil: the store keeps
-// none), or "" when they are exactly what trail.IndexOf derives from the
-// event those bytes hold; and the recorded_at the bytes hold (zero when
-// they are pruned or do not decode).
-func indexDamage(body []byte, ix *trail.IndexRow) (string, time.Time) {
+// the row of stored bytes body (empty: pruned; text holds the same bytes,
+// trail.CanonicalIndexIn), ix (nil: the store keeps none), or "" when
+// they are exactly what trail.IndexOf derives from the event those bytes
+// hold; and the recorded_at the bytes hold (zero when they are pruned or
+// do not decode).
+func indexDamage(body []byte, text string, ix *trail.IndexRow) (string, time.Time) {
 	var want trail.Index
 	var err error
 	if len(body) > 0 {
-		want, err = trail.CanonicalIndex(body)
+		want, err = trail.CanonicalIndexIn(body, text)
 	}
 	if ix == nil || ix.NoEvent {
 		return "the store keeps no index values for it: no search can find it", want.RecordedAt

@@ -424,7 +424,7 @@ func TestIndexDamage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ix := indexed(t, 1, body, tc.edit)
-			if got, _ := indexDamage(tc.body, ix); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+			if got, _ := indexDamage(tc.body, string(tc.body), ix); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
 				t.Errorf("indexDamage = %q, want %q", got, tc.want)
 			}
 		})
@@ -506,6 +506,19 @@ func TestClaimedSeq(t *testing.T) {
 	} {
 		if seq, ok := claimedSeq([]byte(tc.body)); seq != tc.seq || ok != tc.ok {
 			t.Errorf("claimedSeq(%s) = %d, %v; want %d, %v", tc.body, seq, ok, tc.seq, tc.ok)
+		}
+	}
+}
+
+// TestLeafHasher: the hasher verification reuses gives LeafHash, also
+// after bodies of other lengths.
+func TestLeafHasher(t *testing.T) {
+	var h leafHasher
+	for _, body := range [][]byte{[]byte(`{"a":1}`), nil, bytes.Repeat([]byte("x"), 1000), []byte("y")} {
+		var got [trail.HashSize]byte
+		h.sum(&got, body)
+		if want := LeafHash(body); !bytes.Equal(got[:], want) {
+			t.Errorf("leafHasher(%q) = %x, LeafHash %x", body, got, want)
 		}
 	}
 }
