@@ -62,10 +62,14 @@ func TestScanLeavesIndexed(t *testing.T) {
 		func() error { return d.Tamper.SetColumn(ctx, "acme", 1000, "actor_id", "u-1000\x00x") },
 		func() error { return d.Tamper.SetColumn(ctx, "acme", 1001, "correlation_id", "\x00") },
 		func() error { return d.Tamper.SetColumn(ctx, "acme", 1002, "recorded_at", "1765000000000000000") },
+		func() error { return d.Tamper.SetBody(ctx, "acme", 1004, []byte("{\x00}")) },
+		func() error { return d.Tamper.SetHashes(ctx, "acme", 1005, []byte{0, 1, 0}) },
 		func() error {
 			return d.Tamper.SetTargets(ctx, "acme", 1003, []trail.Target{{Type: "doc\x00", ID: "d\x01"}, {Type: "doc", ID: "d-3\x011004\x00doc\x00d-4"}})
 		},
-		func() error { return d.Tamper.SetTargets(ctx, "acme", 4500, []trail.Target{{Type: "doc\x01", ID: "\x00"}}) },
+		func() error {
+			return d.Tamper.SetTargets(ctx, "acme", 4500, []trail.Target{{Type: "doc\x01", ID: "\x00"}})
+		},
 	} {
 		if err := tamper(); err != nil {
 			t.Fatal(err)
