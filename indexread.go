@@ -15,7 +15,19 @@ import (
 // one pass with no decoding of the rest; anything else is left to
 // UnmarshalCanonical and IndexOf themselves.
 func CanonicalIndex(body []byte) (Index, error) {
-	if ix, ok := readIndex(body); ok {
+	return CanonicalIndexIn(body, string(body))
+}
+
+// CanonicalIndexIn is CanonicalIndex of body, whose bytes s holds too
+// (s == string(body)): the strings of the Index are slices of s. A caller
+// reading many events (verification reads every event of a log) can copy
+// a run of them into one string once, instead of an allocation an event.
+// An s of another length is ignored.
+func CanonicalIndexIn(body []byte, s string) (Index, error) {
+	if len(s) != len(body) {
+		s = string(body)
+	}
+	if ix, ok := readIndex(body, s); ok {
 		return ix, nil
 	}
 	ev, err := UnmarshalCanonical(body)
@@ -29,8 +41,8 @@ func CanonicalIndex(body []byte) (Index, error) {
 // anything else (which UnmarshalCanonical may still read, or refuse):
 // whenever it reports true, UnmarshalCanonical decodes body and IndexOf
 // gives the Index it returns (FuzzCanonicalIndex holds it to that).
-func readIndex(body []byte) (Index, bool) {
-	r := indexReader{b: body, s: string(body)}
+func readIndex(body []byte, s string) (Index, bool) {
+	r := indexReader{b: body, s: s}
 	var ix Index
 	var v bool
 	ok := r.object(eventMembers, func(m int) bool {
@@ -119,9 +131,9 @@ func (ix *Index) addTarget(t Target) {
 type indexReader struct {
 	b []byte
 	i int
-	// s is b copied once: the strings read are slices of it, so that an
-	// event's dozen index strings cost one allocation, not one each
-	// (verification reads every event of the log through here).
+	// s holds b's bytes: the strings read are slices of it, so that an
+	// event's dozen index strings cost at most one allocation, not one
+	// each (verification reads every event of the log through here).
 	s string
 }
 

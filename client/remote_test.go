@@ -50,8 +50,11 @@ type testServer struct {
 	key   string
 	addr  string
 
-	mu sync.Mutex
-	hs *http.Server
+	mu       sync.Mutex
+	hs       *http.Server
+	reserved io.Closer             // while stopped: holds the port (reservePort)
+	conns    map[net.Conn]struct{} // hs's open connections
+	ln       net.Listener          // hs's, closed by stop itself
 }
 
 // newTestServer starts the API over a fresh memory store with an ingest key
@@ -94,7 +97,7 @@ func newTestServerOn(t *testing.T, open func(*trail.Validator) testStore, wrap f
 		s.h = wrap(s.h)
 	}
 	s.start()
-	t.Cleanup(s.stop)
+	t.Cleanup(func() { s.stop(); s.unreserve() })
 	return s
 }
 
@@ -103,6 +106,7 @@ func (s *testServer) url() string { return "http://" + s.addr }
 // start serves on the server's address (a fresh port the first time).
 func (s *testServer) start() {
 	s.t.Helper()
+	s.unreserve()
 	var ln net.Listener
 	var err error
 	for i := 0; i < 50; i++ { // the old socket may linger a moment
@@ -116,21 +120,87 @@ func (s *testServer) start() {
 	}
 	s.mu.Lock()
 	s.addr = ln.Addr().String()
-	s.hs = &http.Server{Handler: s.h}
+	s.conns = map[net.Conn]struct{}{}
+	s.hs, s.ln = &http.Server{Handler: s.h, ConnState: s.track}, ln
 	hs := s.hs
 	s.mu.Unlock()
 	go hs.Serve(ln)
 }
 
-// stop closes the listener and every connection at once.
+// stop closes the listener and every connection at once, and holds the
+// port until start: other tests' servers, in this process or another,
+// take ports freed a moment before, and a client's request reaching one
+// of them while this server is "down" would have its body sent (so the
+// client must answer "may be stored", and the tests that stop a server to
+// see what a client does when nothing answers would fail at random).
 func (s *testServer) stop() {
 	s.mu.Lock()
-	hs := s.hs
-	s.hs = nil
-	s.mu.Unlock()
-	if hs != nil {
-		hs.Close()
+	defer s.mu.Unlock()
+	if s.hs == nil {
+		return
 	}
+	// Reset the connections rather than close them: the side that closes
+	// first keeps its port in TIME_WAIT, which would keep reservePort
+	// from binding it (and a server that goes down does not say goodbye).
+	for c := range s.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+	}
+	// http.Server.Close closes only the listeners Serve has begun to
+	// track: until its goroutine runs, the socket would go on listening.
+	s.ln.Close()
+	s.hs.Close()
+	s.hs, s.ln = nil, nil
+	r, err := reservePort(s.addr)
+	if err != nil { // a connection the server closed earlier is in TIME_WAIT
+		s.t.Logf("test server stopped; its port is not held until it starts again: %v", err)
+		return
+	}
+	s.reserved = r
+}
+
+// track keeps the set of open connections (http.Server.ConnState).
+func (s *testServer) track(c net.Conn, st http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch st {
+	case http.StateNew:
+		s.conns[c] = struct{}{}
+	case http.StateClosed, http.StateHijacked:
+		delete(s.conns, c)
+	}
+}
+
+// unreserve frees the port stop held.
+func (s *testServer) unreserve() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reserved != nil {
+		s.reserved.Close()
+		s.reserved = nil
+	}
+}
+
+// While a test server is stopped its port refuses connections, and no
+// other listener can take it.
+func TestTestServerStopHoldsPort(t *testing.T) {
+	srv := newTestServer(t, nil)
+	srv.stop()
+	if c, err := net.DialTimeout("tcp", srv.addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("a connection to the stopped server was accepted")
+	}
+	if ln, err := net.Listen("tcp", srv.addr); err == nil {
+		ln.Close()
+		t.Fatal("another listener took the stopped server's port")
+	}
+	srv.start()
+	c, err := net.DialTimeout("tcp", srv.addr, time.Second)
+	if err != nil {
+		t.Fatalf("the server started again, but: %v", err)
+	}
+	c.Close()
 }
 
 // counts returns how many times each context "n" is stored.

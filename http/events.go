@@ -26,30 +26,60 @@ import (
 // a body with none. An empty body needs none (its route says whether it
 // may be empty).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64, accept ...string) ([]byte, string, error) {
-	h := r.Header.Get("Content-Type")
-	var mt string
-	if h != "" {
-		var err error
-		if mt, err = mediaType(h, accept); err != nil {
-			return nil, "", err
-		}
+	mt, err := bodyType(r, accept)
+	if err != nil {
+		return nil, "", err
 	}
 	// Read into one buffer of the size the request declares (a batch of
 	// 1000 events is ~650 KB: growing by doubling copies it ten times).
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), limit)+bytes.MinRead))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	buf := bytes.NewBuffer(make([]byte, 0, bodyCap(r, limit)))
+	_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	b := buf.Bytes()
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, "", &apiError{code: eTooLarge, msg: fmt.Sprintf("the body is over the limit of %d bytes", limit)}
+	if err := readError(err, limit); err != nil {
+		return nil, "", err
 	}
-	if err != nil {
-		return nil, "", trail.Errorf(trail.EINVALID, "reading the body: %v", err)
-	}
-	if h == "" && len(b) > 0 {
-		return nil, "", unsupported("the body has no Content-Type: send %s", strings.Join(accept, " or "))
+	if err := untyped(mt, len(b), accept); err != nil {
+		return nil, "", err
 	}
 	return b, mt, nil
+}
+
+// bodyType returns the media type of the request's Content-Type, one of
+// accept, or "" when it has none (readBody and readNDJSON refuse a body
+// without one once they know it is not empty).
+func bodyType(r *http.Request, accept []string) (string, error) {
+	if h := r.Header.Get("Content-Type"); h != "" {
+		return mediaType(h, accept)
+	}
+	return "", nil
+}
+
+// bodyCap is the capacity to read a body into: the size it declares (up to
+// limit) and room to see its end.
+func bodyCap(r *http.Request, limit int64) int64 {
+	return min(max(r.ContentLength, 0), limit) + bytes.MinRead
+}
+
+// readError is the answer to err, from reading a body of at most limit
+// bytes, or nil for none.
+func readError(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mbe):
+		return &apiError{code: eTooLarge, msg: fmt.Sprintf("the body is over the limit of %d bytes", limit)}
+	default:
+		return trail.Errorf(trail.EINVALID, "reading the body: %v", err)
+	}
+}
+
+// untyped refuses a body of n bytes that came with no media type (mt "").
+func untyped(mt string, n int, accept []string) error {
+	if mt == "" && n > 0 {
+		return unsupported("the body has no Content-Type: send %s", strings.Join(accept, " or "))
+	}
+	return nil
 }
 
 // mediaType returns the media type of the Content-Type header h when it is
@@ -238,43 +268,28 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request, k *trail.APIK
 	return s.appendEvents(w, r, k, []*trail.Event{ev}, true)
 }
 
+// batchTypes are the media types of a batch.
+var batchTypes = []string{"application/x-ndjson", "application/json"}
+
 // postBatch appends a batch, all or nothing: NDJSON (one event per line,
 // application/x-ndjson) or a JSON array (application/json). A refused
 // batch's errors name each bad event by its index ("[3].actor.type": the
 // fourth event, line 4 of NDJSON).
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, k *trail.APIKey) error {
-	body, mt, err := readBody(w, r, s.c.Limits.MaxBatchBody, "application/x-ndjson", "application/json")
+	mt, err := bodyType(r, batchTypes)
 	if err != nil {
 		return err
 	}
-	var raws [][]byte
-	switch mt {
-	case "application/json":
-		var arr []json.RawMessage
-		if err := json.Unmarshal(body, &arr); err != nil {
-			return trail.Errorf(trail.EINVALID, "the body is not a JSON array of events: %v", err)
-		}
-		for _, a := range arr {
-			raws = append(raws, a)
-		}
-	default: // application/x-ndjson (or an empty body)
-		if raws, err = lines(body); err != nil {
-			return err
-		}
+	var evs []*trail.Event
+	var errs []error
+	if mt == "application/json" {
+		evs, errs, err = s.readArray(w, r)
+	} else { // application/x-ndjson, or no Content-Type (then an empty body)
+		evs, errs, err = s.readNDJSON(w, r, mt)
 	}
-	if len(raws) > s.c.Limits.MaxBatch {
-		return &apiError{code: eTooLarge, msg: fmt.Sprintf("%d events: a batch may hold %d", len(raws), s.c.Limits.MaxBatch)}
+	if err != nil {
+		return err
 	}
-	// Each line parsed on every core (par.Spread); the refusal names
-	// every bad event, in order, as one loop would.
-	evs := make([]*trail.Event, len(raws))
-	errs := make([]error, len(raws))
-	par.Spread(len(raws), func(lo, hi int) error {
-		for i := lo; i < hi; i++ {
-			evs[i], errs[i] = trail.ParseEvent(raws[i])
-		}
-		return nil
-	})
 	var fe []trail.FieldError
 	for i, err := range errs {
 		if err == nil {
@@ -295,20 +310,38 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, k *trail.APIK
 	return s.appendEvents(w, r, k, evs, false)
 }
 
-// lines splits an NDJSON body into its events: its lines, spaces trimmed,
-// empty ones skipped. They are slices of body, not copies. A line over
-// trail.MaxEventBytes (its newline not counted) is refused.
-func lines(body []byte) ([][]byte, error) {
-	raws := make([][]byte, 0, bytes.Count(body, []byte{'\n'})+1)
-	for line := range bytes.Lines(body) {
-		if len(bytes.TrimSuffix(line, []byte{'\n'})) > trail.MaxEventBytes {
-			return nil, trail.Errorf(trail.EINVALID, "reading the events: a line is over %d bytes", trail.MaxEventBytes)
-		}
-		if line = bytes.TrimSpace(line); len(line) > 0 {
-			raws = append(raws, line)
-		}
+// readArray reads a batch that is a JSON array of events and parses each
+// on every core (par.Spread). It returns the events and each one's error
+// (nil when it parsed), or the error that refuses the body.
+func (s *Server) readArray(w http.ResponseWriter, r *http.Request) ([]*trail.Event, []error, error) {
+	body, _, err := readBody(w, r, s.c.Limits.MaxBatchBody, batchTypes...)
+	if err != nil {
+		return nil, nil, err
 	}
-	return raws, nil
+	var arr []json.RawMessage
+	if err := json.Unmarshal(body, &arr); err != nil {
+		return nil, nil, trail.Errorf(trail.EINVALID, "the body is not a JSON array of events: %v", err)
+	}
+	if err := s.batchSize(len(arr)); err != nil {
+		return nil, nil, err
+	}
+	evs := make([]*trail.Event, len(arr))
+	errs := make([]error, len(arr))
+	par.Spread(len(arr), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			evs[i], errs[i] = trail.ParseEvent(arr[i])
+		}
+		return nil
+	})
+	return evs, errs, nil
+}
+
+// batchSize refuses a batch of n events over Limits.MaxBatch.
+func (s *Server) batchSize(n int) error {
+	if n > s.c.Limits.MaxBatch {
+		return &apiError{code: eTooLarge, msg: fmt.Sprintf("%d events: a batch may hold %d", n, s.c.Limits.MaxBatch)}
+	}
+	return nil
 }
 
 // eventFilters are the query parameters of GET /v1/events and /v1/export.

@@ -1,9 +1,14 @@
 package sqlite
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -258,11 +263,30 @@ type leafChunk struct {
 }
 
 // leavesQuery reads rows as ScanLeaves gives them; leavesIndexQuery reads
-// their index columns (indexScan) too.
+// them with their index columns, one packed value a row (packedRow), and
+// leavesIndexExact one row as ScanLeaves and ScanIndex read it.
 const (
-	leavesQuery      = "SELECT key, body, hashes FROM events WHERE key >= ? AND key < ? ORDER BY key"
-	leavesIndexQuery = "SELECT key, body, hashes, " + indexColumns + " FROM events WHERE key >= ? AND key < ? ORDER BY key"
+	leavesQuery       = "SELECT key, body, hashes FROM events WHERE key >= ? AND key < ? ORDER BY key"
+	leavesIndexQuery  = "SELECT " + packedRow + " FROM events WHERE key >= ? AND key < ? ORDER BY key"
+	leavesIndexExact  = "SELECT key, body, hashes, " + indexColumns + " FROM events WHERE key = ?"
+	packedRowSepCount = 15 // NUL bytes between packedRow's 16 values
 )
+
+// packedRow is an events row as one text: its key, id in hex, the other
+// index columns as SQLite writes them as text, the hashes in hex and the
+// body, each value after a NUL byte; a NULL is a NUL byte of its own.
+// Verification reads every row, and each value the driver returns costs
+// it three calls into SQLite (each taking the connection's mutex) and an
+// allocation: one value a row instead of sixteen was a third of a
+// verify's CPU. unpackRow reads it back, exactly or not at all: a NULL, or
+// a NUL byte inside a value, adds a NUL byte to the separators and never
+// takes one away (concat_ws leaves a NULL out, hence the ifnull), so a row
+// with exactly packedRowSepCount of them splits back into exactly its
+// values.
+const packedRow = `concat_ws(char(0), key, hex(id), ifnull(recorded_at, char(0)), ifnull(occurred_at, char(0)),
+	ifnull(action, char(0)), ifnull(category, char(0)), ifnull(outcome, char(0)), ifnull(actor_id, char(0)),
+	ifnull(actor_type, char(0)), ifnull(organization, char(0)), ifnull(workspace, char(0)), ifnull(team, char(0)),
+	ifnull(correlation_id, char(0)), pruned IS NOT NULL, hex(hashes), ifnull(body, char(0)))`
 
 // readChunk reads into c the rows with from <= seq < to and, when
 // indexed, their index values and the targets rows of the seqs from from
@@ -270,51 +294,54 @@ const (
 func (db *DB) readChunk(ctx context.Context, tid int64, from, to, ixTo uint64, indexed bool, c *leafChunk) error {
 	c.leaves, c.buf, c.ends, c.ix = c.leaves[:0], c.buf[:0], c.ends[:0], c.ix[:0]
 	if !indexed {
-		return c.read(ctx, db.r, tid, from, to, nil)
-	}
-	return db.readTx(ctx, func(tx *sql.Tx) error {
-		var ix indexScan
-		if err := c.read(ctx, tx, tid, from, to, &ix); err != nil {
+		if err := c.read(ctx, db.r, tid, from, to); err != nil {
 			return err
 		}
-		targets, err := readTargets(ctx, tx, rowKey(tid, from), rowKey(tid, 0)+int64(ixTo))
+		c.slice()
+		return nil
+	}
+	return db.readTx(ctx, func(tx *sql.Tx) error {
+		if err := c.readPacked(ctx, tx, tid, from, to); err != nil {
+			return err
+		}
+		c.slice()
+		targets, err := readTargetsPacked(ctx, tx, rowKey(tid, from), rowKey(tid, 0)+int64(ixTo))
 		c.ix = trail.WithTargets(c.ix, targets)
 		return err
 	})
 }
 
-// read reads the rows with from <= seq < to into c, and their index
-// columns into c.ix when ix is not nil.
-func (c *leafChunk) read(ctx context.Context, q querier, tid int64, from, to uint64, ix *indexScan) error {
+// read reads the rows with from <= seq < to into c.
+func (c *leafChunk) read(ctx context.Context, q querier, tid int64, from, to uint64) error {
 	var (
 		k            int64
 		body, hashes sql.RawBytes // valid until Next: copied into buf
 	)
-	query, dest := leavesQuery, []any{&k, &body, &hashes}
-	if ix != nil {
-		query, dest = leavesIndexQuery, append(dest, ix.dest()...)
-	}
-	rows, err := q.QueryContext(ctx, query, rowKey(tid, from), rowKey(tid, to))
+	rows, err := q.QueryContext(ctx, leavesQuery, rowKey(tid, from), rowKey(tid, to))
 	if err != nil {
 		return internal(err, "read leaves")
 	}
 	defer rows.Close()
 	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(&k, &body, &hashes); err != nil {
 			return internal(err, "read leaves")
 		}
-		c.buf = append(c.buf, body...)
-		mid := len(c.buf)
-		c.buf = append(c.buf, hashes...)
-		c.ends = append(c.ends, [2]int{mid, len(c.buf)})
-		c.leaves = append(c.leaves, trail.Leaf{Seq: keySeq(k)}) // its slices once buf has stopped growing
-		if ix != nil {
-			c.ix = append(c.ix, ix.row(k))
-		}
+		c.add(k, body, hashes)
 	}
-	if err := rows.Err(); err != nil {
-		return internal(err, "read leaves")
-	}
+	return internal(rows.Err(), "read leaves")
+}
+
+// add appends a row to c (its Leaf's slices are set by slice).
+func (c *leafChunk) add(key int64, body, hashes []byte) {
+	c.buf = append(c.buf, body...)
+	mid := len(c.buf)
+	c.buf = append(c.buf, hashes...)
+	c.ends = append(c.ends, [2]int{mid, len(c.buf)})
+	c.leaves = append(c.leaves, trail.Leaf{Seq: keySeq(key)})
+}
+
+// slice sets the Leaf slices of c's rows, once buf has stopped growing.
+func (c *leafChunk) slice() {
 	start := 0
 	for i, e := range c.ends {
 		l := &c.leaves[i]
@@ -324,7 +351,109 @@ func (c *leafChunk) read(ctx context.Context, q querier, tid int64, from, to uin
 		}
 		start = e[1]
 	}
+}
+
+// readPacked reads the rows with from <= seq < to into c, with their index
+// columns, packed (packedRow); a row that does not unpack exactly is read
+// again, as ScanLeaves and ScanIndex read it (a value or the error they
+// give), in the same transaction.
+func (c *leafChunk) readPacked(ctx context.Context, tx *sql.Tx, tid int64, from, to uint64) error {
+	var packed sql.RawBytes // valid until Next: unpacked
+	rows, err := tx.QueryContext(ctx, leavesIndexQuery, rowKey(tid, from), rowKey(tid, to))
+	if err != nil {
+		return internal(err, "read leaves")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := rows.Scan(&packed); err != nil {
+			return internal(err, "read leaves")
+		}
+		key, ok := c.unpackRow(packed)
+		if key < 0 {
+			return internal(fmt.Errorf("a packed row's key does not read: %.40q", packed), "read leaves")
+		}
+		if !ok {
+			if err := c.readExact(ctx, tx, key); err != nil {
+				return err
+			}
+		}
+	}
+	return internal(rows.Err(), "read leaves")
+}
+
+// readExact appends the row of key to c as ScanLeaves and ScanIndex read
+// it.
+func (c *leafChunk) readExact(ctx context.Context, tx *sql.Tx, key int64) error {
+	var (
+		k            int64
+		body, hashes sql.RawBytes
+		ix           indexScan
+	)
+	rows, err := tx.QueryContext(ctx, leavesIndexExact, key)
+	if err != nil {
+		return internal(err, "read leaves")
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return internal(cmp.Or(rows.Err(), fmt.Errorf("the row of key %d is gone within its read transaction", key)), "read leaves")
+	}
+	if err := rows.Scan(append([]any{&k, &body, &hashes}, ix.dest()...)...); err != nil {
+		return internal(err, "read leaves")
+	}
+	c.add(k, body, hashes)
+	c.ix = append(c.ix, ix.row(k))
 	return nil
+}
+
+// unpackRow appends the row packed (packedRow) to c and returns its key,
+// or returns its key and false, appending nothing, when packed may not be
+// exactly its values (packedRow): not exactly packedRowSepCount NUL
+// bytes, or a time that is not the integer indexScan reads. The key is -1
+// when even it does not read.
+func (c *leafChunk) unpackRow(packed []byte) (int64, bool) {
+	k, _, _ := bytes.Cut(packed, []byte{0})
+	key, err := strconv.ParseInt(string(k), 10, 64)
+	if err != nil {
+		return -1, false
+	}
+	if bytes.Count(packed, []byte{0}) != packedRowSepCount {
+		return key, false
+	}
+	var at [packedRowSepCount + 1]int // where each value starts; value i is packed[at[i]:at[i+1]-1]
+	for i, j := 1, 0; i < len(at); i++ {
+		j += bytes.IndexByte(packed[j:], 0) + 1
+		at[i] = j
+	}
+	val := func(i int) []byte { return packed[at[i] : at[i+1]-1] }
+	rec, err1 := strconv.ParseInt(string(val(2)), 10, 64)
+	occ, err2 := strconv.ParseInt(string(val(3)), 10, 64)
+	id, ok := unhexID(val(1))
+	pruned := string(val(13))
+	hashes := val(14)
+	if err1 != nil || err2 != nil || !ok || (pruned != "0" && pruned != "1") || len(hashes)%2 != 0 {
+		return key, false
+	}
+	// The index values are slices of one string of theirs.
+	s := string(packed[at[4]:at[13]])
+	f := func(i int) string { return s[at[i]-at[4] : at[i+1]-1-at[4]] }
+	r := trail.IndexRow{Seq: keySeq(key), Pruned: pruned == "1"}
+	ix := &r.Index
+	ix.ID = id
+	ix.RecordedAt, ix.OccurredAt = time.Unix(0, rec).UTC(), time.Unix(0, occ).UTC()
+	ix.Action, ix.Category, ix.Outcome, ix.ActorID, ix.ActorType = f(4), f(5), trail.Outcome(f(6)), f(7), trail.ActorType(f(8))
+	ix.Organization, ix.Workspace, ix.Team, ix.CorrelationID = f(9), f(10), f(11), f(12)
+	start := len(c.buf)
+	c.buf = append(c.buf, packed[at[15]:]...)
+	mid := len(c.buf)
+	c.buf = append(c.buf, make([]byte, len(hashes)/2)...)
+	if _, err := hex.Decode(c.buf[mid:], hashes); err != nil {
+		c.buf = c.buf[:start]
+		return key, false
+	}
+	c.ends = append(c.ends, [2]int{mid, len(c.buf)})
+	c.leaves = append(c.leaves, trail.Leaf{Seq: keySeq(key)})
+	c.ix = append(c.ix, r)
+	return key, true
 }
 
 // indexChunk is how many event rows one read of ScanIndex takes.
@@ -439,6 +568,79 @@ func readTargets(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.SeqTarg
 		targets = append(targets, t)
 	}
 	return targets, internal(rows.Err(), "read index")
+}
+
+// readTargetsPacked is readTargets in one row: the count of the rows and
+// their values joined, each row its key, type and id after NUL bytes (a
+// NULL a NUL byte of its own), rows after a 0x01 byte. Each value the
+// driver returns costs three calls into SQLite; a chunk of keys has
+// thousands of targets rows. A NULL, or a separator inside a value, only
+// adds separators: when there are more than n rows have, it reads the
+// rows as readTargets does.
+func readTargetsPacked(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.SeqTarget, error) {
+	var n int64
+	var packed sql.RawBytes
+	rows, err := tx.QueryContext(ctx, `SELECT count(*), group_concat(v, char(1)) FROM
+		(SELECT concat(ifnull(key, char(0)), char(0), ifnull(type, char(0)), char(0), ifnull(id, char(0))) AS v
+			FROM targets INDEXED BY targets_key WHERE key >= ? AND key < ? ORDER BY key)`, lo, hi)
+	if err != nil {
+		return nil, internal(err, "read index")
+	}
+	defer rows.Close()
+	if rows.Next() {
+		err = rows.Scan(&n, &packed)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return nil, internal(err, "read index")
+	}
+	if targets, ok := unpackTargets(n, packed); ok {
+		return targets, nil
+	}
+	rows.Close()
+	return readTargets(ctx, tx, lo, hi)
+}
+
+// unpackTargets splits the n targets rows readTargetsPacked packed, or
+// reports false when they may not split back exactly.
+func unpackTargets(n int64, packed []byte) ([]trail.SeqTarget, bool) {
+	if n == 0 {
+		return nil, len(packed) == 0
+	}
+	if int64(bytes.Count(packed, []byte{1})) != n-1 || int64(bytes.Count(packed, []byte{0})) != 2*n {
+		return nil, false
+	}
+	targets := make([]trail.SeqTarget, 0, n)
+	s := string(packed) // one allocation: the values are slices of it
+	for rec := range strings.SplitSeq(s, "\x01") {
+		k, rest, _ := strings.Cut(rec, "\x00")
+		typ, id, _ := strings.Cut(rest, "\x00")
+		key, err := strconv.ParseInt(k, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		targets = append(targets, trail.SeqTarget{Seq: keySeq(key), Target: trail.Target{Type: typ, ID: id}})
+	}
+	// In key order, as readTargets gives them (the subquery's order, kept
+	// by group_concat in SQLite, but not promised by it).
+	if bySeq := func(a, b trail.SeqTarget) int { return cmp.Compare(a.Seq, b.Seq) }; !slices.IsSortedFunc(targets, bySeq) {
+		slices.SortStableFunc(targets, bySeq)
+	}
+	return targets, true
+}
+
+// unhexID is formatID of the bytes whose hex is h.
+func unhexID(h []byte) (string, bool) {
+	var id [16]byte
+	if len(h) == 2*len(id) {
+		_, err := hex.Decode(id[:], h)
+		return trail.FormatID(id), err == nil
+	}
+	b := make([]byte, len(h)/2)
+	_, err := hex.Decode(b, h)
+	return formatID(b), err == nil && len(h)%2 == 0
 }
 
 // formatID is the text of a stored id (hex when it is not 16 bytes, as no

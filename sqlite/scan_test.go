@@ -24,7 +24,8 @@ type scanned struct {
 // TestScanLeavesIndexed: the one pass verification reads gives, seq by
 // seq, exactly what ScanLeaves and ScanIndex give, over chunk boundaries
 // (chunks of 2048 rows, read several at once), a pruned row, deleted rows
-// and targets rows left at seqs of no row, inside the log and past it.
+// and targets rows left at seqs of no row, inside the log and past it,
+// and values holding the bytes its packed reads separate values by.
 func TestScanLeavesIndexed(t *testing.T) {
 	ctx := context.Background()
 	d := newDurable(t)
@@ -55,6 +56,20 @@ func TestScanLeavesIndexed(t *testing.T) {
 			return d.Tamper.SetTargets(ctx, "acme", 5003, []trail.Target{doc, {Type: "doc", ID: "d-2"}})
 		},
 		func() error { return d.Tamper.SetTargets(ctx, "acme", 9000, []trail.Target{doc}) },
+		// Values the one pass cannot read packed (a NUL byte inside a
+		// value, the separators of the targets rows), and a time stored as
+		// text: read as ScanIndex reads them.
+		func() error { return d.Tamper.SetColumn(ctx, "acme", 1000, "actor_id", "u-1000\x00x") },
+		func() error { return d.Tamper.SetColumn(ctx, "acme", 1001, "correlation_id", "\x00") },
+		func() error { return d.Tamper.SetColumn(ctx, "acme", 1002, "recorded_at", "1765000000000000000") },
+		func() error { return d.Tamper.SetBody(ctx, "acme", 1004, []byte("{\x00}")) },
+		func() error { return d.Tamper.SetHashes(ctx, "acme", 1005, []byte{0, 1, 0}) },
+		func() error {
+			return d.Tamper.SetTargets(ctx, "acme", 1003, []trail.Target{{Type: "doc\x00", ID: "d\x01"}, {Type: "doc", ID: "d-3\x011004\x00doc\x00d-4"}})
+		},
+		func() error {
+			return d.Tamper.SetTargets(ctx, "acme", 4500, []trail.Target{{Type: "doc\x01", ID: "\x00"}})
+		},
 	} {
 		if err := tamper(); err != nil {
 			t.Fatal(err)

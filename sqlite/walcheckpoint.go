@@ -111,12 +111,16 @@ func (db *DB) checkpoint(ctx context.Context, truncate bool) (busy, over bool, e
 	// no transaction of the store's is open, so TRUNCATE waits for
 	// readers alone; appends wait for it (most of the log is copied by
 	// the PASSIVE checkpoints before, so it is short).
+	t0 := time.Now()
 	db.turn <- struct{}{}
+	t1 := time.Now()
 	if db.g != nil {
 		db.commitGroup()
 	}
 	busy, frames, err = walCheckpoint(ctx, db.cdb, "TRUNCATE")
 	<-db.turn
+	db.o.Logger.Debug("sqlite: TRUNCATE checkpoint", "path", db.path, "frames", frames, "busy", busy,
+		"waited", t1.Sub(t0), "held", time.Since(t1))
 	if err == nil && busy {
 		err = internal(fmt.Errorf("the log holds %d bytes, over MaxWAL (%d), and a reader kept it from being emptied; "+
 			"retried in %v", frames*db.pageSize, db.o.MaxWAL, truncateBackoff), "checkpoint the write-ahead log (TRUNCATE)")

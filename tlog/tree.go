@@ -18,7 +18,9 @@
 package tlog
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"hash"
 	"slices"
 
 	"github.com/trailaudit/trail"
@@ -34,6 +36,22 @@ var factory = &compact.RangeFactory{Hash: hasher.HashChildren}
 
 // LeafHash returns the RFC 6962 hash of a leaf: SHA-256 of 0x00 || body.
 func LeafHash(body []byte) []byte { return hasher.HashLeaf(body) }
+
+// leafHasher computes LeafHash into a caller's array with one SHA-256
+// state reused: verification hashes every row of a log, and LeafHash
+// allocates a state and a sum for each.
+type leafHasher struct{ h hash.Hash }
+
+// sum sets leaf to LeafHash(body).
+func (l *leafHasher) sum(leaf *[trail.HashSize]byte, body []byte) {
+	if l.h == nil {
+		l.h = sha256.New()
+	}
+	l.h.Reset()
+	l.h.Write([]byte{rfc6962.RFC6962LeafHashPrefix})
+	l.h.Write(body)
+	l.h.Sum(leaf[:0])
+}
 
 // EmptyRoot is the root hash of a tree with no leaves.
 func EmptyRoot() []byte { return hasher.EmptyRoot() }

@@ -640,6 +640,9 @@ func hashRows(ctx context.Context, l trail.Log, tenant string, work <-chan *batc
 // batch's seqs, and lists those of seqs it holds no row of.
 func (b *batch) compare() {
 	ix := b.ix
+	// The strings the index is derived into are slices of one copy of
+	// the batch's bytes: one allocation a batch, not one a row.
+	text := string(b.data)
 	orphan := func(x *trail.IndexRow) {
 		b.orphans = append(b.orphans, Damage{Kind: Index, Seq: x.Seq, Detail: orphanDamage(x)})
 	}
@@ -653,7 +656,7 @@ func (b *batch) compare() {
 		if len(ix) > 0 && ix[0].Seq == r.seq {
 			mine, ix = &ix[0], ix[1:]
 		}
-		r.index, r.recorded = indexDamage(b.data[r.start:r.mid], mine)
+		r.index, r.recorded = indexDamage(b.data[r.start:r.mid], text[r.start:r.mid], mine)
 	}
 	for i := range ix {
 		orphan(&ix[i])
@@ -662,6 +665,7 @@ func (b *batch) compare() {
 
 // hashBatch computes the leaf hash and claimed seq of each row of b.
 func hashBatch(b *batch) {
+	var h leafHasher
 	for i := range b.rows {
 		r := &b.rows[i]
 		body, hashes := b.data[r.start:r.mid], b.data[r.mid:r.end]
@@ -674,7 +678,7 @@ func hashBatch(b *batch) {
 			}
 			continue
 		}
-		copy(r.leaf[:], LeafHash(body))
+		h.sum(&r.leaf, body)
 		r.leafOK = len(hashes) >= trail.HashSize && bytes.Equal(hashes[:trail.HashSize], r.leaf[:])
 		r.claim, r.claimOK = claimedSeq(body)
 	}

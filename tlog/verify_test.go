@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trailaudit/trail"
 )
@@ -424,7 +426,7 @@ func TestIndexDamage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ix := indexed(t, 1, body, tc.edit)
-			if got, _ := indexDamage(tc.body, ix); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+			if got, _ := indexDamage(tc.body, string(tc.body), ix); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
 				t.Errorf("indexDamage = %q, want %q", got, tc.want)
 			}
 		})
@@ -507,5 +509,52 @@ func TestClaimedSeq(t *testing.T) {
 		if seq, ok := claimedSeq([]byte(tc.body)); seq != tc.seq || ok != tc.ok {
 			t.Errorf("claimedSeq(%s) = %d, %v; want %d, %v", tc.body, seq, ok, tc.seq, tc.ok)
 		}
+	}
+}
+
+// TestLeafHasher: the hasher verification reuses gives LeafHash, also
+// after bodies of other lengths.
+func TestLeafHasher(t *testing.T) {
+	var h leafHasher
+	for _, body := range [][]byte{[]byte(`{"a":1}`), nil, bytes.Repeat([]byte("x"), 1000), []byte("y")} {
+		var got [trail.HashSize]byte
+		h.sum(&got, body)
+		if want := LeafHash(body); !bytes.Equal(got[:], want) {
+			t.Errorf("leafHasher(%q) = %x, LeafHash %x", body, got, want)
+		}
+	}
+}
+
+// TestSameColumns: sameColumns, the check of a sound row, looks at every
+// column of trail.Index but the targets (changing any one makes it
+// false) and at times as instants, as indexColumns does.
+func TestSameColumns(t *testing.T) {
+	at := time.Date(2026, 12, 6, 21, 0, 0, 1, time.UTC)
+	base := trail.Index{ID: "id", RecordedAt: at, OccurredAt: at, Action: "a", Category: "c", Outcome: "success",
+		ActorID: "u", ActorType: "user", Organization: "o", Workspace: "w", Team: "t", CorrelationID: "x"}
+	v := reflect.ValueOf(&base).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if f.Name == "Targets" {
+			continue
+		}
+		changed := base
+		switch fv := reflect.ValueOf(&changed).Elem().Field(i); fv.Kind() {
+		case reflect.String:
+			fv.SetString(fv.String() + "!")
+		default:
+			fv.Set(reflect.ValueOf(at.Add(time.Nanosecond)))
+		}
+		if sameColumns(&base, &changed) {
+			t.Errorf("sameColumns misses a change of %s", f.Name)
+		}
+		if len(columnsDamage(&base, changed)) != 1 {
+			t.Errorf("columnsDamage of a change of %s: %q", f.Name, columnsDamage(&base, changed))
+		}
+	}
+	other := base
+	other.RecordedAt = at.In(time.FixedZone("x", 3600))
+	if !sameColumns(&base, &other) {
+		t.Error("sameColumns tells one instant in two zones apart")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
@@ -93,7 +94,7 @@ func benchRootLog(b *testing.B, db rootStore, n int) {
 		b.Fatal(err)
 	}
 	b.Run("append", func(b *testing.B) {
-		cpu := cpuTime()
+		cpu := testenv.CPUTime()
 		for b.Loop() {
 			w.mu.Lock()
 			w.entered = map[string]uint64{} // every tenant changed
@@ -104,7 +105,7 @@ func benchRootLog(b *testing.B, db rootStore, n int) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
 		b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/round")
-		b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/round")
+		b.ReportMetric((testenv.CPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/round")
 	})
 	b.Run("seed", func(b *testing.B) {
 		for b.Loop() {

@@ -2,13 +2,19 @@ package witness_test
 
 import (
 	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/sample"
+	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/internal/witnesstest"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
@@ -30,14 +36,30 @@ func benchWitnessed(b *testing.B, on bool, interval time.Duration) (*sqlite.DB, 
 // runs a Witnesser over it (every interval) against a real litewitness of
 // its own. It returns the store, the policy (nil when off) and stop,
 // which stops the Witnesser and closes the store.
-func witnessed(b *testing.B, on bool, interval time.Duration) (*sqlite.DB, *witness.Policy, func()) {
+func witnessed(b *testing.B, on bool, interval time.Duration, log ...*slog.Logger) (*sqlite.DB, *witness.Policy, func()) {
 	b.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "trail.db"), sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()})
+	o := sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()}
+	if len(log) > 0 {
+		o.Logger = log[0]
+	}
+	// A folder of its own, removed when stopped (not when the benchmark
+	// ends): a window's gigabytes, and their pages in the kernel's cache
+	// still being written back, must not weigh on the next window.
+	dir, err := os.MkdirTemp("", "trail-witnessed-")
 	if err != nil {
 		b.Fatal(err)
 	}
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "trail.db"), o)
+	if err != nil {
+		os.RemoveAll(dir)
+		b.Fatal(err)
+	}
+	closeDB := func() {
+		db.Close()
+		os.RemoveAll(dir)
+	}
 	if !on {
-		return db, nil, func() { db.Close() }
+		return db, nil, closeDB
 	}
 	lw := witnesstest.Start(b, "w1.trail.test")
 	origin := tlog.Origin(storetest.Signer().Verifier().Name(), trail.RootTenant)
@@ -57,7 +79,7 @@ func witnessed(b *testing.B, on bool, interval time.Duration) (*sqlite.DB, *witn
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
-	return db, p, func() { cancel(); <-done; db.Close() }
+	return db, p, func() { cancel(); <-done; closeDB() }
 }
 
 // appendBatch appends 1000 sample events to tenant acme and returns the
@@ -100,9 +122,11 @@ func BenchmarkIngestWitnessed(b *testing.B) {
 	}
 }
 
+var witnessedWindow = flag.Duration("trail.window", 2*time.Minute, "the length of each window of BenchmarkIngestWitnessedDefault")
+
 // BenchmarkIngestWitnessedDefault measures what witnessing costs ingest
 // at the default cadence (witness.DefaultInterval): each iteration is a
-// pair of windows of two minutes (five seconds under -short), each on a
+// pair of windows of two minutes (-trail.window; five seconds under -short), each on a
 // fresh SQLite store, appending batches of 1000 sample events: one with no
 // witnessing (off) and one with a Witnesser submitting the root log to a
 // real litewitness every 10 s (on), the order swapped every other pair so
@@ -111,33 +135,56 @@ func BenchmarkIngestWitnessed(b *testing.B) {
 //
 //	go test ./witness -run '^$' -bench IngestWitnessedDefault -benchtime 3x -timeout 30m
 func BenchmarkIngestWitnessedDefault(b *testing.B) {
-	window := 2 * time.Minute
+	window := *witnessedWindow
 	if testing.Short() {
 		window = 5 * time.Second
 	}
-	rate := func(on bool) float64 {
-		db, _, stop := witnessed(b, on, witness.DefaultInterval)
+	// A window's rate, its CPU time per event (which the machine's load
+	// stretches far less than the rate), and what it saw of stalls.
+	type result struct {
+		rate, cpu float64
+		detail    string
+	}
+	rate := func(on bool) result {
+		var tr truncations
+		db, _, stop := witnessed(b, on, witness.DefaultInterval, slog.New(&tr))
 		defer stop()
 		gen := sample.New(1)
-		n, t0 := 0, time.Now()
+		var took []time.Duration
+		n, t0, cpu0 := 0, time.Now(), testenv.CPUTime()
 		for time.Since(t0) < window {
+			t1 := time.Now()
 			appendBatch(b, db, gen)
+			took = append(took, time.Since(t1))
 			n += 1000
 		}
-		return float64(n) / time.Since(t0).Seconds()
+		r := float64(n) / time.Since(t0).Seconds()
+		cpu := float64((testenv.CPUTime() - cpu0).Microseconds()) / float64(n)
+		slices.Sort(took)
+		med := took[len(took)/2]
+		var stalled time.Duration // beyond twice the median batch
+		for _, d := range took {
+			stalled += max(0, d-2*med)
+		}
+		return result{r, cpu, fmt.Sprintf("%.0f events/s, %.1f cpu-µs/event, batch p50 %v p99 %v max %v, stalled %v, %s", r, cpu,
+			med.Round(time.Millisecond), took[len(took)*99/100].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond),
+			stalled.Round(time.Millisecond), tr.String())}
 	}
-	var ratios []float64
+	var ratios, cpus []float64
 	for i := 0; b.Loop(); i++ {
-		var off, on float64
+		var off, on result
 		if i%2 == 0 {
 			off, on = rate(false), rate(true)
 		} else {
 			on, off = rate(true), rate(false)
 		}
-		ratios = append(ratios, on/off)
-		b.Logf("pair %d: off %.0f events/s, on %.0f events/s, on/off %.3f", i+1, off, on, on/off)
+		ratios, cpus = append(ratios, on.rate/off.rate), append(cpus, on.cpu/off.cpu)
+		// One line a pair: a benchmark's log keeps ten.
+		b.Logf("pair %d: on/off %.3f, CPU per event on/off %.3f; off: %s; on: %s", i+1, on.rate/off.rate, on.cpu/off.cpu, off.detail, on.detail)
 	}
 	slices.Sort(ratios)
+	slices.Sort(cpus)
+	b.ReportMetric(cpus[len(cpus)/2], "cpu-on/off-median")
 	b.ReportMetric(ratios[len(ratios)/2], "on/off-median")
 	b.ReportMetric(ratios[0], "on/off-min")
 	b.ReportMetric(ratios[len(ratios)-1], "on/off-max")
@@ -172,4 +219,44 @@ func BenchmarkCommitToCosignature(b *testing.B) {
 	slices.Sort(waits)
 	b.ReportMetric(float64(waits[len(waits)/2].Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(waits[len(waits)*99/100].Milliseconds()), "p99-ms")
+}
+
+// truncations is a slog.Handler that counts the store's TRUNCATE
+// checkpoints (logged at Debug) and the time they held the writer.
+type truncations struct {
+	mu         sync.Mutex
+	n, busy    int
+	held, wait time.Duration
+}
+
+func (t *truncations) Enabled(context.Context, slog.Level) bool { return true }
+func (t *truncations) WithAttrs([]slog.Attr) slog.Handler       { return t }
+func (t *truncations) WithGroup(string) slog.Handler            { return t }
+func (t *truncations) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "sqlite: TRUNCATE checkpoint" {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n++
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "busy":
+			if a.Value.Bool() {
+				t.busy++
+			}
+		case "held":
+			t.held += a.Value.Duration()
+		case "waited":
+			t.wait += a.Value.Duration()
+		}
+		return true
+	})
+	return nil
+}
+
+func (t *truncations) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return fmt.Sprintf("%d TRUNCATEs (%d busy) held the writer %v", t.n, t.busy, t.held.Round(time.Millisecond))
 }
