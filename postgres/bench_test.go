@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/sample"
+	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/postgres"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/tlog"
@@ -119,18 +119,9 @@ func eventsPerSec(b *testing.B, n int) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }
 
-// cpuTime is the CPU time this process has used (user and system, every
-// thread): the Go side's work, which moves less than wall time on a loaded
-// machine. The database server's is not in it.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// cpuPerEvent reports cpu, the process's CPU time over n events, per event.
+// cpuPerEvent reports cpu, the process's CPU time over n events
+// (testenv.CPUTime: the Go side's work, which moves less than wall time on
+// a loaded machine; the database server's is not in it), per event.
 func cpuPerEvent(b *testing.B, name string, cpu time.Duration, n int) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), name)
 }
@@ -141,13 +132,13 @@ func BenchmarkAppendBatch1000(b *testing.B) {
 	db := open(b, pgtest.NewSchema(b), postgres.Options{})
 	batches := sampleBatches(16, 1000)
 	b.ResetTimer()
-	cpu0 := cpuTime(b)
+	cpu0 := testenv.CPUTime()
 	for i := 0; b.Loop(); i++ {
 		if _, err := db.Append(context.Background(), "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cpuPerEvent(b, "cpu-µs/event", cpuTime(b)-cpu0, b.N*1000)
+	cpuPerEvent(b, "cpu-µs/event", testenv.CPUTime()-cpu0, b.N*1000)
 	eventsPerSec(b, b.N*1000)
 }
 
@@ -296,15 +287,15 @@ func BenchmarkAppendVsRawCopy(b *testing.B) {
 			rb = renumber(rb, rb.events[0][1].(int64), seq)
 		}
 		seq += int64(len(rb.events))
-		t0, c0 := time.Now(), cpuTime(b)
+		t0, c0 := time.Now(), testenv.CPUTime()
 		if _, err := db.Append(ctx, "acme", batches[i%len(batches)], trail.AppendOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		t1, c1 := time.Now(), cpuTime(b)
+		t1, c1 := time.Now(), testenv.CPUTime()
 		if err := indexed(rb); err != nil {
 			b.Fatal(err)
 		}
-		t2, c2 := time.Now(), cpuTime(b)
+		t2, c2 := time.Now(), testenv.CPUTime()
 		if err := cp(rb.events); err != nil {
 			b.Fatal(err)
 		}
