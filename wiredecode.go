@@ -101,9 +101,12 @@ func decodeEvent(data []byte, form eventForm) (*Event, bool) {
 		case canonVersion:
 			// Only the canonical form has a version; in the wire form
 			// "v" is an unknown member, which the strict reader names.
+			if form != canonicalForm {
+				return false
+			}
 			var v uint64
 			v, ok = d.uint()
-			ok = ok && form == canonicalForm && v == CanonicalVersion
+			ok = ok && v == CanonicalVersion
 		}
 		return ok
 	})
