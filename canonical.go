@@ -54,7 +54,22 @@ func AppendCanonical(dst []byte, ev *Event) ([]byte, error) {
 
 // UnmarshalCanonical parses bytes made by MarshalCanonical. It refuses an
 // unknown format version and unknown members.
+//
+// Every read path decodes stored bodies with it, so bytes are read in one
+// pass by eventDecoder; whatever it does not accept whole (anything not
+// as MarshalCanonical writes it, and every refusal) goes to
+// unmarshalCanonicalStrict, which decides and words the error.
 func UnmarshalCanonical(data []byte) (*Event, error) {
+	if ev, ok := decodeEvent(data, canonicalForm); ok {
+		return ev, nil
+	}
+	return unmarshalCanonicalStrict(data)
+}
+
+// unmarshalCanonicalStrict is UnmarshalCanonical with encoding/json: the
+// reference the one-pass decoder must agree with, Event for Event and
+// refusal for refusal (FuzzUnmarshalCanonicalSame).
+func unmarshalCanonicalStrict(data []byte) (*Event, error) {
 	var wire struct {
 		Event
 		V *int `json:"v"`

@@ -6,6 +6,18 @@ var ParseEventStrict = parseEventStrict
 
 // DecodeEventOnePass reports whether ParseEvent reads data in one pass.
 func DecodeEventOnePass(data []byte) bool {
-	_, ok := decodeEvent(data)
+	_, ok := decodeEvent(data, wireForm)
+	return ok
+}
+
+// UnmarshalCanonicalStrict is the encoding/json reader the one-pass
+// decoder of UnmarshalCanonical must agree with
+// (FuzzUnmarshalCanonicalSame).
+var UnmarshalCanonicalStrict = unmarshalCanonicalStrict
+
+// DecodeCanonicalOnePass reports whether UnmarshalCanonical reads data in
+// one pass.
+func DecodeCanonicalOnePass(data []byte) bool {
+	_, ok := decodeEvent(data, canonicalForm)
 	return ok
 }

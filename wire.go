@@ -29,7 +29,7 @@ const maxWireDepth = 32
 // An event is read in one pass by eventDecoder; a document it does not
 // accept whole goes to parseEventStrict, which says what is wrong with it.
 func ParseEvent(data []byte) (*Event, error) {
-	if ev, ok := decodeEvent(data); ok {
+	if ev, ok := decodeEvent(data, wireForm); ok {
 		return ev, nil
 	}
 	return parseEventStrict(data)

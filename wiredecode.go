@@ -17,22 +17,42 @@ import (
 // So there is one place that words each refusal, and the fast path can
 // only be less accepting, never more: FuzzParseEventSame checks that the
 // two agree.
+//
+// It reads the canonical form (MarshalCanonical's) the same way, for
+// UnmarshalCanonical, against unmarshalCanonicalStrict (checked by
+// FuzzUnmarshalCanonicalSame).
 type eventDecoder struct {
 	data  []byte
 	i     int
 	depth int
+	form  eventForm
 	buf   []byte // an escaped string, decoded
 }
 
-// decodeEvent decodes data in one pass, or reports false when
-// parseEventStrict must read it.
-func decodeEvent(data []byte) (*Event, bool) {
+// eventForm is the form of event document an eventDecoder reads. The
+// forms have the same members but are read by different strict readers,
+// whose rules the one-pass decoder follows.
+type eventForm uint8
+
+const (
+	// wireForm is what clients send (ParseEvent): no member "v";
+	// timestamps are decoded strings parsed with time.Parse.
+	wireForm eventForm = iota
+	// canonicalForm is what MarshalCanonical writes and stores hold
+	// (UnmarshalCanonical): the member "v" must be CanonicalVersion;
+	// timestamps are time.Time's own JSON, read from the raw string token
+	// as encoding/json hands it to time.Time.UnmarshalJSON.
+	canonicalForm
+)
+
+// decodeEvent decodes data of the given form in one pass, or reports false
+// when the strict reader of that form must read it.
+func decodeEvent(data []byte, form eventForm) (*Event, bool) {
 	if len(data) > MaxEventBytes {
 		return nil, false
 	}
-	d := &eventDecoder{data: data}
+	d := &eventDecoder{data: data, form: form}
 	ev := &Event{}
-	var recorded, occurred string
 	var seen uint32
 	d.ws()
 	ok := d.object(func(name []byte) bool {
@@ -49,9 +69,9 @@ func decodeEvent(data []byte) (*Event, bool) {
 		case wireSeq:
 			ev.Seq, ok = d.uint()
 		case wireRecordedAt:
-			recorded, ok = d.str()
+			ok = d.timestamp(&ev.RecordedAt)
 		case wireOccurredAt:
-			occurred, ok = d.str()
+			ok = d.timestamp(&ev.OccurredAt)
 		case wireAction:
 			ev.Action, ok = d.str()
 		case wireCategory:
@@ -78,6 +98,15 @@ func decodeEvent(data []byte) (*Event, bool) {
 			ev.Violations, ok = d.violations()
 		case wireRedacted:
 			ev.Redacted, ok = d.strs()
+		case canonVersion:
+			// Only the canonical form has a version; in the wire form
+			// "v" is an unknown member, which the strict reader names.
+			if form != canonicalForm {
+				return false
+			}
+			var v uint64
+			v, ok = d.uint()
+			ok = ok && v == CanonicalVersion
 		}
 		return ok
 	})
@@ -87,21 +116,30 @@ func decodeEvent(data []byte) (*Event, bool) {
 	if d.ws(); d.i != len(d.data) {
 		return nil, false
 	}
-	for _, t := range []struct {
-		set bool
-		in  string
-		out *time.Time
-	}{{seen&wireRecordedAt != 0, recorded, &ev.RecordedAt}, {seen&wireOccurredAt != 0, occurred, &ev.OccurredAt}} {
-		if !t.set {
-			continue
-		}
-		ts, err := time.Parse(time.RFC3339Nano, t.in)
-		if err != nil {
-			return nil, false
-		}
-		*t.out = ts
+	if form == canonicalForm && seen&canonVersion == 0 {
+		return nil, false // the strict reader says the version is missing
 	}
 	return ev, true
+}
+
+// timestamp reads a timestamp member into t as the strict reader of d's
+// form does, reporting false where that reader would refuse it.
+func (d *eventDecoder) timestamp(t *time.Time) bool {
+	start := d.i
+	s, ok := d.strBytes()
+	if !ok {
+		return false
+	}
+	if d.form == canonicalForm {
+		// encoding/json gives time.Time the raw token, escapes and all.
+		return t.UnmarshalJSON(d.data[start:d.i]) == nil
+	}
+	ts, err := time.Parse(time.RFC3339Nano, string(s))
+	if err != nil {
+		return false
+	}
+	*t = ts
+	return true
 }
 
 // The members of an event, each a bit of decodeEvent's seen set.
@@ -123,9 +161,11 @@ const (
 	wireReason
 	wireViolations
 	wireRedacted
+	canonVersion // canonical form only
 )
 
-// wireMembers maps each member name of an event to its bit.
+// wireMembers maps each member name of an event to its bit; "v" is a
+// member of the canonical form only.
 var wireMembers = map[string]uint32{
 	"id":             wireID,
 	"tenant":         wireTenant,
@@ -144,6 +184,7 @@ var wireMembers = map[string]uint32{
 	"reason":         wireReason,
 	"violations":     wireViolations,
 	"redacted":       wireRedacted,
+	"v":              canonVersion,
 }
 
 // request decodes a request object into r.

@@ -31,7 +31,7 @@ func TestDecodeEventKnowsEveryMember(t *testing.T) {
 		return `"x"`
 	}
 	data := doc(wireShape())
-	ev, ok := decodeEvent([]byte(data))
+	ev, ok := decodeEvent([]byte(data), wireForm)
 	if !ok {
 		t.Fatalf("%s: left to the strict reader", data)
 	}
