@@ -107,14 +107,13 @@ func (db *DB) checkpoint(ctx context.Context, truncate bool) (busy, over bool, e
 	if !truncate {
 		return false, true, nil
 	}
-	// Between groups: with the writer held and its open group committed,
-	// no transaction of the store's is open, so TRUNCATE waits for
-	// readers alone; appends wait for it (most of the log is copied by
-	// the PASSIVE checkpoints before, so it is short).
+	// Between groups: with the writer held, its open group committed and
+	// the one committing done (settle), no transaction of the store's is
+	// open, so TRUNCATE waits for readers alone; appends wait for it (most
+	// of the log is copied by the PASSIVE checkpoints before, so it is
+	// short).
 	db.turn <- struct{}{}
-	if db.g != nil {
-		db.commitGroup()
-	}
+	db.settle()
 	busy, frames, err = walCheckpoint(ctx, db.cdb, "TRUNCATE")
 	<-db.turn
 	if err == nil && busy {

@@ -92,13 +92,16 @@ type PrunedTarget struct {
 	Type, ID string
 }
 
-// commit writes a prepared batch through the backend.
+// commit writes a prepared batch through the backend. The answer (copies
+// of the events stored) is made after the commit, not while the batch holds
+// the store's lock: with one writer, what a batch does under the lock is
+// paid by every batch queued behind it.
 func (l *Log) commit(ctx context.Context, b *Batch) (*trail.AppendResult, error) {
 	tx, err := l.be.Begin(ctx, b)
 	if err != nil {
 		return nil, err
 	}
-	res, cp, err := l.apply(ctx, tx, b)
+	rows, replay, cp, err := l.apply(ctx, tx, b)
 	if err != nil {
 		tx.Rollback()
 		return nil, err
@@ -106,55 +109,56 @@ func (l *Log) commit(ctx context.Context, b *Batch) (*trail.AppendResult, error)
 	if err := tx.Commit(ctx, cp); err != nil {
 		return nil, err
 	}
-	return res, nil
+	if replay != nil {
+		return replay, nil
+	}
+	return result(rows), nil
 }
 
 // apply runs b's steps in tx: everything a batch can fail on by itself is
-// checked before Write, so a batch refused has written nothing.
-func (l *Log) apply(ctx context.Context, tx Tx, b *Batch) (*trail.AppendResult, *Checkpoint, error) {
+// checked before Write, so a batch refused has written nothing. It returns
+// the rows written, or the answer of the first append of b's key (a
+// replay: nothing written, no checkpoint).
+func (l *Log) apply(ctx context.Context, tx Tx, b *Batch) ([]Row, *trail.AppendResult, *Checkpoint, error) {
 	st, err := tx.Head(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	h, err := l.head(b.Tenant, st)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if b.Key != "" {
 		fp, evs, err := tx.Earlier(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if fp != nil {
 			if !bytes.Equal(fp, b.Fingerprint[:]) {
-				return nil, nil, trail.Errorf(trail.ECONFLICT, "idempotency key was used before with a different batch")
+				return nil, nil, nil, trail.Errorf(trail.ECONFLICT, "idempotency key was used before with a different batch")
 			}
-			return &trail.AppendResult{Events: evs, Replay: true}, nil, nil
+			return nil, &trail.AppendResult{Events: evs, Replay: true}, nil, nil
 		}
 	}
 	next, rows, err := h.sequence(b, l.c.MaxSeq)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var targets []PrunedTarget
 	if b.Prune != nil {
 		if targets, err = checkPrune(ctx, tx, b, next); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if err := tx.Write(ctx, rows, next); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if b.Prune != nil {
 		if err := tx.Prune(ctx, b.Prune, next.Seq, targets); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	cp, err := l.checkpoint(next)
-	if err != nil {
-		return nil, nil, err
-	}
-	return result(rows), cp, nil
+	return rows, nil, l.checkpoint(next), nil
 }
 
 // Head is a tenant's position in its log: its last seq, that event's
@@ -269,23 +273,25 @@ func (h *Head) sequence(b *Batch, maxSeq uint64) (*Head, []Row, error) {
 type Checkpoint struct {
 	Tenant string
 	Size   uint64
-	root   []byte
-	origin string // the log's ("" for its first checkpoint)
+	tree   *tlog.Tree // the head's, which never changes: its root is computed when signed
+	origin string     // the log's ("" for its first checkpoint)
 	signer *tlog.Signer
 }
 
 // checkpoint returns h's checkpoint, nil without trees.
-func (l *Log) checkpoint(h *Head) (*Checkpoint, error) {
+func (l *Log) checkpoint(h *Head) *Checkpoint {
 	if h.Tree == nil || l.c.NoTree {
-		return nil, nil
+		return nil
 	}
-	return &Checkpoint{Tenant: h.Tenant, Size: h.Tree.Size(), root: h.Tree.Root(), origin: h.Origin, signer: l.c.Signer}, nil
+	return &Checkpoint{Tenant: h.Tenant, Size: h.Tree.Size(), tree: h.Tree, origin: h.Origin, signer: l.c.Signer}
 }
 
 // Note signs the checkpoint: the note the store writes in the
-// transaction.
+// transaction. The root is computed here, not when the batch is
+// sequenced: a store that commits many batches at once signs only each
+// tenant's newest checkpoint, and the others' roots are never needed.
 func (c *Checkpoint) Note() ([]byte, error) {
-	return c.signer.SignOrigin(c.Tenant, c.origin, c.Size, c.root)
+	return c.signer.SignOrigin(c.Tenant, c.origin, c.Size, c.tree.Root())
 }
 
 // result returns the answer to an append of rows: the events as stored,
