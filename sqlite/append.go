@@ -63,6 +63,8 @@ type group struct {
 	tx      *sql.Tx          // on the writer's connection; nil until the group first needs it (open)
 	base    *group           // the group committing when this one opened; nil when none was, and once this one is done
 	useBase bool             // a batch continued a head of base's
+	check   bool             // base is done: its heads may be continued once the database is found unchanged since (unchanged)
+	version int64            // the writer connection's data_version after this group committed (0: not known)
 	pending [][]any          // event rows gathered, not yet written (flush)
 	targets []targetRow      // targets rows gathered
 	conn    *sql.Conn        // the writer's connection
@@ -117,6 +119,9 @@ func (db *DB) newGroup() *group {
 	if p := db.prev; p != nil {
 		select {
 		case <-p.done:
+			if p.err == nil && p.version != 0 {
+				g.base, g.check = p, true
+			}
 		default:
 			g.base = p
 		}
@@ -169,6 +174,28 @@ func continuedFailed(err error) error {
 	return fmt.Errorf("sqlite: the group commit before this one failed, and this one continued its log: %w", err)
 }
 
+// unchanged reports whether the group may continue the heads of a base
+// that is done: whether no other connection has committed to the database
+// since (PRAGMA data_version, read in the group's transaction, is what it
+// was after the base's commit). Otherwise every head is read from the
+// database and checked against its checkpoint, as at the first append; a
+// write of another connection of this process (API keys, the WAL
+// checkpointer) costs no more than that.
+func (g *group) unchanged() bool {
+	if !g.check {
+		return true
+	}
+	g.check = false
+	if q, err := g.open(); err == nil {
+		var v int64
+		if q.QueryRowContext(bg, "PRAGMA data_version").Scan(&v) == nil && v == g.base.version {
+			return true
+		}
+	}
+	g.base = nil // an error here is met again by the reads that follow
+	return false
+}
+
 // tx is one batch's part of a group, holding the writer. Its statements
 // run without the caller's context: the group is not the caller's alone.
 type tx struct {
@@ -199,7 +226,7 @@ func (t *tx) Head(ctx context.Context) (ledger.Stored, error) {
 		t.tid = h.tid
 		return ledger.Stored{Kept: h.head}, nil
 	}
-	if b := t.g.base; b != nil && b.broken == nil {
+	if b := t.g.base; b != nil && b.broken == nil && t.g.unchanged() {
 		if h := b.heads[t.b.Tenant]; h != nil {
 			t.tid = h.tid
 			t.g.useBase = true
@@ -467,6 +494,11 @@ func (db *DB) end(g *group) {
 		}
 	} else {
 		db.kickCheckpoint()
+		// What the next group checks the database against before it
+		// continues g's heads (group.unchanged); 0 when it cannot be read.
+		if db.w.QueryRowContext(bg, "PRAGMA data_version").Scan(&g.version) != nil {
+			g.version = 0
+		}
 	}
 	// What the next group needs of g is its heads alone.
 	g.tx, g.base, g.pending, g.targets, g.cps = nil, nil, nil, nil, nil
