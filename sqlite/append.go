@@ -7,6 +7,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -19,17 +20,31 @@ import (
 type appender = ledger.Log
 
 // backend is the store as the pipeline writes to it. SQLite has one
-// writer: the DB's one write connection, whose open transaction (a group)
-// many batches share, one at a time. A batch holds the writer (DB.turn)
-// from Begin until it is written into the group, then waits for the
-// group's COMMIT, which the committer goroutine runs once the batches that
-// queued behind have joined (or once MaxWait passes, or when MaxBatch
-// events have joined): many small appends cost one fsync.
+// writer: the DB's one write connection, whose transactions (groups) many
+// batches share. A batch holds the writer (DB.turn) from Begin until it is
+// written into the open group, then waits for the group's COMMIT, which the
+// committer goroutine runs once the batches that queued behind have joined
+// (or once MaxWait passes, or when MaxBatch events have joined): many small
+// appends cost one fsync.
+//
+// The COMMIT runs without the writer held: while one group's rows are
+// written and fsynced, the next group gathers and sequences its batches in
+// memory (a batch's rows reach the connection only when its group commits,
+// flush), continuing the heads the committing group left (its base). A
+// batch that needs the connection before then (a tenant's head not in
+// either group, an idempotency key, a prune) waits for the base to commit.
+// So the writer's goroutine does what only it can do (the INSERTs, the
+// WAL frames, the fsync), and the sequencing of the next group, the
+// callers' wake-ups and their next batches' preparation run beside it,
+// rather than in turn with it. Every batch still returns only after the
+// COMMIT of its own group, fsynced (synchronous=FULL).
 //
 // Everything a batch can fail on by itself is checked by the pipeline
 // before it writes, so a batch refused leaves the group as it was. Any
 // failure of the store's (the disk, a broken invariant) rolls the whole
-// group back, and every batch in it is told.
+// group back, and every batch in it is told; so is every batch of the
+// group that continued its heads (their seqs and tree follow rows that
+// were not stored).
 //
 // Pruning a row sets body to an empty blob and actor_id, organization,
 // workspace, team and correlation_id to empty strings, deletes its
@@ -40,12 +55,19 @@ type appender = ledger.Log
 // the size its checkpoint signs; a log found shorter than it is refused.
 type backend DB
 
-// group is the writer's open transaction and what the batches in it wrote.
+// group is one transaction of the writer's and what the batches in it
+// wrote. While open (DB.g) it is guarded by DB.turn; once detached for its
+// commit, only the goroutine committing it touches it, and the next group
+// only reads its heads.
 type group struct {
-	tx      *sql.Tx
+	tx      *sql.Tx          // on the writer's connection; nil until the group first needs it (open)
+	base    *group           // the group committing when this one opened; nil when none was, and once this one is done
+	useBase bool             // a batch continued a head of base's
+	check   bool             // base is done: its heads may be continued once the database is found unchanged since (unchanged)
+	version int64            // the writer connection's data_version after this group committed (0: not known)
 	pending [][]any          // event rows gathered, not yet written (flush)
 	targets []targetRow      // targets rows gathered
-	conn    *sql.Conn        // the writer's connection, tx's
+	conn    *sql.Conn        // the writer's connection
 	ins     insertStmts      // the connection's prepared INSERTs
 	heads   map[string]*head // the heads the group's batches left
 	cps     map[string]*ledger.Checkpoint
@@ -82,14 +104,29 @@ func (be *backend) Begin(ctx context.Context, b *ledger.Batch) (ledger.Tx, error
 		db.commitGroup()
 	}
 	if db.g == nil {
-		tx, err := db.w.BeginTx(context.Background(), nil)
-		if err != nil {
-			<-db.turn
-			return nil, internal(err, "begin")
-		}
-		db.g = &group{tx: tx, conn: db.w, ins: db.ins, heads: map[string]*head{}, cps: map[string]*ledger.Checkpoint{}, start: time.Now(), done: make(chan struct{})}
+		db.g = db.newGroup()
 	}
 	return &tx{db: db, g: db.g, b: b}, nil
+}
+
+// newGroup returns a group to open, with the writer held. Its base is the
+// group committing (db.prev), if one is: the new group may continue its
+// heads unless it is broken, and uses the connection after it. Once the
+// group before is done, heads are read from the database, and checked
+// against their checkpoints, as at the first append.
+func (db *DB) newGroup() *group {
+	g := &group{conn: db.w, ins: db.ins, heads: map[string]*head{}, cps: map[string]*ledger.Checkpoint{}, start: time.Now(), done: make(chan struct{})}
+	if p := db.prev; p != nil {
+		select {
+		case <-p.done:
+			if p.err == nil && p.version != 0 {
+				g.base, g.check = p, true
+			}
+		default:
+			g.base = p
+		}
+	}
+	return g
 }
 
 var errClosed = trail.Errorf(trail.EUNAVAILABLE, "sqlite: the store is closed")
@@ -98,6 +135,65 @@ func (db *DB) isClosed() bool {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	return db.closed
+}
+
+// open returns the group's transaction, beginning it once the group before
+// (base) is done: the writer's connection holds one transaction at a time.
+func (g *group) open() (*sql.Tx, error) {
+	if g.tx != nil {
+		return g.tx, nil
+	}
+	if err := g.after(); err != nil {
+		return nil, err
+	}
+	tx, err := g.conn.BeginTx(bg, nil)
+	if err != nil {
+		return nil, internal(err, "begin")
+	}
+	g.tx = tx
+	return tx, nil
+}
+
+// after waits for the group before (base) to be done. It fails when that
+// group failed and this one continued its heads.
+func (g *group) after() error {
+	b := g.base
+	if b == nil {
+		return nil
+	}
+	<-b.done
+	if b.err != nil && g.useBase {
+		return continuedFailed(b.err)
+	}
+	return nil
+}
+
+// continuedFailed is the failure of a group that continued the heads of
+// one that failed with err.
+func continuedFailed(err error) error {
+	return fmt.Errorf("sqlite: the group commit before this one failed, and this one continued its log: %w", err)
+}
+
+// unchanged reports whether the group may continue the heads of a base
+// that is done: whether no other connection has committed to the database
+// since (PRAGMA data_version, read in the group's transaction, is what it
+// was after the base's commit). Otherwise every head is read from the
+// database and checked against its checkpoint, as at the first append; a
+// write of another connection of this process (API keys, the WAL
+// checkpointer) costs no more than that.
+func (g *group) unchanged() bool {
+	if !g.check {
+		return true
+	}
+	g.check = false
+	if q, err := g.open(); err == nil {
+		var v int64
+		if q.QueryRowContext(bg, "PRAGMA data_version").Scan(&v) == nil && v == g.base.version {
+			return true
+		}
+	}
+	g.base = nil // an error here is met again by the reads that follow
+	return false
 }
 
 // tx is one batch's part of a group, holding the writer. Its statements
@@ -121,13 +217,21 @@ func (t *tx) fail(err error) error {
 
 var bg = context.Background()
 
-// Head returns the head an earlier batch of the group left, or loads the
-// tenant's (creating its row in tenants): its last row, the tree's right
-// edge from the hashes of its peaks, and its newest checkpoint.
+// Head returns the head an earlier batch of the group, or of its base,
+// left, or loads the tenant's (creating its row in tenants): its last
+// row, the tree's right edge from the hashes of its peaks, and its newest
+// checkpoint.
 func (t *tx) Head(ctx context.Context) (ledger.Stored, error) {
 	if h := t.g.heads[t.b.Tenant]; h != nil {
 		t.tid = h.tid
 		return ledger.Stored{Kept: h.head}, nil
+	}
+	if b := t.g.base; b != nil && b.broken == nil && t.g.unchanged() {
+		if h := b.heads[t.b.Tenant]; h != nil {
+			t.tid = h.tid
+			t.g.useBase = true
+			return ledger.Stored{Kept: h.head}, nil
+		}
 	}
 	st, size, err := t.load()
 	if err != nil {
@@ -147,8 +251,11 @@ func (t *tx) Head(ctx context.Context) (ledger.Stored, error) {
 func (t *tx) load() (ledger.Stored, uint64, error) {
 	var st ledger.Stored
 	var size uint64
-	q := t.g.tx
-	err := q.QueryRowContext(bg, "SELECT tid, size FROM tenants WHERE name = ?", t.b.Tenant).Scan(&t.tid, &size)
+	q, err := t.g.open()
+	if err != nil {
+		return st, 0, err
+	}
+	err = q.QueryRowContext(bg, "SELECT tid, size FROM tenants WHERE name = ?", t.b.Tenant).Scan(&t.tid, &size)
 	if err == sql.ErrNoRows {
 		err = q.QueryRowContext(bg, "INSERT INTO tenants (name) VALUES (?) RETURNING tid", t.b.Tenant).Scan(&t.tid)
 	}
@@ -209,7 +316,8 @@ func (t *tx) Earlier(ctx context.Context) ([]byte, []*trail.Event, error) {
 }
 
 // Write gathers the rows, to be written with the group's others in
-// multi-row INSERTs (flush), and records the key.
+// multi-row INSERTs (flush), and records the key (on the connection: a
+// batch with a key has read it there already, Earlier).
 func (t *tx) Write(ctx context.Context, r *ledger.Rows) error {
 	// The group's transaction holds other batches: nothing is written
 	// before every row is read (and encoded).
@@ -229,7 +337,11 @@ func (t *tx) Write(ctx context.Context, r *ledger.Rows) error {
 		}
 	}
 	if t.b.Key != "" {
-		if _, err := g.tx.ExecContext(bg, "INSERT INTO idempotency (tid, key, fingerprint, first_seq, n) VALUES (?, ?, ?, ?, ?)",
+		q, err := g.open()
+		if err != nil {
+			return t.fail(err)
+		}
+		if _, err := q.ExecContext(bg, "INSERT INTO idempotency (tid, key, fingerprint, first_seq, n) VALUES (?, ?, ?, ?, ?)",
 			t.tid, t.b.Key, t.b.Fingerprint[:], rows[0].Event.Seq, len(rows)); err != nil {
 			return t.fail(internal(err, "insert idempotency key"))
 		}
@@ -278,7 +390,9 @@ func (t *tx) release() {
 // committer commits the open group once the batches that were waiting for
 // the writer have joined it: it queues for the writer behind them. With
 // MaxWait, it first waits that long from the group's start (a full group
-// is committed by the batch that finds it full).
+// is committed by the batch that finds it full). It commits with the
+// writer free, so the next group gathers meanwhile, and one group at a
+// time: the next is detached once this one is done.
 func (db *DB) committer() {
 	defer close(db.wdone)
 	for {
@@ -287,9 +401,7 @@ func (db *DB) committer() {
 		case <-db.stop:
 			return
 		}
-		db.turn <- struct{}{}
-		g := db.g
-		<-db.turn
+		g := db.gathered()
 		if g == nil {
 			continue
 		}
@@ -303,28 +415,99 @@ func (db *DB) committer() {
 			timer.Stop()
 		}
 		db.turn <- struct{}{}
-		if db.g == g {
-			db.commitGroup()
+		if db.g != g {
+			<-db.turn
+			continue
 		}
+		db.detach()
 		<-db.turn
+		db.end(g)
+		if g.err != nil {
+			// The group open now may have continued g's heads: it fails
+			// too, and the one after it reads the heads from the database.
+			db.turn <- struct{}{}
+			if n := db.g; n != nil && n.base == g && n.useBase && n.broken == nil {
+				n.broken = continuedFailed(g.err)
+			}
+			<-db.turn
+		}
 	}
 }
 
-// commitGroup ends the open group, with the writer held: it writes the
-// rows gathered and the newest checkpoint of each tenant, and commits, or
-// rolls back a broken group; then it answers every batch in it.
-func (db *DB) commitGroup() {
+// gathered returns the open group once the batches ready to join it have:
+// while it grows, the committer lets the goroutines that can run go first
+// (runtime.Gosched), so the callers its last commit answered, preparing
+// their next batches, join this group rather than the next. A lone caller
+// waits for nothing: its group stops growing at the first look.
+func (db *DB) gathered() *group {
+	n := -1
+	for {
+		db.turn <- struct{}{}
+		g := db.g
+		events := 0
+		if g != nil {
+			events = g.events
+		}
+		<-db.turn
+		if g == nil || events == n {
+			return g
+		}
+		n = events
+		runtime.Gosched()
+	}
+}
+
+// detach ends the open group's gathering, with the writer held: it
+// becomes the group committing (db.prev), which the next group continues.
+func (db *DB) detach() *group {
 	g := db.g
 	db.g = nil
+	db.prev = g
+	return g
+}
+
+// commitGroup commits the open group at once, with the writer held, once
+// the group before it is done.
+func (db *DB) commitGroup() {
+	db.end(db.detach())
+}
+
+// settle, with the writer held, commits the open group and waits for the
+// one committing: no transaction of the writer's is open after it.
+func (db *DB) settle() {
+	if db.g != nil {
+		db.commitGroup()
+	}
+	if p := db.prev; p != nil {
+		<-p.done
+	}
+}
+
+// end commits a detached group, after the group before it: it writes the
+// rows gathered and the newest checkpoint of each tenant, and commits, or
+// rolls back a broken group; then it answers every batch in it.
+func (db *DB) end(g *group) {
 	err := g.broken
+	if err == nil {
+		err = g.after()
+	}
 	if err == nil {
 		err = g.finish()
 	}
 	if err != nil {
-		g.tx.Rollback()
+		if g.tx != nil {
+			g.tx.Rollback()
+		}
 	} else {
 		db.kickCheckpoint()
+		// What the next group checks the database against before it
+		// continues g's heads (group.unchanged); 0 when it cannot be read.
+		if db.w.QueryRowContext(bg, "PRAGMA data_version").Scan(&g.version) != nil {
+			g.version = 0
+		}
 	}
+	// What the next group needs of g is its heads alone.
+	g.tx, g.base, g.pending, g.targets, g.cps = nil, nil, nil, nil, nil
 	g.err = err
 	close(g.done)
 }
@@ -355,32 +538,35 @@ func (g *group) finish() error {
 var eventCols = []string{"key", "id", "recorded_at", "occurred_at", "action", "category", "outcome",
 	"actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body", "hashes"}
 
-// flush writes the rows gathered so far.
+// flush writes the rows gathered so far, in the group's transaction.
 func (w *group) flush() error {
+	if _, err := w.open(); err != nil {
+		return err
+	}
 	if len(w.pending) > 0 {
-		if err := w.insert(w.pending); err != nil {
-			return err
+		err := w.insert(eventsInsert, len(w.pending), func(args []driver.NamedValue, i int) []driver.NamedValue {
+			for _, v := range w.pending[i] {
+				args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+			}
+			return args
+		})
+		if err != nil {
+			return internal(err, "insert events")
 		}
 		w.pending = w.pending[:0]
 	}
 	// The rows go in in the order of the table's key (id, key, type), so
 	// that consecutive inserts land on the same B-tree pages rather than
 	// one page each. A target listed twice on one event is stored once.
-	// Each statement stays well within SQLite's 32766 bound parameters.
 	slices.SortFunc(w.targets, targetRow.compare)
-	const perStmt = 3000
-	args := make([]any, 0, 3*min(len(w.targets), perStmt))
-	for rows := w.targets; len(rows) > 0; {
-		n := min(len(rows), perStmt)
-		args = args[:0]
-		for _, r := range rows[:n] {
-			args = append(args, r.id, r.key, r.typ)
-		}
-		q := "INSERT OR IGNORE INTO targets (id, key, type) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?),", n), ",")
-		if _, err := w.tx.ExecContext(bg, q, args...); err != nil {
-			return internal(err, "insert targets")
-		}
-		rows = rows[n:]
+	err := w.insert(targetsInsert, len(w.targets), func(args []driver.NamedValue, i int) []driver.NamedValue {
+		r := w.targets[i]
+		n := len(args)
+		return append(args, driver.NamedValue{Ordinal: n + 1, Value: r.id}, driver.NamedValue{Ordinal: n + 2, Value: r.key},
+			driver.NamedValue{Ordinal: n + 3, Value: r.typ})
+	})
+	if err != nil {
+		return internal(err, "insert targets")
 	}
 	w.targets = w.targets[:0]
 	return nil
@@ -402,12 +588,38 @@ func (a targetRow) compare(b targetRow) int {
 // parameters.
 const rowsPerInsert = 64
 
-// insertStmts are the writer connection's multi-row INSERTs into events,
-// by row count (a power of two up to rowsPerInsert): prepared once for the
-// connection's life rather than once per transaction, since a group of a
-// few events would otherwise parse a statement of its own size at every
-// commit. Used with the writer held (DB.turn); closed by Close.
-type insertStmts map[int]driver.Stmt
+// multiInsert is a multi-row INSERT statement of one table, by its first
+// line ("INSERT OR ROLLBACK INTO events") and its columns.
+type multiInsert struct {
+	head string
+	cols int
+}
+
+var (
+	eventsInsert = multiInsert{"INSERT OR ROLLBACK INTO events (" + strings.Join(eventCols, ", ") + ")", len(eventCols)}
+	// A target listed twice on one event is stored once (OR IGNORE).
+	targetsInsert = multiInsert{"INSERT OR IGNORE INTO targets (id, key, type)", 3}
+)
+
+// query is the statement inserting n rows.
+func (m multiInsert) query(n int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", m.cols), ",") + ")"
+	return m.head + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", n), ",")
+}
+
+// insertStmts are the writer connection's multi-row INSERTs, by statement
+// and row count (a power of two up to rowsPerInsert): prepared once for
+// the connection's life rather than once per transaction, since a group
+// of a few events would otherwise parse statements of its own size at
+// every commit. Used by whoever has the writer's connection (a batch
+// holding DB.turn with no group committing, or the committer); closed by
+// Close.
+type insertStmts map[insertKey]driver.Stmt
+
+type insertKey struct {
+	m multiInsert
+	n int
+}
 
 // close finalizes the statements.
 func (s insertStmts) close() error {
@@ -418,41 +630,41 @@ func (s insertStmts) close() error {
 	return errors.Join(errs...)
 }
 
-// insert writes rows of events: runs of rowsPerInsert rows, and the rest
+// insert writes n rows with m: runs of rowsPerInsert rows, and the rest
 // in runs of falling powers of two, each with its statement prepared once
-// (insertStmts). The values are bound straight to the driver's statement.
-func (w *group) insert(rows [][]any) error {
+// (insertStmts). arg appends row i's values to args; they are bound
+// straight to the driver's statement.
+func (w *group) insert(m multiInsert, n int, arg func(args []driver.NamedValue, i int) []driver.NamedValue) error {
+	if n == 0 {
+		return nil
+	}
 	return w.conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.ConnPrepareContext)
 		if !ok {
 			return trail.Errorf(trail.EINTERNAL, "sqlite: the driver's connection (%T) cannot prepare statements", dc)
 		}
-		args := make([]driver.NamedValue, 0, min(len(rows), rowsPerInsert)*len(eventCols))
-		for len(rows) > 0 {
-			n := rowsPerInsert
-			for n > len(rows) {
-				n /= 2
+		args := make([]driver.NamedValue, 0, min(n, rowsPerInsert)*m.cols)
+		for i := 0; i < n; {
+			k := rowsPerInsert
+			for k > n-i {
+				k /= 2
 			}
-			st := w.ins[n]
+			st := w.ins[insertKey{m, k}]
 			if st == nil {
-				one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(eventCols)), ",") + ")"
-				q := "INSERT OR ROLLBACK INTO events (" + strings.Join(eventCols, ", ") + ") VALUES " + strings.TrimSuffix(strings.Repeat(one+",", n), ",")
 				var err error
-				if st, err = c.PrepareContext(bg, q); err != nil {
-					return internal(err, "prepare insert")
+				if st, err = c.PrepareContext(bg, m.query(k)); err != nil {
+					return err
 				}
-				w.ins[n] = st
+				w.ins[insertKey{m, k}] = st
 			}
 			args = args[:0]
-			for _, r := range rows[:n] {
-				for _, v := range r {
-					args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
-				}
+			for j := i; j < i+k; j++ {
+				args = arg(args, j)
 			}
 			if _, err := st.(driver.StmtExecContext).ExecContext(bg, args); err != nil {
-				return internal(err, "insert events")
+				return err
 			}
-			rows = rows[n:]
+			i += k
 		}
 		return nil
 	})

@@ -18,6 +18,7 @@ func onWriter(t *testing.T, db *DB, query string) {
 	t.Helper()
 	db.turn <- struct{}{}
 	defer func() { <-db.turn }()
+	db.settle()
 	if _, err := db.w.ExecContext(context.Background(), query); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,10 +35,16 @@ func openGroup(t *testing.T) *DB {
 // written into the open group, or has failed.
 func appendAsync(t *testing.T, db *DB, ev *trail.Event, key string) <-chan outcome {
 	t.Helper()
+	return appendAsyncTo(t, db, "acme", ev, key)
+}
+
+// appendAsyncTo is appendAsync to tenant's log.
+func appendAsyncTo(t *testing.T, db *DB, tenant string, ev *trail.Event, key string) <-chan outcome {
+	t.Helper()
 	before := db.groupEvents()
 	out := make(chan outcome, 1)
 	go func() {
-		res, err := db.Append(context.Background(), "acme", []*trail.Event{ev}, trail.AppendOptions{IdempotencyKey: key})
+		res, err := db.Append(context.Background(), tenant, []*trail.Event{ev}, trail.AppendOptions{IdempotencyKey: key})
 		out <- outcome{res, err}
 	}()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
@@ -140,5 +147,66 @@ func TestGroupStoreFailureFailsAll(t *testing.T) {
 	db.commitNow()
 	if o := wait(t, c); o.err != nil || o.res.Events[0].Seq != 1 {
 		t.Fatalf("after the failed group: %v, want seq 1", o.err)
+	}
+}
+
+// A group gathers while the one before it commits, continuing its heads:
+// when that one fails, the group that continued a head of it fails too
+// (its seqs and tree follow rows that were not stored), one that did not
+// is stored, and the group after reads the heads from the database again.
+func TestGroupContinuesCommittingGroup(t *testing.T) {
+	for _, tc := range []struct {
+		tenant string // of the batch in the second group
+		stored bool
+		seq    uint64 // the next event's seq in acme's log
+	}{
+		{tenant: "acme", stored: false, seq: 1},
+		{tenant: "globex", stored: true, seq: 1},
+	} {
+		t.Run(tc.tenant, func(t *testing.T) {
+			db := openGroup(t)
+			a := appendAsync(t, db, storetest.Login("alice"), "")
+			// The first group leaves the writer (as the committer takes
+			// it) but is not done yet.
+			db.turn <- struct{}{}
+			first := db.detach()
+			<-db.turn
+			// The first group fails (as a write the disk refuses fails it).
+			broken := trail.Errorf(trail.EINTERNAL, "sqlite: the disk says no")
+			var b <-chan outcome
+			if tc.stored {
+				// A head not in the first group is read once that one is
+				// done: meanwhile the batch holds the writer.
+				first.broken = broken
+				go db.end(first)
+				b = appendAsyncTo(t, db, tc.tenant, storetest.Login("bob"), "")
+			} else {
+				b = appendAsyncTo(t, db, tc.tenant, storetest.Login("bob"), "")
+				db.turn <- struct{}{}
+				second := db.g
+				<-db.turn
+				if second.base != first || !second.useBase {
+					t.Fatalf("second group: base %p (first %p), continued it: %v", second.base, first, second.useBase)
+				}
+				first.broken = broken
+				db.end(first)
+			}
+			if o := wait(t, a); trail.ErrorCode(o.err) != trail.EINTERNAL {
+				t.Fatalf("first group: err = %v, want EINTERNAL", o.err)
+			}
+			db.commitNow()
+			ob := wait(t, b)
+			if got := ob.err == nil; got != tc.stored {
+				t.Fatalf("second group: err = %v, want stored %v", ob.err, tc.stored)
+			}
+			if ob.err != nil && (trail.ErrorCode(ob.err) != trail.EINTERNAL || !strings.Contains(ob.err.Error(), "disk says no")) {
+				t.Fatalf("second group: err = %v, want the first group's failure", ob.err)
+			}
+			c := appendAsync(t, db, storetest.Login("carol"), "")
+			db.commitNow()
+			if o := wait(t, c); o.err != nil || o.res.Events[0].Seq != tc.seq {
+				t.Fatalf("after both: %v, want seq %d", o.err, tc.seq)
+			}
+		})
 	}
 }

@@ -125,8 +125,9 @@ type DB struct {
 	adb       *sql.DB // one connection for API key and action writes (keys.go)
 
 	turn   chan struct{} // holds one token while a batch or the committer uses w
-	g      *group        // the writer's open transaction, if any (guarded by turn)
-	ins    insertStmts   // w's prepared INSERTs into events (guarded by turn)
+	g      *group        // the writer's open group, if any (guarded by turn)
+	prev   *group        // the group detached last, committing or done (guarded by turn)
+	ins    insertStmts   // w's prepared INSERTs (used with w)
 	kick   chan struct{} // a batch joined the group: the committer wakes
 	stop   chan struct{} // closed by Close: the committer stops
 	wdone  chan struct{} // closed when the committer has stopped
@@ -375,9 +376,7 @@ func (db *DB) Close() error {
 	// Batches in the open group are answered when it commits; no batch
 	// joins after this.
 	db.turn <- struct{}{}
-	if db.g != nil {
-		db.commitGroup()
-	}
+	db.settle()
 	<-db.turn
 	close(db.stop)
 	<-db.wdone

@@ -107,16 +107,15 @@ func (db *DB) checkpoint(ctx context.Context, truncate bool) (busy, over bool, e
 	if !truncate {
 		return false, true, nil
 	}
-	// Between groups: with the writer held and its open group committed,
-	// no transaction of the store's is open, so TRUNCATE waits for
-	// readers alone; appends wait for it (most of the log is copied by
-	// the PASSIVE checkpoints before, so it is short).
+	// Between groups: with the writer held, its open group committed and
+	// the one committing done (settle), no transaction of the store's is
+	// open, so TRUNCATE waits for readers alone; appends wait for it (most
+	// of the log is copied by the PASSIVE checkpoints before, so it is
+	// short).
 	t0 := time.Now()
 	db.turn <- struct{}{}
 	t1 := time.Now()
-	if db.g != nil {
-		db.commitGroup()
-	}
+	db.settle()
 	busy, frames, err = walCheckpoint(ctx, db.cdb, "TRUNCATE")
 	<-db.turn
 	db.o.Logger.Debug("sqlite: TRUNCATE checkpoint", "path", db.path, "frames", frames, "busy", busy,

@@ -102,7 +102,10 @@ type PrunedTarget struct {
 	Type, ID string
 }
 
-// commit writes a prepared batch through the backend.
+// commit writes a prepared batch through the backend. The answer (the
+// events stored) is made after the commit, not while the batch holds
+// the store's lock: with one writer, what a batch does under the lock is
+// paid by every batch queued behind it.
 func (l *Log) commit(ctx context.Context, b *Batch) (*trail.AppendResult, error) {
 	tx, err := l.be.Begin(ctx, b)
 	if err != nil {
@@ -172,10 +175,7 @@ func (l *Log) apply(ctx context.Context, tx Tx, b *Batch) (rows []Row, replay *t
 			return nil, nil, nil, err
 		}
 	}
-	if cp, err = l.checkpoint(r.next); err != nil {
-		return nil, nil, nil, err
-	}
-	return r.rows, nil, cp, nil
+	return r.rows, nil, l.checkpoint(r.next), nil
 }
 
 // Head is a tenant's position in its log: its last seq, that event's
@@ -428,23 +428,25 @@ func (h *Head) sequence(b *Batch, maxSeq uint64) (*Rows, error) {
 type Checkpoint struct {
 	Tenant string
 	Size   uint64
-	root   []byte
-	origin string // the log's ("" for its first checkpoint)
+	tree   *tlog.Tree // the head's, which never changes: its root is computed when signed
+	origin string     // the log's ("" for its first checkpoint)
 	signer *tlog.Signer
 }
 
 // checkpoint returns h's checkpoint, nil without trees.
-func (l *Log) checkpoint(h *Head) (*Checkpoint, error) {
+func (l *Log) checkpoint(h *Head) *Checkpoint {
 	if h.Tree == nil || l.c.NoTree {
-		return nil, nil
+		return nil
 	}
-	return &Checkpoint{Tenant: h.Tenant, Size: h.Tree.Size(), root: h.Tree.Root(), origin: h.Origin, signer: l.c.Signer}, nil
+	return &Checkpoint{Tenant: h.Tenant, Size: h.Tree.Size(), tree: h.Tree, origin: h.Origin, signer: l.c.Signer}
 }
 
 // Note signs the checkpoint: the note the store writes in the
-// transaction.
+// transaction. The root is computed here, not when the batch is
+// sequenced: a store that commits many batches at once signs only each
+// tenant's newest checkpoint, and the others' roots are never needed.
 func (c *Checkpoint) Note() ([]byte, error) {
-	return c.signer.SignOrigin(c.Tenant, c.origin, c.Size, c.root)
+	return c.signer.SignOrigin(c.Tenant, c.origin, c.Size, c.tree.Root())
 }
 
 // result returns the answer to an append of rows: the events as stored,

@@ -79,7 +79,7 @@ func TestSpreadSequence(t *testing.T) {
 			t.Fatalf("row %d: tree hashes differ from one loop's", i)
 		}
 	}
-	if len(f.written) != len(evs) || f.cp.Size != 1001 || string(f.cp.root) != string(h.Tree.Root()) {
+	if len(f.written) != len(evs) || f.cp.Size != 1001 || string(f.cp.tree.Root()) != string(h.Tree.Root()) {
 		t.Errorf("%d rows, checkpoint of %d", len(f.written), f.cp.Size)
 	}
 }
