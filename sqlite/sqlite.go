@@ -103,7 +103,8 @@ type Options struct {
 	// MaxWAL bounds the write-ahead log, in bytes (default 64 MiB): the
 	// log is copied into the database file in the background after
 	// commits (walcheckpoint.go), and once it holds more than this the
-	// copy waits for readers and empties it.
+	// copy waits for readers and resets it (the next commit writes it
+	// from its start and cuts the file back to this size).
 	MaxWAL int64
 	// Logger gets what fails off the append path: a checkpoint of the
 	// write-ahead log (default slog.Default()).
@@ -193,8 +194,8 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	// The writer's connections begin IMMEDIATE transactions, and leave
-	// checkpoints to the checkpointer (walcheckpoint.go); a log emptied
-	// by a checkpoint is cut back to MaxWAL when it is reused.
+	// checkpoints to the checkpointer (walcheckpoint.go); a log reset by
+	// a checkpoint is cut back to MaxWAL when it is reused.
 	wpragmas := append(slices.Clone(pragmas), cacheSize(o.WriterCache))
 	if !o.ReadOnly {
 		wpragmas = append(wpragmas, "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", o.MaxWAL))
@@ -270,7 +271,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.ReadOnly {
 		close(db.cpDone)
 	} else {
-		// The checkpointer's connection waits truncateWait at most.
+		// The checkpointer's connection waits restartWait at most.
 		checkpointer := dsn(path, params, checkpointerPragmas(withCache(wpragmas, o.ReaderCache)))
 		if db.cdb, err = sql.Open("sqlite", checkpointer); err != nil {
 			return fail(fmt.Errorf("sqlite: %w", err))

@@ -13,8 +13,8 @@ import (
 
 // BenchmarkAppendMaxWAL appends batches of 1000 with the write-ahead log
 // bounded at several sizes (Options.MaxWAL): it reports, beside the rate,
-// the share of the time the TRUNCATE checkpoints held the writer
-// (truncate-held-%), which is what a larger bound trades against disk.
+// the share of the time the RESTART checkpoints held the writer
+// (restart-held-%), which is what a larger bound trades against disk.
 //
 //	go test ./sqlite -run '^$' -bench AppendMaxWAL -benchtime 100x -count 3
 func BenchmarkAppendMaxWAL(b *testing.B) {
@@ -24,12 +24,12 @@ func BenchmarkAppendMaxWAL(b *testing.B) {
 			db := benchDB(b, sqlite.Options{MaxWAL: mb << 20, Logger: slog.New(&h)})
 			t0 := time.Now()
 			appendBatches1000(b, db)
-			b.ReportMetric(100*h.held().Seconds()/time.Since(t0).Seconds(), "truncate-held-%")
+			b.ReportMetric(100*h.held().Seconds()/time.Since(t0).Seconds(), "restart-held-%")
 		})
 	}
 }
 
-// heldHandler is a slog.Handler adding up how long the store's TRUNCATE
+// heldHandler is a slog.Handler adding up how long the store's RESTART
 // checkpoints (logged at Debug) held the writer.
 type heldHandler struct {
 	mu sync.Mutex
@@ -37,8 +37,8 @@ type heldHandler struct {
 }
 
 func (h *heldHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *heldHandler) WithAttrs([]slog.Attr) slog.Handler        { return h }
-func (h *heldHandler) WithGroup(string) slog.Handler             { return h }
+func (h *heldHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *heldHandler) WithGroup(string) slog.Handler            { return h }
 func (h *heldHandler) Handle(_ context.Context, r slog.Record) error {
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == "held" {

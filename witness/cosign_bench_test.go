@@ -221,7 +221,7 @@ func BenchmarkCommitToCosignature(b *testing.B) {
 	b.ReportMetric(float64(waits[len(waits)*99/100].Milliseconds()), "p99-ms")
 }
 
-// truncations is a slog.Handler that counts the store's TRUNCATE
+// truncations is a slog.Handler that counts the store's RESTART
 // checkpoints (logged at Debug) and the time they held the writer.
 type truncations struct {
 	mu         sync.Mutex
@@ -233,7 +233,7 @@ func (t *truncations) Enabled(context.Context, slog.Level) bool { return true }
 func (t *truncations) WithAttrs([]slog.Attr) slog.Handler       { return t }
 func (t *truncations) WithGroup(string) slog.Handler            { return t }
 func (t *truncations) Handle(_ context.Context, r slog.Record) error {
-	if r.Message != "sqlite: TRUNCATE checkpoint" {
+	if r.Message != "sqlite: RESTART checkpoint" {
 		return nil
 	}
 	t.mu.Lock()
@@ -258,5 +258,5 @@ func (t *truncations) Handle(_ context.Context, r slog.Record) error {
 func (t *truncations) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return fmt.Sprintf("%d TRUNCATEs (%d busy) held the writer %v", t.n, t.busy, t.held.Round(time.Millisecond))
+	return fmt.Sprintf("%d RESTARTs (%d busy) held the writer %v", t.n, t.busy, t.held.Round(time.Millisecond))
 }
