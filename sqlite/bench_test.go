@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,7 +56,7 @@ func sampleBatches(n, size int) [][]*trail.Event {
 // checkpoints' together.
 func eventsPerSec(b *testing.B, n int, m meter) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64((cpuTime()-m.cpu).Microseconds())/float64(n), "cpu-µs/event")
+	b.ReportMetric(float64((testenv.CPUTime()-m.cpu).Microseconds())/float64(n), "cpu-µs/event")
 	if w := writtenBytes(); w > 0 && m.written > 0 {
 		b.ReportMetric(float64(w-m.written)/1024/float64(n), "written-KB/event")
 	}
@@ -69,7 +68,7 @@ type meter struct {
 	written int64
 }
 
-func startMeter() meter { return meter{cpuTime(), writtenBytes()} }
+func startMeter() meter { return meter{testenv.CPUTime(), writtenBytes()} }
 
 // writtenBytes is what the process has written with write system calls
 // so far (wchar of /proc/self/io), or 0 where that is not known.
@@ -85,16 +84,6 @@ func writtenBytes() int64 {
 		}
 	}
 	return 0
-}
-
-// cpuTime is the CPU time (user and system) the process has used so far,
-// on every thread: the background checkpointer's too.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkAppendBatch1000 appends batches of 1000 events, each batch one

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/sqlite"
 )
 
@@ -31,12 +32,12 @@ func BenchmarkAppendOlderTenant(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		for j := range 2 {
 			t := (i + j) % 2
-			t0, c0 := time.Now(), cpuTime()
+			t0, c0 := time.Now(), testenv.CPUTime()
 			if _, err := db.Append(ctx, tenants[t], batches[i%len(batches)], trail.AppendOptions{}); err != nil {
 				b.Fatal(err)
 			}
 			took[t] += time.Since(t0)
-			cpu[t] += cpuTime() - c0
+			cpu[t] += testenv.CPUTime() - c0
 		}
 	}
 	n := float64(b.N * 1000)
