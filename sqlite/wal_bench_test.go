@@ -1,13 +1,12 @@
 package sqlite_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/sqlite"
 )
 
@@ -20,39 +19,11 @@ import (
 func BenchmarkAppendMaxWAL(b *testing.B) {
 	for _, mb := range []int64{64, 256, 1024} {
 		b.Run(fmt.Sprintf("%dMiB", mb), func(b *testing.B) {
-			var h heldHandler
+			var h testenv.LogResets
 			db := benchDB(b, sqlite.Options{MaxWAL: mb << 20, Logger: slog.New(&h)})
 			t0 := time.Now()
 			appendBatches1000(b, db)
-			b.ReportMetric(100*h.held().Seconds()/time.Since(t0).Seconds(), "restart-held-%")
+			b.ReportMetric(100*h.Held().Seconds()/time.Since(t0).Seconds(), "restart-held-%")
 		})
 	}
-}
-
-// heldHandler is a slog.Handler adding up how long the store's RESTART
-// checkpoints (logged at Debug) held the writer.
-type heldHandler struct {
-	mu sync.Mutex
-	d  time.Duration
-}
-
-func (h *heldHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *heldHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *heldHandler) WithGroup(string) slog.Handler            { return h }
-func (h *heldHandler) Handle(_ context.Context, r slog.Record) error {
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "held" {
-			h.mu.Lock()
-			h.d += a.Value.Duration()
-			h.mu.Unlock()
-		}
-		return true
-	})
-	return nil
-}
-
-func (h *heldHandler) held() time.Duration {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.d
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -146,7 +145,7 @@ func BenchmarkIngestWitnessedDefault(b *testing.B) {
 		detail    string
 	}
 	rate := func(on bool) result {
-		var tr truncations
+		var tr testenv.LogResets
 		db, _, stop := witnessed(b, on, witness.DefaultInterval, slog.New(&tr))
 		defer stop()
 		gen := sample.New(1)
@@ -219,44 +218,4 @@ func BenchmarkCommitToCosignature(b *testing.B) {
 	slices.Sort(waits)
 	b.ReportMetric(float64(waits[len(waits)/2].Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(waits[len(waits)*99/100].Milliseconds()), "p99-ms")
-}
-
-// truncations is a slog.Handler that counts the store's RESTART
-// checkpoints (logged at Debug) and the time they held the writer.
-type truncations struct {
-	mu         sync.Mutex
-	n, busy    int
-	held, wait time.Duration
-}
-
-func (t *truncations) Enabled(context.Context, slog.Level) bool { return true }
-func (t *truncations) WithAttrs([]slog.Attr) slog.Handler       { return t }
-func (t *truncations) WithGroup(string) slog.Handler            { return t }
-func (t *truncations) Handle(_ context.Context, r slog.Record) error {
-	if r.Message != "sqlite: RESTART checkpoint" {
-		return nil
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.n++
-	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "busy":
-			if a.Value.Bool() {
-				t.busy++
-			}
-		case "held":
-			t.held += a.Value.Duration()
-		case "waited":
-			t.wait += a.Value.Duration()
-		}
-		return true
-	})
-	return nil
-}
-
-func (t *truncations) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return fmt.Sprintf("%d RESTARTs (%d busy) held the writer %v", t.n, t.busy, t.held.Round(time.Millisecond))
 }
