@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,33 +20,62 @@ import (
 
 // The actor and workspace indexes lead with the key's bucket (schema.go,
 // bucketBits), and a query on either walks the buckets of its range. These
-// tests fill a log over several buckets and check every walk against the
-// log itself, read in key order and filtered here.
+// tests fill a log over many buckets and check every walk against the log
+// itself, read in key order and filtered here.
 
-// bucketed opens a store holding 2.3 buckets of sample events from few
-// actors and workspaces (each of them in every bucket), recorded 1 ms
-// apart, and returns it with all its events in seq order.
-func bucketed(t *testing.T) (*DB, []*trail.Event) {
+// rebucket makes the bucketed indexes of the database at path buckets of
+// bits, as a database of another bucket size would have them.
+func rebucket(t *testing.T, path string, bits int) {
+	t.Helper()
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, stmt := range []string{"DROP INDEX events_actor", "DROP INDEX events_workspace_action",
+		fmt.Sprintf("CREATE INDEX events_actor ON events (key>>%d, actor_id)", bits),
+		fmt.Sprintf("CREATE INDEX events_workspace_action ON events (key>>%d, workspace, action)", bits)} {
+		if _, err := raw.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+}
+
+// bucketed opens a store whose buckets are 2^bits seqs, holding n sample
+// events from few actors and workspaces, recorded 1 ms apart, and returns
+// it with all its events in seq order.
+func bucketed(t *testing.T, bits, n int) (*DB, []*trail.Event) {
 	t.Helper()
 	var mu sync.Mutex
 	clock := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
-	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "trail.db"), Options{
-		Validator: storetest.Validator(), Signer: storetest.Signer(),
+	o := Options{Validator: storetest.Validator(), Signer: storetest.Signer(),
 		Now: func() time.Time {
 			mu.Lock()
 			defer mu.Unlock()
 			clock = clock.Add(time.Millisecond)
 			return clock
-		}})
+		}}
+	path := filepath.Join(t.TempDir(), "trail.db")
+	if bits != bucketBits {
+		db, err := Open(context.Background(), path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		rebucket(t, path, bits)
+	}
+	db, err := Open(context.Background(), path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	if db.bucketBits != bits {
+		t.Fatalf("the store reads buckets of %d bits, its indexes have %d", db.bucketBits, bits)
+	}
 	s := sample.New(3)
 	s.Actors, s.Workspaces = 30, 4
-	const n = 2<<bucketBits + 5000
-	for i := 0; i < n; i += 2500 {
-		if _, err := db.Append(context.Background(), "acme", s.Batch(min(2500, n-i), clock), trail.AppendOptions{}); err != nil {
+	for i := 0; i < n; i += 100 {
+		if _, err := db.Append(context.Background(), "acme", s.Batch(min(100, n-i), clock), trail.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -72,9 +103,10 @@ func matches(q trail.Query, ev *trail.Event) bool {
 
 func TestBucketWalk(t *testing.T) {
 	ctx := context.Background()
-	db, all := bucketed(t)
-	// A window from inside the first bucket to inside the third.
-	from, to := all[5000].RecordedAt, all[len(all)-2000].RecordedAt
+	// Buckets of 16 seqs: 75 of them, an actor's events in about 40.
+	db, all := bucketed(t, 4, 1200)
+	// A window from inside one bucket to inside another.
+	from, to := all[101].RecordedAt, all[len(all)-203].RecordedAt
 	actions := []string{all[0].Action, all[1].Action}
 	for _, tc := range []struct {
 		name string
@@ -106,9 +138,10 @@ func TestBucketWalk(t *testing.T) {
 				if desc {
 					slices.Reverse(want)
 				}
-				// Pages of 150: most cross a bucket's end.
+				// Pages of 7: many cross a bucket's end, some buckets
+				// hold none of the events.
 				var got []uint64
-				q.Limit = 150
+				q.Limit = 7
 				for pages := 0; ; pages++ {
 					p, err := db.Query(ctx, q)
 					if err != nil {
@@ -143,7 +176,7 @@ func TestBucketWalk(t *testing.T) {
 // no scan of the range and no sort, whatever the page's direction.
 func TestBucketedPlans(t *testing.T) {
 	ctx := context.Background()
-	db, _ := bucketed(t)
+	db, _ := bucketed(t, bucketBits, 10) // the layout migration 12 makes
 	for _, tc := range []struct {
 		q     trail.Query
 		index string
@@ -159,11 +192,11 @@ func TestBucketedPlans(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := planQuery(ctx, tx, &q)
+			p, err := planQuery(ctx, tx, &q, db.bucketBits)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !p.buckets {
+			if p.buckets != bucketBits {
 				t.Fatalf("%+v: no bucket walk planned", q)
 			}
 			stmt, args := p.sql("e.body", p.order(desc)+" LIMIT 101")
@@ -187,5 +220,43 @@ func TestBucketedPlans(t *testing.T) {
 				t.Errorf("%+v: SQLite's plan is not a walk of %s's buckets in order:\n%s", q, tc.index, all)
 			}
 		}
+	}
+}
+
+// TestBucketsRefused: a database whose actor and workspace indexes are not
+// bucketed alike is refused at open, naming the index, rather than read
+// with plans that would scan it.
+func TestBucketsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, stmt, index string
+	}{
+		{"actor index by actor alone", "DROP INDEX events_actor; CREATE INDEX events_actor ON events (actor_id)", "events_actor"},
+		{"workspace index by workspace first", "DROP INDEX events_workspace_action; CREATE INDEX events_workspace_action ON events (workspace, action)", "events_workspace_action"},
+		{"buckets of two sizes", "DROP INDEX events_workspace_action; CREATE INDEX events_workspace_action ON events (key>>10, workspace, action)", "events_workspace_action"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "trail.db")
+			db, err := Open(context.Background(), path, Options{Validator: storetest.Validator(), Signer: storetest.Signer()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			raw, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := raw.Exec(tc.stmt); err != nil {
+				t.Fatal(err)
+			}
+			raw.Close()
+			db, err = Open(context.Background(), path, Options{Validator: storetest.Validator(), Signer: storetest.Signer()})
+			if err == nil {
+				db.Close()
+				t.Fatal("opened")
+			}
+			if !strings.Contains(err.Error(), "index "+tc.index+" is not bucketed") {
+				t.Errorf("error %q does not name index %s", err, tc.index)
+			}
+		})
 	}
 }

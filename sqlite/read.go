@@ -174,14 +174,14 @@ type plan struct {
 	where   []string
 	args    []any
 	empty   bool // nothing can match
-	buckets bool // walk the buckets of the key range (bucketed indexes)
+	buckets int  // > 0: walk the key range's buckets of this many bits (bucketed indexes)
 }
 
 // planQuery resolves the tenant and the recorded_at range (a seq range,
 // since recorded_at never decreases along the log) and writes the rest as
 // SQL conditions. A filter on several actions is left out: the caller runs
 // one query per action (each served by an index in key order) and merges.
-func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query) (*plan, error) {
+func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query, bucketBits int) (*plan, error) {
 	tid, err := tenantID(ctx, tx, q.Tenant)
 	if err != nil || tid == 0 {
 		return &plan{empty: true}, err
@@ -222,7 +222,9 @@ func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query) (*plan, error) {
 	// The actor and workspace indexes lead with the key's bucket
 	// (schema.go, bucketBits): a filter on either is served by walking
 	// the range's buckets in order, one index seek each.
-	p.buckets = p.key == "e.key" && (q.ActorID != "" || q.Workspace != "")
+	if p.key == "e.key" && (q.ActorID != "" || q.Workspace != "") {
+		p.buckets = bucketBits
+	}
 	eq("e.actor_id", q.ActorID)
 	eq("e.actor_type", string(q.ActorType))
 	eq("e.category", q.Category)
@@ -273,10 +275,10 @@ func prunedCleared(q *trail.Query) bool {
 func (p *plan) sql(what, tail string) (string, []any) {
 	with, args := "", []any{p.lo, p.hi}
 	where := append([]string{p.key + " BETWEEN ? AND ?"}, p.where...)
-	if p.buckets {
+	if p.buckets > 0 {
 		with = "WITH RECURSIVE b(x) AS (VALUES(?) UNION ALL SELECT x+1 FROM b WHERE x < ?) "
-		args = append([]any{bucketOf(p.lo), bucketOf(p.hi)}, args...)
-		where = append(where, bucketExpr+" IN b")
+		args = append([]any{p.lo >> p.buckets, p.hi >> p.buckets}, args...)
+		where = append(where, bucketExpr(p.buckets)+" IN b")
 	}
 	return with + "SELECT " + what + " FROM " + p.from + " WHERE " + strings.Join(where, " AND ") + tail, append(args, p.args...)
 }
@@ -289,8 +291,8 @@ func (p *plan) order(desc bool) string {
 	if desc {
 		dir = " DESC"
 	}
-	if p.buckets {
-		return " ORDER BY " + bucketExpr + dir + ", " + p.key + dir
+	if p.buckets > 0 {
+		return " ORDER BY " + bucketExpr(p.buckets) + dir + ", " + p.key + dir
 	}
 	return " ORDER BY " + p.key + dir
 }
@@ -351,7 +353,7 @@ func (db *DB) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
 	var evs []*trail.Event
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
 		return eachAction(q, func(q trail.Query) error {
-			p, err := planQuery(ctx, tx, &q)
+			p, err := planQuery(ctx, tx, &q, db.bucketBits)
 			if err != nil || p.empty {
 				return err
 			}
@@ -404,7 +406,7 @@ func (db *DB) Count(ctx context.Context, q trail.Query) (int64, error) {
 	var n int64
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
 		return eachAction(q, func(q trail.Query) error {
-			p, err := planQuery(ctx, tx, &q)
+			p, err := planQuery(ctx, tx, &q, db.bucketBits)
 			if err != nil || p.empty {
 				return err
 			}

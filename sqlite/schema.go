@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/trailaudit/trail"
 )
@@ -357,17 +359,34 @@ CREATE INDEX events_workspace_action ON events (key>>14, workspace, action);
 `,
 }
 
-// bucketBits is how many of a key's low bits its bucket leaves out: a
-// bucket is a run of 2^bucketBits seqs of one tenant. The bucketed
-// indexes and bucketExpr spell it as a number; TestBucketedPlans checks
-// that SQLite reads them for the queries that should.
+// bucketBits is how many of a key's low bits its bucket leaves out in the
+// bucketed indexes migration 12 makes: a bucket is a run of 2^bucketBits
+// seqs of one tenant.
 const bucketBits = 14
 
-// bucketExpr is an events row's bucket in a read, as the bucketed indexes
-// spell it.
-const bucketExpr = "(e.key>>14)"
+// readBucketBits returns the bucket size of the database's bucketed
+// indexes, read from their definitions, so that reads spell the bucket as
+// they do (bucketExpr); a test's database may have smaller buckets. It
+// refuses a database whose two indexes disagree or are not bucketed.
+func readBucketBits(ctx context.Context, c *sql.Conn) (int, error) {
+	bits := -1
+	for _, ix := range []struct{ name, cols string }{{"events_actor", "actor_id"}, {"events_workspace_action", "workspace, action"}} {
+		var def string
+		if err := c.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", ix.name).Scan(&def); err != nil {
+			return 0, fmt.Errorf("read index %s: %w", ix.name, err)
+		}
+		var b int
+		if _, err := fmt.Sscanf(def[strings.LastIndex(def, "("):], "(key>>%d, "+ix.cols+")", &b); err != nil || b < 0 || b >= seqBits || (bits >= 0 && b != bits) {
+			return 0, fmt.Errorf("index %s is not bucketed as this build reads it: %s", ix.name, def)
+		}
+		bits = b
+	}
+	return bits, nil
+}
 
-func bucketOf(key int64) int64 { return key >> bucketBits }
+// bucketExpr is an events row's bucket in a read, as the bucketed indexes
+// of bits spell it.
+func bucketExpr(bits int) string { return "(e.key>>" + strconv.Itoa(bits) + ")" }
 
 // actionsMigration is the version whose migration gave the shared custom
 // actions to tenants.
