@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/trailaudit/trail"
 )
@@ -430,8 +432,12 @@ func keySeq(key int64) uint64 { return uint64(key) & maxSeq }
 
 // migrate brings the database to SchemaVersion, each step in its own
 // transaction, and refuses a database newer than this build. It returns
-// what the steps it ran have to tell the operator (migrationNotes).
-func migrate(ctx context.Context, c *sql.Conn) (notes []string, err error) {
+// what the steps it ran have to tell the operator (migrationNotes), and
+// logs each step on a database that holds events as it starts and ends:
+// one that rebuilds indexes over every event (12) takes tens of seconds
+// per million events.
+func migrate(ctx context.Context, c *sql.Conn, log *slog.Logger) (notes []string, err error) {
+	logged := false // whether log is set for the database's steps
 	for {
 		tx, err := c.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one migrator at a time
 		if err != nil {
@@ -464,6 +470,22 @@ func migrate(ctx context.Context, c *sql.Conn) (notes []string, err error) {
 					"export them with an older build (trail query --json) and ingest them into a new data directory")
 			}
 		}
+		// Steps on a database that holds events are logged: the one that
+		// rebuilds indexes reads every event.
+		if !logged {
+			var n int // version 0 has no events table
+			if v > 0 {
+				if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").Scan(&n); err != nil {
+					tx.Rollback()
+					return nil, fmt.Errorf("migrate: %w", err)
+				}
+			}
+			if logged = true; n == 0 {
+				log = slog.New(slog.DiscardHandler)
+			}
+		}
+		log.Info("sqlite: migrating the schema", "from", v, "to", v+1)
+		t0 := time.Now()
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 			tx.Rollback()
 			return nil, fmt.Errorf("migrate to version %d: %w", v+1, err)
@@ -480,6 +502,7 @@ func migrate(ctx context.Context, c *sql.Conn) (notes []string, err error) {
 		if err := tx.Commit(); err != nil {
 			return nil, fmt.Errorf("migrate to version %d: %w", v+1, err)
 		}
+		log.Info("sqlite: migrated the schema", "to", v+1, "took", time.Since(t0).Round(time.Millisecond))
 		notes = append(notes, said...)
 	}
 }

@@ -239,7 +239,7 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.ReadOnly {
 		err = checkVersion(ctx, db.w)
 	} else {
-		db.notes, err = migrate(ctx, db.w)
+		db.notes, err = migrate(ctx, db.w, o.Logger)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("sqlite: %s: %w", path, err))
