@@ -168,19 +168,20 @@ func (db *DB) Scan(ctx context.Context, tenant string, from, to uint64, fn func(
 // recorded_at range and the cursor), the rows to read from, and conditions
 // on the other filters.
 type plan struct {
-	lo, hi int64  // key range, inclusive
-	from   string // "events e", or targets joined to events
-	key    string // the key column to range over and order by
-	where  []string
-	args   []any
-	empty  bool // nothing can match
+	lo, hi  int64  // key range, inclusive
+	from    string // "events e", or targets joined to events
+	key     string // the key column to range over and order by
+	where   []string
+	args    []any
+	empty   bool // nothing can match
+	buckets int  // > 0: walk the key range's buckets of this many bits (bucketed indexes)
 }
 
 // planQuery resolves the tenant and the recorded_at range (a seq range,
 // since recorded_at never decreases along the log) and writes the rest as
 // SQL conditions. A filter on several actions is left out: the caller runs
 // one query per action (each served by an index in key order) and merges.
-func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query) (*plan, error) {
+func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query, bucketBits int) (*plan, error) {
 	tid, err := tenantID(ctx, tx, q.Tenant)
 	if err != nil || tid == 0 {
 		return &plan{empty: true}, err
@@ -217,6 +218,12 @@ func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query) (*plan, error) {
 		eq("t.type", q.TargetType)
 	} else if q.TargetType != "" {
 		cond("e.key IN (SELECT key FROM targets WHERE type = ?)", q.TargetType)
+	}
+	// The actor and workspace indexes lead with the key's bucket
+	// (schema.go, bucketBits): a filter on either is served by walking
+	// the range's buckets in order, one index seek each.
+	if p.key == "e.key" && (q.ActorID != "" || q.Workspace != "") {
+		p.buckets = bucketBits
 	}
 	eq("e.actor_id", q.ActorID)
 	eq("e.actor_type", string(q.ActorType))
@@ -262,9 +269,32 @@ func prunedCleared(q *trail.Query) bool {
 }
 
 // sql returns the statement selecting what over the plan, and its arguments.
+// A bucket walk lists the range's buckets in a recursive table b, which
+// SQLite walks in the order the statement's ORDER BY (p.order) asks for,
+// seeking each bucket's entries in the bucketed index.
 func (p *plan) sql(what, tail string) (string, []any) {
+	with, args := "", []any{p.lo, p.hi}
 	where := append([]string{p.key + " BETWEEN ? AND ?"}, p.where...)
-	return "SELECT " + what + " FROM " + p.from + " WHERE " + strings.Join(where, " AND ") + tail, append([]any{p.lo, p.hi}, p.args...)
+	if p.buckets > 0 {
+		with = "WITH RECURSIVE b(x) AS (VALUES(?) UNION ALL SELECT x+1 FROM b WHERE x < ?) "
+		args = append([]any{p.lo >> p.buckets, p.hi >> p.buckets}, args...)
+		where = append(where, bucketExpr(p.buckets)+" IN b")
+	}
+	return with + "SELECT " + what + " FROM " + p.from + " WHERE " + strings.Join(where, " AND ") + tail, append(args, p.args...)
+}
+
+// order is the ORDER BY of a page in seq order: by bucket first in a
+// bucket walk, which is the same order (a bucket is a run of keys) but
+// one SQLite reads from the bucketed index without sorting.
+func (p *plan) order(desc bool) string {
+	dir := " ASC"
+	if desc {
+		dir = " DESC"
+	}
+	if p.buckets > 0 {
+		return " ORDER BY " + bucketExpr(p.buckets) + dir + ", " + p.key + dir
+	}
+	return " ORDER BY " + p.key + dir
 }
 
 // eachAction runs fn once per action of q (once with q as is when it names
@@ -323,7 +353,7 @@ func (db *DB) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
 	var evs []*trail.Event
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
 		return eachAction(q, func(q trail.Query) error {
-			p, err := planQuery(ctx, tx, &q)
+			p, err := planQuery(ctx, tx, &q, db.bucketBits)
 			if err != nil || p.empty {
 				return err
 			}
@@ -335,10 +365,7 @@ func (db *DB) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
 					p.lo = max(p.lo, c+1)
 				}
 			}
-			order := " ORDER BY " + p.key + " ASC LIMIT ?"
-			if q.Descending {
-				order = " ORDER BY " + p.key + " DESC LIMIT ?"
-			}
+			order := p.order(q.Descending) + " LIMIT ?"
 			if p.key == "t.key" {
 				// One row per event, though it may name the target twice.
 				order = " GROUP BY t.key" + order
@@ -379,7 +406,7 @@ func (db *DB) Count(ctx context.Context, q trail.Query) (int64, error) {
 	var n int64
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
 		return eachAction(q, func(q trail.Query) error {
-			p, err := planQuery(ctx, tx, &q)
+			p, err := planQuery(ctx, tx, &q, db.bucketBits)
 			if err != nil || p.empty {
 				return err
 			}

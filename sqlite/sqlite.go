@@ -142,6 +142,7 @@ type DB struct {
 
 	hashesStmt *sql.Stmt // hashesQuery on r
 	tids       sync.Map  // tenant name → tid, for reads (tenants are append-only)
+	bucketBits int       // of the bucketed indexes, as the schema has them (readBucketBits)
 	scanAhead  int       // chunks ScanLeaves reads at once (0: Readers); benchmarks set it
 	notes      []string  // what the migrations this Open ran did (MigrationNotes)
 }
@@ -238,9 +239,12 @@ func Open(ctx context.Context, path string, o Options) (*DB, error) {
 	if o.ReadOnly {
 		err = checkVersion(ctx, db.w)
 	} else {
-		db.notes, err = migrate(ctx, db.w)
+		db.notes, err = migrate(ctx, db.w, o.Logger)
 	}
 	if err != nil {
+		return fail(fmt.Errorf("sqlite: %s: %w", path, err))
+	}
+	if db.bucketBits, err = readBucketBits(ctx, db.w); err != nil {
 		return fail(fmt.Errorf("sqlite: %s: %w", path, err))
 	}
 	if o.Signer != nil {

@@ -407,7 +407,9 @@ func TestSinks(t *testing.T) {
 // them.
 func TestActionMigration(t *testing.T) {
 	storetest.RunActionMigration(t, newDurable(t), storetest.Legacy{
-		Undo: []string{"DROP TABLE cosignatures", "DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5"},
+		Undo: []string{"DROP INDEX events_actor", "CREATE INDEX events_actor ON events (actor_id)",
+			"DROP INDEX events_workspace_action", "CREATE INDEX events_workspace_action ON events (workspace, action)",
+			"DROP TABLE cosignatures", "DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5"},
 		Save: func(name string, def []byte) string {
 			return fmt.Sprintf("INSERT INTO custom_actions (name, definition, saved_at) VALUES ('%s', X'%x', 1)", name, def)
 		},

@@ -87,7 +87,9 @@ func TestKeyRotateRetiresTheOldKey(t *testing.T) {
 func TestActionMigrationSaid(t *testing.T) {
 	dir := fixture(t) // acme's log
 	tamper(t, dir, "custom_actions", func(db *sql.DB) {
-		for _, stmt := range []string{"DROP TABLE cosignatures", "DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5",
+		for _, stmt := range []string{"DROP INDEX events_actor", "CREATE INDEX events_actor ON events (actor_id)",
+			"DROP INDEX events_workspace_action", "CREATE INDEX events_workspace_action ON events (workspace, action)",
+			"DROP TABLE cosignatures", "DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5",
 			`INSERT INTO custom_actions (name, definition, saved_at) VALUES ('badge_scanned', '{"name":"badge_scanned","category":"physical","outcome":"info","custom":true}', 1)`} {
 			if _, err := db.Exec(stmt); err != nil {
 				t.Fatalf("%s: %v", stmt, err)
