@@ -135,6 +135,7 @@ type DB struct {
 	cdb    *sql.DB       // the checkpointer's connection (walcheckpoint.go); nil when read-only
 	cpKick chan struct{} // a commit happened: the checkpointer wakes
 	cpDone chan struct{} // closed when the checkpointer has stopped
+	wal    walStats      // what the checkpointer did (WALStats)
 	// pageSize is the database's page size in bytes, a log frame's size.
 	pageSize int64
 	mu       sync.RWMutex // guards closed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -108,6 +109,9 @@ const (
 // whether the log is left over MaxWAL.
 func (db *DB) checkpoint(ctx context.Context, restart bool) (busy, over bool, err error) {
 	_, frames, err := walCheckpoint(ctx, db.cdb, "PASSIVE")
+	if err == nil {
+		db.wal.sawLog(frames * db.pageSize)
+	}
 	if err != nil || frames*db.pageSize <= db.o.MaxWAL {
 		return false, false, err
 	}
@@ -125,13 +129,85 @@ func (db *DB) checkpoint(ctx context.Context, restart bool) (busy, over bool, er
 	db.settle()
 	busy, frames, err = walCheckpoint(ctx, db.cdb, "RESTART")
 	<-db.turn
+	waited, held := t1.Sub(t0), time.Since(t1)
+	db.wal.restarted(err == nil && !busy, err == nil && busy, waited, held)
 	db.o.Logger.Debug("sqlite: RESTART checkpoint", "path", db.path, "frames", frames, "busy", busy,
-		"waited", t1.Sub(t0), "held", time.Since(t1))
+		"waited", waited, "held", held)
 	if err == nil && busy {
 		err = internal(fmt.Errorf("the log holds %d bytes, over MaxWAL (%d), and a reader kept it from being reset; "+
 			"retried in %v", frames*db.pageSize, db.o.MaxWAL, restartBackoff), "checkpoint the write-ahead log (RESTART)")
 	}
 	return busy, err != nil, err
+}
+
+// WALStats is what the checkpointer did to a store's write-ahead log since
+// Open (all zero for a read-only store, which checkpoints nothing): how
+// often it reset the log (RESTART) and what that cost the writer. A
+// program watching a store reads it with DB.WALStats; trail serve exports
+// it on /metrics (trail_sqlite_wal_*).
+type WALStats struct {
+	// Resets are the RESTART checkpoints that reset the log (over
+	// Options.MaxWAL): the next commit wrote it from its start.
+	Resets int64
+	// Busy are the RESTART checkpoints a reader on an older snapshot kept
+	// from finishing: the log stayed over MaxWAL until the next attempt,
+	// restartBackoff (10 s) later. A RESTART that failed otherwise (an
+	// error, logged) is in neither count.
+	Busy int64
+	// Held is the time the RESTART checkpoints, finished or not, held the
+	// writer: appends waited for it.
+	Held time.Duration
+	// Waited is the time the checkpointer waited for the writer (its
+	// group in progress) before each RESTART.
+	Waited time.Duration
+	// Largest is the largest log a checkpoint found, in bytes (its frames
+	// times the page size); the bound is MaxWAL and the commits of a
+	// checkpoint interval.
+	Largest int64
+}
+
+// String is the stats in one line, for a benchmark's log.
+func (s WALStats) String() string {
+	return fmt.Sprintf("%d resets (%d busy) held the writer %v (waited %v), largest log %.1f MiB",
+		s.Resets, s.Busy, s.Held.Round(time.Millisecond), s.Waited.Round(time.Millisecond), float64(s.Largest)/(1<<20))
+}
+
+// WALStats says what the checkpointer did to the write-ahead log since
+// Open. It may be called at any time, from any goroutine, and after Close.
+func (db *DB) WALStats() WALStats {
+	db.wal.mu.Lock()
+	defer db.wal.mu.Unlock()
+	return db.wal.s
+}
+
+// walStats is a DB's WALStats, written by the checkpointer and read by
+// DB.WALStats.
+type walStats struct {
+	mu sync.Mutex
+	s  WALStats
+}
+
+// sawLog records that a checkpoint found a log of size bytes.
+func (w *walStats) sawLog(size int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.s.Largest = max(w.s.Largest, size)
+}
+
+// restarted records a RESTART checkpoint: whether it reset the log or a
+// reader kept it from finishing (busy), how long it waited for the writer
+// and how long it held it.
+func (w *walStats) restarted(reset, busy bool, waited, held time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if reset {
+		w.s.Resets++
+	}
+	if busy {
+		w.s.Busy++
+	}
+	w.s.Waited += waited
+	w.s.Held += held
 }
 
 // walCheckpoint runs PRAGMA wal_checkpoint(mode): whether it could not

@@ -23,7 +23,8 @@ import (
 // background checkpointer copies it into the file and resets it, so that
 // the commits after write it again from its start and the file is cut
 // back to MaxWAL (it stays far under what was written), and the events
-// read back, after a reopen too.
+// read back, after a reopen too. DB.WALStats counts the resets and what
+// they cost the writer, and the largest log, within the same bound.
 func TestWALBounded(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "trail.db")
@@ -31,6 +32,9 @@ func TestWALBounded(t *testing.T) {
 	db, err := sqlite.Open(ctx, path, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st := db.WALStats(); st != (sqlite.WALStats{}) {
+		t.Fatalf("WALStats of a store nothing was appended to = %+v; want zero", st)
 	}
 	s := sample.New(5)
 	const batches, size = 60, 40
@@ -50,8 +54,17 @@ func TestWALBounded(t *testing.T) {
 	// and the commits of a checkpoint interval or two (40 events each,
 	// about 0.3 MB), and a RESTART the writer kept from finishing is
 	// tried again 10 s later (restartBackoff), well after this test.
-	if limit := o.MaxWAL + 4<<20; largest > limit {
+	limit := o.MaxWAL + 4<<20
+	if largest > limit {
 		t.Errorf("the write-ahead log reached %d bytes, over MaxWAL %d and a few commits (%d): it was not reset", largest, o.MaxWAL, limit)
+	}
+	// The log grew past MaxWAL about 60 times over (15 MB written) and
+	// stayed under limit: the checkpointer reset it (9 times in a quiet
+	// run), each reset holding the writer a while.
+	st := db.WALStats()
+	if st.Resets == 0 || st.Busy != 0 || st.Held <= 0 || st.Largest <= o.MaxWAL || st.Largest > limit {
+		t.Errorf("WALStats = %+v (%v); want resets, none busy, some time held, the largest log over MaxWAL %d and under %d",
+			st, st, o.MaxWAL, limit)
 	}
 	if n, err := db.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || n != batches*size {
 		t.Fatalf("Count = %d, %v; want %d", n, err, batches*size)
@@ -71,7 +84,8 @@ func TestWALBounded(t *testing.T) {
 // TestWALPinnedByReader checks what happens when a reader on an old
 // snapshot keeps the log from being reset: appends go on, held back no
 // longer than the checkpointer waits, and the checkpointer says
-// (Options.Logger) that the log is over MaxWAL.
+// (Options.Logger) that the log is over MaxWAL and counts the RESTART
+// the reader kept from finishing (WALStats.Busy).
 func TestWALPinnedByReader(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "trail.db")
@@ -118,6 +132,9 @@ func TestWALPinnedByReader(t *testing.T) {
 	}
 	if got := logs.String(); !strings.Contains(got, "over MaxWAL") {
 		t.Errorf("a log pinned over MaxWAL by a reader was not reported; logs:\n%s", got)
+	}
+	if st := db.WALStats(); st.Busy == 0 || st.Largest <= o.MaxWAL {
+		t.Errorf("WALStats = %+v while a reader pinned the log; want a busy RESTART and the largest log over MaxWAL %d", st, o.MaxWAL)
 	}
 	if got, err := db.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || got != 910 {
 		t.Errorf("Count = %d, %v; want 910", got, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,12 +34,9 @@ func benchWitnessed(b *testing.B, on bool, interval time.Duration) (*sqlite.DB, 
 // runs a Witnesser over it (every interval) against a real litewitness of
 // its own. It returns the store, the policy (nil when off) and stop,
 // which stops the Witnesser and closes the store.
-func witnessed(b *testing.B, on bool, interval time.Duration, log ...*slog.Logger) (*sqlite.DB, *witness.Policy, func()) {
+func witnessed(b *testing.B, on bool, interval time.Duration) (*sqlite.DB, *witness.Policy, func()) {
 	b.Helper()
 	o := sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()}
-	if len(log) > 0 {
-		o.Logger = log[0]
-	}
 	// A folder of its own, removed when stopped (not when the benchmark
 	// ends): a window's gigabytes, and their pages in the kernel's cache
 	// still being written back, must not weigh on the next window.
@@ -145,8 +141,7 @@ func BenchmarkIngestWitnessedDefault(b *testing.B) {
 		detail    string
 	}
 	rate := func(on bool) result {
-		var tr testenv.LogResets
-		db, _, stop := witnessed(b, on, witness.DefaultInterval, slog.New(&tr))
+		db, _, stop := witnessed(b, on, witness.DefaultInterval)
 		defer stop()
 		gen := sample.New(1)
 		var took []time.Duration
@@ -167,7 +162,7 @@ func BenchmarkIngestWitnessedDefault(b *testing.B) {
 		}
 		return result{r, cpu, fmt.Sprintf("%.0f events/s, %.1f cpu-µs/event, batch p50 %v p99 %v max %v, stalled %v, %s", r, cpu,
 			med.Round(time.Millisecond), took[len(took)*99/100].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond),
-			stalled.Round(time.Millisecond), tr.String())}
+			stalled.Round(time.Millisecond), db.WALStats())}
 	}
 	var ratios, cpus []float64
 	for i := 0; b.Loop(); i++ {

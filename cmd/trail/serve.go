@@ -24,6 +24,7 @@ import (
 	trailhttp "github.com/trailaudit/trail/http"
 	"github.com/trailaudit/trail/internal/lead"
 	"github.com/trailaudit/trail/postgres"
+	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/stream/sinks"
 	"github.com/trailaudit/trail/witness"
 )
@@ -339,6 +340,11 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 		})); err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	if d.WAL != nil {
+		if err := registerWAL(reg, d.WAL); err != nil {
+			return &exitError{code: 1, err: err}
+		}
+	}
 	srv, err := trailhttp.New(hc)
 	if err != nil {
 		return &exitError{code: 1, err: err}
@@ -390,6 +396,37 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 		return &exitError{code: 1, err: fmt.Errorf("closing the store: %w", err)}
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// registerWAL registers on reg the trail_sqlite_wal_* series: what
+// stats (the SQLite store's DB.WALStats) says at each scrape.
+func registerWAL(reg prometheus.Registerer, stats func() sqlite.WALStats) error {
+	for _, m := range []struct {
+		name, help string
+		counter    bool
+		value      func(sqlite.WALStats) float64
+	}{
+		{"trail_sqlite_wal_resets_total", "Resets of the SQLite write-ahead log (RESTART checkpoints, once it is over its bound) since the store opened.", true,
+			func(s sqlite.WALStats) float64 { return float64(s.Resets) }},
+		{"trail_sqlite_wal_resets_busy_total", "Resets of the SQLite write-ahead log a reader on an older snapshot kept from finishing (the log stays over its bound; tried again 10 s later).", true,
+			func(s sqlite.WALStats) float64 { return float64(s.Busy) }},
+		{"trail_sqlite_wal_reset_held_seconds_total", "Time the resets of the SQLite write-ahead log held the writer (appends waited).", true,
+			func(s sqlite.WALStats) float64 { return s.Held.Seconds() }},
+		{"trail_sqlite_wal_reset_waited_seconds_total", "Time the checkpointer waited for the writer before resetting the SQLite write-ahead log.", true,
+			func(s sqlite.WALStats) float64 { return s.Waited.Seconds() }},
+		{"trail_sqlite_wal_largest_bytes", "The largest SQLite write-ahead log a checkpoint found since the store opened.", false,
+			func(s sqlite.WALStats) float64 { return float64(s.Largest) }},
+	} {
+		f := func() float64 { return m.value(stats()) }
+		var c prometheus.Collector = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: m.name, Help: m.help}, f)
+		if m.counter {
+			c = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, f)
+		}
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register %s: %w", m.name, err)
+		}
+	}
 	return nil
 }
 

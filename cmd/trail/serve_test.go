@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/internal/witnesstest"
 )
@@ -392,6 +393,45 @@ func TestLimitMemory(t *testing.T) {
 			}
 			if got := debug.SetMemoryLimit(-1); err != nil || got != tt.want {
 				t.Errorf("err %v, limit %d, want %d", err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestServeWALMetrics: serve on SQLite exports the checkpointer's counts
+// (sqlite.DB.WALStats) on /metrics, read from the store at each scrape
+// (the largest log it found grows from 0 once events are in); on
+// PostgreSQL, which has no such log, it exports none of them.
+func TestServeWALMetrics(t *testing.T) {
+	series := []string{"trail_sqlite_wal_resets_total", "trail_sqlite_wal_resets_busy_total",
+		"trail_sqlite_wal_reset_held_seconds_total", "trail_sqlite_wal_reset_waited_seconds_total", "trail_sqlite_wal_largest_bytes"}
+	for _, tc := range []struct {
+		name   string
+		sf     func(t *testing.T) storeFlags
+		sqlite bool
+	}{
+		{"sqlite", func(*testing.T) storeFlags { return storeFlags{data: "data"} }, true},
+		{"postgres", func(t *testing.T) storeFlags { return storeFlags{data: "data", postgres: pgtest.SchemaURL(t)} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := serveIn(t, t.TempDir(), tc.sf(t), serveOptions{})
+			p.api("POST", "/v1/events:batch", "application/x-ndjson", strings.Repeat(`{"action":"user_logout","actor":{"type":"user","id":"u-1"}}`+"\n", 100), 201)
+			largest := regexp.MustCompile(`(?m)^trail_sqlite_wal_largest_bytes (\S+)$`)
+			var m string
+			// The checkpointer runs 100 ms after a commit.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				m = string(p.api("GET", "/metrics", "", "", 200))
+				if v := largest.FindStringSubmatch(m); !tc.sqlite || v != nil && v[1] != "0" {
+					break
+				}
+			}
+			for _, s := range series {
+				if got := strings.Contains(m, "\n"+s+" "); got != tc.sqlite {
+					t.Errorf("/metrics has %s: %v, want %v", s, got, tc.sqlite)
+				}
+			}
+			if v := largest.FindStringSubmatch(m); tc.sqlite && (v == nil || v[1] == "0") {
+				t.Errorf("trail_sqlite_wal_largest_bytes = %v after 100 events were appended and checkpointed; want more than 0", v)
 			}
 		})
 	}

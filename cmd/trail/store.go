@@ -95,6 +95,10 @@ type deployment struct {
 
 	Sessions trail.SessionStore // the web UI's sessions
 
+	// WAL is what SQLite's checkpointer did to the write-ahead log
+	// (exported on serve's /metrics); nil for PostgreSQL.
+	WAL func() sqlite.WALStats
+
 	// Elector elects, among the processes sharing the store, the one
 	// that runs the singleton work (serve: the root log and witnessing,
 	// the rules, the sinks), timed by o (SQLite's takes Retry and Logger;
@@ -201,6 +205,7 @@ func (f *storeFlags) wire(ctx context.Context, e *env, d *deployment, a access) 
 		}
 		db = lite
 		d.Elector = func(o postgres.ElectorOptions) trail.Elector { return lite.Elector(o.Retry, o.Logger) }
+		d.WAL = lite.WALStats
 	}
 	// The store closes before the keys its appends seal with.
 	d.closers = append([]func() error{db.Close}, d.closers...)
