@@ -555,9 +555,9 @@ func (w *group) flush() error {
 		}
 		w.pending = w.pending[:0]
 	}
-	// The rows go in in the order of the table's key (id, key, type), so
-	// that consecutive inserts land on the same B-tree pages rather than
-	// one page each. A target listed twice on one event is stored once.
+	// The rows go in in the order of the table's key (key, id, type): at
+	// its end, each after the last. A target listed twice on one event is
+	// stored once.
 	slices.SortFunc(w.targets, targetRow.compare)
 	err := w.insert(targetsInsert, len(w.targets), func(args []driver.NamedValue, i int) []driver.NamedValue {
 		r := w.targets[i]
@@ -580,7 +580,7 @@ type targetRow struct {
 }
 
 func (a targetRow) compare(b targetRow) int {
-	return cmp.Or(strings.Compare(a.id, b.id), cmp.Compare(a.key, b.key), strings.Compare(a.typ, b.typ))
+	return cmp.Or(cmp.Compare(a.key, b.key), strings.Compare(a.id, b.id), strings.Compare(a.typ, b.typ))
 }
 
 // rowsPerInsert is how many rows one INSERT statement carries at most:

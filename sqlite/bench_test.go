@@ -42,6 +42,7 @@ func benchDB(b *testing.B, o sqlite.Options) *sqlite.DB {
 // sampleBatches makes n batches of size sample events.
 func sampleBatches(n, size int) [][]*trail.Event {
 	s := sample.New(1)
+	s.Entities = *entities
 	out := make([][]*trail.Event, n)
 	for i := range out {
 		out[i] = s.Batch(size, time.Now())
@@ -201,6 +202,9 @@ func BenchmarkBaselineInsertPerEvent64(b *testing.B) {
 var (
 	bigDB     = flag.String("trail.bigdb", "", "path of the large database for BenchmarkQueryLarge (generated when missing)")
 	bigEvents = flag.Int("trail.bigdb.events", 10_000_000, "events in the generated large database")
+	// A second target per event, an entry of this many (sample.Entities),
+	// in the large database and the batches appended to it.
+	entities = flag.Int("trail.entities", 0, "with a second target per event, an entry of this many (0: none)")
 	// The page caches of the large database's connections (0: Options'
 	// defaults), to measure what a size costs the queries.
 	writerCache = flag.Int64("trail.cache.writer", 0, "Options.WriterCache of the large database, bytes (0: the default)")
@@ -318,6 +322,7 @@ func openBig(b *testing.B, path string, n int) *sqlite.DB {
 		return db
 	}
 	s := sample.New(42)
+	s.Entities = *entities
 	t0 := time.Now()
 	for i := 0; i < n; i += 5000 {
 		batch := s.Batch(min(5000, n-i), clock)
@@ -337,7 +342,7 @@ func openBig(b *testing.B, path string, n int) *sqlite.DB {
 // BenchmarkIndexCost appends batches of 1000 with each secondary index
 // dropped in turn, and with none, to show what each index costs a write.
 func BenchmarkIndexCost(b *testing.B) {
-	indexes := []string{"events_id", "events_actor", "events_action", "events_workspace_action", "events_correlation", "targets_key"}
+	indexes := []string{"events_id", "events_actor", "events_action", "events_workspace_action", "events_correlation", "targets_id"}
 	cases := [][]string{nil}
 	for _, ix := range indexes {
 		cases = append(cases, []string{ix})

@@ -552,7 +552,7 @@ func readIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.IndexRow,
 // readTargets reads the targets rows of the keys from lo to hi (exclusive)
 // in key order.
 func readTargets(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.SeqTarget, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT key, type, id FROM targets INDEXED BY targets_key WHERE key >= ? AND key < ? ORDER BY key", lo, hi)
+	rows, err := tx.QueryContext(ctx, "SELECT key, type, id FROM targets WHERE key >= ? AND key < ? ORDER BY key", lo, hi)
 	if err != nil {
 		return nil, internal(err, "read index")
 	}
@@ -582,7 +582,7 @@ func readTargetsPacked(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.S
 	var packed sql.RawBytes
 	rows, err := tx.QueryContext(ctx, `SELECT count(*), group_concat(v, char(1)) FROM
 		(SELECT concat(ifnull(key, char(0)), char(0), ifnull(type, char(0)), char(0), ifnull(id, char(0))) AS v
-			FROM targets INDEXED BY targets_key WHERE key >= ? AND key < ? ORDER BY key)`, lo, hi)
+			FROM targets WHERE key >= ? AND key < ? ORDER BY key)`, lo, hi)
 	if err != nil {
 		return nil, internal(err, "read index")
 	}

@@ -212,17 +212,20 @@ func planQuery(ctx context.Context, tx *sql.Tx, q *trail.Query, bucketBits int) 
 		}
 	}
 	if q.TargetID != "" {
-		// Driven by the targets key (id, key, type): in key order already.
+		// Driven by targets_id (bucket, id, key): in key order within a
+		// bucket.
 		p.from, p.key = "targets t JOIN events e ON e.key = t.key", "t.key"
 		eq("t.id", q.TargetID)
 		eq("t.type", q.TargetType)
 	} else if q.TargetType != "" {
-		cond("e.key IN (SELECT key FROM targets WHERE type = ?)", q.TargetType)
+		// Targets are keyed in log order: read only the range's.
+		p.where = append(p.where, "e.key IN (SELECT key FROM targets WHERE key BETWEEN ? AND ? AND type = ?)")
+		p.args = append(p.args, p.lo, p.hi, q.TargetType)
 	}
-	// The actor and workspace indexes lead with the key's bucket
-	// (schema.go, bucketBits): a filter on either is served by walking
-	// the range's buckets in order, one index seek each.
-	if p.key == "e.key" && (q.ActorID != "" || q.Workspace != "") {
+	// The actor, workspace and target indexes lead with the key's bucket
+	// (schema.go, bucketBits): a filter on any of them is served by
+	// walking the range's buckets in order, one index seek each.
+	if p.key == "t.key" || q.ActorID != "" || q.Workspace != "" {
 		p.buckets = bucketBits
 	}
 	eq("e.actor_id", q.ActorID)
@@ -278,7 +281,7 @@ func (p *plan) sql(what, tail string) (string, []any) {
 	if p.buckets > 0 {
 		with = "WITH RECURSIVE b(x) AS (VALUES(?) UNION ALL SELECT x+1 FROM b WHERE x < ?) "
 		args = append([]any{p.lo >> p.buckets, p.hi >> p.buckets}, args...)
-		where = append(where, bucketExpr(p.buckets)+" IN b")
+		where = append(where, bucketExpr(p.key, p.buckets)+" IN b")
 	}
 	return with + "SELECT " + what + " FROM " + p.from + " WHERE " + strings.Join(where, " AND ") + tail, append(args, p.args...)
 }
@@ -291,10 +294,16 @@ func (p *plan) order(desc bool) string {
 	if desc {
 		dir = " DESC"
 	}
+	return " ORDER BY " + p.keys(dir)
+}
+
+// keys lists the plan's key, after its bucket in a bucket walk, each
+// followed by suffix (a direction, or nothing).
+func (p *plan) keys(suffix string) string {
 	if p.buckets > 0 {
-		return " ORDER BY " + bucketExpr(p.buckets) + dir + ", " + p.key + dir
+		return bucketExpr(p.key, p.buckets) + suffix + ", " + p.key + suffix
 	}
-	return " ORDER BY " + p.key + dir
+	return p.key + suffix
 }
 
 // eachAction runs fn once per action of q (once with q as is when it names
@@ -368,7 +377,7 @@ func (db *DB) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
 			order := p.order(q.Descending) + " LIMIT ?"
 			if p.key == "t.key" {
 				// One row per event, though it may name the target twice.
-				order = " GROUP BY t.key" + order
+				order = " GROUP BY " + p.keys("") + order
 			}
 			stmt, args := p.sql("e.body", order)
 			rows, err := tx.QueryContext(ctx, stmt, append(args, limit+1)...)

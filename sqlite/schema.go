@@ -359,20 +359,47 @@ DROP INDEX events_workspace_action;
 CREATE INDEX events_actor ON events (key>>14, actor_id);
 CREATE INDEX events_workspace_action ON events (key>>14, workspace, action);
 `,
+	// 13: targets in log order, found by id through a bucketed index. The
+	// table was keyed (id, key, type): an event's targets rows landed on a
+	// page of each target's across the whole table, which, with as many
+	// targets as an app has records, costs an append at 10M events what
+	// the actor index did before 12. Keyed (key, id, type), the rows go in
+	// at the table's end, verification reads them in key order without an
+	// index of its own (targets_key goes), and targets_id, led by the
+	// key's bucket like the indexes of 12, finds a target's rows (in key
+	// order within a bucket, so a walk needs no sort). The triggers are
+	// those of version 2, on the new table.
+	`
+CREATE TABLE targets_by_key (
+	id   TEXT NOT NULL,
+	key  INTEGER NOT NULL,
+	type TEXT NOT NULL,
+	PRIMARY KEY (key, id, type)
+) WITHOUT ROWID;
+INSERT INTO targets_by_key (id, key, type) SELECT id, key, type FROM targets ORDER BY key, id, type;
+DROP TABLE targets;
+ALTER TABLE targets_by_key RENAME TO targets;
+CREATE INDEX targets_id ON targets (key>>14, id, key);
+CREATE TRIGGER targets_no_update BEFORE UPDATE ON targets
+	BEGIN SELECT RAISE(ABORT, 'trail: events are append-only'); END;
+CREATE TRIGGER targets_no_delete BEFORE DELETE ON targets
+	WHEN NOT EXISTS (SELECT 1 FROM events WHERE key = OLD.key AND pruned IS NOT NULL)
+	BEGIN SELECT RAISE(ABORT, 'trail: events are append-only'); END;
+`,
 }
 
 // bucketBits is how many of a key's low bits its bucket leaves out in the
-// bucketed indexes migration 12 makes: a bucket is a run of 2^bucketBits
+// bucketed indexes migrations 12 and 13 make: a bucket is a run of 2^bucketBits
 // seqs of one tenant.
 const bucketBits = 14
 
 // readBucketBits returns the bucket size of the database's bucketed
 // indexes, read from their definitions, so that reads spell the bucket as
 // they do (bucketExpr); a test's database may have smaller buckets. It
-// refuses a database whose two indexes disagree or are not bucketed.
+// refuses a database whose indexes disagree or are not bucketed.
 func readBucketBits(ctx context.Context, c *sql.Conn) (int, error) {
 	bits := -1
-	for _, ix := range []struct{ name, cols string }{{"events_actor", "actor_id"}, {"events_workspace_action", "workspace, action"}} {
+	for _, ix := range []struct{ name, cols string }{{"events_actor", "actor_id"}, {"events_workspace_action", "workspace, action"}, {"targets_id", "id, key"}} {
 		var def string
 		if err := c.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", ix.name).Scan(&def); err != nil {
 			return 0, fmt.Errorf("read index %s: %w", ix.name, err)
@@ -386,9 +413,9 @@ func readBucketBits(ctx context.Context, c *sql.Conn) (int, error) {
 	return bits, nil
 }
 
-// bucketExpr is an events row's bucket in a read, as the bucketed indexes
-// of bits spell it.
-func bucketExpr(bits int) string { return "(e.key>>" + strconv.Itoa(bits) + ")" }
+// bucketExpr is the bucket of the key column key (e.key, t.key) in a
+// read, as the bucketed indexes of bits spell it.
+func bucketExpr(key string, bits int) string { return "(" + key + ">>" + strconv.Itoa(bits) + ")" }
 
 // actionsMigration is the version whose migration gave the shared custom
 // actions to tenants.

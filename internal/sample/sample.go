@@ -21,6 +21,11 @@ type Sample struct {
 	// Actors, Workspaces and Organizations size the populations (defaults
 	// 10000, 50, 5).
 	Actors, Workspaces, Organizations int
+	// Entities, when > 0, gives each event a second target, an entry of
+	// that many (the records an app's events are about: far more of them
+	// than workspaces, few events each). 0, the default, leaves the
+	// events, and the random sequence, as they were.
+	Entities int
 }
 
 // New returns a Sample seeded with seed, so runs are repeatable.
@@ -87,11 +92,15 @@ func (s *Sample) Event(t time.Time) *trail.Event {
 	}
 	actor := r.IntN(s.Actors)
 	ws := r.IntN(s.Workspaces)
+	targets := []trail.Target{{Type: "workspace", ID: fmt.Sprintf("ws-%d", ws)}}
+	if s.Entities > 0 {
+		targets = append(targets, trail.Target{Type: "entry", ID: fmt.Sprintf("e-%d", r.IntN(s.Entities))})
+	}
 	return &trail.Event{
 		Action:     a.name,
 		OccurredAt: t,
 		Actor:      trail.Actor{ID: fmt.Sprintf("u-%d", actor), Type: trail.ActorUser, Email: fmt.Sprintf("user%d@example.com", actor)},
-		Targets:    []trail.Target{{Type: "workspace", ID: fmt.Sprintf("ws-%d", ws)}},
+		Targets:    targets,
 		Request: trail.Request{IP: fmt.Sprintf("203.0.113.%d", r.IntN(255)), UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
 			SessionID: fmt.Sprintf("s-%d-%d", actor, r.IntN(8)), RequestID: fmt.Sprintf("r-%016x", r.Uint64())},
 		Scope:   trail.Scope{Organization: fmt.Sprintf("org-%d", ws%s.Organizations), Workspace: fmt.Sprintf("ws-%d", ws)},
