@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -513,10 +514,11 @@ func NumberExact(lit string) bool {
 // requires. For names without characters beyond the BMP this equals byte
 // order, which is the fast path.
 func sortKeysUTF16(keys []string) {
-	sort.Slice(keys, func(i, j int) bool { return lessUTF16(keys[i], keys[j]) })
+	slices.SortFunc(keys, compareUTF16) // not sort.Slice: no allocation per map
 }
 
-func lessUTF16(a, b string) bool {
+// compareUTF16 orders a and b by their UTF-16 code units.
+func compareUTF16(a, b string) int {
 	ascii := true
 	for i := 0; i < len(a) && ascii; i++ {
 		ascii = a[i] < utf8.RuneSelf
@@ -525,14 +527,7 @@ func lessUTF16(a, b string) bool {
 		ascii = b[i] < utf8.RuneSelf
 	}
 	if ascii {
-		return a < b
+		return strings.Compare(a, b)
 	}
-	ua := utf16.Encode([]rune(a))
-	ub := utf16.Encode([]rune(b))
-	for i := 0; i < len(ua) && i < len(ub); i++ {
-		if ua[i] != ub[i] {
-			return ua[i] < ub[i]
-		}
-	}
-	return len(ua) < len(ub)
+	return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
 }

@@ -21,3 +21,7 @@ func DecodeCanonicalOnePass(data []byte) bool {
 	_, ok := decodeEvent(data, canonicalForm)
 	return ok
 }
+
+// CanonicalBound is the bound on a normalized context's canonical size
+// under which the validator does not measure it.
+var CanonicalBound = canonicalBound
