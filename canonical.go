@@ -274,7 +274,7 @@ func (w *canonWriter) time(k string, t time.Time) {
 	}
 	w.key(k)
 	w.buf.WriteByte('"')
-	w.buf.WriteString(FormatTime(t))
+	w.buf.Write(t.UTC().AppendFormat(w.buf.AvailableBuffer(), time.RFC3339Nano)) // FormatTime, without a string per time
 	w.buf.WriteByte('"')
 }
 

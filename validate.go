@@ -280,6 +280,11 @@ func (c *checker) targets() {
 		return
 	}
 	for i := range ts {
+		t := &ts[i]
+		if t.Type != "" && t.ID != "" && strFault(t.Type, c.lim.MaxField, CheckIdent) == "" &&
+			strFault(t.ID, c.lim.MaxField, CheckIdent) == "" && strFault(t.Name, c.lim.MaxField, CheckText) == "" {
+			continue // nothing to report: no paths to make
+		}
 		p := PathIndex("targets", i)
 		if ts[i].Type == "" {
 			c.fail(p+".type", "required")
@@ -298,8 +303,8 @@ func (c *checker) request() {
 	if r.IP != "" {
 		if addr, err := netip.ParseAddr(r.IP); err != nil {
 			c.fail("request.ip", "not an IP address")
-		} else {
-			r.IP = addr.Unmap().String()
+		} else if b := addr.Unmap().AppendTo(make([]byte, 0, 64)); string(b) != r.IP {
+			r.IP = string(b) // a new string only when the form changes
 		}
 	}
 	c.text("request.user_agent", r.UserAgent, c.lim.MaxText)
@@ -317,13 +322,18 @@ func (c *checker) ident(path, s string, max int) { c.str(path, s, max, CheckIden
 func (c *checker) text(path, s string, max int) { c.str(path, s, max, CheckText) }
 
 func (c *checker) str(path, s string, max int, check func(string) string) {
-	if len(s) > max {
-		c.fail(path, fmt.Sprintf("longer than %d bytes", max))
-		return
-	}
-	if m := check(s); m != "" {
+	if m := strFault(s, max, check); m != "" {
 		c.fail(path, m)
 	}
+}
+
+// strFault is what is wrong with s, at most max bytes and passing check,
+// or "".
+func strFault(s string, max int, check func(string) string) string {
+	if len(s) > max {
+		return fmt.Sprintf("longer than %d bytes", max)
+	}
+	return check(s)
 }
 
 // CheckIdent returns what is wrong with s as an identifier, or "" when
