@@ -472,11 +472,37 @@ func formatES6(f float64) (string, error) {
 
 // CanonicalNumber returns the RFC 8785 form of a JSON number literal.
 func CanonicalNumber(lit string) (string, error) {
+	if canonicalInteger(lit) {
+		return lit, nil // what the double's shortest form writes: the same digits
+	}
+	return parseCanonicalNumber(lit)
+}
+
+// parseCanonicalNumber is CanonicalNumber the long way: the literal parsed
+// as a double, written in its shortest form.
+func parseCanonicalNumber(lit string) (string, error) {
 	f, err := strconv.ParseFloat(lit, 64)
 	if err != nil {
 		return "", fmt.Errorf("canonical JSON: number %q: %w", lit, err)
 	}
 	return formatES6(f)
+}
+
+// canonicalInteger reports whether lit is an integer literal of at most 15
+// digits (exact as a double) in canonical form: no leading zero, no "-0".
+// Most numbers in contexts are; parsing and formatting each of them again,
+// in validation and in every encoding, was most of what numbers cost.
+func canonicalInteger(lit string) bool {
+	digits := strings.TrimPrefix(lit, "-")
+	if len(digits) == 0 || len(digits) > 15 || (digits[0] == '0' && (len(digits) > 1 || len(lit) > 1)) {
+		return false
+	}
+	for i := range len(digits) {
+		if digits[i] < '0' || digits[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // NumberExact reports whether the JSON number literal lit keeps its exact

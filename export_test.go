@@ -25,3 +25,7 @@ func DecodeCanonicalOnePass(data []byte) bool {
 // CanonicalBound is the bound on a normalized context's canonical size
 // under which the validator does not measure it.
 var CanonicalBound = canonicalBound
+
+// ParseCanonicalNumber is CanonicalNumber without its fast path for
+// integers.
+var ParseCanonicalNumber = parseCanonicalNumber

@@ -476,8 +476,11 @@ func (c *checker) normalize(at valuePath, v any, depth int) (any, bool) {
 			c.fail(at.String(), m)
 			return nil, false
 		}
-		return x, true
+		return v, true // v, not x: no new interface value
 	case json.Number:
+		if canonicalInteger(string(x)) {
+			return v, true
+		}
 		return c.number(at, string(x))
 	case float64:
 		return c.float(at, x)
@@ -497,7 +500,8 @@ func (c *checker) normalize(at valuePath, v any, depth int) (any, bool) {
 		}
 		out := make(map[string]any, len(x))
 		ok := true
-		keys := make([]string, 0, len(x))
+		var small [16]string // a context's maps are small: keys on the stack
+		keys := small[:0]
 		for k := range x {
 			keys = append(keys, k)
 		}
