@@ -183,7 +183,7 @@ func (w *canonWriter) event(ev *Event) {
 	}
 	if ev.Seq != 0 {
 		w.key("seq")
-		w.buf.WriteString(strconv.FormatUint(ev.Seq, 10))
+		w.buf.Write(strconv.AppendUint(w.buf.AvailableBuffer(), ev.Seq, 10))
 	}
 	if len(ev.Targets) > 0 {
 		w.key("targets")
@@ -231,14 +231,17 @@ func (a Actor) isZero() bool {
 	return a.ID == "" && a.Type == "" && a.Name == "" && a.Email == "" && len(a.Roles) == 0
 }
 
-// key writes a member name, preceded by a comma when it is not the first.
+// key writes a member name of the event's own, preceded by a comma when it
+// is not the first. The names are lower-case ASCII and need no escaping,
+// so they are written as they are (a context's keys go through quote).
 func (w *canonWriter) key(k string) {
 	if w.n > 0 {
 		w.buf.WriteByte(',')
 	}
 	w.n++
-	w.quote(k)
-	w.buf.WriteByte(':')
+	w.buf.WriteByte('"')
+	w.buf.WriteString(k)
+	w.buf.WriteString(`":`)
 }
 
 // str writes a string member, or nothing when s is empty.
