@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -30,12 +31,12 @@ const CanonicalVersion = 1
 // can check them with tools of their own.
 func MarshalCanonical(ev *Event) ([]byte, error) {
 	var w canonWriter
-	w.buf.Grow(512)
+	w.b = make([]byte, 0, 512)
 	w.event(ev)
 	if w.err != nil {
 		return nil, w.err
 	}
-	return w.buf.Bytes(), nil
+	return w.b, nil
 }
 
 // AppendCanonical appends ev's canonical bytes (MarshalCanonical) to dst
@@ -44,12 +45,12 @@ func MarshalCanonical(ev *Event) ([]byte, error) {
 // MarshalCanonical grows a buffer of its own for each, allocating about
 // two and a half times the bytes.
 func AppendCanonical(dst []byte, ev *Event) ([]byte, error) {
-	w := canonWriter{buf: *bytes.NewBuffer(dst)}
+	w := canonWriter{b: dst}
 	w.event(ev)
 	if w.err != nil {
 		return dst, w.err
 	}
-	return w.buf.Bytes(), nil
+	return w.b, nil
 }
 
 // UnmarshalCanonical parses bytes made by MarshalCanonical. It refuses an
@@ -107,12 +108,12 @@ func Canonicalize(v any) ([]byte, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
-	return w.buf.Bytes(), nil
+	return w.b, nil
 }
 
 // canonWriter writes canonical JSON. It stops at the first error.
 type canonWriter struct {
-	buf bytes.Buffer
+	b   []byte // not a bytes.Buffer: appending is a third cheaper than its Write methods
 	err error
 	n   int // members written in the current object
 }
@@ -124,12 +125,12 @@ const maxCanonDepth = 64
 // event writes ev's members in sorted order. The order below is the RFC 8785
 // order of the member names, which a test checks against the generic encoder.
 func (w *canonWriter) event(ev *Event) {
-	w.buf.WriteByte('{')
+	w.b = append(w.b, '{')
 	w.n = 0
 	w.str("action", ev.Action)
 	if !ev.Actor.isZero() {
 		w.key("actor")
-		w.buf.WriteByte('{')
+		w.b = append(w.b, '{')
 		n := w.n
 		w.n = 0
 		w.str("email", ev.Actor.Email)
@@ -137,7 +138,7 @@ func (w *canonWriter) event(ev *Event) {
 		w.str("name", ev.Actor.Name)
 		w.strs("roles", ev.Actor.Roles)
 		w.str("type", string(ev.Actor.Type))
-		w.buf.WriteByte('}')
+		w.b = append(w.b, '}')
 		w.n = n
 	}
 	w.str("category", ev.Category)
@@ -155,7 +156,7 @@ func (w *canonWriter) event(ev *Event) {
 	if ev.Request != (Request{}) {
 		r := ev.Request
 		w.key("request")
-		w.buf.WriteByte('{')
+		w.b = append(w.b, '{')
 		n := w.n
 		w.n = 0
 		w.str("ip", r.IP)
@@ -165,79 +166,82 @@ func (w *canonWriter) event(ev *Event) {
 		w.str("session_id", r.SessionID)
 		w.str("trace_id", r.TraceID)
 		w.str("user_agent", r.UserAgent)
-		w.buf.WriteByte('}')
+		w.b = append(w.b, '}')
 		w.n = n
 	}
 	if ev.Scope != (Scope{}) {
 		s := ev.Scope
 		w.key("scope")
-		w.buf.WriteByte('{')
+		w.b = append(w.b, '{')
 		n := w.n
 		w.n = 0
 		w.str("organization", s.Organization)
 		w.str("team", s.Team)
 		w.str("workspace", s.Workspace)
-		w.buf.WriteByte('}')
+		w.b = append(w.b, '}')
 		w.n = n
 	}
 	if ev.Seq != 0 {
 		w.key("seq")
-		w.buf.WriteString(strconv.FormatUint(ev.Seq, 10))
+		w.b = strconv.AppendUint(w.b, ev.Seq, 10)
 	}
 	if len(ev.Targets) > 0 {
 		w.key("targets")
-		w.buf.WriteByte('[')
+		w.b = append(w.b, '[')
 		for i, t := range ev.Targets {
 			if i > 0 {
-				w.buf.WriteByte(',')
+				w.b = append(w.b, ',')
 			}
-			w.buf.WriteByte('{')
+			w.b = append(w.b, '{')
 			n := w.n
 			w.n = 0
 			w.str("id", t.ID)
 			w.str("name", t.Name)
 			w.str("type", t.Type)
-			w.buf.WriteByte('}')
+			w.b = append(w.b, '}')
 			w.n = n
 		}
-		w.buf.WriteByte(']')
+		w.b = append(w.b, ']')
 	}
 	w.str("tenant", ev.Tenant)
 	w.key("v")
-	w.buf.WriteString(strconv.Itoa(CanonicalVersion))
+	w.b = append(w.b, strconv.Itoa(CanonicalVersion)...)
 	if len(ev.Violations) > 0 {
 		w.key("violations")
-		w.buf.WriteByte('[')
+		w.b = append(w.b, '[')
 		for i, v := range ev.Violations {
 			if i > 0 {
-				w.buf.WriteByte(',')
+				w.b = append(w.b, ',')
 			}
-			w.buf.WriteByte('{')
+			w.b = append(w.b, '{')
 			n := w.n
 			w.n = 0
 			w.str("message", v.Message)
 			w.str("path", v.Path)
 			w.str("rule", v.Rule)
-			w.buf.WriteByte('}')
+			w.b = append(w.b, '}')
 			w.n = n
 		}
-		w.buf.WriteByte(']')
+		w.b = append(w.b, ']')
 	}
-	w.buf.WriteByte('}')
+	w.b = append(w.b, '}')
 }
 
 func (a Actor) isZero() bool {
 	return a.ID == "" && a.Type == "" && a.Name == "" && a.Email == "" && len(a.Roles) == 0
 }
 
-// key writes a member name, preceded by a comma when it is not the first.
+// key writes a member name of the event's own, preceded by a comma when it
+// is not the first. The names are lower-case ASCII and need no escaping,
+// so they are written as they are (a context's keys go through quote).
 func (w *canonWriter) key(k string) {
 	if w.n > 0 {
-		w.buf.WriteByte(',')
+		w.b = append(w.b, ',')
 	}
 	w.n++
-	w.quote(k)
-	w.buf.WriteByte(':')
+	w.b = append(w.b, '"')
+	w.b = append(w.b, k...)
+	w.b = append(w.b, `":`...)
 }
 
 // str writes a string member, or nothing when s is empty.
@@ -255,14 +259,14 @@ func (w *canonWriter) strs(k string, ss []string) {
 		return
 	}
 	w.key(k)
-	w.buf.WriteByte('[')
+	w.b = append(w.b, '[')
 	for i, s := range ss {
 		if i > 0 {
-			w.buf.WriteByte(',')
+			w.b = append(w.b, ',')
 		}
 		w.quote(s)
 	}
-	w.buf.WriteByte(']')
+	w.b = append(w.b, ']')
 }
 
 // time writes a timestamp member as RFC 3339 in UTC with as many fractional
@@ -272,9 +276,9 @@ func (w *canonWriter) time(k string, t time.Time) {
 		return
 	}
 	w.key(k)
-	w.buf.WriteByte('"')
-	w.buf.WriteString(FormatTime(t))
-	w.buf.WriteByte('"')
+	w.b = append(w.b, '"')
+	w.b = t.UTC().AppendFormat(w.b, time.RFC3339Nano) // FormatTime, without a string per time
+	w.b = append(w.b, '"')
 }
 
 // FormatTime formats t the way Trail writes timestamps everywhere: RFC 3339,
@@ -287,8 +291,7 @@ func FormatTime(t time.Time) string {
 // characters are escaped; invalid UTF-8 is written as U+FFFD.
 func (w *canonWriter) quote(s string) {
 	const hex = "0123456789abcdef"
-	b := &w.buf
-	b.WriteByte('"')
+	w.b = append(w.b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -297,25 +300,25 @@ func (w *canonWriter) quote(s string) {
 				i++
 				continue
 			}
-			b.WriteString(s[start:i])
+			w.b = append(w.b, s[start:i]...)
 			switch c {
 			case '"', '\\':
-				b.WriteByte('\\')
-				b.WriteByte(c)
+				w.b = append(w.b, '\\')
+				w.b = append(w.b, c)
 			case '\b':
-				b.WriteString(`\b`)
+				w.b = append(w.b, `\b`...)
 			case '\f':
-				b.WriteString(`\f`)
+				w.b = append(w.b, `\f`...)
 			case '\n':
-				b.WriteString(`\n`)
+				w.b = append(w.b, `\n`...)
 			case '\r':
-				b.WriteString(`\r`)
+				w.b = append(w.b, `\r`...)
 			case '\t':
-				b.WriteString(`\t`)
+				w.b = append(w.b, `\t`...)
 			default:
-				b.WriteString(`\u00`)
-				b.WriteByte(hex[c>>4])
-				b.WriteByte(hex[c&0xf])
+				w.b = append(w.b, `\u00`...)
+				w.b = append(w.b, hex[c>>4])
+				w.b = append(w.b, hex[c&0xf])
 			}
 			i++
 			start = i
@@ -323,16 +326,16 @@ func (w *canonWriter) quote(s string) {
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			b.WriteString(s[start:i])
-			b.WriteString("\uFFFD")
+			w.b = append(w.b, s[start:i]...)
+			w.b = append(w.b, "\uFFFD"...)
 			i++
 			start = i
 			continue
 		}
 		i += size
 	}
-	b.WriteString(s[start:])
-	b.WriteByte('"')
+	w.b = append(w.b, s[start:]...)
+	w.b = append(w.b, '"')
 }
 
 // value writes any JSON value canonically.
@@ -346,12 +349,12 @@ func (w *canonWriter) value(v any, depth int) {
 	}
 	switch x := v.(type) {
 	case nil:
-		w.buf.WriteString("null")
+		w.b = append(w.b, "null"...)
 	case bool:
 		if x {
-			w.buf.WriteString("true")
+			w.b = append(w.b, "true"...)
 		} else {
-			w.buf.WriteString("false")
+			w.b = append(w.b, "false"...)
 		}
 	case string:
 		w.quote(x)
@@ -361,7 +364,7 @@ func (w *canonWriter) value(v any, depth int) {
 			w.err = err
 			return
 		}
-		w.buf.WriteString(s)
+		w.b = append(w.b, s...)
 	case float64:
 		w.float(x)
 	case float32:
@@ -371,30 +374,31 @@ func (w *canonWriter) value(v any, depth int) {
 	case int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
 		w.float(toFloat(x))
 	case map[string]any:
-		keys := make([]string, 0, len(x))
+		var small [16]string // most maps are small: their keys sort on the stack
+		keys := small[:0]
 		for k := range x {
 			keys = append(keys, k)
 		}
 		sortKeysUTF16(keys)
-		w.buf.WriteByte('{')
+		w.b = append(w.b, '{')
 		for i, k := range keys {
 			if i > 0 {
-				w.buf.WriteByte(',')
+				w.b = append(w.b, ',')
 			}
 			w.quote(k)
-			w.buf.WriteByte(':')
+			w.b = append(w.b, ':')
 			w.value(x[k], depth+1)
 		}
-		w.buf.WriteByte('}')
+		w.b = append(w.b, '}')
 	case []any:
-		w.buf.WriteByte('[')
+		w.b = append(w.b, '[')
 		for i, e := range x {
 			if i > 0 {
-				w.buf.WriteByte(',')
+				w.b = append(w.b, ',')
 			}
 			w.value(e, depth+1)
 		}
-		w.buf.WriteByte(']')
+		w.b = append(w.b, ']')
 	default:
 		// Any other Go value: take its encoding/json form, then canonicalize that.
 		j, err := json.Marshal(x)
@@ -443,7 +447,7 @@ func (w *canonWriter) float(f float64) {
 		w.err = err
 		return
 	}
-	w.buf.WriteString(s)
+	w.b = append(w.b, s...)
 }
 
 // formatES6 formats f as ECMAScript's Number.prototype.toString does, which
@@ -471,11 +475,37 @@ func formatES6(f float64) (string, error) {
 
 // CanonicalNumber returns the RFC 8785 form of a JSON number literal.
 func CanonicalNumber(lit string) (string, error) {
+	if canonicalInteger(lit) {
+		return lit, nil // what the double's shortest form writes: the same digits
+	}
+	return parseCanonicalNumber(lit)
+}
+
+// parseCanonicalNumber is CanonicalNumber the long way: the literal parsed
+// as a double, written in its shortest form.
+func parseCanonicalNumber(lit string) (string, error) {
 	f, err := strconv.ParseFloat(lit, 64)
 	if err != nil {
 		return "", fmt.Errorf("canonical JSON: number %q: %w", lit, err)
 	}
 	return formatES6(f)
+}
+
+// canonicalInteger reports whether lit is an integer literal of at most 15
+// digits (exact as a double) in canonical form: no leading zero, no "-0".
+// Most numbers in contexts are; parsing and formatting each of them again,
+// in validation and in every encoding, was most of what numbers cost.
+func canonicalInteger(lit string) bool {
+	digits := strings.TrimPrefix(lit, "-")
+	if len(digits) == 0 || len(digits) > 15 || (digits[0] == '0' && (len(digits) > 1 || len(lit) > 1)) {
+		return false
+	}
+	for i := range len(digits) {
+		if digits[i] < '0' || digits[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // NumberExact reports whether the JSON number literal lit keeps its exact
@@ -513,10 +543,11 @@ func NumberExact(lit string) bool {
 // requires. For names without characters beyond the BMP this equals byte
 // order, which is the fast path.
 func sortKeysUTF16(keys []string) {
-	sort.Slice(keys, func(i, j int) bool { return lessUTF16(keys[i], keys[j]) })
+	slices.SortFunc(keys, compareUTF16) // not sort.Slice: no allocation per map
 }
 
-func lessUTF16(a, b string) bool {
+// compareUTF16 orders a and b by their UTF-16 code units.
+func compareUTF16(a, b string) int {
 	ascii := true
 	for i := 0; i < len(a) && ascii; i++ {
 		ascii = a[i] < utf8.RuneSelf
@@ -525,14 +556,7 @@ func lessUTF16(a, b string) bool {
 		ascii = b[i] < utf8.RuneSelf
 	}
 	if ascii {
-		return a < b
+		return strings.Compare(a, b)
 	}
-	ua := utf16.Encode([]rune(a))
-	ub := utf16.Encode([]rune(b))
-	for i := 0; i < len(ua) && i < len(ub); i++ {
-		if ua[i] != ub[i] {
-			return ua[i] < ub[i]
-		}
-	}
-	return len(ua) < len(ub)
+	return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
 }

@@ -262,3 +262,17 @@ func BenchmarkUnmarshalCanonical(b *testing.B) {
 		}
 	}
 }
+
+// TestCanonicalNumberFastPath: the integers CanonicalNumber returns as
+// they are (canonical already) are what parsing and formatting them gives,
+// and every other literal still takes the long way.
+func TestCanonicalNumberFastPath(t *testing.T) {
+	for _, lit := range []string{"0", "-0", "7", "-7", "007", "-007", "10", "123456789012345", "-123456789012345",
+		"1234567890123456", "9007199254740993", "1e2", "1.0", "1.5", "-", "", "+1", "0x1", "1_000", " 1", "12a"} {
+		got, gotErr := trail.CanonicalNumber(lit)
+		want, wantErr := trail.ParseCanonicalNumber(lit)
+		if got != want || (gotErr == nil) != (wantErr == nil) {
+			t.Errorf("CanonicalNumber(%q) = %q, %v; the long way %q, %v", lit, got, gotErr, want, wantErr)
+		}
+	}
+}

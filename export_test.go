@@ -21,3 +21,11 @@ func DecodeCanonicalOnePass(data []byte) bool {
 	_, ok := decodeEvent(data, canonicalForm)
 	return ok
 }
+
+// CanonicalBound is the bound on a normalized context's canonical size
+// under which the validator does not measure it.
+var CanonicalBound = canonicalBound
+
+// ParseCanonicalNumber is CanonicalNumber without its fast path for
+// integers.
+var ParseCanonicalNumber = parseCanonicalNumber

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"net/netip"
 	"reflect"
@@ -281,6 +280,11 @@ func (c *checker) targets() {
 		return
 	}
 	for i := range ts {
+		t := &ts[i]
+		if t.Type != "" && t.ID != "" && strFault(t.Type, c.lim.MaxField, CheckIdent) == "" &&
+			strFault(t.ID, c.lim.MaxField, CheckIdent) == "" && strFault(t.Name, c.lim.MaxField, CheckText) == "" {
+			continue // nothing to report: no paths to make
+		}
 		p := PathIndex("targets", i)
 		if ts[i].Type == "" {
 			c.fail(p+".type", "required")
@@ -299,8 +303,8 @@ func (c *checker) request() {
 	if r.IP != "" {
 		if addr, err := netip.ParseAddr(r.IP); err != nil {
 			c.fail("request.ip", "not an IP address")
-		} else {
-			r.IP = addr.Unmap().String()
+		} else if b := addr.Unmap().AppendTo(make([]byte, 0, 64)); string(b) != r.IP {
+			r.IP = string(b) // a new string only when the form changes
 		}
 	}
 	c.text("request.user_agent", r.UserAgent, c.lim.MaxText)
@@ -318,13 +322,18 @@ func (c *checker) ident(path, s string, max int) { c.str(path, s, max, CheckIden
 func (c *checker) text(path, s string, max int) { c.str(path, s, max, CheckText) }
 
 func (c *checker) str(path, s string, max int, check func(string) string) {
-	if len(s) > max {
-		c.fail(path, fmt.Sprintf("longer than %d bytes", max))
-		return
-	}
-	if m := check(s); m != "" {
+	if m := strFault(s, max, check); m != "" {
 		c.fail(path, m)
 	}
+}
+
+// strFault is what is wrong with s, at most max bytes and passing check,
+// or "".
+func strFault(s string, max int, check func(string) string) string {
+	if len(s) > max {
+		return fmt.Sprintf("longer than %d bytes", max)
+	}
+	return check(s)
 }
 
 // CheckIdent returns what is wrong with s as an identifier, or "" when
@@ -386,12 +395,18 @@ func (c *checker) context() {
 	if c.ev.Context == nil {
 		return
 	}
-	out, ok := c.normalize("context", c.ev.Context, 0)
+	out, ok := c.normalize(valuePath{parent: "context"}, c.ev.Context, 0)
 	if !ok {
 		return
 	}
 	m, _ := out.(map[string]any)
 	c.ev.Context = m
+	// The size is measured only when it might be over the limit: encoding
+	// the context here only to measure it was a tenth of an append's work in
+	// Go, and the bound is far under the limit for most contexts.
+	if c.lim.MaxContextDepth <= maxCanonDepth && canonicalBound(m) <= c.lim.MaxContextBytes {
+		return
+	}
 	b, err := Canonicalize(m)
 	if err != nil {
 		c.fail("context", err.Error())
@@ -402,48 +417,105 @@ func (c *checker) context() {
 	}
 }
 
+// canonicalBound returns a bound on the length of v's canonical JSON (at
+// least Canonicalize's), v a value as normalize returns it: a string's byte
+// takes at most 6 bytes escaped (\u00XX), and a number is in canonical
+// form already.
+func canonicalBound(v any) int {
+	switch x := v.(type) {
+	case string:
+		return 6*len(x) + 2
+	case json.Number:
+		return len(x)
+	case map[string]any:
+		n := 2
+		for k, e := range x {
+			n += 6*len(k) + 4 + canonicalBound(e) // quotes, colon, comma
+		}
+		return n
+	case []any:
+		n := 2
+		for _, e := range x {
+			n += 1 + canonicalBound(e)
+		}
+		return n
+	}
+	return 5 // null, true, false
+}
+
+// valuePath is the path of a value normalize visits, made into a string
+// only for an error or a violation: building each member's path was a
+// string and an allocation per context key.
+type valuePath struct {
+	parent string // the container's path, or the value's own when it is neither member nor element
+	member bool   // a member, at key
+	key    string
+	elem   bool // an element, at index
+	index  int
+}
+
+func (p valuePath) String() string {
+	switch {
+	case p.member:
+		return PathKey(p.parent, p.key)
+	case p.elem:
+		return PathIndex(p.parent, p.index)
+	}
+	return p.parent
+}
+
 // normalize returns v as a JSON value: map[string]any, []any, string, bool,
 // nil or json.Number. It copies maps and slices, so the caller's stay as they
 // were. It reports false when it recorded an error.
-func (c *checker) normalize(path string, v any, depth int) (any, bool) {
+func (c *checker) normalize(at valuePath, v any, depth int) (any, bool) {
 	switch x := v.(type) {
 	case nil, bool:
 		return x, true
 	case string:
 		if m := CheckText(x); m != "" {
-			c.fail(path, m)
+			c.fail(at.String(), m)
 			return nil, false
 		}
-		return x, true
+		return v, true // v, not x: no new interface value
 	case json.Number:
-		return c.number(path, string(x))
+		if canonicalInteger(string(x)) {
+			return v, true
+		}
+		return c.number(at, string(x))
 	case float64:
-		return c.float(path, x)
+		return c.float(at, x)
 	case float32:
-		return c.float(path, float64(x))
+		return c.float(at, float64(x))
 	case int:
-		return c.number(path, strconv.FormatInt(int64(x), 10))
+		return c.number(at, strconv.FormatInt(int64(x), 10))
 	case int8, int16, int32, int64:
-		return c.number(path, strconv.FormatInt(reflect.ValueOf(x).Int(), 10))
+		return c.number(at, strconv.FormatInt(reflect.ValueOf(x).Int(), 10))
 	case uint, uint8, uint16, uint32, uint64, uintptr:
-		return c.number(path, strconv.FormatUint(reflect.ValueOf(x).Uint(), 10))
+		return c.number(at, strconv.FormatUint(reflect.ValueOf(x).Uint(), 10))
 	case map[string]any:
+		path := at.String()
 		if depth >= c.lim.MaxContextDepth {
 			c.fail(path, fmt.Sprintf("nested deeper than %d levels", c.lim.MaxContextDepth))
 			return nil, false
 		}
 		out := make(map[string]any, len(x))
 		ok := true
-		for _, k := range slices.Sorted(maps.Keys(x)) { // in order: one answer, whatever the map's order
+		var small [16]string // a context's maps are small: keys on the stack
+		keys := small[:0]
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys) // in order: one answer, whatever the map's order
+		for _, k := range keys {
 			e := x[k]
-			kp := PathKey(path, k)
+			kp := valuePath{parent: path, member: true, key: k}
 			if k == "" || len(k) > MaxNameLen || !utf8.ValidString(k) {
-				c.fail(kp, fmt.Sprintf("a context key must be 1 to %d bytes of UTF-8", MaxNameLen))
+				c.fail(kp.String(), fmt.Sprintf("a context key must be 1 to %d bytes of UTF-8", MaxNameLen))
 				ok = false
 				continue
 			}
 			if m := CheckIdent(k); m != "" {
-				c.fail(kp, m)
+				c.fail(kp.String(), m)
 				ok = false
 				continue
 			}
@@ -453,6 +525,7 @@ func (c *checker) normalize(path string, v any, depth int) (any, bool) {
 		}
 		return out, ok
 	case []any:
+		path := at.String()
 		if depth >= c.lim.MaxContextDepth {
 			c.fail(path, fmt.Sprintf("nested deeper than %d levels", c.lim.MaxContextDepth))
 			return nil, false
@@ -460,7 +533,7 @@ func (c *checker) normalize(path string, v any, depth int) (any, bool) {
 		out := make([]any, len(x))
 		ok := true
 		for i, e := range x {
-			n, good := c.normalize(PathIndex(path, i), e, depth+1)
+			n, good := c.normalize(valuePath{parent: path, elem: true, index: i}, e, depth+1)
 			ok = ok && good
 			out[i] = n
 		}
@@ -470,21 +543,21 @@ func (c *checker) normalize(path string, v any, depth int) (any, bool) {
 		// their encoding/json form.
 		b, err := json.Marshal(x)
 		if err != nil {
-			c.fail(path, fmt.Sprintf("cannot be written as JSON: %T", x))
+			c.fail(at.String(), fmt.Sprintf("cannot be written as JSON: %T", x))
 			return nil, false
 		}
 		var generic any
 		if err := unmarshalNumbers(b, &generic); err != nil {
-			c.fail(path, fmt.Sprintf("cannot be written as JSON: %T", x))
+			c.fail(at.String(), fmt.Sprintf("cannot be written as JSON: %T", x))
 			return nil, false
 		}
-		return c.normalize(path, generic, depth)
+		return c.normalize(at, generic, depth)
 	}
 }
 
-func (c *checker) float(path string, f float64) (any, bool) {
+func (c *checker) float(at valuePath, f float64) (any, bool) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		c.fail(path, "NaN and infinity are not JSON numbers")
+		c.fail(at.String(), "NaN and infinity are not JSON numbers")
 		return nil, false
 	}
 	// A double is exact as itself: straight to its canonical form.
@@ -494,20 +567,20 @@ func (c *checker) float(path string, f float64) (any, bool) {
 
 // number keeps a number literal when canonical form preserves it exactly and
 // otherwise stores the literal as a string, marked, so no digit is lost.
-func (c *checker) number(path, lit string) (any, bool) {
+func (c *checker) number(at valuePath, lit string) (any, bool) {
 	if !json.Valid([]byte(lit)) {
-		c.fail(path, "not a JSON number")
+		c.fail(at.String(), "not a JSON number")
 		return nil, false
 	}
 	if !NumberExact(lit) {
-		c.violate(path, RuleNumberPrecision, "number cannot be kept exactly as a JSON number (IEEE 754 double); stored as a string")
+		c.violate(at.String(), RuleNumberPrecision, "number cannot be kept exactly as a JSON number (IEEE 754 double); stored as a string")
 		return lit, true
 	}
 	// Kept in canonical form (1.0 is 1, 1e2 is 100), as the stored bytes
 	// have it: what Append returns is what reads return.
 	canon, err := CanonicalNumber(lit)
 	if err != nil {
-		c.fail(path, "not a JSON number")
+		c.fail(at.String(), "not a JSON number")
 		return nil, false
 	}
 	return json.Number(canon), true
@@ -516,16 +589,15 @@ func (c *checker) number(path, lit string) (any, bool) {
 // keys checks the context keys the action's definition asks for.
 func (c *checker) keys(def *Action) {
 	for _, k := range def.Context {
-		path := PathKey("context", k.Key)
 		val, ok := c.ev.Context[k.Key]
 		if !ok {
 			if k.Required {
-				c.violate(path, RuleMissingKey, fmt.Sprintf("required by %s (%s)", def.Name, k.Type))
+				c.violate(PathKey("context", k.Key), RuleMissingKey, fmt.Sprintf("required by %s (%s)", def.Name, k.Type))
 			}
 			continue
 		}
 		if got := jsonType(val); !typeMatches(k.Type, val) {
-			c.violate(path, RuleWrongType, fmt.Sprintf("%s wants %s, got %s", def.Name, k.Type, got))
+			c.violate(PathKey("context", k.Key), RuleWrongType, fmt.Sprintf("%s wants %s, got %s", def.Name, k.Type, got))
 		}
 	}
 }

@@ -202,6 +202,56 @@ func TestPrepareContextSizeLimit(t *testing.T) {
 	}
 }
 
+// TestPrepareContextSizeExact: the context's limit is its canonical size,
+// to the byte, whether or not the validator measures it (it skips the
+// measure when CanonicalBound is under the limit); and the bound is never
+// under the size, for every kind of value and every escape.
+func TestPrepareContextSizeExact(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ctx  map[string]any
+	}{
+		{"plain", map[string]any{"reason": "invalid_password", "attempts": 3}},
+		{"escapes", map[string]any{"q": "a\"b\\c\n\t\u0001\u001f", "k": "\u2028\u007f"}},
+		{"unicode", map[string]any{"name": "Zoë 日本 🎉", "é": "ß"}},
+		{"numbers", map[string]any{"f": 1.5e300, "n": json.Number("1e2"), "neg": -0.000001, "big": uint64(1 << 60), "z": 0}},
+		{"nested", map[string]any{"a": []any{nil, true, false, "x", []any{}, map[string]any{}}, "m": map[string]any{"in": map[string]any{"deep": "v"}}}},
+		{"empty", map[string]any{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prepare := func(limit int) error {
+				v := &trail.Validator{Actions: testCatalog, Limits: trail.DefaultLimits()}
+				v.Limits.MaxContextBytes = limit
+				ev := parse(t, goodLogin)
+				ev.Context = tc.ctx
+				return v.Prepare(ev, trail.Policy{}, now)
+			}
+			v := &trail.Validator{Actions: testCatalog, Limits: trail.DefaultLimits()}
+			ev := parse(t, goodLogin)
+			ev.Context = tc.ctx
+			if err := v.Prepare(ev, trail.Policy{}, now); err != nil {
+				t.Fatal(err)
+			}
+			b, err := trail.Canonicalize(ev.Context)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bound := trail.CanonicalBound(ev.Context); bound < len(b) {
+				t.Errorf("CanonicalBound = %d, under the canonical size %d (%s)", bound, len(b), b)
+			}
+			if err := prepare(len(b)); err != nil {
+				t.Errorf("at a limit of its size (%d bytes): %v", len(b), err)
+			}
+			if err := prepare(len(b) - 1); err == nil && len(b) > 2 {
+				t.Errorf("at a limit of a byte under its size (%d bytes): accepted", len(b))
+			}
+			if err := prepare(trail.CanonicalBound(ev.Context)); err != nil {
+				t.Errorf("at a limit of its bound: %v", err)
+			}
+		})
+	}
+}
+
 // TestPrepareGoValues: Go callers put any values in the context; Trail turns
 // them into JSON values and does not touch the caller's map.
 func TestPrepareGoValues(t *testing.T) {

@@ -44,6 +44,16 @@ var secretSuffixes = []string{
 	"_recovery_code", "_backup_code",
 }
 
+// secretSuffixSet is secretSuffixes, for classify's lookups.
+var secretSuffixSet = func() map[string]struct{} {
+	for _, suf := range secretSuffixes {
+		if suf[0] != '_' {
+			panic("redact: a secret suffix must start with '_': " + suf)
+		}
+	}
+	return set(secretSuffixes...)
+}()
+
 // publicNames look like secrets but hold what an audit record needs: which
 // kind of token was issued, how a user signed in, that a password changed,
 // the last four digits of a card. They are checked before the rules above.
@@ -106,9 +116,14 @@ func (r *Redactor) classify(n []byte) nameKind {
 	if _, ok := secretNames[string(n)]; ok {
 		return nameSecret
 	}
-	for _, suf := range secretSuffixes {
-		if len(n) > len(suf) && string(n[len(n)-len(suf):]) == suf {
-			return nameSecret
+	// Every suffix starts with '_': the name's tails from each '_' after
+	// its first byte are the only ones that can be one (a lookup each,
+	// rather than a comparison with every suffix).
+	for i := 1; i < len(n); i++ {
+		if n[i] == '_' {
+			if _, ok := secretSuffixSet[string(n[i:])]; ok {
+				return nameSecret
+			}
 		}
 	}
 	return nameUnknown

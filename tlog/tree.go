@@ -32,18 +32,35 @@ import (
 var hasher = rfc6962.DefaultHasher
 
 // factory makes the compact ranges a Tree is.
-var factory = &compact.RangeFactory{Hash: hasher.HashChildren}
+var factory = &compact.RangeFactory{Hash: hashChildren}
+
+// hashChildren is RFC 6962's hash of an interior node, SHA-256 of 0x01 ||
+// left || right, as hasher.HashChildren computes it but hashing from one
+// array: the hasher allocates a state, a buffer and a sum per node, and an
+// append computes about one node per event.
+func hashChildren(l, r []byte) []byte {
+	if len(l) != trail.HashSize || len(r) != trail.HashSize {
+		return hasher.HashChildren(l, r) // never for a tree's own hashes
+	}
+	var b [1 + 2*trail.HashSize]byte
+	b[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(b[1:], l)
+	copy(b[1+trail.HashSize:], r)
+	sum := sha256.Sum256(b[:])
+	return sum[:]
+}
 
 // LeafHash returns the RFC 6962 hash of a leaf: SHA-256 of 0x00 || body.
 func LeafHash(body []byte) []byte { return hasher.HashLeaf(body) }
 
-// leafHasher computes LeafHash into a caller's array with one SHA-256
-// state reused: verification hashes every row of a log, and LeafHash
-// allocates a state and a sum for each.
-type leafHasher struct{ h hash.Hash }
+// LeafHasher computes LeafHash into a caller's array with one SHA-256
+// state reused: verification hashes every row of a log, and an append
+// every event it writes, and LeafHash allocates a state and a sum for
+// each. The zero LeafHasher is ready; it is not safe for concurrent use.
+type LeafHasher struct{ h hash.Hash }
 
-// sum sets leaf to LeafHash(body).
-func (l *leafHasher) sum(leaf *[trail.HashSize]byte, body []byte) {
+// Sum sets leaf to LeafHash(body).
+func (l *LeafHasher) Sum(leaf *[trail.HashSize]byte, body []byte) {
 	if l.h == nil {
 		l.h = sha256.New()
 	}

@@ -665,7 +665,7 @@ func (b *batch) compare() {
 
 // hashBatch computes the leaf hash and claimed seq of each row of b.
 func hashBatch(b *batch) {
-	var h leafHasher
+	var h LeafHasher
 	for i := range b.rows {
 		r := &b.rows[i]
 		body, hashes := b.data[r.start:r.mid], b.data[r.mid:r.end]
@@ -678,7 +678,7 @@ func hashBatch(b *batch) {
 			}
 			continue
 		}
-		h.sum(&r.leaf, body)
+		h.Sum(&r.leaf, body)
 		r.leafOK = len(hashes) >= trail.HashSize && bytes.Equal(hashes[:trail.HashSize], r.leaf[:])
 		r.claim, r.claimOK = claimedSeq(body)
 	}

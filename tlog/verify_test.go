@@ -515,12 +515,23 @@ func TestClaimedSeq(t *testing.T) {
 // TestLeafHasher: the hasher verification reuses gives LeafHash, also
 // after bodies of other lengths.
 func TestLeafHasher(t *testing.T) {
-	var h leafHasher
+	var h LeafHasher
 	for _, body := range [][]byte{[]byte(`{"a":1}`), nil, bytes.Repeat([]byte("x"), 1000), []byte("y")} {
 		var got [trail.HashSize]byte
-		h.sum(&got, body)
+		h.Sum(&got, body)
 		if want := LeafHash(body); !bytes.Equal(got[:], want) {
-			t.Errorf("leafHasher(%q) = %x, LeafHash %x", body, got, want)
+			t.Errorf("LeafHasher(%q) = %x, LeafHash %x", body, got, want)
+		}
+	}
+}
+
+// TestHashChildren: the node hash trees are built with is RFC 6962's, as
+// the library's hasher computes it, for hashes and for any other lengths.
+func TestHashChildren(t *testing.T) {
+	a, b := LeafHash([]byte("a")), LeafHash([]byte("b"))
+	for _, tc := range [][2][]byte{{a, b}, {b, a}, {a, a}, {a[:5], b}, {nil, nil}, {append(a, b...), b}} {
+		if got, want := hashChildren(tc[0], tc[1]), hasher.HashChildren(tc[0], tc[1]); !bytes.Equal(got, want) {
+			t.Errorf("hashChildren(%x, %x) = %x, want %x", tc[0], tc[1], got, want)
 		}
 	}
 }

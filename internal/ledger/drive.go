@@ -348,7 +348,10 @@ func (r *Rows) work() {
 // index columns and its leaf hash. It stops at the chunk's first error.
 func (r *Rows) encode(c *rowChunk) {
 	defer close(c.done)
-	var scratch []byte // the chunk's one encoding buffer: each body is copied out at its size
+	var (
+		scratch []byte // the chunk's one encoding buffer: each body is copied out at its size
+		leaf    tlog.LeafHasher
+	)
 	for i := c.lo; i < c.hi; i++ {
 		ev := r.rows[i].Event
 		var err error
@@ -364,7 +367,7 @@ func (r *Rows) encode(c *rowChunk) {
 		}
 		r.rows[i] = Row{Event: ev, ID: id, Body: body, Hashes: []byte{}, Index: trail.IndexOf(ev)} // Hashes not nil: a SQL store would write NULL
 		if r.leaves != nil {
-			copy(r.leaves[i*trail.HashSize:], tlog.LeafHash(body))
+			leaf.Sum((*[trail.HashSize]byte)(r.leaves[i*trail.HashSize:]), body)
 		}
 	}
 }
