@@ -32,7 +32,23 @@ import (
 var hasher = rfc6962.DefaultHasher
 
 // factory makes the compact ranges a Tree is.
-var factory = &compact.RangeFactory{Hash: hasher.HashChildren}
+var factory = &compact.RangeFactory{Hash: hashChildren}
+
+// hashChildren is hasher.HashChildren (SHA-256 of 0x01 || l || r) with one
+// allocation, the sum's, where the hasher makes a state, a buffer and the
+// sum: a tree hashes about a node a leaf, and Verify rebuilds the whole
+// log's tree.
+func hashChildren(l, r []byte) []byte {
+	var b [1 + 2*trail.HashSize]byte
+	if len(l) != trail.HashSize || len(r) != trail.HashSize {
+		return hasher.HashChildren(l, r)
+	}
+	b[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(b[1:], l)
+	copy(b[1+trail.HashSize:], r)
+	sum := sha256.Sum256(b[:])
+	return sum[:]
+}
 
 // LeafHash returns the RFC 6962 hash of a leaf: SHA-256 of 0x00 || body.
 func LeafHash(body []byte) []byte { return hasher.HashLeaf(body) }
