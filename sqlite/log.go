@@ -634,7 +634,7 @@ func (db *DB) openRaw(ctx context.Context) (rc *rawConn, err error) {
 	if err := rc.check(sqlite3.Xsqlite3_busy_timeout(rc.tls, rc.db, 10_000), "busy_timeout"); err != nil {
 		return nil, err
 	}
-	if err := rc.exec("PRAGMA " + strings.ReplaceAll(strings.ReplaceAll(cacheSize(db.o.ReaderCache), "(", "="), ")", "")); err != nil {
+	if err := rc.exec("PRAGMA " + cacheSize(db.o.ReaderCache)); err != nil { // a reader's page cache
 		return nil, err
 	}
 	for _, s := range []struct {
