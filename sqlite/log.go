@@ -185,7 +185,8 @@ func (db *DB) ScanLeavesIndexed(ctx context.Context, tenant string, from, to uin
 // chunks of keys, each its own query, and calls each with the chunks in
 // order. Reading a row costs SQLite more than hashing it costs the
 // verifier, so up to Readers chunks are read at once, on their own
-// connections, while each works through the chunks before them. A chunk's
+// connections (when indexed, rawConns opened for the scan and closed
+// before it returns), while each works through the chunks before them. A chunk's
 // buffers are reused for a later chunk once each is done with it (a Leaf
 // is only valid during fn), so a whole scan allocates about Readers+1
 // chunks' bytes, not the log's.
@@ -574,7 +575,7 @@ func (db *DB) Tenants(ctx context.Context) ([]string, error) {
 // used by one goroutine at a time) and reads each value in place, copied
 // once, into the chunk. It reads a chunk exactly as ScanLeaves and
 // ScanIndex would give it, or not at all: a value of a type the store never
-// writes there (rawValue), or any failure, and the chunk is read again
+// writes there (the kinds of rawConn.value), or any failure, and the chunk is read again
 // through database/sql, which gives that value or the error.
 type rawConn struct {
 	tls                  *libc.TLS
