@@ -9,3 +9,7 @@ func SetScanAhead(db *DB, n int) { db.scanAhead = n }
 
 // Migration returns the SQL of migration i (i+1 is the version it makes).
 func Migration(i int) string { return migrations[i] }
+
+// ChunkReads returns how many chunks ScanLeavesIndexed has read beneath
+// database/sql, and how many through it.
+func ChunkReads() (raw, sql int64) { return rawReads.raw.Load(), rawReads.sql.Load() }

@@ -1,19 +1,22 @@
 package sqlite
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"slices"
-	"strconv"
+	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/tlog"
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Checkpoint returns tenant's latest signed checkpoint.
@@ -182,7 +185,8 @@ func (db *DB) ScanLeavesIndexed(ctx context.Context, tenant string, from, to uin
 // chunks of keys, each its own query, and calls each with the chunks in
 // order. Reading a row costs SQLite more than hashing it costs the
 // verifier, so up to Readers chunks are read at once, on their own
-// connections, while each works through the chunks before them. A chunk's
+// connections (when indexed, rawConns opened for the scan and closed
+// before it returns), while each works through the chunks before them. A chunk's
 // buffers are reused for a later chunk once each is done with it (a Leaf
 // is only valid during fn), so a whole scan allocates about Readers+1
 // chunks' bytes, not the log's.
@@ -198,8 +202,6 @@ func (db *DB) scanChunks(ctx context.Context, tenant string, from, to uint64, in
 	if !indexed {
 		ixTo = to
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	const chunk = 2048
 	n := db.scanAhead
 	if n == 0 {
@@ -209,8 +211,24 @@ func (db *DB) scanChunks(ctx context.Context, tenant string, from, to uint64, in
 	for range n + 1 {
 		free <- &leafChunk{}
 	}
+	// The connections beneath database/sql that the chunks are read on
+	// (rawConn), opened as needed, at most n; nil where none is open.
+	conns := make(chan *rawConn, n)
+	for range n {
+		conns <- nil
+	}
+	var noRaw atomic.Bool // opening one failed: read through database/sql
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		wg.Wait()
+		for range n {
+			(<-conns).close()
+		}
+	}()
 	ahead := make(chan chan *leafChunk, n)
-	go func() {
+	wg.Go(func() {
 		defer close(ahead)
 		// Index values may lie past the last row (targets rows left at
 		// seqs of no row): the last chunk reads them to ixTo.
@@ -231,12 +249,21 @@ func (db *DB) scanChunks(ctx context.Context, tenant string, from, to uint64, in
 			if hi < to {
 				ixHi = hi
 			}
-			go func() {
-				c.err = db.readChunk(ctx, tid, lo, hi, ixHi, indexed, c)
+			wg.Go(func() {
+				rc := <-conns
+				if rc == nil && indexed && !noRaw.Load() {
+					var err error
+					if rc, err = db.openRaw(ctx); err != nil {
+						noRaw.Store(true)
+						db.o.Logger.Debug("sqlite: verification reads through database/sql", "err", err)
+					}
+				}
+				c.err = db.readChunk(ctx, rc, tid, lo, hi, ixHi, indexed, c)
+				conns <- rc
 				res <- c
-			}()
+			})
 		}
-	}()
+	})
 	for res := range ahead {
 		c := <-res
 		if c.err != nil {
@@ -262,37 +289,21 @@ type leafChunk struct {
 	err    error
 }
 
-// leavesQuery reads rows as ScanLeaves gives them; leavesIndexQuery reads
-// them with their index columns, one packed value a row (packedRow), and
-// leavesIndexExact one row as ScanLeaves and ScanIndex read it.
+// leavesQuery reads rows as ScanLeaves gives them; leavesIndexQuery
+// reads them with their index columns, as ScanLeaves and ScanIndex read
+// them (rawConn reads the same query beneath database/sql).
 const (
-	leavesQuery       = "SELECT key, body, hashes FROM events WHERE key >= ? AND key < ? ORDER BY key"
-	leavesIndexQuery  = "SELECT " + packedRow + " FROM events WHERE key >= ? AND key < ? ORDER BY key"
-	leavesIndexExact  = "SELECT key, body, hashes, " + indexColumns + " FROM events WHERE key = ?"
-	packedRowSepCount = 15 // NUL bytes between packedRow's 16 values
+	leavesQuery      = "SELECT key, body, hashes FROM events WHERE key >= ? AND key < ? ORDER BY key"
+	leavesIndexQuery = "SELECT key, body, hashes, " + indexColumns + " FROM events WHERE key >= ? AND key < ? ORDER BY key"
 )
-
-// packedRow is an events row as one text: its key, id in hex, the other
-// index columns as SQLite writes them as text, the hashes in hex and the
-// body, each value after a NUL byte; a NULL is a NUL byte of its own.
-// Verification reads every row, and each value the driver returns costs
-// it three calls into SQLite (each taking the connection's mutex) and an
-// allocation: one value a row instead of sixteen was a third of a
-// verify's CPU. unpackRow reads it back, exactly or not at all: a NULL, or
-// a NUL byte inside a value, adds a NUL byte to the separators and never
-// takes one away (concat_ws leaves a NULL out, hence the ifnull), so a row
-// with exactly packedRowSepCount of them splits back into exactly its
-// values.
-const packedRow = `concat_ws(char(0), key, hex(id), ifnull(recorded_at, char(0)), ifnull(occurred_at, char(0)),
-	ifnull(action, char(0)), ifnull(category, char(0)), ifnull(outcome, char(0)), ifnull(actor_id, char(0)),
-	ifnull(actor_type, char(0)), ifnull(organization, char(0)), ifnull(workspace, char(0)), ifnull(team, char(0)),
-	ifnull(correlation_id, char(0)), pruned IS NOT NULL, hex(hashes), ifnull(body, char(0)))`
 
 // readChunk reads into c the rows with from <= seq < to and, when
 // indexed, their index values and the targets rows of the seqs from from
-// to ixTo (past to only in the last chunk), in one read transaction.
-func (db *DB) readChunk(ctx context.Context, tid int64, from, to, ixTo uint64, indexed bool, c *leafChunk) error {
-	c.leaves, c.buf, c.ends, c.ix = c.leaves[:0], c.buf[:0], c.ends[:0], c.ix[:0]
+// to ixTo (past to only in the last chunk), in one read transaction: on
+// rc, beneath database/sql, when it is not nil and reads the chunk
+// (rawConn.readChunk), else through database/sql.
+func (db *DB) readChunk(ctx context.Context, rc *rawConn, tid int64, from, to, ixTo uint64, indexed bool, c *leafChunk) error {
+	c.reset()
 	if !indexed {
 		if err := c.read(ctx, db.r, tid, from, to); err != nil {
 			return err
@@ -300,15 +311,28 @@ func (db *DB) readChunk(ctx context.Context, tid int64, from, to, ixTo uint64, i
 		c.slice()
 		return nil
 	}
+	lo, hi, ixHi := rowKey(tid, from), rowKey(tid, to), rowKey(tid, 0)+int64(ixTo)
+	if rc != nil && rc.readChunk(lo, hi, ixHi, c) {
+		rawReads.raw.Add(1)
+		c.slice()
+		return nil
+	}
+	rawReads.sql.Add(1)
+	c.reset()
 	return db.readTx(ctx, func(tx *sql.Tx) error {
-		if err := c.readPacked(ctx, tx, tid, from, to); err != nil {
+		if err := c.readIndexed(ctx, tx, lo, hi); err != nil {
 			return err
 		}
 		c.slice()
-		targets, err := readTargetsPacked(ctx, tx, rowKey(tid, from), rowKey(tid, 0)+int64(ixTo))
+		targets, err := readTargets(ctx, tx, lo, ixHi)
 		c.ix = trail.WithTargets(c.ix, targets)
 		return err
 	})
+}
+
+// reset empties c, keeping what its slices grew to.
+func (c *leafChunk) reset() {
+	c.leaves, c.buf, c.ends, c.ix = c.leaves[:0], c.buf[:0], c.ends[:0], c.ix[:0]
 }
 
 // read reads the rows with from <= seq < to into c.
@@ -353,107 +377,28 @@ func (c *leafChunk) slice() {
 	}
 }
 
-// readPacked reads the rows with from <= seq < to into c, with their index
-// columns, packed (packedRow); a row that does not unpack exactly is read
-// again, as ScanLeaves and ScanIndex read it (a value or the error they
-// give), in the same transaction.
-func (c *leafChunk) readPacked(ctx context.Context, tx *sql.Tx, tid int64, from, to uint64) error {
-	var packed sql.RawBytes // valid until Next: unpacked
-	rows, err := tx.QueryContext(ctx, leavesIndexQuery, rowKey(tid, from), rowKey(tid, to))
-	if err != nil {
-		return internal(err, "read leaves")
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := rows.Scan(&packed); err != nil {
-			return internal(err, "read leaves")
-		}
-		key, ok := c.unpackRow(packed)
-		if key < 0 {
-			return internal(fmt.Errorf("a packed row's key does not read: %.40q", packed), "read leaves")
-		}
-		if !ok {
-			if err := c.readExact(ctx, tx, key); err != nil {
-				return err
-			}
-		}
-	}
-	return internal(rows.Err(), "read leaves")
-}
-
-// readExact appends the row of key to c as ScanLeaves and ScanIndex read
-// it.
-func (c *leafChunk) readExact(ctx context.Context, tx *sql.Tx, key int64) error {
+// readIndexed reads the rows with keys from lo to hi (exclusive) into c
+// with their index columns, as ScanLeaves and ScanIndex read them.
+func (c *leafChunk) readIndexed(ctx context.Context, tx *sql.Tx, lo, hi int64) error {
 	var (
 		k            int64
-		body, hashes sql.RawBytes
+		body, hashes sql.RawBytes // valid until Next: copied into buf
 		ix           indexScan
 	)
-	rows, err := tx.QueryContext(ctx, leavesIndexExact, key)
+	rows, err := tx.QueryContext(ctx, leavesIndexQuery, lo, hi)
 	if err != nil {
 		return internal(err, "read leaves")
 	}
 	defer rows.Close()
-	if !rows.Next() {
-		return internal(cmp.Or(rows.Err(), fmt.Errorf("the row of key %d is gone within its read transaction", key)), "read leaves")
+	dest := append([]any{&k, &body, &hashes}, ix.dest()...)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return internal(err, "read leaves")
+		}
+		c.add(k, body, hashes)
+		c.ix = append(c.ix, ix.row(k))
 	}
-	if err := rows.Scan(append([]any{&k, &body, &hashes}, ix.dest()...)...); err != nil {
-		return internal(err, "read leaves")
-	}
-	c.add(k, body, hashes)
-	c.ix = append(c.ix, ix.row(k))
-	return nil
-}
-
-// unpackRow appends the row packed (packedRow) to c and returns its key,
-// or returns its key and false, appending nothing, when packed may not be
-// exactly its values (packedRow): not exactly packedRowSepCount NUL
-// bytes, or a time that is not the integer indexScan reads. The key is -1
-// when even it does not read.
-func (c *leafChunk) unpackRow(packed []byte) (int64, bool) {
-	k, _, _ := bytes.Cut(packed, []byte{0})
-	key, err := strconv.ParseInt(string(k), 10, 64)
-	if err != nil {
-		return -1, false
-	}
-	if bytes.Count(packed, []byte{0}) != packedRowSepCount {
-		return key, false
-	}
-	var at [packedRowSepCount + 1]int // where each value starts; value i is packed[at[i]:at[i+1]-1]
-	for i, j := 1, 0; i < len(at); i++ {
-		j += bytes.IndexByte(packed[j:], 0) + 1
-		at[i] = j
-	}
-	val := func(i int) []byte { return packed[at[i] : at[i+1]-1] }
-	rec, err1 := strconv.ParseInt(string(val(2)), 10, 64)
-	occ, err2 := strconv.ParseInt(string(val(3)), 10, 64)
-	id, ok := unhexID(val(1))
-	pruned := string(val(13))
-	hashes := val(14)
-	if err1 != nil || err2 != nil || !ok || (pruned != "0" && pruned != "1") || len(hashes)%2 != 0 {
-		return key, false
-	}
-	// The index values are slices of one string of theirs.
-	s := string(packed[at[4]:at[13]])
-	f := func(i int) string { return s[at[i]-at[4] : at[i+1]-1-at[4]] }
-	r := trail.IndexRow{Seq: keySeq(key), Pruned: pruned == "1"}
-	ix := &r.Index
-	ix.ID = id
-	ix.RecordedAt, ix.OccurredAt = time.Unix(0, rec).UTC(), time.Unix(0, occ).UTC()
-	ix.Action, ix.Category, ix.Outcome, ix.ActorID, ix.ActorType = f(4), f(5), trail.Outcome(f(6)), f(7), trail.ActorType(f(8))
-	ix.Organization, ix.Workspace, ix.Team, ix.CorrelationID = f(9), f(10), f(11), f(12)
-	start := len(c.buf)
-	c.buf = append(c.buf, packed[at[15]:]...)
-	mid := len(c.buf)
-	c.buf = append(c.buf, make([]byte, len(hashes)/2)...)
-	if _, err := hex.Decode(c.buf[mid:], hashes); err != nil {
-		c.buf = c.buf[:start]
-		return key, false
-	}
-	c.ends = append(c.ends, [2]int{mid, len(c.buf)})
-	c.leaves = append(c.leaves, trail.Leaf{Seq: keySeq(key)})
-	c.ix = append(c.ix, r)
-	return key, true
+	return internal(rows.Err(), "read leaves")
 }
 
 // indexChunk is how many event rows one read of ScanIndex takes.
@@ -549,10 +494,14 @@ func readIndex(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.IndexRow,
 	return trail.WithTargets(out, targets), end, err
 }
 
+// targetsQuery reads the targets rows of the keys from one to another
+// (exclusive) in key order.
+const targetsQuery = "SELECT key, type, id FROM targets WHERE key >= ? AND key < ? ORDER BY key"
+
 // readTargets reads the targets rows of the keys from lo to hi (exclusive)
 // in key order.
 func readTargets(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.SeqTarget, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT key, type, id FROM targets WHERE key >= ? AND key < ? ORDER BY key", lo, hi)
+	rows, err := tx.QueryContext(ctx, targetsQuery, lo, hi)
 	if err != nil {
 		return nil, internal(err, "read index")
 	}
@@ -568,79 +517,6 @@ func readTargets(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.SeqTarg
 		targets = append(targets, t)
 	}
 	return targets, internal(rows.Err(), "read index")
-}
-
-// readTargetsPacked is readTargets in one row: the count of the rows and
-// their values joined, each row its key, type and id after NUL bytes (a
-// NULL a NUL byte of its own), rows after a 0x01 byte. Each value the
-// driver returns costs three calls into SQLite; a chunk of keys has
-// thousands of targets rows. A NULL, or a separator inside a value, only
-// adds separators: when there are more than n rows have, it reads the
-// rows as readTargets does.
-func readTargetsPacked(ctx context.Context, tx *sql.Tx, lo, hi int64) ([]trail.SeqTarget, error) {
-	var n int64
-	var packed sql.RawBytes
-	rows, err := tx.QueryContext(ctx, `SELECT count(*), group_concat(v, char(1)) FROM
-		(SELECT concat(ifnull(key, char(0)), char(0), ifnull(type, char(0)), char(0), ifnull(id, char(0))) AS v
-			FROM targets WHERE key >= ? AND key < ? ORDER BY key)`, lo, hi)
-	if err != nil {
-		return nil, internal(err, "read index")
-	}
-	defer rows.Close()
-	if rows.Next() {
-		err = rows.Scan(&n, &packed)
-	}
-	if err == nil {
-		err = rows.Err()
-	}
-	if err != nil {
-		return nil, internal(err, "read index")
-	}
-	if targets, ok := unpackTargets(n, packed); ok {
-		return targets, nil
-	}
-	rows.Close()
-	return readTargets(ctx, tx, lo, hi)
-}
-
-// unpackTargets splits the n targets rows readTargetsPacked packed, or
-// reports false when they may not split back exactly.
-func unpackTargets(n int64, packed []byte) ([]trail.SeqTarget, bool) {
-	if n == 0 {
-		return nil, len(packed) == 0
-	}
-	if int64(bytes.Count(packed, []byte{1})) != n-1 || int64(bytes.Count(packed, []byte{0})) != 2*n {
-		return nil, false
-	}
-	targets := make([]trail.SeqTarget, 0, n)
-	s := string(packed) // one allocation: the values are slices of it
-	for rec := range strings.SplitSeq(s, "\x01") {
-		k, rest, _ := strings.Cut(rec, "\x00")
-		typ, id, _ := strings.Cut(rest, "\x00")
-		key, err := strconv.ParseInt(k, 10, 64)
-		if err != nil {
-			return nil, false
-		}
-		targets = append(targets, trail.SeqTarget{Seq: keySeq(key), Target: trail.Target{Type: typ, ID: id}})
-	}
-	// In key order, as readTargets gives them (the subquery's order, kept
-	// by group_concat in SQLite, but not promised by it).
-	if bySeq := func(a, b trail.SeqTarget) int { return cmp.Compare(a.Seq, b.Seq) }; !slices.IsSortedFunc(targets, bySeq) {
-		slices.SortStableFunc(targets, bySeq)
-	}
-	return targets, true
-}
-
-// unhexID is formatID of the bytes whose hex is h.
-func unhexID(h []byte) (string, bool) {
-	var id [16]byte
-	if len(h) == 2*len(id) {
-		_, err := hex.Decode(id[:], h)
-		return trail.FormatID(id), err == nil
-	}
-	b := make([]byte, len(h)/2)
-	_, err := hex.Decode(b, h)
-	return formatID(b), err == nil && len(h)%2 == 0
 }
 
 // formatID is the text of a stored id (hex when it is not 16 bytes, as no
@@ -688,3 +564,299 @@ func (db *DB) Tenants(ctx context.Context) ([]string, error) {
 	}
 	return out, internal(rows.Err(), "list tenants")
 }
+
+// rawConn is a read-only connection to the database beneath database/sql,
+// through modernc's SQLite library itself, that verification reads its
+// chunks of rows on (scanChunks). Verification reads every row: through
+// database/sql each value costs the driver three calls into SQLite, each
+// taking the connection's mutex, and a Go copy of its own, and a row of
+// sixteen values, a chunk's targets rows three each, was most of a verify's
+// CPU. A rawConn is opened without that mutex (SQLITE_OPEN_NOMUTEX: it is
+// used by one goroutine at a time) and reads each value in place, copied
+// once, into the chunk. It reads a chunk exactly as ScanLeaves and
+// ScanIndex would give it, or not at all: a value of a type the store never
+// writes there (the kinds of rawConn.value), or any failure, and the chunk is read again
+// through database/sql, which gives that value or the error.
+type rawConn struct {
+	tls                  *libc.TLS
+	db                   uintptr   // *sqlite3
+	rows, targets        uintptr   // *sqlite3_stmt: leavesIndexQuery, targetsQuery
+	begin, commit, abort uintptr   // C strings of the statements around a chunk
+	spans                []rawSpan // reused from chunk to chunk
+	keys                 []int64   // of the targets rows, reused
+	textCap              int       // the text of a chunk takes about this much
+}
+
+// rawReads counts the chunks of verification read on a rawConn and those
+// read through database/sql, for the tests that each path is taken.
+var rawReads struct{ raw, sql atomic.Int64 }
+
+// rawSpan is where a text value of a chunk lies in its text.
+type rawSpan struct{ off, n int }
+
+// openRaw opens a rawConn on db's file, as its read connections open it.
+func (db *DB) openRaw(ctx context.Context) (rc *rawConn, err error) {
+	var params url.Values
+	if db.o.ReadOnly {
+		if params, err = readOnly(ctx, db.path); err != nil {
+			return nil, err
+		}
+	}
+	rc = &rawConn{tls: libc.NewTLS()}
+	defer func() {
+		if err != nil {
+			rc.close()
+			rc = nil
+		}
+	}()
+	for _, s := range []struct {
+		p   *uintptr
+		sql string
+	}{{&rc.begin, "BEGIN"}, {&rc.commit, "COMMIT"}, {&rc.abort, "ROLLBACK"}} {
+		if *s.p, err = libc.CString(s.sql); err != nil {
+			return nil, err
+		}
+	}
+	name, err := libc.CString(dsn(db.path, params, nil))
+	if err != nil {
+		return nil, err
+	}
+	defer libc.Xfree(rc.tls, name)
+	out := libc.Xmalloc(rc.tls, 8)
+	if out == 0 {
+		return nil, errors.New("sqlite: out of memory")
+	}
+	defer libc.Xfree(rc.tls, out)
+	rv := sqlite3.Xsqlite3_open_v2(rc.tls, name, out, sqlite3.SQLITE_OPEN_READONLY|sqlite3.SQLITE_OPEN_NOMUTEX|sqlite3.SQLITE_OPEN_URI, 0)
+	rc.db = *(*uintptr)(cmem(out))
+	if err := rc.check(rv, "open"); err != nil {
+		return nil, err
+	}
+	if err := rc.check(sqlite3.Xsqlite3_busy_timeout(rc.tls, rc.db, 10_000), "busy_timeout"); err != nil {
+		return nil, err
+	}
+	if err := rc.exec("PRAGMA " + cacheSize(db.o.ReaderCache)); err != nil { // a reader's page cache
+		return nil, err
+	}
+	for _, s := range []struct {
+		p   *uintptr
+		sql string
+	}{{&rc.rows, leavesIndexQuery}, {&rc.targets, targetsQuery}} {
+		q, err := libc.CString(s.sql)
+		if err != nil {
+			return nil, err
+		}
+		rv := sqlite3.Xsqlite3_prepare_v2(rc.tls, rc.db, q, -1, out, 0)
+		libc.Xfree(rc.tls, q)
+		*s.p = *(*uintptr)(cmem(out))
+		if err := rc.check(rv, "prepare"); err != nil {
+			return nil, err
+		}
+	}
+	return rc, nil
+}
+
+// check returns nil when rv is SQLITE_OK, else the connection's error.
+func (rc *rawConn) check(rv int32, what string) error {
+	if rv == sqlite3.SQLITE_OK {
+		return nil
+	}
+	msg := "out of memory"
+	if rc.db != 0 {
+		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(rc.tls, rc.db))
+	}
+	return fmt.Errorf("sqlite: %s: %s (%d)", what, msg, rv)
+}
+
+// exec runs statements with no result rows.
+func (rc *rawConn) exec(stmts string) error {
+	q, err := libc.CString(stmts)
+	if err != nil {
+		return err
+	}
+	defer libc.Xfree(rc.tls, q)
+	return rc.check(sqlite3.Xsqlite3_exec(rc.tls, rc.db, q, 0, 0, 0), "exec")
+}
+
+// close closes rc (a nil one too).
+func (rc *rawConn) close() {
+	if rc == nil {
+		return
+	}
+	for _, p := range []uintptr{rc.rows, rc.targets} {
+		if p != 0 {
+			sqlite3.Xsqlite3_finalize(rc.tls, p)
+		}
+	}
+	if rc.db != 0 {
+		sqlite3.Xsqlite3_close_v2(rc.tls, rc.db)
+	}
+	for _, p := range []uintptr{rc.begin, rc.commit, rc.abort} {
+		if p != 0 {
+			libc.Xfree(rc.tls, p)
+		}
+	}
+	rc.tls.Close()
+}
+
+// readChunk reads into c (empty) the events rows with keys from lo to hi
+// (exclusive) with their index columns, and the targets rows of the keys
+// from lo to ixHi, in one read transaction, and reports whether it read
+// them all; when not, c holds a part of them.
+func (rc *rawConn) readChunk(lo, hi, ixHi int64, c *leafChunk) bool {
+	if sqlite3.Xsqlite3_exec(rc.tls, rc.db, rc.begin, 0, 0, 0) != sqlite3.SQLITE_OK {
+		return false
+	}
+	ok := rc.readRows(lo, hi, ixHi, c)
+	end := rc.commit
+	if !ok {
+		end = rc.abort
+	}
+	return sqlite3.Xsqlite3_exec(rc.tls, rc.db, end, 0, 0, 0) == sqlite3.SQLITE_OK && ok
+}
+
+// rawKinds are the types rawValue reads, as bits: a value of any other
+// type is read through database/sql.
+const (
+	rawInt   = 1 << sqlite3.SQLITE_INTEGER
+	rawBytes = 1<<sqlite3.SQLITE_BLOB | 1<<sqlite3.SQLITE_TEXT // as database/sql gives both to a string or RawBytes
+	rawNull  = 1 << sqlite3.SQLITE_NULL                        // nil RawBytes
+)
+
+// readRows reads the chunk of readChunk in its transaction. The index
+// strings of the chunk are slices of one string of theirs, made once the
+// chunk is read, on bytes no later chunk reuses (the verifier keeps them),
+// and the targets of its rows share one array.
+func (rc *rawConn) readRows(lo, hi, ixHi int64, c *leafChunk) bool {
+	text := make([]byte, 0, rc.textCap)
+	spans := rc.spans[:0]
+	str := func(st uintptr, i int32) bool {
+		b, ok := rc.value(st, i, rawBytes)
+		spans = append(spans, rawSpan{len(text), len(b)})
+		text = append(text, b...)
+		return ok
+	}
+	defer func() { rc.spans = spans[:0] }()
+	if !rc.bind(rc.rows, lo, hi) {
+		return false
+	}
+	defer sqlite3.Xsqlite3_reset(rc.tls, rc.rows)
+	for st := rc.rows; ; {
+		if rv := sqlite3.Xsqlite3_step(rc.tls, st); rv == sqlite3.SQLITE_DONE {
+			break
+		} else if rv != sqlite3.SQLITE_ROW {
+			return false
+		}
+		key, ok1 := rc.int(st, 0)
+		body, ok2 := rc.value(st, 1, rawBytes|rawNull)
+		hashes, ok3 := rc.value(st, 2, rawBytes|rawNull)
+		id, ok4 := rc.value(st, 3, rawBytes)
+		rec, ok5 := rc.int(st, 4)
+		occ, ok6 := rc.int(st, 5)
+		pruned, ok7 := rc.int(st, 15)
+		if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+			return false
+		}
+		for i := int32(6); i < 15; i++ {
+			if !str(st, i) {
+				return false
+			}
+		}
+		c.add(key, body, hashes)
+		c.ix = append(c.ix, trail.IndexRow{Seq: keySeq(key), Pruned: pruned != 0, Index: trail.Index{
+			ID: formatID(id), RecordedAt: time.Unix(0, rec).UTC(), OccurredAt: time.Unix(0, occ).UTC()}})
+	}
+	rows := len(spans)
+	keys := rc.keys[:0]
+	defer func() { rc.keys = keys[:0] }()
+	if !rc.bind(rc.targets, lo, ixHi) {
+		return false
+	}
+	defer sqlite3.Xsqlite3_reset(rc.tls, rc.targets)
+	for st := rc.targets; ; {
+		if rv := sqlite3.Xsqlite3_step(rc.tls, st); rv == sqlite3.SQLITE_DONE {
+			break
+		} else if rv != sqlite3.SQLITE_ROW {
+			return false
+		}
+		key, ok := rc.int(st, 0)
+		if !ok || !str(st, 1) || !str(st, 2) {
+			return false
+		}
+		keys = append(keys, key)
+	}
+	rc.textCap = max(rc.textCap, len(text)+len(text)/8)
+	s := unsafe.String(unsafe.SliceData(text), len(text)) // text is not written again
+	get := func(i int) string { return s[spans[i].off : spans[i].off+spans[i].n] }
+	for i := range c.ix {
+		ix, j := &c.ix[i].Index, i*9
+		ix.Action, ix.Category, ix.Outcome, ix.ActorID = get(j), get(j+1), trail.Outcome(get(j+2)), get(j+3)
+		ix.ActorType, ix.Organization, ix.Workspace = trail.ActorType(get(j+4)), get(j+5), get(j+6)
+		ix.Team, ix.CorrelationID = get(j+7), get(j+8)
+	}
+	targets := make([]trail.SeqTarget, len(keys))
+	for i, k := range keys {
+		targets[i] = trail.SeqTarget{Seq: keySeq(k), Target: trail.Target{Type: get(rows + 2*i), ID: get(rows + 2*i + 1)}}
+	}
+	shareTargets(c.ix, targets)
+	c.ix = trail.WithTargets(c.ix, targets)
+	return true
+}
+
+// shareTargets gives each row of rows (by seq) that targets (by seq) has
+// rows for an empty slice of one array with room for them, so that
+// trail.WithTargets adds them without an allocation a row.
+func shareTargets(rows []trail.IndexRow, targets []trail.SeqTarget) {
+	all := make([]trail.Target, len(targets))
+	for i, j := 0, 0; i < len(rows) && j < len(targets); {
+		switch seq := rows[i].Seq; {
+		case targets[j].Seq < seq:
+			j++
+		case targets[j].Seq > seq:
+			i++
+		default:
+			n := 0
+			for j+n < len(targets) && targets[j+n].Seq == seq {
+				n++
+			}
+			rows[i].Index.Targets = all[j : j : j+n]
+			i, j = i+1, j+n
+		}
+	}
+}
+
+// bind binds the two keys of a statement's range.
+func (rc *rawConn) bind(st uintptr, lo, hi int64) bool {
+	return sqlite3.Xsqlite3_bind_int64(rc.tls, st, 1, lo) == sqlite3.SQLITE_OK &&
+		sqlite3.Xsqlite3_bind_int64(rc.tls, st, 2, hi) == sqlite3.SQLITE_OK
+}
+
+// int returns column i of the row st is on, when it is an integer.
+func (rc *rawConn) int(st uintptr, i int32) (int64, bool) {
+	if sqlite3.Xsqlite3_column_type(rc.tls, st, i) != sqlite3.SQLITE_INTEGER {
+		return 0, false
+	}
+	return sqlite3.Xsqlite3_column_int64(rc.tls, st, i), true
+}
+
+// value returns the bytes of column i of the row st is on (valid until the
+// statement moves), when its type is one of kinds.
+func (rc *rawConn) value(st uintptr, i int32, kinds int) ([]byte, bool) {
+	t := sqlite3.Xsqlite3_column_type(rc.tls, st, i)
+	if kinds&(1<<t) == 0 {
+		return nil, false
+	}
+	if t == sqlite3.SQLITE_NULL {
+		return nil, true
+	}
+	p := sqlite3.Xsqlite3_column_blob(rc.tls, st, i)
+	n := sqlite3.Xsqlite3_column_bytes(rc.tls, st, i)
+	if p == 0 || n <= 0 {
+		return nil, true
+	}
+	return unsafe.Slice((*byte)(cmem(p)), n), true
+}
+
+// cmem is the address p of SQLite's memory (libc's allocator, outside Go's
+// heap: the collector neither moves nor frees it) as a pointer.
+func cmem(p uintptr) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(nil), p) }

@@ -47,6 +47,7 @@ func TestScanLeavesIndexed(t *testing.T) {
 	}
 	s.Close()
 	doc := trail.Target{Type: "doc", ID: "d-1"}
+	tm := d.Tamper.(tamperer)
 	for _, tamper := range []func() error{
 		func() error { return d.Tamper.Delete(ctx, "acme", 2047, 2051) },
 		func() error { return d.Tamper.SetTargets(ctx, "acme", 2049, []trail.Target{doc}) },
@@ -70,11 +71,34 @@ func TestScanLeavesIndexed(t *testing.T) {
 		func() error {
 			return d.Tamper.SetTargets(ctx, "acme", 4500, []trail.Target{{Type: "doc\x01", ID: "\x00"}})
 		},
+		// Values of types the store never writes there: text where it
+		// writes blobs and blobs where it writes text, read beneath
+		// database/sql as database/sql reads them, and numbers where it
+		// writes bytes, left to database/sql (the chunk of seq 1500 is
+		// read through it).
+		func() error { return d.Tamper.SetColumn(ctx, "acme", 3500, "id", "not an id") },
+		func() error {
+			return tm.exec(ctx, "acme", func(key func(uint64) int64) [][]any {
+				return [][]any{
+					{"UPDATE events SET action = CAST(action AS BLOB), body = CAST(body AS TEXT), hashes = CAST(hashes AS TEXT) WHERE key = ?", key(3501)},
+					{"UPDATE targets SET type = CAST(type AS BLOB), id = CAST(id AS BLOB) WHERE key = ?", key(3502)},
+					{"UPDATE events SET id = 12345, body = 7, hashes = 1.5 WHERE key = ?", key(1500)},
+					{"UPDATE events SET pruned = 3 WHERE key = ?", key(3503)},
+				}
+			})
+		},
 	} {
 		if err := tamper(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	raw0, sql0 := sqlite.ChunkReads()
+	defer func() {
+		// Both ways of reading a chunk were compared.
+		if raw, sql := sqlite.ChunkReads(); raw == raw0 || sql == sql0 {
+			t.Errorf("chunks read beneath database/sql %d, through it %d: want both", raw-raw0, sql-sql0)
+		}
+	}()
 	r, err := d.Open(t, nil)
 	if err != nil {
 		t.Fatal(err)

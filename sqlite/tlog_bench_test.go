@@ -11,6 +11,7 @@ import (
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/internal/sample"
+	"github.com/trailaudit/trail/internal/testenv"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/tlog"
@@ -47,12 +48,14 @@ var verifyEvents = flag.Int("trail.verify.events", 200_000, "events in the log B
 
 // BenchmarkVerify runs tlog.Verify over a whole log (generated first, in
 // batches of 1000, so one checkpoint per 1000 events) and reports events/s.
-// With -trail.bigdb it verifies the large database instead.
+// With -trail.bigdb it verifies the large database instead. It reports the
+// CPU time of the process per event too (internal/testenv.CPUTime).
 func BenchmarkVerify(b *testing.B) {
 	ctx := context.Background()
 	db := benchLog(b)
 	v := storetest.Signer().Verifier()
 	var leaves uint64
+	cpu0 := testenv.CPUTime()
 	for b.Loop() {
 		rep, err := tlog.Verify(ctx, db, "acme", v, tlog.VerifyOptions{})
 		if err != nil || !rep.OK() {
@@ -61,6 +64,7 @@ func BenchmarkVerify(b *testing.B) {
 		leaves += rep.Leaves
 	}
 	b.ReportMetric(float64(leaves)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64((testenv.CPUTime()-cpu0).Microseconds())/float64(leaves), "cpu-µs/event")
 }
 
 // BenchmarkInclusionProof proves random leaves against the latest

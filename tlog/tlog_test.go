@@ -256,6 +256,23 @@ func TestTreeRootMatchesRFC6962(t *testing.T) {
 	}
 }
 
+// TestHashChildren: the node hash the tree makes is RFC 6962's, for hashes
+// of the tree's size and, through the hasher, of any other.
+func TestHashChildren(t *testing.T) {
+	h32, h31 := bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{9}, 31)
+	for _, tc := range []struct {
+		name string
+		l, r []byte
+	}{{"one empty", h32, nil}, {"both sha-256", h32, bytes.Repeat([]byte{8}, 32)}, {"short", h31, h32}, {"empty", nil, nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := sha256.Sum256(slices.Concat([]byte{1}, tc.l, tc.r))
+			if got := hashChildren(tc.l, tc.r); !bytes.Equal(got, want[:]) {
+				t.Errorf("hashChildren = %x, want %x", got, want)
+			}
+		})
+	}
+}
+
 // TestTreeContinues checks that a tree rebuilt from a store's peak nodes
 // (NewTree, PeakNodes, TreeHashes) and a Clone both go on like the
 // original, and that each Append returns the leaf hash then the nodes it

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/trailaudit/trail"
 )
@@ -640,9 +641,11 @@ func hashRows(ctx context.Context, l trail.Log, tenant string, work <-chan *batc
 // batch's seqs, and lists those of seqs it holds no row of.
 func (b *batch) compare() {
 	ix := b.ix
-	// The strings the index is derived into are slices of one copy of
-	// the batch's bytes: one allocation a batch, not one a row.
-	text := string(b.data)
+	// The strings the index is derived into are slices of the batch's
+	// bytes, viewed as a string: they are not written while it is
+	// compared, and indexDamage keeps none of those strings (what it
+	// reports it formats anew).
+	text := unsafe.String(unsafe.SliceData(b.data), len(b.data))
 	orphan := func(x *trail.IndexRow) {
 		b.orphans = append(b.orphans, Damage{Kind: Index, Seq: x.Seq, Detail: orphanDamage(x)})
 	}

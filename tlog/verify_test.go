@@ -525,17 +525,6 @@ func TestLeafHasher(t *testing.T) {
 	}
 }
 
-// TestHashChildren: the node hash trees are built with is RFC 6962's, as
-// the library's hasher computes it, for hashes and for any other lengths.
-func TestHashChildren(t *testing.T) {
-	a, b := LeafHash([]byte("a")), LeafHash([]byte("b"))
-	for _, tc := range [][2][]byte{{a, b}, {b, a}, {a, a}, {a[:5], b}, {nil, nil}, {append(a, b...), b}} {
-		if got, want := hashChildren(tc[0], tc[1]), hasher.HashChildren(tc[0], tc[1]); !bytes.Equal(got, want) {
-			t.Errorf("hashChildren(%x, %x) = %x, want %x", tc[0], tc[1], got, want)
-		}
-	}
-}
-
 // TestSameColumns: sameColumns, the check of a sound row, looks at every
 // column of trail.Index but the targets (changing any one makes it
 // false) and at times as instants, as indexColumns does.
