@@ -26,14 +26,10 @@
 package erasure
 
 import (
-	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,22 +57,16 @@ var PersonalKeys = []string{"email", "email_address", "ip", "ip_address", "phone
 const Erased = "[erased]"
 
 // An event's personal fields are sealed per data subject: the first field
-// of each subject (in the order of Sealer.candidates) holds prefix KEYID
-// ":" base64url(nonce || AES-256-GCM(JSON {path: value})), and the
-// subject's other fields hold ref alone for the event's first blob (most
-// events have one subject), else ref followed by the blob's path. One
-// nonce and tag per subject of an event, not per field.
+// of each subject (in the order of Sealer.candidates) holds a sealed blob
+// of all the subject's fields in the event, and the subject's other fields
+// hold ref alone for the event's first blob (most events have one
+// subject), else ref followed by the blob's path. One tag per subject of
+// an event, not per field. The blob's forms are in format.go.
 //
-// Under prefix (enc2:) the AES key is the event's own, derived from the
+// The AES key of an enc3 or enc2 blob is the event's own, derived from the
 // subject's (EventKey): giving it away (Openings) opens that event's blob
-// and no other. Blobs sealed before, under prefix1 (enc1:), are under the
+// and no other. Blobs sealed before event keys (enc1) are under the
 // subject's key itself; they still open, but have no opening of their own.
-// References are ref in both.
-const (
-	prefix  = "enc2:"
-	prefix1 = "enc1:"
-	ref     = prefix1 + "^"
-)
 
 // cacheTTL bounds how long a key is used from memory: after an erasure in
 // another process, this process stops using the erased key within it.
@@ -88,8 +78,9 @@ const maxCached = 100_000
 // Sealer encrypts and decrypts events' personal data. It implements
 // trail.Sealer. It is safe for concurrent use.
 type Sealer struct {
-	keys    trail.SubjectKeyStore
-	actions trail.ActionResolver
+	keys     trail.SubjectKeyStore
+	actions  trail.ActionResolver
+	asBefore bool // seal in enc2 (sealAsBefore, for the tests of what was sealed so)
 
 	mu       sync.Mutex
 	gen      uint64               // counts erasures: keys read before one are not cached
@@ -327,45 +318,33 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 		}
 		s.mu.Unlock()
 	}
-	// One read of randomness for every nonce of the batch, each event's
-	// from where the blobs before it end.
-	nonces := make([]byte, 12*n)
-	if _, err := rand.Read(nonces); err != nil {
-		return err
-	}
+	var nonces []byte              // enc2's: one read of randomness for the batch
 	first := make([]int, len(evs)) // the index of each event's first blob
-	for i, n := 1, 0; i < len(evs); i++ {
-		n += len(groups[i-1])
-		first[i] = n
+	if s.asBefore {
+		nonces = make([]byte, 12*n)
+		if _, err := rand.Read(nonces); err != nil {
+			return err
+		}
+		for i, n := 1, 0; i < len(evs); i++ {
+			n += len(groups[i-1])
+			first[i] = n
+		}
 	}
 	return par.Spread(len(evs), func(lo, hi int) error {
-		var pt, ct, out []byte // reused for every blob of the chunk
+		var b blobWriter // its buffers serve every blob of the chunk
 		for i := lo; i < hi; i++ {
 			ev := evs[i]
 			for j, g := range groups[i] {
-				k := keys[g.fields[0].subject]
-				// What a client sends is data, whatever it looks like: a
-				// value that already looks sealed is sealed like any other.
-				pt = append(pt[:0], '{')
-				for n, f := range g.fields {
-					if n > 0 {
-						pt = append(pt, ',')
-					}
-					var err error
-					if pt, err = appendJSON(append(appendString(pt, f.path), ':'), f.get(ev)); err != nil {
-						return fmt.Errorf("erasure: %s: %w", f.path, err)
-					}
+				var nonce []byte
+				if s.asBefore {
+					nonce = nonces[12*(first[i]+j) : 12*(first[i]+j)+12]
 				}
-				pt = append(pt, '}')
-				nonce := nonces[12*(first[i]+j) : 12*(first[i]+j)+12]
-				aead, err := newAEAD(EventKey(k.key, tenant, k.id, ev.ID))
+				sealed, err := b.seal(tenant, keys[g.fields[0].subject], ev, g.fields, nonce)
 				if err != nil {
 					return err
 				}
-				ct = aead.Seal(append(ct[:0], nonce...), nonce, pt, aad(tenant, k.id, ev.ID))
-				out = base64.RawURLEncoding.AppendEncode(append(append(append(out[:0], prefix...), k.id...), ':'), ct)
 				blob := g.fields[0]
-				blob.set(ev, string(out))
+				blob.set(ev, sealed)
 				r := ref // the event's first blob: most events have one subject
 				if j > 0 {
 					r = ref + blob.path
@@ -377,6 +356,52 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 		}
 		return nil
 	})
+}
+
+// blobWriter seals blobs, keeping its buffers from one to the next: one
+// per goroutine.
+type blobWriter struct {
+	keyer
+	pt, ad, sealed, out []byte
+}
+
+// seal returns the blob of ev's fields (one subject's, under its key k):
+// enc3, or enc2 when given a nonce (sealAsBefore). What a client sends is
+// data, whatever it looks like: a value that already looks sealed is
+// sealed like any other.
+func (b *blobWriter) seal(tenant string, k cachedKey, ev *trail.Event, fields []field, nonce []byte) (string, error) {
+	var err error
+	b.pt = b.pt[:0]
+	for n, f := range fields {
+		switch {
+		case nonce == nil:
+			b.pt, err = appendField(b.pt, f, f.get(ev))
+		case n == 0:
+			b.pt, err = appendJSON(append(appendString(append(b.pt, '{'), f.path), ':'), f.get(ev))
+		default:
+			b.pt, err = appendJSON(append(appendString(append(b.pt, ','), f.path), ':'), f.get(ev))
+		}
+		if err != nil {
+			return "", fmt.Errorf("erasure: %s: %w", f.path, err)
+		}
+	}
+	aead, err := newAEAD(b.derive(k.key, tenant, k.id, ev.ID))
+	if err != nil {
+		return "", err
+	}
+	b.ad = appendAAD(b.ad[:0], tenant, k.id, ev.ID)
+	if nonce != nil {
+		b.pt = append(b.pt, '}')
+		b.sealed = aead.Seal(append(b.sealed[:0], nonce...), nonce, b.pt, b.ad)
+		b.out = b64.AppendEncode(append(append(append(b.out[:0], prefix...), k.id...), ':'), b.sealed)
+		return string(b.out), nil
+	}
+	if b.sealed, err = appendKeyID(b.sealed[:0], k.id); err != nil {
+		return "", err
+	}
+	b.sealed = aead.Seal(b.sealed, zeroNonce, b.pt, b.ad)
+	b.out = appendBlob3(b.out[:0], b.sealed)
+	return string(b.out), nil
 }
 
 // group is the fields of one subject in an event, the blob's field first.
@@ -445,7 +470,8 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 		case version == prefix1:
 			return key.aead, false, nil
 		}
-		aead, err := newAEAD(EventKey(key.key, tenant, id, ev.ID))
+		var k keyer
+		aead, err := newAEAD(k.derive(key.key, tenant, id, ev.ID))
 		return aead, false, err
 	})
 }
@@ -455,11 +481,14 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 // event's stored bytes and its openings sees. A blob with no opening (its
 // subject erased) reads as Erased; one its opening does not decrypt, and
 // one sealed before event keys (which has no opening), is left sealed.
+// Without the catalog, OpenWith cannot tell a value a client sent in a
+// field that is not personal, shaped like a blob, from a blob of an erased
+// subject: both have no opening, and both read as Erased.
 func OpenWith(tenant string, ev *trail.Event, openings map[string][]byte) error {
 	return open(tenant, ev, nil, func(version, id string) (cipher.AEAD, bool, error) {
 		k, ok := openings[id]
 		switch {
-		case version != prefix:
+		case version == prefix1:
 			return nil, false, nil
 		case !ok:
 			return nil, true, nil
@@ -478,17 +507,16 @@ func OpenWith(tenant string, ev *trail.Event, openings map[string][]byte) error 
 func (s *Sealer) Openings(ctx context.Context, tenant string, ev *trail.Event) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, f := range sealedFields(ev) {
-		v := f.get(ev).(string)
-		id, _, ok := strings.Cut(strings.TrimPrefix(v, prefix), ":")
-		if !strings.HasPrefix(v, prefix) || !ok || out[id] != nil {
+		b, ok := parseBlob(f.get(ev).(string))
+		if !ok || b.version == prefix1 || out[b.id] != nil {
 			continue
 		}
-		key, err := s.keyByID(ctx, tenant, id)
+		key, err := s.keyByID(ctx, tenant, b.id)
 		if err != nil {
 			return nil, err
 		}
 		if !key.gone {
-			out[id] = EventKey(key.key, tenant, id, ev.ID)
+			out[b.id] = EventKey(key.key, tenant, b.id, ev.ID)
 		}
 	}
 	return out, nil
@@ -498,9 +526,8 @@ func (s *Sealer) Openings(ctx context.Context, tenant string, ev *trail.Event) (
 // subject key id of tenant: HMAC-SHA256(key, a label, tenant, id, event).
 // It reveals nothing of key, nor of any other event's key.
 func EventKey(key []byte, tenant, id, event string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("trail erasure event key v1\x00" + tenant + "\x00" + id + "\x00" + event))
-	return m.Sum(nil)
+	var k keyer
+	return k.derive(key, tenant, id, event)
 }
 
 // Opening returns the openings of a stored event (canonical JSON) and the
@@ -590,13 +617,11 @@ func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(
 		if strings.HasPrefix(v, ref) {
 			continue
 		}
-		version := v[:len(prefix)]
-		id, b64, ok := strings.Cut(v[len(prefix):], ":")
-		ct, err := base64.RawURLEncoding.DecodeString(b64)
-		if !ok || err != nil || len(ct) < 12 {
+		b, ok := parseBlob(v)
+		if !ok {
 			continue
 		}
-		aead, gone, err := keyOf(version, id)
+		aead, gone, err := keyOf(b.version, b.id)
 		if err != nil {
 			return err
 		}
@@ -636,14 +661,12 @@ func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(
 			}
 			continue
 		}
-		pt, err := aead.Open(nil, ct[:12], ct[12:], aad(tenant, id, ev.ID))
+		pt, err := aead.Open(nil, b.nonce, b.ct, appendAAD(nil, tenant, b.id, ev.ID))
 		if err != nil {
 			continue
 		}
-		dec := json.NewDecoder(bytes.NewReader(pt))
-		dec.UseNumber() // numbers as the store's reads return them
-		var vals map[string]any
-		if dec.Decode(&vals) != nil {
+		vals, ok := b.values(pt)
+		if !ok {
 			continue
 		}
 		for _, f := range sealed {
@@ -666,7 +689,7 @@ func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(
 func sealedFields(ev *trail.Event) []field {
 	isSealed := func(v any) bool {
 		str, ok := v.(string)
-		return ok && (strings.HasPrefix(str, prefix) || strings.HasPrefix(str, prefix1))
+		return ok && isSealed(str)
 	}
 	var out []field
 	for _, f := range topFields {
@@ -686,10 +709,6 @@ func sealedFields(ev *trail.Event) []field {
 	}
 	return out
 }
-
-// aad binds a ciphertext to its tenant, key and event: moved to another
-// event, it does not decrypt.
-func aad(tenant, id, event string) []byte { return []byte(tenant + "\x00" + id + "\x00" + event) }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
 	b, err := aes.NewCipher(key)
