@@ -152,6 +152,15 @@ const (
 var topFields = [...]field{{path: "actor.name", at: actorName}, {path: "actor.email", at: actorEmail}, {path: "request.ip", at: requestIP}}
 
 func (f field) get(ev *trail.Event) any {
+	if f.at == contextKey {
+		return ev.Context[f.key]
+	}
+	return f.str(ev)
+}
+
+// str returns the value of a field that holds a string (not a context
+// key's).
+func (f field) str(ev *trail.Event) string {
 	switch f.at {
 	case actorName:
 		return ev.Actor.Name
@@ -162,7 +171,7 @@ func (f field) get(ev *trail.Event) any {
 	case targetName:
 		return ev.Targets[f.i].Name
 	}
-	return ev.Context[f.key]
+	return ""
 }
 
 // set stores v in the field (a string field takes a string: a sealed
@@ -191,23 +200,30 @@ func (f field) set(ev *trail.Event, v any) {
 // administrator changing a user's email address records the user's data,
 // not the administrator's). A field of no subject is not listed.
 func (s *Sealer) candidates(ev *trail.Event) []field {
+	return appendCandidates(make([]field, 0, 3+len(ev.Targets)+len(ev.Context)), ev, s.resolve(ev.Tenant, ev.Action), false)
+}
+
+// appendCandidates appends the fields candidates lists for ev, whose
+// action def defines (nil: unknown), to dst; with filled, only those that
+// hold a value (the fields Seal seals).
+func appendCandidates(dst []field, ev *trail.Event, def *trail.Action, filled bool) []field {
 	subject, target := Subject(ev), targetUser(ev)
-	out := make([]field, 0, 3+len(ev.Targets)+len(ev.Context))
 	if subject != "" {
 		for _, f := range topFields {
-			f.subject = subject
-			out = append(out, f)
+			if !filled || f.str(ev) != "" {
+				f.subject = subject
+				dst = append(dst, f)
+			}
 		}
 	}
 	for i, t := range ev.Targets {
-		if t.Type == "user" && t.ID != "" {
-			out = append(out, targetField(ev, i))
+		if t.Type == "user" && t.ID != "" && (!filled || t.Name != "") {
+			dst = append(dst, targetField(ev, i))
 		}
 	}
-	start := len(out)
-	def := s.resolve(ev.Tenant, ev.Action)
-	for k := range ev.Context {
-		if !personalKey(def, k) {
+	start := len(dst)
+	for k, v := range ev.Context {
+		if filled && empty(v) || !personalKey(def, k) {
 			continue
 		}
 		sub := subject
@@ -215,11 +231,11 @@ func (s *Sealer) candidates(ev *trail.Event) []field {
 			sub = target
 		}
 		if sub != "" {
-			out = append(out, field{path: "context." + k, subject: sub, at: contextKey, key: k})
+			dst = append(dst, field{path: "context." + k, subject: sub, at: contextKey, key: k})
 		}
 	}
-	slices.SortFunc(out[start:], func(a, b field) int { return strings.Compare(a.key, b.key) })
-	return out
+	slices.SortFunc(dst[start:], func(a, b field) int { return strings.Compare(a.key, b.key) })
+	return dst
 }
 
 // targetField is the name of ev's target i, as a field of that target.
@@ -268,8 +284,9 @@ func personalKey(def *trail.Action, k string) bool {
 func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) error {
 	groups := make([][]group, len(evs)) // each event's blobs, in order
 	par.Spread(len(evs), func(lo, hi int) error {
+		g := grouper{s: s}
 		for i := lo; i < hi; i++ {
-			groups[i] = s.groups(evs[i])
+			groups[i] = g.groups(evs[i])
 		}
 		return nil
 	})
@@ -407,21 +424,57 @@ func (b *blobWriter) seal(tenant string, k cachedKey, ev *trail.Event, fields []
 // group is the fields of one subject in an event, the blob's field first.
 type group struct{ fields []field }
 
+// grouper finds the fields Seal seals in the events of one chunk, keeping
+// what they share: the definitions of their actions, and the arrays their
+// fields and groups are cut from.
+type grouper struct {
+	s       *Sealer
+	actions map[[2]string]*trail.Action // by tenant and action: one batch, one view of the catalog
+	scratch []field
+	sizes   []int   // the fields of each group of the event at hand
+	fields  []field // the groups' fields are cut from it
+	made    []group // each event's groups are cut from it
+}
+
 // groups returns ev's fields that Seal seals (candidates holding a value),
 // grouped by subject in the order of their first field.
-func (s *Sealer) groups(ev *trail.Event) []group {
-	var out []group
-	for _, f := range s.candidates(ev) {
-		if empty(f.get(ev)) {
-			continue
+func (g *grouper) groups(ev *trail.Event) []group {
+	k := [2]string{ev.Tenant, ev.Action}
+	def, ok := g.actions[k]
+	if !ok {
+		if g.actions == nil {
+			g.actions = map[[2]string]*trail.Action{}
 		}
-		if i := slices.IndexFunc(out, func(g group) bool { return g.fields[0].subject == f.subject }); i >= 0 {
-			out[i].fields = append(out[i].fields, f)
-			continue
-		}
-		out = append(out, group{[]field{f}})
+		def = g.s.resolve(ev.Tenant, ev.Action)
+		g.actions[k] = def
 	}
-	return out
+	g.scratch = appendCandidates(g.scratch[:0], ev, def, true)
+	if len(g.scratch) == 0 {
+		return nil
+	}
+	// Each subject's fields in turn, in the order of their first field,
+	// then the groups cut from where they landed (what an append leaves
+	// behind when it moves the array stays as it was).
+	at := len(g.fields)
+	g.sizes = g.sizes[:0]
+	for i, f := range g.scratch {
+		if slices.ContainsFunc(g.scratch[:i], func(e field) bool { return e.subject == f.subject }) {
+			continue // its subject's group is made
+		}
+		n := len(g.fields)
+		for _, e := range g.scratch[i:] {
+			if e.subject == f.subject {
+				g.fields = append(g.fields, e)
+			}
+		}
+		g.sizes = append(g.sizes, len(g.fields)-n)
+	}
+	first := len(g.made)
+	for _, n := range g.sizes {
+		g.made = append(g.made, group{fields: g.fields[at : at+n : at+n]})
+		at += n
+	}
+	return g.made[first:len(g.made):len(g.made)]
 }
 
 // appendJSON appends v as JSON.
