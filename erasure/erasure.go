@@ -80,7 +80,7 @@ const maxCached = 100_000
 type Sealer struct {
 	keys     trail.SubjectKeyStore
 	actions  trail.ActionResolver
-	asBefore bool // seal in enc2 (sealAsBefore, for the tests of what was sealed so)
+	asBefore bool // seal in enc2, as before enc3 (the tests' SealAsBefore)
 
 	mu       sync.Mutex
 	gen      uint64               // counts erasures: keys read before one are not cached
@@ -383,7 +383,7 @@ type blobWriter struct {
 }
 
 // seal returns the blob of ev's fields (one subject's, under its key k):
-// enc3, or enc2 when given a nonce (sealAsBefore). What a client sends is
+// enc3, or enc2 when given a nonce (Sealer.asBefore). What a client sends is
 // data, whatever it looks like: a value that already looks sealed is
 // sealed like any other.
 func (b *blobWriter) seal(tenant string, k cachedKey, ev *trail.Event, fields []field, nonce []byte) (string, error) {
@@ -392,7 +392,7 @@ func (b *blobWriter) seal(tenant string, k cachedKey, ev *trail.Event, fields []
 	for n, f := range fields {
 		switch {
 		case nonce == nil:
-			b.pt, err = appendField(b.pt, f, f.get(ev))
+			b.pt, err = appendField(b.pt, f, ev)
 		case n == 0:
 			b.pt, err = appendJSON(append(appendString(append(b.pt, '{'), f.path), ':'), f.get(ev))
 		default:

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/trailaudit/trail"
 )
 
 // The sealed forms a personal field may hold (docs/design.md "GDPR erasure
@@ -23,7 +25,8 @@ import (
 //	enc1:KEYID:base64url(nonce ‖ AES-256-GCM(subject key, nonce, JSON {path: value}))
 //
 // and the references to a blob (ref, ref PATH), the same whatever the
-// blob's form. Seal writes enc3 (sealAsBefore: enc2); every form opens.
+// blob's form. Seal writes enc3 (enc2 for the tests' SealAsBefore); every
+// form opens.
 //
 // In enc3 the key id is one byte 0 and 8 bytes for an id of 16 lower-case
 // hex digits (every store's, trail.NewSubjectKey), else one byte n (1 to
@@ -56,9 +59,9 @@ func isSealed(str string) bool {
 	return strings.HasPrefix(str, prefix3) || strings.HasPrefix(str, prefix) || strings.HasPrefix(str, prefix1)
 }
 
-// blob is a sealed value parsed: its form (a prefix), its key id, and what
+// sealedBlob is a sealed value parsed: its form (a prefix), its key id, and what
 // the AEAD opens (nonce, ciphertext and tag).
-type blob struct {
+type sealedBlob struct {
 	version string
 	id      string
 	nonce   []byte
@@ -67,28 +70,28 @@ type blob struct {
 
 // parseBlob reads a sealed value that is not a reference. ok is false for
 // any value not in one of the sealed forms.
-func parseBlob(v string) (b blob, ok bool) {
+func parseBlob(v string) (b sealedBlob, ok bool) {
 	switch {
 	case strings.HasPrefix(v, prefix3):
 		enc := v[len(prefix3):]
 		data, err := b64Strict.DecodeString(enc)
 		if err != nil || b64.EncodedLen(len(data)) != len(enc) { // the decoder skips line breaks
-			return blob{}, false
+			return sealedBlob{}, false
 		}
 		id, rest, ok := cutKeyID(data)
 		if !ok || len(rest) < 16 { // the tag
-			return blob{}, false
+			return sealedBlob{}, false
 		}
-		return blob{version: prefix3, id: id, nonce: zeroNonce, ct: rest}, true
+		return sealedBlob{version: prefix3, id: id, nonce: zeroNonce, ct: rest}, true
 	case strings.HasPrefix(v, prefix) || strings.HasPrefix(v, prefix1) && !strings.HasPrefix(v, ref):
 		id, enc, ok := strings.Cut(v[len(prefix):], ":")
 		data, err := b64.DecodeString(enc)
 		if !ok || err != nil || len(data) < 12 {
-			return blob{}, false
+			return sealedBlob{}, false
 		}
-		return blob{version: v[:len(prefix)], id: id, nonce: data[:12], ct: data[12:]}, true
+		return sealedBlob{version: v[:len(prefix)], id: id, nonce: data[:12], ct: data[12:]}, true
 	}
-	return blob{}, false
+	return sealedBlob{}, false
 }
 
 // appendBlob3 appends the enc3 value of a key id and its sealed bytes
@@ -206,8 +209,8 @@ func appendHead(dst []byte, e entry, n int) []byte {
 	return binary.AppendUvarint(dst, uint64(n))
 }
 
-// appendField appends field f holding v in plain3.
-func appendField(dst []byte, f field, v any) ([]byte, error) {
+// appendField appends field f of ev in plain3.
+func appendField(dst []byte, f field, ev *trail.Event) ([]byte, error) {
 	e := entry{index: f.i, key: f.key}
 	switch f.at {
 	case actorName:
@@ -219,17 +222,18 @@ func appendField(dst []byte, f field, v any) ([]byte, error) {
 	case targetName:
 		e.code = codeTarget
 	default:
-		e.code = codeContext
-	}
-	str, ok := v.(string)
-	if !ok {
+		v := ev.Context[f.key]
+		str, ok := v.(string)
+		if ok {
+			return append(appendHead(dst, entry{code: codeContext, key: f.key}, len(str)), str...), nil
+		}
 		j, err := json.Marshal(v)
 		if err != nil {
 			return nil, err
 		}
-		e.code, e.value = codeContextRaw, j
-		return appendEntry(dst, e), nil
+		return appendEntry(dst, entry{code: codeContextRaw, key: f.key, value: j}), nil
 	}
+	str := f.str(ev)
 	return append(appendHead(dst, e, len(str)), str...), nil
 }
 
@@ -342,7 +346,7 @@ func decodeJSON(b []byte, v any) error {
 
 // values returns what b's plaintext pt opens each path to, as its form
 // writes it.
-func (b blob) values(pt []byte) (map[string]any, bool) {
+func (b sealedBlob) values(pt []byte) (map[string]any, bool) {
 	if b.version == prefix3 {
 		return values3(pt)
 	}

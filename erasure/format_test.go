@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"strings"
 	"testing"
+
+	"github.com/trailaudit/trail"
 )
 
 // EventKey is HMAC-SHA256 of the label, tenant, key id and event under the
@@ -67,26 +69,19 @@ func TestKeyID(t *testing.T) {
 // plain3 holds every field and value Seal writes, and reads back to it;
 // what Seal never writes does not read.
 func TestPlain3(t *testing.T) {
+	ev := &trail.Event{Actor: trail.Actor{Name: "Alice"}, Request: trail.Request{IP: "198.51.100.23"},
+		Targets: []trail.Target{{}, {}, {Name: "Bob \"B\" é"}},
+		Context: map[string]any{"email": "alice@example.com", "address": map[string]any{"zip": "94105"}, "é": 3.5}}
 	var pt []byte
 	var err error
-	for _, f := range []struct {
-		f field
-		v any
-	}{
-		{field{at: actorName}, "Alice"},
-		{field{at: actorEmail}, ""},
-		{field{at: requestIP}, "198.51.100.23"},
-		{field{at: targetName, i: 300}, "Bob \"B\" é"},
-		{field{at: contextKey, key: "email"}, "alice@example.com"},
-		{field{at: contextKey, key: "address"}, map[string]any{"zip": "94105"}},
-		{field{at: contextKey, key: "é"}, 3.5},
-	} {
-		if pt, err = appendField(pt, f.f, f.v); err != nil {
+	for _, f := range []field{{at: actorName}, {at: actorEmail}, {at: requestIP}, {at: targetName, i: 2},
+		{at: contextKey, key: "email"}, {at: contextKey, key: "address"}, {at: contextKey, key: "é"}} {
+		if pt, err = appendField(pt, f, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
 	vals, ok := values3(pt)
-	want := map[string]any{"actor.name": "Alice", "actor.email": "", "request.ip": "198.51.100.23", "targets.300.name": "Bob \"B\" é",
+	want := map[string]any{"actor.name": "Alice", "actor.email": "", "request.ip": "198.51.100.23", "targets.2.name": "Bob \"B\" é",
 		"context.email": "alice@example.com", "context.address": map[string]any{"zip": "94105"}, "context.é": "3.5"}
 	if !ok || len(vals) != len(want) {
 		t.Fatalf("read back %v, %v; want %v", vals, ok, want)
