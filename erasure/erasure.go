@@ -26,14 +26,10 @@
 package erasure
 
 import (
-	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,22 +57,16 @@ var PersonalKeys = []string{"email", "email_address", "ip", "ip_address", "phone
 const Erased = "[erased]"
 
 // An event's personal fields are sealed per data subject: the first field
-// of each subject (in the order of Sealer.candidates) holds prefix KEYID
-// ":" base64url(nonce || AES-256-GCM(JSON {path: value})), and the
-// subject's other fields hold ref alone for the event's first blob (most
-// events have one subject), else ref followed by the blob's path. One
-// nonce and tag per subject of an event, not per field.
+// of each subject (in the order of Sealer.candidates) holds a sealed blob
+// of all the subject's fields in the event, and the subject's other fields
+// hold ref alone for the event's first blob (most events have one
+// subject), else ref followed by the blob's path. One tag per subject of
+// an event, not per field. The blob's forms are in format.go.
 //
-// Under prefix (enc2:) the AES key is the event's own, derived from the
+// The AES key of an enc3 or enc2 blob is the event's own, derived from the
 // subject's (EventKey): giving it away (Openings) opens that event's blob
-// and no other. Blobs sealed before, under prefix1 (enc1:), are under the
+// and no other. Blobs sealed before event keys (enc1) are under the
 // subject's key itself; they still open, but have no opening of their own.
-// References are ref in both.
-const (
-	prefix  = "enc2:"
-	prefix1 = "enc1:"
-	ref     = prefix1 + "^"
-)
 
 // cacheTTL bounds how long a key is used from memory: after an erasure in
 // another process, this process stops using the erased key within it.
@@ -88,8 +78,9 @@ const maxCached = 100_000
 // Sealer encrypts and decrypts events' personal data. It implements
 // trail.Sealer. It is safe for concurrent use.
 type Sealer struct {
-	keys    trail.SubjectKeyStore
-	actions trail.ActionResolver
+	keys     trail.SubjectKeyStore
+	actions  trail.ActionResolver
+	asBefore bool // seal in enc2, as before enc3 (the tests' SealAsBefore)
 
 	mu       sync.Mutex
 	gen      uint64               // counts erasures: keys read before one are not cached
@@ -161,6 +152,15 @@ const (
 var topFields = [...]field{{path: "actor.name", at: actorName}, {path: "actor.email", at: actorEmail}, {path: "request.ip", at: requestIP}}
 
 func (f field) get(ev *trail.Event) any {
+	if f.at == contextKey {
+		return ev.Context[f.key]
+	}
+	return f.str(ev)
+}
+
+// str returns the value of a field that holds a string (not a context
+// key's).
+func (f field) str(ev *trail.Event) string {
 	switch f.at {
 	case actorName:
 		return ev.Actor.Name
@@ -171,7 +171,7 @@ func (f field) get(ev *trail.Event) any {
 	case targetName:
 		return ev.Targets[f.i].Name
 	}
-	return ev.Context[f.key]
+	return ""
 }
 
 // set stores v in the field (a string field takes a string: a sealed
@@ -200,23 +200,30 @@ func (f field) set(ev *trail.Event, v any) {
 // administrator changing a user's email address records the user's data,
 // not the administrator's). A field of no subject is not listed.
 func (s *Sealer) candidates(ev *trail.Event) []field {
+	return appendCandidates(make([]field, 0, 3+len(ev.Targets)+len(ev.Context)), ev, s.resolve(ev.Tenant, ev.Action), false)
+}
+
+// appendCandidates appends the fields candidates lists for ev, whose
+// action def defines (nil: unknown), to dst; with filled, only those that
+// hold a value (the fields Seal seals).
+func appendCandidates(dst []field, ev *trail.Event, def *trail.Action, filled bool) []field {
 	subject, target := Subject(ev), targetUser(ev)
-	out := make([]field, 0, 3+len(ev.Targets)+len(ev.Context))
 	if subject != "" {
 		for _, f := range topFields {
-			f.subject = subject
-			out = append(out, f)
+			if !filled || f.str(ev) != "" {
+				f.subject = subject
+				dst = append(dst, f)
+			}
 		}
 	}
 	for i, t := range ev.Targets {
-		if t.Type == "user" && t.ID != "" {
-			out = append(out, targetField(ev, i))
+		if t.Type == "user" && t.ID != "" && (!filled || t.Name != "") {
+			dst = append(dst, targetField(ev, i))
 		}
 	}
-	start := len(out)
-	def := s.resolve(ev.Tenant, ev.Action)
-	for k := range ev.Context {
-		if !personalKey(def, k) {
+	start := len(dst)
+	for k, v := range ev.Context {
+		if filled && empty(v) || !personalKey(def, k) {
 			continue
 		}
 		sub := subject
@@ -224,11 +231,11 @@ func (s *Sealer) candidates(ev *trail.Event) []field {
 			sub = target
 		}
 		if sub != "" {
-			out = append(out, field{path: "context." + k, subject: sub, at: contextKey, key: k})
+			dst = append(dst, field{path: "context." + k, subject: sub, at: contextKey, key: k})
 		}
 	}
-	slices.SortFunc(out[start:], func(a, b field) int { return strings.Compare(a.key, b.key) })
-	return out
+	slices.SortFunc(dst[start:], func(a, b field) int { return strings.Compare(a.key, b.key) })
+	return dst
 }
 
 // targetField is the name of ev's target i, as a field of that target.
@@ -277,8 +284,9 @@ func personalKey(def *trail.Action, k string) bool {
 func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) error {
 	groups := make([][]group, len(evs)) // each event's blobs, in order
 	par.Spread(len(evs), func(lo, hi int) error {
+		g := grouper{s: s}
 		for i := lo; i < hi; i++ {
-			groups[i] = s.groups(evs[i])
+			groups[i] = g.groups(evs[i])
 		}
 		return nil
 	})
@@ -327,45 +335,33 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 		}
 		s.mu.Unlock()
 	}
-	// One read of randomness for every nonce of the batch, each event's
-	// from where the blobs before it end.
-	nonces := make([]byte, 12*n)
-	if _, err := rand.Read(nonces); err != nil {
-		return err
-	}
+	var nonces []byte              // enc2's: one read of randomness for the batch
 	first := make([]int, len(evs)) // the index of each event's first blob
-	for i, n := 1, 0; i < len(evs); i++ {
-		n += len(groups[i-1])
-		first[i] = n
+	if s.asBefore {
+		nonces = make([]byte, 12*n)
+		if _, err := rand.Read(nonces); err != nil {
+			return err
+		}
+		for i, n := 1, 0; i < len(evs); i++ {
+			n += len(groups[i-1])
+			first[i] = n
+		}
 	}
 	return par.Spread(len(evs), func(lo, hi int) error {
-		var pt, ct, out []byte // reused for every blob of the chunk
+		var b blobWriter // its buffers serve every blob of the chunk
 		for i := lo; i < hi; i++ {
 			ev := evs[i]
 			for j, g := range groups[i] {
-				k := keys[g.fields[0].subject]
-				// What a client sends is data, whatever it looks like: a
-				// value that already looks sealed is sealed like any other.
-				pt = append(pt[:0], '{')
-				for n, f := range g.fields {
-					if n > 0 {
-						pt = append(pt, ',')
-					}
-					var err error
-					if pt, err = appendJSON(append(appendString(pt, f.path), ':'), f.get(ev)); err != nil {
-						return fmt.Errorf("erasure: %s: %w", f.path, err)
-					}
+				var nonce []byte
+				if s.asBefore {
+					nonce = nonces[12*(first[i]+j) : 12*(first[i]+j)+12]
 				}
-				pt = append(pt, '}')
-				nonce := nonces[12*(first[i]+j) : 12*(first[i]+j)+12]
-				aead, err := newAEAD(EventKey(k.key, tenant, k.id, ev.ID))
+				sealed, err := b.seal(tenant, keys[g.fields[0].subject], ev, g.fields, nonce)
 				if err != nil {
 					return err
 				}
-				ct = aead.Seal(append(ct[:0], nonce...), nonce, pt, aad(tenant, k.id, ev.ID))
-				out = base64.RawURLEncoding.AppendEncode(append(append(append(out[:0], prefix...), k.id...), ':'), ct)
 				blob := g.fields[0]
-				blob.set(ev, string(out))
+				blob.set(ev, sealed)
 				r := ref // the event's first blob: most events have one subject
 				if j > 0 {
 					r = ref + blob.path
@@ -379,24 +375,106 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 	})
 }
 
+// blobWriter seals blobs, keeping its buffers from one to the next: one
+// per goroutine.
+type blobWriter struct {
+	keyer
+	pt, ad, sealed, out []byte
+}
+
+// seal returns the blob of ev's fields (one subject's, under its key k):
+// enc3, or enc2 when given a nonce (Sealer.asBefore). What a client sends is
+// data, whatever it looks like: a value that already looks sealed is
+// sealed like any other.
+func (b *blobWriter) seal(tenant string, k cachedKey, ev *trail.Event, fields []field, nonce []byte) (string, error) {
+	var err error
+	b.pt = b.pt[:0]
+	for n, f := range fields {
+		switch {
+		case nonce == nil:
+			b.pt, err = appendField(b.pt, f, ev)
+		case n == 0:
+			b.pt, err = appendJSON(append(appendString(append(b.pt, '{'), f.path), ':'), f.get(ev))
+		default:
+			b.pt, err = appendJSON(append(appendString(append(b.pt, ','), f.path), ':'), f.get(ev))
+		}
+		if err != nil {
+			return "", fmt.Errorf("erasure: %s: %w", f.path, err)
+		}
+	}
+	aead, err := newAEAD(b.derive(k.key, tenant, k.id, ev.ID))
+	if err != nil {
+		return "", err
+	}
+	b.ad = appendAAD(b.ad[:0], tenant, k.id, ev.ID)
+	if nonce != nil {
+		b.pt = append(b.pt, '}')
+		b.sealed = aead.Seal(append(b.sealed[:0], nonce...), nonce, b.pt, b.ad)
+		b.out = b64.AppendEncode(append(append(append(b.out[:0], prefix...), k.id...), ':'), b.sealed)
+		return string(b.out), nil
+	}
+	if b.sealed, err = appendKeyID(b.sealed[:0], k.id); err != nil {
+		return "", err
+	}
+	b.sealed = aead.Seal(b.sealed, zeroNonce, b.pt, b.ad)
+	b.out = appendBlob3(b.out[:0], b.sealed)
+	return string(b.out), nil
+}
+
 // group is the fields of one subject in an event, the blob's field first.
 type group struct{ fields []field }
 
+// grouper finds the fields Seal seals in the events of one chunk, keeping
+// what they share: the definitions of their actions, and the arrays their
+// fields and groups are cut from.
+type grouper struct {
+	s       *Sealer
+	actions map[[2]string]*trail.Action // by tenant and action: one batch, one view of the catalog
+	scratch []field
+	sizes   []int   // the fields of each group of the event at hand
+	fields  []field // the groups' fields are cut from it
+	made    []group // each event's groups are cut from it
+}
+
 // groups returns ev's fields that Seal seals (candidates holding a value),
 // grouped by subject in the order of their first field.
-func (s *Sealer) groups(ev *trail.Event) []group {
-	var out []group
-	for _, f := range s.candidates(ev) {
-		if empty(f.get(ev)) {
-			continue
+func (g *grouper) groups(ev *trail.Event) []group {
+	k := [2]string{ev.Tenant, ev.Action}
+	def, ok := g.actions[k]
+	if !ok {
+		if g.actions == nil {
+			g.actions = map[[2]string]*trail.Action{}
 		}
-		if i := slices.IndexFunc(out, func(g group) bool { return g.fields[0].subject == f.subject }); i >= 0 {
-			out[i].fields = append(out[i].fields, f)
-			continue
-		}
-		out = append(out, group{[]field{f}})
+		def = g.s.resolve(ev.Tenant, ev.Action)
+		g.actions[k] = def
 	}
-	return out
+	g.scratch = appendCandidates(g.scratch[:0], ev, def, true)
+	if len(g.scratch) == 0 {
+		return nil
+	}
+	// Each subject's fields in turn, in the order of their first field,
+	// then the groups cut from where they landed (what an append leaves
+	// behind when it moves the array stays as it was).
+	at := len(g.fields)
+	g.sizes = g.sizes[:0]
+	for i, f := range g.scratch {
+		if slices.ContainsFunc(g.scratch[:i], func(e field) bool { return e.subject == f.subject }) {
+			continue // its subject's group is made
+		}
+		n := len(g.fields)
+		for _, e := range g.scratch[i:] {
+			if e.subject == f.subject {
+				g.fields = append(g.fields, e)
+			}
+		}
+		g.sizes = append(g.sizes, len(g.fields)-n)
+	}
+	first := len(g.made)
+	for _, n := range g.sizes {
+		g.made = append(g.made, group{fields: g.fields[at : at+n : at+n]})
+		at += n
+	}
+	return g.made[first:len(g.made):len(g.made)]
 }
 
 // appendJSON appends v as JSON.
@@ -445,7 +523,8 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 		case version == prefix1:
 			return key.aead, false, nil
 		}
-		aead, err := newAEAD(EventKey(key.key, tenant, id, ev.ID))
+		var k keyer
+		aead, err := newAEAD(k.derive(key.key, tenant, id, ev.ID))
 		return aead, false, err
 	})
 }
@@ -455,11 +534,14 @@ func (s *Sealer) Open(ctx context.Context, tenant string, ev *trail.Event) error
 // event's stored bytes and its openings sees. A blob with no opening (its
 // subject erased) reads as Erased; one its opening does not decrypt, and
 // one sealed before event keys (which has no opening), is left sealed.
+// Without the catalog, OpenWith cannot tell a value a client sent in a
+// field that is not personal, shaped like a blob, from a blob of an erased
+// subject: both have no opening, and both read as Erased.
 func OpenWith(tenant string, ev *trail.Event, openings map[string][]byte) error {
 	return open(tenant, ev, nil, func(version, id string) (cipher.AEAD, bool, error) {
 		k, ok := openings[id]
 		switch {
-		case version != prefix:
+		case version == prefix1:
 			return nil, false, nil
 		case !ok:
 			return nil, true, nil
@@ -478,17 +560,16 @@ func OpenWith(tenant string, ev *trail.Event, openings map[string][]byte) error 
 func (s *Sealer) Openings(ctx context.Context, tenant string, ev *trail.Event) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, f := range sealedFields(ev) {
-		v := f.get(ev).(string)
-		id, _, ok := strings.Cut(strings.TrimPrefix(v, prefix), ":")
-		if !strings.HasPrefix(v, prefix) || !ok || out[id] != nil {
+		b, ok := parseBlob(f.get(ev).(string))
+		if !ok || b.version == prefix1 || out[b.id] != nil {
 			continue
 		}
-		key, err := s.keyByID(ctx, tenant, id)
+		key, err := s.keyByID(ctx, tenant, b.id)
 		if err != nil {
 			return nil, err
 		}
 		if !key.gone {
-			out[id] = EventKey(key.key, tenant, id, ev.ID)
+			out[b.id] = EventKey(key.key, tenant, b.id, ev.ID)
 		}
 	}
 	return out, nil
@@ -498,9 +579,8 @@ func (s *Sealer) Openings(ctx context.Context, tenant string, ev *trail.Event) (
 // subject key id of tenant: HMAC-SHA256(key, a label, tenant, id, event).
 // It reveals nothing of key, nor of any other event's key.
 func EventKey(key []byte, tenant, id, event string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("trail erasure event key v1\x00" + tenant + "\x00" + id + "\x00" + event))
-	return m.Sum(nil)
+	var k keyer
+	return k.derive(key, tenant, id, event)
 }
 
 // Opening returns the openings of a stored event (canonical JSON) and the
@@ -590,13 +670,11 @@ func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(
 		if strings.HasPrefix(v, ref) {
 			continue
 		}
-		version := v[:len(prefix)]
-		id, b64, ok := strings.Cut(v[len(prefix):], ":")
-		ct, err := base64.RawURLEncoding.DecodeString(b64)
-		if !ok || err != nil || len(ct) < 12 {
+		b, ok := parseBlob(v)
+		if !ok {
 			continue
 		}
-		aead, gone, err := keyOf(version, id)
+		aead, gone, err := keyOf(b.version, b.id)
 		if err != nil {
 			return err
 		}
@@ -636,14 +714,12 @@ func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(
 			}
 			continue
 		}
-		pt, err := aead.Open(nil, ct[:12], ct[12:], aad(tenant, id, ev.ID))
+		pt, err := aead.Open(nil, b.nonce, b.ct, appendAAD(nil, tenant, b.id, ev.ID))
 		if err != nil {
 			continue
 		}
-		dec := json.NewDecoder(bytes.NewReader(pt))
-		dec.UseNumber() // numbers as the store's reads return them
-		var vals map[string]any
-		if dec.Decode(&vals) != nil {
+		vals, ok := b.values(pt)
+		if !ok {
 			continue
 		}
 		for _, f := range sealed {
@@ -666,7 +742,7 @@ func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(
 func sealedFields(ev *trail.Event) []field {
 	isSealed := func(v any) bool {
 		str, ok := v.(string)
-		return ok && (strings.HasPrefix(str, prefix) || strings.HasPrefix(str, prefix1))
+		return ok && isSealed(str)
 	}
 	var out []field
 	for _, f := range topFields {
@@ -686,10 +762,6 @@ func sealedFields(ev *trail.Event) []field {
 	}
 	return out
 }
-
-// aad binds a ciphertext to its tenant, key and event: moved to another
-// event, it does not decrypt.
-func aad(tenant, id, event string) []byte { return []byte(tenant + "\x00" + id + "\x00" + event) }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
 	b, err := aes.NewCipher(key)

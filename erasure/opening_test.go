@@ -6,9 +6,12 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/base64"
+	"encoding/json"
 	"maps"
+	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,9 +30,15 @@ import (
 // same subject; not once the subject is erased (its values read as
 // erased); not with an opening changed.
 func TestOpenings(t *testing.T) {
+	for _, form := range forms {
+		t.Run(form.name, func(t *testing.T) { testOpenings(t, form.set) })
+	}
+}
+
+func testOpenings(t *testing.T, form func(*erasure.Sealer)) {
 	ctx := context.Background()
 	keys := memory.NewSubjectKeys()
-	s := erasure.NewSealer(keys, catalog.Default())
+	s := newSealer(form, keys, catalog.Default())
 	ev := failedLogin("u-1", alice)
 	ev.ID = "01a21700-0000-7000-8000-000000000001"
 	ev.Targets = []trail.Target{{Type: "user", ID: "u-2", Name: "Bob"}} // a second subject
@@ -52,14 +61,13 @@ func TestOpenings(t *testing.T) {
 	// u-1's opening changed (the subject whose values the case checks; a
 	// key id picked from the map at random was u-2's half the time).
 	changed := maps.Clone(openings)
-	var u1 string
-	for id := range openings {
-		if strings.Contains(ev.Actor.Name+ev.Actor.Email, ":"+id+":") {
-			u1 = id
-		}
+	k1, err := keys.SubjectKeys(ctx, "acme", []string{"u-1"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if u1 == "" {
-		t.Fatalf("no opening for u-1's blob in %q/%q", ev.Actor.Name, ev.Actor.Email)
+	u1 := k1[0].ID
+	if openings[u1] == nil {
+		t.Fatalf("no opening for u-1's key %s in %v", u1, slices.Sorted(maps.Keys(openings)))
 	}
 	changed[u1] = slices.Clone(openings[u1])
 	changed[u1][0] ^= 1
@@ -151,9 +159,15 @@ func TestOpenSealedBefore(t *testing.T) {
 // erased subject's values reading erased; a cleartext or an opening changed
 // in the bundle is damage.
 func TestBundleOpenings(t *testing.T) {
+	for _, form := range forms {
+		t.Run(form.name, func(t *testing.T) { testBundleOpenings(t, form.set) })
+	}
+}
+
+func testBundleOpenings(t *testing.T, form func(*erasure.Sealer)) {
 	ctx := context.Background()
 	v := storetest.Validator()
-	sealer := erasure.NewSealer(memory.NewSubjectKeys(), v.Actions)
+	sealer := newSealer(form, memory.NewSubjectKeys(), v.Actions)
 	v.Sealer = sealer
 	store := erasure.Wrap(memory.New(v, storetest.Signer()), sealer)
 	evs := []*trail.Event{failedLogin("u-1", alice), failedLogin("u-2", "bob@example.com"),
@@ -226,9 +240,15 @@ func TestBundleOpenings(t *testing.T) {
 // whose cleartext it checked; it is no damage, and the events around it
 // are opened and checked as before.
 func TestBundleSealedBefore(t *testing.T) {
+	for _, form := range forms {
+		t.Run(form.name, func(t *testing.T) { testBundleSealedBefore(t, form.prefix, form.set) })
+	}
+}
+
+func testBundleSealedBefore(t *testing.T, prefix string, form func(*erasure.Sealer)) {
 	ctx := context.Background()
 	keys := memory.NewSubjectKeys()
-	sealer := erasure.NewSealer(keys, catalog.Default())
+	sealer := newSealer(form, keys, catalog.Default())
 	// Stored as the store held it before event keys: the blob verbatim
 	// (the store's validator sealing nothing yet).
 	v := storetest.Validator()
@@ -244,7 +264,7 @@ func TestBundleSealedBefore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := trail.MarshalCanonical(res.Events[0]); !bytes.Contains(b, []byte(`"enc2:`)) {
+	if b, _ := trail.MarshalCanonical(res.Events[0]); !bytes.Contains(b, []byte(`"`+prefix)) {
 		t.Fatalf("the second event is not sealed under its key: %s", b)
 	}
 	cp, err := tlog.OpenLatest(ctx, plain, "acme", storetest.Signer().Verifier())
@@ -265,4 +285,80 @@ func TestBundleSealedBefore(t *testing.T) {
 	if rep.Opened != 1 {
 		t.Errorf("%d events opened and checked, want 1 (seq 2, sealed under its own key)\n%s", rep.Opened, buf.String())
 	}
+}
+
+// Events sealed in enc2 by the code before enc3 (testdata/enc2.json: their
+// stored bytes, their openings and what they opened to, written by that
+// code) open to exactly what they did; without one subject's opening, that
+// subject's fields, and only theirs, read as erased.
+func TestOpenEnc2AsBefore(t *testing.T) {
+	data, err := os.ReadFile("testdata/enc2.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden []struct {
+		Tenant   string            `json:"tenant"`
+		Sealed   string            `json:"sealed"`
+		Openings map[string][]byte `json:"openings"`
+		Opened   string            `json:"opened"`
+	}
+	if err := json.Unmarshal(data, &golden); err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range golden {
+		if !strings.Contains(g.Sealed, `"enc2:`) {
+			t.Fatalf("event %d holds no enc2 blob: %s", i, g.Sealed)
+		}
+		got, err := erasure.OpenLeaf(g.Tenant, []byte(g.Sealed), g.Openings)
+		if err != nil || string(got) != g.Opened {
+			t.Errorf("event %d opened to\n%s, %v; want\n%s", i, got, err, g.Opened)
+		}
+		opened, err := trail.UnmarshalCanonical([]byte(g.Opened))
+		if err != nil {
+			t.Fatal(err)
+		}
+		erased := map[string]int{} // path → the number of subjects whose erasure erased it
+		for id := range g.Openings {
+			without := maps.Clone(g.Openings)
+			delete(without, id)
+			body, err := erasure.OpenLeaf(g.Tenant, []byte(g.Sealed), without)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := trail.UnmarshalCanonical(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for path, v := range personalValues(ev) {
+				if v == erasure.Erased {
+					erased[path]++
+					n++
+				} else if want := personalValues(opened)[path]; !cmp.Equal(v, want) {
+					t.Errorf("event %d without key %s: %s reads %v, want %v", i, id, path, v, want)
+				}
+			}
+			if n == 0 {
+				t.Errorf("event %d without key %s: nothing reads as erased", i, id)
+			}
+		}
+		for path, n := range erased {
+			if n != 1 {
+				t.Errorf("event %d: %s erased with %d subjects, want one", i, path, n)
+			}
+		}
+	}
+}
+
+// personalValues returns the values of ev's fields that Seal may seal, by
+// path.
+func personalValues(ev *trail.Event) map[string]any {
+	out := map[string]any{"actor.name": ev.Actor.Name, "actor.email": ev.Actor.Email, "request.ip": ev.Request.IP}
+	for i, tg := range ev.Targets {
+		out["targets."+strconv.Itoa(i)+".name"] = tg.Name
+	}
+	for k, v := range ev.Context {
+		out["context."+k] = v
+	}
+	return out
 }
