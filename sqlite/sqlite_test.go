@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/internal/sqlitetest"
 	"github.com/trailaudit/trail/sqlite"
 	"github.com/trailaudit/trail/storetest"
 	"github.com/trailaudit/trail/tlog"
@@ -407,14 +408,7 @@ func TestSinks(t *testing.T) {
 // them.
 func TestActionMigration(t *testing.T) {
 	storetest.RunActionMigration(t, newDurable(t), storetest.Legacy{
-		Undo: []string{"CREATE TABLE targets_old (id TEXT NOT NULL, key INTEGER NOT NULL, type TEXT NOT NULL, PRIMARY KEY (id, key, type)) WITHOUT ROWID",
-			"INSERT INTO targets_old SELECT id, key, type FROM targets", "DROP TABLE targets", "ALTER TABLE targets_old RENAME TO targets",
-			"CREATE INDEX targets_key ON targets (key)",
-			"CREATE TRIGGER targets_no_update BEFORE UPDATE ON targets BEGIN SELECT RAISE(ABORT, 'trail: events are append-only'); END",
-			"CREATE TRIGGER targets_no_delete BEFORE DELETE ON targets WHEN NOT EXISTS (SELECT 1 FROM events WHERE key = OLD.key AND pruned IS NOT NULL) BEGIN SELECT RAISE(ABORT, 'trail: events are append-only'); END",
-			"DROP INDEX events_actor", "CREATE INDEX events_actor ON events (actor_id)",
-			"DROP INDEX events_workspace_action", "CREATE INDEX events_workspace_action ON events (workspace, action)",
-			"DROP TABLE cosignatures", "DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5"},
+		Undo: sqlitetest.UndoToVersion5,
 		Save: func(name string, def []byte) string {
 			return fmt.Sprintf("INSERT INTO custom_actions (name, definition, saved_at) VALUES ('%s', X'%x', 1)", name, def)
 		},

@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/trailaudit/trail/internal/sqlitetest"
 )
 
 // TestKeyRotateResumes: trail key rotate interrupted after each of its
@@ -87,15 +90,8 @@ func TestKeyRotateRetiresTheOldKey(t *testing.T) {
 func TestActionMigrationSaid(t *testing.T) {
 	dir := fixture(t) // acme's log
 	tamper(t, dir, "custom_actions", func(db *sql.DB) {
-		for _, stmt := range []string{"CREATE TABLE targets_old (id TEXT NOT NULL, key INTEGER NOT NULL, type TEXT NOT NULL, PRIMARY KEY (id, key, type)) WITHOUT ROWID",
-			"INSERT INTO targets_old SELECT id, key, type FROM targets", "DROP TABLE targets", "ALTER TABLE targets_old RENAME TO targets",
-			"CREATE INDEX targets_key ON targets (key)",
-			"CREATE TRIGGER targets_no_update BEFORE UPDATE ON targets BEGIN SELECT RAISE(ABORT, 'trail: events are append-only'); END",
-			"CREATE TRIGGER targets_no_delete BEFORE DELETE ON targets WHEN NOT EXISTS (SELECT 1 FROM events WHERE key = OLD.key AND pruned IS NOT NULL) BEGIN SELECT RAISE(ABORT, 'trail: events are append-only'); END",
-			"DROP INDEX events_actor", "CREATE INDEX events_actor ON events (actor_id)",
-			"DROP INDEX events_workspace_action", "CREATE INDEX events_workspace_action ON events (workspace, action)",
-			"DROP TABLE cosignatures", "DROP TABLE rules", "ALTER TABLE sinks DROP COLUMN on_refusal", "DROP TABLE sessions", "DROP TABLE tenant_actions", "PRAGMA user_version = 5",
-			`INSERT INTO custom_actions (name, definition, saved_at) VALUES ('badge_scanned', '{"name":"badge_scanned","category":"physical","outcome":"info","custom":true}', 1)`} {
+		for _, stmt := range append(slices.Clone(sqlitetest.UndoToVersion5),
+			`INSERT INTO custom_actions (name, definition, saved_at) VALUES ('badge_scanned', '{"name":"badge_scanned","category":"physical","outcome":"info","custom":true}', 1)`) {
 			if _, err := db.Exec(stmt); err != nil {
 				t.Fatalf("%s: %v", stmt, err)
 			}
