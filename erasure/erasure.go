@@ -281,6 +281,13 @@ func personalKey(def *trail.Action, k string) bool {
 // to the key store. What is each event's own (finding its fields, deriving
 // its keys, encrypting) is spread over the cores (par.Spread); an error
 // names the first event, by index, that failed.
+//
+// Each event MUST carry an id drawn for it alone (trail.NewID, as
+// Validator.PrepareBatch draws one for every event it prepares) and MUST
+// be sealed once: an enc3 blob's key is derived from the subject's key and
+// the event's id and seals with a fixed nonce (format.go), so two
+// different plaintexts sealed under one id would reuse a GCM key and
+// nonce. The append pipeline is the only caller that meets this.
 func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) error {
 	groups := make([][]group, len(evs)) // each event's blobs, in order
 	par.Spread(len(evs), func(lo, hi int) error {
