@@ -12,4 +12,4 @@ func Migration(i int) string { return migrations[i] }
 
 // ChunkReads returns how many chunks ScanLeavesIndexed has read beneath
 // database/sql, and how many through it.
-func ChunkReads() (raw, sql int64) { return rawReads.raw.Load(), rawReads.sql.Load() }
+func ChunkReads(db *DB) (raw, sql int64) { return db.chunkReads.raw.Load(), db.chunkReads.sql.Load() }

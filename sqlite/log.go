@@ -313,11 +313,11 @@ func (db *DB) readChunk(ctx context.Context, rc *rawConn, tid int64, from, to, i
 	}
 	lo, hi, ixHi := rowKey(tid, from), rowKey(tid, to), rowKey(tid, 0)+int64(ixTo)
 	if rc != nil && rc.readChunk(lo, hi, ixHi, c) {
-		rawReads.raw.Add(1)
+		db.chunkReads.raw.Add(1)
 		c.slice()
 		return nil
 	}
-	rawReads.sql.Add(1)
+	db.chunkReads.sql.Add(1)
 	c.reset()
 	return db.readTx(ctx, func(tx *sql.Tx) error {
 		if err := c.readIndexed(ctx, tx, lo, hi); err != nil {
@@ -587,9 +587,9 @@ type rawConn struct {
 	textCap              int       // the text of a chunk takes about this much
 }
 
-// rawReads counts the chunks of verification read on a rawConn and those
-// read through database/sql, for the tests that each path is taken.
-var rawReads struct{ raw, sql atomic.Int64 }
+// chunkReads counts the chunks of verification read on a rawConn and
+// those read through database/sql, for the tests that each path is taken.
+type chunkReads struct{ raw, sql atomic.Int64 }
 
 // rawSpan is where a text value of a chunk lies in its text.
 type rawSpan struct{ off, n int }
@@ -737,16 +737,7 @@ func (rc *rawConn) readRows(lo, hi, ixHi int64, c *leafChunk) bool {
 		return ok
 	}
 	defer func() { rc.spans = spans[:0] }()
-	if !rc.bind(rc.rows, lo, hi) {
-		return false
-	}
-	defer sqlite3.Xsqlite3_reset(rc.tls, rc.rows)
-	for st := rc.rows; ; {
-		if rv := sqlite3.Xsqlite3_step(rc.tls, st); rv == sqlite3.SQLITE_DONE {
-			break
-		} else if rv != sqlite3.SQLITE_ROW {
-			return false
-		}
+	ok := rc.each(rc.rows, lo, hi, func(st uintptr) bool {
 		key, ok1 := rc.int(st, 0)
 		body, ok2 := rc.value(st, 1, rawBytes|rawNull)
 		hashes, ok3 := rc.value(st, 2, rawBytes|rawNull)
@@ -765,25 +756,18 @@ func (rc *rawConn) readRows(lo, hi, ixHi int64, c *leafChunk) bool {
 		c.add(key, body, hashes)
 		c.ix = append(c.ix, trail.IndexRow{Seq: keySeq(key), Pruned: pruned != 0, Index: trail.Index{
 			ID: formatID(id), RecordedAt: time.Unix(0, rec).UTC(), OccurredAt: time.Unix(0, occ).UTC()}})
-	}
+		return true
+	})
 	rows := len(spans)
 	keys := rc.keys[:0]
 	defer func() { rc.keys = keys[:0] }()
-	if !rc.bind(rc.targets, lo, ixHi) {
-		return false
-	}
-	defer sqlite3.Xsqlite3_reset(rc.tls, rc.targets)
-	for st := rc.targets; ; {
-		if rv := sqlite3.Xsqlite3_step(rc.tls, st); rv == sqlite3.SQLITE_DONE {
-			break
-		} else if rv != sqlite3.SQLITE_ROW {
-			return false
-		}
+	ok = ok && rc.each(rc.targets, lo, ixHi, func(st uintptr) bool {
 		key, ok := rc.int(st, 0)
-		if !ok || !str(st, 1) || !str(st, 2) {
-			return false
-		}
 		keys = append(keys, key)
+		return ok && str(st, 1) && str(st, 2)
+	})
+	if !ok {
+		return false
 	}
 	rc.textCap = max(rc.textCap, len(text)+len(text)/8)
 	s := unsafe.String(unsafe.SliceData(text), len(text)) // text is not written again
@@ -821,6 +805,28 @@ func shareTargets(rows []trail.IndexRow, targets []trail.SeqTarget) {
 			}
 			rows[i].Index.Targets = all[j : j : j+n]
 			i, j = i+1, j+n
+		}
+	}
+}
+
+// each binds the key range lo to hi to the statement st and calls row on
+// each row it steps to, then resets st; it reports whether every step and
+// every row succeeded, stopping at the first that did not.
+func (rc *rawConn) each(st uintptr, lo, hi int64, row func(st uintptr) bool) bool {
+	if !rc.bind(st, lo, hi) {
+		return false
+	}
+	defer sqlite3.Xsqlite3_reset(rc.tls, st)
+	for {
+		switch sqlite3.Xsqlite3_step(rc.tls, st) {
+		case sqlite3.SQLITE_DONE:
+			return true
+		case sqlite3.SQLITE_ROW:
+			if !row(st) {
+				return false
+			}
+		default:
+			return false
 		}
 	}
 }

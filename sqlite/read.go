@@ -286,6 +286,18 @@ func (p *plan) sql(what, tail string) (string, []any) {
 	return with + "SELECT " + what + " FROM " + p.from + " WHERE " + strings.Join(where, " AND ") + tail, append(args, p.args...)
 }
 
+// page returns the statement reading a page of bodies over the plan in seq
+// order, newest first when desc, and its arguments but the last, the
+// LIMIT.
+func (p *plan) page(desc bool) (string, []any) {
+	tail := p.order(desc) + " LIMIT ?"
+	if p.key == "t.key" {
+		// One row per event, though it may name the target twice.
+		tail = " GROUP BY " + p.keys("") + tail
+	}
+	return p.sql("e.body", tail)
+}
+
 // order is the ORDER BY of a page in seq order: by bucket first in a
 // bucket walk, which is the same order (a bucket is a run of keys) but
 // one SQLite reads from the bucketed index without sorting.
@@ -374,12 +386,7 @@ func (db *DB) Query(ctx context.Context, q trail.Query) (*trail.Page, error) {
 					p.lo = max(p.lo, c+1)
 				}
 			}
-			order := p.order(q.Descending) + " LIMIT ?"
-			if p.key == "t.key" {
-				// One row per event, though it may name the target twice.
-				order = " GROUP BY " + p.keys("") + order
-			}
-			stmt, args := p.sql("e.body", order)
+			stmt, args := p.page(q.Descending)
 			rows, err := tx.QueryContext(ctx, stmt, append(args, limit+1)...)
 			if err != nil {
 				return internal(err, "query")

@@ -94,11 +94,11 @@ func TestReadOnly(t *testing.T) {
 			if n, err := ro.Count(ctx, trail.Query{Tenant: "acme"}); err != nil || n != 3 {
 				t.Errorf("count: %d %v, want 3", n, err)
 			}
-			raw0, _ := sqlite.ChunkReads()
+			raw0, _ := sqlite.ChunkReads(ro)
 			if rep, err := tlog.Verify(ctx, ro, "acme", storetest.Signer().Verifier(), tlog.VerifyOptions{}); err != nil || !rep.OK() || rep.Size != 3 {
 				t.Errorf("verify: %+v %v; want intact, 3 events", rep, err)
 			}
-			if raw, _ := sqlite.ChunkReads(); raw == raw0 {
+			if raw, _ := sqlite.ChunkReads(ro); raw == raw0 {
 				t.Error("verify read no chunk beneath database/sql")
 			}
 			if _, err := ro.Append(ctx, "acme", []*trail.Event{storetest.Login("u-9")}, trail.AppendOptions{}); err == nil {

@@ -464,7 +464,7 @@ func keySeq(key int64) uint64 { return uint64(key) & maxSeq }
 // one that rebuilds indexes over every event (12) takes tens of seconds
 // per million events.
 func migrate(ctx context.Context, c *sql.Conn, log *slog.Logger) (notes []string, err error) {
-	logged := false // whether log is set for the database's steps
+	var step *slog.Logger // log, or nothing for a database with no events: set at the first step
 	for {
 		tx, err := c.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one migrator at a time
 		if err != nil {
@@ -482,36 +482,33 @@ func migrate(ctx context.Context, c *sql.Conn, log *slog.Logger) (notes []string
 		if v == SchemaVersion {
 			return notes, tx.Rollback()
 		}
-		if v == 1 {
-			// Events stored before the tamper-evident log have no tree
-			// hashes and no checkpoint; none can be made for them now
-			// without trusting bytes nobody signed.
-			var n int
-			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").Scan(&n); err != nil {
-				tx.Rollback()
-				return nil, fmt.Errorf("migrate: %w", err)
-			}
-			if n > 0 {
-				tx.Rollback()
-				return nil, fmt.Errorf("database schema version 1 holds events from before the tamper-evident log, which cannot be added to them: " +
-					"export them with an older build (trail query --json) and ingest them into a new data directory")
-			}
-		}
-		// Steps on a database that holds events are logged: the one that
-		// rebuilds indexes reads every event.
-		if !logged {
-			var n int // version 0 has no events table
+		// Whether the database holds events is asked once, at its first
+		// step (version 0 has no events table): version 1 with events is
+		// refused, and the steps on one with events are logged, as the
+		// ones that rebuild indexes read every event.
+		if step == nil {
+			has := false
 			if v > 0 {
+				var n int
 				if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").Scan(&n); err != nil {
 					tx.Rollback()
 					return nil, fmt.Errorf("migrate: %w", err)
 				}
+				has = n > 0
 			}
-			if logged = true; n == 0 {
-				log = slog.New(slog.DiscardHandler)
+			if v == 1 && has {
+				// Events stored before the tamper-evident log have no
+				// tree hashes and no checkpoint; none can be made for
+				// them now without trusting bytes nobody signed.
+				tx.Rollback()
+				return nil, fmt.Errorf("database schema version 1 holds events from before the tamper-evident log, which cannot be added to them: " +
+					"export them with an older build (trail query --json) and ingest them into a new data directory")
+			}
+			if step = log; !has {
+				step = slog.New(slog.DiscardHandler)
 			}
 		}
-		log.Info("sqlite: migrating the schema", "from", v, "to", v+1)
+		step.Info("sqlite: migrating the schema", "from", v, "to", v+1)
 		t0 := time.Now()
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 			tx.Rollback()
@@ -529,7 +526,7 @@ func migrate(ctx context.Context, c *sql.Conn, log *slog.Logger) (notes []string
 		if err := tx.Commit(); err != nil {
 			return nil, fmt.Errorf("migrate to version %d: %w", v+1, err)
 		}
-		log.Info("sqlite: migrated the schema", "to", v+1, "took", time.Since(t0).Round(time.Millisecond))
+		step.Info("sqlite: migrated the schema", "to", v+1, "took", time.Since(t0).Round(time.Millisecond))
 		notes = append(notes, said...)
 	}
 }

@@ -141,11 +141,12 @@ type DB struct {
 	mu       sync.RWMutex // guards closed
 	closed   bool
 
-	hashesStmt *sql.Stmt // hashesQuery on r
-	tids       sync.Map  // tenant name → tid, for reads (tenants are append-only)
-	bucketBits int       // of the bucketed indexes, as the schema has them (readBucketBits)
-	scanAhead  int       // chunks ScanLeaves reads at once (0: Readers); benchmarks set it
-	notes      []string  // what the migrations this Open ran did (MigrationNotes)
+	hashesStmt *sql.Stmt  // hashesQuery on r
+	tids       sync.Map   // tenant name → tid, for reads (tenants are append-only)
+	bucketBits int        // of the bucketed indexes, as the schema has them (readBucketBits)
+	chunkReads chunkReads // verification's reads, by way (scanChunks)
+	scanAhead  int        // chunks ScanLeaves reads at once (0: Readers); benchmarks set it
+	notes      []string   // what the migrations this Open ran did (MigrationNotes)
 }
 
 // MigrationNotes says what the schema migrations Open ran did that an
