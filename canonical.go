@@ -205,7 +205,7 @@ func (w *canonWriter) event(ev *Event) {
 	}
 	w.str("tenant", ev.Tenant)
 	w.key("v")
-	w.b = append(w.b, strconv.Itoa(CanonicalVersion)...)
+	w.b = strconv.AppendInt(w.b, CanonicalVersion, 10)
 	if len(ev.Violations) > 0 {
 		w.key("violations")
 		w.b = append(w.b, '[')
@@ -277,14 +277,19 @@ func (w *canonWriter) time(k string, t time.Time) {
 	}
 	w.key(k)
 	w.b = append(w.b, '"')
-	w.b = t.UTC().AppendFormat(w.b, time.RFC3339Nano) // FormatTime, without a string per time
+	w.b = appendTime(w.b, t)
 	w.b = append(w.b, '"')
 }
 
 // FormatTime formats t the way Trail writes timestamps everywhere: RFC 3339,
 // UTC, with only the fractional digits needed.
 func FormatTime(t time.Time) string {
-	return t.UTC().Format(time.RFC3339Nano)
+	return string(appendTime(nil, t))
+}
+
+// appendTime appends FormatTime's text of t to dst.
+func appendTime(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, time.RFC3339Nano)
 }
 
 // quote writes s as a JSON string per RFC 8785: only '"', '\\' and control
@@ -513,22 +518,8 @@ func canonicalInteger(lit string) bool {
 // integer beyond 2^53 or a decimal with too many digits would silently change;
 // the validator stores such numbers as strings instead.
 func NumberExact(lit string) bool {
-	// Fast path: a short integer is always exact.
-	if n := len(lit); n > 0 && n <= 15 {
-		i := 0
-		if lit[0] == '-' {
-			i = 1
-		}
-		digits := i < n
-		for ; i < n; i++ {
-			if lit[i] < '0' || lit[i] > '9' {
-				digits = false
-				break
-			}
-		}
-		if digits {
-			return true
-		}
+	if canonicalInteger(lit) { // a short integer in canonical form is exact
+		return true
 	}
 	canon, err := CanonicalNumber(lit)
 	if err != nil {

@@ -400,34 +400,60 @@ func serve(ctx context.Context, e *env, sf *storeFlags, o serveOptions) error {
 }
 
 // registerWAL registers on reg the trail_sqlite_wal_* series: what
-// stats (the SQLite store's DB.WALStats) says at each scrape.
+// stats (the SQLite store's DB.WALStats) says at each scrape, read once a
+// scrape so that the series agree with each other.
 func registerWAL(reg prometheus.Registerer, stats func() sqlite.WALStats) error {
+	c := &walCollector{stats: stats}
 	for _, m := range []struct {
 		name, help string
-		counter    bool
+		kind       prometheus.ValueType
 		value      func(sqlite.WALStats) float64
 	}{
-		{"trail_sqlite_wal_resets_total", "Resets of the SQLite write-ahead log (RESTART checkpoints, once it is over its bound) since the store opened.", true,
+		{"trail_sqlite_wal_resets_total", "Resets of the SQLite write-ahead log (RESTART checkpoints, once it is over its bound) since the store opened.", prometheus.CounterValue,
 			func(s sqlite.WALStats) float64 { return float64(s.Resets) }},
-		{"trail_sqlite_wal_resets_busy_total", "Resets of the SQLite write-ahead log a reader on an older snapshot kept from finishing (the log stays over its bound; tried again 10 s later).", true,
+		{"trail_sqlite_wal_resets_busy_total", "Resets of the SQLite write-ahead log a reader on an older snapshot kept from finishing (the log stays over its bound until a later one).", prometheus.CounterValue,
 			func(s sqlite.WALStats) float64 { return float64(s.Busy) }},
-		{"trail_sqlite_wal_reset_held_seconds_total", "Time the resets of the SQLite write-ahead log held the writer (appends waited).", true,
+		{"trail_sqlite_wal_reset_held_seconds_total", "Time the resets of the SQLite write-ahead log held the writer (appends waited).", prometheus.CounterValue,
 			func(s sqlite.WALStats) float64 { return s.Held.Seconds() }},
-		{"trail_sqlite_wal_reset_waited_seconds_total", "Time the checkpointer waited for the writer before resetting the SQLite write-ahead log.", true,
+		{"trail_sqlite_wal_reset_waited_seconds_total", "Time the checkpointer waited for the writer before resetting the SQLite write-ahead log.", prometheus.CounterValue,
 			func(s sqlite.WALStats) float64 { return s.Waited.Seconds() }},
-		{"trail_sqlite_wal_largest_bytes", "The largest SQLite write-ahead log a checkpoint found since the store opened.", false,
+		{"trail_sqlite_wal_largest_bytes", "The largest SQLite write-ahead log a checkpoint found since the store opened.", prometheus.GaugeValue,
 			func(s sqlite.WALStats) float64 { return float64(s.Largest) }},
 	} {
-		f := func() float64 { return m.value(stats()) }
-		var c prometheus.Collector = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: m.name, Help: m.help}, f)
-		if m.counter {
-			c = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, f)
-		}
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("register %s: %w", m.name, err)
-		}
+		c.series = append(c.series, walSeries{prometheus.NewDesc(m.name, m.help, nil, nil), m.kind, m.value})
+	}
+	if err := reg.Register(c); err != nil {
+		return fmt.Errorf("register the trail_sqlite_wal_* series: %w", err)
 	}
 	return nil
+}
+
+// walCollector is registerWAL's prometheus.Collector.
+type walCollector struct {
+	stats  func() sqlite.WALStats
+	series []walSeries
+}
+
+// walSeries is one of walCollector's series.
+type walSeries struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(sqlite.WALStats) float64
+}
+
+var _ prometheus.Collector = (*walCollector)(nil)
+
+func (c *walCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c.series {
+		ch <- m.desc
+	}
+}
+
+func (c *walCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	for _, m := range c.series {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(s))
+	}
 }
 
 // runSingletons runs the singleton work (each of work, side by side) while
