@@ -287,8 +287,19 @@ func personalKey(def *trail.Action, k string) bool {
 // be sealed once: an enc3 blob's key is derived from the subject's key and
 // the event's id and seals with a fixed nonce (format.go), so two
 // different plaintexts sealed under one id would reuse a GCM key and
-// nonce. The append pipeline is the only caller that meets this.
+// nonce. Seal refuses an event with no id, or with one another event of
+// the batch has; an id sealed again in a later call it cannot see. The
+// append pipeline is the only caller, and meets this.
 func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) error {
+	// What can be checked of the MUST above: every event has an id, and
+	// none is sealed twice in the batch.
+	ids := make(map[string]struct{}, len(evs))
+	for i, ev := range evs {
+		if _, dup := ids[ev.ID]; ev.ID == "" || dup {
+			return fmt.Errorf("erasure: event %d: an id of its own is needed to seal it (its key and nonce are derived from it), got %q", i, ev.ID)
+		}
+		ids[ev.ID] = struct{}{}
+	}
 	groups := make([][]group, len(evs)) // each event's blobs, in order
 	par.Spread(len(evs), func(lo, hi int) error {
 		g := grouper{s: s}

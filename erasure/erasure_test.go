@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
@@ -67,6 +68,7 @@ func testSealOpenErase(t *testing.T, prefix string, form func(*erasure.Sealer)) 
 	cat := catalog.Default()
 	s := newSealer(form, keys, cat)
 	ev := failedLogin("u-1", alice)
+	ev.ID = trail.NewID(time.Now()) // as PrepareBatch draws it: Seal needs one
 	plain := ev.Clone()
 	if err := s.Seal(ctx, "acme", []*trail.Event{ev}); err != nil {
 		t.Fatal(err)
@@ -110,7 +112,10 @@ func testSealOpenErase(t *testing.T, prefix string, form func(*erasure.Sealer)) 
 	forged := "enc1:00000000deadbeef:" + strings.Repeat("A", 40)
 	tricky := failedLogin("u-3", forged)
 	tricky.Context["note"] = forged
-	s.Seal(ctx, "acme", []*trail.Event{tricky})
+	tricky.ID = trail.NewID(time.Now())
+	if err := s.Seal(ctx, "acme", []*trail.Event{tricky}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Open(ctx, "acme", tricky); err != nil || tricky.Actor.Email != forged || tricky.Context["note"] != forged {
 		t.Errorf("a forged sealed value: %v, email %q, note %q", err, tricky.Actor.Email, tricky.Context["note"])
 	}
@@ -484,4 +489,33 @@ func FuzzSealOpen(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSealRefusesIDs: an enc3 blob's key and nonce come from its event's
+// id, so Seal refuses an event without one, and one whose id another event
+// of the batch has, sealing nothing.
+func TestSealRefusesIDs(t *testing.T) {
+	ctx := context.Background()
+	id := trail.NewID(time.Now())
+	for _, tc := range []struct {
+		name string
+		ids  []string
+	}{{"no id", []string{""}}, {"an id twice", []string{id, id}}, {"no id after one", []string{id, ""}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var evs []*trail.Event
+			for _, id := range tc.ids {
+				ev := failedLogin("u-1", alice)
+				ev.ID = id
+				evs = append(evs, ev)
+			}
+			plain := evs[0].Clone()
+			err := erasure.NewSealer(memory.NewSubjectKeys(), catalog.Default()).Seal(ctx, "acme", evs)
+			if err == nil || !strings.Contains(err.Error(), "an id of its own is needed") {
+				t.Fatalf("Seal = %v, want it refused for the ids", err)
+			}
+			if !cmp.Equal(evs[0], plain) {
+				t.Error("Seal changed an event of the batch it refused")
+			}
+		})
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -252,7 +253,7 @@ func parsePlain3(pt []byte) ([]entry, error) {
 		case codeActorName, codeActorEmail, codeRequestIP:
 		case codeTarget:
 			var i uint64
-			if i, pt, ok = uvarint(pt); !ok || i > 1<<31 {
+			if i, pt, ok = uvarint(pt); !ok || i > math.MaxInt32 {
 				return nil, errPlain3
 			}
 			e.index = int(i)
