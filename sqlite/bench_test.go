@@ -342,7 +342,7 @@ func openBig(b *testing.B, path string, n int) *sqlite.DB {
 // BenchmarkIndexCost appends batches of 1000 with each secondary index
 // dropped in turn, and with none, to show what each index costs a write.
 func BenchmarkIndexCost(b *testing.B) {
-	indexes := []string{"events_id", "events_actor", "events_action", "events_workspace_action", "events_correlation", "targets_id"}
+	indexes := secondaryIndexes
 	cases := [][]string{nil}
 	for _, ix := range indexes {
 		cases = append(cases, []string{ix})
