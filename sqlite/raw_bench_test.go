@@ -35,21 +35,7 @@ type rawBatch struct {
 // the rows each Append wrote, to be written again by rawInserter.
 func rawBatches(b *testing.B, batches [][]*trail.Event) []rawBatch {
 	b.Helper()
-	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "rows.db")
-	db, err := sqlite.Open(ctx, path, benchOptions())
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, batch := range batches {
-		if _, err := db.Append(ctx, "acme", batch, trail.AppendOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		b.Fatal(err)
-	}
-	r, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	r, err := sql.Open("sqlite", "file:"+storeFile(b, batches)+"?mode=ro")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,9 +78,25 @@ func rawBatches(b *testing.B, batches [][]*trail.Event) []rawBatch {
 	return out
 }
 
-// benchOptions are the Options of benchDB.
-func benchOptions() sqlite.Options {
-	return sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()}
+// storeFile makes a store's file in a folder of the benchmark's, with
+// the batches appended to tenant acme, and closes it.
+func storeFile(b *testing.B, batches [][]*trail.Event) string {
+	b.Helper()
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "trail.db")
+	db, err := sqlite.Open(ctx, path, sqlite.Options{Validator: storetest.Validator(), Signer: storetest.Signer()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, batch := range batches {
+		if _, err := db.Append(ctx, "acme", batch, trail.AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path
 }
 
 // rawInserter writes rawBatches into a database made by sqlite.Open (the
@@ -110,15 +112,7 @@ func benchOptions() sqlite.Options {
 func rawInserter(b *testing.B, drop ...string) func(rb rawBatch) error {
 	b.Helper()
 	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "raw.db")
-	db, err := sqlite.Open(ctx, path, benchOptions())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		b.Fatal(err)
-	}
-	w, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-16384)&_txlock=immediate")
+	w, err := sql.Open("sqlite", "file:"+storeFile(b, nil)+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-16384)&_txlock=immediate")
 	if err != nil {
 		b.Fatal(err)
 	}
