@@ -282,21 +282,24 @@ func personalKey(def *trail.Action, k string) bool {
 // its keys, encrypting) is spread over the cores (par.Spread); an error
 // names the first event, by index, that failed.
 //
-// Each event MUST carry an id drawn for it alone (trail.NewID, as
-// Validator.PrepareBatch draws one for every event it prepares) and MUST
-// be sealed once: an enc3 blob's key is derived from the subject's key and
-// the event's id and seals with a fixed nonce (format.go), so two
-// different plaintexts sealed under one id would reuse a GCM key and
-// nonce. Seal refuses an event with no id, or with one another event of
-// the batch has; an id sealed again in a later call it cannot see. The
-// append pipeline is the only caller, and meets this.
+// Each event must carry an id (trail.NewID, as Validator.PrepareBatch
+// draws one for every event it prepares): a blob's key is derived from
+// the subject's key and the event's id, and its associated data holds
+// the id. Every blob has a random nonce of its own (format.go), so an
+// event sealed twice, or two events given one id (in one call or in
+// two), never reuse a GCM key and nonce. The id must still be the
+// event's alone: an opening (Openings) opens every blob sealed under its
+// subject and id. Seal refuses an event with no id, or with one another
+// event of the batch has; an id given again in a later call it cannot
+// see. The append pipeline is the only caller, and draws a new id for
+// every event.
 func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) error {
-	// What can be checked of the MUST above: every event has an id, and
-	// none is sealed twice in the batch.
+	// What can be checked of the above: every event has an id, and none
+	// is sealed twice in the batch.
 	ids := make(map[string]struct{}, len(evs))
 	for i, ev := range evs {
 		if _, dup := ids[ev.ID]; ev.ID == "" || dup {
-			return fmt.Errorf("erasure: event %d: an id of its own is needed to seal it (its key and nonce are derived from it), got %q", i, ev.ID)
+			return fmt.Errorf("erasure: event %d: an id of its own is needed to seal it (its key is derived from it), got %q", i, ev.ID)
 		}
 		ids[ev.ID] = struct{}{}
 	}
@@ -353,28 +356,23 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 		}
 		s.mu.Unlock()
 	}
-	var nonces []byte              // enc2's: one read of randomness for the batch
+	// Every blob's nonce, in one read of randomness for the batch.
+	nonces := make([]byte, nonceSize*n)
+	if _, err := rand.Read(nonces); err != nil {
+		return fmt.Errorf("erasure: nonces: %w", err)
+	}
 	first := make([]int, len(evs)) // the index of each event's first blob
-	if s.asBefore {
-		nonces = make([]byte, 12*n)
-		if _, err := rand.Read(nonces); err != nil {
-			return err
-		}
-		for i, n := 1, 0; i < len(evs); i++ {
-			n += len(groups[i-1])
-			first[i] = n
-		}
+	for i := 1; i < len(evs); i++ {
+		first[i] = first[i-1] + len(groups[i-1])
 	}
 	return par.Spread(len(evs), func(lo, hi int) error {
 		var b blobWriter // its buffers serve every blob of the chunk
 		for i := lo; i < hi; i++ {
 			ev := evs[i]
 			for j, g := range groups[i] {
-				var nonce []byte
-				if s.asBefore {
-					nonce = nonces[12*(first[i]+j) : 12*(first[i]+j)+12]
-				}
-				sealed, err := b.seal(tenant, keys[g.fields[0].subject], ev, g.fields, nonce)
+				at := nonceSize * (first[i] + j)
+				nonce := nonces[at : at+nonceSize]
+				sealed, err := b.seal(s.asBefore, tenant, keys[g.fields[0].subject], ev, g.fields, nonce)
 				if err != nil {
 					return err
 				}
@@ -400,16 +398,16 @@ type blobWriter struct {
 	pt, ad, sealed, out []byte
 }
 
-// seal returns the blob of ev's fields (one subject's, under its key k):
-// enc3, or enc2 when given a nonce (Sealer.asBefore). What a client sends is
-// data, whatever it looks like: a value that already looks sealed is
-// sealed like any other.
-func (b *blobWriter) seal(tenant string, k cachedKey, ev *trail.Event, fields []field, nonce []byte) (string, error) {
+// seal returns the blob of ev's fields (one subject's, under its key k)
+// sealed with nonce: enc3, or enc2 when s seals as before (Sealer.asBefore).
+// What a client sends is data, whatever it looks like: a value that
+// already looks sealed is sealed like any other.
+func (b *blobWriter) seal(asBefore bool, tenant string, k cachedKey, ev *trail.Event, fields []field, nonce []byte) (string, error) {
 	var err error
 	b.pt = b.pt[:0]
 	for n, f := range fields {
 		switch {
-		case nonce == nil:
+		case !asBefore:
 			b.pt, err = appendField(b.pt, f, ev)
 		case n == 0:
 			b.pt, err = appendJSON(append(appendString(append(b.pt, '{'), f.path), ':'), f.get(ev))
@@ -425,7 +423,7 @@ func (b *blobWriter) seal(tenant string, k cachedKey, ev *trail.Event, fields []
 		return "", err
 	}
 	b.ad = appendAAD(b.ad[:0], tenant, k.id, ev.ID)
-	if nonce != nil {
+	if asBefore {
 		b.pt = append(b.pt, '}')
 		b.sealed = aead.Seal(append(b.sealed[:0], nonce...), nonce, b.pt, b.ad)
 		b.out = b64.AppendEncode(append(append(append(b.out[:0], prefix...), k.id...), ':'), b.sealed)
@@ -434,7 +432,7 @@ func (b *blobWriter) seal(tenant string, k cachedKey, ev *trail.Event, fields []
 	if b.sealed, err = appendKeyID(b.sealed[:0], k.id); err != nil {
 		return "", err
 	}
-	b.sealed = aead.Seal(b.sealed, zeroNonce, b.pt, b.ad)
+	b.sealed = aead.Seal(append(b.sealed, nonce...), nonce, b.pt, b.ad)
 	b.out = appendBlob3(b.out[:0], b.sealed)
 	return string(b.out), nil
 }

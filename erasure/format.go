@@ -21,22 +21,23 @@ import (
 // The sealed forms a personal field may hold (docs/design.md "GDPR erasure
 // without losing integrity"):
 //
-//	enc3:base64url(KEYID ‖ AES-256-GCM(event key, zero nonce, fields))
+//	enc3:base64url(KEYID ‖ nonce ‖ AES-256-GCM(event key, nonce, fields))
 //	enc2:KEYID:base64url(nonce ‖ AES-256-GCM(event key, nonce, JSON {path: value}))
 //	enc1:KEYID:base64url(nonce ‖ AES-256-GCM(subject key, nonce, JSON {path: value}))
 //
 // and the references to a blob (ref, ref PATH), the same whatever the
-// blob's form. Seal writes enc3 (enc2 for the tests' SealAsBefore); every
-// form opens.
+// blob's form. Seal writes enc3 (the tests write enc2 as before, with
+// SealAsBefore); every form opens.
 //
 // In enc3 the key id is one byte 0 and 8 bytes for an id of 16 lower-case
 // hex digits (every store's, trail.NewSubjectKey), else one byte n (1 to
 // 255) and the id's n bytes (valid UTF-8, never 16 lower-case hex
-// digits). The nonce is not stored: an event key seals one plaintext only
-// (it is derived from the tenant, the key id and the event's id, which
-// PrepareBatch draws anew for every event, and an event has one blob per
-// subject), so the nonce is the constant zero, as a key used once allows.
-// The plaintext is the blob's fields one after another (plain3), not JSON.
+// digits). The nonce is 12 random bytes (crypto/rand) drawn for each
+// blob: an event key is derived from the tenant, the key id and the
+// event's id, so whatever a caller seals under one id (the same event
+// sealed twice, two events given one id), no key and nonce seal two
+// plaintexts but by a chance of 2^-96 a pair. The plaintext is the blob's
+// fields one after another (plain3), not JSON.
 const (
 	prefix3 = "enc3:"
 	prefix  = "enc2:"
@@ -44,8 +45,8 @@ const (
 	ref     = prefix1 + "^"
 )
 
-// zeroNonce is the nonce of every enc3 blob: its key seals nothing else.
-var zeroNonce = make([]byte, 12)
+// nonceSize is the bytes of a blob's nonce, AES-GCM's standard size.
+const nonceSize = 12
 
 // b64 is the encoding of a blob's bytes. enc3 is read strictly (the unused
 // bits of the last character zero), so one blob has one spelling.
@@ -80,23 +81,24 @@ func parseBlob(v string) (b sealedBlob, ok bool) {
 			return sealedBlob{}, false
 		}
 		id, rest, ok := cutKeyID(data)
-		if !ok || len(rest) < 16 { // the tag
+		if !ok || len(rest) < nonceSize+16 { // the nonce and the tag
 			return sealedBlob{}, false
 		}
-		return sealedBlob{version: prefix3, id: id, nonce: zeroNonce, ct: rest}, true
+		return sealedBlob{version: prefix3, id: id, nonce: rest[:nonceSize], ct: rest[nonceSize:]}, true
 	case strings.HasPrefix(v, prefix) || strings.HasPrefix(v, prefix1) && !strings.HasPrefix(v, ref):
 		id, enc, ok := strings.Cut(v[len(prefix):], ":")
 		data, err := b64.DecodeString(enc)
-		if !ok || err != nil || len(data) < 12 {
+		if !ok || err != nil || len(data) < nonceSize {
 			return sealedBlob{}, false
 		}
-		return sealedBlob{version: v[:len(prefix)], id: id, nonce: data[:12], ct: data[12:]}, true
+		return sealedBlob{version: v[:len(prefix)], id: id, nonce: data[:nonceSize], ct: data[nonceSize:]}, true
 	}
 	return sealedBlob{}, false
 }
 
 // appendBlob3 appends the enc3 value of a key id and its sealed bytes
-// (ciphertext and tag); sealed starts with the key id (appendKeyID).
+// (nonce, ciphertext and tag); sealed starts with the key id
+// (appendKeyID).
 func appendBlob3(dst, sealed []byte) []byte {
 	return b64.AppendEncode(append(dst, prefix3...), sealed)
 }
