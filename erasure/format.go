@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -177,6 +178,7 @@ type entry struct {
 	index int    // codeTarget
 	key   string // codeContext, codeContextRaw
 	value []byte
+	json  any // codeContextRaw: value decoded (decodeWhole), when parsePlain3 read it
 }
 
 // path is the field's path, as Sealer.candidates names it.
@@ -272,7 +274,11 @@ func parsePlain3(pt []byte) ([]entry, error) {
 			return nil, errPlain3
 		}
 		if e.code == codeContextRaw {
-			if len(e.value) == 0 || !strings.ContainsRune("{[tfn-0123456789", rune(e.value[0])) || !json.Valid(e.value) {
+			// Decoded here, once: decodeWhole refuses what json.Valid does.
+			if len(e.value) == 0 || !strings.ContainsRune("{[tfn-0123456789", rune(e.value[0])) {
+				return nil, errPlain3
+			}
+			if e.json, ok = decodeWhole(e.value); !ok {
 				return nil, errPlain3
 			}
 		} else if !utf8.Valid(e.value) {
@@ -316,15 +322,11 @@ func values3(pt []byte) (map[string]any, bool) {
 	}
 	vals := make(map[string]any, len(entries))
 	for _, e := range entries {
-		if e.code != codeContextRaw {
+		if e.code == codeContextRaw {
+			vals[e.path()] = e.json
+		} else {
 			vals[e.path()] = string(e.value)
-			continue
 		}
-		var v any
-		if decodeJSON(e.value, &v) != nil {
-			return nil, false
-		}
-		vals[e.path()] = v
 	}
 	return vals, true
 }
@@ -333,18 +335,33 @@ func values3(pt []byte) (map[string]any, bool) {
 // object of paths) opens each path to.
 func valuesJSON(pt []byte) (map[string]any, bool) {
 	var vals map[string]any
-	if decodeJSON(pt, &vals) != nil {
+	if newDecoder(pt).Decode(&vals) != nil {
 		return nil, false
 	}
 	return vals, true
 }
 
-// decodeJSON decodes one JSON value with numbers as json.Number, as the
+// newDecoder returns a decoder of b giving numbers as json.Number, as the
 // store's reads return them.
-func decodeJSON(b []byte, v any) error {
+func newDecoder(b []byte) *json.Decoder {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	return dec.Decode(v)
+	return dec
+}
+
+// decodeWhole decodes b, which must be one JSON value and nothing after it
+// but space: it accepts what json.Valid accepts, and nothing else, so that
+// a value is read in one pass, not checked and then decoded.
+func decodeWhole(b []byte) (any, bool) {
+	dec := newDecoder(b)
+	var v any
+	if dec.Decode(&v) != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return v, true
 }
 
 // values returns what b's plaintext pt opens each path to, as its form

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +152,40 @@ func FuzzParseBlob(f *testing.F) {
 		}
 		if again := string(appendBlob3(nil, append(append(sealed, b.nonce...), b.ct...))); again != v {
 			t.Errorf("%q read, and written back as %q", v, again)
+		}
+	})
+}
+
+// decodeWhole reads a 'j' value in one pass where plain3's reader checked
+// it with json.Valid and then decoded it: it must refuse what json.Valid
+// refuses, and decode what it accepts as the decoder did.
+func TestDecodeWhole(t *testing.T) {
+	for _, tc := range []string{
+		`12`, `12 `, "12\n", ` 12`, `{"a":[1,2.5,null]}`, `[true,false]`, `-0.5e3`,
+		``, ` `, `1 2`, `01`, `{}x`, `[1]]`, `{"a":}`, `tru`, `nul`, `{"a":1}{}`, `[1,]`, "\"\xff\"", `-`, `1.`,
+		strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	} {
+		got, ok := decodeWhole([]byte(tc))
+		if want := json.Valid([]byte(tc)); ok != want {
+			t.Errorf("%.40q: decodeWhole %v, json.Valid %v", tc, ok, want)
+		}
+		if ok {
+			var want any
+			if err := newDecoder([]byte(tc)).Decode(&want); err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("%q: decoded %#v, want %#v (%v)", tc, got, want, err)
+			}
+		}
+	}
+}
+
+// FuzzDecodeWhole: decodeWhole accepts exactly what json.Valid accepts.
+func FuzzDecodeWhole(f *testing.F) {
+	for _, seed := range []string{`12`, `{"a":[1,"x"]}`, `1 2`, `01`, `[1]]`, ` `, `{"a":1}{}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, ok := decodeWhole(b); ok != json.Valid(b) {
+			t.Errorf("%q: decodeWhole %v, json.Valid %v", b, ok, !ok)
 		}
 	})
 }
