@@ -756,13 +756,13 @@ func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(
 // prefix, wherever they are (the catalog may have changed since the event
 // was sealed), in the order of Sealer.candidates.
 func sealedFields(ev *trail.Event) []field {
-	isSealed := func(v any) bool {
+	sealedValue := func(v any) bool {
 		str, ok := v.(string)
 		return ok && isSealed(str)
 	}
 	var out []field
 	for _, f := range topFields {
-		if isSealed(f.get(ev)) {
+		if sealedValue(f.get(ev)) {
 			out = append(out, f)
 		}
 	}
@@ -772,7 +772,7 @@ func sealedFields(ev *trail.Event) []field {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(ev.Context)) {
-		if isSealed(ev.Context[k]) {
+		if sealedValue(ev.Context[k]) {
 			out = append(out, field{path: "context." + k, at: contextKey, key: k})
 		}
 	}
