@@ -30,7 +30,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -39,7 +38,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
@@ -78,9 +76,9 @@ const maxCached = 100_000
 // Sealer encrypts and decrypts events' personal data. It implements
 // trail.Sealer. It is safe for concurrent use.
 type Sealer struct {
-	keys     trail.SubjectKeyStore
-	actions  trail.ActionResolver
-	asBefore bool // seal in enc2, as before enc3 (the tests' SealAsBefore)
+	keys    trail.SubjectKeyStore
+	actions trail.ActionResolver
+	form    blobForm // how blobs are written: form3, or enc2 in tests (SealAsBefore)
 
 	mu       sync.Mutex
 	gen      uint64               // counts erasures: keys read before one are not cached
@@ -101,7 +99,7 @@ var _ trail.Sealer = (*Sealer)(nil)
 // NewSealer returns a Sealer keeping keys in keys; actions says which
 // context keys each action marks personal (nil: only PersonalKeys).
 func NewSealer(keys trail.SubjectKeyStore, actions trail.ActionResolver) *Sealer {
-	return &Sealer{keys: keys, actions: actions, subjects: map[string]cachedKey{}, byID: map[string]cachedKey{}}
+	return &Sealer{keys: keys, actions: actions, form: form3{}, subjects: map[string]cachedKey{}, byID: map[string]cachedKey{}}
 }
 
 // Subject returns the data subject of ev ("" for none): its actor when the
@@ -372,7 +370,7 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 			for j, g := range groups[i] {
 				at := nonceSize * (first[i] + j)
 				nonce := nonces[at : at+nonceSize]
-				sealed, err := b.seal(s.asBefore, tenant, keys[g.fields[0].subject], ev, g.fields, nonce)
+				sealed, err := b.seal(s.form, tenant, keys[g.fields[0].subject], ev, g.fields, nonce)
 				if err != nil {
 					return err
 				}
@@ -399,41 +397,23 @@ type blobWriter struct {
 }
 
 // seal returns the blob of ev's fields (one subject's, under its key k)
-// sealed with nonce: enc3, or enc2 when s seals as before (Sealer.asBefore).
-// What a client sends is data, whatever it looks like: a value that
-// already looks sealed is sealed like any other.
-func (b *blobWriter) seal(asBefore bool, tenant string, k cachedKey, ev *trail.Event, fields []field, nonce []byte) (string, error) {
+// sealed with nonce, in form. What a client sends is data, whatever it
+// looks like: a value that already looks sealed is sealed like any other.
+func (b *blobWriter) seal(form blobForm, tenant string, k cachedKey, ev *trail.Event, fields []field, nonce []byte) (string, error) {
 	var err error
-	b.pt = b.pt[:0]
-	for n, f := range fields {
-		switch {
-		case !asBefore:
-			b.pt, err = appendField(b.pt, f, ev)
-		case n == 0:
-			b.pt, err = appendJSON(append(appendString(append(b.pt, '{'), f.path), ':'), f.get(ev))
-		default:
-			b.pt, err = appendJSON(append(appendString(append(b.pt, ','), f.path), ':'), f.get(ev))
-		}
-		if err != nil {
-			return "", fmt.Errorf("erasure: %s: %w", f.path, err)
-		}
+	if b.pt, err = form.appendPlain(b.pt[:0], ev, fields); err != nil {
+		return "", err
 	}
 	aead, err := newAEAD(b.derive(k.key, tenant, k.id, ev.ID))
 	if err != nil {
 		return "", err
 	}
 	b.ad = appendAAD(b.ad[:0], tenant, k.id, ev.ID)
-	if asBefore {
-		b.pt = append(b.pt, '}')
-		b.sealed = aead.Seal(append(b.sealed[:0], nonce...), nonce, b.pt, b.ad)
-		b.out = b64.AppendEncode(append(append(append(b.out[:0], prefix...), k.id...), ':'), b.sealed)
-		return string(b.out), nil
-	}
-	if b.sealed, err = appendKeyID(b.sealed[:0], k.id); err != nil {
+	if b.sealed, err = form.appendHead(b.sealed[:0], k.id); err != nil {
 		return "", err
 	}
 	b.sealed = aead.Seal(append(b.sealed, nonce...), nonce, b.pt, b.ad)
-	b.out = appendBlob3(b.out[:0], b.sealed)
+	b.out = form.appendBlob(b.out[:0], k.id, b.sealed)
 	return string(b.out), nil
 }
 
@@ -491,30 +471,6 @@ func (g *grouper) groups(ev *trail.Event) []group {
 		at += n
 	}
 	return g.made[first:len(g.made):len(g.made)]
-}
-
-// appendJSON appends v as JSON.
-func appendJSON(b []byte, v any) ([]byte, error) {
-	if str, ok := v.(string); ok {
-		return appendString(b, str), nil
-	}
-	j, err := json.Marshal(v)
-	return append(b, j...), err
-}
-
-// appendString appends str as a JSON string: as it is when it is plain
-// ASCII with nothing to escape (the common case, without an allocation),
-// else as encoding/json writes it.
-func appendString(b []byte, str string) []byte {
-	for i := 0; i < len(str); i++ {
-		if c := str[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			j, _ := json.Marshal(str) // a string always marshals
-			return append(b, j...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, str...)
-	return append(b, '"')
 }
 
 // remember caches c under k; s.mu is held.

@@ -97,6 +97,35 @@ func parseBlob(v string) (b sealedBlob, ok bool) {
 	return sealedBlob{}, false
 }
 
+// blobForm writes sealed blobs in one form: Seal writes form3 (the tests
+// write enc2 as before with SealAsBefore, export_test.go).
+type blobForm interface {
+	// appendPlain appends the plaintext of ev's fields (one subject's).
+	appendPlain(dst []byte, ev *trail.Event, fields []field) ([]byte, error)
+	// appendHead appends what a blob's bytes start with, before its nonce.
+	appendHead(dst []byte, id string) ([]byte, error)
+	// appendBlob appends the text of the blob of key id whose bytes are
+	// sealed (the head, the nonce, the ciphertext and its tag).
+	appendBlob(dst []byte, id string, sealed []byte) []byte
+}
+
+// form3 writes enc3 blobs.
+type form3 struct{}
+
+func (form3) appendPlain(dst []byte, ev *trail.Event, fields []field) ([]byte, error) {
+	var err error
+	for _, f := range fields {
+		if dst, err = appendField(dst, f, ev); err != nil {
+			return nil, fmt.Errorf("erasure: %s: %w", f.path, err)
+		}
+	}
+	return dst, nil
+}
+
+func (form3) appendHead(dst []byte, id string) ([]byte, error) { return appendKeyID(dst, id) }
+
+func (form3) appendBlob(dst []byte, _ string, sealed []byte) []byte { return appendBlob3(dst, sealed) }
+
 // appendBlob3 appends the enc3 value of a key id and its sealed bytes
 // (nonce, ciphertext and tag); sealed starts with the key id
 // (appendKeyID).
