@@ -280,22 +280,25 @@ func (c *checker) targets() {
 		return
 	}
 	for i := range ts {
-		t := &ts[i]
-		if t.Type != "" && t.ID != "" && strFault(t.Type, c.lim.MaxField, CheckIdent) == "" &&
-			strFault(t.ID, c.lim.MaxField, CheckIdent) == "" && strFault(t.Name, c.lim.MaxField, CheckText) == "" {
+		faults := c.targetFaults(&ts[i])
+		if faults == ([3]string{}) {
 			continue // nothing to report: no paths to make
 		}
 		p := PathIndex("targets", i)
-		if ts[i].Type == "" {
-			c.fail(p+".type", "required")
+		for j, member := range [...]string{".type", ".id", ".name"} {
+			if faults[j] != "" {
+				c.fail(p+member, faults[j])
+			}
 		}
-		if ts[i].ID == "" {
-			c.fail(p+".id", "required")
-		}
-		c.ident(p+".type", ts[i].Type, c.lim.MaxField)
-		c.ident(p+".id", ts[i].ID, c.lim.MaxField)
-		c.text(p+".name", ts[i].Name, c.lim.MaxField)
 	}
+}
+
+// targetFaults returns what is wrong with t's type, id and name, ""
+// where nothing is: the type and id are required identifiers, the name
+// is text. It makes no path: only a fault needs one.
+func (c *checker) targetFaults(t *Target) [3]string {
+	return [...]string{required(t.Type, c.lim.MaxField, CheckIdent), required(t.ID, c.lim.MaxField, CheckIdent),
+		strFault(t.Name, c.lim.MaxField, CheckText)}
 }
 
 func (c *checker) request() {
@@ -325,6 +328,15 @@ func (c *checker) str(path, s string, max int, check func(string) string) {
 	if m := strFault(s, max, check); m != "" {
 		c.fail(path, m)
 	}
+}
+
+// required is what is wrong with s, which must be given: strFault's
+// answer, or "required" when s is empty.
+func required(s string, max int, check func(string) string) string {
+	if s == "" {
+		return "required"
+	}
+	return strFault(s, max, check)
 }
 
 // strFault is what is wrong with s, at most max bytes and passing check,

@@ -498,3 +498,42 @@ func TestPrepareErrorsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareTargets: each target's type and id are required identifiers
+// and its name is text, at most Limits.MaxField bytes; every fault is
+// named by its path, and a sound target among faulty ones has none.
+func TestPrepareTargets(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog, Limits: trail.DefaultLimits()}
+	v.Limits.MaxField = 8
+	for _, tc := range []struct {
+		name    string
+		targets []trail.Target
+		want    []trail.FieldError // in the order reported
+	}{
+		{"sound", []trail.Target{{Type: "invoice", ID: "inv-1", Name: "March"}}, nil},
+		{"nothing given", []trail.Target{{}}, []trail.FieldError{
+			{Path: "targets[0].type", Message: "required"}, {Path: "targets[0].id", Message: "required"}}},
+		{"a bad type, no id", []trail.Target{{Type: "in\tvoice"}}, []trail.FieldError{
+			{Path: "targets[0].type", Message: "holds the control character U+0009 at byte 2; identifiers hold none"},
+			{Path: "targets[0].id", Message: "required"}}},
+		{"too long", []trail.Target{{Type: "t", ID: "123456789", Name: "123456789"}}, []trail.FieldError{
+			{Path: "targets[0].id", Message: "longer than 8 bytes"}, {Path: "targets[0].name", Message: "longer than 8 bytes"}}},
+		{"a sound one, then a NUL in a name", []trail.Target{{Type: "t", ID: "1"}, {Type: "t", ID: "2", Name: "a\x00"}}, []trail.FieldError{
+			{Path: "targets[1].name", Message: "holds U+0000 (NUL) at byte 1; no text may"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := parse(t, goodLogin)
+			ev.Targets = tc.targets
+			err := v.Prepare(ev, trail.Policy{}, now)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Prepare = %v, want it stored", err)
+				}
+				return
+			}
+			if diff := cmp.Diff(tc.want, trail.ErrorFields(err)); diff != "" {
+				t.Errorf("field errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
