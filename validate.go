@@ -512,13 +512,8 @@ func (c *checker) normalize(at valuePath, v any, depth int) (any, bool) {
 		}
 		out := make(map[string]any, len(x))
 		ok := true
-		var small [16]string // a context's maps are small: keys on the stack
-		keys := small[:0]
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys) // in order: one answer, whatever the map's order
-		for _, k := range keys {
+		var small [16]string
+		for _, k := range sortedKeys(&small, x, false) { // in order: one answer, whatever the map's order
 			e := x[k]
 			kp := valuePath{parent: path, member: true, key: k}
 			if k == "" || len(k) > MaxNameLen || !utf8.ValidString(k) {
