@@ -407,7 +407,7 @@ func (c *checker) context() {
 	if c.ev.Context == nil {
 		return
 	}
-	out, ok := c.normalize(valuePath{parent: "context"}, c.ev.Context, 0)
+	out, bound, ok := c.normalize(valuePath{parent: "context"}, c.ev.Context, 0)
 	if !ok {
 		return
 	}
@@ -416,7 +416,7 @@ func (c *checker) context() {
 	// The size is measured only when it might be over the limit: encoding
 	// the context here only to measure it was a tenth of an append's work in
 	// Go, and the bound is far under the limit for most contexts.
-	if c.lim.MaxContextDepth <= maxCanonDepth && canonicalBound(m) <= c.lim.MaxContextBytes {
+	if c.lim.MaxContextDepth <= maxCanonDepth && bound <= c.lim.MaxContextBytes {
 		return
 	}
 	b, err := Canonicalize(m)
@@ -429,30 +429,18 @@ func (c *checker) context() {
 	}
 }
 
-// canonicalBound returns a bound on the length of v's canonical JSON (at
-// least Canonicalize's), v a value as normalize returns it: a string's byte
-// takes at most 6 bytes escaped (\u00XX), and a number is in canonical
-// form already.
-func canonicalBound(v any) int {
+// scalar is normalize's answer for v, a value it returns as neither map
+// nor array (a string, a number in canonical form, a bool or nil), with
+// a bound on the length of v's canonical JSON: a string's byte takes at
+// most 6 bytes escaped (\u00XX).
+func scalar(v any, ok bool) (any, int, bool) {
 	switch x := v.(type) {
 	case string:
-		return 6*len(x) + 2
+		return v, 6*len(x) + 2, ok
 	case json.Number:
-		return len(x)
-	case map[string]any:
-		n := 2
-		for k, e := range x {
-			n += 6*len(k) + 4 + canonicalBound(e) // quotes, colon, comma
-		}
-		return n
-	case []any:
-		n := 2
-		for _, e := range x {
-			n += 1 + canonicalBound(e)
-		}
-		return n
+		return v, len(x), ok
 	}
-	return 5 // null, true, false
+	return v, 5, ok // null, true, false
 }
 
 // valuePath is the path of a value normalize visits, made into a string
@@ -478,40 +466,43 @@ func (p valuePath) String() string {
 
 // normalize returns v as a JSON value: map[string]any, []any, string, bool,
 // nil or json.Number. It copies maps and slices, so the caller's stay as they
-// were. It reports false when it recorded an error.
-func (c *checker) normalize(at valuePath, v any, depth int) (any, bool) {
+// were. It returns a bound on the length of the value's canonical JSON (at
+// least Canonicalize's), made in the same walk, and reports false when it
+// recorded an error (the bound is then of no use).
+func (c *checker) normalize(at valuePath, v any, depth int) (any, int, bool) {
 	switch x := v.(type) {
 	case nil, bool:
-		return x, true
+		return scalar(x, true)
 	case string:
 		if m := CheckText(x); m != "" {
 			c.fail(at.String(), m)
-			return nil, false
+			return nil, 0, false
 		}
-		return v, true // v, not x: no new interface value
+		return scalar(v, true) // v, not x: no new interface value
 	case json.Number:
 		if canonicalInteger(string(x)) {
-			return v, true
+			return scalar(v, true)
 		}
-		return c.number(at, string(x))
+		return scalar(c.number(at, string(x)))
 	case float64:
-		return c.float(at, x)
+		return scalar(c.float(at, x))
 	case float32:
-		return c.float(at, float64(x))
+		return scalar(c.float(at, float64(x)))
 	case int:
-		return c.number(at, strconv.FormatInt(int64(x), 10))
+		return scalar(c.number(at, strconv.FormatInt(int64(x), 10)))
 	case int8, int16, int32, int64:
-		return c.number(at, strconv.FormatInt(reflect.ValueOf(x).Int(), 10))
+		return scalar(c.number(at, strconv.FormatInt(reflect.ValueOf(x).Int(), 10)))
 	case uint, uint8, uint16, uint32, uint64, uintptr:
-		return c.number(at, strconv.FormatUint(reflect.ValueOf(x).Uint(), 10))
+		return scalar(c.number(at, strconv.FormatUint(reflect.ValueOf(x).Uint(), 10)))
 	case map[string]any:
 		path := at.String()
 		if depth >= c.lim.MaxContextDepth {
 			c.fail(path, fmt.Sprintf("nested deeper than %d levels", c.lim.MaxContextDepth))
-			return nil, false
+			return nil, 0, false
 		}
 		out := make(map[string]any, len(x))
 		ok := true
+		bound := 2 // the braces
 		var small [16]string
 		for _, k := range sortedKeys(&small, x, false) { // in order: one answer, whatever the map's order
 			e := x[k]
@@ -526,37 +517,40 @@ func (c *checker) normalize(at valuePath, v any, depth int) (any, bool) {
 				ok = false
 				continue
 			}
-			n, good := c.normalize(kp, e, depth+1)
+			n, size, good := c.normalize(kp, e, depth+1)
 			ok = ok && good
 			out[k] = n
+			bound += 6*len(k) + 4 + size // the key escaped, its quotes, the colon and a comma
 		}
-		return out, ok
+		return out, bound, ok
 	case []any:
 		path := at.String()
 		if depth >= c.lim.MaxContextDepth {
 			c.fail(path, fmt.Sprintf("nested deeper than %d levels", c.lim.MaxContextDepth))
-			return nil, false
+			return nil, 0, false
 		}
 		out := make([]any, len(x))
 		ok := true
+		bound := 2 // the brackets
 		for i, e := range x {
-			n, good := c.normalize(valuePath{parent: path, elem: true, index: i}, e, depth+1)
+			n, size, good := c.normalize(valuePath{parent: path, elem: true, index: i}, e, depth+1)
 			ok = ok && good
 			out[i] = n
+			bound += 1 + size // and a comma
 		}
-		return out, ok
+		return out, bound, ok
 	default:
 		// Typed Go values (structs, typed maps and slices, time.Time): take
 		// their encoding/json form.
 		b, err := json.Marshal(x)
 		if err != nil {
 			c.fail(at.String(), fmt.Sprintf("cannot be written as JSON: %T", x))
-			return nil, false
+			return nil, 0, false
 		}
 		var generic any
 		if err := unmarshalNumbers(b, &generic); err != nil {
 			c.fail(at.String(), fmt.Sprintf("cannot be written as JSON: %T", x))
-			return nil, false
+			return nil, 0, false
 		}
 		return c.normalize(at, generic, depth)
 	}

@@ -236,8 +236,9 @@ func TestPrepareContextSizeExact(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if bound := trail.CanonicalBound(ev.Context); bound < len(b) {
-				t.Errorf("CanonicalBound = %d, under the canonical size %d (%s)", bound, len(b), b)
+			bound := trail.ContextBound(tc.ctx)
+			if bound < len(b) {
+				t.Errorf("ContextBound = %d, under the canonical size %d (%s)", bound, len(b), b)
 			}
 			if err := prepare(len(b)); err != nil {
 				t.Errorf("at a limit of its size (%d bytes): %v", len(b), err)
@@ -245,7 +246,7 @@ func TestPrepareContextSizeExact(t *testing.T) {
 			if err := prepare(len(b) - 1); err == nil && len(b) > 2 {
 				t.Errorf("at a limit of a byte under its size (%d bytes): accepted", len(b))
 			}
-			if err := prepare(trail.CanonicalBound(ev.Context)); err != nil {
+			if err := prepare(bound); err != nil {
 				t.Errorf("at a limit of its bound: %v", err)
 			}
 		})
