@@ -246,8 +246,20 @@ func TestPrepareContextSizeExact(t *testing.T) {
 			if err := prepare(len(b) - 1); err == nil && len(b) > 2 {
 				t.Errorf("at a limit of a byte under its size (%d bytes): accepted", len(b))
 			}
-			if err := prepare(bound); err != nil {
-				t.Errorf("at a limit of its bound: %v", err)
+			// At a limit of its bound the context is accepted without being
+			// encoded (the fast path: fewer allocations); a byte under it, it
+			// is encoded and measured.
+			if bound > len(b) {
+				allocs := func(limit int) float64 {
+					return testing.AllocsPerRun(20, func() {
+						if err := prepare(limit); err != nil {
+							t.Fatalf("at a limit of %d bytes (size %d, bound %d): %v", limit, len(b), bound, err)
+						}
+					})
+				}
+				if at, under := allocs(bound), allocs(bound-1); at >= under {
+					t.Errorf("at a limit of its bound (%d bytes): %v allocations, a byte under it %v; want fewer (not encoded)", bound, at, under)
+				}
 			}
 		})
 	}
