@@ -379,12 +379,8 @@ func (w *canonWriter) value(v any, depth int) {
 	case int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
 		w.float(toFloat(x))
 	case map[string]any:
-		var small [16]string // most maps are small: their keys sort on the stack
-		keys := small[:0]
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sortKeysUTF16(keys)
+		var small [16]string
+		keys := sortedKeys(&small, x, true)
 		w.b = append(w.b, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -528,6 +524,23 @@ func NumberExact(lit string) bool {
 	a, ok1 := new(big.Rat).SetString(lit)
 	b, ok2 := new(big.Rat).SetString(canon)
 	return ok1 && ok2 && a.Cmp(b) == 0
+}
+
+// sortedKeys returns m's keys in order, in buf's array when they fit:
+// most maps of an event are small, so their keys sort on the stack, with
+// no allocation. The order is Go's string order (bytes), or with utf16
+// RFC 8785's (sortKeysUTF16).
+func sortedKeys(buf *[16]string, m map[string]any, utf16 bool) []string {
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	if utf16 {
+		sortKeysUTF16(keys)
+	} else {
+		slices.Sort(keys)
+	}
+	return keys
 }
 
 // sortKeysUTF16 sorts member names by their UTF-16 code units, as RFC 8785

@@ -22,9 +22,14 @@ func DecodeCanonicalOnePass(data []byte) bool {
 	return ok
 }
 
-// CanonicalBound is the bound on a normalized context's canonical size
-// under which the validator does not measure it.
-var CanonicalBound = canonicalBound
+// ContextBound is the bound on the canonical size of ctx, normalized,
+// that Prepare holds to Limits.MaxContextBytes before it measures the
+// size (normalize's), under the default limits.
+func ContextBound(ctx map[string]any) int {
+	c := checker{lim: DefaultLimits(), ev: &Event{}}
+	_, bound, _ := c.normalize(valuePath{parent: "context"}, ctx, 0)
+	return bound
+}
 
 // ParseCanonicalNumber is CanonicalNumber without its fast path for
 // integers.

@@ -280,22 +280,25 @@ func (c *checker) targets() {
 		return
 	}
 	for i := range ts {
-		t := &ts[i]
-		if t.Type != "" && t.ID != "" && strFault(t.Type, c.lim.MaxField, CheckIdent) == "" &&
-			strFault(t.ID, c.lim.MaxField, CheckIdent) == "" && strFault(t.Name, c.lim.MaxField, CheckText) == "" {
+		faults := c.targetFaults(&ts[i])
+		if faults == ([3]string{}) {
 			continue // nothing to report: no paths to make
 		}
 		p := PathIndex("targets", i)
-		if ts[i].Type == "" {
-			c.fail(p+".type", "required")
+		for j, member := range [...]string{".type", ".id", ".name"} {
+			if faults[j] != "" {
+				c.fail(p+member, faults[j])
+			}
 		}
-		if ts[i].ID == "" {
-			c.fail(p+".id", "required")
-		}
-		c.ident(p+".type", ts[i].Type, c.lim.MaxField)
-		c.ident(p+".id", ts[i].ID, c.lim.MaxField)
-		c.text(p+".name", ts[i].Name, c.lim.MaxField)
 	}
+}
+
+// targetFaults returns what is wrong with t's type, id and name, ""
+// where nothing is: the type and id are required identifiers, the name
+// is text. It makes no path: only a fault needs one.
+func (c *checker) targetFaults(t *Target) [3]string {
+	return [...]string{required(t.Type, c.lim.MaxField, CheckIdent), required(t.ID, c.lim.MaxField, CheckIdent),
+		strFault(t.Name, c.lim.MaxField, CheckText)}
 }
 
 func (c *checker) request() {
@@ -325,6 +328,15 @@ func (c *checker) str(path, s string, max int, check func(string) string) {
 	if m := strFault(s, max, check); m != "" {
 		c.fail(path, m)
 	}
+}
+
+// required is what is wrong with s, which must be given: strFault's
+// answer, or "required" when s is empty.
+func required(s string, max int, check func(string) string) string {
+	if s == "" {
+		return "required"
+	}
+	return strFault(s, max, check)
 }
 
 // strFault is what is wrong with s, at most max bytes and passing check,
@@ -395,7 +407,7 @@ func (c *checker) context() {
 	if c.ev.Context == nil {
 		return
 	}
-	out, ok := c.normalize(valuePath{parent: "context"}, c.ev.Context, 0)
+	out, bound, ok := c.normalize(valuePath{parent: "context"}, c.ev.Context, 0)
 	if !ok {
 		return
 	}
@@ -404,7 +416,7 @@ func (c *checker) context() {
 	// The size is measured only when it might be over the limit: encoding
 	// the context here only to measure it was a tenth of an append's work in
 	// Go, and the bound is far under the limit for most contexts.
-	if c.lim.MaxContextDepth <= maxCanonDepth && canonicalBound(m) <= c.lim.MaxContextBytes {
+	if c.lim.MaxContextDepth <= maxCanonDepth && bound <= c.lim.MaxContextBytes {
 		return
 	}
 	b, err := Canonicalize(m)
@@ -417,30 +429,18 @@ func (c *checker) context() {
 	}
 }
 
-// canonicalBound returns a bound on the length of v's canonical JSON (at
-// least Canonicalize's), v a value as normalize returns it: a string's byte
-// takes at most 6 bytes escaped (\u00XX), and a number is in canonical
-// form already.
-func canonicalBound(v any) int {
+// scalar is normalize's answer for v, a value it returns as neither map
+// nor array (a string, a number in canonical form, a bool or nil), with
+// a bound on the length of v's canonical JSON: a string's byte takes at
+// most 6 bytes escaped (\u00XX).
+func scalar(v any, ok bool) (any, int, bool) {
 	switch x := v.(type) {
 	case string:
-		return 6*len(x) + 2
+		return v, 6*len(x) + 2, ok
 	case json.Number:
-		return len(x)
-	case map[string]any:
-		n := 2
-		for k, e := range x {
-			n += 6*len(k) + 4 + canonicalBound(e) // quotes, colon, comma
-		}
-		return n
-	case []any:
-		n := 2
-		for _, e := range x {
-			n += 1 + canonicalBound(e)
-		}
-		return n
+		return v, len(x), ok
 	}
-	return 5 // null, true, false
+	return v, 5, ok // null, true, false
 }
 
 // valuePath is the path of a value normalize visits, made into a string
@@ -466,47 +466,45 @@ func (p valuePath) String() string {
 
 // normalize returns v as a JSON value: map[string]any, []any, string, bool,
 // nil or json.Number. It copies maps and slices, so the caller's stay as they
-// were. It reports false when it recorded an error.
-func (c *checker) normalize(at valuePath, v any, depth int) (any, bool) {
+// were. It returns a bound on the length of the value's canonical JSON (at
+// least Canonicalize's), made in the same walk, and reports false when it
+// recorded an error (the bound is then of no use).
+func (c *checker) normalize(at valuePath, v any, depth int) (any, int, bool) {
 	switch x := v.(type) {
 	case nil, bool:
-		return x, true
+		return scalar(x, true)
 	case string:
 		if m := CheckText(x); m != "" {
 			c.fail(at.String(), m)
-			return nil, false
+			return nil, 0, false
 		}
-		return v, true // v, not x: no new interface value
+		return scalar(v, true) // v, not x: no new interface value
 	case json.Number:
 		if canonicalInteger(string(x)) {
-			return v, true
+			return scalar(v, true)
 		}
-		return c.number(at, string(x))
+		return scalar(c.number(at, string(x)))
 	case float64:
-		return c.float(at, x)
+		return scalar(c.float(at, x))
 	case float32:
-		return c.float(at, float64(x))
+		return scalar(c.float(at, float64(x)))
 	case int:
-		return c.number(at, strconv.FormatInt(int64(x), 10))
+		return scalar(c.number(at, strconv.FormatInt(int64(x), 10)))
 	case int8, int16, int32, int64:
-		return c.number(at, strconv.FormatInt(reflect.ValueOf(x).Int(), 10))
+		return scalar(c.number(at, strconv.FormatInt(reflect.ValueOf(x).Int(), 10)))
 	case uint, uint8, uint16, uint32, uint64, uintptr:
-		return c.number(at, strconv.FormatUint(reflect.ValueOf(x).Uint(), 10))
+		return scalar(c.number(at, strconv.FormatUint(reflect.ValueOf(x).Uint(), 10)))
 	case map[string]any:
 		path := at.String()
 		if depth >= c.lim.MaxContextDepth {
 			c.fail(path, fmt.Sprintf("nested deeper than %d levels", c.lim.MaxContextDepth))
-			return nil, false
+			return nil, 0, false
 		}
 		out := make(map[string]any, len(x))
 		ok := true
-		var small [16]string // a context's maps are small: keys on the stack
-		keys := small[:0]
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys) // in order: one answer, whatever the map's order
-		for _, k := range keys {
+		bound := 2 // the braces
+		var small [16]string
+		for _, k := range sortedKeys(&small, x, false) { // in order: one answer, whatever the map's order
 			e := x[k]
 			kp := valuePath{parent: path, member: true, key: k}
 			if k == "" || len(k) > MaxNameLen || !utf8.ValidString(k) {
@@ -519,37 +517,40 @@ func (c *checker) normalize(at valuePath, v any, depth int) (any, bool) {
 				ok = false
 				continue
 			}
-			n, good := c.normalize(kp, e, depth+1)
+			n, size, good := c.normalize(kp, e, depth+1)
 			ok = ok && good
 			out[k] = n
+			bound += 6*len(k) + 4 + size // the key escaped, its quotes, the colon and a comma
 		}
-		return out, ok
+		return out, bound, ok
 	case []any:
 		path := at.String()
 		if depth >= c.lim.MaxContextDepth {
 			c.fail(path, fmt.Sprintf("nested deeper than %d levels", c.lim.MaxContextDepth))
-			return nil, false
+			return nil, 0, false
 		}
 		out := make([]any, len(x))
 		ok := true
+		bound := 2 // the brackets
 		for i, e := range x {
-			n, good := c.normalize(valuePath{parent: path, elem: true, index: i}, e, depth+1)
+			n, size, good := c.normalize(valuePath{parent: path, elem: true, index: i}, e, depth+1)
 			ok = ok && good
 			out[i] = n
+			bound += 1 + size // and a comma
 		}
-		return out, ok
+		return out, bound, ok
 	default:
 		// Typed Go values (structs, typed maps and slices, time.Time): take
 		// their encoding/json form.
 		b, err := json.Marshal(x)
 		if err != nil {
 			c.fail(at.String(), fmt.Sprintf("cannot be written as JSON: %T", x))
-			return nil, false
+			return nil, 0, false
 		}
 		var generic any
 		if err := unmarshalNumbers(b, &generic); err != nil {
 			c.fail(at.String(), fmt.Sprintf("cannot be written as JSON: %T", x))
-			return nil, false
+			return nil, 0, false
 		}
 		return c.normalize(at, generic, depth)
 	}

@@ -236,8 +236,9 @@ func TestPrepareContextSizeExact(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if bound := trail.CanonicalBound(ev.Context); bound < len(b) {
-				t.Errorf("CanonicalBound = %d, under the canonical size %d (%s)", bound, len(b), b)
+			bound := trail.ContextBound(tc.ctx)
+			if bound < len(b) {
+				t.Errorf("ContextBound = %d, under the canonical size %d (%s)", bound, len(b), b)
 			}
 			if err := prepare(len(b)); err != nil {
 				t.Errorf("at a limit of its size (%d bytes): %v", len(b), err)
@@ -245,8 +246,20 @@ func TestPrepareContextSizeExact(t *testing.T) {
 			if err := prepare(len(b) - 1); err == nil && len(b) > 2 {
 				t.Errorf("at a limit of a byte under its size (%d bytes): accepted", len(b))
 			}
-			if err := prepare(trail.CanonicalBound(ev.Context)); err != nil {
-				t.Errorf("at a limit of its bound: %v", err)
+			// At a limit of its bound the context is accepted without being
+			// encoded (the fast path: fewer allocations); a byte under it, it
+			// is encoded and measured.
+			if bound > len(b) {
+				allocs := func(limit int) float64 {
+					return testing.AllocsPerRun(20, func() {
+						if err := prepare(limit); err != nil {
+							t.Fatalf("at a limit of %d bytes (size %d, bound %d): %v", limit, len(b), bound, err)
+						}
+					})
+				}
+				if at, under := allocs(bound), allocs(bound-1); at >= under {
+					t.Errorf("at a limit of its bound (%d bytes): %v allocations, a byte under it %v; want fewer (not encoded)", bound, at, under)
+				}
 			}
 		})
 	}
@@ -496,5 +509,44 @@ func TestPrepareErrorsInOrder(t *testing.T) {
 		if !slices.Equal(paths, want) {
 			t.Fatalf("run %d named %v, run 0 %v", i, paths, want)
 		}
+	}
+}
+
+// TestPrepareTargets: each target's type and id are required identifiers
+// and its name is text, at most Limits.MaxField bytes; every fault is
+// named by its path, and a sound target among faulty ones has none.
+func TestPrepareTargets(t *testing.T) {
+	v := &trail.Validator{Actions: testCatalog, Limits: trail.DefaultLimits()}
+	v.Limits.MaxField = 8
+	for _, tc := range []struct {
+		name    string
+		targets []trail.Target
+		want    []trail.FieldError // in the order reported
+	}{
+		{"sound", []trail.Target{{Type: "invoice", ID: "inv-1", Name: "March"}}, nil},
+		{"nothing given", []trail.Target{{}}, []trail.FieldError{
+			{Path: "targets[0].type", Message: "required"}, {Path: "targets[0].id", Message: "required"}}},
+		{"a bad type, no id", []trail.Target{{Type: "in\tvoice"}}, []trail.FieldError{
+			{Path: "targets[0].type", Message: "holds the control character U+0009 at byte 2; identifiers hold none"},
+			{Path: "targets[0].id", Message: "required"}}},
+		{"too long", []trail.Target{{Type: "t", ID: "123456789", Name: "123456789"}}, []trail.FieldError{
+			{Path: "targets[0].id", Message: "longer than 8 bytes"}, {Path: "targets[0].name", Message: "longer than 8 bytes"}}},
+		{"a sound one, then a NUL in a name", []trail.Target{{Type: "t", ID: "1"}, {Type: "t", ID: "2", Name: "a\x00"}}, []trail.FieldError{
+			{Path: "targets[1].name", Message: "holds U+0000 (NUL) at byte 1; no text may"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := parse(t, goodLogin)
+			ev.Targets = tc.targets
+			err := v.Prepare(ev, trail.Policy{}, now)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Prepare = %v, want it stored", err)
+				}
+				return
+			}
+			if diff := cmp.Diff(tc.want, trail.ErrorFields(err)); diff != "" {
+				t.Errorf("field errors (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

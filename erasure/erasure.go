@@ -30,7 +30,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -39,7 +38,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/trailaudit/trail"
 	"github.com/trailaudit/trail/catalog"
@@ -78,9 +76,9 @@ const maxCached = 100_000
 // Sealer encrypts and decrypts events' personal data. It implements
 // trail.Sealer. It is safe for concurrent use.
 type Sealer struct {
-	keys     trail.SubjectKeyStore
-	actions  trail.ActionResolver
-	asBefore bool // seal in enc2, as before enc3 (the tests' SealAsBefore)
+	keys    trail.SubjectKeyStore
+	actions trail.ActionResolver
+	form    blobForm // how blobs are written: form3, or enc2 in tests (SealAsBefore)
 
 	mu       sync.Mutex
 	gen      uint64               // counts erasures: keys read before one are not cached
@@ -101,7 +99,7 @@ var _ trail.Sealer = (*Sealer)(nil)
 // NewSealer returns a Sealer keeping keys in keys; actions says which
 // context keys each action marks personal (nil: only PersonalKeys).
 func NewSealer(keys trail.SubjectKeyStore, actions trail.ActionResolver) *Sealer {
-	return &Sealer{keys: keys, actions: actions, subjects: map[string]cachedKey{}, byID: map[string]cachedKey{}}
+	return &Sealer{keys: keys, actions: actions, form: form3{}, subjects: map[string]cachedKey{}, byID: map[string]cachedKey{}}
 }
 
 // Subject returns the data subject of ev ("" for none): its actor when the
@@ -282,21 +280,24 @@ func personalKey(def *trail.Action, k string) bool {
 // its keys, encrypting) is spread over the cores (par.Spread); an error
 // names the first event, by index, that failed.
 //
-// Each event MUST carry an id drawn for it alone (trail.NewID, as
-// Validator.PrepareBatch draws one for every event it prepares) and MUST
-// be sealed once: an enc3 blob's key is derived from the subject's key and
-// the event's id and seals with a fixed nonce (format.go), so two
-// different plaintexts sealed under one id would reuse a GCM key and
-// nonce. Seal refuses an event with no id, or with one another event of
-// the batch has; an id sealed again in a later call it cannot see. The
-// append pipeline is the only caller, and meets this.
+// Each event must carry an id (trail.NewID, as Validator.PrepareBatch
+// draws one for every event it prepares): a blob's key is derived from
+// the subject's key and the event's id, and its associated data holds
+// the id. Every blob has a random nonce of its own (format.go), so an
+// event sealed twice, or two events given one id (in one call or in
+// two), never reuse a GCM key and nonce. The id must still be the
+// event's alone: an opening (Openings) opens every blob sealed under its
+// subject and id. Seal refuses an event with no id, or with one another
+// event of the batch has; an id given again in a later call it cannot
+// see. The append pipeline is the only caller, and draws a new id for
+// every event.
 func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) error {
-	// What can be checked of the MUST above: every event has an id, and
-	// none is sealed twice in the batch.
+	// What can be checked of the above: every event has an id, and none
+	// is sealed twice in the batch.
 	ids := make(map[string]struct{}, len(evs))
 	for i, ev := range evs {
 		if _, dup := ids[ev.ID]; ev.ID == "" || dup {
-			return fmt.Errorf("erasure: event %d: an id of its own is needed to seal it (its key and nonce are derived from it), got %q", i, ev.ID)
+			return fmt.Errorf("erasure: event %d: an id of its own is needed to seal it (its key is derived from it), got %q", i, ev.ID)
 		}
 		ids[ev.ID] = struct{}{}
 	}
@@ -353,28 +354,23 @@ func (s *Sealer) Seal(ctx context.Context, tenant string, evs []*trail.Event) er
 		}
 		s.mu.Unlock()
 	}
-	var nonces []byte              // enc2's: one read of randomness for the batch
+	// Every blob's nonce, in one read of randomness for the batch.
+	nonces := make([]byte, nonceSize*n)
+	if _, err := rand.Read(nonces); err != nil {
+		return fmt.Errorf("erasure: nonces: %w", err)
+	}
 	first := make([]int, len(evs)) // the index of each event's first blob
-	if s.asBefore {
-		nonces = make([]byte, 12*n)
-		if _, err := rand.Read(nonces); err != nil {
-			return err
-		}
-		for i, n := 1, 0; i < len(evs); i++ {
-			n += len(groups[i-1])
-			first[i] = n
-		}
+	for i := 1; i < len(evs); i++ {
+		first[i] = first[i-1] + len(groups[i-1])
 	}
 	return par.Spread(len(evs), func(lo, hi int) error {
 		var b blobWriter // its buffers serve every blob of the chunk
 		for i := lo; i < hi; i++ {
 			ev := evs[i]
 			for j, g := range groups[i] {
-				var nonce []byte
-				if s.asBefore {
-					nonce = nonces[12*(first[i]+j) : 12*(first[i]+j)+12]
-				}
-				sealed, err := b.seal(tenant, keys[g.fields[0].subject], ev, g.fields, nonce)
+				at := nonceSize * (first[i] + j)
+				nonce := nonces[at : at+nonceSize]
+				sealed, err := b.seal(s.form, tenant, keys[g.fields[0].subject], ev, g.fields, nonce)
 				if err != nil {
 					return err
 				}
@@ -400,42 +396,24 @@ type blobWriter struct {
 	pt, ad, sealed, out []byte
 }
 
-// seal returns the blob of ev's fields (one subject's, under its key k):
-// enc3, or enc2 when given a nonce (Sealer.asBefore). What a client sends is
-// data, whatever it looks like: a value that already looks sealed is
-// sealed like any other.
-func (b *blobWriter) seal(tenant string, k cachedKey, ev *trail.Event, fields []field, nonce []byte) (string, error) {
+// seal returns the blob of ev's fields (one subject's, under its key k)
+// sealed with nonce, in form. What a client sends is data, whatever it
+// looks like: a value that already looks sealed is sealed like any other.
+func (b *blobWriter) seal(form blobForm, tenant string, k cachedKey, ev *trail.Event, fields []field, nonce []byte) (string, error) {
 	var err error
-	b.pt = b.pt[:0]
-	for n, f := range fields {
-		switch {
-		case nonce == nil:
-			b.pt, err = appendField(b.pt, f, ev)
-		case n == 0:
-			b.pt, err = appendJSON(append(appendString(append(b.pt, '{'), f.path), ':'), f.get(ev))
-		default:
-			b.pt, err = appendJSON(append(appendString(append(b.pt, ','), f.path), ':'), f.get(ev))
-		}
-		if err != nil {
-			return "", fmt.Errorf("erasure: %s: %w", f.path, err)
-		}
+	if b.pt, err = form.appendPlain(b.pt[:0], ev, fields); err != nil {
+		return "", err
 	}
 	aead, err := newAEAD(b.derive(k.key, tenant, k.id, ev.ID))
 	if err != nil {
 		return "", err
 	}
 	b.ad = appendAAD(b.ad[:0], tenant, k.id, ev.ID)
-	if nonce != nil {
-		b.pt = append(b.pt, '}')
-		b.sealed = aead.Seal(append(b.sealed[:0], nonce...), nonce, b.pt, b.ad)
-		b.out = b64.AppendEncode(append(append(append(b.out[:0], prefix...), k.id...), ':'), b.sealed)
-		return string(b.out), nil
-	}
-	if b.sealed, err = appendKeyID(b.sealed[:0], k.id); err != nil {
+	if b.sealed, err = form.appendHead(b.sealed[:0], k.id); err != nil {
 		return "", err
 	}
-	b.sealed = aead.Seal(b.sealed, zeroNonce, b.pt, b.ad)
-	b.out = appendBlob3(b.out[:0], b.sealed)
+	b.sealed = aead.Seal(append(b.sealed, nonce...), nonce, b.pt, b.ad)
+	b.out = form.appendBlob(b.out[:0], k.id, b.sealed)
 	return string(b.out), nil
 }
 
@@ -493,30 +471,6 @@ func (g *grouper) groups(ev *trail.Event) []group {
 		at += n
 	}
 	return g.made[first:len(g.made):len(g.made)]
-}
-
-// appendJSON appends v as JSON.
-func appendJSON(b []byte, v any) ([]byte, error) {
-	if str, ok := v.(string); ok {
-		return appendString(b, str), nil
-	}
-	j, err := json.Marshal(v)
-	return append(b, j...), err
-}
-
-// appendString appends str as a JSON string: as it is when it is plain
-// ASCII with nothing to escape (the common case, without an allocation),
-// else as encoding/json writes it.
-func appendString(b []byte, str string) []byte {
-	for i := 0; i < len(str); i++ {
-		if c := str[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			j, _ := json.Marshal(str) // a string always marshals
-			return append(b, j...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, str...)
-	return append(b, '"')
 }
 
 // remember caches c under k; s.mu is held.
@@ -758,13 +712,13 @@ func open(tenant string, ev *trail.Event, candidates func() []field, keyOf func(
 // prefix, wherever they are (the catalog may have changed since the event
 // was sealed), in the order of Sealer.candidates.
 func sealedFields(ev *trail.Event) []field {
-	isSealed := func(v any) bool {
+	sealedValue := func(v any) bool {
 		str, ok := v.(string)
 		return ok && isSealed(str)
 	}
 	var out []field
 	for _, f := range topFields {
-		if isSealed(f.get(ev)) {
+		if sealedValue(f.get(ev)) {
 			out = append(out, f)
 		}
 	}
@@ -774,7 +728,7 @@ func sealedFields(ev *trail.Event) []field {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(ev.Context)) {
-		if isSealed(ev.Context[k]) {
+		if sealedValue(ev.Context[k]) {
 			out = append(out, field{path: "context." + k, at: contextKey, key: k})
 		}
 	}

@@ -491,9 +491,9 @@ func FuzzSealOpen(f *testing.F) {
 	})
 }
 
-// TestSealRefusesIDs: an enc3 blob's key and nonce come from its event's
-// id, so Seal refuses an event without one, and one whose id another event
-// of the batch has, sealing nothing.
+// TestSealRefusesIDs: a blob's key comes from its event's id, so Seal
+// refuses an event without one, and one whose id another event of the
+// batch has, sealing nothing.
 func TestSealRefusesIDs(t *testing.T) {
 	ctx := context.Background()
 	id := trail.NewID(time.Now())

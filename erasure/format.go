@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -21,22 +22,23 @@ import (
 // The sealed forms a personal field may hold (docs/design.md "GDPR erasure
 // without losing integrity"):
 //
-//	enc3:base64url(KEYID ‖ AES-256-GCM(event key, zero nonce, fields))
+//	enc3:base64url(KEYID ‖ nonce ‖ AES-256-GCM(event key, nonce, fields))
 //	enc2:KEYID:base64url(nonce ‖ AES-256-GCM(event key, nonce, JSON {path: value}))
 //	enc1:KEYID:base64url(nonce ‖ AES-256-GCM(subject key, nonce, JSON {path: value}))
 //
 // and the references to a blob (ref, ref PATH), the same whatever the
-// blob's form. Seal writes enc3 (enc2 for the tests' SealAsBefore); every
-// form opens.
+// blob's form. Seal writes enc3 (the tests write enc2 as before, with
+// SealAsBefore); every form opens.
 //
 // In enc3 the key id is one byte 0 and 8 bytes for an id of 16 lower-case
 // hex digits (every store's, trail.NewSubjectKey), else one byte n (1 to
 // 255) and the id's n bytes (valid UTF-8, never 16 lower-case hex
-// digits). The nonce is not stored: an event key seals one plaintext only
-// (it is derived from the tenant, the key id and the event's id, which
-// PrepareBatch draws anew for every event, and an event has one blob per
-// subject), so the nonce is the constant zero, as a key used once allows.
-// The plaintext is the blob's fields one after another (plain3), not JSON.
+// digits). The nonce is 12 random bytes (crypto/rand) drawn for each
+// blob: an event key is derived from the tenant, the key id and the
+// event's id, so whatever a caller seals under one id (the same event
+// sealed twice, two events given one id), no key and nonce seal two
+// plaintexts but by a chance of 2^-96 a pair. The plaintext is the blob's
+// fields one after another (plain3), not JSON.
 const (
 	prefix3 = "enc3:"
 	prefix  = "enc2:"
@@ -44,8 +46,8 @@ const (
 	ref     = prefix1 + "^"
 )
 
-// zeroNonce is the nonce of every enc3 blob: its key seals nothing else.
-var zeroNonce = make([]byte, 12)
+// nonceSize is the bytes of a blob's nonce, AES-GCM's standard size.
+const nonceSize = 12
 
 // b64 is the encoding of a blob's bytes. enc3 is read strictly (the unused
 // bits of the last character zero), so one blob has one spelling.
@@ -80,23 +82,53 @@ func parseBlob(v string) (b sealedBlob, ok bool) {
 			return sealedBlob{}, false
 		}
 		id, rest, ok := cutKeyID(data)
-		if !ok || len(rest) < 16 { // the tag
+		if !ok || len(rest) < nonceSize+16 { // the nonce and the tag
 			return sealedBlob{}, false
 		}
-		return sealedBlob{version: prefix3, id: id, nonce: zeroNonce, ct: rest}, true
+		return sealedBlob{version: prefix3, id: id, nonce: rest[:nonceSize], ct: rest[nonceSize:]}, true
 	case strings.HasPrefix(v, prefix) || strings.HasPrefix(v, prefix1) && !strings.HasPrefix(v, ref):
 		id, enc, ok := strings.Cut(v[len(prefix):], ":")
 		data, err := b64.DecodeString(enc)
-		if !ok || err != nil || len(data) < 12 {
+		if !ok || err != nil || len(data) < nonceSize {
 			return sealedBlob{}, false
 		}
-		return sealedBlob{version: v[:len(prefix)], id: id, nonce: data[:12], ct: data[12:]}, true
+		return sealedBlob{version: v[:len(prefix)], id: id, nonce: data[:nonceSize], ct: data[nonceSize:]}, true
 	}
 	return sealedBlob{}, false
 }
 
+// blobForm writes sealed blobs in one form: Seal writes form3 (the tests
+// write enc2 as before with SealAsBefore, export_test.go).
+type blobForm interface {
+	// appendPlain appends the plaintext of ev's fields (one subject's).
+	appendPlain(dst []byte, ev *trail.Event, fields []field) ([]byte, error)
+	// appendHead appends what a blob's bytes start with, before its nonce.
+	appendHead(dst []byte, id string) ([]byte, error)
+	// appendBlob appends the text of the blob of key id whose bytes are
+	// sealed (the head, the nonce, the ciphertext and its tag).
+	appendBlob(dst []byte, id string, sealed []byte) []byte
+}
+
+// form3 writes enc3 blobs.
+type form3 struct{}
+
+func (form3) appendPlain(dst []byte, ev *trail.Event, fields []field) ([]byte, error) {
+	var err error
+	for _, f := range fields {
+		if dst, err = appendField(dst, f, ev); err != nil {
+			return nil, fmt.Errorf("erasure: %s: %w", f.path, err)
+		}
+	}
+	return dst, nil
+}
+
+func (form3) appendHead(dst []byte, id string) ([]byte, error) { return appendKeyID(dst, id) }
+
+func (form3) appendBlob(dst []byte, _ string, sealed []byte) []byte { return appendBlob3(dst, sealed) }
+
 // appendBlob3 appends the enc3 value of a key id and its sealed bytes
-// (ciphertext and tag); sealed starts with the key id (appendKeyID).
+// (nonce, ciphertext and tag); sealed starts with the key id
+// (appendKeyID).
 func appendBlob3(dst, sealed []byte) []byte {
 	return b64.AppendEncode(append(dst, prefix3...), sealed)
 }
@@ -175,6 +207,7 @@ type entry struct {
 	index int    // codeTarget
 	key   string // codeContext, codeContextRaw
 	value []byte
+	json  any // codeContextRaw: value decoded (decodeWhole), when parsePlain3 read it
 }
 
 // path is the field's path, as Sealer.candidates names it.
@@ -270,7 +303,11 @@ func parsePlain3(pt []byte) ([]entry, error) {
 			return nil, errPlain3
 		}
 		if e.code == codeContextRaw {
-			if len(e.value) == 0 || !strings.ContainsRune("{[tfn-0123456789", rune(e.value[0])) || !json.Valid(e.value) {
+			// Decoded here, once: decodeWhole refuses what json.Valid does.
+			if len(e.value) == 0 || !strings.ContainsRune("{[tfn-0123456789", rune(e.value[0])) {
+				return nil, errPlain3
+			}
+			if e.json, ok = decodeWhole(e.value); !ok {
 				return nil, errPlain3
 			}
 		} else if !utf8.Valid(e.value) {
@@ -314,15 +351,11 @@ func values3(pt []byte) (map[string]any, bool) {
 	}
 	vals := make(map[string]any, len(entries))
 	for _, e := range entries {
-		if e.code != codeContextRaw {
+		if e.code == codeContextRaw {
+			vals[e.path()] = e.json
+		} else {
 			vals[e.path()] = string(e.value)
-			continue
 		}
-		var v any
-		if decodeJSON(e.value, &v) != nil {
-			return nil, false
-		}
-		vals[e.path()] = v
 	}
 	return vals, true
 }
@@ -331,18 +364,33 @@ func values3(pt []byte) (map[string]any, bool) {
 // object of paths) opens each path to.
 func valuesJSON(pt []byte) (map[string]any, bool) {
 	var vals map[string]any
-	if decodeJSON(pt, &vals) != nil {
+	if newDecoder(pt).Decode(&vals) != nil {
 		return nil, false
 	}
 	return vals, true
 }
 
-// decodeJSON decodes one JSON value with numbers as json.Number, as the
+// newDecoder returns a decoder of b giving numbers as json.Number, as the
 // store's reads return them.
-func decodeJSON(b []byte, v any) error {
+func newDecoder(b []byte) *json.Decoder {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	return dec.Decode(v)
+	return dec
+}
+
+// decodeWhole decodes b, which must be one JSON value and nothing after it
+// but space: it accepts what json.Valid accepts, and nothing else, so that
+// a value is read in one pass, not checked and then decoded.
+func decodeWhole(b []byte) (any, bool) {
+	dec := newDecoder(b)
+	var v any
+	if dec.Decode(&v) != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return v, true
 }
 
 // values returns what b's plaintext pt opens each path to, as its form

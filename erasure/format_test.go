@@ -2,12 +2,17 @@ package erasure
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trailaudit/trail"
+	"github.com/trailaudit/trail/memory"
 )
 
 // EventKey is HMAC-SHA256 of the label, tenant, key id and event under the
@@ -126,8 +131,9 @@ func TestPlain3(t *testing.T) {
 // FuzzParseBlob: no string makes the reading of a sealed value fail, and an
 // enc3 value read is the one spelling of its bytes.
 func FuzzParseBlob(f *testing.F) {
-	f.Add("enc3:AAEjRWeJq83vAAAAAAAAAAAAAAAAAAAAAA")
-	f.Add("enc3:BWtleS0xAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("enc3:AAEjRWeJq83vAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("enc3:BWtleS0xAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("enc3:AAEjRWeJq83vAAAAAAAAAAAAAAAAAAAAAA") // no room for a nonce
 	f.Add("enc2:0123456789abcdef:AAAAAAAAAAAAAAAA")
 	f.Add("enc1:0123456789abcdef:AAAAAAAAAAAAAAAA")
 	f.Add("enc1:^actor.name")
@@ -141,8 +147,45 @@ func FuzzParseBlob(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%q read with key id %q, which enc3 cannot hold: %v", v, b.id, err)
 		}
-		if again := string(appendBlob3(nil, append(sealed, b.ct...))); again != v {
+		if len(b.nonce) != nonceSize {
+			t.Fatalf("%q read with a nonce of %d bytes", v, len(b.nonce))
+		}
+		if again := string(appendBlob3(nil, append(append(sealed, b.nonce...), b.ct...))); again != v {
 			t.Errorf("%q read, and written back as %q", v, again)
+		}
+	})
+}
+
+// decodeWhole reads a 'j' value in one pass where plain3's reader checked
+// it with json.Valid and then decoded it: it must refuse what json.Valid
+// refuses, and decode what it accepts as the decoder did.
+func TestDecodeWhole(t *testing.T) {
+	for _, tc := range []string{
+		`12`, `12 `, "12\n", ` 12`, `{"a":[1,2.5,null]}`, `[true,false]`, `-0.5e3`,
+		``, ` `, `1 2`, `01`, `{}x`, `[1]]`, `{"a":}`, `tru`, `nul`, `{"a":1}{}`, `[1,]`, "\"\xff\"", `-`, `1.`,
+		strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	} {
+		got, ok := decodeWhole([]byte(tc))
+		if want := json.Valid([]byte(tc)); ok != want {
+			t.Errorf("%.40q: decodeWhole %v, json.Valid %v", tc, ok, want)
+		}
+		if ok {
+			var want any
+			if err := newDecoder([]byte(tc)).Decode(&want); err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("%q: decoded %#v, want %#v (%v)", tc, got, want, err)
+			}
+		}
+	}
+}
+
+// FuzzDecodeWhole: decodeWhole accepts exactly what json.Valid accepts.
+func FuzzDecodeWhole(f *testing.F) {
+	for _, seed := range []string{`12`, `{"a":[1,"x"]}`, `1 2`, `01`, `[1]]`, ` `, `{"a":1}{}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, ok := decodeWhole(b); ok != json.Valid(b) {
+			t.Errorf("%q: decodeWhole %v, json.Valid %v", b, ok, !ok)
 		}
 	})
 }
@@ -174,4 +217,28 @@ func FuzzPlain3(f *testing.F) {
 			t.Errorf("%q read, but its values not", pt)
 		}
 	})
+}
+
+// An event key is derived from the event's id, so no call sequence may
+// seal two plaintexts under one key and nonce: sealing one id again, with
+// other data or the same, in another call to Seal, gives another nonce.
+func TestSealNonceNotReused(t *testing.T) {
+	ctx := context.Background()
+	s := NewSealer(memory.NewSubjectKeys(), nil)
+	id := trail.NewID(time.Now())
+	seen := map[string]string{} // nonce → the plaintext's email
+	for _, email := range []string{"alice@example.com", "bob@example.com", "alice@example.com"} {
+		ev := &trail.Event{ID: id, Actor: trail.Actor{Type: trail.ActorUser, ID: "u-1", Email: email}}
+		if err := s.Seal(ctx, "acme", []*trail.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+		b, ok := parseBlob(ev.Actor.Email)
+		if !ok || b.version != prefix3 {
+			t.Fatalf("sealed to %q, want an enc3 blob", ev.Actor.Email)
+		}
+		if prev, dup := seen[string(b.nonce)]; dup {
+			t.Errorf("event %s sealed with %s and then with %s under one key and nonce %x", id, prev, email, b.nonce)
+		}
+		seen[string(b.nonce)] = email
+	}
 }

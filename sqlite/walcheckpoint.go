@@ -130,7 +130,7 @@ func (db *DB) checkpoint(ctx context.Context, restart bool) (busy, over bool, er
 	busy, frames, err = walCheckpoint(ctx, db.cdb, "RESTART")
 	<-db.turn
 	waited, held := t1.Sub(t0), time.Since(t1)
-	db.wal.restarted(err == nil && !busy, err == nil && busy, waited, held)
+	db.wal.restarted(busy, err, waited, held)
 	db.o.Logger.Debug("sqlite: RESTART checkpoint", "path", db.path, "frames", frames, "busy", busy,
 		"waited", waited, "held", held)
 	if err == nil && busy {
@@ -194,17 +194,19 @@ func (w *walStats) sawLog(size int64) {
 	w.s.Largest = max(w.s.Largest, size)
 }
 
-// restarted records a RESTART checkpoint: whether it reset the log or a
-// reader kept it from finishing (busy), how long it waited for the writer
-// and how long it held it.
-func (w *walStats) restarted(reset, busy bool, waited, held time.Duration) {
+// restarted records a RESTART checkpoint as walCheckpoint answered it: a
+// reset of the log, or one a reader kept from finishing (busy), or
+// neither (err); and how long it waited for the writer and how long it
+// held it.
+func (w *walStats) restarted(busy bool, err error, waited, held time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if reset {
-		w.s.Resets++
-	}
-	if busy {
+	switch {
+	case err != nil: // in neither count (the checkpointer logs it)
+	case busy:
 		w.s.Busy++
+	default:
+		w.s.Resets++
 	}
 	w.s.Waited += waited
 	w.s.Held += held
