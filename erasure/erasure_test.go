@@ -37,7 +37,7 @@ func failedLogin(actor, email string) *trail.Event {
 		Context: map[string]any{"reason": "invalid_password", "attempts": 2, "email": email}}
 }
 
-// forms are the blob forms a Sealer seals in: enc3, and enc2 as events
+// forms are the blob forms a Sealer seals in: enc4, and enc2 as events
 // were sealed before it (erasure.SealAsBefore), which open, erase and
 // verify as they did.
 var forms = []struct {
@@ -45,7 +45,7 @@ var forms = []struct {
 	prefix string // of a blob
 	set    func(*erasure.Sealer)
 }{
-	{"enc3", "enc3:", func(*erasure.Sealer) {}},
+	{"enc4", "enc4:", func(*erasure.Sealer) {}},
 	{"enc2", "enc2:", erasure.SealAsBefore},
 }
 

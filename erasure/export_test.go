@@ -9,10 +9,10 @@ import (
 )
 
 // SealAsBefore makes s seal in enc2, the form of the blobs sealed before
-// enc3, so that tests can make such events and check they open as before.
+// enc4, so that tests can make such events and check they open as before.
 func SealAsBefore(s *Sealer) { s.form = form2{} }
 
-// form2 writes enc2 blobs, as Seal did before enc3:
+// form2 writes enc2 blobs, as Seal did before the compact forms:
 // enc2:KEYID:base64url(nonce ‖ AES-256-GCM(event key, nonce, JSON {path: value})).
 type form2 struct{}
 

@@ -22,24 +22,30 @@ import (
 // The sealed forms a personal field may hold (docs/design.md "GDPR erasure
 // without losing integrity"):
 //
-//	enc3:base64url(KEYID ‖ nonce ‖ AES-256-GCM(event key, nonce, fields))
+//	enc4:base64url(KEYID ‖ nonce ‖ AES-256-GCM(event key, nonce, fields))
+//	enc3:base64url(KEYID ‖ AES-256-GCM(event key, zero nonce, fields))
 //	enc2:KEYID:base64url(nonce ‖ AES-256-GCM(event key, nonce, JSON {path: value}))
 //	enc1:KEYID:base64url(nonce ‖ AES-256-GCM(subject key, nonce, JSON {path: value}))
 //
 // and the references to a blob (ref, ref PATH), the same whatever the
-// blob's form. Seal writes enc3 (the tests write enc2 as before, with
+// blob's form. Seal writes enc4 (the tests write enc2 as before, with
 // SealAsBefore); every form opens.
 //
-// In enc3 the key id is one byte 0 and 8 bytes for an id of 16 lower-case
-// hex digits (every store's, trail.NewSubjectKey), else one byte n (1 to
-// 255) and the id's n bytes (valid UTF-8, never 16 lower-case hex
-// digits). The nonce is 12 random bytes (crypto/rand) drawn for each
+// enc4 and enc3 are the compact forms (form3, plain3). In both the key
+// id is one byte 0 and 8 bytes for an id of 16 lower-case hex digits
+// (every store's, trail.NewSubjectKey), else one byte n (1 to 255) and
+// the id's n bytes (valid UTF-8, never 16 lower-case hex digits). The
+// nonce of enc4 is 12 random bytes (crypto/rand) drawn for each
 // blob: an event key is derived from the tenant, the key id and the
 // event's id, so whatever a caller seals under one id (the same event
 // sealed twice, two events given one id), no key and nonce seal two
 // plaintexts but by a chance of 2^-96 a pair. The plaintext is the blob's
-// fields one after another (plain3), not JSON.
+// fields one after another (plain3), not JSON. enc3, written for a day
+// (the main branch of 7 December 2026), is enc4 with the constant zero as
+// its nonce, not stored, which two Seal calls for one event id could
+// reuse; it still opens, and is never written.
 const (
+	prefix4 = "enc4:"
 	prefix3 = "enc3:"
 	prefix  = "enc2:"
 	prefix1 = "enc1:"
@@ -49,8 +55,12 @@ const (
 // nonceSize is the bytes of a blob's nonce, AES-GCM's standard size.
 const nonceSize = 12
 
-// b64 is the encoding of a blob's bytes. enc3 is read strictly (the unused
-// bits of the last character zero), so one blob has one spelling.
+// zeroNonce is the nonce of every enc3 blob.
+var zeroNonce = make([]byte, nonceSize)
+
+// b64 is the encoding of a blob's bytes. enc4 and enc3 are read strictly
+// (the unused bits of the last character zero), so one blob has one
+// spelling.
 var (
 	b64       = base64.RawURLEncoding
 	b64Strict = base64.RawURLEncoding.Strict()
@@ -59,7 +69,8 @@ var (
 // isSealed reports whether str has one of the sealed prefixes (a blob or
 // a reference).
 func isSealed(str string) bool {
-	return strings.HasPrefix(str, prefix3) || strings.HasPrefix(str, prefix) || strings.HasPrefix(str, prefix1)
+	return strings.HasPrefix(str, prefix4) || strings.HasPrefix(str, prefix3) || strings.HasPrefix(str, prefix) ||
+		strings.HasPrefix(str, prefix1)
 }
 
 // sealedBlob is a sealed value parsed: its form (a prefix), its key id, and what
@@ -75,17 +86,28 @@ type sealedBlob struct {
 // any value not in one of the sealed forms.
 func parseBlob(v string) (b sealedBlob, ok bool) {
 	switch {
-	case strings.HasPrefix(v, prefix3):
-		enc := v[len(prefix3):]
+	case strings.HasPrefix(v, prefix4) || strings.HasPrefix(v, prefix3):
+		version := v[:len(prefix4)]
+		enc := v[len(prefix4):]
 		data, err := b64Strict.DecodeString(enc)
 		if err != nil || b64.EncodedLen(len(data)) != len(enc) { // the decoder skips line breaks
 			return sealedBlob{}, false
 		}
 		id, rest, ok := cutKeyID(data)
-		if !ok || len(rest) < nonceSize+16 { // the nonce and the tag
+		if !ok {
 			return sealedBlob{}, false
 		}
-		return sealedBlob{version: prefix3, id: id, nonce: rest[:nonceSize], ct: rest[nonceSize:]}, true
+		nonce := zeroNonce
+		if version == prefix4 {
+			if len(rest) < nonceSize {
+				return sealedBlob{}, false
+			}
+			nonce, rest = rest[:nonceSize], rest[nonceSize:]
+		}
+		if len(rest) < 16 { // the tag
+			return sealedBlob{}, false
+		}
+		return sealedBlob{version: version, id: id, nonce: nonce, ct: rest}, true
 	case strings.HasPrefix(v, prefix) || strings.HasPrefix(v, prefix1) && !strings.HasPrefix(v, ref):
 		id, enc, ok := strings.Cut(v[len(prefix):], ":")
 		data, err := b64.DecodeString(enc)
@@ -109,7 +131,7 @@ type blobForm interface {
 	appendBlob(dst []byte, id string, sealed []byte) []byte
 }
 
-// form3 writes enc3 blobs.
+// form3 writes enc4 blobs (the compact form, with its nonce).
 type form3 struct{}
 
 func (form3) appendPlain(dst []byte, ev *trail.Event, fields []field) ([]byte, error) {
@@ -126,14 +148,14 @@ func (form3) appendHead(dst []byte, id string) ([]byte, error) { return appendKe
 
 func (form3) appendBlob(dst []byte, _ string, sealed []byte) []byte { return appendBlob3(dst, sealed) }
 
-// appendBlob3 appends the enc3 value of a key id and its sealed bytes
+// appendBlob3 appends the enc4 value of a key id and its sealed bytes
 // (nonce, ciphertext and tag); sealed starts with the key id
 // (appendKeyID).
 func appendBlob3(dst, sealed []byte) []byte {
-	return b64.AppendEncode(append(dst, prefix3...), sealed)
+	return b64.AppendEncode(append(dst, prefix4...), sealed)
 }
 
-// appendKeyID appends id as an enc3 blob starts with it.
+// appendKeyID appends id as an enc4 (or enc3) blob starts with it.
 func appendKeyID(dst []byte, id string) ([]byte, error) {
 	if hexID(id) {
 		dst = append(dst, 0)
@@ -145,7 +167,7 @@ func appendKeyID(dst []byte, id string) ([]byte, error) {
 	return append(append(dst, byte(len(id))), id...), nil
 }
 
-// cutKeyID reads the key id an enc3 blob starts with, and returns the rest.
+// cutKeyID reads the key id an enc4 or enc3 blob starts with, and returns the rest.
 func cutKeyID(data []byte) (id string, rest []byte, ok bool) {
 	if len(data) == 0 {
 		return "", nil, false
@@ -167,7 +189,7 @@ func cutKeyID(data []byte) (id string, rest []byte, ok bool) {
 	return id, data[1+n:], true
 }
 
-// hexID reports whether id is 16 lower-case hex digits (8 bytes in enc3).
+// hexID reports whether id is 16 lower-case hex digits (8 bytes in enc4 and enc3).
 func hexID(id string) bool {
 	if len(id) != 16 {
 		return false
@@ -180,7 +202,7 @@ func hexID(id string) bool {
 	return true
 }
 
-// The plaintext of an enc3 blob (plain3) is its fields one after another,
+// The plaintext of an enc4 or enc3 blob (plain3) is its fields one after another,
 // each a code naming the field, then the value's length (a minimal
 // uvarint) and bytes:
 //
@@ -396,7 +418,7 @@ func decodeWhole(b []byte) (any, bool) {
 // values returns what b's plaintext pt opens each path to, as its form
 // writes it.
 func (b sealedBlob) values(pt []byte) (map[string]any, bool) {
-	if b.version == prefix3 {
+	if b.version == prefix4 || b.version == prefix3 {
 		return values3(pt)
 	}
 	return valuesJSON(pt)

@@ -36,13 +36,13 @@ func TestEventKey(t *testing.T) {
 	}
 }
 
-// A key id of 16 lower-case hex digits takes 9 bytes in enc3, any other
-// its own bytes and one; each reads back as it was, and ids enc3 cannot
+// A key id of 16 lower-case hex digits takes 9 bytes in enc4, any other
+// its own bytes and one; each reads back as it was, and ids enc4 cannot
 // hold are refused.
 func TestKeyID(t *testing.T) {
 	for _, tc := range []struct {
 		id   string
-		size int // bytes in enc3; 0: refused
+		size int // bytes in enc4; 0: refused
 	}{
 		{"0123456789abcdef", 9},
 		{"0123456789ABCDEF", 17},
@@ -129,28 +129,37 @@ func TestPlain3(t *testing.T) {
 }
 
 // FuzzParseBlob: no string makes the reading of a sealed value fail, and an
-// enc3 value read is the one spelling of its bytes.
+// enc4 or enc3 value read is the one spelling of its bytes (an enc3 one
+// with the zero nonce).
 func FuzzParseBlob(f *testing.F) {
-	f.Add("enc3:AAEjRWeJq83vAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-	f.Add("enc3:BWtleS0xAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-	f.Add("enc3:AAEjRWeJq83vAAAAAAAAAAAAAAAAAAAAAA") // no room for a nonce
+	f.Add("enc4:AAEjRWeJq83vAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("enc4:BWtleS0xAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("enc4:AAEjRWeJq83vAAAAAAAAAAAAAAAAAAAAAA") // no room for a nonce
+	f.Add("enc3:AAEjRWeJq83vAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("enc3:BWtleS0xAAAAAAAAAAAAAAAAAAAAAA")
 	f.Add("enc2:0123456789abcdef:AAAAAAAAAAAAAAAA")
 	f.Add("enc1:0123456789abcdef:AAAAAAAAAAAAAAAA")
 	f.Add("enc1:^actor.name")
+	f.Add("enc4:")
 	f.Add("enc3:")
 	f.Fuzz(func(t *testing.T, v string) {
 		b, ok := parseBlob(v)
-		if !ok || b.version != prefix3 {
+		if !ok || b.version != prefix4 && b.version != prefix3 {
 			return
 		}
 		sealed, err := appendKeyID(nil, b.id)
 		if err != nil {
-			t.Fatalf("%q read with key id %q, which enc3 cannot hold: %v", v, b.id, err)
+			t.Fatalf("%q read with key id %q, which the compact forms cannot hold: %v", v, b.id, err)
 		}
 		if len(b.nonce) != nonceSize {
 			t.Fatalf("%q read with a nonce of %d bytes", v, len(b.nonce))
 		}
-		if again := string(appendBlob3(nil, append(append(sealed, b.nonce...), b.ct...))); again != v {
+		if b.version == prefix4 {
+			sealed = append(sealed, b.nonce...)
+		} else if !bytes.Equal(b.nonce, zeroNonce) {
+			t.Fatalf("%q read with the nonce %x, not enc3's zero", v, b.nonce)
+		}
+		if again := b.version + b64.EncodeToString(append(sealed, b.ct...)); again != v {
 			t.Errorf("%q read, and written back as %q", v, again)
 		}
 	})
@@ -233,8 +242,8 @@ func TestSealNonceNotReused(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, ok := parseBlob(ev.Actor.Email)
-		if !ok || b.version != prefix3 {
-			t.Fatalf("sealed to %q, want an enc3 blob", ev.Actor.Email)
+		if !ok || b.version != prefix4 {
+			t.Fatalf("sealed to %q, want an enc4 blob", ev.Actor.Email)
 		}
 		if prev, dup := seen[string(b.nonce)]; dup {
 			t.Errorf("event %s sealed with %s and then with %s under one key and nonce %x", id, prev, email, b.nonce)

@@ -287,12 +287,20 @@ func testBundleSealedBefore(t *testing.T, prefix string, form func(*erasure.Seal
 	}
 }
 
-// Events sealed in enc2 by the code before enc3 (testdata/enc2.json: their
-// stored bytes, their openings and what they opened to, written by that
-// code) open to exactly what they did; without one subject's opening, that
-// subject's fields, and only theirs, read as erased.
-func TestOpenEnc2AsBefore(t *testing.T) {
-	data, err := os.ReadFile("testdata/enc2.json")
+// Events sealed in forms Seal no longer writes, by the code that wrote
+// them (their stored bytes, their openings and what they opened to):
+// enc2 (testdata/enc2.json) and enc3, the compact form with a zero nonce
+// (testdata/enc3.json, by main at 53d9d03) open to exactly what they did;
+// without one subject's opening, that subject's fields, and only theirs,
+// read as erased.
+func TestOpenAsBefore(t *testing.T) {
+	for _, form := range []string{"enc2", "enc3"} {
+		t.Run(form, func(t *testing.T) { testOpenAsBefore(t, form) })
+	}
+}
+
+func testOpenAsBefore(t *testing.T, form string) {
+	data, err := os.ReadFile("testdata/" + form + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,8 +314,8 @@ func TestOpenEnc2AsBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, g := range golden {
-		if !strings.Contains(g.Sealed, `"enc2:`) {
-			t.Fatalf("event %d holds no enc2 blob: %s", i, g.Sealed)
+		if !strings.Contains(g.Sealed, `"`+form+`:`) {
+			t.Fatalf("event %d holds no %s blob: %s", i, form, g.Sealed)
 		}
 		got, err := erasure.OpenLeaf(g.Tenant, []byte(g.Sealed), g.Openings)
 		if err != nil || string(got) != g.Opened {
