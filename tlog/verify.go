@@ -644,7 +644,8 @@ func (b *batch) compare() {
 	// The strings the index is derived into are slices of the batch's
 	// bytes, viewed as a string: they are not written while it is
 	// compared, and indexDamage keeps none of those strings (what it
-	// reports it formats anew).
+	// reports it formats anew, and the walk copies it into the report
+	// before the batch is reused: TestVerifyDamageOutlivesBatch).
 	text := unsafe.String(unsafe.SliceData(b.data), len(b.data))
 	orphan := func(x *trail.IndexRow) {
 		b.orphans = append(b.orphans, Damage{Kind: Index, Seq: x.Seq, Detail: orphanDamage(x)})

@@ -433,6 +433,31 @@ func TestIndexDamage(t *testing.T) {
 	}
 }
 
+// TestVerifyDamageOutlivesBatch: what a report says of a row is its own,
+// not a view of the batch buffer the row was read into (compare reads the
+// index strings of a batch as slices of its bytes, and the buffer is
+// refilled by later batches): a damaged row of the first batch, in a log
+// of many batches, reads the same once Verify is done with every batch.
+func TestVerifyDamageOutlivesBatch(t *testing.T) {
+	s := signer(t, testKey)
+	const rows = 20 * batchRows // well over the batches a scan keeps in flight
+	l := buildLog(t, s, events(rows, 400), 1000)
+	for _, seq := range []uint64{2, rows - 1} {
+		l.setIndex(seq, indexed(t, seq, l.rows[seq-1].Body, func(ix *trail.IndexRow) { ix.Index.ID = "forged" }))
+	}
+	rep, err := Verify(context.Background(), l, testTenant, s.Verifier(), VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Damage{
+		{Kind: Index, Seq: 2, Detail: `column id holds "forged", the event says "ev-2"`},
+		{Kind: Index, Seq: rows - 1, Detail: fmt.Sprintf(`column id holds "forged", the event says "ev-%d"`, rows-1)},
+	}
+	if !slices.Equal(rep.Damage, want) {
+		t.Errorf("damage %+v, want %+v", rep.Damage, want)
+	}
+}
+
 // TestVerifyMaxDamage checks that a log damaged throughout gives a report
 // of the MaxDamage lowest seqs.
 func TestVerifyMaxDamage(t *testing.T) {
