@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"encoding/binary"
 	"time"
 	"unicode/utf8"
 )
@@ -278,7 +279,10 @@ func (r *indexReader) str() (string, bool) {
 	}
 	b := r.b
 	start, ascii := r.i, true
-	for i := start; i < len(b); i++ {
+	i := start
+	for ; len(b)-i >= 8 && plainWord(binary.LittleEndian.Uint64(b[i:])); i += 8 {
+	}
+	for ; i < len(b); i++ {
 		c := b[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
 			continue
@@ -296,6 +300,15 @@ func (r *indexReader) str() (string, bool) {
 		ascii = false
 	}
 	return "", false
+}
+
+// plainWord reports whether the 8 bytes of x are all printable ASCII other
+// than '"' and '\\': bytes a string holds as they are, 8 at a time (a
+// string's other bytes are read one by one).
+func plainWord(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(x uint64) uint64 { return (x - ones) &^ x & highs } // a byte of x is 0
+	return (x-ones*0x20)&^x&highs|zero(x^(ones*'"'))|zero(x^(ones*'\\'))|x&highs == 0
 }
 
 // time reads a timestamp into t as a time.Time reads its JSON: the form
@@ -443,7 +456,10 @@ func (r *indexReader) skip(depth int) bool {
 // skipString reads a string with any escapes RFC 8259 allows.
 func (r *indexReader) skipString() bool {
 	b := r.b
-	for i := r.i + 1; i < len(b); i++ { // past the opening quote
+	i := r.i + 1 // past the opening quote
+	for ; len(b)-i >= 8 && plainWord(binary.LittleEndian.Uint64(b[i:])); i += 8 {
+	}
+	for ; i < len(b); i++ {
 		c := b[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
