@@ -697,7 +697,7 @@ const seqMember = `"seq":`
 // "violations") have no member named seq, and a string cannot hold the
 // bytes unescaped.
 func claimedSeq(body []byte) (uint64, bool) {
-	i := bytes.LastIndex(body, []byte(seqMember))
+	i := lastSeqMember(body)
 	if i < 0 {
 		return 0, false
 	}
@@ -715,6 +715,23 @@ func claimedSeq(body []byte) (uint64, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// lastSeqMember is bytes.LastIndex(body, []byte(seqMember)), found from
+// the colons at the end of body back: the top-level seq is near the end of
+// an event's bytes (only targets, tenant, v and violations follow it), and
+// an occurrence of seqMember ends at a colon.
+func lastSeqMember(body []byte) int {
+	for end := len(body); ; {
+		c := bytes.LastIndexByte(body[:end], ':')
+		if c < len(seqMember)-1 {
+			return -1
+		}
+		if start := c + 1 - len(seqMember); string(body[start:c+1]) == seqMember {
+			return start
+		}
+		end = c
+	}
 }
 
 // damages collects the damage of one report, keeping the MaxDamage of

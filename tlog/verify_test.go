@@ -530,11 +530,35 @@ func TestClaimedSeq(t *testing.T) {
 		{`{"seq":"5"}`, 0, false},
 		{`{"seq":`, 0, false},
 		{`{"v":1}`, 0, false},
+		{`"seq":3`, 3, true},
+		{`seq":3`, 0, false},
+		{`:"seq":4,"seq":`, 0, false},
+		{`{"seq":4,"x":{"seq":":"}}`, 0, false},
+		{`{"seq":4,"tenant":"a:b","v":1}`, 4, true},
+		{`:::`, 0, false},
+		{``, 0, false},
 	} {
 		if seq, ok := claimedSeq([]byte(tc.body)); seq != tc.seq || ok != tc.ok {
 			t.Errorf("claimedSeq(%s) = %d, %v; want %d, %v", tc.body, seq, ok, tc.seq, tc.ok)
 		}
+		checkLastSeqMember(t, []byte(tc.body))
 	}
+}
+
+// checkLastSeqMember fails t when lastSeqMember(body) is not the last
+// index of seqMember in body.
+func checkLastSeqMember(t *testing.T, body []byte) {
+	if got, want := lastSeqMember(body), bytes.LastIndex(body, []byte(seqMember)); got != want {
+		t.Errorf("lastSeqMember(%q) = %d, want %d", body, got, want)
+	}
+}
+
+// FuzzLastSeqMember holds lastSeqMember to bytes.LastIndex.
+func FuzzLastSeqMember(f *testing.F) {
+	for _, s := range []string{`{"seq":5}`, `{"context":{"seq":9},"id":"e","seq":5,"tenant":"t","v":1}`, `"seq":`, `::"seq"::`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(checkLastSeqMember)
 }
 
 // TestLeafHasher: the hasher verification reuses gives LeafHash, also
