@@ -147,12 +147,28 @@ var (
 	violationMembers = memberNames("message", "path", "rule")
 )
 
-// memberNames returns each name as a member of an object starts in
-// canonical JSON: `"name":`.
-func memberNames(names ...string) []string {
-	out := make([]string, len(names))
+// memberName is a member name as an object's member starts in canonical
+// JSON, `"name":` (q), with its first 16 bytes as two words (w, zero past
+// q's end) and the masks of q's bytes in them (m), so that most names are
+// matched by two compares of words.
+type memberName struct {
+	q    string
+	w, m [2]uint64
+}
+
+// memberNames returns the memberName of each name.
+func memberNames(names ...string) []memberName {
+	out := make([]memberName, len(names))
 	for i, n := range names {
-		out[i] = `"` + n + `":`
+		q := `"` + n + `":`
+		var b, mask [16]byte
+		copy(b[:], q)
+		for j := range min(len(q), len(mask)) {
+			mask[j] = 0xff
+		}
+		out[i] = memberName{q: q,
+			w: [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])},
+			m: [2]uint64{binary.LittleEndian.Uint64(mask[:8]), binary.LittleEndian.Uint64(mask[8:])}}
 	}
 	return out
 }
@@ -196,7 +212,7 @@ func (r *indexReader) next(c byte) bool {
 // with the index in names of each to read its value. A name is matched by
 // its bytes: one written with an escape is not read here, as str reads no
 // escape. An empty object is never written.
-func (r *indexReader) object(names []string, member func(int) bool) bool {
+func (r *indexReader) object(names []memberName, member func(int) bool) bool {
 	if !r.next('{') {
 		return false
 	}
@@ -208,7 +224,7 @@ func (r *indexReader) object(names []string, member func(int) bool) bool {
 		if !first && !r.next(',') {
 			return false
 		}
-		for at < len(names) && !r.name(names[at]) {
+		for at < len(names) && !r.name(&names[at]) {
 			at++
 		}
 		if at == len(names) || !member(at) {
@@ -218,21 +234,28 @@ func (r *indexReader) object(names []string, member func(int) bool) bool {
 	}
 }
 
-// name reads the member name q (`"name":`) when the bytes at r.i are it.
-func (r *indexReader) name(q string) bool {
+// name reads the member name n when the bytes at r.i are it.
+func (r *indexReader) name(n *memberName) bool {
 	rest := r.b[r.i:]
-	// The byte after the quote tells most names apart before a compare.
-	if len(rest) < len(q) || rest[1] != q[1] || string(rest[:len(q)]) != q {
+	if len(rest) < len(n.q) {
 		return false
 	}
-	r.i += len(q)
+	if len(rest) >= 16 {
+		if binary.LittleEndian.Uint64(rest)&n.m[0] != n.w[0] || binary.LittleEndian.Uint64(rest[8:])&n.m[1] != n.w[1] ||
+			(len(n.q) > 16 && string(rest[16:len(n.q)]) != n.q[16:]) {
+			return false
+		}
+	} else if string(rest[:len(n.q)]) != n.q {
+		return false
+	}
+	r.i += len(n.q)
 	return true
 }
 
 // strs reads an object whose members, among names, are all strings: that
 // of names[m] into into[m] (where there is one and it is not nil; the
 // others are skipped, escapes and all).
-func (r *indexReader) strs(names []string, into ...*string) bool {
+func (r *indexReader) strs(names []memberName, into ...*string) bool {
 	return r.object(names, func(m int) bool {
 		if m < len(into) && into[m] != nil {
 			return r.into(into[m])
