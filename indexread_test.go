@@ -147,6 +147,12 @@ func TestCanonicalTime(t *testing.T) {
 		{"0001-01-01T00:00:00Z", true},     // the zero time: readIndex refuses it after
 		{"0000-01-01T00:00:00Z", true},
 		{"9999-12-31T23:59:59.999999999Z", true},
+		{"0000-02-29T00:00:00Z", true}, // year 0 is a leap year
+		{"0000-03-01T00:00:00Z", true},
+		{"0399-12-31T23:59:59Z", true},
+		{"1969-12-31T23:59:59.5Z", true},
+		{"1970-01-01T00:00:00Z", true},
+		{"2000-03-01T00:00:00Z", true},
 		{"2024-02-29T00:00:00Z", true},             // leap year
 		{"2000-02-29T00:00:00Z", true},             // divisible by 400
 		{"1900-02-29T00:00:00Z", false},            // divisible by 100: no such day
