@@ -363,33 +363,54 @@ func canonicalTime(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	ok := true
-	num := func(digits string) int {
-		n := 0
-		for i := 0; i < len(digits); i++ {
-			d := digits[i] - '0'
-			if d > 9 {
-				ok = false
-			}
-			n = n*10 + int(d)
+	two := func(i int) int { // the number of the two digits at s[i:]
+		hi, lo := s[i]-'0', s[i+1]-'0'
+		if hi > 9 || lo > 9 {
+			ok = false
 		}
-		return n
+		return int(hi)*10 + int(lo)
 	}
-	year, month, day := num(s[0:4]), num(s[5:7]), num(s[8:10])
-	hour, minute, sec := num(s[11:13]), num(s[14:16]), num(s[17:19])
+	year, month, day := two(0)*100+two(2), two(5), two(8)
+	hour, minute, sec := two(11), two(14), two(17)
 	nsec := 0
 	if frac := s[19 : len(s)-1]; frac != "" {
 		if len(frac) < 2 || frac[0] != '.' {
 			return time.Time{}, false
 		}
-		nsec = num(frac[1:])
-		for range 10 - len(frac) {
-			nsec *= 10
+		for i := 1; i < 10; i++ { // 9 digits, those past frac's end 0
+			d := byte(0)
+			if i < len(frac) {
+				if d = frac[i] - '0'; d > 9 {
+					ok = false
+				}
+			}
+			nsec = nsec*10 + int(d)
 		}
 	}
 	if !ok || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
 		return time.Time{}, false
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+	secs := civilDays(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
+	return time.Unix(secs, int64(nsec)).UTC(), true
+}
+
+// civilDays returns the days from 1970-01-01 to a date of the proleptic
+// Gregorian calendar (month 1 to 12, day in range), as time counts them:
+// Howard Hinnant's days_from_civil, whose years start on March 1.
+func civilDays(year, month, day int) int64 {
+	if month <= 2 {
+		year--
+	}
+	era := year
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := year - era*400                     // 0 to 399
+	doy := (153*((month+9)%12)+2)/5 + day - 1 // 0 to 365, from March 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy    // 0 to 146096
+	const toEpoch = 719468                    // days from 0000-03-01 to 1970-01-01
+	return int64(era)*146097 + int64(doe) - toEpoch
 }
 
 // daysIn returns the number of days of month (1 to 12) of year in the
