@@ -209,3 +209,29 @@ func FuzzCanonicalTime(f *testing.F) {
 	}
 	f.Fuzz(checkCanonicalTime)
 }
+
+// TestMemberPlaces: the constants readIndex switches on name the members
+// at their places in eventMembers and actorMembers.
+func TestMemberPlaces(t *testing.T) {
+	for _, tc := range []struct {
+		names []memberName
+		place int
+		name  string
+	}{
+		{eventMembers, evAction, "action"}, {eventMembers, evActor, "actor"}, {eventMembers, evCategory, "category"},
+		{eventMembers, evContext, "context"}, {eventMembers, evCorrelationID, "correlation_id"}, {eventMembers, evID, "id"},
+		{eventMembers, evOccurredAt, "occurred_at"}, {eventMembers, evOutcome, "outcome"}, {eventMembers, evReason, "reason"},
+		{eventMembers, evRecordedAt, "recorded_at"}, {eventMembers, evRedacted, "redacted"}, {eventMembers, evRequest, "request"},
+		{eventMembers, evScope, "scope"}, {eventMembers, evSeq, "seq"}, {eventMembers, evTargets, "targets"},
+		{eventMembers, evTenant, "tenant"}, {eventMembers, evV, "v"}, {eventMembers, evViolations, "violations"},
+		{actorMembers, acEmail, "email"}, {actorMembers, acID, "id"}, {actorMembers, acName, "name"},
+		{actorMembers, acRoles, "roles"}, {actorMembers, acType, "type"},
+	} {
+		if got, want := tc.names[tc.place].q, `"`+tc.name+`":`; got != want {
+			t.Errorf("member %d is %s, want %s", tc.place, got, want)
+		}
+	}
+	if len(eventMembers) != evViolations+1 || len(actorMembers) != acType+1 {
+		t.Errorf("%d event members, %d actor members: a constant is missing", len(eventMembers), len(actorMembers))
+	}
+}
