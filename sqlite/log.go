@@ -839,24 +839,31 @@ func (rc *rawConn) bind(st uintptr, lo, hi int64) bool {
 
 // int returns column i of the row st is on, when it is an integer.
 func (rc *rawConn) int(st uintptr, i int32) (int64, bool) {
-	if sqlite3.Xsqlite3_column_type(rc.tls, st, i) != sqlite3.SQLITE_INTEGER {
+	v := sqlite3.Xsqlite3_column_value(rc.tls, st, i)
+	if sqlite3.Xsqlite3_value_type(rc.tls, v) != sqlite3.SQLITE_INTEGER {
 		return 0, false
 	}
-	return sqlite3.Xsqlite3_column_int64(rc.tls, st, i), true
+	return sqlite3.Xsqlite3_value_int64(rc.tls, v), true
 }
 
 // value returns the bytes of column i of the row st is on (valid until the
-// statement moves), when its type is one of kinds.
+// statement moves), when its type is one of kinds. The column's value is
+// looked up once (sqlite3_column_value) and read with the sqlite3_value_*
+// calls, not three sqlite3_column_* calls that each look it up again (and
+// take and leave the connection's mutex): SQLite calls such a value
+// unprotected, safe to read only where no other thread uses the
+// connection, as none uses a rawConn.
 func (rc *rawConn) value(st uintptr, i int32, kinds int) ([]byte, bool) {
-	t := sqlite3.Xsqlite3_column_type(rc.tls, st, i)
+	v := sqlite3.Xsqlite3_column_value(rc.tls, st, i)
+	t := sqlite3.Xsqlite3_value_type(rc.tls, v)
 	if kinds&(1<<t) == 0 {
 		return nil, false
 	}
 	if t == sqlite3.SQLITE_NULL {
 		return nil, true
 	}
-	p := sqlite3.Xsqlite3_column_blob(rc.tls, st, i)
-	n := sqlite3.Xsqlite3_column_bytes(rc.tls, st, i)
+	p := sqlite3.Xsqlite3_value_blob(rc.tls, v)
+	n := sqlite3.Xsqlite3_value_bytes(rc.tls, v)
 	if p == 0 || n <= 0 {
 		return nil, true
 	}

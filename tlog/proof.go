@@ -44,7 +44,7 @@ func fetch(ctx context.Context, l trail.Log, tenant string, nodes proof.Nodes) (
 	if err != nil {
 		return nil, fmt.Errorf("tlog: proof: %w", err)
 	}
-	p, err := nodes.Rehash(hashes, hasher.HashChildren)
+	p, err := nodes.Rehash(hashes, hashChildren)
 	if err != nil {
 		return nil, fmt.Errorf("tlog: proof: %w", err)
 	}

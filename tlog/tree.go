@@ -35,18 +35,15 @@ var hasher = rfc6962.DefaultHasher
 var factory = &compact.RangeFactory{Hash: hashChildren}
 
 // hashChildren is RFC 6962's hash of an interior node, SHA-256 of 0x01 ||
-// left || right, as hasher.HashChildren computes it but hashing from one
-// array: the hasher allocates a state, a buffer and a sum per node, and an
-// append computes about one node per event.
+// left || right: the one way this package hashes two children (the tree,
+// and the proofs it folds). It hashes from one array on the stack where
+// hasher.HashChildren allocates a state, a buffer and a sum per node (an
+// append computes about one node per event); hashes of other sizes than
+// trail.HashSize, never a tree's own, grow the buffer.
 func hashChildren(l, r []byte) []byte {
-	if len(l) != trail.HashSize || len(r) != trail.HashSize {
-		return hasher.HashChildren(l, r) // never for a tree's own hashes
-	}
-	var b [1 + 2*trail.HashSize]byte
-	b[0] = rfc6962.RFC6962NodeHashPrefix
-	copy(b[1:], l)
-	copy(b[1+trail.HashSize:], r)
-	sum := sha256.Sum256(b[:])
+	var a [1 + 2*trail.HashSize]byte
+	b := append(append(append(a[:0], rfc6962.RFC6962NodeHashPrefix), l...), r...)
+	sum := sha256.Sum256(b)
 	return sum[:]
 }
 

@@ -644,7 +644,8 @@ func (b *batch) compare() {
 	// The strings the index is derived into are slices of the batch's
 	// bytes, viewed as a string: they are not written while it is
 	// compared, and indexDamage keeps none of those strings (what it
-	// reports it formats anew).
+	// reports it formats anew, and the walk copies it into the report
+	// before the batch is reused: TestVerifyDamageOutlivesBatch).
 	text := unsafe.String(unsafe.SliceData(b.data), len(b.data))
 	orphan := func(x *trail.IndexRow) {
 		b.orphans = append(b.orphans, Damage{Kind: Index, Seq: x.Seq, Detail: orphanDamage(x)})
@@ -696,7 +697,7 @@ const seqMember = `"seq":`
 // "violations") have no member named seq, and a string cannot hold the
 // bytes unescaped.
 func claimedSeq(body []byte) (uint64, bool) {
-	i := bytes.LastIndex(body, []byte(seqMember))
+	i := lastSeqMember(body)
 	if i < 0 {
 		return 0, false
 	}
@@ -714,6 +715,23 @@ func claimedSeq(body []byte) (uint64, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// lastSeqMember is bytes.LastIndex(body, []byte(seqMember)), found from
+// the colons at the end of body back: the top-level seq is near the end of
+// an event's bytes (only targets, tenant, v and violations follow it), and
+// an occurrence of seqMember ends at a colon.
+func lastSeqMember(body []byte) int {
+	for end := len(body); ; {
+		c := bytes.LastIndexByte(body[:end], ':')
+		if c < len(seqMember)-1 {
+			return -1
+		}
+		if start := c + 1 - len(seqMember); string(body[start:c+1]) == seqMember {
+			return start
+		}
+		end = c
+	}
 }
 
 // damages collects the damage of one report, keeping the MaxDamage of

@@ -433,6 +433,31 @@ func TestIndexDamage(t *testing.T) {
 	}
 }
 
+// TestVerifyDamageOutlivesBatch: what a report says of a row is its own,
+// not a view of the batch buffer the row was read into (compare reads the
+// index strings of a batch as slices of its bytes, and the buffer is
+// refilled by later batches): a damaged row of the first batch, in a log
+// of many batches, reads the same once Verify is done with every batch.
+func TestVerifyDamageOutlivesBatch(t *testing.T) {
+	s := signer(t, testKey)
+	const rows = 20 * batchRows // well over the batches a scan keeps in flight
+	l := buildLog(t, s, events(rows, 400), 1000)
+	for _, seq := range []uint64{2, rows - 1} {
+		l.setIndex(seq, indexed(t, seq, l.rows[seq-1].Body, func(ix *trail.IndexRow) { ix.Index.ID = "forged" }))
+	}
+	rep, err := Verify(context.Background(), l, testTenant, s.Verifier(), VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Damage{
+		{Kind: Index, Seq: 2, Detail: `column id holds "forged", the event says "ev-2"`},
+		{Kind: Index, Seq: rows - 1, Detail: fmt.Sprintf(`column id holds "forged", the event says "ev-%d"`, rows-1)},
+	}
+	if !slices.Equal(rep.Damage, want) {
+		t.Errorf("damage %+v, want %+v", rep.Damage, want)
+	}
+}
+
 // TestVerifyMaxDamage checks that a log damaged throughout gives a report
 // of the MaxDamage lowest seqs.
 func TestVerifyMaxDamage(t *testing.T) {
@@ -505,11 +530,35 @@ func TestClaimedSeq(t *testing.T) {
 		{`{"seq":"5"}`, 0, false},
 		{`{"seq":`, 0, false},
 		{`{"v":1}`, 0, false},
+		{`"seq":3`, 3, true},
+		{`seq":3`, 0, false},
+		{`:"seq":4,"seq":`, 0, false},
+		{`{"seq":4,"x":{"seq":":"}}`, 0, false},
+		{`{"seq":4,"tenant":"a:b","v":1}`, 4, true},
+		{`:::`, 0, false},
+		{``, 0, false},
 	} {
 		if seq, ok := claimedSeq([]byte(tc.body)); seq != tc.seq || ok != tc.ok {
 			t.Errorf("claimedSeq(%s) = %d, %v; want %d, %v", tc.body, seq, ok, tc.seq, tc.ok)
 		}
+		checkLastSeqMember(t, []byte(tc.body))
 	}
+}
+
+// checkLastSeqMember fails t when lastSeqMember(body) is not the last
+// index of seqMember in body.
+func checkLastSeqMember(t *testing.T, body []byte) {
+	if got, want := lastSeqMember(body), bytes.LastIndex(body, []byte(seqMember)); got != want {
+		t.Errorf("lastSeqMember(%q) = %d, want %d", body, got, want)
+	}
+}
+
+// FuzzLastSeqMember holds lastSeqMember to bytes.LastIndex.
+func FuzzLastSeqMember(f *testing.F) {
+	for _, s := range []string{`{"seq":5}`, `{"context":{"seq":9},"id":"e","seq":5,"tenant":"t","v":1}`, `"seq":`, `::"seq"::`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(checkLastSeqMember)
 }
 
 // TestLeafHasher: the hasher verification reuses gives LeafHash, also
