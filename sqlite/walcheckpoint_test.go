@@ -51,7 +51,7 @@ func TestWALBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		largest = max(largest, fi.Size())
-		time.Sleep(10 * time.Millisecond) // a tenth of the checkpointer's interval
+		time.Sleep(30 * time.Millisecond) // a tenth of the checkpointer's interval
 	}
 	// 2,400 events write about 15 MB to the log; bounded, it holds MaxWAL
 	// and the commits of a checkpoint interval or two (40 events each,

@@ -418,7 +418,7 @@ func TestServeWALMetrics(t *testing.T) {
 			p.api("POST", "/v1/events:batch", "application/x-ndjson", strings.Repeat(`{"action":"user_logout","actor":{"type":"user","id":"u-1"}}`+"\n", 100), 201)
 			largest := regexp.MustCompile(`(?m)^trail_sqlite_wal_largest_bytes (\S+)$`)
 			var m string
-			// The checkpointer runs 100 ms after a commit.
+			// The checkpointer runs 300 ms after a commit.
 			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 				m = string(p.api("GET", "/metrics", "", "", 200))
 				if v := largest.FindStringSubmatch(m); !tc.sqlite || v != nil && v[1] != "0" {
