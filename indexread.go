@@ -353,9 +353,11 @@ func (r *indexReader) time(t *time.Time) bool {
 // canonicalTime reads s when it is in the form FormatTime writes,
 // 2006-01-02T15:04:05Z with 1 to 9 digits of a second after a '.' before
 // the Z or none, every field in range (no leap second, as time has none),
-// to the instant time.Time's UnmarshalJSON reads from it. It reports false
-// for any other text, which may still be RFC 3339 that time reads (an
-// offset, more digits, lower case): a caller leaves that to time.
+// to the instant time.Time's UnmarshalJSON reads from it. It also reads
+// trailing zeros of a second, which FormatTime does not write, to the
+// same instant time reads. It reports false for any other text, which
+// may still be RFC 3339 that time reads (an offset, more digits, lower
+// case): a caller leaves that to time.
 func canonicalTime(s string) (time.Time, bool) {
 	const short = len("2006-01-02T15:04:05Z")
 	if len(s) < short || len(s) > short+10 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||

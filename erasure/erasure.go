@@ -78,7 +78,7 @@ const maxCached = 100_000
 type Sealer struct {
 	keys    trail.SubjectKeyStore
 	actions trail.ActionResolver
-	form    blobForm // how blobs are written: form3, or enc2 in tests (SealAsBefore)
+	form    blobForm // how blobs are written: form4, or enc2 in tests (SealAsBefore)
 
 	mu       sync.Mutex
 	gen      uint64               // counts erasures: keys read before one are not cached
@@ -99,7 +99,7 @@ var _ trail.Sealer = (*Sealer)(nil)
 // NewSealer returns a Sealer keeping keys in keys; actions says which
 // context keys each action marks personal (nil: only PersonalKeys).
 func NewSealer(keys trail.SubjectKeyStore, actions trail.ActionResolver) *Sealer {
-	return &Sealer{keys: keys, actions: actions, form: form3{}, subjects: map[string]cachedKey{}, byID: map[string]cachedKey{}}
+	return &Sealer{keys: keys, actions: actions, form: form4{}, subjects: map[string]cachedKey{}, byID: map[string]cachedKey{}}
 }
 
 // Subject returns the data subject of ev ("" for none): its actor when the

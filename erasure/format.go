@@ -31,7 +31,7 @@ import (
 // blob's form. Seal writes enc4 (the tests write enc2 as before, with
 // SealAsBefore); every form opens.
 //
-// enc4 and enc3 are the compact forms (form3, plain3). In both the key
+// enc4 and enc3 are the compact forms (form4, plain3). In both the key
 // id is one byte 0 and 8 bytes for an id of 16 lower-case hex digits
 // (every store's, trail.NewSubjectKey), else one byte n (1 to 255) and
 // the id's n bytes (valid UTF-8, never 16 lower-case hex digits). The
@@ -119,7 +119,7 @@ func parseBlob(v string) (b sealedBlob, ok bool) {
 	return sealedBlob{}, false
 }
 
-// blobForm writes sealed blobs in one form: Seal writes form3 (the tests
+// blobForm writes sealed blobs in one form: Seal writes form4 (the tests
 // write enc2 as before with SealAsBefore, export_test.go).
 type blobForm interface {
 	// appendPlain appends the plaintext of ev's fields (one subject's).
@@ -131,10 +131,10 @@ type blobForm interface {
 	appendBlob(dst []byte, id string, sealed []byte) []byte
 }
 
-// form3 writes enc4 blobs (the compact form, with its nonce).
-type form3 struct{}
+// form4 writes enc4 blobs (the compact form, with its nonce).
+type form4 struct{}
 
-func (form3) appendPlain(dst []byte, ev *trail.Event, fields []field) ([]byte, error) {
+func (form4) appendPlain(dst []byte, ev *trail.Event, fields []field) ([]byte, error) {
 	var err error
 	for _, f := range fields {
 		if dst, err = appendField(dst, f, ev); err != nil {
@@ -144,14 +144,14 @@ func (form3) appendPlain(dst []byte, ev *trail.Event, fields []field) ([]byte, e
 	return dst, nil
 }
 
-func (form3) appendHead(dst []byte, id string) ([]byte, error) { return appendKeyID(dst, id) }
+func (form4) appendHead(dst []byte, id string) ([]byte, error) { return appendKeyID(dst, id) }
 
-func (form3) appendBlob(dst []byte, _ string, sealed []byte) []byte { return appendBlob3(dst, sealed) }
+func (form4) appendBlob(dst []byte, _ string, sealed []byte) []byte { return appendBlob4(dst, sealed) }
 
-// appendBlob3 appends the enc4 value of a key id and its sealed bytes
+// appendBlob4 appends the enc4 value of a key id and its sealed bytes
 // (nonce, ciphertext and tag); sealed starts with the key id
 // (appendKeyID).
-func appendBlob3(dst, sealed []byte) []byte {
+func appendBlob4(dst, sealed []byte) []byte {
 	return b64.AppendEncode(append(dst, prefix4...), sealed)
 }
 

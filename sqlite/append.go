@@ -588,7 +588,7 @@ func (a targetRow) compare(b targetRow) int {
 // parameters. Each multi-row INSERT into events is a statement SQLite
 // may abort part-way (the key's integer check), so it opens a statement
 // journal, which copies every page the statement is first to change: a
-// batch of 1000 in runs of 64 copied its hot index pages 16 times over,
+// batch of 1000 in runs of 64 copied its hot index pages 17 times over,
 // in runs of up to 512 (512, 256, ..., 8) 6 times. The larger the run,
 // the larger its prepared statement (about 0.7 MB of SQLite's memory
 // for 512 rows of events, 0.1 MB for 64), prepared only once a group

@@ -13,3 +13,11 @@ func Migration(i int) string { return migrations[i] }
 // ChunkReads returns how many chunks ScanLeavesIndexed has read beneath
 // database/sql, and how many through it.
 func ChunkReads(db *DB) (raw, sql int64) { return db.chunkReads.raw.Load(), db.chunkReads.sql.Load() }
+
+// EventCols are the columns of events an append writes, in the order its
+// INSERTs bind them.
+var EventCols = eventCols
+
+// RowsPerInsert is how many rows one of an append's INSERTs carries at
+// most.
+const RowsPerInsert = rowsPerInsert

@@ -849,8 +849,8 @@ func (rc *rawConn) int(st uintptr, i int32) (int64, bool) {
 // value returns the bytes of column i of the row st is on (valid until the
 // statement moves), when its type is one of kinds. The column's value is
 // looked up once (sqlite3_column_value) and read with the sqlite3_value_*
-// calls, not three sqlite3_column_* calls that each look it up again (and
-// take and leave the connection's mutex): SQLite calls such a value
+// calls, not three sqlite3_column_* calls that each look it up again:
+// SQLite calls such a value
 // unprotected, safe to read only where no other thread uses the
 // connection, as none uses a rawConn.
 func (rc *rawConn) value(st uintptr, i int32, kinds int) ([]byte, bool) {

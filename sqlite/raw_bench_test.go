@@ -18,13 +18,8 @@ import (
 	"github.com/trailaudit/trail/storetest"
 )
 
-// rawEventCols are the columns of events an append writes (pruned stays
-// NULL).
-var rawEventCols = []string{"key", "id", "recorded_at", "occurred_at", "action", "category", "outcome",
-	"actor_id", "actor_type", "organization", "workspace", "team", "correlation_id", "body", "hashes"}
-
 // rawBatch is the rows one Append of a batch wrote: its events rows (in
-// rawEventCols order) and its targets rows (key, id, type), in key order.
+// sqlite.EventCols order) and its targets rows (key, id, type), in key order.
 type rawBatch struct {
 	events  [][]driver.Value
 	targets [][]driver.Value
@@ -62,7 +57,7 @@ func rawBatches(b *testing.B, batches [][]*trail.Event) []rawBatch {
 	}
 	out := make([]rawBatch, len(batches))
 	at := func(key driver.Value) *rawBatch { return &out[int((key.(int64)&(1<<40-1)-1)/int64(len(batches[0])))] }
-	scan("SELECT "+strings.Join(rawEventCols, ", ")+" FROM events ORDER BY key", len(rawEventCols), func(row []driver.Value) {
+	scan("SELECT "+strings.Join(sqlite.EventCols, ", ")+" FROM events ORDER BY key", len(sqlite.EventCols), func(row []driver.Value) {
 		rb := at(row[0])
 		rb.events = append(rb.events, row)
 	})
@@ -102,8 +97,9 @@ func storeFile(b *testing.B, batches [][]*trail.Event) string {
 // rawInserter writes rawBatches into a database made by sqlite.Open (the
 // same schema, indexes and triggers), through modernc's driver as an
 // application would write SQLite itself: one IMMEDIATE transaction a
-// batch, its events and targets rows in multi-row INSERTs of 64 prepared
-// once and bound straight to the driver, the tenant's size and the
+// batch, its events and targets rows in multi-row INSERTs of as many rows
+// as an append's (sqlite.RowsPerInsert) prepared once and bound straight
+// to the driver, the tenant's size and the
 // checkpoint row, durable (WAL, synchronous=FULL) with SQLite's own
 // automatic checkpoints and the writer's page cache. Nothing is validated,
 // redacted, encoded, hashed or signed: it is what the rows alone cost.
@@ -139,9 +135,9 @@ func rawInserter(b *testing.B, drop ...string) func(rb rawBatch) error {
 	})
 	multi := func(dc any, table string, cols []string, rows [][]driver.Value, row func(i int, v []driver.Value) []driver.Value) error {
 		one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
-		args := make([]driver.NamedValue, 0, 64*len(cols))
+		args := make([]driver.NamedValue, 0, sqlite.RowsPerInsert*len(cols))
 		for i := 0; i < len(rows); {
-			k := 64
+			k := sqlite.RowsPerInsert
 			for k > len(rows)-i {
 				k /= 2
 			}
@@ -169,7 +165,7 @@ func rawInserter(b *testing.B, drop ...string) func(rb rawBatch) error {
 	}
 	const tid = int64(1) << 40
 	var size, ids int64 // the log's size, ids made
-	row := make([]driver.Value, len(rawEventCols))
+	row := make([]driver.Value, len(sqlite.EventCols))
 	return func(rb rawBatch) error {
 		shift := size - (rb.events[0][0].(int64) - tid - 1) // renumbering
 		tx, err := conn.BeginTx(ctx, nil)
@@ -177,7 +173,7 @@ func rawInserter(b *testing.B, drop ...string) func(rb rawBatch) error {
 			return err
 		}
 		err = conn.Raw(func(dc any) error {
-			err := multi(dc, "events", rawEventCols, rb.events, func(_ int, v []driver.Value) []driver.Value {
+			err := multi(dc, "events", sqlite.EventCols, rb.events, func(_ int, v []driver.Value) []driver.Value {
 				copy(row, v)
 				row[0] = v[0].(int64) + shift
 				ids++

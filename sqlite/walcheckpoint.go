@@ -89,10 +89,13 @@ func (db *DB) walCheckpointer() {
 
 // checkpointEvery is the least time between two checkpoints: what the
 // commits of that time wrote to the log is copied into the file at once.
-// At a commit of 1000 events every 10–50 ms that is 6–30 commits, within
-// the default MaxWAL; the longer the interval, the more often a page
-// several commits dirtied is copied once for all of them (300 ms rather
-// than 100: about a tenth fewer bytes written an event, docs/benchmarks.md).
+// At a commit of 1000 events every 10–50 ms that is 6–30 commits, 14–70
+// MB of log (about a 4 KiB page for two events): at the fast end one
+// interval's commits may pass the default MaxWAL (64 MiB), which the
+// checkpoint's RESTART then cuts back. The longer the interval, the more
+// often a page several commits dirtied is copied once for all of them
+// (300 ms rather than 100: about a tenth fewer bytes written an event,
+// docs/benchmarks.md).
 const checkpointEvery = 300 * time.Millisecond
 
 // restartWait is the longest a RESTART checkpoint waits for readers
