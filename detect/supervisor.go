@@ -61,6 +61,7 @@ type Supervisor struct {
 	failed  map[engineKey]Status // a tenant set that could not be built
 	replays map[engineKey]*supervised
 	ctx     context.Context // Run's, for replays; nil before Run
+	asked   []chan struct{} // Sync calls waiting for the next sync to end
 }
 
 type engineKey struct{ tenant, set string }
@@ -101,8 +102,14 @@ func (sv *Supervisor) Run(ctx context.Context) error {
 	t := time.NewTicker(sv.c.Reload)
 	defer t.Stop()
 	defer sv.stopAll()
+	defer func() { answer(sv.takeAsked()) }() // every Sync still waiting: ctx is done, no later one waits
 	for {
+		// The Sync calls made before this sync begins are answered when
+		// it ends; those made during it, by the next (their Reload
+		// wakes it).
+		asked := sv.takeAsked()
 		sv.sync(ctx)
+		answer(asked)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -118,6 +125,46 @@ func (sv *Supervisor) Reload() {
 	select {
 	case sv.reload <- struct{}{}:
 	default:
+	}
+}
+
+// Sync is Reload that waits: it returns once Run has read the tenants and
+// their rule files again, after the call, and started, stopped or
+// restarted the engines to match, so that a Replay or a status read after
+// it sees the rules stored before it; or ctx's error once ctx is done. It
+// returns at once when Run is not running: no engine runs here to change
+// (the process that runs them reloads on its own).
+func (sv *Supervisor) Sync(ctx context.Context) error {
+	sv.mu.Lock()
+	if sv.ctx == nil || sv.ctx.Err() != nil {
+		sv.mu.Unlock()
+		return nil
+	}
+	c := make(chan struct{})
+	sv.asked = append(sv.asked, c)
+	sv.mu.Unlock()
+	sv.Reload()
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// takeAsked returns the Sync calls waiting, and forgets them.
+func (sv *Supervisor) takeAsked() []chan struct{} {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	asked := sv.asked
+	sv.asked = nil
+	return asked
+}
+
+// answer ends the Sync calls waiting on asked.
+func answer(asked []chan struct{}) {
+	for _, c := range asked {
+		close(c)
 	}
 }
 

@@ -124,6 +124,51 @@ func TestSupervisor(t *testing.T) {
 	}
 }
 
+// Sync returns once the engines run the rules stored before it: the
+// status read right after it shows the set a new rule file makes (with
+// Reload alone, the set starts some time later), and a Replay started
+// right after it replays the new rules. It returns at once when Run is
+// not running, and when Run has stopped.
+func TestSupervisorSync(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := newMemory(t)
+	appendAll(t, s, failures("ann@example.com", 3, 0)...)
+	sv, err := NewSupervisor(SupervisorConfig{Log: s, Tenants: s, Rules: s, Cursors: s, Writer: s, Reload: time.Hour, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sv.Sync(ctx); err != nil {
+		t.Fatalf("Sync before Run: %v", err)
+	}
+	done := make(chan error)
+	go func() { done <- sv.Run(ctx) }()
+	eventually(t, "acme's built-in set runs", func() bool { _, ok := statusOf(sv, "acme", BuiltinSet); return ok })
+	for i, rule := range []string{storetest.SigmaRule("r-1"), strings.ReplaceAll(storetest.SigmaRule("r-2"), "user_login_failed", "user_logout")} {
+		if _, _, _, err := PutRules(ctx, s, s, &trail.RuleFile{Tenant: "acme", Name: "mine", YAML: rule}, admin, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := sv.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sv.mu.Lock()
+		running := sv.engines[engineKey{"acme", TenantSet}]
+		sv.mu.Unlock()
+		if running == nil {
+			t.Fatalf("rule file %d: no tenant set runs once Sync returned", i)
+		}
+		if got := running.e.c.Set.rules[0].ID; got != fmt.Sprintf("r-%d", i+1) {
+			t.Errorf("rule file %d: the tenant set runs rule %s once Sync returned", i, got)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if err := sv.Sync(context.Background()); err != nil {
+		t.Errorf("Sync after Run: %v", err)
+	}
+}
+
 // TestSupervisorReservedLogs: no rules run over the logs Trail keeps for
 // itself (the root log, the operators' log): no engine, no status (a
 // failed one was shown before), no alert, while a tenant's log runs its

@@ -2,6 +2,7 @@ package http
 
 import (
 	"cmp"
+	"context"
 	"net/http"
 	"time"
 
@@ -99,9 +100,7 @@ func (s *Server) putRules(w http.ResponseWriter, r *http.Request, k *trail.APIKe
 		return err
 	}
 	s.writes.succeeded()
-	if s.c.Detections != nil {
-		s.c.Detections.Reload()
-	}
+	s.syncDetections(r.Context())
 	v := viewRuleFile(f)
 	v.RecordedSeq = seq
 	status := http.StatusCreated
@@ -124,10 +123,28 @@ func (s *Server) deleteRules(w http.ResponseWriter, r *http.Request, k *trail.AP
 	if err != nil {
 		return err
 	}
-	if s.c.Detections != nil {
-		s.c.Detections.Reload()
-	}
+	s.syncDetections(r.Context())
 	return writeJSON(w, http.StatusOK, map[string]any{"deleted": r.PathValue("name"), "recorded_seq": seq})
+}
+
+// detectionsSyncWait bounds how long a change of rules waits for the
+// engines run here to pick it up before it is answered.
+const detectionsSyncWait = 5 * time.Second
+
+// syncDetections has the detection rules run here (if any) pick up a
+// change of rules before the change is answered, so that a replay or a
+// status read after the answer sees the new rules. Past
+// detectionsSyncWait it answers anyway, saying so in the log: the change
+// is stored, and the engines pick it up at their next reload.
+func (s *Server) syncDetections(ctx context.Context) {
+	if s.c.Detections == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, detectionsSyncWait)
+	defer cancel()
+	if err := s.c.Detections.Sync(ctx); err != nil {
+		s.log.WarnContext(ctx, "the detection rules did not pick up a change of rules in time; they will at their next reload", "err", err)
+	}
 }
 
 // listAlerts answers a page of the tenant's alerts (alert_raised events),
