@@ -21,3 +21,7 @@ var EventCols = eventCols
 // RowsPerInsert is how many rows one of an append's INSERTs carries at
 // most.
 const RowsPerInsert = rowsPerInsert
+
+// InsertQuery is the statement an append's INSERTs use to insert n rows
+// of cols columns, after head ("INSERT INTO t (a, b)").
+func InsertQuery(head string, cols, n int) string { return multiInsert{head, cols}.query(n) }

@@ -134,14 +134,13 @@ func rawInserter(b *testing.B, drop ...string) func(rb rawBatch) error {
 		}
 	})
 	multi := func(dc any, table string, cols []string, rows [][]driver.Value, row func(i int, v []driver.Value) []driver.Value) error {
-		one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
 		args := make([]driver.NamedValue, 0, sqlite.RowsPerInsert*len(cols))
 		for i := 0; i < len(rows); {
 			k := sqlite.RowsPerInsert
 			for k > len(rows)-i {
 				k /= 2
 			}
-			q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " + strings.TrimSuffix(strings.Repeat(one+",", k), ",")
+			q := sqlite.InsertQuery("INSERT INTO "+table+" ("+strings.Join(cols, ", ")+")", len(cols), k)
 			st := stmts[q]
 			if st == nil {
 				var err error
